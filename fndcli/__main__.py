@@ -1,0 +1,4 @@
+"""`python -m fndcli` is `fnd`."""
+from fndcli.cli import main
+
+main()

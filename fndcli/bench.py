@@ -1,0 +1,246 @@
+"""The core of `fnd matmul-bench`: check each kernel against float64 `a @ b`, then time it with pyperf.
+
+Flow for one run:
+1. For every (impl, shape), estimate the cost from the shape (`Impl.estimate_seconds`) and
+   skip what would take longer than `max_seconds`.
+2. Run each remaining implementation once on seeded inputs and compare with float64
+   `a @ b` on the same inputs; time a few calls to choose how many calls make one value.
+3. Run the pyperf worker (`fndcli.bench_worker`) as a subprocess, once per group of
+   benchmarks that share pyperf settings (see `Preset`); it appends each finished
+   benchmark to one JSON file, so a Ctrl-C keeps what finished.
+4. Join correctness and timings into one row per (impl, shape).
+"""
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyperf
+import torch
+
+from fndcli.benchspec import TOLERANCES, BenchSpec, Shape, make_inputs
+from fndcli.kernels import IMPLS
+
+COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
+           "min_s", "n_values", "gflops", "speedup", "max_abs_err", "rel_err", "correct", "skipped"]
+
+# Environment variables the pyperf workers keep (pyperf drops most of the environment).
+INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES"
+
+
+@dataclass(frozen=True)
+class Runs:
+    """pyperf's arguments for a group of benchmarks, and the values they make."""
+
+    pyperf_args: tuple
+    processes: int
+    warmups: int
+    values: int
+
+    @property
+    def calls(self):
+        """Values measured, warmups included: what the cost guard multiplies."""
+        return self.processes * (self.warmups + self.values)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much pyperf measures. `target_s` is the length of one value, which sets the calls per value.
+
+    `slow` applies to benchmarks whose single call already outlasts a value (the Python
+    loops): their values are long and steady, and each extra worker process would cost
+    another `import torch` (about 2 s on 2 cores) for little information.
+    """
+
+    runs: Runs
+    target_s: float
+    slow: Runs | None = None
+
+    def runs_for(self, call_s):
+        return self.slow if self.slow and call_s >= self.target_s else self.runs
+
+
+PRESETS = {
+    # All five kernels at 5x784x10 in under 30 s on 2 cores, torch imports included:
+    # 2 worker processes x (1 warmup + 3 values of >= 50 ms) each; the loops 1 x (1 + 5).
+    "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.05,
+                      slow=Runs(("--processes", "1", "--values", "5", "--warmups", "1"), 1, 1, 5)),
+    "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
+    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast
+    "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    impls: tuple = tuple(IMPLS)
+    shapes: tuple = (Shape(5, 784, 10),)
+    dtype: str = "float32"
+    threads: int | None = None
+    seed: int = 0
+    preset: str = "default"
+    max_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One implementation's output against float64 `a @ b` on the same inputs."""
+
+    max_abs_err: float
+    rel_err: float
+    correct: bool
+    call_s: float  # measured seconds per call, to size the pyperf values
+
+
+@dataclass
+class BenchResult:
+    rows: pd.DataFrame
+    suite: pyperf.BenchmarkSuite | None  # the benchmarks that finished
+    pyperf_args: list = field(default_factory=list)  # one list per worker run
+    interrupted: bool = False
+
+
+class BenchError(Exception):
+    """The pyperf worker failed."""
+
+
+def estimate_run_seconds(impl, shape, preset):
+    """Seconds of compute the run of one benchmark would take (worker start-up not included)."""
+    call = IMPLS[impl].estimate_seconds(shape.m, shape.k, shape.n)
+    return call + preset.runs_for(call).calls * max(call, preset.target_s)
+
+
+def check_impl(impl, shape, dtype, seed):
+    """Compare one implementation with float64 a @ b, and measure its seconds per call."""
+    a, b = make_inputs(shape, dtype, seed)
+    fn = IMPLS[impl].fn
+    t0 = time.perf_counter()
+    out = fn(a, b)
+    first_s = time.perf_counter() - t0
+    ref = a.double() @ b.double()  # (m, n), the reference
+    err = out.double() - ref
+    max_abs = err.abs().max().item()
+    ref_norm = ref.norm().item()
+    rel = err.norm().item() / ref_norm if ref_norm > 0 else err.norm().item()
+    correct = out.shape == ref.shape and math.isfinite(rel) and rel <= TOLERANCES[dtype]
+    return Check(max_abs, rel, bool(correct), _seconds_per_call(fn, a, b, first_s))
+
+
+def _seconds_per_call(fn, a, b, first_s, min_s=0.02):
+    """Time batches of 1, 10, 100, ... calls until one lasts min_s; the first call is warm-up."""
+    calls, elapsed = 1, first_s
+    while elapsed < min_s:
+        calls = calls * 10 if elapsed * 10 < min_s else max(calls + 1, math.ceil(calls * min_s / elapsed))
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn(a, b)
+        elapsed = time.perf_counter() - t0
+    return elapsed / calls
+
+
+def run_bench(cfg, log=lambda msg: None):
+    """Check and time every (impl, shape) of cfg; returns rows in registry order."""
+    preset = PRESETS[cfg.preset]
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    threads = torch.get_num_threads()
+    rows, specs, interrupted = {}, [], False
+    try:
+        for shape in cfg.shapes:
+            for impl in cfg.impls:
+                row = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n, "dtype": cfg.dtype,
+                       "device": "cpu", "threads": threads, "skipped": ""}
+                est = estimate_run_seconds(impl, shape, preset)
+                if est > cfg.max_seconds:
+                    row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
+                    rows[(impl, shape)] = row
+                    continue
+                log(f"checking {impl} at {shape}")
+                check = check_impl(impl, shape, cfg.dtype, cfg.seed)
+                row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct)
+                rows[(impl, shape)] = row
+                inner = max(1, round(preset.target_s / check.call_s))
+                specs.append((BenchSpec(impl, shape, inner), preset.runs_for(check.call_s)))
+        if specs:
+            log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset})")
+    except KeyboardInterrupt:
+        interrupted, specs = True, []
+    suite, pyperf_args = None, []
+    if specs:
+        with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
+            suite_path = Path(tmp) / "pyperf.json"
+            try:
+                for runs in dict.fromkeys(runs for _, runs in specs):  # one worker per group, in order
+                    group = [spec for spec, r in specs if r == runs]
+                    pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
+            except KeyboardInterrupt:
+                interrupted = True
+            suite = _load_suite(suite_path)
+    frame = _frame(rows, _timings(suite), keep_untimed=not interrupted)
+    return BenchResult(frame, suite, pyperf_args, interrupted)
+
+
+def _run_worker(specs, cfg, runs, suite_path):
+    """Run the pyperf worker subprocess; it appends finished benchmarks to suite_path."""
+    fnd_args = [arg for spec in specs for arg in ("--bench", spec.encode())]
+    fnd_args += ["--dtype", cfg.dtype, "--seed", str(cfg.seed)]
+    if cfg.threads:
+        fnd_args += ["--threads", str(cfg.threads)]
+    pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", INHERIT_ENVIRON]
+    cmd = [sys.executable, "-m", "fndcli.bench_worker", *fnd_args, *pyperf_args,
+           "--quiet", "--append", str(suite_path)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+        raise BenchError(f"pyperf worker failed (exit {proc.returncode}): {lines[-1]}")
+    return pyperf_args
+
+
+def _package_root():
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def _load_suite(path):
+    try:
+        return pyperf.BenchmarkSuite.load(str(path))
+    except (OSError, ValueError):  # nothing finished, or cut off mid-write by Ctrl-C
+        return None
+
+
+def _timings(suite):
+    """{benchmark name: timing columns} from a pyperf suite."""
+    if suite is None:
+        return {}
+    out = {}
+    for bench in suite.get_benchmarks():
+        values = bench.get_values()
+        out[bench.get_name()] = {
+            "median_s": bench.median(),
+            "mean_s": bench.mean(),
+            "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
+            "min_s": min(values),
+            "n_values": len(values),
+        }
+    return out
+
+
+def _frame(rows, timed, keep_untimed):
+    """Join rows and timings; add gflops and the speedup over the slowest at each shape."""
+    records = []
+    for (impl, shape), row in rows.items():
+        timing = timed.get(BenchSpec(impl, shape, 1).name(row["dtype"]))
+        if timing:
+            row = {**row, **timing, "gflops": shape.flops / timing["median_s"] / 1e9}
+        elif not (keep_untimed or row["skipped"]):
+            continue  # interrupted before it was timed
+        records.append(row)
+    frame = pd.DataFrame.from_records(records).reindex(columns=COLUMNS)
+    slowest = frame.groupby(["m", "k", "n"])["median_s"].transform("max")
+    frame["speedup"] = slowest / frame["median_s"]
+    return frame

@@ -1,0 +1,157 @@
+"""The `fnd` command line: each command reads options, calls its core once, renders, maps errors to exit codes.
+
+Exit codes: 0 success; 1 a check failed (a wrong kernel, a gradient mismatch, diverged
+training); 2 bad usage or input (one line on stderr, nothing written); 130 Ctrl-C (rows
+already finished are kept).
+"""
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fndcli.cliutil import (ConfigOption, OneLineErrorGroup, OutOption, QuietOption, SeedOption,
+                            console, effective_config, status)
+
+app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
+                  pretty_exceptions_show_locals=False)
+
+
+@app.callback()
+def _root():
+    """fnd: a command-line lab for the foundations of neural networks (fastbook ch. 17).
+
+    Every command writes DIR/COMMAND-UTCSTAMP.csv and a .json sidecar (--out DIR),
+    takes option defaults from --config FILE.toml, and exits 0 (ok), 1 (a check failed),
+    2 (bad input) or 130 (interrupted).
+    """
+
+
+def _registry_enum(name, keys):
+    """An Enum of a registry's names, so Typer validates them and --help lists them."""
+    return Enum(name, {k: k for k in keys}, type=str)
+
+
+def _save_run(ctx, out_dir, started, write_files, resolved, **meta):
+    """Write a run's own files with write_files(files), then the JSON sidecar; return every path.
+
+    `resolved`: option values the command filled in (defaults such as 'all'), for the sidecar.
+    """
+    from fndcli.results import RunFiles, run_metadata
+
+    files = RunFiles(out_dir, ctx.command.name, started)
+    write_files(files)
+    files.write_json(".json", run_metadata(ctx.command.name, effective_config(ctx, **resolved), started,
+                                           files=[p.name for p in files.written], **meta))
+    return files.written
+
+
+def _out_dir(out):
+    from fndcli.results import OutputDirError, check_out_dir
+
+    try:
+        return check_out_dir(out)
+    except OutputDirError as e:
+        raise typer.BadParameter(str(e), param_hint="'--out'")
+
+
+def _print_paths(con, paths):
+    for path in paths:
+        con.print(str(path), markup=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------
+# fnd matmul-bench
+
+from fndcli.benchspec import DTYPES, Shape  # noqa: E402
+from fndcli.kernels import IMPLS  # noqa: E402
+
+ImplName = _registry_enum("ImplName", IMPLS)
+BenchDtype = _registry_enum("BenchDtype", DTYPES)
+
+
+@app.command("matmul-bench")
+def matmul_bench(
+    ctx: typer.Context,
+    impl: Annotated[Optional[list[ImplName]], typer.Option(
+        "--impl", help="Implementation to run; repeatable. Default: all, in the chapter's order.")] = None,
+    shape: Annotated[Optional[list[Shape]], typer.Option(
+        "--shape", metavar="MxKxN", parser=Shape.parse,
+        help="a is MxK, b is KxN; repeatable. Default: the book's 5x784x10.")] = None,
+    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of a and b.")] = BenchDtype.float32,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", min=1, help="torch threads (parent and workers). Default: torch's own.")] = None,
+    seed: SeedOption = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
+    rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
+    max_seconds: Annotated[float, typer.Option(
+        "--max-seconds", help="Skip an implementation whose estimated run at a shape exceeds this.")] = 60.0,
+    config: ConfigOption = None,
+    out: OutOption = Path("results"),
+    quiet: QuietOption = False,
+):
+    """Time the chapter's matmul ladder, each implementation checked against float64 a @ b.
+
+    Loops -> row x column -> broadcast -> einsum -> a @ b, timed by pyperf in worker
+    processes. Exit 1 if any implementation gives a wrong result.
+
+    Examples:
+
+        fnd matmul-bench                    # the book's 5x784x10, all five
+        fnd matmul-bench --impl einsum --impl torch --shape 256x256x256 --quick
+        fnd matmul-bench --config configs/book.toml --out results/
+    """
+    from fndcli.bench import BenchConfig, BenchError, run_bench
+    from fndcli.render import bench_table
+    from fndcli.results import utc_now
+
+    presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous)) if on]
+    if len(presets) > 1:
+        given = " and ".join(f"--{p}" for p in presets)
+        raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, not {given}")
+    if not max_seconds > 0:
+        raise typer.BadParameter(f"must be a positive number of seconds, got {max_seconds}",
+                                 param_hint="'--max-seconds'")
+    cfg = BenchConfig(
+        impls=tuple(dict.fromkeys(i.value for i in impl)) if impl else tuple(IMPLS),
+        shapes=tuple(dict.fromkeys(shape)) if shape else (Shape(5, 784, 10),),
+        dtype=dtype.value, threads=threads, seed=seed,
+        preset=presets[0] if presets else "default", max_seconds=max_seconds)
+    out_dir = _out_dir(out)
+    con = console()
+    started = utc_now()
+    try:
+        with status(con, quiet) as live:
+            result = run_bench(cfg, log=live.update)
+    except BenchError as e:
+        typer.echo(f"Error: {e}", err=True)
+        raise typer.Exit(1)
+    frame = result.rows
+
+    def write_files(files):
+        files.write_csv(".csv", frame)
+        if result.suite is not None:
+            files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
+
+    wrong = frame[frame["correct"].eq(False)]
+    code = 130 if result.interrupted else (1 if len(wrong) else 0)
+    resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes]}
+    paths = _save_run(ctx, out_dir, started, write_files, resolved, device="cpu", dtype=cfg.dtype, seed=cfg.seed,
+                      preset=cfg.preset, pyperf_args=result.pyperf_args,
+                      status="interrupted" if result.interrupted else "complete", exit_code=code)
+    if not quiet:
+        title = f"matmul ladder, {cfg.dtype}, {int(frame['threads'].iloc[0])} thread(s), pyperf {cfg.preset}"
+        con.print(bench_table(frame, title))
+        if len(wrong):
+            con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
+        if result.interrupted:
+            con.print("[yellow]interrupted: kept the rows that finished[/]")
+    _print_paths(con, paths)
+    raise typer.Exit(code)
+
+
+def main():
+    """Console-script entry point."""
+    app()

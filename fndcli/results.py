@@ -1,0 +1,134 @@
+"""Where a run's files go, and what is written beside them.
+
+Layout: every run of every command writes into one directory (default `results/`):
+
+    <command>-<UTC yyyymmdd-HHMMSS>.csv         the rows
+    <command>-<UTC yyyymmdd-HHMMSS>.json        the sidecar: effective config and metadata
+    <command>-<UTC yyyymmdd-HHMMSS><extra>      command-specific files (pyperf JSON, plots, ...)
+
+A second run in the same second gets `-2`, `-3`, ... after the stamp; nothing is ever
+overwritten. Each file is written to a hidden temporary name in the same directory and
+then hard-linked into place (which fails rather than replace an existing file), so an
+interrupted run leaves no half-written file.
+"""
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import fndcli
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class OutputDirError(Exception):
+    """The output directory cannot be created or written."""
+
+
+def check_out_dir(out_dir):
+    """Create `out_dir` if needed and prove it writable, before any work is done."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".fnd-probe-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputDirError(f"cannot write to output directory {str(out_dir)!r}: {e.strerror or e}") from e
+    return out_dir
+
+
+def utc_now():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class RunFiles:
+    """The files of one run, named from the command and the run's UTC start time."""
+
+    def __init__(self, out_dir, command, started):
+        self.out_dir = Path(out_dir)
+        self.stem = self._free_stem(f"{command}-{started:%Y%m%d-%H%M%S}")
+        self.written = []
+
+    def _free_stem(self, base):
+        stem, n = base, 1
+        while any((self.out_dir / f"{stem}{ext}").exists() for ext in (".csv", ".json")):
+            n += 1
+            stem = f"{base}-{n}"
+        return stem
+
+    def path(self, suffix):
+        return self.out_dir / f"{self.stem}{suffix}"
+
+    def write(self, suffix, write_to):
+        """Call write_to(tmp_path), then move the file into place atomically; return its path."""
+        final = self.path(suffix)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.out_dir)
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
+            write_to(Path(tmp))
+            os.link(tmp, final)  # fails if final exists: never overwrite
+        finally:
+            os.unlink(tmp)
+        self.written.append(final)
+        return final
+
+    def write_text(self, suffix, text):
+        return self.write(suffix, lambda p: p.write_text(text))
+
+    def write_csv(self, suffix, frame):
+        return self.write(suffix, lambda p: frame.to_csv(p, index=False))
+
+    def write_json(self, suffix, obj):
+        return self.write_text(suffix, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, else what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit():
+    """The commit of the fnd source tree, if it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(fndcli.__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def run_metadata(command, config, started, **extra):
+    """The sidecar's metadata: versions, machine, the command line and the effective config."""
+    import torch
+
+    return {
+        "command": command,
+        "command_line": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started_utc": started.isoformat(),
+        "finished_utc": utc_now().isoformat(),
+        "fnd_version": fndcli.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        **extra,
+        "config": config,
+    }

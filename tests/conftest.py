@@ -1,0 +1,37 @@
+"""Shared fixtures: a CliRunner on the real `fnd` app, and helpers to read a run's files."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fndcli.cli import app
+
+
+@pytest.fixture
+def fnd(monkeypatch):
+    """fnd(*args) -> Result, through the real Typer app; stdout is not a terminal."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args])
+    return invoke
+
+
+def run_files(out_dir, command):
+    """The (csv frame, sidecar dict) of the single run of `command` in out_dir."""
+    csvs = sorted(p for p in Path(out_dir).glob(f"{command}-*.csv") if not p.name.endswith("-summary.csv"))
+    assert len(csvs) == 1, csvs
+    return pd.read_csv(csvs[0]), json.loads(csvs[0].with_suffix(".json").read_text())
+
+
+def assert_one_line_error(result, *fragments):
+    """Exit 2, exactly one line on stderr that starts 'Error:', no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])

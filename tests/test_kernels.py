@@ -1,0 +1,66 @@
+"""Every matmul kernel against float64 a @ b, on random shapes (fastbook ch. 17's ladder)."""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from fndcli.bench import check_impl
+from fndcli.benchspec import Shape, make_inputs
+from fndcli.kernels import IMPLS
+
+dims = st.integers(min_value=1, max_value=9)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@settings(max_examples=15, deadline=None)
+@given(m=dims, k=dims, n=dims, dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16))
+def test_kernel_matches_float64_reference(impl, m, k, n, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, k, generator=gen, dtype=dtype)
+    b = torch.randn(k, n, generator=gen, dtype=dtype)
+    out = IMPLS[impl].fn(a, b)
+    assert out.shape == (m, n) and out.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.double(), a.double() @ b.double(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape", ["1x1x1", "7x1x3", "1x13x1", "3x5x2"])
+def test_kernel_edge_shapes(impl, shape):
+    check = check_impl(impl, Shape.parse(shape), "float64", seed=1)
+    assert check.correct and check.rel_err < 1e-14
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_kernel_accepts_non_contiguous_inputs(impl):
+    a, b = make_inputs(Shape(6, 4, 5), "float64", seed=2)
+    at, bt = a.t().contiguous().t(), b.t().contiguous().t()  # same values, column-major strides
+    assert not at.is_contiguous()
+    torch.testing.assert_close(IMPLS[impl].fn(at, bt), a @ b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_kernel_shape_mismatch_names_both_shapes(impl):
+    with pytest.raises(ValueError, match=r"\(2, 3\) by \(4, 5\)"):
+        IMPLS[impl].fn(torch.ones(2, 3), torch.ones(4, 5))
+
+
+def test_checker_flags_a_wrong_kernel(monkeypatch):
+    """A kernel that forgets one term of the sum is reported incorrect, not hidden by tolerance."""
+    import dataclasses
+
+    def drops_last_k(a, b):
+        return a[:, :-1] @ b[:-1]
+    monkeypatch.setitem(IMPLS, "torch", dataclasses.replace(IMPLS["torch"], fn=drops_last_k))
+    check = check_impl("torch", Shape(5, 784, 10), "float32", seed=0)
+    assert not check.correct and check.rel_err > 1e-3
+
+
+@pytest.mark.parametrize("text,expected", [("5x784x10", Shape(5, 784, 10)), (" 1X2x3 ", Shape(1, 2, 3))])
+def test_shape_parse(text, expected):
+    assert Shape.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "5x0x3", "5x3", "-1x2x3", "1x2x3x4", ""])
+def test_shape_parse_rejects(text):
+    with pytest.raises(ValueError, match="MxKxN|zero dimension"):
+        Shape.parse(text)

@@ -1,0 +1,158 @@
+"""`fnd matmul-bench` through the real Typer app and the real pyperf worker subprocess (--quick)."""
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pyperf
+import pytest
+
+from conftest import assert_one_line_error, run_files
+from fndcli import bench
+from fndcli.bench import COLUMNS
+from fndcli.kernels import IMPLS
+
+
+def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
+    result = fnd("matmul-bench", "--quick", "--shape", "4x8x3", "--seed", "3", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert list(frame.columns) == COLUMNS
+    assert list(frame["impl"]) == list(IMPLS)  # every implementation, in the chapter's order
+    assert frame["correct"].all() and (frame["rel_err"] < 1e-5).all()
+    assert (frame[["m", "k", "n"]].values == [4, 8, 3]).all()
+    assert (frame["n_values"] == 3).all() and (frame["median_s"] > 0).all()
+    assert frame["gflops"].tolist() == pytest.approx((2 * 4 * 8 * 3 / frame["median_s"] / 1e9).tolist())
+    assert frame["speedup"].min() == pytest.approx(1.0)  # relative to the slowest
+    for key in ("fnd_version", "torch_version", "threads", "cpu_model", "device", "dtype", "seed",
+                "git_commit", "command_line", "config", "started_utc"):
+        assert key in meta, key
+    assert meta["seed"] == 3 and meta["config"]["seed"] == 3 and meta["config"]["shape"] == ["4x8x3"]
+    assert meta["config"]["impl"] == list(IMPLS) and meta["status"] == "complete"
+    pyperf_file = tmp_path / meta["files"][1]
+    suite = pyperf.BenchmarkSuite.load(str(pyperf_file))
+    assert sorted(suite.get_benchmark_names()) == sorted(f"{i} 4x8x3 float32" for i in IMPLS)
+    stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(pyperf_file)], capture_output=True, text=True)
+    assert stats.returncode == 0 and "torch 4x8x3 float32" in stats.stdout
+    # every path written is printed, and the table has no colour codes (not a terminal, NO_COLOR)
+    for name in meta["files"] + [pyperf_file.with_suffix("").with_suffix(".json").name]:
+        assert name in result.stdout
+    assert "\x1b[" not in result.stdout and "einsum" in result.stdout
+
+
+def test_config_file_beneath_flags(fnd, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[matmul-bench]\nimpl = ["loops", "einsum"]\nshape = ["3x5x2"]\nquick = true\nseed = 7\n'
+                   'dtype = "float64"\n')
+    result = fnd("matmul-bench", "--config", cfg, "--impl", "torch", "--out", tmp_path / "r", "--quiet")
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path / "r", "matmul-bench")
+    assert list(frame["impl"]) == ["torch"]  # the flag wins over the file
+    assert (frame["dtype"] == "float64").all() and meta["seed"] == 7  # the file beats the defaults
+    assert (frame[["m", "k", "n"]].values == [3, 5, 2]).all()
+    # --quiet prints only the paths written
+    assert sorted(result.stdout.split()) == sorted(str(tmp_path / "r" / f) for f in meta["files"] + [
+        frame_path.name for frame_path in (tmp_path / "r").glob("*.json") if "pyperf" not in frame_path.name])
+
+
+def test_wrong_implementation_exits_1(fnd, tmp_path, monkeypatch):
+    def transposed_dot(a, b):
+        return IMPLS["torch"].fn(a, b).flip(0)
+    monkeypatch.setitem(IMPLS, "dot", dataclasses.replace(IMPLS["dot"], fn=transposed_dot))
+    result = fnd("matmul-bench", "--quick", "--impl", "dot", "--impl", "torch", "--shape", "4x6x3",
+                 "--out", tmp_path)
+    assert result.exit_code == 1, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert frame.set_index("impl")["correct"].to_dict() == {"dot": False, "torch": True}
+    assert "wrong result: dot" in result.stdout and meta["exit_code"] == 1
+
+
+def test_cost_guard_skips_with_a_note(fnd, tmp_path):
+    result = fnd("matmul-bench", "--quick", "--impl", "loops", "--impl", "torch", "--shape", "1024x1024x1024",
+                 "--max-seconds", "30", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path, "matmul-bench")
+    loops, torch_row = frame.set_index("impl").loc["loops"], frame.set_index("impl").loc["torch"]
+    assert loops["skipped"].startswith("estimated") and "--max-seconds 30" in loops["skipped"]
+    assert pd.isna(loops["median_s"]) and pd.isna(loops["correct"])
+    assert pd.isna(torch_row["skipped"]) and torch_row["correct"] and torch_row["speedup"] == 1.0
+    assert "skipped: estimated" in result.stdout
+
+
+def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
+    """Ctrl-C during the second benchmark: exit 130, the first benchmark's row and pyperf data kept."""
+    real_worker = bench._run_worker
+
+    def interrupted_after_first(specs, *args):
+        real_worker(specs[:1], *args)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench, "_run_worker", interrupted_after_first)
+    result = fnd("matmul-bench", "--quick", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4",
+                 "--out", tmp_path)
+    assert result.exit_code == 130, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert list(frame["impl"]) == ["einsum"] and meta["status"] == "interrupted"
+    suite = pyperf.BenchmarkSuite.load(str(next(tmp_path.glob("*.pyperf.json"))))
+    assert suite.get_benchmark_names() == ["einsum 4x4x4 float32"]
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--impl", "nope"], ["'--impl'", "'nope'", "loops"]),
+    (["--shape", "5x0x3"], ["'--shape'", "zero dimension"]),
+    (["--shape", "abc"], ["'--shape'", "MxKxN"]),
+    (["--dtype", "int8"], ["'--dtype'", "float32"]),
+    (["--threads", "0"], ["'--threads'"]),
+    (["--max-seconds", "-1"], ["'--max-seconds'", "positive"]),
+    (["--quick", "--fast"], ["--quick and --fast"]),
+    (["--config", "/nonexistent/fnd.toml"], ["'--config'", "cannot read", "/nonexistent/fnd.toml"]),
+])
+def test_bad_input_exits_2_and_writes_nothing(fnd, tmp_path, args, fragments):
+    out = tmp_path / "out"
+    result = fnd("matmul-bench", *args, "--out", out)
+    assert_one_line_error(result, *fragments)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unwritable_out_exits_2(fnd, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = fnd("matmul-bench", "--quick", "--shape", "2x2x2", "--out", tmp_path / "file" / "sub")
+    assert_one_line_error(result, "'--out'", "cannot write")
+
+
+@pytest.mark.parametrize("toml,fragments", [
+    ('[matmul-bench]\nimpls = ["torch"]\n', ["unknown key 'impls'", "known keys", "impl"]),
+    ('[matmul-bench]\nthreads = "4"\n', ["threads must be an integer", "'4'"]),
+    ('[matmul-bench]\nimpl = "torch"\n', ["impl must be a list"]),
+    ('[matmul-bench]\nimpl = ["nope"]\n', ["impl", "'nope'"]),
+    ('[matmul-bench]\nshape = ["5x0x3"]\n', ["shape", "zero dimension"]),
+    ('[matmul-bench\n', ["not valid TOML"]),
+])
+def test_bad_config_exits_2_naming_key_and_file(fnd, tmp_path, toml, fragments):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    result = fnd("matmul-bench", "--config", cfg, "--out", tmp_path / "out")
+    assert_one_line_error(result, str(cfg), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_configs_are_valid(fnd, tmp_path):
+    """ci.toml runs; book.toml's table loads (its full run is `make demo`)."""
+    result = fnd("matmul-bench", "--config", "configs/ci.toml", "--impl", "torch", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    from fndcli.cli import app
+    import typer.main
+    group = typer.main.get_command(app)
+    for name in ("book", "ci"):
+        with group.make_context("fnd", ["matmul-bench", "--help"], resilient_parsing=True) as ctx:
+            pass
+        cmd = group.get_command(ctx, "matmul-bench")
+        with cmd.make_context("matmul-bench", ["--config", f"configs/{name}.toml"], parent=ctx) as sub:
+            assert sub.params["impl"], name
+
+
+def test_python_m_fndcli_one_line_error():
+    proc = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--impl", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")

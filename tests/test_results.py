@@ -1,0 +1,46 @@
+"""Run files: naming, never overwriting, atomic placement."""
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from fndcli.results import OutputDirError, RunFiles, check_out_dir
+
+STARTED = dt.datetime(2026, 11, 29, 23, 30, 5, tzinfo=dt.timezone.utc)
+
+
+def test_names_from_command_and_utc_stamp(tmp_path):
+    files = RunFiles(tmp_path, "init-sweep", STARTED)
+    path = files.write_csv(".csv", pd.DataFrame({"a": [1]}))
+    assert path.name == "init-sweep-20261129-233005.csv" and files.written == [path]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_same_second_gets_a_suffix_and_never_overwrites(tmp_path):
+    first = RunFiles(tmp_path, "train", STARTED)
+    first.write_text(".csv", "first\n")
+    first.write_json(".json", {"run": 1})
+    second = RunFiles(tmp_path, "train", STARTED)
+    assert second.write_text(".csv", "second\n").name == "train-20261129-233005-2.csv"
+    assert (tmp_path / "train-20261129-233005.csv").read_text() == "first\n"
+    with pytest.raises(FileExistsError):
+        first.write_text(".csv", "again\n")  # an existing file is never replaced
+    assert (tmp_path / "train-20261129-233005.csv").read_text() == "first\n"
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    files = RunFiles(tmp_path, "gradcheck", STARTED)
+
+    def explode(path):
+        path.write_text("half")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        files.write(".csv", explode)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_dir_is_created_or_refused(tmp_path):
+    assert check_out_dir(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(OutputDirError, match="cannot write"):
+        check_out_dir(tmp_path / "f" / "sub")
