@@ -1,6 +1,7 @@
 """Rendering for people: rich tables built from the cores' DataFrames. Nothing here computes results."""
 import math
 
+import pandas as pd
 from rich.table import Table
 
 
@@ -14,8 +15,8 @@ def human_seconds(s):
     return f"{s / 1e-9:.3g} ns"
 
 
-def _num(x, fmt):
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+def _num(x, fmt, nan=""):
+    return nan if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
 def bench_table(frame, title):
@@ -35,4 +36,25 @@ def bench_table(frame, title):
                       human_seconds(row.min_s), _num(row.n_values, ".0f"), _num(row.gflops, ".3g"),
                       _num(row.speedup, ",.0f") + "x" if not math.isnan(row.speedup) else "",
                       _num(row.rel_err, ".1e"), correct)
+    return table
+
+
+VERDICT_STYLE = {"stable": "green", "vanishing": "yellow", "exploding": "bold red"}
+
+
+def _layer(x):
+    return "" if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else str(int(x))
+
+
+def sweep_table(summary, title):
+    """One row per scheme x act: second moment at the last layer against theory, events, verdict."""
+    table = Table(title=title)
+    for name in ("scheme", "act", "m2 last (mean)", "m2 last (geomean)", "predicted", "log10 growth/layer",
+                 "overflow at", "underflow at", "verdict"):
+        table.add_column(name, justify="left" if name in ("scheme", "act", "verdict") else "right")
+    for row in summary.itertuples():
+        style = VERDICT_STYLE[row.verdict]
+        table.add_row(row.scheme, row.act, _num(row.m2_last_mean, ".3g", "nan"),
+                      _num(row.m2_last_geomean, ".3g", "nan"), _num(row.pred_m2_last, ".3g", "-"), _num(row.growth_log10_per_layer, "+.3f"),
+                      _layer(row.overflow_layer), _layer(row.underflow_layer), f"[{style}]{row.verdict}[/]")
     return table

@@ -1,0 +1,179 @@
+"""Activations and weight-init schemes, each one registry by name, with the theory that predicts them.
+
+Layout is the chapter's: a layer computes x @ w with w of shape (fan_in, fan_out).
+torch.nn.init reads fans from an (out, in) weight, so its functions are not used here
+directly; each scheme below is written out, with its source.
+
+Theory (He et al. 2015, section 2.2): with zero-mean iid weights, a layer's pre-activation
+z = x @ w has Var[z] = fan_in * Var[w] * E[x^2]. For z ~ N(0, s2), the activation's
+`moments(s2)` gives the mean and second moment of act(z), and `grad_m2` is E[act'(z)^2],
+which scales the gradient on the way back (section 2.3, with fan_out).
+"""
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class Act:
+    """An activation, its derivative, its init gain and its Gaussian moments."""
+
+    name: str
+    fn: Callable            # z -> act(z)
+    grad: Callable          # z -> act'(z); at exactly 0 the gradient is 0, as torch.relu's
+    gain: float             # torch.nn.init.calculate_gain's value
+    moments: Optional[Callable]  # s2 -> (mean, m2) of act(z) for z ~ N(0, s2); None: no closed form
+    grad_m2: Optional[float]     # E[act'(z)^2] for symmetric z; None: no closed form
+
+
+def make_act(name, leak=0.01):
+    """The activation called `name`; `leak` is leaky-relu's negative slope."""
+    if name == "linear":
+        return Act("linear", lambda z: z, torch.ones_like, 1.0, lambda s2: (0.0, s2), 1.0)
+    if name == "relu":
+        return Act("relu", torch.relu, lambda z: (z > 0).to(z.dtype), math.sqrt(2.0),
+                   lambda s2: (math.sqrt(s2 / (2 * math.pi)), s2 / 2), 0.5)
+    if name == "leaky-relu":
+        return Act("leaky-relu", lambda z: torch.where(z > 0, z, leak * z),
+                   lambda z: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, leak)),
+                   math.sqrt(2.0 / (1 + leak ** 2)),
+                   lambda s2: ((1 - leak) * math.sqrt(s2 / (2 * math.pi)), (1 + leak ** 2) * s2 / 2),
+                   (1 + leak ** 2) / 2)
+    if name == "tanh":
+        return Act("tanh", torch.tanh, lambda z: 1 - torch.tanh(z) ** 2, 5.0 / 3, None, None)
+    raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTS)}")
+
+
+ACTS = ("linear", "relu", "leaky-relu", "tanh")
+
+
+@dataclass(frozen=True)
+class InitParams:
+    """What a scheme may need beyond the fans: the activation (for its gain), --scale, --mode."""
+
+    act: Act
+    scale: float = 0.1
+    mode: str = "fan_in"
+
+
+def _normal(fan_in, fan_out, std, gen, dtype):
+    return torch.randn(fan_in, fan_out, generator=gen, dtype=dtype) * std  # (fan_in, fan_out)
+
+
+def _uniform(fan_in, fan_out, bound, gen, dtype):
+    return (torch.rand(fan_in, fan_out, generator=gen, dtype=dtype) * 2 - 1) * bound  # (fan_in, fan_out)
+
+
+def _fan(fan_in, fan_out, p):
+    return fan_in if p.mode == "fan_in" else fan_out
+
+
+def orthogonal(fan_in, fan_out, gain, gen, dtype):
+    """Orthonormal columns (fan_in >= fan_out) or rows, times gain (Saxe et al. 2013)."""
+    a = torch.randn(max(fan_in, fan_out), min(fan_in, fan_out), generator=gen, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)  # q: (max, min), orthonormal columns
+    q = q * torch.sign(torch.diagonal(r))  # make the factorisation unique: uniformly distributed q
+    w = q if fan_in >= fan_out else q.t()
+    return (gain * w).to(dtype)  # (fan_in, fan_out)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A weight-init scheme: `init` draws w (fan_in, fan_out); `variance` is Var[w], or None."""
+
+    name: str
+    summary: str
+    init: Callable          # (fan_in, fan_out, InitParams, gen, dtype) -> w
+    variance: Optional[Callable]  # (fan_in, fan_out, InitParams) -> Var[w]
+    data_driven: bool = False     # rescaled on a batch after drawing (LSUV)
+
+
+def _xavier_var(fi, fo, p):  # Glorot & Bengio 2010, eq. 12 (gain 1, as in the paper)
+    return 2.0 / (fi + fo)
+
+
+def _kaiming_var(fi, fo, p):  # He et al. 2015, eq. 10 (forward, fan_in) or eq. 14 (backward, fan_out)
+    return p.act.gain ** 2 / _fan(fi, fo, p)
+
+
+SCHEMES = {s.name: s for s in [
+    Scheme("normal", "N(0, 1), the chapter's first try",
+           lambda fi, fo, p, g, d: _normal(fi, fo, 1.0, g, d), lambda fi, fo, p: 1.0),
+    Scheme("scaled", "N(0, scale^2), --scale (the chapter's x 0.01 and x 0.1)",
+           lambda fi, fo, p, g, d: _normal(fi, fo, p.scale, g, d), lambda fi, fo, p: p.scale ** 2),
+    Scheme("xavier-normal", "Glorot: N(0, 2 / (fan_in + fan_out))",
+           lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_xavier_var(fi, fo, p)), g, d), _xavier_var),
+    Scheme("xavier-uniform", "Glorot: U(+-sqrt(6 / (fan_in + fan_out)))",
+           lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _xavier_var(fi, fo, p)), g, d), _xavier_var),
+    Scheme("kaiming-normal", "He: N(0, gain^2 / fan), gain from the activation",
+           lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_kaiming_var(fi, fo, p)), g, d), _kaiming_var),
+    Scheme("kaiming-uniform", "He: U(+-gain * sqrt(3 / fan))",
+           lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _kaiming_var(fi, fo, p)), g, d), _kaiming_var),
+    # nn.Linear: kaiming_uniform_(a=sqrt(5)) -> U(+-1/sqrt(fan_in)), Var = 1 / (3 fan_in)
+    Scheme("torch-default", "what nn.Linear does: U(+-1/sqrt(fan_in))",
+           lambda fi, fo, p, g, d: _uniform(fi, fo, 1 / math.sqrt(fi), g, d), lambda fi, fo, p: 1 / (3 * fi)),
+    Scheme("orthogonal", "orthonormal rows or columns times the activation's gain",
+           lambda fi, fo, p, g, d: orthogonal(fi, fo, p.act.gain, g, d),
+           lambda fi, fo, p: p.act.gain ** 2 / max(fi, fo)),
+    Scheme("lsuv", "Mishkin & Matas 2015: orthogonal, then each layer rescaled on the batch to unit variance",
+           lambda fi, fo, p, g, d: orthogonal(fi, fo, 1.0, g, d), None, data_driven=True),
+]}
+
+ALIASES = {"xavier": "xavier-normal", "kaiming": "kaiming-normal"}
+
+
+def resolve_scheme(name):
+    """A scheme by name or alias ('kaiming' is kaiming-normal)."""
+    name = ALIASES.get(name, name)
+    if name not in SCHEMES:
+        raise ValueError(f"unknown init scheme {name!r}; known: {', '.join([*SCHEMES, *ALIASES])}")
+    return SCHEMES[name]
+
+
+def lsuv(weights, x, acts, tol=0.1, max_iter=10):
+    """Layer-sequential unit-variance (Mishkin & Matas 2015, Algorithm 1), in place.
+
+    Layer by layer, divide w by the std of its output z = x @ w on the batch until
+    |Var[z] - 1| < tol (or max_iter tries); then move on with x = act(z). The output
+    normalised is the pre-activation, as in the paper's fully connected layers.
+    Returns the variance of each layer's output after rescaling.
+    """
+    variances = []
+    with torch.no_grad():
+        for w, act in zip(weights, acts):
+            for _ in range(max_iter):
+                var = (x @ w).var().item()
+                if not math.isfinite(var) or var == 0 or abs(var - 1) < tol:
+                    break
+                w /= math.sqrt(var)
+            z = x @ w
+            variances.append(z.var().item())
+            x = act.fn(z)
+    return variances
+
+
+def predict_m2(scheme, params, width, depth, direction="forward"):
+    """Predicted second moment at layers 0..depth of a square stack, or None without a closed form.
+
+    Forward: x_0 ~ N(0, 1), m2 of act(x_{l-1} @ w_l). Backward: the gradient w.r.t. x_l,
+    starting from unit variance at x_depth (He et al. 2015, eq. 13).
+    """
+    act = params.act
+    if scheme.variance is None or act.moments is None:
+        return None
+    a = width * scheme.variance(width, width, params)  # n * Var[w]
+    if direction == "forward":
+        m2, means = [1.0], [0.0]
+        for _ in range(depth):
+            mean, second = act.moments(a * m2[-1])
+            m2.append(second)
+            means.append(mean)
+        std = [math.sqrt(max(s - m * m, 0.0)) if math.isfinite(s) else s for s, m in zip(m2, means)]
+        return m2, std
+    m2 = [1.0]
+    for _ in range(depth):
+        m2.append(a * act.grad_m2 * m2[-1])
+    m2 = m2[::-1]  # index by layer: the gradient at x_depth is the seed
+    return m2, [math.sqrt(s) for s in m2]

@@ -1,0 +1,48 @@
+"""PNG plots with matplotlib (Agg): rendering only, from the cores' DataFrames and arrays."""
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def std_per_layer(layers, path):
+    """Std of each layer's output (geometric mean over seeds), log scale; predictions dashed."""
+    plt = _pyplot()
+    fwd = layers[layers["direction"] == "forward"] if "direction" in layers else layers
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, ((scheme, act), run) in enumerate(fwd.groupby(["scheme", "act"], sort=False)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            std = run.groupby("layer")["std"].agg(lambda s: np.exp(np.log(s.astype(float)).mean()))
+        color = plt.cm.tab20(i % 20)
+        ax.plot(std.index, std.values, color=color, label=f"{scheme} / {act}")
+        pred = run.groupby("layer")["pred_std"].first()
+        if pred.notna().any():
+            ax.plot(pred.index, pred.values, color=color, linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("std of the layer's output (dashed: predicted)")
+    ax.set_title("Activation std through the stack")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def activation_heatmap(counts, run, path):
+    """fastai's 'colorful dimension': a histogram of log10|x| per layer, layers left to right."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.imshow(np.log1p(counts.T), origin="lower", aspect="auto", cmap="viridis",
+              extent=(-0.5, counts.shape[0] - 0.5, *run[3]))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("log10 |activation| (0 at bottom, inf/nan at top)")
+    ax.set_title(f"Activation histogram per layer: {run[0]} / {run[1]}, seed {run[2]}")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

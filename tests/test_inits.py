@@ -1,0 +1,134 @@
+"""Init schemes and activation statistics against theory and against torch's own init functions."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fndcli.inits import InitParams, SCHEMES, lsuv, make_act, orthogonal, predict_m2
+from fndcli.sweep import SweepConfig, run_stack, run_sweep
+
+CLOSED_FORM = [s for s in SCHEMES.values() if s.variance is not None]
+
+
+def _ratios(scheme, act, depth, seeds, direction):
+    """m2 / predicted m2 at the far end of the stack, one per seed, in float64."""
+    cfg = SweepConfig(depth=depth, width=100, batch=200, dtype="float64", backward=direction == "backward",
+                      scale=0.3)
+    params = InitParams(make_act(act), cfg.scale, cfg.mode)
+    pred, _ = predict_m2(scheme, params, cfg.width, depth, direction)
+    layer = depth if direction == "forward" else 0
+    out = []
+    for seed in range(seeds):
+        acts, grads = run_stack(scheme, params, cfg, seed)
+        stack = acts if direction == "forward" else grads
+        out.append(stack[layer].pow(2).mean().item() / pred[layer])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("scheme", CLOSED_FORM, ids=lambda s: s.name)
+@pytest.mark.parametrize("act", ["linear", "relu", "leaky-relu"])
+def test_forward_second_moment_matches_he_et_al(scheme, act):
+    """E[m2_L] = (a * E[act(z)^2] / Var[z])^L is exact in expectation for symmetric iid weights, so the
+    mean ratio over seeds must sit within 4 standard errors (of the seed-to-seed spread) of 1."""
+    r = _ratios(scheme, act, depth=8, seeds=24, direction="forward")
+    se = r.std(ddof=1) / math.sqrt(len(r))
+    assert abs(r.mean() - 1) < 4 * se + 1e-9, (r.mean(), se)
+
+
+@pytest.mark.parametrize("scheme", ["normal", "xavier-normal", "kaiming-normal", "orthogonal"])
+def test_backward_second_moment_linear_is_exact(scheme):
+    """A linear stack's gradient at the input: E[m2] = (fan_out * Var[w])^L (He et al. eq. 13)."""
+    r = _ratios(SCHEMES[scheme], "linear", depth=8, seeds=24, direction="backward")
+    se = r.std(ddof=1) / math.sqrt(len(r))
+    assert abs(r.mean() - 1) < 4 * se + 1e-9, (r.mean(), se)
+
+
+def test_backward_relu_kaiming_fan_out_keeps_gradient_scale():
+    """ReLU's mask is correlated with w, so He's backward formula is approximate: within a factor 1.5."""
+    r = _ratios(SCHEMES["kaiming-normal"], "relu", depth=8, seeds=24, direction="backward")
+    assert 1 / 1.5 < np.exp(np.log(r).mean()) < 1.5
+
+
+def test_relu_post_activation_std_and_mean_at_layer_1():
+    """For z ~ N(0, 2) (Kaiming), relu(z) has mean 1/sqrt(pi) and std sqrt(1 - 1/pi) (0.564, 0.826)."""
+    result = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("relu",), depth=1, seeds=8, dtype="float64"))
+    layer1 = result.layers[result.layers["layer"] == 1]
+    assert layer1["mean"].mean() == pytest.approx(1 / math.sqrt(math.pi), rel=0.03)
+    assert layer1["std"].mean() == pytest.approx(layer1["pred_std"].iloc[0], rel=0.03)
+    assert layer1["pred_std"].iloc[0] == pytest.approx(math.sqrt(1 - 1 / math.pi))
+
+
+def test_chapter_overflow_and_underflow_layers_in_float32():
+    """N(0, 1) through 100-wide linear layers grows 10x a layer: float32 (max 3.4e38) overflows near
+    layer 38. Weights x 0.01 shrink it 10x a layer: exact zeros once below the smallest subnormal (1.4e-45)."""
+    result = run_sweep(SweepConfig(schemes=("normal",), acts=("linear",), seeds=3))
+    normal = result.summary.iloc[0]
+    assert 36 <= normal["overflow_layer"] <= 39 and normal["verdict"] == "exploding"
+    result = run_sweep(SweepConfig(schemes=("scaled",), acts=("linear",), seeds=3, scale=0.01))
+    small = result.summary.iloc[0]
+    assert 44 <= small["underflow_layer"] <= 48 and small["verdict"] == "vanishing"
+    assert pd.isna(small["overflow_layer"])
+
+
+def test_chapter_verdicts():
+    """1/sqrt(n) keeps linear layers and loses half the second moment at each ReLU; Kaiming keeps ReLU."""
+    result = run_sweep(SweepConfig(schemes=("xavier-normal", "kaiming-normal", "orthogonal", "lsuv"),
+                                   acts=("linear", "relu"), seeds=3))
+    verdicts = result.summary.set_index(["scheme", "act"])["verdict"].to_dict()
+    assert verdicts[("xavier-normal", "linear")] == "stable"
+    assert verdicts[("xavier-normal", "relu")] == "vanishing"
+    assert verdicts[("kaiming-normal", "relu")] == "stable"
+    assert verdicts[("orthogonal", "linear")] == "stable" and verdicts[("lsuv", "relu")] == "stable"
+    growth = result.summary.set_index(["scheme", "act"])["growth_log10_per_layer"]
+    assert growth[("xavier-normal", "relu")] == pytest.approx(math.log10(0.5), abs=0.02)
+
+
+@pytest.mark.parametrize("fan_in,fan_out", [(100, 100), (64, 32), (32, 64)])
+def test_orthogonal_preserves_row_norms(fan_in, fan_out):
+    w = orthogonal(fan_in, fan_out, 1.0, torch.Generator().manual_seed(0), torch.float64)
+    assert w.shape == (fan_in, fan_out)
+    k = min(fan_in, fan_out)
+    gram = w.t() @ w if fan_in >= fan_out else w @ w.t()
+    torch.testing.assert_close(gram, torch.eye(k, dtype=torch.float64), rtol=0, atol=1e-12)
+    if fan_in <= fan_out:  # x @ w keeps each row's norm exactly
+        x = torch.randn(200, fan_in, dtype=torch.float64)
+        torch.testing.assert_close((x @ w).norm(dim=1), x.norm(dim=1), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("act", ["linear", "relu", "tanh", "leaky-relu"])
+def test_lsuv_output_variance_within_tolerance_at_every_layer(act):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 100, generator=gen)
+    ws = [orthogonal(100, 100, 1.0, gen, torch.float32) * 3.0 for _ in range(20)]  # badly scaled start
+    variances = lsuv(ws, x, [make_act(act)] * 20, tol=0.05)
+    assert len(variances) == 20 and all(abs(v - 1) < 0.05 for v in variances), variances
+    h = x  # the variances are of x @ w on the batch, with the rescaled weights
+    for w, v in zip(ws, variances):
+        assert (h @ w).var().item() == pytest.approx(v, rel=1e-5)
+        h = make_act(act).fn(h @ w)
+
+
+def test_init_std_matches_torch_nn_init():
+    """Same distribution as torch.nn.init on an (out, in) weight: std and bound on a large matrix."""
+    gen = torch.Generator().manual_seed(0)
+    fi, fo = 400, 300
+    for act, torch_name, param in [("relu", "relu", None), ("leaky-relu", "leaky_relu", 0.01), ("tanh", "tanh", None)]:
+        params = InitParams(make_act(act))
+        assert params.act.gain == pytest.approx(torch.nn.init.calculate_gain(torch_name, param))
+        ours = SCHEMES["kaiming-normal"].init(fi, fo, params, gen, torch.float64)
+        theirs = torch.nn.init.kaiming_normal_(torch.empty(fo, fi, dtype=torch.float64), nonlinearity=torch_name,
+                                               a=param or 0)
+        assert ours.std().item() == pytest.approx(theirs.std().item(), rel=0.02)
+    relu = InitParams(make_act("relu"))
+    for ours_name, fn in [("xavier-uniform", torch.nn.init.xavier_uniform_),
+                          ("kaiming-uniform", lambda t: torch.nn.init.kaiming_uniform_(t, nonlinearity="relu"))]:
+        ours = SCHEMES[ours_name].init(fi, fo, relu, gen, torch.float64)
+        theirs = fn(torch.empty(fo, fi, dtype=torch.float64))
+        assert ours.abs().max().item() <= theirs.abs().max().item() * 1.01
+        assert ours.std().item() == pytest.approx(theirs.std().item(), rel=0.02)
+    linear = torch.nn.Linear(fi, fo, dtype=torch.float64).weight.detach()  # torch-default is nn.Linear's
+    ours = SCHEMES["torch-default"].init(fi, fo, relu, gen, torch.float64)
+    assert ours.abs().max().item() <= 1 / math.sqrt(fi) and linear.abs().max().item() <= 1 / math.sqrt(fi)
+    assert ours.std().item() == pytest.approx(linear.std().item(), rel=0.02)

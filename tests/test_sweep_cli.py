@@ -1,0 +1,72 @@
+"""`fnd init-sweep` through the real Typer app."""
+import pytest
+
+from conftest import assert_one_line_error, run_files
+from fndcli.inits import SCHEMES
+from fndcli.sweep import LAYER_COLUMNS, SUMMARY_COLUMNS
+
+import pandas as pd
+
+
+def test_sweep_writes_layers_summary_and_sidecar(fnd, tmp_path):
+    result = fnd("init-sweep", "--scheme", "kaiming", "--scheme", "normal", "--act", "relu", "--depth", "6",
+                 "--width", "16", "--batch", "8", "--seeds", "3", "--seed", "5", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    layers, meta = run_files(tmp_path, "init-sweep")
+    assert list(layers.columns) == LAYER_COLUMNS
+    assert len(layers) == 2 * 3 * 7  # scheme x seed x layers 0..6
+    assert sorted(layers["seed"].unique()) == [5, 6, 7]
+    summary = pd.read_csv(next(tmp_path.glob("*-summary.csv")))
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(summary["scheme"]) == ["kaiming-normal", "normal"] and (summary["depth"] == 6).all()
+    assert meta["config"]["scheme"] == ["kaiming-normal", "normal"] and meta["config"]["seeds"] == 3
+    assert "kaiming-normal" in result.stdout and "exploding" in result.stdout
+
+
+def test_backward_and_plot(fnd, tmp_path):
+    result = fnd("init-sweep", "--scheme", "orthogonal", "--act", "linear", "--act", "tanh", "--depth", "4",
+                 "--width", "8", "--batch", "4", "--backward", "--plot", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    layers, meta = run_files(tmp_path, "init-sweep")
+    assert list(layers.columns) == LAYER_COLUMNS + ["direction"]
+    assert layers.groupby("direction").size().to_dict() == {"backward": 10, "forward": 10}
+    back = layers[(layers["direction"] == "backward") & (layers["act"] == "linear")]
+    m2 = back["m2"]
+    assert m2.max() / m2.min() - 1 < 1e-5  # orthogonal keeps gradient norms, to float32 rounding
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert [p.name.rsplit("-", 1)[1] for p in pngs] == ["heatmap.png", "std.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert len(result.stdout.split()) == 5  # --quiet: the paths only
+
+
+def test_all_schemes_by_default(fnd, tmp_path):
+    result = fnd("init-sweep", "--depth", "3", "--width", "8", "--batch", "4", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0
+    summary = pd.read_csv(next(tmp_path.glob("*-summary.csv")))
+    assert list(summary["scheme"].unique()) == list(SCHEMES) and set(summary["act"]) == {"linear", "relu"}
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--scheme", "he"], ["'--scheme'", "'he'", "kaiming"]),
+    (["--act", "gelu"], ["'--act'", "'gelu'", "relu"]),
+    (["--depth", "0"], ["'--depth'"]),
+    (["--width", "-3"], ["'--width'"]),
+    (["--batch", "0"], ["'--batch'"]),
+    (["--scale", "0"], ["'--scale'", "positive finite"]),
+    (["--scale", "inf"], ["'--scale'", "positive finite"]),
+    (["--scale", "nan"], ["'--scale'"]),
+    (["--seeds", "0"], ["'--seeds'"]),
+    (["--leak", "1.5"], ["'--leak'", "[0, 1)"]),
+])
+def test_bad_input_exits_2_and_writes_nothing(fnd, tmp_path, args, fragments):
+    result = fnd("init-sweep", *args, "--out", tmp_path / "out")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_book_config_is_the_chapter(fnd, tmp_path):
+    result = fnd("init-sweep", "--config", "configs/book.toml", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    _, meta = run_files(tmp_path, "init-sweep")
+    cfg = meta["config"]
+    assert (cfg["depth"], cfg["width"], cfg["batch"], cfg["dtype"]) == (50, 100, 200, "float32")
