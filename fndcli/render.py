@@ -58,3 +58,19 @@ def sweep_table(summary, title):
                       _num(row.m2_last_geomean, ".3g", "nan"), _num(row.pred_m2_last, ".3g", "-"), _num(row.growth_log10_per_layer, "+.3f"),
                       _layer(row.overflow_layer), _layer(row.underflow_layer), f"[{style}]{row.verdict}[/]")
     return table
+
+
+def gradcheck_table(frame, title):
+    """One row per check: hand-written against autograd, then against finite differences."""
+    table = Table(title=title)
+    for name in COLUMNS_GRADCHECK:
+        table.add_column(name, justify="right" if name in ("max_abs_diff", "rel_err") else "left")
+    for row in frame.itertuples():
+        exact = "" if row.exact is None or (isinstance(row.exact, float) and math.isnan(row.exact)) else str(bool(row.exact))
+        table.add_row(row.check, row.tensor, row.shape, row.dtype, exact, str(bool(row.allclose)),
+                      _num(row.max_abs_diff, ".2e"), _num(row.rel_err, ".2e"),
+                      "[green]pass[/]" if row.passed else "[bold red]FAIL[/]")
+    return table
+
+
+COLUMNS_GRADCHECK = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "passed"]

@@ -1,0 +1,262 @@
+"""The core of `fnd gradcheck`: hand-written gradients against autograd and finite differences.
+
+Against autograd: the model's forward and hand-written backward run once; the same values
+(input, weights, biases, targets) go through torch autograd (torch.relu, F.mse_loss,
+F.cross_entropy), and every gradient is compared: the input, each weight and bias, and
+each intermediate activation.
+
+Against finite differences: each hand-written layer, and a small float64 copy of the whole
+model, is wrapped as an autograd.Function whose backward is the hand-written one
+(`bridge.HandWritten`), and `torch.autograd.gradcheck` compares it with central
+differences; so is the chapter's `MyRelu`. ReLU inputs are kept at least MARGIN away from
+0, so the kink does not spoil the differences.
+"""
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from fndcli.bridge import HandWritten, MyRelu
+from fndcli.model import MSE, CrossEntropy, Linear, ReLU, init_mlp
+
+COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "passed"]
+TOLERANCES = {"float32": 1e-5, "float64": 1e-12}  # relative: max|diff| / max|ref|
+MARGIN = 1e-3  # smallest |pre-activation| allowed in a finite-difference check
+FD_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class GradcheckConfig:
+    batch: int = 200
+    n_in: int = 100
+    hidden: tuple = (50,)
+    n_out: int = 1
+    loss: str = "mse"
+    dtype: str = "float32"
+    seed: int = 0
+    init: str = "kaiming"
+    rtol: float | None = None  # None: TOLERANCES[dtype]
+    atol: float = 0.0
+
+    @property
+    def sizes(self):
+        return [self.n_in, *self.hidden, self.n_out]
+
+    @property
+    def tolerance(self):
+        return self.rtol if self.rtol is not None else TOLERANCES[self.dtype]
+
+
+def make_batch(batch, n_in, n_out, loss, gen, dtype):
+    """x ~ N(0, 1) (batch, n_in); MSE targets N(0, 1), (batch,) for one output else (batch, n_out);
+    cross-entropy targets are class indices (batch,)."""
+    x = torch.randn(batch, n_in, generator=gen, dtype=dtype)
+    if loss == "cross-entropy":
+        return x, torch.randint(0, n_out, (batch,), generator=gen)
+    shape = (batch,) if n_out == 1 else (batch, n_out)
+    return x, torch.randn(*shape, generator=gen, dtype=dtype)
+
+
+def compare(check, tensor, ours, ref, rtol, atol):
+    """One row: our tensor against the reference."""
+    row = {"check": check, "tensor": tensor, "shape": "x".join(map(str, ref.shape)) or "scalar",
+           "dtype": str(ref.dtype).replace("torch.", "")}
+    if ours.shape != ref.shape:
+        return {**row, "exact": False, "allclose": False, "max_abs_diff": math.inf, "rel_err": math.inf,
+                "passed": False}
+    max_abs = (ours - ref).abs().max().item() if ref.numel() else 0.0
+    ref_max = ref.abs().max().item() if ref.numel() else 0.0
+    rel = max_abs / ref_max if ref_max > 0 else (0.0 if max_abs == 0 else math.inf)
+    # allclose is torch.allclose with its own defaults (rtol 1e-5, atol 1e-8), as Karpathy's `cmp`;
+    # `passed` is the relative rule with this run's tolerances.
+    return {**row, "exact": bool(torch.equal(ours, ref)), "allclose": bool(torch.allclose(ours, ref)),
+            "max_abs_diff": max_abs, "rel_err": rel,
+            "passed": bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max)}
+
+
+def reference_loss(weights, biases, x, target, loss):
+    """The same model in plain torch ops, for autograd; returns (loss, {name: activation})."""
+    h, acts = x, {"x": x}
+    n = len(weights)
+    for i, (w, b) in enumerate(zip(weights, biases), start=1):
+        if i > 1:
+            h = torch.relu(h)
+            h.retain_grad()
+            acts[f"relu{i - 1}"] = h
+        h = h @ w + b
+        h.retain_grad()
+        acts["out" if i == n else f"lin{i}"] = h
+    if loss == "mse":
+        value = F.mse_loss(h, target.view_as(h) if target.dim() == 1 else target)
+    else:
+        value = F.cross_entropy(h, target)
+    return value, acts
+
+
+def autograd_rows(cfg):
+    """Every gradient of the hand-written model against torch autograd on the same values."""
+    dtype = getattr(torch, cfg.dtype)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x, target = make_batch(cfg.batch, cfg.n_in, cfg.n_out, cfg.loss, gen, dtype)
+    model = init_mlp(cfg.sizes, cfg.init, cfg.loss, gen, dtype, x=x)
+    loss = model.loss(x, target)
+    model.zero_grad()
+    try:
+        model.backward()
+    except RuntimeError as e:  # a broken backward that produces a wrongly shaped gradient
+        return [_error_row("autograd", "backward", e, x)]
+
+    params = model.named_params()
+    leaves = [p.value.clone().requires_grad_() for _, p in params]
+    xr = x.clone().requires_grad_()
+    ref_loss, acts = reference_loss(leaves[0::2], leaves[1::2], xr, target, cfg.loss)
+    ref_loss.backward()
+
+    rtol, atol = cfg.tolerance, cfg.atol
+    rows = [compare("autograd", "loss (value)", loss.detach(), ref_loss.detach(), rtol, atol)]
+    for name in ["x", *model.names]:
+        ref = xr.grad if name == "x" else acts[name].grad
+        rows.append(compare("autograd", f"d loss / d {name}", model.grads[name], ref, rtol, atol))
+    for (name, p), leaf in zip(params, leaves):
+        rows.append(compare("autograd", f"d loss / d {name}", p.grad, leaf.grad, rtol, atol))
+    return rows
+
+
+# --- finite differences --------------------------------------------------------------------
+
+def _away_from_zero(t, margin=0.1):
+    return t + margin * torch.where(t >= 0, 1.0, -1.0).to(t.dtype)
+
+
+def _linear_fn(x, w, b):
+    lin = Linear(w, b)
+    out = lin.forward(x)
+
+    def backward(g):
+        gx = lin.backward(g)
+        return gx, lin.w.grad, lin.b.grad
+    return out, backward
+
+
+def _relu_fn(x):
+    relu = ReLU()
+    return relu.forward(x), lambda g: (relu.backward(g),)
+
+
+def _loss_fn(loss_cls, target):
+    def build(pred):
+        loss = loss_cls()
+        return loss.forward(pred, target), lambda g: (loss.backward(g),)
+    return build
+
+
+def _model_fn(sizes, loss, target):
+    """The whole hand-written model as f(x, w1, b1, w2, b2, ...) -> loss."""
+    def build(x, *params):
+        model = init_mlp(sizes, "kaiming", loss, dtype=x.dtype)
+        for (_, p), value in zip(model.named_params(), params):
+            p.value = value
+        value = model.loss(x, target)
+        model.zero_grad()
+
+        def backward(g):
+            gx = model.backward()
+            return (g * gx, *(g * p.grad for _, p in model.named_params()))
+        return value, backward
+    return build
+
+
+def _small_model(cfg):
+    """A small float64 copy of cfg's model (same depth and loss) whose ReLU inputs are all >= MARGIN from 0."""
+    sizes = [min(cfg.n_in, 5), *(min(h, 4) for h in cfg.hidden), max(2, min(cfg.n_out, 3)) if cfg.loss ==
+             "cross-entropy" else min(cfg.n_out, 3)]
+    best = None
+    for seed in range(cfg.seed, cfg.seed + 200):
+        gen = torch.Generator().manual_seed(seed)
+        x, target = make_batch(4, sizes[0], sizes[-1], cfg.loss, gen, torch.float64)
+        model = init_mlp(sizes, cfg.init, cfg.loss, gen, torch.float64, x=x)
+        model.forward(x)
+        pre = [model.outputs[n] for n in model.names if n.startswith("lin")]
+        gap = min((z.abs().min().item() for z in pre), default=math.inf)
+        if best is None or gap > best[0]:
+            best = (gap, sizes, x, target, [p.value for _, p in model.named_params()])
+        if gap >= MARGIN:
+            break
+    return best[1:]
+
+
+def _fd_max_diff(build, inputs):
+    """Largest |hand-written - central difference| over every element of every input, and max|ref|."""
+    value, backward = build(*inputs)
+    v = torch.randn(value.shape, generator=torch.Generator().manual_seed(1), dtype=value.dtype)  # projection
+    analytic = [g for g in backward(v)]
+    max_abs, ref_max = 0.0, 0.0
+    for t, a in zip(inputs, analytic):
+        flat = t.detach().clone().reshape(-1)
+        for i in range(flat.numel()):
+            plus, minus = flat.clone(), flat.clone()
+            plus[i] += FD_EPS
+            minus[i] -= FD_EPS
+            args_p = [plus.view_as(t) if u is t else u for u in inputs]
+            args_m = [minus.view_as(t) if u is t else u for u in inputs]
+            numeric = ((build(*args_p)[0] - build(*args_m)[0]) * v).sum().item() / (2 * FD_EPS)
+            max_abs = max(max_abs, abs(a.reshape(-1)[i].item() - numeric))
+            ref_max = max(ref_max, abs(numeric))
+    return max_abs, ref_max
+
+
+def _myrelu_fn(x):
+    """MyRelu through autograd, in the (value, backward) form of the hand-written layers."""
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_()
+        out = MyRelu.apply(leaf)
+    return out.detach(), lambda g: torch.autograd.grad(out, leaf, g, retain_graph=True)
+
+
+def _error_row(check, tensor, error, x):
+    """A check that could not run because the backward raised: it fails, and says why."""
+    return {"check": check, "tensor": f"{tensor} (raised {type(error).__name__}: {str(error).splitlines()[0]})",
+            "shape": "x".join(map(str, x.shape)), "dtype": str(x.dtype).replace("torch.", ""), "exact": None,
+            "allclose": False, "max_abs_diff": math.inf, "rel_err": math.inf, "passed": False}
+
+
+def _fd_row(tensor, build, inputs, function=None):
+    """gradcheck's verdict on `function` (default: `build` wrapped by HandWritten), and our own central differences."""
+    inputs = [t.detach().to(torch.float64) for t in inputs]
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    function = function or (lambda *a: HandWritten.apply(build, *a))
+    try:
+        ok = torch.autograd.gradcheck(function, leaves, eps=FD_EPS, raise_exception=False)
+        max_abs, ref_max = _fd_max_diff(build, inputs)
+    except RuntimeError as e:
+        return _error_row("finite-difference", tensor, e, inputs[0])
+    return {"check": "finite-difference", "tensor": tensor, "shape": "x".join(map(str, inputs[0].shape)),
+            "dtype": "float64", "exact": None, "allclose": bool(ok), "max_abs_diff": max_abs,
+            "rel_err": max_abs / ref_max if ref_max > 0 else 0.0, "passed": bool(ok)}
+
+
+def finite_difference_rows(cfg):
+    """torch.autograd.gradcheck on each hand-written layer, a small copy of the model, and MyRelu."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    f64 = dict(generator=gen, dtype=torch.float64)
+    sizes, x, target, params = _small_model(cfg)
+    rows = [
+        _fd_row("linear", _linear_fn, [torch.randn(3, 4, **f64), torch.randn(4, 2, **f64), torch.randn(2, **f64)]),
+        _fd_row("relu", _relu_fn, [_away_from_zero(torch.randn(3, 4, **f64))]),
+        _fd_row("mse", _loss_fn(MSE, torch.randn(3, 2, **f64)), [torch.randn(3, 2, **f64)]),
+        _fd_row("cross-entropy", _loss_fn(CrossEntropy, torch.randint(0, 4, (3,), generator=gen)),
+                [torch.randn(3, 4, **f64)]),
+    ]
+    rows.append(_fd_row(f"model {'-'.join(map(str, sizes))} ({cfg.loss})", _model_fn(sizes, cfg.loss, target),
+                        [x, *params]))
+    rows.append(_fd_row("MyRelu (autograd.Function)", _myrelu_fn, [_away_from_zero(torch.randn(3, 4, **f64))],
+                        function=MyRelu.apply))
+    return rows
+
+
+def run_gradcheck(cfg):
+    """All checks of cfg as one DataFrame (COLUMNS)."""
+    rows = autograd_rows(cfg) + finite_difference_rows(cfg)
+    return pd.DataFrame.from_records(rows, columns=COLUMNS)

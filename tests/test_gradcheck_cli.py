@@ -1,0 +1,83 @@
+"""`fnd gradcheck` through the real Typer app: all-pass settings, broken backward passes, bad input."""
+import pytest
+
+from conftest import assert_one_line_error, run_files
+from fndcli import model as fnd_model
+from fndcli.gradcheck import COLUMNS
+
+
+@pytest.mark.parametrize("args", [
+    [],  # the chapter's 200x100 -> 50 -> 1, MSE, float32
+    ["--hidden", "64", "--hidden", "32", "--hidden", "16", "--n-in", "120", "--n-out", "4"],  # deeper, multi-output
+    ["--loss", "cross-entropy", "--n-out", "10", "--hidden", "128"],
+    ["--batch", "1", "--n-out", "3"],
+    ["--dtype", "float64", "--loss", "cross-entropy", "--n-out", "5", "--batch", "1"],
+    ["--init", "lsuv", "--batch", "32"],
+])
+def test_all_pass(fnd, tmp_path, args):
+    result = fnd("gradcheck", *args, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "gradcheck")
+    assert list(frame.columns) == COLUMNS and frame["passed"].all()
+    checks = frame.groupby("check").size()
+    n_hidden = max(1, args.count("--hidden"))
+    assert checks["autograd"] == 1 + 1 + 2 * n_hidden + 1 + 2 * (n_hidden + 1)  # loss, x, activations, out, params
+    assert checks["finite-difference"] == 6  # linear, relu, mse, cross-entropy, the model, MyRelu
+    assert "all checks pass" in result.stdout
+    assert meta["rtol"] == (1e-12 if "float64" in args else 1e-5)
+
+
+def _broken_mse(self, grad_out=1.0):
+    return grad_out * self._diff / self._diff.numel()  # the factor 2 dropped
+
+
+def _transposed_weight_grad(self, grad_out):
+    x = self._inputs.pop()
+    self.w.grad += (x.t() @ grad_out).t()
+    self.b.grad += grad_out.sum(0)
+    return grad_out @ self.w.value.t()
+
+
+def _flipped_relu_mask(self, grad_out):
+    return grad_out * ~self._masks.pop()
+
+
+@pytest.mark.parametrize("cls,method,broken,failing", [
+    (fnd_model.MSE, "backward", _broken_mse, "d loss / d out"),
+    (fnd_model.Linear, "backward", _transposed_weight_grad, "d loss / d lin1.w"),
+    (fnd_model.ReLU, "backward", _flipped_relu_mask, "d loss / d lin1"),
+])
+def test_a_broken_backward_fails_and_exits_1(fnd, tmp_path, monkeypatch, cls, method, broken, failing):
+    monkeypatch.setattr(cls, method, broken)
+    # square layers, so a transposed weight gradient still fits its buffer
+    result = fnd("gradcheck", "--n-in", "8", "--hidden", "8", "--n-out", "8", "--batch", "16", "--out", tmp_path)
+    assert result.exit_code == 1, result.output
+    frame, meta = run_files(tmp_path, "gradcheck")
+    failed = frame[~frame["passed"]]
+    assert failing in set(failed["tensor"]) and meta["exit_code"] == 1
+    assert (failed["check"] == "finite-difference").any()  # gradcheck catches it too
+    assert "check(s) failed" in result.stdout
+
+
+def test_tolerance_flags_override(fnd, tmp_path):
+    result = fnd("gradcheck", "--rtol", "0", "--out", tmp_path)
+    assert result.exit_code == 1  # float32 is not bitwise equal to autograd everywhere
+    result = fnd("gradcheck", "--rtol", "1e-3", "--atol", "1e-6", "--batch", "8", "--out", tmp_path / "b")
+    assert result.exit_code == 0 and "1e-06 + 0.001 * max|ref|" in result.stdout
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--batch", "0"], ["'--batch'"]),
+    (["--n-in", "-1"], ["'--n-in'"]),
+    (["--hidden", "0"], ["'--hidden'"]),
+    (["--n-out", "0"], ["'--n-out'"]),
+    (["--loss", "hinge"], ["'--loss'", "'hinge'", "cross-entropy"]),
+    (["--dtype", "float16"], ["'--dtype'", "float64"]),
+    (["--loss", "cross-entropy"], ["'--n-out'", "2 or more"]),
+    (["--rtol", "-1"], ["'--rtol'"]),
+    (["--init", "he"], ["'--init'", "kaiming"]),
+])
+def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
+    result = fnd("gradcheck", *args, "--out", tmp_path / "out")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "out").exists()
