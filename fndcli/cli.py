@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from fndcli.cliutil import (ConfigOption, OneLineErrorGroup, OutOption, QuietOption, SeedOption,
-                            console, effective_config, status)
+                            console, effective_config, progress, status)
 
 app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
                   pretty_exceptions_show_locals=False)
@@ -318,6 +318,120 @@ def gradcheck(
                   "finite differences: torch.autograd.gradcheck in float64")
         con.print("[green]all checks pass[/]" if code == 0 else
                   f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}")
+    _print_paths(con, paths)
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------------------
+# fnd train
+
+from fndcli.train import LABELS, TASKS  # noqa: E402
+
+TaskName = _registry_enum("TaskName", TASKS)
+LabelSource = _registry_enum("LabelSource", LABELS)
+
+
+@app.command("train")
+def train_command(
+    ctx: typer.Context,
+    task: Annotated[TaskName, typer.Option("--task", help="regression (MSE, R^2) or classification (cross-entropy, accuracy).")] = TaskName.regression,
+    samples: Annotated[int, typer.Option("--samples", min=2, help="Synthetic examples, before the split.")] = 4000,
+    valid_frac: Annotated[float, typer.Option("--valid-frac", help="Fraction held out for validation.")] = 0.2,
+    n_in: Annotated[int, typer.Option("--n-in", min=1, help="Input features.")] = 100,
+    hidden: Annotated[Optional[list[int]], typer.Option(
+        "--hidden", min=1, help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
+    n_out: Annotated[int, typer.Option("--n-out", min=1, help="Regression outputs.")] = 1,
+    classes: Annotated[int, typer.Option("--classes", min=2, help="Classification classes.")] = 4,
+    labels: Annotated[LabelSource, typer.Option("--labels", help="Classification labels: a teacher's argmax or Gaussian clusters.")] = LabelSource.teacher,
+    noise: Annotated[float, typer.Option("--noise", help="Std of the noise added to the regression teacher.")] = 0.1,
+    init: Annotated[InitName, typer.Option("--init", help="Init scheme from init-sweep's registry.")] = InitName.kaiming,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.05,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per SGD step.")] = 64,
+    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum, as torch.optim.SGD's (0: none).")] = 0.0,
+    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of the model and data.")] = BenchDtype.float32,
+    seed: SeedOption = 0,
+    check_autograd: Annotated[bool, typer.Option(
+        "--check-autograd/--no-check-autograd", help="Train an autograd twin in lockstep and compare.")] = True,
+    rtol: Annotated[Optional[float], typer.Option(
+        "--rtol", help="Relative tolerance against the twin. Default: 1e-5 (float32), 1e-10 (float64).")] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Write a PNG of the loss curves, hand-written and autograd.")] = False,
+    config: ConfigOption = None,
+    out: OutOption = Path("results"),
+    quiet: QuietOption = False,
+):
+    """Train the hand-written model on synthetic data with SGD from scratch, in lockstep with an autograd twin.
+
+    Exit 1 if the twin's losses or final parameters differ beyond --rtol, or if training
+    diverges (a non-finite loss).
+
+    Examples:
+
+        fnd train
+        fnd train --task classification --classes 5 --hidden 64 --hidden 32 --epochs 30
+        fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
+    """
+    from fndcli.plots import loss_curves
+    from fndcli.render import train_table
+    from fndcli.results import utc_now
+    from fndcli.train import TrainConfig, n_valid, train
+
+    _positive_finite(lr, "--lr")
+    _tolerance(rtol, "--rtol")
+    for value, option in ((noise, "--noise"), (momentum, "--momentum")):
+        _tolerance(value, option)
+    if not 0 < valid_frac < 1:
+        raise typer.BadParameter(f"must be between 0 and 1, got {valid_frac}", param_hint="'--valid-frac'")
+    n_train = samples - n_valid(samples, valid_frac)
+    if n_train < 1:
+        raise typer.BadParameter(f"leaves no training examples of {samples}", param_hint="'--valid-frac'")
+    if batch_size > n_train:
+        raise typer.BadParameter(f"{batch_size} is larger than the {n_train} training examples "
+                                 f"(--samples {samples}, --valid-frac {valid_frac})", param_hint="'--batch-size'")
+    cfg = TrainConfig(task=task.value, samples=samples, valid_frac=valid_frac, n_in=n_in,
+                      hidden=tuple(hidden) if hidden else (50,), n_out=n_out, classes=classes, labels=labels.value,
+                      noise=noise, init=ALIASES.get(init.value, init.value), lr=lr, epochs=epochs,
+                      batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
+                      check_autograd=check_autograd, rtol=rtol)
+    out_dir = _out_dir(out)
+    con = console()
+    started = utc_now()
+    with progress(con, quiet, epochs + 1, "training") as advance:
+        result = train(cfg, on_epoch=advance)
+    history = result.history
+    mismatch = (check_autograd and not result.diverged_epoch
+                and max(result.max_loss_diff, result.max_param_diff) > cfg.tolerance)
+    code = 130 if result.interrupted else (1 if result.diverged_epoch or mismatch else 0)
+
+    def write_files(files):
+        files.write_csv(".csv", history)
+        if plot:
+            files.write("-loss.png", lambda p: loss_curves(history, p))
+
+    paths = _save_run(ctx, out_dir, started, write_files, {"hidden": list(cfg.hidden), "rtol": cfg.tolerance},
+                      device="cpu", dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
+                      autograd_step_s=result.autograd_step_s, steps=result.steps,
+                      max_rel_loss_diff=result.max_loss_diff, max_rel_param_diff=result.max_param_diff,
+                      diverged_epoch=result.diverged_epoch, status="interrupted" if result.interrupted else "complete",
+                      exit_code=code)
+    if not quiet:
+        metric_name = "valid R²" if cfg.task == "regression" else "valid accuracy"
+        sizes = " -> ".join(map(str, [cfg.n_in, *cfg.hidden, cfg.outputs]))
+        con.print(train_table(history, f"train: {cfg.task}, {sizes}, {cfg.loss}, SGD lr {lr:g}"
+                                       f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}", metric_name))
+        step = f"hand-written step {result.manual_step_s * 1e6:.0f} µs"
+        if check_autograd:
+            step += (f", autograd twin {result.autograd_step_s * 1e6:.0f} µs "
+                     f"({result.manual_step_s / result.autograd_step_s:.2f}x)")
+            con.print(f"{step}; largest relative difference from the twin: loss {result.max_loss_diff:.2e}, "
+                      f"parameters {result.max_param_diff:.2e} (tolerance {cfg.tolerance:g})")
+        else:
+            con.print(step)
+        if mismatch:
+            con.print("[bold red]the hand-written model and its autograd twin disagree beyond --rtol[/]")
+    if result.diverged_epoch:
+        typer.echo(f"Error: training diverged in epoch {result.diverged_epoch} (non-finite loss); "
+                   f"try a smaller --lr than {lr:g}", err=True)
     _print_paths(con, paths)
     raise typer.Exit(code)
 

@@ -133,6 +133,19 @@ def status(con, quiet):
             yield live
 
 
+@contextlib.contextmanager
+def progress(con, quiet, total, description):
+    """A rich progress bar for a terminal; advance() is a no-op when quiet or not a terminal."""
+    if quiet or not con.is_terminal:
+        yield lambda *args: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=con, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda *args: bar.advance(task)
+
+
 def effective_config(ctx, **resolved):
     """The options a run actually used, keyed as in a config file, for the sidecar.
 

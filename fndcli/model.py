@@ -56,13 +56,14 @@ class Linear:
         if x.dim() != 2 or x.shape[1] != self.w.value.shape[0]:
             raise ShapeError(f"linear: input {tuple(x.shape)} does not match weight {tuple(self.w.value.shape)}")
         self._inputs.append(x)
-        return x @ self.w.value + self.b.value  # (N, n_in) @ (n_in, n_out) -> (N, n_out)
+        return torch.addmm(self.b.value, x, self.w.value)  # b + (N, n_in) @ (n_in, n_out) -> (N, n_out)
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, input_grad=True):
+        """Add to w.grad and b.grad; return the input's gradient (None if input_grad is False)."""
         x = self._inputs.pop()
-        self.w.grad += x.t() @ grad_out  # (n_in, N) @ (N, n_out)
+        self.w.grad.addmm_(x.t(), grad_out)  # += (n_in, N) @ (N, n_out), one fused GEMM
         self.b.grad += grad_out.sum(0)
-        return grad_out @ self.w.value.t()  # (N, n_out) @ (n_out, n_in)
+        return grad_out @ self.w.value.t() if input_grad else None  # (N, n_out) @ (n_out, n_in)
 
 
 class ReLU:
@@ -169,14 +170,18 @@ class MLP:
     def loss(self, x, target):
         return self.loss_fn.forward(self.forward(x), target)
 
-    def backward(self):
-        """Back from the loss; parameters' gradients accumulate, so call zero_grad between steps."""
+    def backward(self, input_grad=True):
+        """Back from the loss; parameters' gradients accumulate, so call zero_grad between steps.
+
+        Returns the gradient for the input x; training skips it (input_grad=False), as
+        autograd does for an input that does not require grad: it is a whole extra GEMM.
+        """
         g = self.loss_fn.backward()
         self.grads = {"out": g}
         for name, layer in zip(reversed(self.names[:-1]), reversed(self.layers[1:])):
             g = layer.backward(g)
             self.grads[name] = g
-        self.grads["x"] = self.layers[0].backward(g)
+        self.grads["x"] = self.layers[0].backward(g, input_grad)
         return self.grads["x"]
 
     def zero_grad(self):

@@ -46,3 +46,22 @@ def activation_heatmap(counts, run, path):
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+def loss_curves(history, path):
+    """Train and validation loss per epoch, hand-written (solid) and autograd twin (dashed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for column, color in (("train_loss", "C0"), ("valid_loss", "C1")):
+        ax.plot(history["epoch"], history[column], color=color, marker="o", label=f"{column} (hand-written)")
+        ref = history[f"ref_{column}"]
+        if ref.notna().any():
+            ax.plot(history["epoch"], ref, color=color, linestyle="--", label=f"{column} (autograd twin)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("fnd train: loss curves")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

@@ -74,3 +74,16 @@ def gradcheck_table(frame, title):
 
 
 COLUMNS_GRADCHECK = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "passed"]
+
+
+def train_table(history, title, metric_name):
+    """One row per epoch; epoch 0 is before training."""
+    table = Table(title=title)
+    for name in ("epoch", "train loss", "valid loss", metric_name, "seconds", "twin train loss", "twin valid loss",
+                 "max |loss diff|"):
+        table.add_column(name, justify="right")
+    for row in history.itertuples():
+        table.add_row(str(row.epoch), _num(row.train_loss, ".5g"), _num(row.valid_loss, ".5g"),
+                      _num(row.valid_metric, ".4f"), _num(row.seconds, ".3f"), _num(row.ref_train_loss, ".5g"),
+                      _num(row.ref_valid_loss, ".5g"), _num(row.loss_diff, ".2e"))
+    return table

@@ -31,11 +31,11 @@ def _broken_mse(self, grad_out=1.0):
     return grad_out * self._diff / self._diff.numel()  # the factor 2 dropped
 
 
-def _transposed_weight_grad(self, grad_out):
+def _transposed_weight_grad(self, grad_out, input_grad=True):
     x = self._inputs.pop()
     self.w.grad += (x.t() @ grad_out).t()
     self.b.grad += grad_out.sum(0)
-    return grad_out @ self.w.value.t()
+    return grad_out @ self.w.value.t() if input_grad else None
 
 
 def _flipped_relu_mask(self, grad_out):

@@ -1,0 +1,229 @@
+"""The core of `fnd train`: the hand-written model trained by SGD written from scratch, in lockstep
+with an autograd twin.
+
+The twin is an nn.Sequential of nn.Linear / nn.ReLU with the same starting weights
+(transposed into nn.Linear's (out, in) layout), trained by torch.optim.SGD with the same
+learning rate and momentum, on the same batches in the same order. After every step the
+two losses are compared; at the end, every parameter.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fndcli.model import init_mlp
+
+COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
+           "loss_diff"]
+TOLERANCES = {"float32": 1e-5, "float64": 1e-10}  # relative, for losses and parameters
+TEACHER_HIDDEN = 32
+TASKS = ("regression", "classification")
+LABELS = ("teacher", "clusters")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "regression"
+    samples: int = 4000
+    valid_frac: float = 0.2
+    n_in: int = 100
+    hidden: tuple = (50,)
+    n_out: int = 1        # regression outputs
+    classes: int = 4      # classification classes
+    labels: str = "teacher"
+    noise: float = 0.1
+    init: str = "kaiming"
+    lr: float = 0.05
+    epochs: int = 20
+    batch_size: int = 64
+    momentum: float = 0.0
+    dtype: str = "float32"
+    seed: int = 0
+    check_autograd: bool = True
+    rtol: float | None = None
+
+    @property
+    def loss(self):
+        return "mse" if self.task == "regression" else "cross-entropy"
+
+    @property
+    def outputs(self):
+        return self.n_out if self.task == "regression" else self.classes
+
+    @property
+    def n_train(self):
+        return self.samples - n_valid(self.samples, self.valid_frac)
+
+    @property
+    def tolerance(self):
+        return self.rtol if self.rtol is not None else TOLERANCES[self.dtype]
+
+
+def n_valid(samples, valid_frac):
+    return max(1, round(samples * valid_frac))
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame
+    manual_step_s: float
+    autograd_step_s: float | None
+    max_loss_diff: float | None   # max |manual - autograd| step loss / max |autograd step loss|
+    max_param_diff: float | None  # largest max|Δ| / max|ref| over the final parameters
+    diverged_epoch: int | None = None
+    interrupted: bool = False
+    steps: int = 0
+    notes: list = field(default_factory=list)
+
+
+def make_data(cfg):
+    """Seeded synthetic data, split into (x_train, y_train, x_valid, y_valid).
+
+    Regression: x ~ N(0, 1), y = teacher(x) + noise * N(0, 1), the teacher a fixed random
+    ReLU network n_in -> 32 -> n_out (Kaiming). Classification: labels are the argmax of
+    such a teacher's `classes` outputs, or the cluster of x drawn around `classes`
+    Gaussian centres.
+    """
+    dtype = getattr(torch, cfg.dtype)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x = torch.randn(cfg.samples, cfg.n_in, generator=gen, dtype=dtype)  # (S, n_in)
+    if cfg.task == "classification" and cfg.labels == "clusters":
+        centres = torch.randn(cfg.classes, cfg.n_in, generator=gen, dtype=dtype) * 0.5  # (C, n_in)
+        y = torch.randint(0, cfg.classes, (cfg.samples,), generator=gen)
+        x = x + centres[y]
+    else:
+        teacher = init_mlp([cfg.n_in, TEACHER_HIDDEN, cfg.outputs], "kaiming-normal", "mse", gen, dtype)
+        out = teacher.forward(x)  # (S, outputs)
+        if cfg.task == "classification":
+            y = out.argmax(dim=1)
+        else:
+            y = out + cfg.noise * torch.randn(out.shape, generator=gen, dtype=dtype)
+            y = y.squeeze(1) if cfg.n_out == 1 else y
+    n_train = cfg.n_train
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def twin_of(model):
+    """nn.Sequential with the same weights: nn.Linear stores (out, in), the chapter's layout is (in, out)."""
+    layers = []
+    for i, lin in enumerate(model.linears):
+        if i:
+            layers.append(nn.ReLU())
+        n_in, n_out = lin.w.value.shape
+        layer = nn.Linear(n_in, n_out, dtype=lin.w.value.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(lin.w.value.t())
+            layer.bias.copy_(lin.b.value)
+        layers.append(layer)
+    return nn.Sequential(*layers)
+
+
+def twin_loss(twin, x, y, loss):
+    out = twin(x)
+    return F.mse_loss(out, y.view_as(out)) if loss == "mse" else F.cross_entropy(out, y)
+
+
+def metric(out, y, task):
+    """R^2 for regression (1 - SSE/SST over all outputs), accuracy for classification."""
+    if task == "classification":
+        return (out.argmax(dim=1) == y).double().mean().item()
+    y = y.view_as(out)
+    sst = (y - y.mean(0)).pow(2).sum().item()
+    return 1 - (out - y).pow(2).sum().item() / sst if sst > 0 else math.nan
+
+
+class ManualSGD:
+    """SGD with optional momentum, as torch.optim.SGD defines it: v = mu * v + g; p -= lr * v."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        self.params, self.lr, self.momentum = params, lr, momentum
+        self.velocity = [None] * len(params)
+
+    def step(self):
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if self.momentum:
+                v = self.velocity[i]
+                self.velocity[i] = g.clone() if v is None else v.mul_(self.momentum).add_(g)
+                g = self.velocity[i]
+            p.value.add_(g, alpha=-self.lr)
+
+
+def _rel_or_inf(diff, ref):
+    """diff / ref as gradcheck's rel_err: 0 when both are 0, inf when only ref is (or either is not finite)."""
+    if not (math.isfinite(diff) and math.isfinite(ref)):
+        return math.inf
+    return diff / ref if ref > 0 else (0.0 if diff == 0 else math.inf)
+
+
+def train(cfg, on_epoch=lambda row: None):
+    """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the comparisons."""
+    x_tr, y_tr, x_va, y_va = make_data(cfg)
+    dtype = getattr(torch, cfg.dtype)
+    model = init_mlp([cfg.n_in, *cfg.hidden, cfg.outputs], cfg.init, cfg.loss,
+                     torch.Generator().manual_seed(cfg.seed + 1), dtype, x=x_tr)
+    opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
+    twin = twin_of(model) if cfg.check_autograd else None
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
+    shuffle = torch.Generator().manual_seed(cfg.seed + 2)
+
+    def evaluate(epoch, seconds, loss_diff):
+        with torch.no_grad():
+            row = {"epoch": epoch, "train_loss": model.loss(x_tr, y_tr).item(),
+                   "valid_loss": model.loss(x_va, y_va).item(),
+                   "valid_metric": metric(model.outputs["out"], y_va, cfg.task), "seconds": seconds,
+                   "ref_train_loss": twin_loss(twin, x_tr, y_tr, cfg.loss).item() if twin else math.nan,
+                   "ref_valid_loss": twin_loss(twin, x_va, y_va, cfg.loss).item() if twin else math.nan,
+                   "loss_diff": loss_diff}
+        on_epoch(row)
+        return row
+
+    rows = [evaluate(0, 0.0, math.nan)]
+    manual_s, twin_s, steps, max_abs_diff, max_ref = 0.0, 0.0, 0, 0.0, 0.0
+    diverged, interrupted = None, False
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            t_epoch = time.perf_counter()
+            order = torch.randperm(len(x_tr), generator=shuffle)
+            loss_diff = 0.0 if twin else math.nan
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                xb, yb = x_tr[idx], y_tr[idx]
+                t0 = time.perf_counter()
+                model.zero_grad()
+                loss = model.loss(xb, yb)
+                model.backward(input_grad=False)
+                opt.step()
+                manual_s += time.perf_counter() - t0
+                loss = loss.item()
+                steps += 1
+                if twin:
+                    t0 = time.perf_counter()
+                    twin_opt.zero_grad(set_to_none=True)
+                    ref = twin_loss(twin, xb, yb, cfg.loss)
+                    ref.backward()
+                    twin_opt.step()
+                    twin_s += time.perf_counter() - t0
+                    ref = ref.item()
+                    loss_diff = max(loss_diff, abs(loss - ref))
+                    max_abs_diff, max_ref = max(max_abs_diff, abs(loss - ref)), max(max_ref, abs(ref))
+                if not math.isfinite(loss):
+                    diverged = epoch
+                    break
+            if diverged:
+                break
+            rows.append(evaluate(epoch, time.perf_counter() - t_epoch, loss_diff))
+    except KeyboardInterrupt:
+        interrupted = True
+    param_diff = None
+    if twin:
+        twin_params = [t for layer in twin if isinstance(layer, nn.Linear) for t in (layer.weight.t(), layer.bias)]
+        param_diff = max(_rel_or_inf((p.value - t).abs().max().item(), t.abs().max().item())
+                         for (_, p), t in zip(model.named_params(), twin_params))
+    history = pd.DataFrame.from_records(rows, columns=COLUMNS)
+    return TrainResult(history, manual_s / max(steps, 1), twin_s / max(steps, 1) if twin else None,
+                       _rel_or_inf(max_abs_diff, max_ref) if twin else None, param_diff, diverged, interrupted, steps)
