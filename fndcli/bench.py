@@ -23,14 +23,16 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli.benchspec import TOLERANCES, BenchSpec, Shape, make_inputs
-from fndcli.kernels import IMPLS
+from fndcli.benchspec import TOLERANCES, BenchSpec, Shape, make_inputs, synchronize
+from fndcli.kernels import CHAPTER, IMPLS
 
 COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
-           "min_s", "n_values", "gflops", "speedup", "max_abs_err", "rel_err", "correct", "skipped"]
+           "min_s", "n_values", "gflops", "speedup", "max_abs_err", "rel_err", "correct", "skipped",
+           "compile_s", "pct_peak"]
+CROSSOVER_COLUMNS = ["faster", "slower", "size", "m", "k", "n", "faster_median_s", "slower_median_s"]
 
 # Environment variables the pyperf workers keep (pyperf drops most of the environment).
-INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES"
+INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES,NUMBA_NUM_THREADS,NUMBA_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,16 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class BenchConfig:
-    impls: tuple = tuple(IMPLS)
+    impls: tuple = CHAPTER
     shapes: tuple = (Shape(5, 784, 10),)
     dtype: str = "float32"
+    devices: tuple = ("cpu",)
     threads: int | None = None
     seed: int = 0
     preset: str = "default"
     max_seconds: float = 60.0
+    peak_gflops: float | None = None  # the ceiling of pct_peak; None: the best torch figure at the largest size
+    sweep_dim: str | None = None      # set by --sweep: which dimension the crossover sizes are of
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,14 @@ class Check:
     rel_err: float
     correct: bool
     call_s: float  # measured seconds per call, to size the pyperf values
+    compile_s: float  # first call minus a steady call, for compiled implementations; else NaN
 
 
 @dataclass
 class BenchResult:
     rows: pd.DataFrame
     suite: pyperf.BenchmarkSuite | None  # the benchmarks that finished
+    crossovers: pd.DataFrame = None     # CROSSOVER_COLUMNS; empty unless several sizes ran
     pyperf_args: list = field(default_factory=list)  # one list per worker run
     interrupted: bool = False
 
@@ -109,36 +116,46 @@ class BenchError(Exception):
     """The pyperf worker failed."""
 
 
-def estimate_run_seconds(impl, shape, preset):
+def estimate_run_seconds(impl, shape, preset, device="cpu"):
     """Seconds of compute the run of one benchmark would take (worker start-up not included)."""
-    call = IMPLS[impl].estimate_seconds(shape.m, shape.k, shape.n)
+    call = IMPLS[impl].estimate_seconds(shape.m, shape.k, shape.n, device)
     return call + preset.runs_for(call).calls * max(call, preset.target_s)
 
 
-def check_impl(impl, shape, dtype, seed):
-    """Compare one implementation with float64 a @ b, and measure its seconds per call."""
-    a, b = make_inputs(shape, dtype, seed)
+def check_impl(impl, shape, dtype, seed, device="cpu"):
+    """Compare one implementation with float64 a @ b, and measure its seconds per call (and compile time)."""
+    a, b = make_inputs(shape, dtype, seed, device)
     fn = IMPLS[impl].fn
+    synchronize(device)
     t0 = time.perf_counter()
     out = fn(a, b)
+    synchronize(device)
     first_s = time.perf_counter() - t0
+    compiled = IMPLS[impl].compiled
+    call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
     ref = a.double() @ b.double()  # (m, n), the reference
     err = out.double() - ref
     max_abs = err.abs().max().item()
     ref_norm = ref.norm().item()
     rel = err.norm().item() / ref_norm if ref_norm > 0 else err.norm().item()
     correct = out.shape == ref.shape and math.isfinite(rel) and rel <= TOLERANCES[dtype]
-    return Check(max_abs, rel, bool(correct), _seconds_per_call(fn, a, b, first_s))
+    compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
+    return Check(max_abs, rel, bool(correct), call_s, compile_s)
 
 
-def _seconds_per_call(fn, a, b, first_s, min_s=0.02):
-    """Time batches of 1, 10, 100, ... calls until one lasts min_s; the first call is warm-up."""
+def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
+    """Time batches of 1, 10, 100, ... calls until one lasts min_s; the first call counts only if
+    it was not a compile (first_s is inf for compiled implementations)."""
     calls, elapsed = 1, first_s
+    if math.isinf(first_s):
+        calls, elapsed = 0, 0.0
     while elapsed < min_s:
-        calls = calls * 10 if elapsed * 10 < min_s else max(calls + 1, math.ceil(calls * min_s / elapsed))
+        calls = max(1, calls * 10 if elapsed * 10 < min_s else max(calls + 1, math.ceil(calls * min_s / elapsed)))
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(calls):
             fn(a, b)
+        synchronize(device)
         elapsed = time.perf_counter() - t0
     return elapsed / calls
 
@@ -152,20 +169,23 @@ def run_bench(cfg, log=lambda msg: None):
     rows, specs, interrupted = {}, [], False
     try:
         for shape in cfg.shapes:
-            for impl in cfg.impls:
-                row = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n, "dtype": cfg.dtype,
-                       "device": "cpu", "threads": threads, "skipped": ""}
-                est = estimate_run_seconds(impl, shape, preset)
-                if est > cfg.max_seconds:
-                    row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
-                    rows[(impl, shape)] = row
-                    continue
-                log(f"checking {impl} at {shape}")
-                check = check_impl(impl, shape, cfg.dtype, cfg.seed)
-                row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct)
-                rows[(impl, shape)] = row
-                inner = max(1, round(preset.target_s / check.call_s))
-                specs.append((BenchSpec(impl, shape, inner), preset.runs_for(check.call_s)))
+            for device in cfg.devices:
+                for impl in cfg.impls:
+                    if device not in IMPLS[impl].devices:
+                        continue
+                    row = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n, "dtype": cfg.dtype,
+                           "device": device, "threads": threads, "skipped": ""}
+                    rows[(impl, device, shape)] = row
+                    est = estimate_run_seconds(impl, shape, preset, device)
+                    if est > cfg.max_seconds:
+                        row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
+                        continue
+                    log(f"checking {impl} on {device} at {shape}")
+                    check = check_impl(impl, shape, cfg.dtype, cfg.seed, device)
+                    row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
+                               compile_s=check.compile_s)
+                    inner = max(1, round(preset.target_s / check.call_s))
+                    specs.append((BenchSpec(impl, device, shape, inner), preset.runs_for(check.call_s)))
         if specs:
             log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset})")
     except KeyboardInterrupt:
@@ -181,13 +201,13 @@ def run_bench(cfg, log=lambda msg: None):
             except KeyboardInterrupt:
                 interrupted = True
             suite = _load_suite(suite_path)
-    frame = _frame(rows, _timings(suite), keep_untimed=not interrupted)
-    return BenchResult(frame, suite, pyperf_args, interrupted)
+    frame = _frame(rows, _timings(suite), keep_untimed=not interrupted, peak_gflops=cfg.peak_gflops)
+    return BenchResult(frame, suite, crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted)
 
 
 def _run_worker(specs, cfg, runs, suite_path):
     """Run the pyperf worker subprocess; it appends finished benchmarks to suite_path."""
-    fnd_args = [arg for spec in specs for arg in ("--bench", spec.encode())]
+    fnd_args = [arg for spec in specs for arg in ("--bench", spec.encode())]  # impl:device:shape:inner
     fnd_args += ["--dtype", cfg.dtype, "--seed", str(cfg.seed)]
     if cfg.threads:
         fnd_args += ["--threads", str(cfg.threads)]
@@ -230,11 +250,11 @@ def _timings(suite):
     return out
 
 
-def _frame(rows, timed, keep_untimed):
-    """Join rows and timings; add gflops and the speedup over the slowest at each shape."""
+def _frame(rows, timed, keep_untimed, peak_gflops=None):
+    """Join rows and timings; add gflops, the speedup over the slowest at each shape, and pct_peak."""
     records = []
-    for (impl, shape), row in rows.items():
-        timing = timed.get(BenchSpec(impl, shape, 1).name(row["dtype"]))
+    for (impl, device, shape), row in rows.items():
+        timing = timed.get(BenchSpec(impl, device, shape, 1).name(row["dtype"]))
         if timing:
             row = {**row, **timing, "gflops": shape.flops / timing["median_s"] / 1e9}
         elif not (keep_untimed or row["skipped"]):
@@ -243,4 +263,55 @@ def _frame(rows, timed, keep_untimed):
     frame = pd.DataFrame.from_records(records).reindex(columns=COLUMNS)
     slowest = frame.groupby(["m", "k", "n"])["median_s"].transform("max")
     frame["speedup"] = slowest / frame["median_s"]
+    frame["pct_peak"] = 100 * frame["gflops"] / _ceilings(frame, peak_gflops)
     return frame
+
+
+def _ceilings(frame, peak_gflops):
+    """Per row, the machine's measured ceiling: --peak-gflops, or the best `torch` GFLOP/s at the
+    largest size (most flops) timed on that row's device in this run."""
+    if peak_gflops:
+        return pd.Series(peak_gflops, index=frame.index, dtype=float)
+    flops = 2.0 * frame["m"] * frame["k"] * frame["n"]
+    ceiling = {}
+    for device in frame["device"].unique():
+        torch_rows = frame[(frame["impl"] == "torch") & (frame["device"] == device) & frame["gflops"].notna()]
+        if len(torch_rows):
+            largest = flops[torch_rows.index].max()
+            ceiling[device] = torch_rows.loc[flops[torch_rows.index] == largest, "gflops"].max()
+    return frame["device"].map(ceiling).astype(float)
+
+
+def crossovers(frame, dim=None):
+    """Where each implementation overtakes another as the size grows (CROSSOVER_COLUMNS).
+
+    A series is one impl on one device; sizes are m*k*n ordered, or the swept dimension.
+    Between consecutive sizes where both ran, a change from slower to faster is a crossover,
+    reported at the first size where it is faster. GPU against CPU is the same rule between
+    an impl on cuda and one on cpu.
+    """
+    timed = frame[frame["median_s"].notna()].copy()
+    if timed.empty:
+        return pd.DataFrame(columns=CROSSOVER_COLUMNS)
+    timed["series"] = timed["impl"] + "@" + timed["device"]
+    if dim == "all":
+        timed["size"] = timed["m"]  # square: the side
+    elif dim in ("m", "k", "n"):
+        timed["size"] = timed[dim]
+    else:
+        timed["size"] = timed["m"] * timed["k"] * timed["n"]
+    table = timed.pivot_table(index="size", columns="series", values="median_s", aggfunc="first").sort_index()
+    shapes = timed.drop_duplicates("size").set_index("size")[["m", "k", "n"]]
+    out = []
+    for a in table.columns:
+        for b in table.columns:
+            if a == b:
+                continue
+            both = table[[a, b]].dropna()
+            faster = (both[a] < both[b]).tolist()
+            for i in range(1, len(faster)):
+                if faster[i] and not faster[i - 1]:
+                    size = both.index[i]
+                    out.append({"faster": a, "slower": b, "size": int(size), **shapes.loc[size].to_dict(),
+                                "faster_median_s": both[a].iloc[i], "slower_median_s": both[b].iloc[i]})
+    return pd.DataFrame.from_records(out, columns=CROSSOVER_COLUMNS)

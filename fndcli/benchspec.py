@@ -8,12 +8,13 @@ about 2 s per process on a 2-core machine.
 import re
 from dataclasses import dataclass
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 # Largest relative error ||out - ref|| / ||ref|| that counts as correct, per dtype. A
-# sum of k products in float32 drifts by about eps * sqrt(k) (~1e-6 at k = 784); a wrong
-# kernel (transposed, dropped term) is off by order 1.
-TOLERANCES = {"float32": 1e-4, "float64": 1e-10}
+# sum of k products drifts by about eps * sqrt(k) (float32: ~1e-6 at k = 784; bfloat16,
+# eps 2^-8, summed in bfloat16 by the Python loops: ~1e-2); a wrong kernel (transposed,
+# a dropped term) is off by order 1.
+TOLERANCES = {"float32": 1e-4, "float64": 1e-10, "float16": 1e-2, "bfloat16": 5e-2}
 
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -48,23 +49,24 @@ class Shape:
 
 @dataclass(frozen=True)
 class BenchSpec:
-    """One timed benchmark: an implementation at a shape, called `inner_loops` times per value."""
+    """One timed benchmark: an implementation on a device at a shape, called `inner_loops` times per value."""
 
     impl: str
+    device: str
     shape: Shape
     inner_loops: int
 
     def encode(self):
-        return f"{self.impl}:{self.shape}:{self.inner_loops}"
+        return f"{self.impl}:{self.device}:{self.shape}:{self.inner_loops}"
 
     @classmethod
     def decode(cls, text):
-        impl, shape, inner = text.split(":")
-        return cls(impl, Shape.parse(shape), int(inner))
+        impl, device, shape, inner = text.split(":")
+        return cls(impl, device, Shape.parse(shape), int(inner))
 
     def name(self, dtype):
         """The benchmark's name in the pyperf file, stable across runs for compare_to."""
-        return f"{self.impl} {self.shape} {dtype}"
+        return f"{self.impl} {self.shape} {dtype} {self.device}"
 
 
 def make_inputs(shape, dtype, seed, device="cpu"):
@@ -72,6 +74,44 @@ def make_inputs(shape, dtype, seed, device="cpu"):
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(shape.m, shape.k, generator=gen, dtype=getattr(torch, dtype))  # (m, k)
-    b = torch.randn(shape.k, shape.n, generator=gen, dtype=getattr(torch, dtype))  # (k, n)
-    return a.to(device), b.to(device)
+    draw = torch.float64 if dtype == "float64" else torch.float32  # half types: drawn in float32, rounded
+    a = torch.randn(shape.m, shape.k, generator=gen, dtype=draw)  # (m, k)
+    b = torch.randn(shape.k, shape.n, generator=gen, dtype=draw)  # (k, n)
+    return a.to(device, getattr(torch, dtype)), b.to(device, getattr(torch, dtype))
+
+
+def synchronize(device):
+    """Wait for the GPU: without it a timer around CUDA calls measures only their launches."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def parse_sweep(text):
+    """'16:2048' -> powers of two from 16 to 2048; '64,100,512' -> that list. ValueError says what is accepted."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            lo, hi = (int(x) for x in text.split(":"))
+            if lo < 1 or hi < lo:
+                raise ValueError
+            sizes, size = [], 1 << (lo - 1).bit_length()  # first power of two >= lo
+            while size <= hi:
+                sizes.append(size)
+                size *= 2
+        else:
+            sizes = [int(x) for x in text.split(",")]
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"sweep {text!r} is not LO:HI (powers of two, e.g. 16:2048) or a list (e.g. 64,128,500) "
+                         "of positive integers") from None
+    return sorted(set(sizes))
+
+
+def sweep_shapes(sizes, dim, base):
+    """Square shapes s x s x s (dim 'all'), or base with one dimension set to each size."""
+    if dim == "all":
+        return [Shape(s, s, s) for s in sizes]
+    return [Shape(**{**base.__dict__, dim: s}) for s in sizes]

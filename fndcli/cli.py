@@ -64,22 +64,53 @@ def _print_paths(con, paths):
 # ---------------------------------------------------------------------------------------
 # fnd matmul-bench
 
-from fndcli.benchspec import DTYPES, Shape  # noqa: E402
-from fndcli.kernels import IMPLS  # noqa: E402
+from fndcli.benchspec import DTYPES, Shape, parse_sweep, sweep_shapes  # noqa: E402
+from fndcli.kernels import CHAPTER, IMPLS  # noqa: E402
 
-ImplName = _registry_enum("ImplName", IMPLS)
+ImplName = _registry_enum("ImplName", [*IMPLS, "all"])
 BenchDtype = _registry_enum("BenchDtype", DTYPES)
+ModelDtype = _registry_enum("ModelDtype", ["float32", "float64"])
+DeviceName = _registry_enum("DeviceName", ["cpu", "cuda"])
+SweepDim = _registry_enum("SweepDim", ["all", "m", "k", "n"])
+
+
+def _check_devices(devices):
+    """--device cuda needs CUDA; the message names the alternative."""
+    import torch
+
+    if "cuda" in devices and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine; use --device cpu", param_hint="'--device'")
+
+
+def _bench_impls(impl, devices, dtype):
+    """The implementations to run: the chapter's five by default, 'all' for every one that fits
+    the devices and dtype; an explicit one that cannot run is an error naming what it can do."""
+    names = [i.value for i in impl] if impl else list(CHAPTER)
+    if "all" in names:
+        return tuple(n for n in IMPLS if set(IMPLS[n].devices) & set(devices) and dtype in IMPLS[n].dtypes)
+    for name in names:
+        spec = IMPLS[name]
+        if not set(spec.devices) & set(devices):
+            raise typer.BadParameter(f"{name} runs only on {' or '.join(spec.devices)}; "
+                                     f"use --device {spec.devices[0]}", param_hint="'--impl'")
+        if dtype not in spec.dtypes:
+            raise typer.BadParameter(f"{name} does not support {dtype}; it takes {', '.join(spec.dtypes)}",
+                                     param_hint="'--dtype'")
+    return tuple(dict.fromkeys(names))
 
 
 @app.command("matmul-bench")
 def matmul_bench(
     ctx: typer.Context,
     impl: Annotated[Optional[list[ImplName]], typer.Option(
-        "--impl", help="Implementation to run; repeatable. Default: all, in the chapter's order.")] = None,
+        "--impl", help="Implementation to run; repeatable. Default: the chapter's five; 'all': every one that "
+                       "runs on the device(s) and dtype (numba kernels: CPU, float32/float64; triton: CUDA).")] = None,
     shape: Annotated[Optional[list[Shape]], typer.Option(
         "--shape", metavar="MxKxN", parser=Shape.parse,
         help="a is MxK, b is KxN; repeatable. Default: the book's 5x784x10.")] = None,
     dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of a and b.")] = BenchDtype.float32,
+    device: Annotated[Optional[list[DeviceName]], typer.Option(
+        "--device", help="cpu or cuda; repeat both to compare them. Default: cpu.")] = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", min=1, help="torch threads (parent and workers). Default: torch's own.")] = None,
     seed: SeedOption = 0,
@@ -88,23 +119,33 @@ def matmul_bench(
     rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
     max_seconds: Annotated[float, typer.Option(
         "--max-seconds", help="Skip an implementation whose estimated run at a shape exceeds this.")] = 60.0,
+    sweep: Annotated[Optional[str], typer.Option(
+        "--sweep", metavar="LO:HI|S,S,...", help="Sizes to sweep: LO:HI for powers of two, or a list. Replaces "
+                                                 "--shape (which gives the other dimensions with --sweep-dim).")] = None,
+    sweep_dim: Annotated[SweepDim, typer.Option(
+        "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the first --shape.")] = SweepDim.all,
+    peak_gflops: Annotated[Optional[float], typer.Option(
+        "--peak-gflops", help="The ceiling for pct_peak. Default: the best torch GFLOP/s at the largest size run.")] = None,
     config: ConfigOption = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
 ):
     """Time the chapter's matmul ladder, each implementation checked against float64 a @ b.
 
-    Loops -> row x column -> broadcast -> einsum -> a @ b, timed by pyperf in worker
-    processes. Exit 1 if any implementation gives a wrong result.
+    Loops -> row x column -> broadcast -> einsum -> a @ b, and beyond: numba and Triton
+    kernels, the GPU, size sweeps with crossovers. Timed by pyperf in worker processes.
+    Exit 1 if any implementation gives a wrong result.
 
     Examples:
 
-        fnd matmul-bench                    # the book's 5x784x10, all five
+        fnd matmul-bench                    # the book's 5x784x10, the chapter's five
         fnd matmul-bench --impl einsum --impl torch --shape 256x256x256 --quick
+        fnd matmul-bench --impl torch --impl numba-tiled --sweep 64:1024 --quick
+        fnd matmul-bench --impl torch --device cpu --device cuda --sweep 16:4096
         fnd matmul-bench --config configs/book.toml --out results/
     """
     from fndcli.bench import BenchConfig, BenchError, run_bench
-    from fndcli.render import bench_table
+    from fndcli.render import bench_table, crossover_table
     from fndcli.results import utc_now
 
     presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous)) if on]
@@ -114,11 +155,20 @@ def matmul_bench(
     if not max_seconds > 0:
         raise typer.BadParameter(f"must be a positive number of seconds, got {max_seconds}",
                                  param_hint="'--max-seconds'")
-    cfg = BenchConfig(
-        impls=tuple(dict.fromkeys(i.value for i in impl)) if impl else tuple(IMPLS),
-        shapes=tuple(dict.fromkeys(shape)) if shape else (Shape(5, 784, 10),),
-        dtype=dtype.value, threads=threads, seed=seed,
-        preset=presets[0] if presets else "default", max_seconds=max_seconds)
+    if peak_gflops is not None:
+        _positive_finite(peak_gflops, "--peak-gflops")
+    devices = tuple(dict.fromkeys(d.value for d in device)) if device else ("cpu",)
+    _check_devices(devices)
+    impls = _bench_impls(impl, devices, dtype.value)
+    shapes = tuple(dict.fromkeys(shape)) if shape else (Shape(5, 784, 10),)
+    if sweep is not None:
+        try:
+            shapes = tuple(sweep_shapes(parse_sweep(sweep), sweep_dim.value, shapes[0]))
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="'--sweep'")
+    cfg = BenchConfig(impls=impls, shapes=shapes, dtype=dtype.value, devices=devices, threads=threads, seed=seed,
+                      preset=presets[0] if presets else "default", max_seconds=max_seconds,
+                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None)
     out_dir = _out_dir(out)
     con = console()
     started = utc_now()
@@ -134,22 +184,36 @@ def matmul_bench(
         files.write_csv(".csv", frame)
         if result.suite is not None:
             files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
+        if sweep is not None or len(shapes) > 1:
+            files.write_csv("-crossovers.csv", result.crossovers)
 
     wrong = frame[frame["correct"].eq(False)]
     code = 130 if result.interrupted else (1 if len(wrong) else 0)
-    resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes]}
-    paths = _save_run(ctx, out_dir, started, write_files, resolved, device="cpu", dtype=cfg.dtype, seed=cfg.seed,
-                      preset=cfg.preset, pyperf_args=result.pyperf_args,
+    resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(devices)}
+    paths = _save_run(ctx, out_dir, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
+                      seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, **_matmul_settings(),
                       status="interrupted" if result.interrupted else "complete", exit_code=code)
     if not quiet:
-        title = f"matmul ladder, {cfg.dtype}, {int(frame['threads'].iloc[0])} thread(s), pyperf {cfg.preset}"
+        threads_used = int(frame["threads"].iloc[0]) if len(frame) else threads
+        title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
         con.print(bench_table(frame, title))
+        if len(result.crossovers):
+            con.print(crossover_table(result.crossovers, "crossovers: where each overtakes another"))
         if len(wrong):
             con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
         if result.interrupted:
             con.print("[yellow]interrupted: kept the rows that finished[/]")
     _print_paths(con, paths)
     raise typer.Exit(code)
+
+
+def _matmul_settings():
+    """torch's matmul precision settings, for the sidecar (TF32 changes float32 results on the GPU)."""
+    import torch
+
+    return {"tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,7 +244,7 @@ def init_sweep(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows of the input batch x ~ N(0, 1).")] = 200,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Runs per scheme x act, seeds consecutive from --seed.")] = 1,
     seed: SeedOption = 0,
-    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="float32 (the chapter's, so overflow shows) or float64.")] = BenchDtype.float32,
+    dtype: Annotated[ModelDtype, typer.Option("--dtype", help="float32 (the chapter's, so overflow shows) or float64.")] = ModelDtype.float32,
     scale: Annotated[float, typer.Option("--scale", help="Std of the 'scaled' scheme.")] = 0.1,
     leak: Annotated[float, typer.Option("--leak", help="Negative slope of leaky-relu (and its kaiming gain).")] = 0.01,
     mode: Annotated[FanMode, typer.Option("--mode", help="Kaiming's fan: fan_in keeps the forward pass, fan_out the backward.")] = FanMode.fan_in,
@@ -266,12 +330,14 @@ def gradcheck(
         "--hidden", min=1, help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
     n_out: Annotated[int, typer.Option("--n-out", min=1, help="Outputs (classes for cross-entropy).")] = 1,
     loss: Annotated[LossName, typer.Option("--loss", help="mse, or softmax cross-entropy (log-sum-exp).")] = LossName.mse,
-    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of the model and data.")] = BenchDtype.float32,
+    dtype: Annotated[ModelDtype, typer.Option("--dtype", help="Element type of the model and data.")] = ModelDtype.float32,
     init: Annotated[InitName, typer.Option("--init", help="Init scheme from init-sweep's registry.")] = InitName.kaiming,
     seed: SeedOption = 0,
     rtol: Annotated[Optional[float], typer.Option(
         "--rtol", help="Relative tolerance, max|diff| / max|ref|. Default: 1e-5 (float32), 1e-12 (float64).")] = None,
     atol: Annotated[float, typer.Option("--atol", help="Absolute tolerance added to rtol * max|ref|.")] = 0.0,
+    device: Annotated[DeviceName, typer.Option(
+        "--device", help="Where the autograd comparison runs; finite differences stay on the CPU.")] = DeviceName.cpu,
     config: ConfigOption = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -295,11 +361,12 @@ def gradcheck(
 
     _tolerance(rtol, "--rtol")
     _tolerance(atol, "--atol")
+    _check_devices([device.value])
     if loss.value == "cross-entropy" and n_out < 2:
         raise typer.BadParameter(f"cross-entropy needs 2 or more classes, got {n_out}", param_hint="'--n-out'")
     cfg = GradcheckConfig(batch=batch, n_in=n_in, hidden=tuple(hidden) if hidden else (50,), n_out=n_out,
                           loss=loss.value, dtype=dtype.value, seed=seed, init=ALIASES.get(init.value, init.value),
-                          rtol=rtol, atol=atol)
+                          rtol=rtol, atol=atol, device=device.value)
     out_dir = _out_dir(out)
     con = console()
     started = utc_now()
@@ -309,7 +376,7 @@ def gradcheck(
     failed = frame[~frame["passed"].astype(bool)]
     code = 1 if len(failed) else 0
     paths = _save_run(ctx, out_dir, started, lambda files: files.write_csv(".csv", frame),
-                      {"hidden": list(cfg.hidden), "rtol": cfg.tolerance}, device="cpu", dtype=cfg.dtype,
+                      {"hidden": list(cfg.hidden), "rtol": cfg.tolerance}, device=cfg.device, dtype=cfg.dtype,
                       seed=seed, rtol=cfg.tolerance, atol=cfg.atol, status="complete", exit_code=code)
     if not quiet:
         sizes = " -> ".join(map(str, cfg.sizes))
@@ -349,13 +416,14 @@ def train_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = 20,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per SGD step.")] = 64,
     momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum, as torch.optim.SGD's (0: none).")] = 0.0,
-    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of the model and data.")] = BenchDtype.float32,
+    dtype: Annotated[ModelDtype, typer.Option("--dtype", help="Element type of the model and data.")] = ModelDtype.float32,
     seed: SeedOption = 0,
     check_autograd: Annotated[bool, typer.Option(
         "--check-autograd/--no-check-autograd", help="Train an autograd twin in lockstep and compare.")] = True,
     rtol: Annotated[Optional[float], typer.Option(
         "--rtol", help="Relative tolerance against the twin. Default: 1e-5 (float32), 1e-10 (float64).")] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Write a PNG of the loss curves, hand-written and autograd.")] = False,
+    device: Annotated[DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")] = DeviceName.cpu,
     config: ConfigOption = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -376,6 +444,7 @@ def train_command(
     from fndcli.results import utc_now
     from fndcli.train import TrainConfig, n_valid, train
 
+    _check_devices([device.value])
     _positive_finite(lr, "--lr")
     _tolerance(rtol, "--rtol")
     for value, option in ((noise, "--noise"), (momentum, "--momentum")):
@@ -392,7 +461,7 @@ def train_command(
                       hidden=tuple(hidden) if hidden else (50,), n_out=n_out, classes=classes, labels=labels.value,
                       noise=noise, init=ALIASES.get(init.value, init.value), lr=lr, epochs=epochs,
                       batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
-                      check_autograd=check_autograd, rtol=rtol)
+                      check_autograd=check_autograd, rtol=rtol, device=device.value)
     out_dir = _out_dir(out)
     con = console()
     started = utc_now()
@@ -409,7 +478,7 @@ def train_command(
             files.write("-loss.png", lambda p: loss_curves(history, p))
 
     paths = _save_run(ctx, out_dir, started, write_files, {"hidden": list(cfg.hidden), "rtol": cfg.tolerance},
-                      device="cpu", dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
+                      device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
                       autograd_step_s=result.autograd_step_s, steps=result.steps,
                       max_rel_loss_diff=result.max_loss_diff, max_rel_param_diff=result.max_param_diff,
                       diverged_epoch=result.diverged_epoch, status="interrupted" if result.interrupted else "complete",

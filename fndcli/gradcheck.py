@@ -39,6 +39,7 @@ class GradcheckConfig:
     init: str = "kaiming"
     rtol: float | None = None  # None: TOLERANCES[dtype]
     atol: float = 0.0
+    device: str = "cpu"  # of the autograd comparison; finite differences run on the CPU in float64
 
     @property
     def sizes(self):
@@ -100,7 +101,8 @@ def autograd_rows(cfg):
     dtype = getattr(torch, cfg.dtype)
     gen = torch.Generator().manual_seed(cfg.seed)
     x, target = make_batch(cfg.batch, cfg.n_in, cfg.n_out, cfg.loss, gen, dtype)
-    model = init_mlp(cfg.sizes, cfg.init, cfg.loss, gen, dtype, x=x)
+    model = init_mlp(cfg.sizes, cfg.init, cfg.loss, gen, dtype, x=x, device=cfg.device)
+    x, target = x.to(cfg.device), target.to(cfg.device)
     loss = model.loss(x, target)
     model.zero_grad()
     try:

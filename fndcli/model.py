@@ -189,11 +189,13 @@ class MLP:
             p.zero_grad()
 
 
-def init_mlp(sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32, x=None, leak=0.01):
-    """An MLP with weights from init-sweep's registry and zero biases.
+def init_mlp(sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32, x=None, leak=0.01, device="cpu"):
+    """An MLP with weights from init-sweep's registry and zero biases, on `device`.
 
     Each layer's scheme uses the activation that follows it (ReLU for hidden layers,
     linear for the last). A data-driven scheme (lsuv) is rescaled on the batch `x`.
+    Weights are drawn on the CPU from the seeded generator, so a seed gives the same
+    model on every device.
     """
     scheme = resolve_scheme(scheme)
     gen = gen if gen is not None else torch.Generator().manual_seed(0)
@@ -202,6 +204,6 @@ def init_mlp(sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32,
     if scheme.data_driven:
         if x is None:
             raise ValueError(f"init scheme {scheme.name!r} needs a batch to rescale on")
-        lsuv(weights, x, acts)
+        lsuv(weights, x.cpu(), acts)
     biases = [torch.zeros(fo, dtype=dtype) for fo in sizes[1:]]
-    return MLP(weights, biases, loss)
+    return MLP([w.to(device) for w in weights], [b.to(device) for b in biases], loss)

@@ -22,20 +22,37 @@ def _num(x, fmt, nan=""):
 def bench_table(frame, title):
     """The matmul ladder, slowest first at each shape; skipped rows lead (they would be slowest)."""
     table = Table(title=title)
-    for name in ("impl", "shape", "median", "± stdev", "min", "values", "GFLOP/s", "speedup", "rel err", "correct"):
+    devices = frame["device"].nunique() > 1
+    extra = [c for c, show in (("% peak", frame["pct_peak"].notna().any()),
+                               ("compile", frame["compile_s"].notna().any())) if show]
+    for name in ("impl", "shape", "median", "± stdev", "min", "values", "GFLOP/s", "speedup", *extra, "rel err",
+                 "correct"):
         table.add_column(name, justify="left" if name in ("impl", "shape", "correct") else "right")
     order = frame.assign(_skip=frame["skipped"].astype(bool)).sort_values(
         ["m", "k", "n", "_skip", "median_s"], ascending=[True, True, True, False, False])
     for row in order.itertuples():
         shape = f"{row.m}x{row.k}x{row.n}"
+        name = f"{row.impl}@{row.device}" if devices else row.impl
         if row.skipped:
-            table.add_row(row.impl, shape, "", "", "", "", "", "", "", f"[yellow]skipped: {row.skipped}[/]")
+            table.add_row(name, shape, *[""] * (7 + len(extra) + 1), f"[yellow]skipped: {row.skipped}[/]")
             continue
         correct = "yes" if row.correct else "[bold red]NO[/]"
-        table.add_row(row.impl, shape, human_seconds(row.median_s), human_seconds(row.stdev_s),
+        cells = {"% peak": _num(row.pct_peak, ".0f"), "compile": human_seconds(row.compile_s)}
+        table.add_row(name, shape, human_seconds(row.median_s), human_seconds(row.stdev_s),
                       human_seconds(row.min_s), _num(row.n_values, ".0f"), _num(row.gflops, ".3g"),
                       _num(row.speedup, ",.0f") + "x" if not math.isnan(row.speedup) else "",
-                      _num(row.rel_err, ".1e"), correct)
+                      *[cells[c] for c in extra], _num(row.rel_err, ".1e"), correct)
+    return table
+
+
+def crossover_table(crossovers, title):
+    """Each crossover: which implementation overtakes which, and at what size."""
+    table = Table(title=title)
+    for name in ("faster from here", "than", "size", "shape", "medians"):
+        table.add_column(name, justify="right" if name in ("size",) else "left")
+    for row in crossovers.itertuples():
+        table.add_row(row.faster, row.slower, str(row.size), f"{row.m}x{row.k}x{row.n}",
+                      f"{human_seconds(row.faster_median_s)} vs {human_seconds(row.slower_median_s)}")
     return table
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fndcli.benchspec import synchronize
 from fndcli.model import init_mlp
 
 COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
@@ -45,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     check_autograd: bool = True
     rtol: float | None = None
+    device: str = "cpu"
 
     @property
     def loss(self):
@@ -114,7 +116,7 @@ def twin_of(model):
         if i:
             layers.append(nn.ReLU())
         n_in, n_out = lin.w.value.shape
-        layer = nn.Linear(n_in, n_out, dtype=lin.w.value.dtype)
+        layer = nn.Linear(n_in, n_out, dtype=lin.w.value.dtype, device=lin.w.value.device)
         with torch.no_grad():
             layer.weight.copy_(lin.w.value.t())
             layer.bias.copy_(lin.b.value)
@@ -162,10 +164,10 @@ def _rel_or_inf(diff, ref):
 
 def train(cfg, on_epoch=lambda row: None):
     """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the comparisons."""
-    x_tr, y_tr, x_va, y_va = make_data(cfg)
+    x_tr, y_tr, x_va, y_va = (t.to(cfg.device) for t in make_data(cfg))  # made on the CPU, from the seed
     dtype = getattr(torch, cfg.dtype)
     model = init_mlp([cfg.n_in, *cfg.hidden, cfg.outputs], cfg.init, cfg.loss,
-                     torch.Generator().manual_seed(cfg.seed + 1), dtype, x=x_tr)
+                     torch.Generator().manual_seed(cfg.seed + 1), dtype, x=x_tr, device=cfg.device)
     opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
     twin = twin_of(model) if cfg.check_autograd else None
     twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
@@ -188,25 +190,29 @@ def train(cfg, on_epoch=lambda row: None):
     try:
         for epoch in range(1, cfg.epochs + 1):
             t_epoch = time.perf_counter()
-            order = torch.randperm(len(x_tr), generator=shuffle)
+            order = torch.randperm(len(x_tr), generator=shuffle).to(cfg.device)
             loss_diff = 0.0 if twin else math.nan
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 xb, yb = x_tr[idx], y_tr[idx]
+                synchronize(cfg.device)
                 t0 = time.perf_counter()
                 model.zero_grad()
                 loss = model.loss(xb, yb)
                 model.backward(input_grad=False)
                 opt.step()
+                synchronize(cfg.device)
                 manual_s += time.perf_counter() - t0
                 loss = loss.item()
                 steps += 1
                 if twin:
+                    synchronize(cfg.device)
                     t0 = time.perf_counter()
                     twin_opt.zero_grad(set_to_none=True)
                     ref = twin_loss(twin, xb, yb, cfg.loss)
                     ref.backward()
                     twin_opt.step()
+                    synchronize(cfg.device)
                     twin_s += time.perf_counter() - t0
                     ref = ref.item()
                     loss_diff = max(loss_diff, abs(loss - ref))

@@ -22,7 +22,7 @@ def fnd(monkeypatch):
 
 def run_files(out_dir, command):
     """The (csv frame, sidecar dict) of the single run of `command` in out_dir."""
-    csvs = sorted(p for p in Path(out_dir).glob(f"{command}-*.csv") if not p.name.endswith("-summary.csv"))
+    csvs = sorted(p for p in Path(out_dir).glob(f"{command}-*.csv") if p.with_suffix(".json").exists())
     assert len(csvs) == 1, csvs
     return pd.read_csv(csvs[0]), json.loads(csvs[0].with_suffix(".json").read_text())
 

@@ -1,4 +1,6 @@
 """Every matmul kernel against float64 a @ b, on random shapes (fastbook ch. 17's ladder)."""
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -8,9 +10,10 @@ from fndcli.benchspec import Shape, make_inputs
 from fndcli.kernels import IMPLS
 
 dims = st.integers(min_value=1, max_value=9)
+CPU_IMPLS = [name for name, impl in IMPLS.items() if "cpu" in impl.devices]  # triton: tests/test_gpu.py
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", CPU_IMPLS)
 @settings(max_examples=15, deadline=None)
 @given(m=dims, k=dims, n=dims, dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16))
 def test_kernel_matches_float64_reference(impl, m, k, n, dtype, seed):
@@ -23,14 +26,14 @@ def test_kernel_matches_float64_reference(impl, m, k, n, dtype, seed):
     torch.testing.assert_close(out.double(), a.double() @ b.double(), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", CPU_IMPLS)
 @pytest.mark.parametrize("shape", ["1x1x1", "7x1x3", "1x13x1", "3x5x2"])
 def test_kernel_edge_shapes(impl, shape):
     check = check_impl(impl, Shape.parse(shape), "float64", seed=1)
     assert check.correct and check.rel_err < 1e-14
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", CPU_IMPLS)
 def test_kernel_accepts_non_contiguous_inputs(impl):
     a, b = make_inputs(Shape(6, 4, 5), "float64", seed=2)
     at, bt = a.t().contiguous().t(), b.t().contiguous().t()  # same values, column-major strides
@@ -64,3 +67,26 @@ def test_shape_parse(text, expected):
 def test_shape_parse_rejects(text):
     with pytest.raises(ValueError, match="MxKxN|zero dimension"):
         Shape.parse(text)
+
+
+@pytest.mark.parametrize("impl", ["loops", "dot", "broadcast", "einsum", "torch"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_within_its_tolerance(impl, dtype):
+    """bfloat16 and float16 on the CPU: correct at their own tolerance, and not at float32's."""
+    from fndcli.benchspec import TOLERANCES
+
+    check = check_impl(impl, Shape(4, 64, 3), dtype, seed=0)
+    assert check.correct and check.rel_err > TOLERANCES["float32"]
+
+
+def test_numba_tiled_pads_odd_shapes_and_keeps_float64():
+    a, b = make_inputs(Shape(37, 53, 29), "float64", seed=5)
+    out = IMPLS["numba-tiled"].fn(a, b)
+    assert out.shape == (37, 29) and out.dtype == torch.float64
+    torch.testing.assert_close(out, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_impl_reports_compile_time_apart():
+    check = check_impl("numba-loops", Shape(3, 4, 5), "float32", seed=0)
+    assert check.correct and check.compile_s >= 0 and check.call_s < 0.01
+    assert math.isnan(check_impl("torch", Shape(3, 4, 5), "float32", seed=0).compile_s)

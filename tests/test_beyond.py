@@ -1,0 +1,70 @@
+"""Beyond the chapter's ladder on the CPU: compiled kernels, devices, dtypes, sweeps, crossovers, peak."""
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_files
+from fndcli.bench import CROSSOVER_COLUMNS, crossovers
+from fndcli.benchspec import Shape, parse_sweep, sweep_shapes
+
+
+def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
+    result = fnd("matmul-bench", "--impl", "torch", "--impl", "loops", "--shape", "4x8x3", "--sweep", "1,2,6",
+                 "--sweep-dim", "n", "--peak-gflops", "1000", "--quick", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert sorted(set(zip(frame["m"], frame["k"], frame["n"]))) == [(4, 8, 1), (4, 8, 2), (4, 8, 6)]
+    assert frame["correct"].all() and len(frame) == 6
+    assert (frame["pct_peak"] - frame["gflops"] / 10).abs().max() < 1e-9  # 100 * gflops / 1000
+    cross = pd.read_csv(next(tmp_path.glob("*-crossovers.csv")))
+    assert list(cross.columns) == CROSSOVER_COLUMNS
+    assert meta["config"]["device"] == ["cpu"] and "tf32_matmul" in meta
+
+
+def test_impl_all_is_everything_that_runs_here(fnd, tmp_path):
+    result = fnd("matmul-bench", "--impl", "all", "--shape", "3x4x5", "--quick", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path, "matmul-bench")
+    assert list(frame["impl"]) == ["loops", "dot", "broadcast", "einsum", "torch", "numba-loops", "numba-tiled"]
+    by_impl = frame.set_index("impl")
+    assert by_impl.loc["torch", "pct_peak"] == pytest.approx(100.0)  # the ceiling: torch at the largest size
+    assert (by_impl.loc[["numba-loops", "numba-tiled"], "compile_s"] >= 0).all()
+    assert by_impl.loc[["loops", "torch"], "compile_s"].isna().all()
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--impl", "triton"], ["triton runs only on cuda", "use --device cuda"]),
+    (["--impl", "numba-tiled", "--dtype", "bfloat16"], ["numba-tiled does not support bfloat16", "float32, float64"]),
+    (["--sweep", "64:16"], ["'--sweep'", "LO:HI"]),
+    (["--sweep", "a,b"], ["'--sweep'"]),
+    (["--peak-gflops", "0"], ["'--peak-gflops'"]),
+    (["--device", "tpu"], ["'--device'", "cuda"]),
+])
+def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
+    result = fnd("matmul-bench", *args, "--out", tmp_path / "out")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", [["matmul-bench"], ["train"], ["gradcheck"]])
+def test_cuda_without_cuda_exits_2(fnd, tmp_path, command):
+    result = fnd(*command, "--device", "cuda", "--out", tmp_path / "out")
+    assert_one_line_error(result, "CUDA is not available", "use --device cpu")
+
+
+def test_parse_sweep():
+    assert parse_sweep("16:2048") == [16, 32, 64, 128, 256, 512, 1024, 2048]
+    assert parse_sweep("10:40") == [16, 32] and parse_sweep("5,3,5") == [3, 5]
+    assert sweep_shapes([2, 4], "k", Shape(5, 9, 7)) == [Shape(5, 2, 7), Shape(5, 4, 7)]
+    assert sweep_shapes([2], "all", Shape(5, 9, 7)) == [Shape(2, 2, 2)]
+
+
+def test_crossovers_rule():
+    """b is faster at 1 and 2, a from 4 on: one crossover, a over b at 4; cpu vs cuda likewise."""
+    rows = []
+    for size, (ta, tb) in {1: (3.0, 1.0), 2: (2.0, 1.5), 4: (1.0, 2.0), 8: (1.0, 4.0)}.items():
+        rows += [{"impl": "a", "device": "cuda", "m": size, "k": size, "n": size, "median_s": ta},
+                 {"impl": "b", "device": "cpu", "m": size, "k": size, "n": size, "median_s": tb}]
+    out = crossovers(pd.DataFrame(rows), "all")
+    assert out[["faster", "slower", "size"]].values.tolist() == [["a@cuda", "b@cpu", 4]]
