@@ -1,14 +1,16 @@
 """The core of `fnd matmul-bench`: check each kernel against float64 `a @ b`, then time it with pyperf.
 
 Flow for one run:
-1. For every (impl, shape), estimate the cost from the shape (`Impl.estimate_seconds`) and
-   skip what would take longer than `max_seconds`.
+1. For every (impl, device, shape), estimate the cost from the shape (`Impl.estimate_seconds`)
+   and skip what would take longer than `max_seconds`.
 2. Run each remaining implementation once on seeded inputs and compare with float64
-   `a @ b` on the same inputs; time a few calls to choose how many calls make one value.
+   `a @ b` on the same inputs; time a few calls to choose how many calls make one value
+   (a compiled kernel's first call is its compile, reported as compile_s).
 3. Run the pyperf worker (`fndcli.bench_worker`) as a subprocess, once per group of
    benchmarks that share pyperf settings (see `Preset`); it appends each finished
    benchmark to one JSON file, so a Ctrl-C keeps what finished.
-4. Join correctness and timings into one row per (impl, shape).
+4. Join correctness and timings into one row per (impl, device, shape); add GFLOP/s,
+   speedups, pct_peak, and the crossovers between series as the size grows.
 """
 import math
 import os
