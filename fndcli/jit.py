@@ -82,6 +82,7 @@ def tiled_matmul(a, b):
     """a (m, k) @ b (k, n) with `tiled`: pads m and n up to multiples of 4, transposes b once."""
     m, n = a.shape[0], b.shape[1]
     m4, n4 = -(-m // 4) * 4, -(-n // 4) * 4
+    b = np.ascontiguousarray(b)  # one compiled signature (C layout) for every input layout
     bt = np.zeros((n4, b.shape[0]), dtype=b.dtype) if n4 != n else np.empty((n, b.shape[0]), dtype=b.dtype)
     transpose_into(b, bt)
     c = np.empty((m4, n4), dtype=a.dtype)
