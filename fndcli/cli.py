@@ -194,7 +194,7 @@ def matmul_bench(
                       seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, **_matmul_settings(),
                       status="interrupted" if result.interrupted else "complete", exit_code=code)
     if not quiet:
-        threads_used = int(frame["threads"].iloc[0]) if len(frame) else threads
+        threads_used = int(frame["threads"].iloc[0]) if len(frame) else torch_threads()
         title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
         con.print(bench_table(frame, title))
         if len(result.crossovers):
@@ -205,6 +205,12 @@ def matmul_bench(
             con.print("[yellow]interrupted: kept the rows that finished[/]")
     _print_paths(con, paths)
     raise typer.Exit(code)
+
+
+def torch_threads():
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _matmul_settings():

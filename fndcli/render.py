@@ -80,7 +80,7 @@ def sweep_table(summary, title):
 def gradcheck_table(frame, title):
     """One row per check: hand-written against autograd, then against finite differences."""
     table = Table(title=title)
-    for name in COLUMNS_GRADCHECK:
+    for name in frame.columns:
         table.add_column(name, justify="right" if name in ("max_abs_diff", "rel_err") else "left")
     for row in frame.itertuples():
         exact = "" if row.exact is None or (isinstance(row.exact, float) and math.isnan(row.exact)) else str(bool(row.exact))
@@ -89,8 +89,6 @@ def gradcheck_table(frame, title):
                       "[green]pass[/]" if row.passed else "[bold red]FAIL[/]")
     return table
 
-
-COLUMNS_GRADCHECK = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "passed"]
 
 
 def train_table(history, title, metric_name):

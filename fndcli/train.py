@@ -8,7 +8,7 @@ two losses are compared; at the end, every parameter.
 """
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -79,7 +79,6 @@ class TrainResult:
     diverged_epoch: int | None = None
     interrupted: bool = False
     steps: int = 0
-    notes: list = field(default_factory=list)
 
 
 def make_data(cfg):
