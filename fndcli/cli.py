@@ -42,7 +42,9 @@ def _save_run(ctx, out_dir, started, write_files, resolved, **meta):
 
     files = RunFiles(out_dir, ctx.command.name, started)
     write_files(files)
+    config_file = ctx.params.get("config")
     files.write_json(".json", run_metadata(ctx.command.name, effective_config(ctx, **resolved), started,
+                                           config_file=str(config_file) if config_file else None,
                                            files=[p.name for p in files.written], **meta))
     return files.written
 

@@ -158,7 +158,7 @@ def effective_config(ctx, **resolved):
             return str(v)
         return getattr(v, "value", v)  # Enum -> its value
     values = {**ctx.params, **resolved}
-    return {name.replace("_", "-"): plain(v) for name, v in values.items() if name != "quiet"}
+    return {name.replace("_", "-"): plain(v) for name, v in values.items() if name not in ("quiet", "config")}
 
 
 def fail(message, code=2):
