@@ -196,7 +196,7 @@ def matmul_bench(
                       seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, **_matmul_settings(),
                       status="interrupted" if result.interrupted else "complete", exit_code=code)
     if not quiet:
-        threads_used = int(frame["threads"].iloc[0]) if len(frame) else torch_threads()
+        threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
         title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
         con.print(bench_table(frame, title))
         if len(result.crossovers):
@@ -209,7 +209,7 @@ def matmul_bench(
     raise typer.Exit(code)
 
 
-def torch_threads():
+def _torch_threads():
     import torch
 
     return torch.get_num_threads()
