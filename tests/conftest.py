@@ -35,3 +35,12 @@ def assert_one_line_error(result, *fragments):
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def assert_rejected(fnd, tmp_path, command, args, *fragments):
+    """Bad input to `command`: exit 2, one line naming what was wrong, and nothing written."""
+    out = tmp_path / "out"
+    result = fnd(command, *args, "--out", out)
+    assert_one_line_error(result, *fragments)
+    assert not out.exists()
+    return result

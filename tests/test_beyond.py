@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_files
+from conftest import assert_one_line_error, assert_rejected, run_files
 from fndcli.bench import CROSSOVER_COLUMNS, crossovers
 from fndcli.benchspec import Shape, parse_sweep, sweep_shapes
 
@@ -41,9 +41,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path):
     (["--device", "tpu"], ["'--device'", "cuda"]),
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
-    result = fnd("matmul-bench", *args, "--out", tmp_path / "out")
-    assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "out").exists()
+    assert_rejected(fnd, tmp_path, "matmul-bench", args, *fragments)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -1,7 +1,7 @@
 """`fnd gradcheck` through the real Typer app: all-pass settings, broken backward passes, bad input."""
 import pytest
 
-from conftest import assert_one_line_error, run_files
+from conftest import assert_rejected, run_files
 from fndcli import model as fnd_model
 from fndcli.gradcheck import COLUMNS
 
@@ -78,6 +78,4 @@ def test_tolerance_flags_override(fnd, tmp_path):
     (["--init", "he"], ["'--init'", "kaiming"]),
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
-    result = fnd("gradcheck", *args, "--out", tmp_path / "out")
-    assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "out").exists()
+    assert_rejected(fnd, tmp_path, "gradcheck", args, *fragments)

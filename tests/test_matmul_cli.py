@@ -8,7 +8,7 @@ import pandas as pd
 import pyperf
 import pytest
 
-from conftest import assert_one_line_error, run_files
+from conftest import assert_one_line_error, assert_rejected, run_files
 from fndcli import bench
 from fndcli.bench import COLUMNS
 from fndcli.kernels import CHAPTER, IMPLS
@@ -104,10 +104,7 @@ def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
     (["--config", "/nonexistent/fnd.toml"], ["'--config'", "cannot read", "/nonexistent/fnd.toml"]),
 ])
 def test_bad_input_exits_2_and_writes_nothing(fnd, tmp_path, args, fragments):
-    out = tmp_path / "out"
-    result = fnd("matmul-bench", *args, "--out", out)
-    assert_one_line_error(result, *fragments)
-    assert not out.exists() or not any(out.iterdir())
+    assert_rejected(fnd, tmp_path, "matmul-bench", args, *fragments)
 
 
 def test_unwritable_out_exits_2(fnd, tmp_path):

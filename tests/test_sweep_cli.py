@@ -1,7 +1,7 @@
 """`fnd init-sweep` through the real Typer app."""
 import pytest
 
-from conftest import assert_one_line_error, run_files
+from conftest import assert_rejected, run_files
 from fndcli.inits import SCHEMES
 from fndcli.sweep import LAYER_COLUMNS, SUMMARY_COLUMNS
 
@@ -59,9 +59,7 @@ def test_all_schemes_by_default(fnd, tmp_path):
     (["--leak", "1.5"], ["'--leak'", "[0, 1)"]),
 ])
 def test_bad_input_exits_2_and_writes_nothing(fnd, tmp_path, args, fragments):
-    result = fnd("init-sweep", *args, "--out", tmp_path / "out")
-    assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "out").exists()
+    assert_rejected(fnd, tmp_path, "init-sweep", args, *fragments)
 
 
 def test_book_config_is_the_chapter(fnd, tmp_path):

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import assert_one_line_error, run_files
+from conftest import assert_rejected, run_files
 from fndcli import train as fnd_train
 from fndcli.train import COLUMNS, TrainConfig, train
 
@@ -94,6 +94,4 @@ def test_config_table(fnd, tmp_path):
     (["--valid-frac", "1"], ["'--valid-frac'"]),
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
-    result = fnd("train", *args, "--out", tmp_path / "out")
-    assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "out").exists()
+    assert_rejected(fnd, tmp_path, "train", args, *fragments)
