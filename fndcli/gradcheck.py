@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from fndcli.bridge import HandWritten, MyRelu
-from fndcli.model import MSE, CrossEntropy, Linear, ReLU, init_mlp
+from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
 
 COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "passed"]
 TOLERANCES = {"float32": 1e-5, "float64": 1e-12}  # relative: max|diff| / max|ref|
@@ -154,14 +154,11 @@ def _loss_fn(loss_cls, target):
     return build
 
 
-def _model_fn(sizes, loss, target):
+def _model_fn(loss, target):
     """The whole hand-written model as f(x, w1, b1, w2, b2, ...) -> loss."""
     def build(x, *params):
-        model = init_mlp(sizes, "kaiming", loss, dtype=x.dtype)
-        for (_, p), value in zip(model.named_params(), params):
-            p.value = value
+        model = MLP(params[0::2], params[1::2], loss)
         value = model.loss(x, target)
-        model.zero_grad()
 
         def backward(g):
             gx = model.backward()
@@ -251,7 +248,7 @@ def finite_difference_rows(cfg):
         _fd_row("cross-entropy", _loss_fn(CrossEntropy, torch.randint(0, 4, (3,), generator=gen)),
                 [torch.randn(3, 4, **f64)]),
     ]
-    rows.append(_fd_row(f"model {'-'.join(map(str, sizes))} ({cfg.loss})", _model_fn(sizes, cfg.loss, target),
+    rows.append(_fd_row(f"model {'-'.join(map(str, sizes))} ({cfg.loss})", _model_fn(cfg.loss, target),
                         [x, *params]))
     rows.append(_fd_row("MyRelu (autograd.Function)", _myrelu_fn, [_away_from_zero(torch.randn(3, 4, **f64))],
                         function=MyRelu.apply))
