@@ -1,6 +1,5 @@
 """`fnd matmul-bench` through the real Typer app and the real pyperf worker subprocess (--quick)."""
 import dataclasses
-import json
 import subprocess
 import sys
 

@@ -1,8 +1,5 @@
 """`fnd train`: lockstep parity with the autograd twin, learning, divergence, and the CLI."""
-import json
-import math
 
-import pandas as pd
 import pytest
 
 from conftest import assert_rejected, run_files
