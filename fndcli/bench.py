@@ -9,8 +9,12 @@ Flow for one run:
 3. Run the pyperf worker (`fndcli.bench_worker`) as a subprocess, once per group of
    benchmarks that share pyperf settings (see `Preset`); it appends each finished
    benchmark to one JSON file, so a Ctrl-C keeps what finished.
-4. Join correctness and timings into one row per (impl, device, shape); add GFLOP/s,
-   speedups, pct_peak, and the crossovers between series as the size grows.
+4. Join correctness and timings into one row per (impl, device, shape); add GFLOP/s, and
+   the figures of `fndcli.benchstats`: speedup over a named baseline, pct_peak of a named
+   ceiling, and, for a sweep, the crossovers between series.
+
+An implementation that raises, returns the wrong shape or a wrong result is a row with
+correct False and the reason in `error`; it is not timed.
 """
 import math
 import os
@@ -25,13 +29,13 @@ import pandas as pd
 import pyperf
 import torch
 
+from fndcli import benchstats
 from fndcli.benchspec import TOLERANCES, BenchSpec, Shape, make_inputs, synchronize
 from fndcli.kernels import CHAPTER, IMPLS
 
 COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
-           "min_s", "n_values", "gflops", "speedup", "max_abs_err", "rel_err", "correct", "skipped",
-           "compile_s", "pct_peak"]
-CROSSOVER_COLUMNS = ["faster", "slower", "size", "m", "k", "n", "faster_median_s", "slower_median_s"]
+           "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak",
+           "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s"]
 
 # Environment variables the pyperf workers keep (pyperf drops most of the environment).
 INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES,NUMBA_NUM_THREADS,NUMBA_CACHE_DIR"
@@ -90,8 +94,9 @@ class BenchConfig:
     seed: int = 0
     preset: str = "default"
     max_seconds: float = 60.0
-    peak_gflops: float | None = None  # the ceiling of pct_peak; None: the best torch figure at the largest size
+    peak_gflops: float | None = None  # the ceiling of pct_peak; None: torch's best at a large shape, if run
     sweep_dim: str | None = None      # set by --sweep: which dimension the crossover sizes are of
+    baseline: str | None = None       # the series speedups are over; None: see benchstats.choose_baseline
 
 
 @dataclass(frozen=True)
@@ -101,17 +106,19 @@ class Check:
     max_abs_err: float
     rel_err: float
     correct: bool
-    call_s: float  # measured seconds per call, to size the pyperf values
+    call_s: float  # measured seconds per call, to size the pyperf values; NaN if not correct
     compile_s: float  # first call minus a steady call, for compiled implementations; else NaN
+    error: str = ""   # why it is not correct: it raised, returned the wrong shape, or a wrong result
 
 
 @dataclass
 class BenchResult:
     rows: pd.DataFrame
     suite: pyperf.BenchmarkSuite | None  # the benchmarks that finished
-    crossovers: pd.DataFrame = None     # CROSSOVER_COLUMNS; empty unless several sizes ran
+    crossovers: pd.DataFrame = None     # benchstats.CROSSOVER_COLUMNS; empty unless a sweep ran
     pyperf_args: list = field(default_factory=list)  # one list per worker run
     interrupted: bool = False
+    ceilings: dict = field(default_factory=dict)  # {device: (GFLOP/s, source)} behind pct_peak
 
 
 class BenchError(Exception):
@@ -134,23 +141,42 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     """Compare one implementation with float64 a @ b, and measure its seconds per call (and compile time).
 
     `case` is reference_case(...) for this shape, shared by every implementation run at it.
+    An implementation that raises or returns the wrong shape is not correct, and says why.
     """
     a, b, ref = case or reference_case(shape, dtype, seed, device)
     fn = IMPLS[impl].fn
-    synchronize(device)
-    t0 = time.perf_counter()
-    out = fn(a, b)
-    synchronize(device)
-    first_s = time.perf_counter() - t0
     compiled = IMPLS[impl].compiled
-    call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
+    try:
+        synchronize(device)
+        t0 = time.perf_counter()
+        out = fn(a, b)
+        synchronize(device)
+        first_s = time.perf_counter() - t0
+    except Exception as e:  # a kernel's bug is a failing row, not fnd's crash
+        return _failed(f"raised {type(e).__name__}: {_first_line(e)}")
+    if not isinstance(out, torch.Tensor):
+        return _failed(f"returned {type(out).__name__}, not a tensor")
+    if tuple(out.shape) != tuple(ref.shape):
+        return _failed(f"returned shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
     err = out.double() - ref
     max_abs = err.abs().max().item()
     ref_norm = ref.norm().item()
     rel = err.norm().item() / ref_norm if ref_norm > 0 else err.norm().item()
-    correct = out.shape == ref.shape and math.isfinite(rel) and rel <= TOLERANCES[dtype]
+    if not (math.isfinite(rel) and rel <= TOLERANCES[dtype]):
+        return Check(max_abs, rel, False, math.nan, math.nan,
+                     f"wrong result: relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)")
+    call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
     compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
-    return Check(max_abs, rel, bool(correct), call_s, compile_s)
+    return Check(max_abs, rel, True, call_s, compile_s)
+
+
+def _failed(reason):
+    return Check(math.nan, math.nan, False, math.nan, math.nan, reason)
+
+
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "(no message)"
 
 
 def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
@@ -184,7 +210,7 @@ def run_bench(cfg, log=lambda msg: None):
                     if device not in IMPLS[impl].devices:
                         continue
                     row = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n, "dtype": cfg.dtype,
-                           "device": device, "threads": threads, "skipped": ""}
+                           "device": device, "threads": threads, "error": "", "skipped": ""}
                     rows[(impl, device, shape)] = row
                     est = estimate_run_seconds(impl, shape, preset, device)
                     if est > cfg.max_seconds:
@@ -195,7 +221,9 @@ def run_bench(cfg, log=lambda msg: None):
                         cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}  # only the current one: inputs can be large
                     check = check_impl(impl, shape, cfg.dtype, cfg.seed, device, cases[(shape, device)])
                     row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
-                               compile_s=check.compile_s)
+                               compile_s=check.compile_s, error=check.error)
+                    if not check.correct:
+                        continue  # a wrong kernel's speed means nothing
                     inner = max(1, round(preset.target_s / check.call_s))
                     specs.append((BenchSpec(impl, device, shape, inner), preset.runs_for(check.call_s)))
         if specs:
@@ -213,8 +241,12 @@ def run_bench(cfg, log=lambda msg: None):
             except KeyboardInterrupt:
                 interrupted = True
             suite = _load_suite(suite_path)
-    frame = _frame(rows, _timings(suite), keep_untimed=not interrupted, peak_gflops=cfg.peak_gflops)
-    return BenchResult(frame, suite, crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted)
+    frame = _frame(rows, _timings(suite), keep_untimed=not interrupted)
+    frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
+    ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
+    frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
+    return BenchResult(frame, suite, benchstats.crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted,
+                       ceilings)
 
 
 def _run_worker(specs, cfg, runs, suite_path):
@@ -246,24 +278,29 @@ def _load_suite(path):
 
 
 def _timings(suite):
-    """{benchmark name: timing columns} from a pyperf suite."""
+    """{benchmark name: timing columns} from a pyperf suite. `threads` is what the worker
+    processes recorded (fndcli.bench_worker), not what the parent asked for."""
     if suite is None:
         return {}
     out = {}
     for bench in suite.get_benchmarks():
         values = bench.get_values()
+        meta = bench.get_metadata()
         out[bench.get_name()] = {
             "median_s": bench.median(),
             "mean_s": bench.mean(),
             "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
             "min_s": min(values),
+            "max_s": max(values),
             "n_values": len(values),
+            "processes": len([run for run in bench.get_runs() if run.values]),
+            **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {}),
         }
     return out
 
 
-def _frame(rows, timed, keep_untimed, peak_gflops=None):
-    """Join rows and timings; add gflops, the speedup over the slowest at each shape, and pct_peak."""
+def _frame(rows, timed, keep_untimed):
+    """One row per (impl, device, shape): the check joined with its timing, and GFLOP/s."""
     records = []
     for (impl, device, shape), row in rows.items():
         timing = timed.get(BenchSpec(impl, device, shape, 1).name(row["dtype"]))
@@ -272,58 +309,4 @@ def _frame(rows, timed, keep_untimed, peak_gflops=None):
         elif not (keep_untimed or row["skipped"]):
             continue  # interrupted before it was timed
         records.append(row)
-    frame = pd.DataFrame.from_records(records).reindex(columns=COLUMNS)
-    slowest = frame.groupby(["m", "k", "n"])["median_s"].transform("max")
-    frame["speedup"] = slowest / frame["median_s"]
-    frame["pct_peak"] = 100 * frame["gflops"] / _ceilings(frame, peak_gflops)
-    return frame
-
-
-def _ceilings(frame, peak_gflops):
-    """Per row, the machine's measured ceiling: --peak-gflops, or the best `torch` GFLOP/s at the
-    largest size (most flops) timed on that row's device in this run."""
-    if peak_gflops:
-        return pd.Series(peak_gflops, index=frame.index, dtype=float)
-    flops = 2.0 * frame["m"] * frame["k"] * frame["n"]
-    ceiling = {}
-    for device in frame["device"].unique():
-        torch_rows = frame[(frame["impl"] == "torch") & (frame["device"] == device) & frame["gflops"].notna()]
-        if len(torch_rows):
-            largest = flops[torch_rows.index].max()
-            ceiling[device] = torch_rows.loc[flops[torch_rows.index] == largest, "gflops"].max()
-    return frame["device"].map(ceiling).astype(float)
-
-
-def crossovers(frame, dim=None):
-    """Where each implementation overtakes another as the size grows (CROSSOVER_COLUMNS).
-
-    A series is one impl on one device; sizes are m*k*n ordered, or the swept dimension.
-    Between consecutive sizes where both ran, a change from slower to faster is a crossover,
-    reported at the first size where it is faster. GPU against CPU is the same rule between
-    an impl on cuda and one on cpu.
-    """
-    timed = frame[frame["median_s"].notna()].copy()
-    if timed.empty:
-        return pd.DataFrame(columns=CROSSOVER_COLUMNS)
-    timed["series"] = timed["impl"] + "@" + timed["device"]
-    if dim == "all":
-        timed["size"] = timed["m"]  # square: the side
-    elif dim in ("m", "k", "n"):
-        timed["size"] = timed[dim]
-    else:
-        timed["size"] = timed["m"] * timed["k"] * timed["n"]
-    table = timed.pivot_table(index="size", columns="series", values="median_s", aggfunc="first").sort_index()
-    shapes = timed.drop_duplicates("size").set_index("size")[["m", "k", "n"]]
-    out = []
-    for a in table.columns:
-        for b in table.columns:
-            if a == b:
-                continue
-            both = table[[a, b]].dropna()
-            faster = (both[a] < both[b]).tolist()
-            for i in range(1, len(faster)):
-                if faster[i] and not faster[i - 1]:
-                    size = both.index[i]
-                    out.append({"faster": a, "slower": b, "size": int(size), **shapes.loc[size].to_dict(),
-                                "faster_median_s": both[a].iloc[i], "slower_median_s": both[b].iloc[i]})
-    return pd.DataFrame.from_records(out, columns=CROSSOVER_COLUMNS)
+    return pd.DataFrame.from_records(records).reindex(columns=COLUMNS)

@@ -4,16 +4,21 @@ pyperf's Runner parses sys.argv and re-executes its own program for every worker
 process, so it cannot run inside the Typer command. `fndcli.bench` runs this module as a
 subprocess:
 
-    python -m fndcli.bench_worker --bench einsum:cpu:5x784x10:200 --dtype float32 --seed 0 \
+    python -m fndcli.bench_worker --bench einsum:cpu:5x784x10:200 --dtype float32 --seed 0 \\
         --processes 2 --values 5 --loops 1 --append out.json
 
 Each `--bench IMPL:DEVICE:MxKxN:INNER` registers one `bench_time_func`; INNER is the number of
 calls per value, chosen by the parent so a value lasts about pyperf's min time. pyperf's
 own `--loops 1` then skips its calibration process (one more torch import per benchmark).
 `add_worker_args` forwards every option that decides what is measured to the workers.
-The manager process never imports torch (2 s); each worker imports it, builds the inputs
-and makes one untimed call (a compiled kernel compiles or loads from its cache there) before
-its first timed value. On CUDA the timer is bracketed by torch.cuda.synchronize().
+
+The manager process never imports torch (2 s). A worker process prepares only the benchmark
+it runs (pyperf's `--worker-task` is its index in registration order): it sets the threads,
+builds the inputs and makes one untimed call (a compiled kernel compiles or loads from its
+cache there). It then records what it will time in the run's metadata, from the objects
+themselves: `fnd_dtype` and `fnd_device` of the input tensors, `fnd_threads` from torch,
+`fnd_seed`, and `fnd_input_sum` (a's sum, which the seed decides). fnd's tests read them back.
+On CUDA the timer is bracketed by torch.cuda.synchronize().
 """
 import time
 
@@ -21,7 +26,7 @@ import pyperf
 
 from fndcli.benchspec import BenchSpec, make_inputs, synchronize
 
-_inputs = {}
+_prepared = {}  # BenchSpec -> (fn, a, b), in the process that times it
 
 
 def add_worker_args(cmd, args):
@@ -33,20 +38,26 @@ def add_worker_args(cmd, args):
         cmd.extend(["--threads", str(args.threads)])
 
 
-def time_impl(loops, spec, dtype, seed, threads):
-    """Seconds for loops * inner_loops calls; torch and the inputs are set up once, outside the timer."""
+def prepare(spec, dtype, seed, threads):
+    """Set up one benchmark in this process; return the worker's own record of what it times."""
     import torch
 
     from fndcli.kernels import IMPLS
 
+    if threads:
+        torch.set_num_threads(threads)
     fn = IMPLS[spec.impl].fn
-    key = (spec.impl, spec.device, spec.shape, dtype, seed)
-    if key not in _inputs:
-        if threads:
-            torch.set_num_threads(threads)
-        _inputs[key] = make_inputs(spec.shape, dtype, seed, spec.device)
-        fn(*_inputs[key])  # compile / first-touch, untimed
-    a, b = _inputs[key]
+    a, b = make_inputs(spec.shape, dtype, seed, spec.device)
+    fn(a, b)  # compile / first touch, untimed
+    _prepared[spec] = (fn, a, b)
+    return {"fnd_impl": spec.impl, "fnd_dtype": str(a.dtype).removeprefix("torch."),
+            "fnd_device": a.device.type, "fnd_threads": torch.get_num_threads(), "fnd_seed": seed,
+            "fnd_input_sum": float(a.double().sum())}
+
+
+def time_impl(loops, spec):
+    """Seconds for loops * inner_loops calls; pyperf divides by both to get seconds per call."""
+    fn, a, b = _prepared[spec]
     calls = range(loops * spec.inner_loops)
     synchronize(spec.device)
     t0 = time.perf_counter()
@@ -58,15 +69,17 @@ def time_impl(loops, spec, dtype, seed, threads):
 
 def main():
     runner = pyperf.Runner(program_args=("-m", "fndcli.bench_worker"), add_cmdline_args=add_worker_args)
-    runner.argparser.add_argument("--bench", action="append", default=[], help="IMPL:MxKxN:INNER_LOOPS")
+    runner.argparser.add_argument("--bench", action="append", default=[], help="IMPL:DEVICE:MxKxN:INNER_LOOPS")
     runner.argparser.add_argument("--dtype", default="float32")
     runner.argparser.add_argument("--seed", type=int, default=0)
     runner.argparser.add_argument("--threads", type=int, default=None)
     args = runner.parse_args()
-    for text in args.bench:
+    for index, text in enumerate(args.bench):
         spec = BenchSpec.decode(text)
-        runner.bench_time_func(spec.name(args.dtype), time_impl, spec, args.dtype, args.seed, args.threads,
-                               inner_loops=spec.inner_loops)
+        times_here = args.in_process or (args.worker and args.worker_task == index)
+        metadata = prepare(spec, args.dtype, args.seed, args.threads) if times_here else None
+        runner.bench_time_func(spec.name(args.dtype), time_impl, spec, inner_loops=spec.inner_loops,
+                               metadata=metadata)
 
 
 if __name__ == "__main__":

@@ -127,7 +127,11 @@ def matmul_bench(
     sweep_dim: Annotated[SweepDim, typer.Option(
         "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the first --shape.")] = SweepDim.all,
     peak_gflops: Annotated[Optional[float], typer.Option(
-        "--peak-gflops", help="The ceiling for pct_peak. Default: the best torch GFLOP/s at the largest size run.")] = None,
+        "--peak-gflops", help="The ceiling for % peak. Default: torch's best GFLOP/s at a shape of 256 or more "
+                              "per side in this run; none (no % peak) if the run has no such row.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", metavar="IMPL[@DEVICE]", help="What speedups are relative to. Default: the implementation "
+                                                    "timed at the most shapes, the slowest rung on a tie.")] = None,
     config: ConfigOption = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -162,6 +166,7 @@ def matmul_bench(
     devices = tuple(dict.fromkeys(d.value for d in device)) if device else ("cpu",)
     _check_devices(devices)
     impls = _bench_impls(impl, devices, dtype.value)
+    _check_baseline(baseline, impls, devices)
     shapes = tuple(dict.fromkeys(shape)) if shape else (Shape(5, 784, 10),)
     if sweep is not None:
         try:
@@ -170,7 +175,7 @@ def matmul_bench(
             raise typer.BadParameter(str(e), param_hint="'--sweep'")
     cfg = BenchConfig(impls=impls, shapes=shapes, dtype=dtype.value, devices=devices, threads=threads, seed=seed,
                       preset=presets[0] if presets else "default", max_seconds=max_seconds,
-                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None)
+                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline)
     out_dir = _out_dir(out)
     con = console()
     started = utc_now()
@@ -186,27 +191,43 @@ def matmul_bench(
         files.write_csv(".csv", frame)
         if result.suite is not None:
             files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
-        if sweep is not None or len(shapes) > 1:
+        if sweep is not None:
             files.write_csv("-crossovers.csv", result.crossovers)
 
     wrong = frame[frame["correct"].eq(False)]
     code = 130 if result.interrupted else (1 if len(wrong) else 0)
     resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(devices)}
+    base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
+    peak = {d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()}
     paths = _save_run(ctx, out_dir, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
-                      seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, **_matmul_settings(),
-                      status="interrupted" if result.interrupted else "complete", exit_code=code)
+                      seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, baseline=base, peak=peak,
+                      **_matmul_settings(), status="interrupted" if result.interrupted else "complete",
+                      exit_code=code)
     if not quiet:
         threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
         title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
-        con.print(bench_table(frame, title))
+        notes = [f"speedup: × {base}'s median at the same shape" if base else ""]
+        notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in result.ceilings.items()]
+        con.print(bench_table(frame, title, "\n".join(n for n in notes if n)))
         if len(result.crossovers):
-            con.print(crossover_table(result.crossovers, "crossovers: where each overtakes another"))
+            con.print(crossover_table(result.crossovers, "crossovers: where one overtakes another, "
+                                                         "their ranges of values apart on both sides"))
         if len(wrong):
             con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
         if result.interrupted:
             con.print("[yellow]interrupted: kept the rows that finished[/]")
     _print_paths(con, paths)
     raise typer.Exit(code)
+
+
+def _check_baseline(baseline, impls, devices):
+    """--baseline must name one of the run's implementations (IMPL, or IMPL@DEVICE)."""
+    if baseline is None:
+        return
+    impl, _, device = baseline.partition("@")
+    if impl not in impls or (device and device not in devices):
+        runs = ", ".join(impls) + (f" on {', '.join(devices)}" if len(devices) > 1 else "")
+        raise typer.BadParameter(f"{baseline!r} is not in this run; it runs {runs}", param_hint="'--baseline'")
 
 
 def _torch_threads():

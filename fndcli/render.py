@@ -2,6 +2,7 @@
 import math
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -19,9 +20,20 @@ def _num(x, fmt, nan=""):
     return nan if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
-def bench_table(frame, title):
+def sig3(x):
+    """Three significant figures, with thousands separators: 1.45, 0.0123, 87,800."""
+    if x is None or not math.isfinite(x):
+        return ""
+    if x == 0:
+        return "0"
+    rounded = round(x, 2 - math.floor(math.log10(abs(x))))
+    digits = max(0, 2 - math.floor(math.log10(abs(rounded))))  # 9.996 rounds to 10.0, not 10.00
+    return f"{rounded:,.{digits}f}"
+
+
+def bench_table(frame, title, caption=""):
     """The matmul ladder, slowest first at each shape; skipped rows lead (they would be slowest)."""
-    table = Table(title=title)
+    table = Table(title=title, caption=caption or None, caption_justify="left")
     devices = frame["device"].nunique() > 1
     extra = [c for c, show in (("% peak", frame["pct_peak"].notna().any()),
                                ("compile", frame["compile_s"].notna().any())) if show]
@@ -36,22 +48,23 @@ def bench_table(frame, title):
         if row.skipped:
             table.add_row(name, shape, *[""] * (7 + len(extra) + 1), f"[yellow]skipped: {row.skipped}[/]")
             continue
-        correct = "yes" if row.correct else "[bold red]NO[/]"
+        correct = "yes" if row.correct else f"[bold red]NO[/]: {escape(row.error)}" if row.error else "[bold red]NO[/]"
         cells = {"% peak": _num(row.pct_peak, ".0f"), "compile": human_seconds(row.compile_s)}
         table.add_row(name, shape, human_seconds(row.median_s), human_seconds(row.stdev_s),
                       human_seconds(row.min_s), _num(row.n_values, ".0f"), _num(row.gflops, ".3g"),
-                      _num(row.speedup, ",.0f") + "x" if not math.isnan(row.speedup) else "",
+                      sig3(row.speedup) + "×" if sig3(row.speedup) else "",
                       *[cells[c] for c in extra], _num(row.rel_err, ".1e"), correct)
     return table
 
 
 def crossover_table(crossovers, title):
-    """Each crossover: which implementation overtakes which, and at what size."""
+    """Each crossover: which series overtakes which, between which sizes of the swept dimension."""
     table = Table(title=title)
-    for name in ("faster from here", "than", "size", "shape", "medians"):
-        table.add_column(name, justify="right" if name in ("size",) else "left")
+    for name in ("faster from here", "than", "slower up to", "faster at", "shape", "medians there"):
+        table.add_column(name, justify="right" if name in ("slower up to", "faster at") else "left")
     for row in crossovers.itertuples():
-        table.add_row(row.faster, row.slower, str(row.size), f"{row.m}x{row.k}x{row.n}",
+        dim = "side" if row.dim == "all" else row.dim
+        table.add_row(row.faster, row.slower, f"{dim} {row.from_size}", f"{dim} {row.size}", f"{row.m}x{row.k}x{row.n}",
                       f"{human_seconds(row.faster_median_s)} vs {human_seconds(row.slower_median_s)}")
     return table
 

@@ -9,7 +9,9 @@ Layout: every run of every command writes into one directory (default `results/`
 A second run in the same second gets `-2`, `-3`, ... after the stamp; nothing is ever
 overwritten. Each file is written to a hidden temporary name in the same directory and
 then hard-linked into place (which fails rather than replace an existing file), so an
-interrupted run leaves no half-written file.
+interrupted run leaves no half-written file. The first file a run links claims its stem:
+two runs that start in the same second and race for one name both pick it, one link
+wins, and the loser moves on to the next free stem.
 """
 import datetime as dt
 import json
@@ -54,32 +56,47 @@ class RunFiles:
 
     def __init__(self, out_dir, command, started):
         self.out_dir = Path(out_dir)
-        self.stem = self._free_stem(f"{command}-{started:%Y%m%d-%H%M%S}")
+        self._base = f"{command}-{started:%Y%m%d-%H%M%S}"
         self.written = []
+        self.stem = self._free_stem(self._base, 1)
 
-    def _free_stem(self, base):
-        stem, n = base, 1
-        while any((self.out_dir / f"{stem}{ext}").exists() for ext in (".csv", ".json")):
+    def _free_stem(self, base, n):
+        """The first of base, base-2, base-3, ... (from the n-th) with neither a .csv nor a .json."""
+        while True:
+            stem = base if n == 1 else f"{base}-{n}"
+            if not any((self.out_dir / f"{stem}{ext}").exists() for ext in (".csv", ".json")):
+                self._n = n
+                return stem
             n += 1
-            stem = f"{base}-{n}"
-        return stem
 
     def path(self, suffix):
         return self.out_dir / f"{self.stem}{suffix}"
 
     def write(self, suffix, write_to):
         """Call write_to(tmp_path), then move the file into place atomically; return its path."""
-        final = self.path(suffix)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.out_dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.stem}{suffix}.", suffix=".tmp", dir=self.out_dir)
         os.close(fd)
         try:
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
             write_to(Path(tmp))
-            os.link(tmp, final)  # fails if final exists: never overwrite
+            final = self._link(tmp, suffix)
         finally:
             os.unlink(tmp)
         self.written.append(final)
         return final
+
+    def _link(self, tmp, suffix):
+        """Link tmp to its final name, which must not exist: never overwrite. The first file of
+        a run claims the stem; if another run claimed it since, move on to the next free one."""
+        while True:
+            final = self.path(suffix)
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                if self.written:  # the stem is ours, so someone else wrote into it: refuse
+                    raise
+                self.stem = self._free_stem(self._base, self._n + 1)
 
     def write_text(self, suffix, text):
         return self.write(suffix, lambda p: p.write_text(text))

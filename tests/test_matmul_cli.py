@@ -1,11 +1,14 @@
 """`fnd matmul-bench` through the real Typer app and the real pyperf worker subprocess (--quick)."""
 import dataclasses
+import statistics
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pyperf
 import pytest
+import torch
 
 from conftest import assert_one_line_error, assert_rejected, run_files
 from fndcli import bench
@@ -19,11 +22,16 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
     frame, meta = run_files(tmp_path, "matmul-bench")
     assert list(frame.columns) == COLUMNS
     assert list(frame["impl"]) == list(CHAPTER)  # the chapter's five, in its order
-    assert frame["correct"].all() and (frame["rel_err"] < 1e-5).all()
+    assert frame["correct"].all() and (frame["rel_err"] < 1e-5).all() and frame["error"].isna().all()
     assert (frame[["m", "k", "n"]].values == [4, 8, 3]).all()
     assert (frame["n_values"] == 3).all() and (frame["median_s"] > 0).all()
     assert frame["gflops"].tolist() == pytest.approx((2 * 4 * 8 * 3 / frame["median_s"] / 1e9).tolist())
-    assert frame["speedup"].min() == pytest.approx(1.0)  # relative to the slowest
+    # speedups are over the three loops, the chapter's baseline, and say so
+    assert (frame["baseline"] == "loops").all()
+    loops = frame.loc[frame["impl"] == "loops", "median_s"].iloc[0]
+    assert frame["speedup"].tolist() == pytest.approx((loops / frame["median_s"]).tolist())
+    assert "speedup: × loops's median" in result.stdout
+    assert frame["pct_peak"].isna().all() and "% peak" not in result.stdout  # no large shape: no ceiling
     for key in ("fnd_version", "torch_version", "threads", "cpu_model", "device", "dtype", "seed",
                 "git_commit", "command_line", "config", "started_utc"):
         assert key in meta, key
@@ -67,11 +75,21 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(fnd, tmp_path, monkey
     small = frame[frame["m"] == 4].set_index("impl")
     assert small["correct"].to_dict() == {"dot": False, "torch": True, "loops": True}
     assert "wrong result: dot" in result.stdout and meta["exit_code"] == 1
+    assert "relative error" in small.loc["dot", "error"] and pd.isna(small.loc["dot", "median_s"])  # not timed
     big = frame[frame["m"] == 1024].set_index("impl")
     for slow in ("loops", "dot"):
         assert big.loc[slow, "skipped"].startswith("estimated") and "--max-seconds 30" in big.loc[slow, "skipped"]
         assert pd.isna(big.loc[slow, "median_s"]) and pd.isna(big.loc[slow, "correct"])
-    assert pd.isna(big.loc["torch", "skipped"]) and big.loc["torch", "correct"] and big.loc["torch", "speedup"] == 1.0
+    assert pd.isna(big.loc["torch", "skipped"]) and big.loc["torch", "correct"]
+    # loops is skipped at 1024^3, so the baseline is torch, the one timed at both shapes, at both shapes
+    assert (frame["baseline"] == "torch").all() and big.loc["torch", "speedup"] == 1.0
+    torch_small = small.loc["torch", "median_s"]
+    assert small.loc["loops", "speedup"] == pytest.approx(torch_small / small.loc["loops", "median_s"])
+    # torch at 1024^3 is a large shape, so it is the stated ceiling of % peak
+    assert big.loc["torch", "pct_peak"] == pytest.approx(100.0)
+    assert small.loc["torch", "pct_peak"] == pytest.approx(100 * small.loc["torch", "gflops"] / big.loc["torch", "gflops"])
+    assert meta["peak"]["cpu"]["gflops"] == pytest.approx(big.loc["torch", "gflops"])
+    assert "1024x1024x1024" in meta["peak"]["cpu"]["source"] and "% peak on cpu: of" in result.stdout
     assert "skipped: estimated" in result.stdout
 
 
@@ -148,3 +166,88 @@ def test_python_m_fndcli_one_line_error():
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
+
+
+def test_default_preset_times_what_it_reports(fnd, tmp_path):
+    """The path users run: the default preset, real worker processes, options forwarded to them.
+
+    One benchmark, tiny, on one thread: the per-call median must agree with this test's own
+    clock, the workers must have used the dtype, threads and seed asked for (their own record,
+    in pyperf's metadata), and the preset must deliver the values it promises.
+    """
+    result = fnd("matmul-bench", "--impl", "broadcast", "--shape", "8x64x32", "--dtype", "float64", "--seed", "5",
+                 "--threads", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    row = frame.iloc[0]
+    bench = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1])).get_benchmarks()[0]
+    # the default preset: 2 worker processes, each 1 warmup and 3 values
+    runs = [run for run in bench.get_runs() if run.values]
+    assert len(runs) == 2 and all(len(run.values) == 3 and len(run.warmups) == 1 for run in runs)
+    assert row["n_values"] == 6 and row["processes"] == 2 and meta["preset"] == "default"
+    # what the workers timed, as they recorded it
+    recorded = bench.get_metadata()
+    assert (recorded["fnd_dtype"], recorded["fnd_threads"], recorded["fnd_seed"]) == ("float64", 1, 5)
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(8, 64, generator=gen, dtype=torch.float64)
+    b = torch.randn(64, 32, generator=gen, dtype=torch.float64)
+    assert recorded["fnd_input_sum"] == pytest.approx(a.sum().item(), rel=1e-12)
+    assert row["threads"] == 1 and recorded["inner_loops"] > 1
+    # an independent clock around the same call, on one thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fn = IMPLS["broadcast"].fn
+        fn(a, b)
+        batches = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(100):
+                fn(a, b)
+            batches.append((time.perf_counter() - t0) / 100)
+    finally:
+        torch.set_num_threads(threads)
+    ours = statistics.median(batches)
+    assert 0.5 < row["median_s"] / ours < 2, (row["median_s"], ours)
+
+
+@pytest.mark.parametrize("bad,reason", [
+    (lambda a, b: (a @ b).t(), "returned shape (3, 4), expected (4, 3)"),
+    (lambda a, b: 1 / 0, "raised ZeroDivisionError: division by zero"),
+    (lambda a, b: (a @ b).tolist(), "returned list, not a tensor"),
+])
+def test_a_kernel_that_breaks_is_a_failing_row(fnd, tmp_path, monkeypatch, bad, reason):
+    """Wrong shape, an exception, not a tensor: row NO with the reason, exit 1, the other rows intact."""
+    monkeypatch.setitem(IMPLS, "einsum", dataclasses.replace(IMPLS["einsum"], fn=bad))
+    result = fnd("matmul-bench", "--quick", "--impl", "einsum", "--impl", "torch", "--shape", "4x5x3",
+                 "--out", tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    rows = frame.set_index("impl")
+    assert rows.loc["einsum", "error"] == reason and not rows.loc["einsum", "correct"]
+    assert pd.isna(rows.loc["einsum", "median_s"]) and rows.loc["torch", "correct"] and rows.loc["torch", "median_s"] > 0
+    assert reason in result.stdout and "wrong result: einsum" in result.stdout and meta["exit_code"] == 1
+
+
+def test_compile_time_is_measured(fnd, tmp_path, monkeypatch):
+    """A kernel compiled on first call (a fresh numba dispatcher, uncached) reports its compile time."""
+    from numba import njit
+
+    from fndcli.kernels import three_loops
+
+    fresh = njit(three_loops)
+
+    def numba_loops(a, b):
+        c = torch.zeros(a.shape[0], b.shape[1], dtype=a.dtype)
+        fresh(a.numpy(), b.numpy(), c.numpy())
+        return c
+    monkeypatch.setitem(IMPLS, "numba-loops", dataclasses.replace(IMPLS["numba-loops"], fn=numba_loops))
+    t0 = time.perf_counter()
+    result = fnd("matmul-bench", "--quick", "--impl", "numba-loops", "--shape", "3x4x5", "--out", tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path, "matmul-bench")
+    compile_s = frame["compile_s"].iloc[0]
+    assert 0.05 < compile_s < elapsed  # numba takes a good fraction of a second to compile a function
+    assert "compile" in result.stdout

@@ -44,3 +44,21 @@ def test_out_dir_is_created_or_refused(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(OutputDirError, match="cannot write"):
         check_out_dir(tmp_path / "f" / "sub")
+
+
+def test_two_runs_racing_for_one_name_both_land(tmp_path):
+    """Both runs start in the same second and pick the same free stem before either writes; the
+    one that links first keeps it, the other moves to the next name with all of its files."""
+    a, b = RunFiles(tmp_path, "train", STARTED), RunFiles(tmp_path, "train", STARTED)
+    assert a.stem == b.stem
+    a.write_text(".csv", "a\n")
+    b.write_text(".csv", "b\n")
+    b.write_json(".json", {"run": "b"})
+    a.write_json(".json", {"run": "a"})
+    assert (tmp_path / "train-20261129-233005.csv").read_text() == "a\n"
+    assert (tmp_path / "train-20261129-233005-2.csv").read_text() == "b\n"
+    assert '"b"' in (tmp_path / "train-20261129-233005-2.json").read_text()
+    assert '"a"' in (tmp_path / "train-20261129-233005.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["train-20261129-233005.csv", "train-20261129-233005.json",
+         "train-20261129-233005-2.csv", "train-20261129-233005-2.json"])  # no temporaries left
