@@ -8,6 +8,12 @@ Theory (He et al. 2015, section 2.2): with zero-mean iid weights, a layer's pre-
 z = x @ w has Var[z] = fan_in * Var[w] * E[x^2]. For z ~ N(0, s2), the activation's
 `moments(s2)` gives the mean and second moment of act(z), and `grad_m2` is E[act'(z)^2],
 which scales the gradient on the way back (section 2.3, with fan_out).
+
+That is the mean over networks. One network of finite width n scatters around it: each
+layer multiplies m2 by the mean-field gain times an iid random factor, so ln m2_L is about
+Normal(L ln a - var/2, var) with var = kappa L / n, kappa = E act(z)^4 / (E act(z)^2)^2 - 1
+(Hanin and Rolnick 2018; Hanin 2018; ../shared/REFERENCE.md "Finite-width scatter").
+`log_m2_variance` gives var; fndcli.sweep turns it into a band and a verdict.
 """
 import math
 from dataclasses import dataclass
@@ -26,23 +32,25 @@ class Act:
     gain: float             # torch.nn.init.calculate_gain's value
     moments: Optional[Callable]  # s2 -> (mean, m2) of act(z) for z ~ N(0, s2); None: no closed form
     grad_m2: Optional[float]     # E[act'(z)^2] for symmetric z; None: no closed form
+    kappa: Optional[float] = None      # E act(z)^4 / (E act(z)^2)^2 - 1 for Gaussian z; None: no random walk
+    saturation: Optional[float] = None  # |act(z)| above this is pinned (tanh: 0.99 of its bound 1)
 
 
 def make_act(name, leak=0.01):
     """The activation called `name`; `leak` is leaky-relu's negative slope."""
     if name == "linear":
-        return Act("linear", lambda z: z, torch.ones_like, 1.0, lambda s2: (0.0, s2), 1.0)
+        return Act("linear", lambda z: z, torch.ones_like, 1.0, lambda s2: (0.0, s2), 1.0, kappa=2.0)
     if name == "relu":
         return Act("relu", torch.relu, lambda z: (z > 0).to(z.dtype), math.sqrt(2.0),
-                   lambda s2: (math.sqrt(s2 / (2 * math.pi)), s2 / 2), 0.5)
+                   lambda s2: (math.sqrt(s2 / (2 * math.pi)), s2 / 2), 0.5, kappa=5.0)
     if name == "leaky-relu":
         return Act("leaky-relu", lambda z: torch.where(z > 0, z, leak * z),
                    lambda z: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, leak)),
                    math.sqrt(2.0 / (1 + leak ** 2)),
                    lambda s2: ((1 - leak) * math.sqrt(s2 / (2 * math.pi)), (1 + leak ** 2) * s2 / 2),
-                   (1 + leak ** 2) / 2)
-    if name == "tanh":
-        return Act("tanh", torch.tanh, lambda z: 1 - torch.tanh(z) ** 2, 5.0 / 3, None, None)
+                   (1 + leak ** 2) / 2, kappa=6 * (1 + leak ** 4) / (1 + leak ** 2) ** 2 - 1)
+    if name == "tanh":  # no closed form; with gain 5/3 it has a fixed point (m2* = 0.424), no random walk
+        return Act("tanh", torch.tanh, lambda z: 1 - torch.tanh(z) ** 2, 5.0 / 3, None, None, saturation=0.99)
     raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTS)}")
 
 
@@ -88,6 +96,7 @@ class Scheme:
     init: Callable          # (fan_in, fan_out, InitParams, gen, dtype) -> w
     variance: Optional[Callable]  # (fan_in, fan_out, InitParams) -> Var[w]
     data_driven: bool = False     # rescaled on a batch after drawing (LSUV)
+    kappa_shift: float = 0.0      # orthogonal weights remove the weights' own scatter: kappa - 2
 
 
 def _xavier_var(fi, fo, p):  # Glorot & Bengio 2010, eq. 12 (gain 1, as in the paper)
@@ -116,7 +125,7 @@ SCHEMES = {s.name: s for s in [
            lambda fi, fo, p, g, d: _uniform(fi, fo, 1 / math.sqrt(fi), g, d), lambda fi, fo, p: 1 / (3 * fi)),
     Scheme("orthogonal", "orthonormal rows or columns times the activation's gain",
            lambda fi, fo, p, g, d: orthogonal(fi, fo, p.act.gain, g, d),
-           lambda fi, fo, p: p.act.gain ** 2 / max(fi, fo)),
+           lambda fi, fo, p: p.act.gain ** 2 / max(fi, fo), kappa_shift=-2.0),
     Scheme("lsuv", "Mishkin & Matas 2015: orthogonal, then each layer rescaled on the batch to unit variance",
            lambda fi, fo, p, g, d: orthogonal(fi, fo, 1.0, g, d), None, data_driven=True),
 ]}
@@ -177,3 +186,25 @@ def predict_m2(scheme, params, width, depth, direction="forward"):
         m2.append(a * act.grad_m2 * m2[-1])
     m2 = m2[::-1]  # index by layer: the gradient at x_depth is the seed
     return m2, [math.sqrt(s) for s in m2]
+
+
+def log_m2_variance(scheme, act, width, depth, batch):
+    """Variance of ln m2 at layer `depth` of one network (width x width layers, a batch of `batch` rows),
+    across seeds; None where there is no theory (tanh, LSUV).
+
+    kappa L / n to leading order in 1/n (the batch shares the weights, so it barely helps a
+    ReLU stack). A linear stack averages over the batch better: layer l adds
+    (kappa / n) min(1, (l + 1) / n), which sums to (kappa / 2) (L^2 + L) / n^2 while L <= n
+    (../shared/REFERENCE.md) and grows by kappa / n a layer, one direction's walk, once the
+    product of the weights is dominated by its top direction; orthogonal weights (kappa 0)
+    keep every row's norm. Plus 2L / (nB) for the batch's own rows, and 2 / (nB) for the
+    input's m2. Checked by simulation: see docs and tests/test_inits.py.
+    """
+    if act.kappa is None or scheme.variance is None:
+        return None
+    kappa, n, L = act.kappa + scheme.kappa_shift, width, depth
+    if act.name == "linear":
+        walk = kappa / n * sum(min(1.0, (layer + 1) / n) for layer in range(L)) + kappa * L / (n * batch)
+    else:
+        walk = kappa * L / n
+    return walk + 2 / (n * batch)

@@ -69,24 +69,31 @@ def crossover_table(crossovers, title):
     return table
 
 
-VERDICT_STYLE = {"stable": "green", "vanishing": "yellow", "exploding": "bold red"}
+VERDICT_STYLE = {"stable": "green", "vanishing": "yellow", "exploding": "bold red", "saturated": "bold red"}
 
 
-def _layer(x):
-    return "" if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else str(int(x))
+def _band(lo, hi):
+    return "" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
 
 
 def sweep_table(summary, title):
-    """One row per scheme x act: second moment at the last layer against theory, events, verdict."""
-    table = Table(title=title)
-    for name in ("scheme", "act", "m2 last (mean)", "m2 last (geomean)", "predicted", "log10 growth/layer",
-                 "overflow at", "underflow at", "verdict"):
-        table.add_column(name, justify="left" if name in ("scheme", "act", "verdict") else "right")
+    """One row per scheme x act: last-layer m2 against theory and its finite-width band, verdict and why."""
+    seeds = int(summary["seeds"].max()) if len(summary) else 0
+    table = Table(title=title, caption_justify="left", caption=(
+        f"band: where 95 % of the mean log10 m2 at the last layer of {seeds} network(s) should fall "
+        "(theory and its finite-width noise); decades: the fitted change of log10 m2 over the stack"))
+    backward = "grad_verdict" in summary
+    columns = ["scheme", "act", "m2 last (geomean)", "predicted", "log10 m2 last", "expected band", "decades (fit)",
+               *(["grad m2 at input"] if backward else []), "verdict", "why"]
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("scheme", "act", "verdict", "why") else "right")
     for row in summary.itertuples():
-        style = VERDICT_STYLE[row.verdict]
-        table.add_row(row.scheme, row.act, _num(row.m2_last_mean, ".3g", "nan"),
-                      _num(row.m2_last_geomean, ".3g", "nan"), _num(row.pred_m2_last, ".3g", "-"), _num(row.growth_log10_per_layer, "+.3f"),
-                      _layer(row.overflow_layer), _layer(row.underflow_layer), f"[{style}]{row.verdict}[/]")
+        style = VERDICT_STYLE[row.verdict.split(" ")[0]]
+        grad = [_num(row.grad_m2_input_geomean, ".3g", "nan")] if backward else []
+        table.add_row(row.scheme, row.act, _num(row.m2_last_geomean, ".3g", "nan"), _num(row.pred_m2_last, ".3g", "-"),
+                      _num(row.log10_m2_last, "+.2f", "nan"), _band(row.band_lo, row.band_hi),
+                      _num(row.decades, "+.2f"), *grad,
+                      f"[{style}]{row.verdict}[/]", escape(row.reason))
     return table
 
 

@@ -5,6 +5,10 @@ weights. Here every (scheme, act, seed) run does the same: the input x_0 ~ N(0, 
 weights come from one generator seeded with the run's seed (the same input for every
 scheme at a seed). Statistics are of each layer's output after its activation, computed
 in float64 from the run's dtype (float32 by default, so overflow shows as in the chapter).
+
+The verdict (see `judge`) weighs the observation against the prediction and its
+finite-width noise, so one seed of a good init is not called bad, and a bad one is caught
+on every seed.
 """
 import math
 from dataclasses import dataclass
@@ -13,16 +17,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fndcli.inits import InitParams, lsuv, make_act, predict_m2, resolve_scheme
+from fndcli.inits import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
 
 NEAR_ZERO = 0.05
 LAYER_COLUMNS = ["scheme", "act", "seed", "layer", "mean", "std", "m2", "frac_zero", "frac_near_zero",
-                 "min", "max", "finite", "pred_m2", "pred_std"]
-SUMMARY_COLUMNS = ["scheme", "act", "depth", "m2_last_mean", "m2_last_geomean", "pred_m2_last",
-                   "growth_log10_per_layer", "overflow_layer", "underflow_layer", "verdict"]
-# A stack is exploding or vanishing when the fitted m2 changes by more than this many
-# decades from input to output, or when it overflows or underflows.
-VERDICT_DECADES = 1.0
+                 "frac_saturated", "min", "max", "finite", "pred_m2", "pred_std"]
+SUMMARY_COLUMNS = ["scheme", "act", "depth", "width", "seeds", "m2_last_mean", "m2_last_geomean", "pred_m2_last",
+                   "log10_m2_last", "band_lo", "band_hi", "decades", "decades_pred", "decades_sd",
+                   "growth_log10_per_layer", "overflow_layer", "underflow_layer", "frac_saturated_last",
+                   "verdict", "reason"]
+BACKWARD_COLUMNS = ["grad_m2_input_geomean", "grad_pred_m2_input", "grad_decades", "grad_verdict"]
+VERDICT_DECADES = 1.0   # a change of m2 over the stack beyond this (plus the noise) is exploding or vanishing
+NOISE_SDS = 3.0         # how many standard deviations of finite-width noise an observation may stray
+SATURATED_FRAC = 0.5    # more than this share of the last layer's units pinned is saturated
 HIST_BINS = 60  # log10|x| bins of the heat map
 
 
@@ -53,14 +60,21 @@ class SweepResult:
     interrupted: bool = False
 
 
-def layer_stats(stack):
-    """Per-layer statistics of a (layers, batch, width) stack, computed in float64."""
+def layer_stats(stack, saturation=None):
+    """Per-layer statistics of a (layers, batch, width) stack, computed in float64.
+
+    frac_saturated: the share of units with |x| > saturation (NaN for an activation that does not saturate).
+    """
     flat = stack.flatten(1).double()  # (layers, batch * width)
     n = flat.shape[1]
+    saturated = (flat.abs() > saturation).sum(1) / n if saturation else torch.full((flat.shape[0],), math.nan)
+    low, high = flat.min(1).values, flat.max(1).values  # both NaN if any element is
+    mean, m2 = flat.mean(1), (flat * flat).mean(1)
+    std = ((m2 - mean * mean).clamp(min=0) * (n / max(n - 1, 1))).sqrt()  # torch.std's, in a third of the time
     return {
-        "mean": flat.mean(1), "std": flat.std(1), "m2": (flat * flat).mean(1),
+        "mean": mean, "std": std, "m2": m2,
         "frac_zero": (flat == 0).sum(1) / n, "frac_near_zero": (flat.abs() <= NEAR_ZERO).sum(1) / n,
-        "min": flat.min(1).values, "max": flat.max(1).values, "finite": torch.isfinite(flat).all(1),
+        "frac_saturated": saturated, "min": low, "max": high, "finite": torch.isfinite(low) & torch.isfinite(high),
     }
 
 
@@ -88,8 +102,8 @@ def run_stack(scheme, params, cfg, seed):
     return torch.stack(acts), (torch.stack(grads) if grads else None)  # (depth + 1, B, n)
 
 
-def _rows(stack, scheme_name, act_name, seed, pred, direction):
-    stats = {k: v.tolist() for k, v in layer_stats(stack).items()}
+def _rows(stack, scheme_name, act_name, seed, pred, direction, saturation=None):
+    stats = {k: v.tolist() for k, v in layer_stats(stack, saturation).items()}
     pred_m2, pred_std = pred if pred else ([math.nan] * len(stats["m2"]),) * 2
     rows = []
     for layer in range(len(stats["m2"])):
@@ -129,7 +143,7 @@ def run_sweep(cfg):
                 bwd_pred = predict_m2(scheme, params, cfg.width, cfg.depth, "backward") if cfg.backward else None
                 for seed in range(cfg.seed, cfg.seed + cfg.seeds):
                     acts, grads = run_stack(scheme, params, cfg, seed)
-                    run_rows = _rows(acts, scheme.name, act_name, seed, fwd_pred, direction)
+                    run_rows = _rows(acts, scheme.name, act_name, seed, fwd_pred, direction, params.act.saturation)
                     if grads is not None:
                         run_rows += _rows(grads, scheme.name, act_name, seed, bwd_pred, "backward")
                     rows += run_rows  # a run's rows land together, so Ctrl-C keeps whole runs
@@ -140,7 +154,7 @@ def run_sweep(cfg):
         interrupted = True
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
-    return SweepResult(layers, summarize(layers, cfg.depth), heatmap, heatmap_run, interrupted)
+    return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, interrupted)
 
 
 def _geomean(values):
@@ -148,37 +162,160 @@ def _geomean(values):
         return float(np.exp(np.mean(np.log(np.asarray(values, dtype=float)))))
 
 
-def summarize(layers, depth):
-    """One row per scheme x act, from the forward rows: last-layer m2 across seeds, growth, events, verdict.
+@dataclass(frozen=True)
+class Theory:
+    """What the mean-field theory and its finite-width noise expect at the far end of the stack.
 
-    growth_log10_per_layer is the least-squares slope of log10(geometric-mean m2) against
-    the layer, over the layers where it is finite and positive. The verdict is `exploding`
-    if any seed overflowed or the fitted m2 grows by more than VERDICT_DECADES decades over
-    the stack, `vanishing` if any seed underflowed (a layer of exact zeros) or it shrinks by
-    more than that, else `stable`.
+    decades: predicted change of log10 m2 over the stack (None: no closed form); var: the
+    variance of ln m2 there for one network (None: no theory of the noise).
     """
-    if "direction" in layers:
-        layers = layers[layers["direction"] == "forward"]
+
+    decades: float | None
+    var: float | None
+    log10_pred: float | None  # log10 of the predicted m2 at the far end
+
+    def decades_sd(self, seeds):
+        """sd of the fitted decades D averaged over `seeds` networks (the fit has ~1.2x the endpoint's variance)."""
+        return math.sqrt(1.2 * self.var / seeds) / math.log(10) if self.var is not None else 0.0
+
+    @property
+    def typical(self):
+        """Decades the typical (median) network moves: below the mean one by var / 2 in ln."""
+        if self.decades is None or self.var is None:
+            return None
+        return self.decades - self.var / (2 * math.log(10))
+
+    def band(self, seeds):
+        """The 95 % band of the mean log10 m2 over `seeds` networks at the far end."""
+        if self.log10_pred is None or self.var is None:
+            return (math.nan, math.nan)
+        centre = self.log10_pred - self.var / (2 * math.log(10))
+        half = 2 * math.sqrt(self.var / seeds) / math.log(10)
+        return (centre - half, centre + half)
+
+
+def theory(scheme_name, act_name, cfg, direction="forward"):
+    """Theory for one scheme x act of cfg; the backward pass uses the forward's noise (conservative)."""
+    scheme = resolve_scheme(scheme_name)
+    params = InitParams(make_act(act_name, cfg.leak), cfg.scale, cfg.mode)
+    pred = predict_m2(scheme, params, cfg.width, cfg.depth, direction)
+    var = log_m2_variance(scheme, params.act, cfg.width, cfg.depth, cfg.batch)
+    if pred is None:
+        return Theory(None, var, None)
+    m2 = pred[0]
+    far, near = (m2[-1], m2[0]) if direction == "forward" else (m2[0], m2[-1])
+    log10_far = math.log10(far) if far > 0 else -math.inf
+    return Theory(log10_far - math.log10(near), var, log10_far)
+
+
+def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width):
+    """(verdict, reason) for one direction, from the observation and the theory together.
+
+    exploding: an overflow, or m2 grew more than 1 decade plus NOISE_SDS sd of its noise.
+    vanishing: a layer of exact zeros, or it fell that much. Otherwise, from the theory:
+    vanishing (or exploding) when the typical network moves more than 1 decade although
+    the observation happens to be inside. `vanishing (width)` when the scale is right
+    (the mean moves 1 decade or less) but the typical network falls more than 1 decade:
+    depth is large against width, and that is the cause.
+    """
+    limit = VERDICT_DECADES + NOISE_SDS * th.decades_sd(seeds)
+    allowed = f"(±{limit:.2g} allowed)"
+    typical = th.typical
+    if overflow_layer is not None:
+        verdict, reason = "exploding", f"overflow at layer {overflow_layer}"
+    elif decades > limit:
+        verdict, reason = "exploding", f"grew {decades:.1f} decades {allowed}"
+    elif underflow_layer is not None:
+        verdict, reason = "vanishing", f"layer {underflow_layer} all zeros"
+    elif decades < -limit:
+        verdict, reason = "vanishing", f"fell {-decades:.1f} decades {allowed}"
+    elif typical is not None and typical < -VERDICT_DECADES:
+        verdict, reason = "vanishing", f"moved {decades:+.2f} decades, but the typical net falls {-typical:.1f}"
+    elif typical is not None and typical > VERDICT_DECADES:
+        verdict, reason = "exploding", f"moved {decades:+.2f} decades, but the typical net grows {typical:.1f}"
+    else:
+        return "stable", f"moved {decades:+.2f} decades {allowed}" if math.isfinite(decades) else ""
+    scale_right = th.decades is not None and abs(th.decades) <= VERDICT_DECADES
+    if verdict == "vanishing" and scale_right and typical < -VERDICT_DECADES:
+        verdict = "vanishing (width)"
+        reason += (f"; the scale is right, but at depth {depth} and width {width} "
+                   f"the typical net falls {-typical:.1f} decades")
+    return verdict, reason
+
+
+def _decades(run, depth, forward):
+    """Fitted change of log10 m2 over the stack (slope x depth) of the geometric mean over seeds,
+    from the input end to the far end; layers that are not finite and positive are left out."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(run["m2"].to_numpy(dtype=float))
+    per_layer = pd.Series(logs).groupby(run["layer"].to_numpy()).mean()  # log10 of the geometric mean
+    ok = per_layer[np.isfinite(per_layer)]
+    if len(ok) < 2:
+        return math.nan
+    slope = float(np.polyfit(ok.index, ok.values, 1)[0])
+    return (slope if forward else -slope) * depth
+
+
+def _first_layer(run, mask):
+    layers = run.loc[mask, "layer"]
+    return int(layers.min()) if len(layers) else None
+
+
+def _log10_geomean(values):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(np.log10(np.asarray(values, dtype=float))))
+
+
+def summarize(layers, cfg):
+    """One row per scheme x act: last-layer m2 across seeds against the theory's band, events, verdict, reason.
+
+    decades is the least-squares slope of log10(geometric-mean m2) against the layer, times
+    the depth. With the backward pass, the gradient at the input is judged the same way;
+    the verdict is the forward one if not stable, else `saturated`, else the gradient's.
+    """
+    backward = "direction" in layers
+    fwd = layers[layers["direction"] == "forward"] if backward else layers
     out = []
-    for (scheme, act), run in layers.groupby(["scheme", "act"], sort=False):
+    for (scheme, act), run in fwd.groupby(["scheme", "act"], sort=False):
+        depth, seeds = cfg.depth, run["seed"].nunique()
         last = run[run["layer"] == depth]
-        per_layer = run.groupby("layer")["m2"].agg(_geomean)
-        ok = per_layer[np.isfinite(per_layer) & (per_layer > 0)]
-        growth = float(np.polyfit(ok.index, np.log10(ok.values), 1)[0]) if len(ok) >= 2 else math.nan
-        overflow = run.loc[~run["finite"].astype(bool), "layer"]
-        underflow = run.loc[run["frac_zero"] == 1.0, "layer"]
-        overflow_layer = int(overflow.min()) if len(overflow) else None
-        underflow_layer = int(underflow.min()) if len(underflow) else None
-        decades = growth * depth
-        if overflow_layer is not None or decades > VERDICT_DECADES:
-            verdict = "exploding"
-        elif underflow_layer is not None or decades < -VERDICT_DECADES:
-            verdict = "vanishing"
-        else:
-            verdict = "stable"
-        out.append({"scheme": scheme, "act": act, "depth": depth, "m2_last_mean": float(last["m2"].mean()),
-                     "m2_last_geomean": _geomean(last["m2"]), "pred_m2_last": float(last["pred_m2"].iloc[0]),
-                     "growth_log10_per_layer": growth, "overflow_layer": overflow_layer,
-                     "underflow_layer": underflow_layer, "verdict": verdict})
-    summary = pd.DataFrame.from_records(out, columns=SUMMARY_COLUMNS)
+        th = theory(scheme, act, cfg)
+        decades = _decades(run, depth, forward=True)
+        overflow = _first_layer(run, ~run["finite"].astype(bool))
+        underflow = _first_layer(run, run["frac_zero"] == 1.0)
+        verdict, reason = judge(decades, seeds, overflow, underflow, th, depth, cfg.width)
+        saturated = float(last["frac_saturated"].mean())
+        findings = [reason]
+        if verdict == "stable" and saturated > SATURATED_FRAC:
+            verdict, reason = "saturated", f"{saturated:.0%} of units pinned at ±1"
+            findings = [reason]
+        band = th.band(seeds)
+        row = {"scheme": scheme, "act": act, "depth": depth, "width": cfg.width, "seeds": seeds,
+               "m2_last_mean": float(last["m2"].mean()), "m2_last_geomean": _geomean(last["m2"]),
+               "pred_m2_last": float(last["pred_m2"].iloc[0]), "log10_m2_last": _log10_geomean(last["m2"]),
+               "band_lo": band[0], "band_hi": band[1], "decades": decades,
+               "decades_pred": th.decades if th.decades is not None else math.nan,
+               "decades_sd": th.decades_sd(seeds) if th.var is not None else math.nan,
+               "growth_log10_per_layer": decades / depth, "overflow_layer": overflow, "underflow_layer": underflow,
+               "frac_saturated_last": saturated}
+        if backward:
+            grads = layers[(layers["direction"] == "backward") & (layers["scheme"] == scheme) & (layers["act"] == act)]
+            g_decades = _decades(grads, depth, forward=False)
+            at_input = grads[grads["layer"] == 0]
+            row.update(grad_m2_input_geomean=_geomean(at_input["m2"]), grad_pred_m2_input=float(at_input["pred_m2"].iloc[0]),
+                       grad_decades=g_decades, grad_verdict="")
+            if overflow is not None and act != "linear":
+                findings.append("gradient not judged: the forward pass overflowed")  # act'(inf) means nothing
+            else:
+                g_verdict, g_reason = judge(g_decades, seeds, _first_layer(grads, ~grads["finite"].astype(bool)),
+                                            _first_layer(grads, grads["frac_zero"] == 1.0),
+                                            theory(scheme, act, cfg, "backward"), depth, cfg.width)
+                row["grad_verdict"] = g_verdict
+                if g_verdict != "stable":
+                    findings.append(f"gradient: {g_reason}")
+                    if verdict == "stable":
+                        verdict = f"{g_verdict.split(' ')[0]} (gradient)"
+        out.append({**row, "verdict": verdict, "reason": "; ".join(findings)})
+    columns = SUMMARY_COLUMNS[:-2] + (BACKWARD_COLUMNS if backward else []) + SUMMARY_COLUMNS[-2:]
+    summary = pd.DataFrame.from_records(out, columns=columns)
     return summary.astype({"overflow_layer": "Int64", "underflow_layer": "Int64"})

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fndcli.inits import InitParams, SCHEMES, lsuv, make_act, orthogonal, predict_m2
-from fndcli.sweep import SweepConfig, run_stack, run_sweep
+from fndcli.inits import InitParams, SCHEMES, log_m2_variance, lsuv, make_act, orthogonal, predict_m2
+from fndcli.sweep import SweepConfig, Theory, judge, run_stack, run_sweep, summarize, theory
 
 CLOSED_FORM = [s for s in SCHEMES.values() if s.variance is not None]
 
@@ -83,6 +83,112 @@ def test_chapter_verdicts():
     assert verdicts[("orthogonal", "linear")] == "stable" and verdicts[("lsuv", "relu")] == "stable"
     growth = result.summary.set_index(["scheme", "act"])["growth_log10_per_layer"]
     assert growth[("xavier-normal", "relu")] == pytest.approx(math.log10(0.5), abs=0.02)
+
+
+SEEDS = 24
+
+
+def _verdicts_per_seed(cfg):
+    """{(scheme, act): [(verdict, gradient verdict) for each seed]}, each seed judged alone, from one sweep."""
+    result = run_sweep(cfg)
+    out = {}
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        one = summarize(result.layers[result.layers["seed"] == seed], cfg)
+        for row in one.itertuples():
+            out.setdefault((row.scheme, row.act), []).append((row.verdict, getattr(row, "grad_verdict", None)))
+    return out
+
+
+@pytest.mark.parametrize("schemes,acts,expected", [
+    (("kaiming-normal",), ("linear", "relu"), "stable"),
+    (("normal",), ("linear",), "exploding"),
+    (("scaled",), ("linear",), "vanishing"),  # x 0.01
+    (("xavier-normal", "torch-default"), ("relu",), "vanishing"),
+])
+def test_verdict_holds_on_every_seed_at_the_chapters_sizes(schemes, acts, expected):
+    """One network at a time (width 100, depth 50, batch 200), forward and backward, on 24 seeds:
+    a good init is never called bad, and a bad one is caught every time."""
+    cfg = SweepConfig(schemes=schemes, acts=acts, seeds=SEEDS, scale=0.01, backward=True)
+    for key, verdicts in _verdicts_per_seed(cfg).items():
+        assert verdicts == [(expected, expected)] * SEEDS, (key, verdicts)
+
+
+def test_kaiming_relu_at_width_10_collapses_for_width_not_scale():
+    """E[m2] = 1 at any width, but at depth 50 and width 10 the typical network's m2 ends ~1e-6."""
+    cfg = SweepConfig(schemes=("kaiming-normal",), acts=("relu",), width=10, seeds=SEEDS)
+    verdicts = [v for v, _ in _verdicts_per_seed(cfg)[("kaiming-normal", "relu")]]
+    assert verdicts == ["vanishing (width)"] * SEEDS, verdicts
+    summary = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("relu",), width=10, seeds=4)).summary.iloc[0]
+    assert "the scale is right" in summary["reason"] and "width 10" in summary["reason"]
+
+
+def test_gradient_after_a_forward_overflow_is_not_judged():
+    """ReLU's mask of inf and nan pre-activations means nothing; a linear stack's gradient does not use them."""
+    cfg = SweepConfig(schemes=("normal",), acts=("linear", "relu"), seeds=2, backward=True)
+    summary = run_sweep(cfg).summary.set_index("act")
+    assert summary.loc["linear", "grad_verdict"] == "exploding" and summary.loc["relu", "grad_verdict"] == ""
+    assert "gradient not judged" in summary.loc["relu", "reason"]
+
+
+def test_saturated_tanh_is_not_stable():
+    """N(0, 1) weights with tanh: m2 stays near 0.9, but the units are pinned at +-1 and the gradient explodes."""
+    cfg = SweepConfig(schemes=("normal",), acts=("tanh",), seeds=6, backward=True)
+    summary = run_sweep(cfg).summary.iloc[0]
+    assert 0.8 < summary["m2_last_geomean"] < 1 and summary["frac_saturated_last"] > 0.7
+    assert summary["verdict"] == "saturated" and summary["grad_verdict"] == "exploding"
+    assert "pinned" in summary["reason"] and "gradient: grew" in summary["reason"]
+    kaiming = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("tanh",), seeds=2)).summary.iloc[0]
+    assert kaiming["frac_saturated_last"] < 0.05 and kaiming["verdict"] == "stable"
+
+
+def test_band_for_one_kaiming_relu_network_is_the_references():
+    """../shared/REFERENCE.md: [-1.92, +0.83] for one seed of Kaiming + ReLU at n 100, L 50; narrower with seeds."""
+    cfg = SweepConfig(width=100, depth=50, batch=200)
+    th = theory("kaiming-normal", "relu", cfg)
+    assert th.band(1) == pytest.approx((-1.92, 0.83), abs=0.01)
+    lo, hi = th.band(16)
+    assert hi - lo == pytest.approx((0.83 + 1.92) / 4, abs=0.01)
+
+
+def test_band_covers_single_networks_as_it_claims():
+    """The 95 % band of one network's log10 m2 at the last layer holds most of 24 seeds, for ReLU and linear."""
+    result = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("linear", "relu"), seeds=SEEDS))
+    for act, run in result.layers[result.layers["layer"] == 50].groupby("act"):
+        lo, hi = theory("kaiming-normal", act, SweepConfig()).band(1)
+        inside = ((np.log10(run["m2"]) >= lo) & (np.log10(run["m2"]) <= hi)).sum()
+        assert inside >= 20, (act, inside)
+
+
+@pytest.mark.parametrize("decades,seeds,verdict", [
+    (-2.0, 1, "stable"),       # within one network's noise (sd of D about 0.75 decades)
+    (-5.0, 1, "vanishing"),    # beyond 1 + 3 sd
+    (-2.0, 100, "vanishing"),  # the mean of 100 networks has a twentieth of the noise
+    (+2.0, 100, "exploding"),
+])
+def test_judge_weighs_the_observation_against_its_noise(decades, seeds, verdict):
+    th = Theory(decades=0.0, var=2.5, log10_pred=0.0)  # Kaiming + ReLU at width 100, depth 50
+    assert judge(decades, seeds, None, None, th, 50, 100)[0] == verdict
+
+
+def test_judge_events_and_typical_network():
+    th = Theory(decades=0.0, var=2.5, log10_pred=0.0)
+    assert judge(0.0, 1, 38, None, th, 50, 100) == ("exploding", "overflow at layer 38")
+    assert judge(0.0, 1, None, 46, th, 50, 100)[0] == "vanishing"  # zeros, and width does not explain them
+    deep = Theory(decades=0.0, var=25.0, log10_pred=0.0)  # width 10: typical m2 falls 5.4 decades
+    assert judge(-3.0, 1, None, None, deep, 50, 10)[0] == "vanishing (width)"
+    assert judge(-3.0, 1, None, 46, deep, 50, 10)[0] == "vanishing (width)"
+    assert judge(0.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "stable"
+    assert judge(-1.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "vanishing"  # no theory: 1 decade
+
+
+def test_log_m2_variance_matches_a_simulation():
+    """Var of ln m2 at the last layer over 48 networks, against the theory, for ReLU and linear stacks."""
+    for act, width in (("relu", 100), ("linear", 100), ("linear", 10)):
+        cfg = SweepConfig(schemes=("kaiming-normal",), acts=(act,), width=width, seeds=48, dtype="float64")
+        last = run_sweep(cfg).layers.query("layer == 50")["m2"]
+        observed = np.log(last.to_numpy()).var(ddof=1)
+        predicted = log_m2_variance(SCHEMES["kaiming-normal"], make_act(act), width, 50, 200)
+        assert 0.6 < observed / predicted < 1.4, (act, width, observed, predicted)
 
 
 @pytest.mark.parametrize("fan_in,fan_out", [(100, 100), (64, 32), (32, 64)])

@@ -68,3 +68,14 @@ def test_book_config_is_the_chapter(fnd, tmp_path):
     _, meta = run_files(tmp_path, "init-sweep")
     cfg = meta["config"]
     assert (cfg["depth"], cfg["width"], cfg["batch"], cfg["dtype"]) == (50, 100, 200, "float32")
+
+
+def test_readme_command_kaiming_is_stable_and_shows_its_band(fnd, tmp_path):
+    """`fnd init-sweep --scheme kaiming --depth 50` at the default seed: both acts stable, inside their bands."""
+    result = fnd("init-sweep", "--scheme", "kaiming", "--depth", "50", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(next(tmp_path.glob("*-summary.csv"))).set_index("act")
+    assert (summary["verdict"] == "stable").all()
+    assert ((summary["band_lo"] < summary["log10_m2_last"]) & (summary["log10_m2_last"] < summary["band_hi"])).all()
+    assert summary.loc["relu", "band_lo"] == pytest.approx(-1.92, abs=0.01)
+    assert "vanishing" not in result.stdout and "[-1.92, +0.83]" in result.stdout and "band:" in result.stdout
