@@ -469,7 +469,7 @@ def train_command(
         fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
     """
     from fndcli.plots import loss_curves
-    from fndcli.render import train_table
+    from fndcli.render import human_seconds, train_table
     from fndcli.results import utc_now
     from fndcli.train import TrainConfig, n_valid, train
 
@@ -497,8 +497,7 @@ def train_command(
     with progress(con, quiet, epochs + 1, "training") as advance:
         result = train(cfg, on_epoch=advance)
     history = result.history
-    mismatch = (check_autograd and not result.diverged_epoch
-                and max(result.max_loss_diff, result.max_param_diff) > cfg.tolerance)
+    mismatch = result.mismatch(cfg.tolerance) if check_autograd and not result.diverged_epoch else None
     code = 130 if result.interrupted else (1 if result.diverged_epoch or mismatch else 0)
 
     def write_files(files):
@@ -506,27 +505,36 @@ def train_command(
         if plot:
             files.write("-loss.png", lambda p: loss_curves(history, p))
 
+    baseline_name = "majority class" if cfg.task == "classification" else "the training mean"
     paths = _save_run(ctx, out_dir, started, write_files, {"hidden": list(cfg.hidden), "rtol": cfg.tolerance},
                       device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
                       autograd_step_s=result.autograd_step_s, steps=result.steps,
-                      max_rel_loss_diff=result.max_loss_diff, max_rel_param_diff=result.max_param_diff,
+                      max_rel_loss_diff=result.loss_diff.rel_diff if result.loss_diff else None,
+                      max_rel_loss_diff_at=result.loss_diff.where if result.loss_diff else None,
+                      max_rel_param_diff=result.param_diff.rel_diff if result.param_diff else None,
+                      max_rel_param_diff_at=result.param_diff.where if result.param_diff else None,
+                      baseline_metric=result.baseline_metric, baseline=baseline_name,
                       diverged_epoch=result.diverged_epoch, status="interrupted" if result.interrupted else "complete",
                       exit_code=code)
     if not quiet:
         metric_name = "valid R²" if cfg.task == "regression" else "valid accuracy"
         sizes = " -> ".join(map(str, [cfg.n_in, *cfg.hidden, cfg.outputs]))
+        caption = f"{metric_name} of a model that predicts {baseline_name}: {result.baseline_metric:.4f}"
         con.print(train_table(history, f"train: {cfg.task}, {sizes}, {cfg.loss}, SGD lr {lr:g}"
-                                       f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}", metric_name))
-        step = f"hand-written step {result.manual_step_s * 1e6:.0f} µs"
+                                       f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}",
+                              metric_name, caption))
+        step = f"hand-written step {human_seconds(result.manual_step_s)}"
         if check_autograd:
-            step += (f", autograd twin {result.autograd_step_s * 1e6:.0f} µs "
-                     f"({result.manual_step_s / result.autograd_step_s:.2f}x)")
-            con.print(f"{step}; largest relative difference from the twin: loss {result.max_loss_diff:.2e}, "
-                      f"parameters {result.max_param_diff:.2e} (tolerance {cfg.tolerance:g})")
+            step += (f", autograd twin {human_seconds(result.autograd_step_s)}: the hand-written step takes "
+                     f"{result.manual_step_s / result.autograd_step_s:.2f}x the twin's time")
+            con.print(f"{step}\nlargest relative difference from the twin: loss {result.loss_diff.rel_diff:.2e} "
+                      f"({result.loss_diff.where}), parameters {result.param_diff.rel_diff:.2e} "
+                      f"({result.param_diff.where}); tolerance {cfg.tolerance:g}")
         else:
             con.print(step)
-        if mismatch:
-            con.print("[bold red]the hand-written model and its autograd twin disagree beyond --rtol[/]")
+    if mismatch:
+        typer.echo(f"Error: the hand-written model and its autograd twin disagree: {mismatch.where} differs by "
+                   f"{mismatch.rel_diff:.2e} relative, beyond --rtol {cfg.tolerance:g}", err=True)
     if result.diverged_epoch:
         typer.echo(f"Error: training diverged in epoch {result.diverged_epoch} (non-finite loss); "
                    f"try a smaller --lr than {lr:g}", err=True)

@@ -176,7 +176,7 @@ def _small_model(cfg):
         gen = torch.Generator().manual_seed(seed)
         x, target = make_batch(4, sizes[0], sizes[-1], cfg.loss, gen, torch.float64)
         model = init_mlp(sizes, cfg.init, cfg.loss, gen, torch.float64, x=x)
-        model.forward(x)
+        model.forward(x, keep=False)
         pre = [model.outputs[n] for n in model.names if n.startswith("lin")]
         gap = min((z.abs().min().item() for z in pre), default=math.inf)
         if best is None or gap > best[0]:

@@ -52,10 +52,12 @@ class Linear:
     def params(self):
         return [self.w, self.b]
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
+        """keep=False for a forward pass that no backward will follow (evaluation): nothing is cached."""
         if x.dim() != 2 or x.shape[1] != self.w.value.shape[0]:
             raise ShapeError(f"linear: input {tuple(x.shape)} does not match weight {tuple(self.w.value.shape)}")
-        self._inputs.append(x)
+        if keep:
+            self._inputs.append(x)
         return torch.addmm(self.b.value, x, self.w.value)  # b + (N, n_in) @ (n_in, n_out) -> (N, n_out)
 
     def backward(self, grad_out, input_grad=True):
@@ -74,9 +76,10 @@ class ReLU:
     def __init__(self):
         self._masks = []
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
         mask = x > 0
-        self._masks.append(mask)
+        if keep:
+            self._masks.append(mask)
         return x * mask  # exact zeros, x's dtype, any memory layout
 
     def backward(self, grad_out):
@@ -160,15 +163,22 @@ class MLP:
         """[(name, Param)] in layer order: lin1.w, lin1.b, lin2.w, ..."""
         return [(f"lin{i}.{p}", getattr(lin, p)) for i, lin in enumerate(self.linears, start=1) for p in "wb"]
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
+        """The output (N, n_out). keep=False evaluates: no layer caches what backward would pop,
+        so evaluation passes do not pile up (they would grow memory every epoch)."""
         self.outputs = {"x": x}
         for name, layer in zip(self.names, self.layers):
-            x = layer.forward(x)
+            x = layer.forward(x, keep)
             self.outputs[name] = x
         return x
 
-    def loss(self, x, target):
-        return self.loss_fn.forward(self.forward(x), target)
+    def loss(self, x, target, keep=True):
+        return self.loss_fn.forward(self.forward(x, keep), target)
+
+    @property
+    def cached(self):
+        """How many forward passes' caches wait for a backward, summed over layers (0 between steps)."""
+        return sum(len(layer._inputs) if isinstance(layer, Linear) else len(layer._masks) for layer in self.layers)
 
     def backward(self, input_grad=True):
         """Back from the loss; parameters' gradients accumulate, so call zero_grad between steps.

@@ -111,14 +111,14 @@ def gradcheck_table(frame, title):
 
 
 
-def train_table(history, title, metric_name):
+def train_table(history, title, metric_name, caption=""):
     """One row per epoch; epoch 0 is before training."""
-    table = Table(title=title)
+    table = Table(title=title, caption=caption or None, caption_justify="left")
     for name in ("epoch", "train loss", "valid loss", metric_name, "seconds", "twin train loss", "twin valid loss",
-                 "max |loss diff|"):
+                 "max rel loss diff"):
         table.add_column(name, justify="right")
     for row in history.itertuples():
         table.add_row(str(row.epoch), _num(row.train_loss, ".5g"), _num(row.valid_loss, ".5g"),
                       _num(row.valid_metric, ".4f"), _num(row.seconds, ".3f"), _num(row.ref_train_loss, ".5g"),
-                      _num(row.ref_valid_loss, ".5g"), _num(row.loss_diff, ".2e"))
+                      _num(row.ref_valid_loss, ".5g"), _num(row.loss_rel_diff, ".2e"))
     return table

@@ -4,7 +4,8 @@ with an autograd twin.
 The twin is an nn.Sequential of nn.Linear / nn.ReLU with the same starting weights
 (transposed into nn.Linear's (out, in) layout), trained by torch.optim.SGD with the same
 learning rate and momentum, on the same batches in the same order. After every step the
-two losses are compared; at the end, every parameter.
+two losses are compared, relative to that step's own scale (`step_rel_diff`), so a large
+early loss does not hide a late mismatch; at the end, every parameter.
 """
 import math
 import time
@@ -18,8 +19,8 @@ from torch import nn
 from fndcli.benchspec import synchronize
 from fndcli.model import init_mlp
 
-COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
-           "loss_diff"]
+COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
+           "ref_train_loss", "ref_valid_loss", "loss_rel_diff"]
 TOLERANCES = {"float32": 1e-5, "float64": 1e-10}  # relative, for losses and parameters
 TEACHER_HIDDEN = 32
 TASKS = ("regression", "classification")
@@ -70,15 +71,32 @@ def n_valid(samples, valid_frac):
 
 
 @dataclass
+class Mismatch:
+    """Where the hand-written model is furthest from its twin: a step's loss, or a final parameter."""
+
+    rel_diff: float
+    where: str  # "step 17 (epoch 1)" or "parameter lin1.w"
+
+
+@dataclass
 class TrainResult:
     history: pd.DataFrame
     manual_step_s: float
     autograd_step_s: float | None
-    max_loss_diff: float | None   # max |manual - autograd| step loss / max |autograd step loss|
-    max_param_diff: float | None  # largest max|Δ| / max|ref| over the final parameters
+    loss_diff: Mismatch | None    # the largest |manual - twin| / |twin| over the steps' losses
+    param_diff: Mismatch | None   # the largest max|Δ| / max|twin| over the final parameters
+    baseline_metric: float        # the valid metric of a constant: the training mean, or the majority class
+    model: object = None          # the trained hand-written MLP
     diverged_epoch: int | None = None
     interrupted: bool = False
     steps: int = 0
+
+    def mismatch(self, tolerance):
+        """The first comparison beyond tolerance, or None."""
+        for found in (self.loss_diff, self.param_diff):
+            if found is not None and not found.rel_diff <= tolerance:
+                return found
+        return None
 
 
 def make_data(cfg):
@@ -98,7 +116,7 @@ def make_data(cfg):
         x = x + centres[y]
     else:
         teacher = init_mlp([cfg.n_in, TEACHER_HIDDEN, cfg.outputs], "kaiming-normal", "mse", gen, dtype)
-        out = teacher.forward(x)  # (S, outputs)
+        out = teacher.forward(x, keep=False)  # (S, outputs)
         if cfg.task == "classification":
             y = out.argmax(dim=1)
         else:
@@ -129,12 +147,25 @@ def twin_loss(twin, x, y, loss):
 
 
 def metric(out, y, task):
-    """R^2 for regression (1 - SSE/SST over all outputs), accuracy for classification."""
+    """R^2 for regression (1 - SSE/SST over all outputs, SST about each output's mean), accuracy for classification."""
     if task == "classification":
         return (out.argmax(dim=1) == y).double().mean().item()
     y = y.view_as(out)
     sst = (y - y.mean(0)).pow(2).sum().item()
     return 1 - (out - y).pow(2).sum().item() / sst if sst > 0 else math.nan
+
+
+def baseline_metric(y_train, y_valid, task, outputs):
+    """The valid metric of a model that ignores its input: the training set's majority class, or its mean.
+
+    With teacher labels one class can hold nearly half the validation set, so chance (1 / classes)
+    understates what accuracy must beat; R^2 of the training mean is about 0, not exactly.
+    """
+    if task == "classification":
+        majority = torch.bincount(y_train, minlength=outputs).argmax()
+        return (y_valid == majority).double().mean().item()
+    mean = y_train.reshape(len(y_train), -1).mean(0)  # (outputs,)
+    return metric(mean.expand(len(y_valid), -1), y_valid, task)
 
 
 class ManualSGD:
@@ -152,6 +183,17 @@ class ManualSGD:
                 self.velocity[i] = g.clone() if v is None else v.mul_(self.momentum).add_(g)
                 g = self.velocity[i]
             p.value.add_(g, alpha=-self.lr)
+
+
+def step_rel_diff(loss, ref, out):
+    """|loss - ref| relative to this step's scale: |ref| plus the mean |output| the loss came from.
+
+    A loss computed from outputs of size s carries rounding of about eps * s: cross-entropy of a
+    confident prediction is lse - logit, a small difference of large numbers. Relative to the
+    loss alone that rounding would look like a mismatch; relative to the step's own scale it
+    does not, and a late mismatch is still judged against its own step, not the first loss.
+    """
+    return _rel_or_inf(abs(loss - ref), abs(ref) + out.abs().mean().item())
 
 
 def _rel_or_inf(diff, ref):
@@ -172,23 +214,25 @@ def train(cfg, on_epoch=lambda row: None):
     twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
 
-    def evaluate(epoch, seconds, loss_diff):
-        with torch.no_grad():
-            row = {"epoch": epoch, "train_loss": model.loss(x_tr, y_tr).item(),
-                   "valid_loss": model.loss(x_va, y_va).item(),
+    def evaluate(epoch, seconds, step_s, ref_step_s, loss_diff):
+        with torch.no_grad():  # keep=False: an evaluation pass leaves no cache for a backward
+            row = {"epoch": epoch, "train_loss": model.loss(x_tr, y_tr, keep=False).item(),
+                   "valid_loss": model.loss(x_va, y_va, keep=False).item(),
                    "valid_metric": metric(model.outputs["out"], y_va, cfg.task), "seconds": seconds,
+                   "step_s": step_s, "ref_step_s": ref_step_s,
                    "ref_train_loss": twin_loss(twin, x_tr, y_tr, cfg.loss).item() if twin else math.nan,
                    "ref_valid_loss": twin_loss(twin, x_va, y_va, cfg.loss).item() if twin else math.nan,
-                   "loss_diff": loss_diff}
+                   "loss_rel_diff": loss_diff}
         on_epoch(row)
         return row
 
-    rows = [evaluate(0, 0.0, math.nan)]
-    manual_s, twin_s, steps, max_abs_diff, max_ref = 0.0, 0.0, 0, 0.0, 0.0
+    rows = [evaluate(0, 0.0, math.nan, math.nan, math.nan)]
+    manual_s, twin_s, steps = 0.0, 0.0, 0
+    worst = Mismatch(0.0, "every step") if twin else None
     diverged, interrupted = None, False
     try:
         for epoch in range(1, cfg.epochs + 1):
-            t_epoch = time.perf_counter()
+            t_epoch, manual_before, twin_before, steps_before = time.perf_counter(), manual_s, twin_s, steps
             order = torch.randperm(len(x_tr), generator=shuffle).to(cfg.device)
             loss_diff = 0.0 if twin else math.nan
             for start in range(0, len(order), cfg.batch_size):
@@ -213,22 +257,29 @@ def train(cfg, on_epoch=lambda row: None):
                     twin_opt.step()
                     synchronize(cfg.device)
                     twin_s += time.perf_counter() - t0
-                    ref = ref.item()
-                    loss_diff = max(loss_diff, abs(loss - ref))
-                    max_abs_diff, max_ref = max(max_abs_diff, abs(loss - ref)), max(max_ref, abs(ref))
+                    rel = step_rel_diff(loss, ref.item(), model.outputs["out"])
+                    loss_diff = max(loss_diff, rel)
+                    if not rel <= worst.rel_diff:
+                        worst = Mismatch(rel, f"step {steps} (epoch {epoch})")
                 if not math.isfinite(loss):
                     diverged = epoch
                     break
             if diverged:
                 break
-            rows.append(evaluate(epoch, time.perf_counter() - t_epoch, loss_diff))
+            n = steps - steps_before
+            rows.append(evaluate(epoch, time.perf_counter() - t_epoch, (manual_s - manual_before) / n,
+                                 (twin_s - twin_before) / n if twin else math.nan, loss_diff))
     except KeyboardInterrupt:
         interrupted = True
     param_diff = None
     if twin:
         twin_params = [t for layer in twin if isinstance(layer, nn.Linear) for t in (layer.weight.t(), layer.bias)]
-        param_diff = max(_rel_or_inf((p.value - t).abs().max().item(), t.abs().max().item())
-                         for (_, p), t in zip(model.named_params(), twin_params))
+        param_diff = max((Mismatch(_rel_or_inf((p.value - t).abs().max().item(), t.abs().max().item()),
+                                   f"parameter {name}") for (name, p), t in zip(model.named_params(), twin_params)),
+                         key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf)
+        if param_diff.rel_diff == 0:
+            param_diff = Mismatch(0.0, "every parameter")
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
     return TrainResult(history, manual_s / max(steps, 1), twin_s / max(steps, 1) if twin else None,
-                       _rel_or_inf(max_abs_diff, max_ref) if twin else None, param_diff, diverged, interrupted, steps)
+                       worst, param_diff, baseline_metric(y_tr, y_va, cfg.task, cfg.outputs), model, diverged,
+                       interrupted, steps)

@@ -1,10 +1,13 @@
 """`fnd train`: lockstep parity with the autograd twin, learning, divergence, and the CLI."""
+import re
+from collections import Counter
 
 import pytest
+import torch
 
 from conftest import assert_rejected, run_files
 from fndcli import train as fnd_train
-from fndcli.train import COLUMNS, TrainConfig, train
+from fndcli.train import COLUMNS, TrainConfig, baseline_metric, make_data, metric, train
 
 SMALL = dict(samples=256, n_in=12, hidden=(16, 8), epochs=3, batch_size=32)
 
@@ -16,7 +19,8 @@ SMALL = dict(samples=256, n_in=12, hidden=(16, 8), epochs=3, batch_size=32)
 def test_lockstep_parity_with_autograd_twin(dtype, tol, extra):
     result = train(TrainConfig(**{**SMALL, **extra, "dtype": dtype}))
     assert result.steps > 0 and result.diverged_epoch is None
-    assert result.max_loss_diff <= tol and result.max_param_diff <= tol, (result.max_loss_diff, result.max_param_diff)
+    assert result.mismatch(tol) is None, (result.loss_diff, result.param_diff)
+    assert result.model.cached == 0  # every forward's cache was consumed by its backward
     h = result.history
     assert ((h["train_loss"] - h["ref_train_loss"]).abs() <= tol * h["ref_train_loss"].abs()).all()
 
@@ -31,7 +35,7 @@ def test_twin_check_is_not_vacuous(monkeypatch):
         self.lr /= 1.01
     monkeypatch.setattr(fnd_train.ManualSGD, "step", long_step)
     result = train(TrainConfig(**SMALL))
-    assert result.max_param_diff > 1e-4
+    assert result.param_diff.rel_diff > 1e-4 and result.mismatch(1e-5) is not None
 
 
 def test_defaults_learn_and_write_history(fnd, tmp_path):
@@ -41,7 +45,9 @@ def test_defaults_learn_and_write_history(fnd, tmp_path):
     assert list(history.columns) == COLUMNS and list(history["epoch"]) == list(range(21))
     assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0] / 4  # far below where it started
     assert history["valid_metric"].iloc[-1] > 0.5  # R^2
-    assert history["loss_diff"].iloc[1:].max() <= 1e-5 * history["train_loss"].max()
+    assert history["loss_rel_diff"].iloc[1:].max() <= 1e-5
+    assert (history["step_s"].iloc[1:] > 0).all() and (history["ref_step_s"].iloc[1:] > 0).all()
+    assert meta["baseline"] == "the training mean" and abs(meta["baseline_metric"]) < 0.01
     assert meta["manual_step_s"] > 0 and meta["autograd_step_s"] > 0 and meta["steps"] == 20 * 50
     assert (tmp_path / meta["files"][1]).read_bytes()[:4] == b"\x89PNG"
     assert "autograd twin" in result.stdout
@@ -92,3 +98,74 @@ def test_config_table(fnd, tmp_path):
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "train", args, *fragments)
+
+
+def _off_twin_loss(monkeypatch, rel, after_step=0):
+    """The twin reports a loss off by `rel` (relative) from step `after_step` on; its gradients are untouched."""
+    real, steps = fnd_train.twin_loss, []
+
+    def twin_loss(twin, x, y, loss):
+        value = real(twin, x, y, loss)
+        if torch.is_grad_enabled():  # a training step, not an evaluation
+            steps.append(1)
+            if len(steps) > after_step:
+                return value + rel * value.detach()
+        return value
+    monkeypatch.setattr(fnd_train, "twin_loss", twin_loss)
+
+
+def test_a_twin_whose_loss_alone_is_off_exits_1_with_the_reason(fnd, tmp_path, monkeypatch):
+    _off_twin_loss(monkeypatch, 1e-3)
+    result = fnd("train", "--epochs", "2", "--samples", "400", "--out", tmp_path, "--quiet")
+    assert result.exit_code == 1, result.output
+    assert re.fullmatch(r"Error: the hand-written model and its autograd twin disagree: step \d+ \(epoch \d\) "
+                        r"differs by \d\.\d\de-0[34] relative, beyond --rtol 1e-05\n", result.stderr), result.stderr
+    _, meta = run_files(tmp_path, "train")
+    assert meta["max_rel_param_diff"] == 0 and meta["exit_code"] == 1  # the parameters agree: only the loss is off
+
+
+def test_a_late_mismatch_is_judged_against_its_own_step(monkeypatch):
+    """5e-5 off in the last epoch only, when the loss is 7x below where it started: not diluted by
+    the first steps' large losses (against the largest loss of the run it would be below 1e-5)."""
+    _off_twin_loss(monkeypatch, 5e-5, after_step=2 * 8)
+    result = train(TrainConfig(**SMALL))  # 3 epochs of 8 steps
+    first, last = result.history["train_loss"].iloc[0], result.history["train_loss"].iloc[-1]
+    assert 5e-5 * last / first < 1e-5
+    assert result.loss_diff.rel_diff > 1e-5 and "epoch 3" in result.loss_diff.where
+    assert result.mismatch(1e-5) is result.loss_diff
+
+
+def test_evaluation_leaves_no_cache_so_memory_stays_flat():
+    """Each epoch evaluates train and valid loss; those forward passes must not pile up caches."""
+    for epochs in (1, 4):
+        result = train(TrainConfig(**{**SMALL, "epochs": epochs}))
+        assert result.model.cached == 0
+
+
+def test_r2_on_a_hand_computed_case():
+    """y = 1, 2, 3, 4 (mean 2.5, SST 5); predictions 1, 2, 3, 5 (SSE 1): R^2 = 0.8. Two outputs: each about its mean."""
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert metric(torch.tensor([[1.0], [2.0], [3.0], [5.0]]), y, "regression") == pytest.approx(0.8)
+    y2 = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 2.0]])  # second column: mean 0.5, SST 3
+    out2 = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 1.0], [5.0, 2.0]])  # SSE 1 + 1
+    assert metric(out2, y2, "regression") == pytest.approx(1 - 2 / 8)
+
+
+def test_baseline_is_the_majority_class_or_the_training_mean():
+    assert baseline_metric(torch.tensor([0, 1, 1, 2]), torch.tensor([1, 1, 0, 2, 1]), "classification", 3) == 0.6
+    # the training mean 2 on valid y = 1, 3, 5 (mean 3, SST 8): SSE 1 + 1 + 9 = 11, R^2 = 1 - 11/8
+    r2 = baseline_metric(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 3.0, 5.0]), "regression", 1)
+    assert r2 == pytest.approx(1 - 11 / 8)
+
+
+def test_classification_prints_the_majority_baseline(fnd, tmp_path):
+    """Teacher labels are unbalanced: the bar to beat is the majority class's share, not 1 / classes."""
+    result = fnd("train", "--task", "classification", "--epochs", "1", "--samples", "1000", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    _, meta = run_files(tmp_path, "train")
+    _, y_tr, _, y_va = make_data(TrainConfig(task="classification", samples=1000))
+    majority = Counter(y_tr.tolist()).most_common(1)[0][0]
+    share = sum(1 for y in y_va.tolist() if y == majority) / len(y_va)
+    assert meta["baseline_metric"] == pytest.approx(share) and share > 0.3  # well above chance, 0.25
+    assert f"predicts majority class: {share:.4f}" in result.stdout
+    assert "the hand-written step takes" in result.stdout and "x the twin's time" in result.stdout
