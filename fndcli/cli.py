@@ -384,7 +384,7 @@ def gradcheck(
         fnd gradcheck --hidden 128 --hidden 64 --n-out 10 --loss cross-entropy --batch 1
         fnd gradcheck --dtype float64 --config configs/ci.toml
     """
-    from fndcli.gradcheck import GradcheckConfig, run_gradcheck
+    from fndcli.gradcheck import FD_ATOL, FD_EPS, FD_RTOL, GradcheckConfig, run_gradcheck
     from fndcli.render import gradcheck_table
     from fndcli.results import utc_now
 
@@ -410,8 +410,9 @@ def gradcheck(
     if not quiet:
         sizes = " -> ".join(map(str, cfg.sizes))
         con.print(gradcheck_table(frame, f"gradcheck: {batch} x {sizes}, {cfg.loss}, {cfg.dtype}, init {cfg.init}"))
-        con.print(f"autograd tolerance: max|diff| <= {cfg.atol:g} + {cfg.tolerance:g} * max|ref|; "
-                  "finite differences: torch.autograd.gradcheck in float64")
+        con.print(f"autograd rows pass when max|diff| <= {cfg.atol:g} + {cfg.tolerance:g} * max|ref|; "
+                  f"finite-difference rows when torch.autograd.gradcheck (float64, eps {FD_EPS:g}) finds "
+                  f"|analytic - numeric| <= {FD_ATOL:g} + {FD_RTOL:g} * |numeric| at every element")
         con.print("[green]all checks pass[/]" if code == 0 else
                   f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}")
     _print_paths(con, paths)

@@ -21,10 +21,15 @@ import torch.nn.functional as F
 from fndcli.bridge import HandWritten, MyRelu
 from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
 
-COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "passed"]
+COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol", "atol",
+           "rule", "passed"]
 TOLERANCES = {"float32": 1e-5, "float64": 1e-12}  # relative: max|diff| / max|ref|
 MARGIN = 1e-3  # smallest |pre-activation| allowed in a finite-difference check
 FD_EPS = 1e-6
+FD_RTOL, FD_ATOL = 1e-3, 1e-5  # torch.autograd.gradcheck's own defaults, passed explicitly
+# What `passed` means on each kind of row (the `rule` column).
+AUTOGRAD_RULE = "max|diff| <= atol + rtol * max|ref|"
+FD_RULE = "torch.autograd.gradcheck: |analytic - numeric| <= atol + rtol * |numeric|, every element"
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,15 @@ def make_batch(batch, n_in, n_out, loss, gen, dtype):
 def compare(check, tensor, ours, ref, rtol, atol):
     """One row: our tensor against the reference."""
     row = {"check": check, "tensor": tensor, "shape": "x".join(map(str, ref.shape)) or "scalar",
-           "dtype": str(ref.dtype).replace("torch.", "")}
+           "dtype": str(ref.dtype).replace("torch.", ""), "rtol": rtol, "atol": atol, "rule": AUTOGRAD_RULE}
     if ours.shape != ref.shape:
         return {**row, "exact": False, "allclose": False, "max_abs_diff": math.inf, "rel_err": math.inf,
                 "passed": False}
     max_abs = (ours - ref).abs().max().item() if ref.numel() else 0.0
     ref_max = ref.abs().max().item() if ref.numel() else 0.0
     rel = max_abs / ref_max if ref_max > 0 else (0.0 if max_abs == 0 else math.inf)
-    # allclose is torch.allclose with its own defaults (rtol 1e-5, atol 1e-8), as Karpathy's `cmp`;
-    # `passed` is the relative rule with this run's tolerances.
+    # allclose is torch.allclose with its own defaults (rtol 1e-5, atol 1e-8), as Karpathy's `cmp`, for
+    # information; `passed` is AUTOGRAD_RULE with this run's rtol and atol.
     return {**row, "exact": bool(torch.equal(ours, ref)), "allclose": bool(torch.allclose(ours, ref)),
             "max_abs_diff": max_abs, "rel_err": rel,
             "passed": bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max)}
@@ -218,7 +223,8 @@ def _error_row(check, tensor, error, x):
     """A check that could not run because the backward raised: it fails, and says why."""
     return {"check": check, "tensor": f"{tensor} (raised {type(error).__name__}: {str(error).splitlines()[0]})",
             "shape": "x".join(map(str, x.shape)), "dtype": str(x.dtype).replace("torch.", ""), "exact": None,
-            "allclose": False, "max_abs_diff": math.inf, "rel_err": math.inf, "passed": False}
+            "allclose": None, "max_abs_diff": math.inf, "rel_err": math.inf, "rtol": None, "atol": None,
+            "rule": "the backward raised", "passed": False}
 
 
 def _fd_row(tensor, build, inputs, function=None):
@@ -227,13 +233,15 @@ def _fd_row(tensor, build, inputs, function=None):
     leaves = [t.clone().requires_grad_() for t in inputs]
     function = function or (lambda *a: HandWritten.apply(build, *a))
     try:
-        ok = torch.autograd.gradcheck(function, leaves, eps=FD_EPS, raise_exception=False)
+        ok = torch.autograd.gradcheck(function, leaves, eps=FD_EPS, atol=FD_ATOL, rtol=FD_RTOL, raise_exception=False)
         max_abs, ref_max = _fd_max_diff(build, inputs)
     except RuntimeError as e:
         return _error_row("finite-difference", tensor, e, inputs[0])
+    # exact and allclose do not apply: the reference is a numerical estimate
     return {"check": "finite-difference", "tensor": tensor, "shape": "x".join(map(str, inputs[0].shape)),
-            "dtype": "float64", "exact": None, "allclose": bool(ok), "max_abs_diff": max_abs,
-            "rel_err": max_abs / ref_max if ref_max > 0 else 0.0, "passed": bool(ok)}
+            "dtype": "float64", "exact": None, "allclose": None, "max_abs_diff": max_abs,
+            "rel_err": max_abs / ref_max if ref_max > 0 else 0.0, "rtol": FD_RTOL, "atol": FD_ATOL, "rule": FD_RULE,
+            "passed": bool(ok)}
 
 
 def finite_difference_rows(cfg):

@@ -97,18 +97,21 @@ def sweep_table(summary, title):
     return table
 
 
+def _flag(x):
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(bool(x))
+
+
 def gradcheck_table(frame, title):
-    """One row per check: hand-written against autograd, then against finite differences."""
+    """One row per check: hand-written against autograd, then against finite differences; empty where n/a."""
     table = Table(title=title)
-    for name in frame.columns:
-        table.add_column(name, justify="right" if name in ("max_abs_diff", "rel_err") else "left")
+    for name in ("check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol",
+                 "atol", "passed"):
+        table.add_column(name, justify="right" if name in ("max_abs_diff", "rel_err", "rtol", "atol") else "left")
     for row in frame.itertuples():
-        exact = "" if row.exact is None or (isinstance(row.exact, float) and math.isnan(row.exact)) else str(bool(row.exact))
-        table.add_row(row.check, row.tensor, row.shape, row.dtype, exact, str(bool(row.allclose)),
-                      _num(row.max_abs_diff, ".2e"), _num(row.rel_err, ".2e"),
+        table.add_row(row.check, escape(row.tensor), row.shape, row.dtype, _flag(row.exact), _flag(row.allclose),
+                      _num(row.max_abs_diff, ".2e"), _num(row.rel_err, ".2e"), _num(row.rtol, "g"), _num(row.atol, "g"),
                       "[green]pass[/]" if row.passed else "[bold red]FAIL[/]")
     return table
-
 
 
 def train_table(history, title, metric_name, caption=""):

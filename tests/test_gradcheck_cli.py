@@ -25,6 +25,11 @@ def test_all_pass(fnd, tmp_path, args):
     assert checks["finite-difference"] == 6  # linear, relu, mse, cross-entropy, the model, MyRelu
     assert "all checks pass" in result.stdout
     assert meta["rtol"] == (1e-12 if "float64" in args else 1e-5)
+    # every row states the tolerances behind its `passed`; allclose and exact are empty where they do not apply
+    auto, fd = frame[frame["check"] == "autograd"], frame[frame["check"] == "finite-difference"]
+    assert (auto["rtol"] == meta["rtol"]).all() and (auto["atol"] == 0).all() and auto["allclose"].notna().all()
+    assert (fd["rtol"] == 1e-3).all() and (fd["atol"] == 1e-5).all()  # torch.autograd.gradcheck's
+    assert fd["allclose"].isna().all() and fd["exact"].isna().all() and fd["rule"].str.contains("gradcheck").all()
 
 
 def _broken_mse(self, grad_out=1.0):
@@ -79,3 +84,27 @@ def test_tolerance_flags_override(fnd, tmp_path):
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "gradcheck", args, *fragments)
+
+
+def _off_by_1e3(monkeypatch):
+    """Every weight gradient 0.1 % too large: a bug a 1000x looser rtol would let through."""
+    real = fnd_model.Linear.backward
+
+    def backward(self, grad_out, input_grad=True):
+        before = self.w.grad.clone()
+        out = real(self, grad_out, input_grad)
+        self.w.grad.copy_(before + (self.w.grad - before) * (1 + 1e-3))
+        return out
+    monkeypatch.setattr(fnd_model.Linear, "backward", backward)
+
+
+def test_a_relative_bug_of_1e3_fails_at_the_default_rtol_and_passes_at_1e2(fnd, tmp_path, monkeypatch):
+    _off_by_1e3(monkeypatch)
+    result = fnd("gradcheck", "--out", tmp_path / "default")
+    assert result.exit_code == 1, result.output
+    frame, _ = run_files(tmp_path / "default", "gradcheck")
+    failed = set(frame.loc[~frame["passed"], "tensor"])
+    assert failed == {"d loss / d lin1.w", "d loss / d lin2.w"}
+    assert frame.set_index("tensor").loc["d loss / d lin1.w", "rel_err"] == pytest.approx(1e-3, rel=0.01)
+    result = fnd("gradcheck", "--rtol", "1e-2", "--out", tmp_path / "loose")
+    assert result.exit_code == 0, result.output
