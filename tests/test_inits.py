@@ -99,18 +99,18 @@ def _verdicts_per_seed(cfg):
     return out
 
 
-@pytest.mark.parametrize("schemes,acts,expected", [
-    (("kaiming-normal",), ("linear", "relu"), "stable"),
-    (("normal",), ("linear",), "exploding"),
-    (("scaled",), ("linear",), "vanishing"),  # x 0.01
-    (("xavier-normal", "torch-default"), ("relu",), "vanishing"),
+@pytest.mark.parametrize("schemes,acts,backward,expected", [
+    (("kaiming-normal",), ("linear", "relu"), True, "stable"),
+    (("normal",), ("linear",), True, "exploding"),
+    (("scaled",), ("linear",), False, "vanishing"),  # x 0.01
+    (("xavier-normal", "torch-default"), ("relu",), False, "vanishing"),
 ])
-def test_verdict_holds_on_every_seed_at_the_chapters_sizes(schemes, acts, expected):
-    """One network at a time (width 100, depth 50, batch 200), forward and backward, on 24 seeds:
-    a good init is never called bad, and a bad one is caught every time."""
-    cfg = SweepConfig(schemes=schemes, acts=acts, seeds=SEEDS, scale=0.01, backward=True)
+def test_verdict_holds_on_every_seed_at_the_chapters_sizes(schemes, acts, backward, expected):
+    """One network at a time (width 100, depth 50, batch 200) on 24 seeds, the gradient too where
+    asked: a good init is never called bad, and a bad one is caught every time."""
+    cfg = SweepConfig(schemes=schemes, acts=acts, seeds=SEEDS, scale=0.01, backward=backward)
     for key, verdicts in _verdicts_per_seed(cfg).items():
-        assert verdicts == [(expected, expected)] * SEEDS, (key, verdicts)
+        assert verdicts == [(expected, expected if backward else None)] * SEEDS, (key, verdicts)
 
 
 def test_kaiming_relu_at_width_10_collapses_for_width_not_scale():
@@ -182,9 +182,9 @@ def test_judge_events_and_typical_network():
 
 
 def test_log_m2_variance_matches_a_simulation():
-    """Var of ln m2 at the last layer over 48 networks, against the theory, for ReLU and linear stacks."""
+    """Var of ln m2 at the last layer over 40 networks, against the theory, for ReLU and linear stacks."""
     for act, width in (("relu", 100), ("linear", 100), ("linear", 10)):
-        cfg = SweepConfig(schemes=("kaiming-normal",), acts=(act,), width=width, seeds=48, dtype="float64")
+        cfg = SweepConfig(schemes=("kaiming-normal",), acts=(act,), width=width, seeds=40, dtype="float64")
         last = run_sweep(cfg).layers.query("layer == 50")["m2"]
         observed = np.log(last.to_numpy()).var(ddof=1)
         predicted = log_m2_variance(SCHEMES["kaiming-normal"], make_act(act), width, 50, 200)
