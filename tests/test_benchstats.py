@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from fndcli.benchstats import add_pct_peak, add_speedups, ceilings, choose_baseline, crossovers
+from fndcli.benchstats import CROSSOVER_COLUMNS, add_pct_peak, add_speedups, ceilings, choose_baseline, crossovers
 from fndcli.render import sig3
 
 LADDER = ["loops", "dot", "broadcast", "einsum", "torch"]
@@ -92,3 +92,44 @@ def test_cuda_overtakes_cpu():
                                     (676.4, "676"), (3221.0, "3,220"), (9.996, "10.0"), (0.0, "0"), (math.nan, "")])
 def test_speedups_print_three_significant_figures(x, text):
     assert sig3(x) == text
+
+
+def test_a_256_cube_is_large_enough_for_a_ceiling():
+    frame = _frame([("torch", "cpu", 256, 1, 1, 1, 180.0), ("torch", "cpu", 255, 1, 1, 1, 190.0)])
+    assert ceilings(frame)["cpu"][0] == 180.0  # 255^3 is not large; 256^3 is
+
+
+def test_speedups_align_on_shape_whatever_the_row_order():
+    frame = _frame([("torch", "cpu", 4, 1.0, 1, 1), ("loops", "cpu", 8, 16.0, 16, 16), ("loops", "cpu", 4, 8.0, 8, 8),
+                    ("torch", "cpu", 8, 2.0, 2, 2)]).set_index(pd.Index([7, 3, 5, 1]))
+    out = add_speedups(frame, "loops")
+    assert out.loc[[7, 3, 5, 1], "speedup"].tolist() == [8.0, 1.0, 1.0, 8.0]
+
+
+def test_crossovers_back_and_forth_along_k():
+    """Along k (m and n fixed): a leads at k 1, b at 2, a again at 4; ranges that only touch are not apart."""
+    rows = []
+    for k, (ta, tb) in {1: (1.0, 2.0), 2: (2.0, 1.0), 4: (1.0, 2.0), 8: (1.5, 1.0)}.items():
+        for impl, t in (("a", ta), ("b", tb)):
+            lo, hi = (t - 0.25, t + 0.25) if k == 8 else (t - 0.1, t + 0.1)  # at k 8 the ranges touch at 1.25
+            rows.append({"impl": impl, "device": "cpu", "m": 3, "k": k, "n": 5, "median_s": t, "min_s": lo, "max_s": hi})
+    out = crossovers(pd.DataFrame(rows), "k")
+    assert out[["faster", "slower", "dim", "from_size", "size", "m", "k", "n"]].values.tolist() == [
+        ["a", "b", "k", 2, 4, 3, 4, 5], ["b", "a", "k", 1, 2, 3, 2, 5]]
+
+
+def test_touching_ranges_before_are_not_a_lead():
+    """b's range only touches a's at k 1, so a clearly ahead at k 2 has overtaken nothing."""
+    frame = _frame([("a", "cpu", 1, 1.2, 1.0, 1.4), ("b", "cpu", 1, 0.8, 0.6, 1.0),
+                    ("a", "cpu", 2, 1.0, 0.9, 1.1), ("b", "cpu", 2, 2.0, 1.9, 2.1)])
+    assert crossovers(frame, "all").empty
+    assert list(crossovers(frame, None).columns) == list(crossovers(frame, "all").columns) == CROSSOVER_COLUMNS
+
+
+def test_nothing_timed_has_no_baseline_and_an_unknown_impl_ranks_last():
+    frame = _frame([("torch", "cpu", 4, 1.0, 1, 1)]).assign(median_s=math.nan)
+    assert choose_baseline(frame, LADDER) is None
+    out = add_speedups(frame, None)
+    assert out["speedup"].isna().all() and (out["baseline"] == "").all()
+    mine = _frame([("mine.py:mm", "cpu", 4, 3.0, 3, 3), ("torch", "cpu", 4, 1.0, 1, 1)])
+    assert choose_baseline(mine, LADDER) == "torch"  # not in the ladder: after every rung of it
