@@ -30,8 +30,10 @@ import pyperf
 import torch
 
 from fndcli import benchstats
-from fndcli.benchspec import TOLERANCES, BenchSpec, Shape, make_inputs, synchronize
-from fndcli.kernels import CHAPTER, IMPLS
+from fndcli.benchspec import PRESETS, TOLERANCES, BenchSpec, estimate_run_seconds, make_inputs, synchronize
+from fndcli.kernels import IMPLS
+from fndcli.memory import is_out_of_memory
+from fndcli.numerics import relative
 
 COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
            "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak",
@@ -39,64 +41,6 @@ COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mea
 
 # Environment variables the pyperf workers keep (pyperf drops most of the environment).
 INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES,NUMBA_NUM_THREADS,NUMBA_CACHE_DIR"
-
-
-@dataclass(frozen=True)
-class Runs:
-    """pyperf's arguments for a group of benchmarks, and the values they make."""
-
-    pyperf_args: tuple
-    processes: int
-    warmups: int
-    values: int
-
-    @property
-    def calls(self):
-        """Values measured, warmups included: what the cost guard multiplies."""
-        return self.processes * (self.warmups + self.values)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """How much pyperf measures. `target_s` is the length of one value, which sets the calls per value.
-
-    `slow` applies to benchmarks whose single call already outlasts a value (the Python
-    loops): their values are long and steady, and each extra worker process would cost
-    another `import torch` (about 2 s on 2 cores) for little information.
-    """
-
-    runs: Runs
-    target_s: float
-    slow: Runs | None = None
-
-    def runs_for(self, call_s):
-        return self.slow if self.slow and call_s >= self.target_s else self.runs
-
-
-PRESETS = {
-    # All five kernels at 5x784x10 in under 30 s on 2 cores, torch imports included:
-    # 2 worker processes x (1 warmup + 3 values of >= 40 ms) each; the loops 1 x (1 + 4).
-    "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
-                      slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
-    "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
-    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast
-    "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous
-}
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    impls: tuple = CHAPTER
-    shapes: tuple = (Shape(5, 784, 10),)
-    dtype: str = "float32"
-    devices: tuple = ("cpu",)
-    threads: int | None = None
-    seed: int = 0
-    preset: str = "default"
-    max_seconds: float = 60.0
-    peak_gflops: float | None = None  # the ceiling of pct_peak; None: torch's best at a large shape, if run
-    sweep_dim: str | None = None      # set by --sweep: which dimension the crossover sizes are of
-    baseline: str | None = None       # the series speedups are over; None: see benchstats.choose_baseline
 
 
 @dataclass(frozen=True)
@@ -119,16 +63,11 @@ class BenchResult:
     pyperf_args: list = field(default_factory=list)  # one list per worker run
     interrupted: bool = False
     ceilings: dict = field(default_factory=dict)  # {device: (GFLOP/s, source)} behind pct_peak
+    error: str | None = None  # out of memory, or a pyperf worker that failed; the rows before it are kept
 
 
 class BenchError(Exception):
-    """The pyperf worker failed."""
-
-
-def estimate_run_seconds(impl, shape, preset, device="cpu"):
-    """Seconds of compute the run of one benchmark would take (worker start-up not included)."""
-    call = IMPLS[impl].estimate_seconds(shape.m, shape.k, shape.n, device)
-    return call + preset.runs_for(call).calls * max(call, preset.target_s)
+    """A pyperf worker failed."""
 
 
 def reference_case(shape, dtype, seed, device="cpu"):
@@ -152,7 +91,9 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
         out = fn(a, b)
         synchronize(device)
         first_s = time.perf_counter() - t0
-    except Exception as e:  # a kernel's bug is a failing row, not fnd's crash
+    except Exception as e:  # a kernel's bug is a failing row, not fnd's crash; running out of memory is not a bug
+        if is_out_of_memory(e):
+            raise
         return _failed(f"raised {type(e).__name__}: {_first_line(e)}")
     if not isinstance(out, torch.Tensor):
         return _failed(f"returned {type(out).__name__}, not a tensor")
@@ -160,8 +101,7 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
         return _failed(f"returned shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
     err = out.double() - ref
     max_abs = err.abs().max().item()
-    ref_norm = ref.norm().item()
-    rel = err.norm().item() / ref_norm if ref_norm > 0 else err.norm().item()
+    rel = relative(err.norm().item(), ref.norm().item())
     if not (math.isfinite(rel) and rel <= TOLERANCES[dtype]):
         return Check(max_abs, rel, False, math.nan, math.nan,
                      f"wrong result: relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)")
@@ -196,13 +136,21 @@ def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
     return elapsed / calls
 
 
+class _OutOfMemory(Exception):
+    pass
+
+
 def run_bench(cfg, log=lambda msg: None):
-    """Check and time every (impl, shape) of cfg; returns rows in registry order."""
+    """Check and time every (impl, shape) of cfg; returns rows in registry order.
+
+    Ctrl-C keeps the rows whose timing finished. Running out of memory, or a pyperf worker
+    that fails, stops the run there with `error` set, keeping every row made before it.
+    """
     preset = PRESETS[cfg.preset]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     threads = torch.get_num_threads()
-    rows, specs, cases, interrupted = {}, [], {}, False
+    rows, specs, cases, interrupted, error = {}, [], {}, False, None
     try:
         for shape in cfg.shapes:
             for device in cfg.devices:
@@ -217,21 +165,29 @@ def run_bench(cfg, log=lambda msg: None):
                         row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
                         continue
                     log(f"checking {impl} on {device} at {shape}")
-                    if (shape, device) not in cases:
-                        cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}  # only the current one: inputs can be large
-                    check = check_impl(impl, shape, cfg.dtype, cfg.seed, device, cases[(shape, device)])
+                    try:
+                        if (shape, device) not in cases:  # only the current one is kept: inputs can be large
+                            cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}
+                        check = check_impl(impl, shape, cfg.dtype, cfg.seed, device, cases[(shape, device)])
+                    except (RuntimeError, MemoryError) as e:
+                        if not is_out_of_memory(e):
+                            raise
+                        row.update(correct=False, error=f"out of memory: {_first_line(e)}")
+                        error = f"out of memory checking {impl} on {device} at {shape}; the rows before it are kept"
+                        raise _OutOfMemory from e
                     row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
                                compile_s=check.compile_s, error=check.error)
                     if not check.correct:
                         continue  # a wrong kernel's speed means nothing
                     inner = max(1, round(preset.target_s / check.call_s))
                     specs.append((BenchSpec(impl, device, shape, inner), preset.runs_for(check.call_s)))
-        if specs:
-            log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset})")
     except KeyboardInterrupt:
         interrupted, specs = True, []
+    except _OutOfMemory:
+        cases = {}
     suite, pyperf_args = None, []
     if specs:
+        log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset})")
         with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
             suite_path = Path(tmp) / "pyperf.json"
             try:
@@ -240,13 +196,15 @@ def run_bench(cfg, log=lambda msg: None):
                     pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
             except KeyboardInterrupt:
                 interrupted = True
+            except BenchError as e:
+                error = str(e)
             suite = _load_suite(suite_path)
     frame = _frame(rows, _timings(suite), keep_untimed=not interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
     ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
     return BenchResult(frame, suite, benchstats.crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted,
-                       ceilings)
+                       ceilings, error)
 
 
 def _run_worker(specs, cfg, runs, suite_path):

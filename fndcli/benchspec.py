@@ -1,14 +1,16 @@
-"""What one matmul benchmark is: shape, dtype, inputs, and its encoding on a worker's command line.
+"""What one matmul benchmark is: shape, dtype, inputs, pyperf presets, the cost guard, and its
+encoding on a worker's command line.
 
-Shared by the parent (`fndcli.bench`) and the pyperf worker (`fndcli.bench_worker`), so both
-build bit-identical inputs from the same seed. torch is imported only where tensors are
-made: the worker's manager process only registers benchmarks, and `import torch` costs
-about 2 s per process on a 2-core machine.
+Shared by the CLI (which checks options and memory before any work), the parent
+(`fndcli.bench`) and the pyperf worker (`fndcli.bench_worker`), so both build bit-identical
+inputs from the same seed. torch is imported only where tensors are made: the CLI's checks
+and the worker's manager process never need it, and `import torch` costs about 1.5 s per
+process on a 2-core machine.
 """
 import re
 from dataclasses import dataclass
 
-DTYPES = ("float32", "float64", "bfloat16", "float16")
+from fndcli.names import IMPL_SPECS
 
 # Largest relative error ||out - ref|| / ||ref|| that counts as correct, per dtype. A
 # sum of k products drifts by about eps * sqrt(k) (float32: ~1e-6 at k = 784; bfloat16,
@@ -67,6 +69,55 @@ class BenchSpec:
     def name(self, dtype):
         """The benchmark's name in the pyperf file, stable across runs for compare_to."""
         return f"{self.impl} {self.shape} {dtype} {self.device}"
+
+
+@dataclass(frozen=True)
+class Runs:
+    """pyperf's arguments for a group of benchmarks, and the values they make."""
+
+    pyperf_args: tuple
+    processes: int
+    warmups: int
+    values: int
+
+    @property
+    def calls(self):
+        """Values measured, warmups included: what the cost guard multiplies."""
+        return self.processes * (self.warmups + self.values)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much pyperf measures. `target_s` is the length of one value, which sets the calls per value.
+
+    `slow` applies to benchmarks whose single call already outlasts a value (the Python
+    loops): their values are long and steady, and each extra worker process would cost
+    another `import torch` (about 2 s on 2 cores) for little information.
+    """
+
+    runs: Runs
+    target_s: float
+    slow: Runs | None = None
+
+    def runs_for(self, call_s):
+        return self.slow if self.slow and call_s >= self.target_s else self.runs
+
+
+PRESETS = {
+    # All five kernels at 5x784x10 in under 30 s on 2 cores, torch imports included:
+    # 2 worker processes x (1 warmup + 3 values of >= 40 ms) each; the loops 1 x (1 + 4).
+    "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
+                      slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
+    "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
+    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast
+    "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous
+}
+
+
+def estimate_run_seconds(impl, shape, preset, device="cpu"):
+    """Seconds of compute the run of one benchmark would take (worker start-up not included)."""
+    call = IMPL_SPECS[impl].estimate_seconds(shape.m, shape.k, shape.n, device)
+    return call + preset.runs_for(call).calls * max(call, preset.target_s)
 
 
 def make_inputs(shape, dtype, seed, device="cpu"):

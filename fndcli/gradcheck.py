@@ -1,8 +1,8 @@
 """The core of `fnd gradcheck`: hand-written gradients against autograd and finite differences.
 
 Against autograd: the model's forward and hand-written backward run once; the same values
-(input, weights, biases, targets) go through torch autograd (torch.relu, F.mse_loss,
-F.cross_entropy), and every gradient is compared: the input, each weight and bias, and
+(input, weights, biases, targets) go through the autograd reference (`fndcli.reference`:
+nn.Linear, nn.ReLU, F.mse_loss, F.cross_entropy), and every gradient is compared: the input, each weight and bias, and
 each intermediate activation.
 
 Against finite differences: each hand-written layer, and a small float64 copy of the whole
@@ -12,47 +12,24 @@ differences; so is the chapter's `MyRelu`. ReLU inputs are kept at least MARGIN 
 0, so the kink does not spoil the differences.
 """
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from fndcli import reference
 from fndcli.bridge import HandWritten, MyRelu
+from fndcli.memory import is_out_of_memory
 from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
+from fndcli.numerics import relative
 
 COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol", "atol",
            "rule", "passed"]
-TOLERANCES = {"float32": 1e-5, "float64": 1e-12}  # relative: max|diff| / max|ref|
 MARGIN = 1e-3  # smallest |pre-activation| allowed in a finite-difference check
 FD_EPS = 1e-6
 FD_RTOL, FD_ATOL = 1e-3, 1e-5  # torch.autograd.gradcheck's own defaults, passed explicitly
 # What `passed` means on each kind of row (the `rule` column).
 AUTOGRAD_RULE = "max|diff| <= atol + rtol * max|ref|"
 FD_RULE = "torch.autograd.gradcheck: |analytic - numeric| <= atol + rtol * |numeric|, every element"
-
-
-@dataclass(frozen=True)
-class GradcheckConfig:
-    batch: int = 200
-    n_in: int = 100
-    hidden: tuple = (50,)
-    n_out: int = 1
-    loss: str = "mse"
-    dtype: str = "float32"
-    seed: int = 0
-    init: str = "kaiming"
-    rtol: float | None = None  # None: TOLERANCES[dtype]
-    atol: float = 0.0
-    device: str = "cpu"  # of the autograd comparison; finite differences run on the CPU in float64
-
-    @property
-    def sizes(self):
-        return [self.n_in, *self.hidden, self.n_out]
-
-    @property
-    def tolerance(self):
-        return self.rtol if self.rtol is not None else TOLERANCES[self.dtype]
 
 
 def make_batch(batch, n_in, n_out, loss, gen, dtype):
@@ -74,31 +51,12 @@ def compare(check, tensor, ours, ref, rtol, atol):
                 "passed": False}
     max_abs = (ours - ref).abs().max().item() if ref.numel() else 0.0
     ref_max = ref.abs().max().item() if ref.numel() else 0.0
-    rel = max_abs / ref_max if ref_max > 0 else (0.0 if max_abs == 0 else math.inf)
+    rel = relative(max_abs, ref_max)
     # allclose is torch.allclose with its own defaults (rtol 1e-5, atol 1e-8), as Karpathy's `cmp`, for
     # information; `passed` is AUTOGRAD_RULE with this run's rtol and atol.
     return {**row, "exact": bool(torch.equal(ours, ref)), "allclose": bool(torch.allclose(ours, ref)),
             "max_abs_diff": max_abs, "rel_err": rel,
             "passed": bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max)}
-
-
-def reference_loss(weights, biases, x, target, loss):
-    """The same model in plain torch ops, for autograd; returns (loss, {name: activation})."""
-    h, acts = x, {"x": x}
-    n = len(weights)
-    for i, (w, b) in enumerate(zip(weights, biases), start=1):
-        if i > 1:
-            h = torch.relu(h)
-            h.retain_grad()
-            acts[f"relu{i - 1}"] = h
-        h = h @ w + b
-        h.retain_grad()
-        acts["out" if i == n else f"lin{i}"] = h
-    if loss == "mse":
-        value = F.mse_loss(h, target.view_as(h) if target.dim() == 1 else target)
-    else:
-        value = F.cross_entropy(h, target)
-    return value, acts
 
 
 def autograd_rows(cfg):
@@ -116,9 +74,10 @@ def autograd_rows(cfg):
         return [_error_row("autograd", "backward", e, x)]
 
     params = model.named_params()
-    leaves = [p.value.clone().requires_grad_() for _, p in params]
+    twin = reference.twin_of([p.value for _, p in params[0::2]], [p.value for _, p in params[1::2]])
     xr = x.clone().requires_grad_()
-    ref_loss, acts = reference_loss(leaves[0::2], leaves[1::2], xr, target, cfg.loss)
+    out, acts = reference.forward(twin, xr, keep=True)
+    ref_loss = reference.loss(out, target, cfg.loss)
     ref_loss.backward()
 
     rtol, atol = cfg.tolerance, cfg.atol
@@ -126,8 +85,9 @@ def autograd_rows(cfg):
     for name in ["x", *model.names]:
         ref = xr.grad if name == "x" else acts[name].grad
         rows.append(compare("autograd", f"d loss / d {name}", model.grads[name], ref, rtol, atol))
-    for (name, p), leaf in zip(params, leaves):
-        rows.append(compare("autograd", f"d loss / d {name}", p.grad, leaf.grad, rtol, atol))
+    ref_grads = [g for _, w_grad, _, b_grad in reference.chapter_params(twin) for g in (w_grad, b_grad)]
+    for (name, p), ref in zip(params, ref_grads):
+        rows.append(compare("autograd", f"d loss / d {name}", p.grad, ref, rtol, atol))
     return rows
 
 
@@ -240,7 +200,7 @@ def _fd_row(tensor, build, inputs, function=None):
     # exact and allclose do not apply: the reference is a numerical estimate
     return {"check": "finite-difference", "tensor": tensor, "shape": "x".join(map(str, inputs[0].shape)),
             "dtype": "float64", "exact": None, "allclose": None, "max_abs_diff": max_abs,
-            "rel_err": max_abs / ref_max if ref_max > 0 else 0.0, "rtol": FD_RTOL, "atol": FD_ATOL, "rule": FD_RULE,
+            "rel_err": relative(max_abs, ref_max), "rtol": FD_RTOL, "atol": FD_ATOL, "rule": FD_RULE,
             "passed": bool(ok)}
 
 
@@ -264,6 +224,13 @@ def finite_difference_rows(cfg):
 
 
 def run_gradcheck(cfg):
-    """All checks of cfg as one DataFrame (COLUMNS)."""
-    rows = autograd_rows(cfg) + finite_difference_rows(cfg)
-    return pd.DataFrame.from_records(rows, columns=COLUMNS)
+    """All checks of cfg as one DataFrame (COLUMNS), and an out-of-memory message (the rows before it kept) or None."""
+    rows, error = [], None
+    try:
+        rows += autograd_rows(cfg)
+        rows += finite_difference_rows(cfg)
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        error = f"out of memory after {len(rows)} check(s): {str(e).splitlines()[0]}"
+    return pd.DataFrame.from_records(rows, columns=COLUMNS), error

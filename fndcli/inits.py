@@ -21,6 +21,8 @@ from typing import Callable, Optional
 
 import torch
 
+from fndcli.names import ACTS, resolve_scheme_name
+
 
 @dataclass(frozen=True)
 class Act:
@@ -54,7 +56,6 @@ def make_act(name, leak=0.01):
     raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTS)}")
 
 
-ACTS = ("linear", "relu", "leaky-relu", "tanh")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,6 @@ class Scheme:
     """A weight-init scheme: `init` draws w (fan_in, fan_out); `variance` is Var[w], or None."""
 
     name: str
-    summary: str
     init: Callable          # (fan_in, fan_out, InitParams, gen, dtype) -> w
     variance: Optional[Callable]  # (fan_in, fan_out, InitParams) -> Var[w]
     data_driven: bool = False     # rescaled on a batch after drawing (LSUV)
@@ -107,38 +107,29 @@ def _kaiming_var(fi, fo, p):  # He et al. 2015, eq. 10 (forward, fan_in) or eq. 
     return p.act.gain ** 2 / _fan(fi, fo, p)
 
 
-SCHEMES = {s.name: s for s in [
-    Scheme("normal", "N(0, 1), the chapter's first try",
-           lambda fi, fo, p, g, d: _normal(fi, fo, 1.0, g, d), lambda fi, fo, p: 1.0),
-    Scheme("scaled", "N(0, scale^2), --scale (the chapter's x 0.01 and x 0.1)",
-           lambda fi, fo, p, g, d: _normal(fi, fo, p.scale, g, d), lambda fi, fo, p: p.scale ** 2),
-    Scheme("xavier-normal", "Glorot: N(0, 2 / (fan_in + fan_out))",
-           lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_xavier_var(fi, fo, p)), g, d), _xavier_var),
-    Scheme("xavier-uniform", "Glorot: U(+-sqrt(6 / (fan_in + fan_out)))",
-           lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _xavier_var(fi, fo, p)), g, d), _xavier_var),
-    Scheme("kaiming-normal", "He: N(0, gain^2 / fan), gain from the activation",
-           lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_kaiming_var(fi, fo, p)), g, d), _kaiming_var),
-    Scheme("kaiming-uniform", "He: U(+-gain * sqrt(3 / fan))",
-           lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _kaiming_var(fi, fo, p)), g, d), _kaiming_var),
+SCHEMES = {s.name: s for s in [  # the names and summaries: fndcli.names.SCHEMES
+    Scheme("normal", lambda fi, fo, p, g, d: _normal(fi, fo, 1.0, g, d), lambda fi, fo, p: 1.0),
+    Scheme("scaled", lambda fi, fo, p, g, d: _normal(fi, fo, p.scale, g, d), lambda fi, fo, p: p.scale ** 2),
+    Scheme("xavier-normal", lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_xavier_var(fi, fo, p)), g, d),
+           _xavier_var),
+    Scheme("xavier-uniform", lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _xavier_var(fi, fo, p)), g, d),
+           _xavier_var),
+    Scheme("kaiming-normal", lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_kaiming_var(fi, fo, p)), g, d),
+           _kaiming_var),
+    Scheme("kaiming-uniform", lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _kaiming_var(fi, fo, p)), g, d),
+           _kaiming_var),
     # nn.Linear: kaiming_uniform_(a=sqrt(5)) -> U(+-1/sqrt(fan_in)), Var = 1 / (3 fan_in)
-    Scheme("torch-default", "what nn.Linear does: U(+-1/sqrt(fan_in))",
-           lambda fi, fo, p, g, d: _uniform(fi, fo, 1 / math.sqrt(fi), g, d), lambda fi, fo, p: 1 / (3 * fi)),
-    Scheme("orthogonal", "orthonormal rows or columns times the activation's gain",
-           lambda fi, fo, p, g, d: orthogonal(fi, fo, p.act.gain, g, d),
+    Scheme("torch-default", lambda fi, fo, p, g, d: _uniform(fi, fo, 1 / math.sqrt(fi), g, d),
+           lambda fi, fo, p: 1 / (3 * fi)),
+    Scheme("orthogonal", lambda fi, fo, p, g, d: orthogonal(fi, fo, p.act.gain, g, d),
            lambda fi, fo, p: p.act.gain ** 2 / max(fi, fo), kappa_shift=-2.0),
-    Scheme("lsuv", "Mishkin & Matas 2015: orthogonal, then each layer rescaled on the batch to unit variance",
-           lambda fi, fo, p, g, d: orthogonal(fi, fo, 1.0, g, d), None, data_driven=True),
+    Scheme("lsuv", lambda fi, fo, p, g, d: orthogonal(fi, fo, 1.0, g, d), None, data_driven=True),
 ]}
-
-ALIASES = {"xavier": "xavier-normal", "kaiming": "kaiming-normal"}
 
 
 def resolve_scheme(name):
     """A scheme by name or alias ('kaiming' is kaiming-normal)."""
-    name = ALIASES.get(name, name)
-    if name not in SCHEMES:
-        raise ValueError(f"unknown init scheme {name!r}; known: {', '.join([*SCHEMES, *ALIASES])}")
-    return SCHEMES[name]
+    return SCHEMES[resolve_scheme_name(name)]
 
 
 def lsuv(weights, x, acts, tol=0.1, max_iter=10):

@@ -1,7 +1,7 @@
 """Compiled CPU matmul kernels written from scratch with numba (imported only when used).
 
 `loops` is the chapter's three loops, compiled: the very function the `loops` kernel runs
-in Python (`kernels.three_loops`). `tiled` is a blocked, register-tiled,
+in Python (`fndcli.loops.three_loops`). `tiled` is a blocked, register-tiled,
 parallel kernel: C = A @ B computed as C[i, j] = sum_k A[i, k] * Bt[j, k] with B
 transposed once, so both operands stream along k contiguously. Each 4x4 block of C is
 held in 16 scalar accumulators; with fastmath LLVM vectorises the k loop into 16 SIMD
@@ -14,7 +14,7 @@ instead of compiling again.
 import numpy as np
 from numba import njit, prange
 
-from fndcli.kernels import three_loops
+from fndcli.loops import three_loops
 
 PANEL = 256
 loops = njit(cache=True)(three_loops)

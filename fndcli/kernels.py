@@ -4,10 +4,13 @@ Each kernel takes a (m, k) and b (k, n) and returns c (m, n) in a's dtype, on a'
 The chapter's versions build `torch.zeros(ar, bc)` in float32 whatever the inputs are;
 these build the output in the inputs' dtype, so float64 inputs give float64 results.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import torch
+
+from fndcli.loops import three_loops
+from fndcli.names import CHAPTER, IMPL_SPECS, ImplSpec  # noqa: F401  (CHAPTER: the ladder, for callers)
 
 
 def _check(a, b):
@@ -20,16 +23,6 @@ def _output(a, b):
     """Check the shapes and allocate c (m, n) in a's dtype, on a's device."""
     _check(a, b)
     return torch.zeros(a.shape[0], b.shape[1], dtype=a.dtype, device=a.device)
-
-
-def three_loops(a, b, c):
-    """c[i,j] += a[i,k] * b[k,j], in the chapter's i, j, k order; numba compiles this same function."""
-    m, k = a.shape
-    n = b.shape[1]
-    for i in range(m):
-        for j in range(n):
-            for p in range(k):
-                c[i, j] += a[i, p] * b[p, j]
 
 
 def loops_matmul(a, b):
@@ -92,56 +85,17 @@ def triton_matmul(a, b):
     return triton_kernels.matmul(a, b)
 
 
-ALL_DTYPES = ("float32", "float64", "bfloat16", "float16")
-
-
 @dataclass(frozen=True)
-class Impl:
-    """A matmul implementation, where it runs, and a rough model of its cost per call.
+class Impl(ImplSpec):
+    """A registered implementation: its facts (`fndcli.names.ImplSpec`) and the function, a (m, k), b (k, n) -> c."""
 
-    The cost model decides what to skip before anything runs: seconds per call is about
-    `py_s` per Python-level iteration plus 2*m*k*n flops at `flops` per second. The
-    constants are conservative figures for a 2-core x86 machine (../shared/REFERENCE.md);
-    on a GPU each Python-level step is a kernel launch and the flops are far more.
-    `compiled` implementations compile on their first call for a dtype and shape class;
-    that time is measured apart and kept out of the timings.
-    """
-
-    name: str
-    fn: Callable
-    summary: str
-    py_iters: Callable[[int, int, int], int]
-    py_s: float
-    flops: float
-    devices: tuple = ("cpu", "cuda")
-    dtypes: tuple = ALL_DTYPES
-    compiled: bool = False
-
-    def estimate_seconds(self, m, k, n, device="cpu"):
-        """Rough seconds for one call at shape m x k x n."""
-        py_s, flops = (self.py_s * 2, self.flops * 50) if device == "cuda" else (self.py_s, self.flops)
-        return self.py_iters(m, k, n) * py_s + 2.0 * m * k * n / flops
+    fn: Callable = None
 
 
-def _one(m, k, n):
-    return 1
-
-
-IMPLS = {
-    impl.name: impl
-    for impl in [
-        Impl("loops", loops_matmul, "three Python loops", lambda m, k, n: m * k * n, 15e-6, 1e9),
-        Impl("dot", dot_matmul, "row x column, elementwise, summed", lambda m, k, n: m * n, 15e-6, 1e9),
-        Impl("broadcast", broadcast_matmul, "row broadcast against b, summed over k",
-             lambda m, k, n: m, 20e-6, 1e9),
-        Impl("einsum", einsum_matmul, "torch.einsum('ik,kj->ij')", _one, 30e-6, 2e10),
-        Impl("torch", torch_matmul, "a @ b", _one, 10e-6, 2e10),
-        Impl("numba-loops", numba_loops_matmul, "the three loops compiled by numba", _one, 20e-6, 1e9,
-             devices=("cpu",), dtypes=("float32", "float64"), compiled=True),
-        Impl("numba-tiled", numba_tiled_matmul, "blocked, register-tiled, parallel numba kernel", _one, 30e-6, 2e10,
-             devices=("cpu",), dtypes=("float32", "float64"), compiled=True),
-        Impl("triton", triton_matmul, "tiled Triton kernel, grouped tile order", _one, 20e-6, 1e12,
-             devices=("cuda",), dtypes=("float32", "float16", "bfloat16"), compiled=True),
-    ]
+FUNCTIONS = {
+    "loops": loops_matmul, "dot": dot_matmul, "broadcast": broadcast_matmul, "einsum": einsum_matmul,
+    "torch": torch_matmul, "numba-loops": numba_loops_matmul, "numba-tiled": numba_tiled_matmul,
+    "triton": triton_matmul,
 }
-CHAPTER = ("loops", "dot", "broadcast", "einsum", "torch")
+IMPLS = {name: Impl(**{f.name: getattr(spec, f.name) for f in fields(spec)}, fn=FUNCTIONS[name])
+         for name, spec in IMPL_SPECS.items()}

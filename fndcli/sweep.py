@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from fndcli.inits import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
+from fndcli.memory import is_out_of_memory
 
 NEAR_ZERO = 0.05
 LAYER_COLUMNS = ["scheme", "act", "seed", "layer", "mean", "std", "m2", "frac_zero", "frac_near_zero",
@@ -33,24 +34,6 @@ SATURATED_FRAC = 0.5    # more than this share of the last layer's units pinned 
 HIST_BINS = 60  # log10|x| bins of the heat map
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    schemes: tuple = ("normal", "scaled", "xavier-normal", "kaiming-normal")
-    acts: tuple = ("linear", "relu")
-    depth: int = 50
-    width: int = 100
-    batch: int = 200
-    seeds: int = 1
-    seed: int = 0
-    dtype: str = "float32"
-    scale: float = 0.1
-    leak: float = 0.01
-    mode: str = "fan_in"
-    lsuv_tol: float = 0.1
-    backward: bool = False
-    heatmap: bool = False
-
-
 @dataclass
 class SweepResult:
     layers: pd.DataFrame    # one row per scheme x act x seed x layer (x direction with backward)
@@ -58,6 +41,7 @@ class SweepResult:
     heatmap: np.ndarray | None  # (depth + 1, HIST_BINS) counts of log10|x| for the first run
     heatmap_run: tuple | None   # (scheme, act, seed, (log10 low, log10 high)) of that run
     interrupted: bool = False
+    error: str | None = None    # an allocation that failed mid-run; the whole runs before it are kept
 
 
 def layer_stats(stack, saturation=None):
@@ -132,7 +116,8 @@ def log10_histogram(stack):
 
 def run_sweep(cfg):
     """Every scheme x act x seed of cfg; returns per-layer rows, the summary, and the heat map."""
-    rows, heatmap, heatmap_run, interrupted = [], None, None, False
+    rows, heatmap, heatmap_run, interrupted, error = [], None, None, False, None
+    scheme_name = act_name = seed = None
     direction = "forward" if cfg.backward else None
     try:
         for scheme_name in cfg.schemes:
@@ -152,9 +137,13 @@ def run_sweep(cfg):
                         heatmap_run = (scheme.name, act_name, seed, log_range)
     except KeyboardInterrupt:
         interrupted = True
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        error = f"out of memory at {scheme_name} / {act_name}, seed {seed}: {str(e).splitlines()[0]}"
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
-    return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, interrupted)
+    return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, interrupted, error)
 
 
 def _geomean(values):

@@ -1,8 +1,8 @@
 """The core of `fnd train`: the hand-written model trained by SGD written from scratch, in lockstep
 with an autograd twin.
 
-The twin is an nn.Sequential of nn.Linear / nn.ReLU with the same starting weights
-(transposed into nn.Linear's (out, in) layout), trained by torch.optim.SGD with the same
+The twin is `fndcli.reference`'s nn.Sequential of nn.Linear / nn.ReLU with the same starting
+weights (transposed into nn.Linear's (out, in) layout), trained by torch.optim.SGD with the same
 learning rate and momentum, on the same batches in the same order. After every step the
 two losses are compared, relative to that step's own scale (`step_rel_diff`), so a large
 early loss does not hide a late mismatch; at the end, every parameter.
@@ -13,61 +13,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from fndcli import reference
 from fndcli.benchspec import synchronize
+from fndcli.memory import is_out_of_memory
 from fndcli.model import init_mlp
+from fndcli.numerics import relative
 
 COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
            "ref_train_loss", "ref_valid_loss", "loss_rel_diff"]
-TOLERANCES = {"float32": 1e-5, "float64": 1e-10}  # relative, for losses and parameters
 TEACHER_HIDDEN = 32
-TASKS = ("regression", "classification")
-LABELS = ("teacher", "clusters")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    task: str = "regression"
-    samples: int = 4000
-    valid_frac: float = 0.2
-    n_in: int = 100
-    hidden: tuple = (50,)
-    n_out: int = 1        # regression outputs
-    classes: int = 4      # classification classes
-    labels: str = "teacher"
-    noise: float = 0.1
-    init: str = "kaiming"
-    lr: float = 0.05
-    epochs: int = 20
-    batch_size: int = 64
-    momentum: float = 0.0
-    dtype: str = "float32"
-    seed: int = 0
-    check_autograd: bool = True
-    rtol: float | None = None
-    device: str = "cpu"
-
-    @property
-    def loss(self):
-        return "mse" if self.task == "regression" else "cross-entropy"
-
-    @property
-    def outputs(self):
-        return self.n_out if self.task == "regression" else self.classes
-
-    @property
-    def n_train(self):
-        return self.samples - n_valid(self.samples, self.valid_frac)
-
-    @property
-    def tolerance(self):
-        return self.rtol if self.rtol is not None else TOLERANCES[self.dtype]
-
-
-def n_valid(samples, valid_frac):
-    return max(1, round(samples * valid_frac))
 
 
 @dataclass
@@ -90,6 +45,7 @@ class TrainResult:
     diverged_epoch: int | None = None
     interrupted: bool = False
     steps: int = 0
+    error: str | None = None      # an allocation that failed mid-run; the epochs before it are kept
 
     def mismatch(self, tolerance):
         """The first comparison beyond tolerance, or None."""
@@ -126,24 +82,9 @@ def make_data(cfg):
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
-def twin_of(model):
-    """nn.Sequential with the same weights: nn.Linear stores (out, in), the chapter's layout is (in, out)."""
-    layers = []
-    for i, lin in enumerate(model.linears):
-        if i:
-            layers.append(nn.ReLU())
-        n_in, n_out = lin.w.value.shape
-        layer = nn.Linear(n_in, n_out, dtype=lin.w.value.dtype, device=lin.w.value.device)
-        with torch.no_grad():
-            layer.weight.copy_(lin.w.value.t())
-            layer.bias.copy_(lin.b.value)
-        layers.append(layer)
-    return nn.Sequential(*layers)
-
-
 def twin_loss(twin, x, y, loss):
-    out = twin(x)
-    return F.mse_loss(out, y.view_as(out)) if loss == "mse" else F.cross_entropy(out, y)
+    """The autograd twin's loss on a batch."""
+    return reference.loss(twin(x), y, loss)
 
 
 def metric(out, y, task):
@@ -193,14 +134,7 @@ def step_rel_diff(loss, ref, out):
     loss alone that rounding would look like a mismatch; relative to the step's own scale it
     does not, and a late mismatch is still judged against its own step, not the first loss.
     """
-    return _rel_or_inf(abs(loss - ref), abs(ref) + out.abs().mean().item())
-
-
-def _rel_or_inf(diff, ref):
-    """diff / ref as gradcheck's rel_err: 0 when both are 0, inf when only ref is (or either is not finite)."""
-    if not (math.isfinite(diff) and math.isfinite(ref)):
-        return math.inf
-    return diff / ref if ref > 0 else (0.0 if diff == 0 else math.inf)
+    return relative(abs(loss - ref), abs(ref) + out.abs().mean().item())
 
 
 def train(cfg, on_epoch=lambda row: None):
@@ -210,7 +144,9 @@ def train(cfg, on_epoch=lambda row: None):
     model = init_mlp([cfg.n_in, *cfg.hidden, cfg.outputs], cfg.init, cfg.loss,
                      torch.Generator().manual_seed(cfg.seed + 1), dtype, x=x_tr, device=cfg.device)
     opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
-    twin = twin_of(model) if cfg.check_autograd else None
+    params = model.named_params()
+    twin = reference.twin_of([p.value for _, p in params[0::2]], [p.value for _, p in params[1::2]]) \
+        if cfg.check_autograd else None
     twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
 
@@ -229,7 +165,7 @@ def train(cfg, on_epoch=lambda row: None):
     rows = [evaluate(0, 0.0, math.nan, math.nan, math.nan)]
     manual_s, twin_s, steps = 0.0, 0.0, 0
     worst = Mismatch(0.0, "every step") if twin else None
-    diverged, interrupted = None, False
+    diverged, interrupted, error = None, False, None
     try:
         for epoch in range(1, cfg.epochs + 1):
             t_epoch, manual_before, twin_before, steps_before = time.perf_counter(), manual_s, twin_s, steps
@@ -271,10 +207,14 @@ def train(cfg, on_epoch=lambda row: None):
                                  (twin_s - twin_before) / n if twin else math.nan, loss_diff))
     except KeyboardInterrupt:
         interrupted = True
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        error = f"out of memory in epoch {len(rows)}: {str(e).splitlines()[0]}"
     param_diff = None
     if twin:
-        twin_params = [t for layer in twin if isinstance(layer, nn.Linear) for t in (layer.weight.t(), layer.bias)]
-        param_diff = max((Mismatch(_rel_or_inf((p.value - t).abs().max().item(), t.abs().max().item()),
+        twin_params = [t for w, _, b, _ in reference.chapter_params(twin) for t in (w, b)]
+        param_diff = max((Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()),
                                    f"parameter {name}") for (name, p), t in zip(model.named_params(), twin_params)),
                          key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf)
         if param_diff.rel_diff == 0:
@@ -282,4 +222,4 @@ def train(cfg, on_epoch=lambda row: None):
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
     return TrainResult(history, manual_s / max(steps, 1), twin_s / max(steps, 1) if twin else None,
                        worst, param_diff, baseline_metric(y_tr, y_va, cfg.task, cfg.outputs), model, diverged,
-                       interrupted, steps)
+                       interrupted, steps, error)

@@ -10,7 +10,8 @@ from numba import njit
 from conftest import assert_one_line_error, assert_rejected, run_files
 from fndcli.benchstats import CROSSOVER_COLUMNS
 from fndcli.benchspec import Shape, parse_sweep, sweep_shapes
-from fndcli.kernels import IMPLS, three_loops
+from fndcli.kernels import IMPLS
+from fndcli.loops import three_loops
 
 
 def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):

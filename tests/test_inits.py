@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fndcli.inits import InitParams, SCHEMES, log_m2_variance, lsuv, make_act, orthogonal, predict_m2
-from fndcli.sweep import SweepConfig, Theory, judge, run_stack, run_sweep, summarize, theory
+from fndcli.settings import SweepConfig
+from fndcli.sweep import Theory, judge, run_stack, run_sweep, summarize, theory
 
 CLOSED_FORM = [s for s in SCHEMES.values() if s.variance is not None]
 

@@ -13,7 +13,8 @@ import torch
 from conftest import assert_one_line_error, assert_rejected, run_files
 from fndcli import bench
 from fndcli.bench import COLUMNS
-from fndcli.kernels import CHAPTER, IMPLS
+from fndcli.kernels import IMPLS
+from fndcli.names import CHAPTER
 
 
 def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
+from fndcli import reference
 from fndcli.bridge import LinearLayer, MyRelu
 from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, ShapeError, init_mlp
 
@@ -81,17 +82,17 @@ def test_cross_entropy_matches_autograd_and_is_stable(n, c, soft):
 
 
 def _model_grads_vs_autograd(model, x, target, loss_name):
+    """The hand-written model's loss and gradients, and the autograd reference's (fndcli.reference)."""
     model.zero_grad()
     loss = model.loss(x, target)
     gx = model.backward()
-    leaves = [_leaf(p.value) for _, p in model.named_params()]
+    params = [p.value for _, p in model.named_params()]
+    twin = reference.twin_of(params[0::2], params[1::2])
     xr = _leaf(x)
-    h = xr
-    for i, (w, b) in enumerate(zip(leaves[0::2], leaves[1::2])):
-        h = (torch.relu(h) if i else h) @ w + b
-    ref = F.mse_loss(h, target.view_as(h)) if loss_name == "mse" else F.cross_entropy(h, target)
+    ref = reference.loss(reference.forward(twin, xr)[0], target, loss_name)
     ref.backward()
-    return loss, gx, ref, xr, leaves
+    ref_grads = [g for _, w_grad, _, b_grad in reference.chapter_params(twin) for g in (w_grad, b_grad)]
+    return loss, gx, ref, xr, ref_grads
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, TIGHT), (torch.float32, dict(rtol=1e-5, atol=1e-6))])
@@ -104,12 +105,12 @@ def test_mlp_matches_autograd(sizes, batch, loss_name, dtype, tol):
     target = (torch.randint(0, sizes[-1], (batch,), generator=gen) if loss_name == "cross-entropy"
               else torch.randn(batch, generator=gen, dtype=dtype) if sizes[-1] == 1
               else torch.randn(batch, sizes[-1], generator=gen, dtype=dtype))
-    loss, gx, ref, xr, leaves = _model_grads_vs_autograd(model, x, target, loss_name)
+    loss, gx, ref, xr, ref_grads = _model_grads_vs_autograd(model, x, target, loss_name)
     torch.testing.assert_close(loss, ref.detach(), **tol)
     torch.testing.assert_close(gx, xr.grad, **tol)
-    for (_, p), leaf in zip(model.named_params(), leaves):
+    for (_, p), ref_grad in zip(model.named_params(), ref_grads):
         assert p.grad.dtype == dtype
-        torch.testing.assert_close(p.grad, leaf.grad, **tol)
+        torch.testing.assert_close(p.grad, ref_grad, **tol)
 
 
 def test_two_consumers_accumulate():

@@ -1,0 +1,84 @@
+"""The Typer app every command registers on: one-line errors, clean help, --version.
+
+Exit codes: 0 success; 1 a check failed (a wrong kernel, a gradient mismatch, diverged
+training) or the run ran out of memory part-way; 2 bad usage or input (one line on stderr,
+nothing written); 130 Ctrl-C (rows already finished are kept).
+"""
+import platform
+import sys
+from typing import Annotated, Optional
+
+import typer
+from typer import _click as click  # Typer ships its own click; the real `click` is not its
+from typer.core import TyperCommand, TyperGroup
+
+import fndcli
+
+
+class _FlagsWithoutPlaceholder:
+    """--help shows no value placeholder for a flag (Typer would print `<bool>`)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class OneLineErrorGroup(_FlagsWithoutPlaceholder, TyperGroup):
+    """Usage errors print one line on stderr, `Error: ...`, and exit 2; no panel, no traceback."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(0)
+        except click.ClickException as e:
+            click.echo(f"Error: {clean(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class FndCommand(_FlagsWithoutPlaceholder, TyperCommand):
+    """A command of fnd's."""
+
+
+def clean(message):
+    """One line, without the 'Value error, ' that Typer's coercion puts before a parser's message."""
+    return " ".join(message.replace("Value error, ", "").split())
+
+
+app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
+                  pretty_exceptions_show_locals=False)
+
+
+def command(name):
+    """Register a command on the app, with fnd's help conventions."""
+    return app.command(name, cls=FndCommand)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"fnd {fndcli.__version__} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[Optional[bool], typer.Option(
+        "--version", is_eager=True, callback=_version, metavar="", help="Print fnd's version and exit.")] = None):
+    """fnd: a command-line lab for the foundations of neural networks (fastbook ch. 17).
+
+    Every command writes DIR/COMMAND-UTCSTAMP.csv and a .json sidecar (--out DIR),
+    takes option defaults from --config FILE.toml, and exits 0 (ok), 1 (a check failed),
+    2 (bad input) or 130 (interrupted).
+    """
+
+
+def main():
+    """Console-script entry point."""
+    app()

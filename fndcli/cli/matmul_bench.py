@@ -1,0 +1,190 @@
+"""`fnd matmul-bench`: the chapter's matmul ladder, checked and timed (core: `fndcli.bench`)."""
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fndcli.benchspec import PRESETS, Shape, estimate_run_seconds, parse_sweep, sweep_shapes
+from fndcli.cli.app import command
+from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, ImplName, OutOption, QuietOption, SeedOption,
+                                SweepDim, check_devices, check_memory, config_option, positive_finite)
+from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
+from fndcli.memory import bench_bytes
+from fndcli.names import IMPL_SPECS
+from fndcli.settings import BenchConfig
+
+DEFAULTS = BenchConfig()
+
+
+@command("matmul-bench")
+def matmul_bench(
+    ctx: typer.Context,
+    impl: Annotated[Optional[list[ImplName]], typer.Option(
+        "--impl", metavar="NAME", help=f"Implementation to run; repeatable. Default: the chapter's five; 'all': every "
+                                       f"one that runs on the device(s) and dtype. {IMPL_HELP}.")] = None,
+    shape: Annotated[Optional[list[Shape]], typer.Option(
+        "--shape", metavar="MxKxN", parser=Shape.parse,
+        help="a is MxK, b is KxN; repeatable. Default: the book's 5x784x10.")] = None,
+    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of a and b.")] = BenchDtype(DEFAULTS.dtype),
+    device: Annotated[Optional[list[DeviceName]], typer.Option(
+        "--device", help="cpu or cuda; repeat both to compare them. Default: cpu.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", min=1, metavar="N", help="torch threads (parent and workers). Default: torch's own.")] = None,
+    seed: SeedOption = DEFAULTS.seed,
+    quick: Annotated[bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
+    rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
+    max_seconds: Annotated[float, typer.Option(
+        "--max-seconds", metavar="S",
+        help="Skip an implementation whose estimated run at a shape exceeds this.")] = DEFAULTS.max_seconds,
+    sweep: Annotated[Optional[str], typer.Option(
+        "--sweep", metavar="LO:HI|S,S,...", help="Sizes to sweep: LO:HI for powers of two, or a list. Replaces "
+                                                 "--shape (which gives the other dimensions with --sweep-dim).")] = None,
+    sweep_dim: Annotated[SweepDim, typer.Option(
+        "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the first --shape.")] = SweepDim.all,
+    peak_gflops: Annotated[Optional[float], typer.Option(
+        "--peak-gflops", metavar="G", help="The ceiling for % peak. Default: torch's best GFLOP/s at a shape of 256 "
+                                           "or more per side in this run; none (no % peak) if it has none.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", metavar="IMPL[@DEVICE]", help="What speedups are relative to. Default: the implementation "
+                                                    "timed at the most shapes, the slowest rung on a tie.")] = None,
+    config: config_option("matmul-bench") = None,
+    out: OutOption = Path("results"),
+    quiet: QuietOption = False,
+):
+    """Time the chapter's matmul ladder, each implementation checked against float64 a @ b.
+
+    Loops -> row x column -> broadcast -> einsum -> a @ b, and beyond: numba and Triton
+    kernels, the GPU, size sweeps with crossovers. Timed by pyperf in worker processes.
+    Exit 1 if any implementation gives a wrong result.
+
+    Examples:
+
+        fnd matmul-bench                    # the book's 5x784x10, the chapter's five
+        fnd matmul-bench --impl einsum --impl torch --shape 256x256x256 --quick
+        fnd matmul-bench --impl torch --impl numba-tiled --sweep 64:1024 --quick
+        fnd matmul-bench --impl torch --device cpu --device cuda --sweep 16:4096
+        fnd matmul-bench --config configs/book.toml --out results/
+    """
+    presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous)) if on]
+    if len(presets) > 1:
+        raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, not {' and '.join(f'--{p}' for p in presets)}")
+    positive_finite(max_seconds, "--max-seconds")
+    if peak_gflops is not None:
+        positive_finite(peak_gflops, "--peak-gflops")
+    devices = tuple(dict.fromkeys(d.value for d in device)) if device else DEFAULTS.devices
+    check_devices(devices)
+    impls = _impls(impl, devices, dtype.value)
+    _check_baseline(baseline, impls, devices)
+    shapes = tuple(dict.fromkeys(shape)) if shape else DEFAULTS.shapes
+    if sweep is not None:
+        try:
+            shapes = tuple(sweep_shapes(parse_sweep(sweep), sweep_dim.value, shapes[0]))
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="'--sweep'")
+    cfg = BenchConfig(impls=impls, shapes=shapes, dtype=dtype.value, devices=devices, threads=threads, seed=seed,
+                      preset=presets[0] if presets else "default", max_seconds=max_seconds,
+                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline)
+    _check_memory(cfg, "--sweep" if sweep else "--shape")
+    out = out_dir(out)
+
+    from fndcli.bench import BenchError, run_bench
+    from fndcli.render import bench_table, crossover_table
+    from fndcli.results import utc_now
+
+    con = console()
+    started = utc_now()
+    try:
+        with status(con, quiet) as live:
+            result = run_bench(cfg, log=live.update)
+    except BenchError as e:
+        error_line(str(e))
+        raise typer.Exit(1)
+    frame = result.rows
+
+    def write_files(files):
+        files.write_csv(".csv", frame)
+        if result.suite is not None:
+            files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
+        if sweep is not None:
+            files.write_csv("-crossovers.csv", result.crossovers)
+
+    wrong = frame[frame["correct"].eq(False)]
+    code = 130 if result.interrupted else (1 if len(wrong) or result.error else 0)
+    resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(devices)}
+    base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
+    peak = {d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()}
+    paths = save_run(ctx, out, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
+                     seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, baseline=base, peak=peak,
+                     **_matmul_settings(), status="interrupted" if result.interrupted else "complete",
+                     error=result.error, exit_code=code)
+    if not quiet:
+        threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
+        title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
+        notes = [f"speedup: {base}'s median ÷ the row's median, at the same shape" if base else ""]
+        notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in result.ceilings.items()]
+        con.print(bench_table(frame, title, "\n".join(n for n in notes if n)))
+        if len(result.crossovers):
+            con.print(crossover_table(result.crossovers, "crossovers: where one overtakes another, "
+                                                         "their ranges of values apart on both sides"))
+        if len(wrong):
+            con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
+        if result.interrupted:
+            con.print("[yellow]interrupted: kept the rows that finished[/]")
+    if result.error:
+        error_line(result.error)
+    print_paths(con, paths)
+    raise typer.Exit(code)
+
+
+def _impls(impl, devices, dtype):
+    """The implementations to run: the chapter's five by default, 'all' for every one that fits the
+    devices and dtype; an explicit one that cannot run is an error naming what it can do."""
+    names = [i.value for i in impl] if impl else list(DEFAULTS.impls)
+    if "all" in names:
+        return tuple(n for n, s in IMPL_SPECS.items() if set(s.devices) & set(devices) and dtype in s.dtypes)
+    for name in names:
+        spec = IMPL_SPECS[name]
+        if not set(spec.devices) & set(devices):
+            raise typer.BadParameter(f"{name} runs only on {' or '.join(spec.devices)}; "
+                                     f"use --device {spec.devices[0]}", param_hint="'--impl'")
+        if dtype not in spec.dtypes:
+            raise typer.BadParameter(f"{name} does not support {dtype}; it takes {', '.join(spec.dtypes)}",
+                                     param_hint="'--dtype'")
+    return tuple(dict.fromkeys(names))
+
+
+def _check_baseline(baseline, impls, devices):
+    """--baseline must name one of the run's implementations (IMPL, or IMPL@DEVICE)."""
+    if baseline is None:
+        return
+    impl, _, device = baseline.partition("@")
+    if impl not in impls or (device and device not in devices):
+        runs = ", ".join(impls) + (f" on {', '.join(devices)}" if len(devices) > 1 else "")
+        raise typer.BadParameter(f"{baseline!r} is not in this run; it runs {runs}", param_hint="'--baseline'")
+
+
+def _check_memory(cfg, option):
+    """Each shape that will run (the cost guard's skips left out) must fit, with every implementation there."""
+    preset = PRESETS[cfg.preset]
+    for shape in cfg.shapes:
+        for device in cfg.devices:
+            runs = [i for i in cfg.impls if device in IMPL_SPECS[i].devices
+                    and estimate_run_seconds(i, shape, preset, device) <= cfg.max_seconds]
+            if runs:
+                check_memory(bench_bytes(shape, cfg.dtype, runs), device, f"matmul-bench at {shape}", option)
+
+
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _matmul_settings():
+    """torch's matmul precision settings, for the sidecar (TF32 changes float32 results on the GPU)."""
+    import torch
+
+    return {"tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}

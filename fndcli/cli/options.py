@@ -1,0 +1,87 @@
+"""Options and checks that several commands share, and the registries' choices, all torch-free.
+
+Choices come from `fndcli.names`, so Typer validates them and `--help` lists them with their
+one-line summaries, without importing the code behind them.
+"""
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer import _click as click
+
+from fndcli import memory
+from fndcli.cli.config import config_callback
+from fndcli.names import ACTS, ALIASES, DEVICES, DTYPES, IMPL_SPECS, LABELS, LOSSES, SCHEMES, TASKS, listing
+
+SEED_MAX = 2 ** 64 - 1  # torch.Generator.manual_seed takes 0 ... 2^64 - 1
+
+
+def choices(name, keys):
+    """An Enum of a registry's names, so Typer validates them and --help lists them."""
+    return Enum(name, {k: k for k in keys}, type=str)
+
+
+ImplName = choices("ImplName", [*IMPL_SPECS, "all"])
+BenchDtype = choices("BenchDtype", DTYPES)
+ModelDtype = choices("ModelDtype", ["float32", "float64"])
+DeviceName = choices("DeviceName", DEVICES)
+SweepDim = choices("SweepDim", ["all", "m", "k", "n"])
+SchemeName = choices("SchemeName", [*SCHEMES, *ALIASES, "all"])
+InitName = choices("InitName", [*SCHEMES, *ALIASES])
+ActName = choices("ActName", ACTS)
+FanMode = choices("FanMode", ["fan_in", "fan_out"])
+LossName = choices("LossName", LOSSES)
+TaskName = choices("TaskName", TASKS)
+LabelSource = choices("LabelSource", LABELS)
+
+IMPL_HELP = listing({name: spec.summary for name, spec in IMPL_SPECS.items()})
+SCHEME_HELP = listing(SCHEMES)
+
+
+def config_option(command):
+    """--config, whose help names the command's own table."""
+    return Annotated[Optional[Path], typer.Option(
+        "--config", is_eager=True, callback=config_callback, metavar="FILE.toml",
+        help=f"TOML file whose [{command}] table sets option defaults; flags on the command line win.")]
+
+
+OutOption = Annotated[Path, typer.Option(
+    "--out", metavar="DIR", help="Directory for the CSV, its JSON sidecar and other outputs.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the paths written.")]
+def _seed_in_range(value):
+    if not 0 <= value <= SEED_MAX:
+        raise typer.BadParameter(f"{value} is outside 0 to 2^64 - 1, the seeds torch takes")
+    return value
+
+
+SeedOption = Annotated[int, typer.Option(
+    "--seed", callback=_seed_in_range, metavar="N", help="Random seed, 0 to 2^64 - 1; runs are reproducible.")]
+
+
+def positive_finite(value, option):
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive finite number, got {value}", param_hint=f"'{option}'")
+
+
+def tolerance(value, option):
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"must be a finite number >= 0, got {value}", param_hint=f"'{option}'")
+
+
+def check_devices(devices):
+    """--device cuda needs CUDA; the message names the alternative. torch loads only when cuda is asked for."""
+    if "cuda" in devices:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise typer.BadParameter("CUDA is not available on this machine; use --device cpu", param_hint="'--device'")
+
+
+def check_memory(need, device, what, option):
+    """Refuse (exit 2) a run whose estimated memory exceeds what the device has free, before any work."""
+    try:
+        memory.check(need, device, what, option)
+    except memory.NotEnoughMemory as e:
+        raise click.exceptions.UsageError(f"not enough memory: {e}")

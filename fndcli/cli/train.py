@@ -1,0 +1,147 @@
+"""`fnd train`: the hand-written model trained from scratch beside an autograd twin (core: `fndcli.train`)."""
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fndcli.cli.app import command
+from fndcli.cli.options import (DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
+                                TaskName, check_devices, check_memory, config_option, positive_finite, tolerance)
+from fndcli.cli.runs import console, error_line, out_dir, print_paths, progress, save_run
+from fndcli.memory import train_bytes
+from fndcli.names import resolve_scheme_name
+from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
+
+DEFAULTS = TrainConfig()
+
+
+@command("train")
+def train_command(
+    ctx: typer.Context,
+    task: Annotated[TaskName, typer.Option(
+        "--task", help="regression (MSE, R^2) or classification (cross-entropy, accuracy).")] = TaskName(DEFAULTS.task),
+    samples: Annotated[int, typer.Option(
+        "--samples", min=2, help="Synthetic examples, before the split.")] = DEFAULTS.samples,
+    valid_frac: Annotated[float, typer.Option(
+        "--valid-frac", help="Fraction held out for validation.")] = DEFAULTS.valid_frac,
+    n_in: Annotated[int, typer.Option("--n-in", min=1, help="Input features.")] = DEFAULTS.n_in,
+    hidden: Annotated[Optional[list[int]], typer.Option(
+        "--hidden", min=1, help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
+    n_out: Annotated[int, typer.Option("--n-out", min=1, help="Regression outputs.")] = DEFAULTS.n_out,
+    classes: Annotated[int, typer.Option("--classes", min=2, help="Classification classes.")] = DEFAULTS.classes,
+    labels: Annotated[LabelSource, typer.Option(
+        "--labels", help="Classification labels: a teacher's argmax or Gaussian clusters.")] = LabelSource(DEFAULTS.labels),
+    noise: Annotated[float, typer.Option(
+        "--noise", help="Std of the noise added to the regression teacher.")] = DEFAULTS.noise,
+    init: Annotated[InitName, typer.Option(
+        "--init", help="Init scheme from init-sweep's registry.")] = InitName(DEFAULTS.init),
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = DEFAULTS.lr,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = DEFAULTS.epochs,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="Examples per SGD step.")] = DEFAULTS.batch_size,
+    momentum: Annotated[float, typer.Option(
+        "--momentum", help="SGD momentum, as torch.optim.SGD's (0: none).")] = DEFAULTS.momentum,
+    dtype: Annotated[ModelDtype, typer.Option(
+        "--dtype", help="Element type of the model and data.")] = ModelDtype(DEFAULTS.dtype),
+    seed: SeedOption = DEFAULTS.seed,
+    check_autograd: Annotated[bool, typer.Option(
+        "--check-autograd/--no-check-autograd",
+        help="Train an autograd twin in lockstep and compare.")] = DEFAULTS.check_autograd,
+    rtol: Annotated[Optional[float], typer.Option(
+        "--rtol", help=f"Relative tolerance against the twin. Default: {TRAIN_TOLERANCES['float32']:g} (float32), "
+                       f"{TRAIN_TOLERANCES['float64']:g} (float64).")] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Write a PNG of the loss curves, hand-written and autograd.")] = False,
+    device: Annotated[DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")] = DeviceName.cpu,
+    config: config_option("train") = None,
+    out: OutOption = Path("results"),
+    quiet: QuietOption = False,
+):
+    """Train the hand-written model on synthetic data with SGD from scratch, in lockstep with an autograd twin.
+
+    Exit 1 if the twin's losses or final parameters differ beyond --rtol, or if training
+    diverges (a non-finite loss).
+
+    Examples:
+
+        fnd train
+        fnd train --task classification --classes 5 --hidden 64 --hidden 32 --epochs 30
+        fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
+    """
+    check_devices([device.value])
+    positive_finite(lr, "--lr")
+    tolerance(rtol, "--rtol")
+    for value, option in ((noise, "--noise"), (momentum, "--momentum")):
+        tolerance(value, option)
+    if not 0 < valid_frac < 1:
+        raise typer.BadParameter(f"must be between 0 and 1, got {valid_frac}", param_hint="'--valid-frac'")
+    n_train = samples - n_valid(samples, valid_frac)
+    if n_train < 1:
+        raise typer.BadParameter(f"leaves no training examples of {samples}", param_hint="'--valid-frac'")
+    if batch_size > n_train:
+        raise typer.BadParameter(f"{batch_size} is larger than the {n_train} training examples "
+                                 f"(--samples {samples}, --valid-frac {valid_frac})", param_hint="'--batch-size'")
+    cfg = TrainConfig(task=task.value, samples=samples, valid_frac=valid_frac, n_in=n_in,
+                      hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out, classes=classes,
+                      labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
+                      batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
+                      check_autograd=check_autograd, rtol=rtol, device=device.value)
+    check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
+                 "--samples, --n-in or --hidden")
+    out = out_dir(out)
+
+    from fndcli.plots import loss_curves
+    from fndcli.render import human_seconds, train_table
+    from fndcli.results import utc_now
+    from fndcli.train import train
+
+    con = console()
+    started = utc_now()
+    with progress(con, quiet, epochs + 1, "training") as advance:
+        result = train(cfg, on_epoch=advance)
+    history = result.history
+    mismatch = result.mismatch(cfg.tolerance) if check_autograd and not (result.diverged_epoch or result.error) else None
+    code = 130 if result.interrupted else (1 if result.diverged_epoch or mismatch or result.error else 0)
+
+    def write_files(files):
+        files.write_csv(".csv", history)
+        if plot:
+            files.write("-loss.png", lambda p: loss_curves(history, p))
+
+    baseline_name = "majority class" if cfg.task == "classification" else "the training mean"
+    paths = save_run(ctx, out, started, write_files, {"hidden": list(cfg.hidden), "rtol": cfg.tolerance},
+                     device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
+                     autograd_step_s=result.autograd_step_s, steps=result.steps,
+                     max_rel_loss_diff=result.loss_diff.rel_diff if result.loss_diff else None,
+                     max_rel_loss_diff_at=result.loss_diff.where if result.loss_diff else None,
+                     max_rel_param_diff=result.param_diff.rel_diff if result.param_diff else None,
+                     max_rel_param_diff_at=result.param_diff.where if result.param_diff else None,
+                     baseline_metric=result.baseline_metric, baseline=baseline_name,
+                     diverged_epoch=result.diverged_epoch, status="interrupted" if result.interrupted else "complete",
+                     error=result.error, exit_code=code)
+    if not quiet:
+        metric_name = "valid R²" if cfg.task == "regression" else "valid accuracy"
+        sizes = " -> ".join(map(str, cfg.sizes))
+        caption = f"{metric_name} of a model that predicts {baseline_name}: {result.baseline_metric:.4f}"
+        con.print(train_table(history, f"train: {cfg.task}, {sizes}, {cfg.loss}, SGD lr {lr:g}"
+                                       f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}",
+                              metric_name, caption))
+        step = f"hand-written step {human_seconds(result.manual_step_s)}"
+        if check_autograd:
+            step += (f", autograd twin {human_seconds(result.autograd_step_s)}: the hand-written step takes "
+                     f"{result.manual_step_s / result.autograd_step_s:.2f}x the twin's time")
+            con.print(f"{step}\nlargest relative difference from the twin: loss {result.loss_diff.rel_diff:.2e} "
+                      f"({result.loss_diff.where}), parameters {result.param_diff.rel_diff:.2e} "
+                      f"({result.param_diff.where}); tolerance {cfg.tolerance:g}")
+        else:
+            con.print(step)
+    if mismatch:
+        error_line(f"the hand-written model and its autograd twin disagree: {mismatch.where} differs by "
+                   f"{mismatch.rel_diff:.2e} relative, beyond --rtol {cfg.tolerance:g}")
+    if result.diverged_epoch:
+        error_line(f"training diverged in epoch {result.diverged_epoch} (non-finite loss); "
+                   f"try a smaller --lr than {lr:g}")
+    if result.error:
+        error_line(result.error)
+    print_paths(con, paths)
+    raise typer.Exit(code)

@@ -1,0 +1,54 @@
+"""The autograd reference for fnd's hand-written MLP, written once: gradcheck, train and the tests use it.
+
+torch's own pieces: nn.Linear (its weight is (out, in), the chapter's (in, out) transposed),
+nn.ReLU, F.mse_loss and F.cross_entropy, differentiated by autograd.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def twin_of(weights, biases):
+    """nn.Sequential Linear -> ReLU -> ... -> Linear holding copies of the chapter-layout weights (in, out)."""
+    layers = []
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if i:
+            layers.append(nn.ReLU())
+        layer = nn.Linear(*w.shape, dtype=w.dtype, device=w.device)
+        with torch.no_grad():
+            layer.weight.copy_(w.t())
+            layer.bias.copy_(b)
+        layers.append(layer)
+    return nn.Sequential(*layers)
+
+
+def chapter_params(twin):
+    """[(w (in, out), b), ...] of the twin, as the hand-written model names them, with their gradients."""
+    linears = [layer for layer in twin if isinstance(layer, nn.Linear)]
+    return [(layer.weight.t(), None if layer.weight.grad is None else layer.weight.grad.t(),
+             layer.bias, layer.bias.grad) for layer in linears]
+
+
+def forward(twin, x, keep=False):
+    """The output, and with keep=True every intermediate by the hand-written model's names ('lin1',
+    'relu1', ..., 'out'), each holding its gradient after backward."""
+    acts, h, n = {}, x, sum(isinstance(layer, nn.Linear) for layer in twin)
+    linear = 0
+    for layer in twin:
+        h = layer(h)
+        if isinstance(layer, nn.Linear):
+            linear += 1
+            name = "out" if linear == n else f"lin{linear}"
+        else:
+            name = f"relu{linear}"
+        if keep:
+            h.retain_grad()
+            acts[name] = h
+    return h, acts
+
+
+def loss(out, target, kind):
+    """F.mse_loss over all elements (a target (N,) is taken as (N, 1)), or F.cross_entropy."""
+    if kind == "mse":
+        return F.mse_loss(out, target.view_as(out) if target.dim() == 1 else target)
+    return F.cross_entropy(out, target)

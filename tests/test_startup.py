@@ -1,0 +1,70 @@
+"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib or pyperf."""
+import subprocess
+import sys
+
+import pytest
+
+from fndcli import inits, kernels, model, names
+
+HEAVY = ("torch", "pandas", "numpy", "numba", "matplotlib", "pyperf", "scipy")
+BLOCKED = f"import sys\nfor m in {HEAVY!r}:\n    sys.modules[m] = None  # import m raises ImportError\n"
+
+
+def fnd_without_heavy_modules(*args):
+    """Run fnd in a fresh process in which importing any heavy module fails."""
+    code = BLOCKED + f"sys.argv = ['fnd', *{list(args)!r}]\nfrom fndcli.cli import main\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
+    bad_key = tmp_path / "bad.toml"
+    bad_key.write_text("[init-sweep]\nwidht = 5\n")
+    for args in (["--help"], ["--version"], *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train")]):
+        proc = fnd_without_heavy_modules(*args)
+        assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr)
+        assert "Usage" in proc.stdout or proc.stdout.startswith("fnd "), args
+    for args, fragment in ((["matmul-bench", "--bogus"], "No such option: --bogus"),
+                           (["matmul-bench", "--shape", "5x0x3"], "zero dimension"),
+                           (["init-sweep", "--scheme", "he"], "'he'"),
+                           (["init-sweep", "--config", str(bad_key)], "unknown key 'widht'"),
+                           (["train", "--seed", str(2 ** 64)], "outside 0 to 2^64 - 1")):
+        proc = fnd_without_heavy_modules(*args)
+        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
+        assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr
+
+
+def test_the_blocker_blocks(tmp_path):
+    """The test above would pass vacuously if blocking did not work: a command's work needs them."""
+    proc = fnd_without_heavy_modules("gradcheck", "--batch", "2", "--out", str(tmp_path))
+    assert proc.returncode != 0 and "halted; None in sys.modules" in proc.stderr
+
+
+def test_version_names_fnd_and_python(fnd):
+    import platform
+
+    import fndcli
+
+    result = fnd("--version")
+    assert result.exit_code == 0 and result.stdout == f"fnd {fndcli.__version__} (Python {platform.python_version()})\n"
+
+
+def test_flags_show_no_value_placeholder_and_config_names_its_table(fnd):
+    result = fnd("matmul-bench", "--help")
+    quick = next(line for line in result.stdout.splitlines() if "--quick" in line)
+    assert "<bool>" not in result.stdout and "bool" not in quick
+    assert "[matmul-bench] table" in " ".join(result.stdout.split())
+    for name, spec in names.IMPL_SPECS.items():  # each registry's one-line summary is in --help
+        assert spec.summary.split()[0] in result.stdout, name
+
+
+def test_registries_and_their_code_agree():
+    assert list(kernels.IMPLS) == list(names.IMPL_SPECS)
+    assert all(kernels.IMPLS[n].devices == s.devices and kernels.IMPLS[n].fn for n, s in names.IMPL_SPECS.items())
+    assert list(inits.SCHEMES) == list(names.SCHEMES)
+    assert [inits.make_act(a).name for a in names.ACTS] == list(names.ACTS)
+    assert list(model.LOSSES) == list(names.LOSSES)
+
+
+@pytest.mark.parametrize("name", ["kaiming", "xavier", "lsuv"])
+def test_aliases_resolve(name):
+    assert names.resolve_scheme_name(name) in names.SCHEMES
