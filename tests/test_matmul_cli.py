@@ -31,7 +31,7 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
     assert (frame["baseline"] == "loops").all()
     loops = frame.loc[frame["impl"] == "loops", "median_s"].iloc[0]
     assert frame["speedup"].tolist() == pytest.approx((loops / frame["median_s"]).tolist())
-    assert "speedup: loops's median ÷ the row's median" in result.stdout
+    assert "speedup: the median of loops ÷ the row's median" in result.stdout
     assert frame["pct_peak"].isna().all() and "% peak" not in result.stdout  # no large shape: no ceiling
     for key in ("fnd_version", "torch_version", "threads", "cpu_model", "device", "dtype", "seed",
                 "git_commit", "command_line", "config", "started_utc"):

@@ -168,5 +168,5 @@ def test_classification_prints_the_majority_baseline(fnd, tmp_path):
     majority = Counter(y_tr.tolist()).most_common(1)[0][0]
     share = sum(1 for y in y_va.tolist() if y == majority) / len(y_va)
     assert meta["baseline_metric"] == pytest.approx(share) and share > 0.3  # well above chance, 0.25
-    assert f"predicts majority class: {share:.4f}" in result.stdout
+    assert f"predicts the majority class: {share:.4f}" in result.stdout
     assert "the hand-written step takes" in result.stdout and "x the twin's time" in result.stdout

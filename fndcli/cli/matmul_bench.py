@@ -121,7 +121,7 @@ def matmul_bench(
     if not quiet:
         threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
         title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
-        notes = [f"speedup: {base}'s median ÷ the row's median, at the same shape" if base else ""]
+        notes = [f"speedup: the median of {base} ÷ the row's median, at the same shape" if base else ""]
         notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in result.ceilings.items()]
         con.print(bench_table(frame, title, "\n".join(n for n in notes if n)))
         if len(result.crossovers):

@@ -108,7 +108,7 @@ def train_command(
         if plot:
             files.write("-loss.png", lambda p: loss_curves(history, p))
 
-    baseline_name = "majority class" if cfg.task == "classification" else "the training mean"
+    baseline_name = "the majority class" if cfg.task == "classification" else "the training mean"
     paths = save_run(ctx, out, started, write_files, {"hidden": list(cfg.hidden), "rtol": cfg.tolerance},
                      device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
                      autograd_step_s=result.autograd_step_s, steps=result.steps,
@@ -130,9 +130,9 @@ def train_command(
         if check_autograd:
             step += (f", autograd twin {human_seconds(result.autograd_step_s)}: the hand-written step takes "
                      f"{result.manual_step_s / result.autograd_step_s:.2f}x the twin's time")
-            con.print(f"{step}\nlargest relative difference from the twin: loss {result.loss_diff.rel_diff:.2e} "
-                      f"({result.loss_diff.where}), parameters {result.param_diff.rel_diff:.2e} "
-                      f"({result.param_diff.where}); tolerance {cfg.tolerance:g}")
+            con.print(f"{step}\nlargest relative difference from the twin: loss {result.loss_diff.rel_diff:.2e} at "
+                      f"{result.loss_diff.where}, parameters {result.param_diff.rel_diff:.2e} at "
+                      f"{result.param_diff.where}; tolerance {cfg.tolerance:g}")
         else:
             con.print(step)
     if mismatch:
