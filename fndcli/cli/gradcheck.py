@@ -9,7 +9,7 @@ from fndcli.cli.options import (DeviceName, InitName, LossName, ModelDtype, OutO
                                 check_devices, check_memory, config_option, tolerance)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
 from fndcli.memory import gradcheck_bytes
-from fndcli.names import resolve_scheme_name
+from fndcli.names import LOSSES, listing, resolve_scheme_name
 from fndcli.settings import MODEL_TOLERANCES, GradcheckConfig
 
 DEFAULTS = GradcheckConfig()
@@ -24,7 +24,7 @@ def gradcheck(
         "--hidden", min=1, help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
     n_out: Annotated[int, typer.Option("--n-out", min=1, help="Outputs (classes for cross-entropy).")] = DEFAULTS.n_out,
     loss: Annotated[LossName, typer.Option(
-        "--loss", help="mse, or softmax cross-entropy (log-sum-exp).")] = LossName(DEFAULTS.loss),
+        "--loss", metavar="NAME", help=f"{listing(LOSSES)}.")] = LossName(DEFAULTS.loss),
     dtype: Annotated[ModelDtype, typer.Option(
         "--dtype", help="Element type of the model and data.")] = ModelDtype(DEFAULTS.dtype),
     init: Annotated[InitName, typer.Option(

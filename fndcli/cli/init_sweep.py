@@ -10,7 +10,7 @@ from fndcli.cli.options import (SCHEME_HELP, SEED_MAX, ActName, FanMode, ModelDt
                                 SchemeName, SeedOption, check_memory, config_option, positive_finite)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
 from fndcli.memory import sweep_bytes
-from fndcli.names import SCHEMES, resolve_scheme_name
+from fndcli.names import ACTS, SCHEMES, listing, resolve_scheme_name
 from fndcli.settings import SweepConfig
 
 DEFAULTS = SweepConfig()
@@ -23,7 +23,8 @@ def init_sweep(
         "--scheme", metavar="NAME", help=f"Init scheme; repeatable, or 'all' (the default). kaiming = kaiming-normal, "
                                          f"xavier = xavier-normal. {SCHEME_HELP}.")] = None,
     act: Annotated[Optional[list[ActName]], typer.Option(
-        "--act", help="Activation after each layer; repeatable. Default: linear and relu.")] = None,
+        "--act", metavar="NAME",
+        help=f"Activation after each layer; repeatable. Default: linear and relu. {listing(ACTS)}.")] = None,
     depth: Annotated[int, typer.Option("--depth", min=1, help="Layers in the stack.")] = DEFAULTS.depth,
     width: Annotated[int, typer.Option(
         "--width", min=1, help="Units per layer (weights are width x width).")] = DEFAULTS.width,

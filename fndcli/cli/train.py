@@ -9,7 +9,7 @@ from fndcli.cli.options import (DeviceName, InitName, LabelSource, ModelDtype, O
                                 TaskName, check_devices, check_memory, config_option, positive_finite, tolerance)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, progress, save_run
 from fndcli.memory import train_bytes
-from fndcli.names import resolve_scheme_name
+from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
 from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
 
 DEFAULTS = TrainConfig()
@@ -19,7 +19,7 @@ DEFAULTS = TrainConfig()
 def train_command(
     ctx: typer.Context,
     task: Annotated[TaskName, typer.Option(
-        "--task", help="regression (MSE, R^2) or classification (cross-entropy, accuracy).")] = TaskName(DEFAULTS.task),
+        "--task", metavar="NAME", help=f"{listing(TASKS)}.")] = TaskName(DEFAULTS.task),
     samples: Annotated[int, typer.Option(
         "--samples", min=2, help="Synthetic examples, before the split.")] = DEFAULTS.samples,
     valid_frac: Annotated[float, typer.Option(
@@ -30,7 +30,8 @@ def train_command(
     n_out: Annotated[int, typer.Option("--n-out", min=1, help="Regression outputs.")] = DEFAULTS.n_out,
     classes: Annotated[int, typer.Option("--classes", min=2, help="Classification classes.")] = DEFAULTS.classes,
     labels: Annotated[LabelSource, typer.Option(
-        "--labels", help="Classification labels: a teacher's argmax or Gaussian clusters.")] = LabelSource(DEFAULTS.labels),
+        "--labels", metavar="NAME",
+        help=f"Classification labels. {listing(LABELS)}.")] = LabelSource(DEFAULTS.labels),
     noise: Annotated[float, typer.Option(
         "--noise", help="Std of the noise added to the regression teacher.")] = DEFAULTS.noise,
     init: Annotated[InitName, typer.Option(
