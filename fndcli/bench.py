@@ -35,9 +35,7 @@ from fndcli.kernels import IMPLS
 from fndcli.memory import is_out_of_memory
 from fndcli.numerics import relative
 
-COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
-           "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak",
-           "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s"]
+COLUMNS = benchstats.COLUMNS
 
 # Environment variables the pyperf workers keep (pyperf drops most of the environment).
 INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES,NUMBA_NUM_THREADS,NUMBA_CACHE_DIR"

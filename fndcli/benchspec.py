@@ -108,6 +108,10 @@ PRESETS = {
     # 2 worker processes x (1 warmup + 3 values of >= 40 ms) each; the loops 1 x (1 + 4).
     "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
                       slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
+    # For fnd compare: 5 worker processes a benchmark, the fewest a two-sided U test can call significant
+    # at 0.05 (5 against 5 fully apart: p = 0.008). The chapter's five at the book's shape in about a minute.
+    "gate": Preset(Runs(("--processes", "5", "--values", "3", "--warmups", "1"), 5, 1, 3), 0.04,
+                   slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2)),
     "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
     "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast
     "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous

@@ -1,6 +1,6 @@
 """Figures derived from matmul-bench rows: speedup over a named baseline, % of a stated peak, crossovers.
 
-Pure functions over a DataFrame with `fndcli.bench.COLUMNS`; no torch, no measuring. Each
+Pure functions over a DataFrame with the CSV's `COLUMNS`; no torch, no measuring. Each
 figure says what it is relative to:
 
 - **speedup** is the baseline's median over the row's median at the same shape. The baseline
@@ -20,6 +20,9 @@ import math
 
 import pandas as pd
 
+COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
+           "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak",
+           "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s"]  # matmul-bench's CSV
 LARGE_SIDE = 256  # a shape whose sides are all this or more is large enough for torch to approach its peak
 CROSSOVER_COLUMNS = ["faster", "slower", "dim", "from_size", "size", "m", "k", "n", "faster_median_s",
                      "slower_median_s"]

@@ -125,3 +125,58 @@ def train_table(history, title, metric_name, caption=""):
                       _num(row.valid_metric, ".4f"), _num(row.seconds, ".3f"), _num(row.ref_train_loss, ".5g"),
                       _num(row.ref_valid_loss, ".5g"), _num(row.loss_rel_diff, ".2e"))
     return table
+
+
+def markdown_table(headers, rows):
+    """A GitHub-flavoured Markdown table of strings (a pipe inside a cell is escaped)."""
+    def cell(x):
+        return str(x).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _value(x, timing):
+    if isinstance(x, str) or x is None:
+        return x or ""
+    if isinstance(x, float) and math.isnan(x):
+        return ""
+    return human_seconds(x) if timing else f"{x:.4g}"
+
+
+def _percent(x):
+    return "" if x is None or math.isnan(x) else f"{100 * x:+.1f} %"
+
+
+COMPARE_HEADERS = ("benchmark", "measure", "base", "new", "change [95 % CI]", "p", "n base/new", "verdict", "note")
+
+
+def compare_cells(rows):
+    """One list of strings per comparison row, in COMPARE_HEADERS' order."""
+    out = []
+    for r in rows.itertuples():
+        timing = "s/" in r.what
+        change = _percent(r.change)
+        if change and not math.isnan(r.ci_low):
+            change += f" [{_percent(r.ci_low)}, {_percent(r.ci_high)}]"
+        n = "" if math.isnan(r.n_base) else f"{int(r.n_base)}/{int(r.n_new)}"
+        out.append([r.key, r.what, _value(r.base, timing), _value(r.new, timing), change,
+                    "" if math.isnan(r.p) else f"{r.p:.3g}", n, r.verdict, r.note])
+    return out
+
+
+COMPARE_STYLE = {"REGRESSION": "bold red", "BROKEN": "bold red", "improved": "green", "same": "green",
+                 "small": "yellow", "inconclusive": "yellow", "insufficient": "yellow", "changed": "yellow",
+                 "failing": "red", "missing": "yellow", "added": "yellow", "untimed": "dim"}
+
+
+def compare_table(rows, title, caption):
+    """The comparison as a rich table: one row per benchmark or check, its verdict coloured."""
+    table = Table(title=title, caption=caption or None, caption_justify="left")
+    for name in COMPARE_HEADERS:
+        table.add_column(name, justify="right" if name in ("base", "new", "p", "n base/new") else "left")
+    for cells in compare_cells(rows):
+        style = COMPARE_STYLE.get(cells[7], "")
+        cells[7] = f"[{style}]{cells[7]}[/]" if style else cells[7]
+        table.add_row(*[escape(c) if i != 7 else c for i, c in enumerate(cells)])
+    return table

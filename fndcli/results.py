@@ -14,6 +14,7 @@ two runs that start in the same second and race for one name both pick it, one l
 wins, and the loser moves on to the next free stem.
 """
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
@@ -129,22 +130,35 @@ def git_commit():
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def run_metadata(command, config, started, **extra):
-    """The sidecar's metadata: versions, machine, the command line and the effective config."""
-    import torch
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
+
+def run_metadata(command, config, started, **extra):
+    """The sidecar's metadata: versions, machine, the command line and the effective config.
+
+    torch is not imported here: a command that never loaded it (show, compare) records its
+    installed version, and no threads or GPU of its own.
+    """
+    torch = sys.modules.get("torch")
+    gpu = torch.cuda.get_device_name() if torch is not None and torch.cuda.is_available() else None
     return {
         "command": command,
         "command_line": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "started_utc": started.isoformat(),
         "finished_utc": utc_now().isoformat(),
         "fnd_version": fndcli.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": torch.__version__ if torch is not None else _version("torch"),
         "python_version": platform.python_version(),
+        "pyperf_version": _version("pyperf"),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "threads": torch.get_num_threads() if torch is not None else None,
         "git_commit": git_commit(),
         **extra,
         "config": config,

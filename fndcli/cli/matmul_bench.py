@@ -34,6 +34,8 @@ def matmul_bench(
     quick: Annotated[bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
     rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
+    gate: Annotated[bool, typer.Option(
+        "--gate", help="Sized for fnd compare: 5 worker processes a benchmark, so a change can be tested.")] = False,
     max_seconds: Annotated[float, typer.Option(
         "--max-seconds", metavar="S",
         help="Skip an implementation whose estimated run at a shape exceeds this.")] = DEFAULTS.max_seconds,
@@ -65,10 +67,12 @@ def matmul_bench(
         fnd matmul-bench --impl torch --impl numba-tiled --sweep 64:1024 --quick
         fnd matmul-bench --impl torch --device cpu --device cuda --sweep 16:4096
         fnd matmul-bench --config configs/book.toml --out results/
+        fnd matmul-bench --gate --out base/        # then fnd compare base/ new/
     """
-    presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous)) if on]
+    presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous), ("gate", gate)) if on]
     if len(presets) > 1:
-        raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, not {' and '.join(f'--{p}' for p in presets)}")
+        raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, --gate, not "
+                                 f"{' and '.join(f'--{p}' for p in presets)}")
     positive_finite(max_seconds, "--max-seconds")
     if peak_gflops is not None:
         positive_finite(peak_gflops, "--peak-gflops")

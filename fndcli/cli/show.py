@@ -1,0 +1,115 @@
+"""`fnd show RUN`: a saved run as the table its command printed, with where and how it ran."""
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fndcli.cli.app import command
+from fndcli.cli.options import choices
+from fndcli.cli.runs import console
+
+Format = choices("ShowFormat", ["table", "md", "csv", "json"])
+
+# The columns `--format md` shows, per command: enough to read, the CSV has the rest.
+MD_COLUMNS = {
+    "matmul-bench": ["impl", "m", "k", "n", "device", "median_s", "gflops", "speedup", "baseline", "pct_peak",
+                     "correct", "error", "skipped"],
+    "init-sweep": ["scheme", "act", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi",
+                   "decades", "verdict", "reason"],
+    "gradcheck": ["check", "tensor", "shape", "dtype", "max_abs_diff", "rel_err", "rtol", "atol", "passed"],
+    "train": ["epoch", "train_loss", "valid_loss", "valid_metric", "step_s", "ref_step_s", "loss_rel_diff"],
+}
+
+
+@command("show")
+def show(
+    run: Annotated[Path, typer.Argument(
+        metavar="RUN", help="A run: its CSV, sidecar, .pyperf.json, or a directory (its newest run).",
+        show_default=False)],
+    output_format: Annotated[Format, typer.Option(
+        "--format", help="table (as the command printed it), md, csv (the run's CSV) or json.")] = Format.table,
+):
+    """Show a saved run: the table its command printed, and when, where and how it ran.
+
+    Reads the files only: no torch, nothing measured or written.
+
+    Examples:
+
+        fnd show results/                   # the newest run there
+        fnd show results/matmul-bench-20261130-161822.csv --format md
+    """
+    from fndcli.saved import RunError, load
+
+    try:
+        saved = load(run)
+    except RunError as e:
+        raise typer.BadParameter(str(e), param_hint="'RUN'")
+    fmt = output_format.value
+    facts = _facts(saved)
+    if fmt == "csv":
+        typer.echo(saved.rows.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        rows = json.loads(saved.rows.to_json(orient="records"))
+        typer.echo(json.dumps({"run": saved.meta, "rows": rows}, indent=2, default=str))
+    elif fmt == "md":
+        from fndcli.render import markdown_table
+
+        columns = [c for c in MD_COLUMNS[saved.command] if c in saved.rows]
+        cells = [[_cell(v) for v in row] for row in saved.rows[columns].itertuples(index=False)]
+        typer.echo(f"### fnd {saved.command}: {saved.stem}\n")
+        typer.echo("\n".join(f"- {k}: {v}" for k, v in facts) + "\n")
+        typer.echo(markdown_table(columns, cells))
+    else:
+        con = console()
+        for key, value in facts:
+            con.print(f"{key}: {value}", markup=False, soft_wrap=True)
+        try:
+            for table in _tables(saved):
+                con.print(table)
+        except (KeyError, AttributeError) as e:
+            raise typer.BadParameter(f"{saved.stem} lacks column {e}: written by another fnd version? "
+                                     "--format csv shows it as it is", param_hint="'RUN'")
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def _facts(saved):
+    m = saved.meta
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    return [("run", f"{saved.stem} ({m.get('status', '?')}, exit {m.get('exit_code', '?')})"),
+            ("when", f"{m.get('started_utc', '?')} to {m.get('finished_utc', '?')}"),
+            ("where", f"{m.get('cpu_model')} ({m.get('cpu_count')} cores{gpu}), {m.get('platform')}"),
+            ("versions", f"fnd {m.get('fnd_version')}, torch {m.get('torch_version')}, "
+                         f"Python {m.get('python_version')}, pyperf {m.get('pyperf_version', '?')}"),
+            ("command", m.get("command_line", "?"))]
+
+
+def _tables(saved):
+    """The tables the command printed, rebuilt from its files."""
+    from fndcli import render
+
+    m, rows, cfg = saved.meta, saved.rows, saved.meta.get("config", {})
+    if saved.command == "matmul-bench":
+        title = f"matmul ladder, {m.get('dtype')}, {m.get('device')}, pyperf {m.get('preset')}"
+        base = rows["baseline"].iloc[0] if len(rows) and rows["baseline"].iloc[0] else None
+        notes = [f"speedup: the median of {base} ÷ the row's median, at the same shape" if base else ""]
+        notes += [f"% peak on {d}: of {p['gflops']:.3g} GFLOP/s, {p['source']}" for d, p in (m.get("peak") or {}).items()]
+        yield render.bench_table(rows, title, "\n".join(n for n in notes if n))
+        crossovers = saved.extras.get("-crossovers.csv")
+        if crossovers is not None and len(crossovers):
+            yield render.crossover_table(crossovers, "crossovers")
+    elif saved.command == "init-sweep":
+        yield render.sweep_table(rows, f"init sweep: depth {cfg.get('depth')}, width {cfg.get('width')}, "
+                                       f"batch {cfg.get('batch')}, {cfg.get('seeds')} seed(s), {m.get('dtype')}")
+    elif saved.command == "gradcheck":
+        yield render.gradcheck_table(rows, f"gradcheck: {m.get('dtype')}, rtol {m.get('rtol')}, atol {m.get('atol')}")
+    else:
+        metric = "valid R²" if cfg.get("task") == "regression" else "valid accuracy"
+        caption = f"{metric} of a model that predicts {m.get('baseline')}: {m.get('baseline_metric', float('nan')):.4f}"
+        yield render.train_table(rows, f"train: {cfg.get('task')}, {m.get('dtype')}, lr {cfg.get('lr')}", metric,
+                                 caption)

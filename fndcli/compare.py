@@ -1,0 +1,243 @@
+"""The core of `fnd compare`: two saved runs of one command, row by row, with a verdict each.
+
+Timings (matmul-bench, and train's step times) are compared as samples, not as single
+figures. For matmul-bench the sample unit is the worker process: the mean of each pyperf
+run's values, warmups and calibration excluded, since values inside one process are not
+independent draws (pooling them makes identical code "significant" a quarter of the time
+when processes differ: ../shared/REFERENCE.md, "Comparing runs"). The estimate is the ratio
+of medians NEW/BASE with a seeded 95 % bootstrap interval, the test a two-sided
+Mann-Whitney U on the samples (both from scipy.stats). A verdict per row, first match wins:
+
+    BROKEN        correct (or passing, or stable) in BASE, not in NEW
+    insufficient  fewer than `min_samples` samples on either side
+    REGRESSION    significant at alpha and slower beyond the threshold
+    improved      significant at alpha and faster beyond the threshold
+    small         significant, inside the threshold: shown, never gated
+    same          the interval lies inside +-threshold
+    inconclusive  the interval crosses the threshold
+
+Rows present on one side only are `missing` (BASE only) or `added` (NEW only).
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["key", "what", "base", "new", "change", "ci_low", "ci_high", "p", "n_base", "n_new", "verdict", "note"]
+GATED = ("REGRESSION", "BROKEN")
+MACHINE = ("cpu_model", "cpu_count", "gpu")
+SOFTWARE = ("fnd_version", "torch_version", "python_version", "pyperf_version")
+
+
+@dataclass(frozen=True)
+class Settings:
+    alpha: float = 0.05
+    threshold: float = 0.10      # relative change that matters: +-10 %
+    min_samples: int = 5         # a two-sided U test at alpha 0.05 needs 4 a side; 5 gives p down to 0.008
+    seed: int = 0                # of the bootstrap
+    resamples: int = 4000
+
+
+@dataclass
+class Comparison:
+    command: str
+    rows: pd.DataFrame                                  # COLUMNS
+    machine: list = field(default_factory=list)         # [(key, base, new)] that differ: a different machine
+    software: list = field(default_factory=list)        # [(key, base, new)] versions that differ: allowed, listed
+    notes: list = field(default_factory=list)           # settings that differ (pyperf preset, sizes, ...)
+
+    def counts(self):
+        return self.rows["verdict"].value_counts().to_dict()
+
+    def geomean_ratio(self):
+        """Geometric mean of NEW/BASE over the timing rows: of ratios, not of absolute times."""
+        ratios = self.rows.loc[self.rows["what"].str.contains("s/"), "change"].dropna() + 1
+        ratios = ratios[ratios > 0]
+        return float(np.exp(np.log(ratios).mean())) if len(ratios) else math.nan
+
+
+class CompareError(Exception):
+    """The two runs cannot be compared (exit 2)."""
+
+
+def timing_row(key, what, base, new, s, rerun):
+    """Per-sample timings NEW against BASE: ratio of medians, bootstrap interval, U test, verdict."""
+    base, new = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    ratio = float(np.median(new) / np.median(base))
+    row = {"key": key, "what": what, "base": float(np.median(base)), "new": float(np.median(new)),
+           "change": ratio - 1, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "n_base": len(base),
+           "n_new": len(new), "note": ""}
+    if min(len(base), len(new)) < s.min_samples:
+        return {**row, "verdict": "insufficient",
+                "note": f"{len(base)} and {len(new)} samples; the test needs {s.min_samples} a side: {rerun}"}
+    from scipy import stats
+
+    p = float(stats.mannwhitneyu(new, base, alternative="two-sided", method="auto").pvalue)
+    ci = stats.bootstrap((base, new), _median_ratio, vectorized=True, paired=False, confidence_level=0.95,
+                         n_resamples=s.resamples, method="percentile",
+                         random_state=np.random.default_rng(s.seed)).confidence_interval
+    low, high = float(ci.low) - 1, float(ci.high) - 1
+    if p < s.alpha and abs(ratio - 1) > s.threshold:
+        verdict = "REGRESSION" if ratio > 1 else "improved"
+    elif p < s.alpha:
+        verdict = "small"
+    elif -s.threshold <= low and high <= s.threshold:
+        verdict = "same"
+    else:
+        verdict = "inconclusive"
+    return {**row, "ci_low": low, "ci_high": high, "p": p, "verdict": verdict}
+
+
+def _median_ratio(base, new, axis=-1):
+    return np.median(new, axis=axis) / np.median(base, axis=axis)
+
+
+def _row(key, what, base, new, verdict, note="", change=math.nan):
+    return {"key": key, "what": what, "base": base, "new": new, "change": change, "ci_low": math.nan,
+            "ci_high": math.nan, "p": math.nan, "n_base": math.nan, "n_new": math.nan, "verdict": verdict,
+            "note": note}
+
+
+def _is_true(value):
+    return str(value) == "True"
+
+
+def _paired(base, new, key_columns):
+    """(key, base row or None, new row or None) over the union of keys, BASE's order first."""
+    b = {tuple(r[c] for c in key_columns): r for _, r in base.iterrows()}
+    n = {tuple(r[c] for c in key_columns): r for _, r in new.iterrows()}
+    return [(k, b.get(k), n.get(k)) for k in dict.fromkeys([*b, *n])]
+
+
+def _one_sided(label, what, b, n):
+    return _row(label, what, "" if b is None else "present", "" if n is None else "present",
+                "missing" if n is None else "added", "in BASE only" if n is None else "in NEW only")
+
+
+def matmul_rows(base, new, s):
+    keys = ["impl", "m", "k", "n", "dtype", "device", "threads"]
+    b_means, n_means = base.process_means(), new.process_means()
+    out = []
+    for (impl, m, k, n, dtype, device, threads), rb, rn in _paired(base.rows, new.rows, keys):
+        name = f"{impl} {m}x{k}x{n} {dtype} {device}"  # the pyperf benchmark's name
+        label = f"{name} {threads}t"
+        if rb is None or rn is None:
+            out.append(_one_sided(label, "median s/call", rb, rn))
+        elif _is_true(rb["correct"]) and not _is_true(rn["correct"]):
+            out.append(_row(label, "correct", "yes", "no", "BROKEN", rn.get("error") or rn.get("skipped") or
+                            "wrong result against float64 a @ b"))
+        elif not (b_means.get(name) and n_means.get(name)):
+            why = next((r.get(c) for r in (rn, rb) for c in ("skipped", "error") if r.get(c)), "")
+            out.append(_row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why))
+        else:
+            out.append(timing_row(label, "median s/call", b_means[name], n_means[name], s,
+                                  "re-run both with fnd matmul-bench --gate"))
+    return out
+
+
+def gradcheck_rows(base, new, s):
+    out = []
+    for (check, tensor), rb, rn in _paired(base.rows, new.rows, ["check", "tensor"]):
+        label = f"{check}: {tensor}"
+        if rb is None or rn is None:
+            out.append(_one_sided(label, "passed", rb, rn))
+            continue
+        before, after = _is_true(rb["passed"]), _is_true(rn["passed"])
+        verdict = {(True, True): "same", (True, False): "BROKEN", (False, True): "improved",
+                   (False, False): "failing"}[(before, after)]
+        out.append(_row(label, "rel_err", rb["rel_err"], rn["rel_err"], verdict,
+                        "" if before == after else f"passed {before} -> {after}"))
+    return out
+
+
+def sweep_rows(base, new, s):
+    out = []
+    for (scheme, act), rb, rn in _paired(base.rows, new.rows, ["scheme", "act"]):
+        label = f"{scheme} / {act}"
+        if rb is None or rn is None:
+            out.append(_one_sided(label, "verdict", rb, rn))
+            continue
+        before, after = rb["verdict"], rn["verdict"]
+        verdict = "same" if before == after else ("BROKEN" if before == "stable" else "changed")
+        note = f"log10 m2 last {rb['log10_m2_last']:+.2f} -> {rn['log10_m2_last']:+.2f}"
+        out.append(_row(label, "verdict", before, after, verdict, "" if verdict == "same" else note))
+    return out
+
+
+def _twin_mismatch(meta):
+    """True if the run's hand-written model left its twin beyond its tolerance; None if it had no twin."""
+    diffs = [meta.get("max_rel_loss_diff"), meta.get("max_rel_param_diff")]
+    if all(d is None for d in diffs):
+        return None
+    rtol = meta.get("config", {}).get("rtol")
+    return any(d is not None and not d <= rtol for d in diffs)
+
+
+def _relative(before, after, higher_is_better, s):
+    change = (after - before) / abs(before) if before else (math.inf if after != before else 0.0)
+    worse = -change if higher_is_better else change
+    verdict = "REGRESSION" if worse > s.threshold else "improved" if worse < -s.threshold else "same"
+    return change, verdict
+
+
+def train_rows(base, new, s):
+    out, bm, nm = [], base.meta, new.meta
+    b_div, n_div = bm.get("diverged_epoch"), nm.get("diverged_epoch")
+    out.append(_row("training", "diverged epoch", b_div or "", n_div or "",
+                    "BROKEN" if n_div and not b_div else "same" if bool(b_div) == bool(n_div) else "improved"))
+    b_twin, n_twin = _twin_mismatch(bm), _twin_mismatch(nm)
+    if b_twin is not None and n_twin is not None:
+        out.append(_row("autograd twin", "agrees", str(not b_twin), str(not n_twin),
+                        "BROKEN" if n_twin and not b_twin else "same" if b_twin == n_twin else "improved"))
+    b_last, n_last = base.rows.iloc[-1], new.rows.iloc[-1]
+    for column, what, higher in (("valid_loss", "final valid loss", False), ("valid_metric", "final valid metric", True)):
+        change, verdict = _relative(float(b_last[column]), float(n_last[column]), higher, s)
+        out.append(_row("training", what, float(b_last[column]), float(n_last[column]), verdict, change=change))
+    for column, what in (("step_s", "hand-written step s/step"), ("ref_step_s", "twin step s/step")):
+        b_steps = base.rows[column].dropna().tolist() if column in base.rows else []
+        n_steps = new.rows[column].dropna().tolist() if column in new.rows else []
+        if b_steps and n_steps:
+            out.append(timing_row("training", what, b_steps, n_steps, s, "re-run both with more --epochs "
+                                                                          "(one sample an epoch)"))
+    return out
+
+
+ROWS = {"matmul-bench": matmul_rows, "gradcheck": gradcheck_rows, "init-sweep": sweep_rows, "train": train_rows}
+
+
+def differences(base_meta, new_meta, keys):
+    return [(k, base_meta.get(k), new_meta.get(k)) for k in keys if base_meta.get(k) != new_meta.get(k)]
+
+
+def settings_notes(base, new):
+    """Settings that differ between the runs, worth knowing before reading the figures."""
+    notes = []
+    if base.meta.get("preset") != new.meta.get("preset"):
+        notes.append(f"pyperf preset {base.meta.get('preset')} -> {new.meta.get('preset')}")
+    elif base.meta.get("pyperf_args") != new.meta.get("pyperf_args"):
+        notes.append("pyperf arguments differ")
+    skip = {"out", "config", "preset", "quick", "fast", "rigorous", "gate"}
+    bc, nc = base.meta.get("config", {}), new.meta.get("config", {})
+    for key in dict.fromkeys([*bc, *nc]):
+        if key not in skip and bc.get(key) != nc.get(key):
+            notes.append(f"--{key} {bc.get(key)} -> {nc.get(key)}")
+    return notes
+
+
+def compare(base, new, settings=Settings()):
+    """Compare two SavedRuns of one command; CompareError if they cannot be."""
+    if base.command != new.command:
+        raise CompareError(f"BASE is a {base.command} run and NEW a {new.command} run; compare runs of one command")
+    rows = pd.DataFrame.from_records(ROWS[base.command](base, new, settings), columns=COLUMNS)
+    if not (~rows["verdict"].isin(["missing", "added"])).any():
+        raise CompareError("the two runs share no row: they measured different things")
+    return Comparison(base.command, rows, differences(base.meta, new.meta, MACHINE),
+                      differences(base.meta, new.meta, SOFTWARE), settings_notes(base, new))
+
+
+def gated(comparison, fail_on_improvement=False, strict=False):
+    """The verdicts that fail the gate (exit 1) under these options."""
+    verdicts = set(GATED) | ({"improved"} if fail_on_improvement else set())
+    verdicts |= {"insufficient", "inconclusive"} if strict else set()
+    return comparison.rows[comparison.rows["verdict"].isin(verdicts)]

@@ -1,0 +1,246 @@
+"""`fnd compare` and `fnd show`: the statistics on textbook cases, every verdict, every exit code, real runs."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyperf
+import pytest
+
+from conftest import assert_one_line_error, run_files
+from fndcli.benchstats import COLUMNS
+from fndcli.compare import Settings, timing_row
+
+MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "gpu": None}
+
+
+def fake_matmul_run(directory, processes, stamp="20261130-120000", correct=None, **meta):
+    """A matmul-bench run on disk as fnd writes one: the CSV, the sidecar and pyperf's file.
+
+    processes: {impl: [[values of one worker process], ...]} at shape 4x4x4; correct: {impl: False}.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"matmul-bench-{stamp}"
+    rows, benches = [], []
+    for impl, runs in processes.items():
+        name = f"{impl} 4x4x4 float32 cpu"
+        values = [v for run in runs for v in run]
+        ok = (correct or {}).get(impl, True)
+        rows.append({"impl": impl, "m": 4, "k": 4, "n": 4, "dtype": "float32", "device": "cpu", "threads": 2,
+                     "median_s": float(np.median(values)) if values else math.nan, "correct": ok,
+                     "error": "" if ok else "wrong result: relative error 1.00e+00 > 0.0001 (float32 tolerance)",
+                     "skipped": ""})
+        if runs:
+            benches.append(pyperf.Benchmark([pyperf.Run(run, warmups=[(1, run[0])], collect_metadata=False,
+                                                        metadata={"name": name, "loops": 1, "unit": "second"})
+                                             for run in runs]))
+    pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(directory / f"{stem}.csv", index=False)
+    files = [f"{stem}.csv"]
+    if benches:
+        pyperf.BenchmarkSuite(benches).dump(str(directory / f"{stem}.pyperf.json"))
+        files.append(f"{stem}.pyperf.json")
+    sidecar = {"command": "matmul-bench", "started_utc": f"2026-11-30T{stamp[9:11]}:00:00+00:00", "files": files,
+               "fnd_version": "0.1.0", "torch_version": "2.13.0", "python_version": "3.11.7",
+               "pyperf_version": "2.11.0", "preset": "gate", "config": {"seed": 0}, **MACHINE, **meta}
+    (directory / f"{stem}.json").write_text(json.dumps(sidecar))
+    return directory / f"{stem}.csv"
+
+
+def processes(center, n=5, spread=0.01, seed=0, values=3):
+    """n worker processes whose means scatter by `spread` around `center`, each with `values` values."""
+    rng = np.random.default_rng(seed)
+    means = center * (1 + spread * rng.standard_normal(n))
+    return [list(m * (1 + 0.002 * rng.standard_normal(values))) for m in means]
+
+
+def test_five_against_five_fully_apart_is_the_textbook_p():
+    """Two-sided exact Mann-Whitney U, 5 against 5 with no overlap: p = 2 / C(10, 5) = 0.0079."""
+    row = timing_row("k", "median s/call", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], Settings(), "")
+    assert row["p"] == pytest.approx(2 / 252)
+    assert row["change"] == pytest.approx(8 / 3 - 1) and row["verdict"] == "REGRESSION"
+    assert row["ci_low"] > 0  # the bootstrap interval of the ratio lies above 1
+
+
+def test_identical_code_is_rarely_flagged():
+    """400 pairs of runs of the same code (5 processes a side, 3 % process-to-process scatter): the gate
+    (significant and beyond 10 %) fires on none; the U test alone stays near its nominal 5 %."""
+    rng = np.random.default_rng(7)
+    gated = significant = 0
+    s = Settings(resamples=500)
+    for _ in range(400):
+        base, new = 1 + 0.03 * rng.standard_normal(5), 1 + 0.03 * rng.standard_normal(5)
+        row = timing_row("k", "median s/call", base, new, s, "")
+        gated += row["verdict"] in ("REGRESSION", "improved")
+        significant += row["p"] < 0.05
+    assert gated == 0 and significant / 400 < 0.09
+
+
+@pytest.mark.parametrize("new_center,new_spread,expected", [
+    (1.30, 0.01, "REGRESSION"),
+    (0.70, 0.01, "improved"),
+    (1.04, 0.005, "small"),       # significant, inside the threshold
+    (1.00, 0.01, "same"),
+    (1.15, 0.20, "inconclusive"),  # noisy: the interval crosses 10 %
+])
+def test_each_timing_verdict(new_center, new_spread, expected):
+    base = [np.mean(p) for p in processes(1.0, spread=0.005, seed=1)]
+    new = [np.mean(p) for p in processes(new_center, spread=new_spread, seed=2)]
+    assert timing_row("k", "median s/call", base, new, Settings(), "")["verdict"] == expected
+
+
+def test_a_true_slowdown_exits_1_through_the_real_command(fnd, tmp_path):
+    fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5, seed=1), "einsum": processes(2e-5, seed=2)})
+    fake_matmul_run(tmp_path / "new", {"torch": processes(1.3e-5, seed=3), "einsum": processes(2e-5, seed=4)},
+                    stamp="20261130-130000")
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: REGRESSION: torch 4x4x4 float32 cpu 2t (median s/call)")
+    frame, meta = run_files(tmp_path / "out", "compare")
+    verdicts = frame.set_index("key")["verdict"].to_dict()
+    assert verdicts == {"torch 4x4x4 float32 cpu 2t": "REGRESSION", "einsum 4x4x4 float32 cpu 2t": "same"}
+    torch_row = frame.set_index("key").loc["torch 4x4x4 float32 cpu 2t"]
+    assert torch_row["n_base"] == 5 and torch_row["p"] == pytest.approx(2 / 252)
+    assert 0.2 < torch_row["change"] < 0.4 and meta["counts"] == {"REGRESSION": 1, "same": 1}
+    assert "geometric mean of the NEW/BASE time ratios" in result.stdout and "exit 1" in result.stdout
+    assert meta["geomean_ratio"] == pytest.approx(math.sqrt((1 + torch_row["change"]) *
+                                                            (1 + frame.set_index("key").iloc[1]["change"])))
+
+
+def test_broken_missing_added_untimed_and_the_options_that_gate(fnd, tmp_path):
+    fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5, seed=1), "dot": processes(9e-5, seed=2),
+                                        "loops": processes(1e-2, seed=3), "broadcast": processes(5e-5, seed=5)})
+    fake_matmul_run(tmp_path / "new", {"torch": processes(0.5e-5, seed=4), "dot": [],
+                                       "einsum": processes(2e-5, seed=6), "broadcast": processes(5e-5, n=2)},
+                    stamp="20261130-130000", correct={"dot": False})
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o1", "--format", "csv")
+    assert result.exit_code == 1, result.output
+    frame = pd.read_csv(pd.io.common.StringIO(result.stdout)).set_index("key")
+    assert frame["verdict"].to_dict() == {
+        "torch 4x4x4 float32 cpu 2t": "improved", "dot 4x4x4 float32 cpu 2t": "BROKEN",
+        "loops 4x4x4 float32 cpu 2t": "missing", "broadcast 4x4x4 float32 cpu 2t": "insufficient",
+        "einsum 4x4x4 float32 cpu 2t": "added"}
+    assert "re-run both with fnd matmul-bench --gate" in frame.loc["broadcast 4x4x4 float32 cpu 2t", "note"]
+    assert "wrong result" in frame.loc["dot 4x4x4 float32 cpu 2t", "note"]
+    # without the BROKEN row: improvements and insufficient rows gate only when asked
+    fake_matmul_run(tmp_path / "new2", {"torch": processes(0.5e-5, seed=4), "broadcast": processes(5e-5, n=2)},
+                    stamp="20261130-140000")
+    base, new2 = tmp_path / "base", tmp_path / "new2"
+    assert fnd("compare", base, new2, "--out", tmp_path / "o2").exit_code == 0
+    assert fnd("compare", base, new2, "--out", tmp_path / "o3", "--fail-on-improvement").exit_code == 1
+    strict = fnd("compare", base, new2, "--out", tmp_path / "o4", "--strict")
+    assert strict.exit_code == 1 and "Error: insufficient: broadcast" in strict.stderr
+
+
+def test_untimed_rows_are_shown_not_gated(fnd, tmp_path):
+    fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5), "loops": []})
+    fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5, seed=3), "loops": []}, stamp="20261130-130000")
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path / "o", "compare")
+    assert frame.set_index("key")["verdict"].to_dict() == {"torch 4x4x4 float32 cpu 2t": "same",
+                                                          "loops 4x4x4 float32 cpu 2t": "untimed"}
+
+
+def test_different_machines_exit_2_unless_allowed(fnd, tmp_path):
+    fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)})
+    fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5, seed=2)}, stamp="20261130-130000",
+                    cpu_model="Other CPU", torch_version="2.14.1")
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o")
+    assert_one_line_error(result, "different machines", "cpu_model 'Test CPU' vs 'Other CPU'", "--allow-mismatch")
+    assert not (tmp_path / "o").exists()
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--allow-mismatch", "--out", tmp_path / "o")
+    assert result.exit_code == 0 and "DIFFERENT MACHINES" in result.stdout
+    assert "versions differ: torch_version 2.13.0 -> 2.14.1" in result.stdout  # listed, and allowed
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["missing.csv", "missing.csv"], ["does not exist"]),
+    (["{base}", "{other}"], ["BASE is a matmul-bench run and NEW a gradcheck run"]),
+    (["{empty}", "{other}"], ["no gradcheck run in directory"]),
+    (["{base}", "{empty}"], ["no matmul-bench run in directory"]),
+    (["{base}", "{new}", "--threshold", "0"], ["'--threshold'"]),
+    (["{base}", "{disjoint}"], ["share no row"]),
+])
+def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
+    paths = {"base": fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)}),
+             "new": fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5)}),
+             "disjoint": fake_matmul_run(tmp_path / "disjoint", {"einsum": processes(1e-5)}),
+             "empty": tmp_path / "empty"}
+    (tmp_path / "empty").mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "gradcheck-20261130-120000.csv").write_text("check,tensor,passed\n")
+    (other / "gradcheck-20261130-120000.json").write_text(json.dumps(
+        {"command": "gradcheck", "files": ["gradcheck-20261130-120000.csv"]}))
+    paths["other"] = other / "gradcheck-20261130-120000.csv"
+    result = fnd("compare", *[a.format(**paths) for a in args], "--out", tmp_path / "o")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "o").exists()
+
+
+def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
+    """Real runs: --quick times in one process, so there is one sample a side."""
+    for side in ("base", "new"):
+        result = fnd("matmul-bench", "--quick", "--impl", "torch", "--shape", "8x8x8", "--out", tmp_path / side)
+        assert result.exit_code == 0, result.output
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o", "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert "| torch 8x8x8 float32 cpu 2t | median s/call |" in result.stdout.replace(" 1t |", " 2t |")
+    assert "insufficient" in result.stdout and "re-run both with fnd matmul-bench --gate" in result.stdout
+
+
+def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
+    """Real runs of init-sweep, gradcheck and train: a stable verdict lost, a check that fails, a
+    divergence are BROKEN; an unchanged run is the same; show renders each."""
+    from fndcli import model as fnd_model
+
+    small = {"init-sweep": ["--scheme", "kaiming", "--act", "relu", "--depth", "8", "--width", "32", "--batch", "16"],
+             "gradcheck": ["--batch", "8", "--n-in", "6", "--hidden", "5"],
+             "train": ["--samples", "300", "--epochs", "6", "--n-in", "8", "--hidden", "8"]}
+    for command, args in small.items():
+        assert fnd(command, *args, "--out", tmp_path / command / "base").exit_code == 0
+        assert fnd(command, *args, "--out", tmp_path / command / "same").exit_code == 0
+        result = fnd("compare", tmp_path / command / "base", tmp_path / command / "same", "--out", tmp_path / "o")
+        assert result.exit_code == 0, (command, result.output)
+        shown = fnd("show", tmp_path / command / "same")
+        assert shown.exit_code == 0 and "versions: fnd" in shown.stdout, shown.output
+    # a change for the worse in each: a stable verdict lost, a failing check, a divergence
+    assert fnd("init-sweep", *small["init-sweep"][:-4], "--width", "2", "--batch", "16",
+               "--out", tmp_path / "init-sweep" / "bad").exit_code == 0
+    monkeypatch.setattr(fnd_model.MSE, "backward", lambda self, g=1.0: g * self._diff / self._diff.numel())
+    assert fnd("gradcheck", *small["gradcheck"], "--out", tmp_path / "gradcheck" / "bad").exit_code == 1
+    monkeypatch.undo()
+    assert fnd("train", *small["train"], "--lr", "1000", "--out", tmp_path / "train" / "bad").exit_code == 1
+    for command, what in (("init-sweep", "verdict"), ("gradcheck", "rel_err"), ("train", "diverged epoch")):
+        result = fnd("compare", tmp_path / command / "base", tmp_path / command / "bad", "--out", tmp_path / command)
+        assert result.exit_code == 1 and "Error: BROKEN" in result.stderr, (command, result.output)
+        frame, meta = run_files(tmp_path / command, "compare")
+        assert what in set(frame.loc[frame["verdict"] == "BROKEN", "what"]) and meta["compared"] == command
+    assert "settings differ: --width 32 -> 2" in fnd("compare", tmp_path / "init-sweep" / "base",
+                                                     tmp_path / "init-sweep" / "bad", "--out", tmp_path / "o").stdout
+
+
+def test_compare_and_show_load_neither_torch_nor_numba(tmp_path):
+    from test_startup import fnd_without
+
+    fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)})
+    fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5, seed=2)}, stamp="20261130-130000")
+    for args in (["show", str(tmp_path / "new")], ["compare", str(tmp_path / "base"), str(tmp_path / "new"),
+                                                   "--out", str(tmp_path / "o")]):
+        proc = fnd_without(("torch", "numba", "matplotlib"), *args)
+        assert proc.returncode == 0, proc.stderr
+        assert "torch" in proc.stdout
+
+
+def test_show_formats(fnd, tmp_path):
+    csv = fake_matmul_run(tmp_path / "run", {"torch": processes(1e-5), "einsum": processes(2e-5)})
+    table = fnd("show", csv)
+    assert table.exit_code == 0 and "matmul ladder" in table.stdout and "command:" in table.stdout
+    md = fnd("show", tmp_path / "run", "--format", "md")
+    assert md.stdout.startswith("### fnd matmul-bench: matmul-bench-20261130-120000")
+    assert "| impl | m | k | n | device | median_s |" in md.stdout
+    as_csv = fnd("show", tmp_path / "run" / "matmul-bench-20261130-120000.pyperf.json", "--format", "csv")
+    assert pd.read_csv(pd.io.common.StringIO(as_csv.stdout))["impl"].tolist() == ["torch", "einsum"]
+    doc = json.loads(fnd("show", tmp_path / "run", "--format", "json").stdout)
+    assert doc["run"]["command"] == "matmul-bench" and len(doc["rows"]) == 2
+    assert_one_line_error(fnd("show", tmp_path / "nowhere"), "'RUN'", "does not exist")
