@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/fnd matmul-bench --config configs/book.toml
 
+# The suite runs in two phases: everything but the timing-sensitive tests on 2 workers, one
+# torch thread each (2 cores, not oversubscribed), then the `serial` ones alone.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -31,7 +31,10 @@ import torch
 
 from fndcli import benchstats
 from fndcli.benchspec import PRESETS, TOLERANCES, BenchSpec, estimate_run_seconds, make_inputs, synchronize
-from fndcli.kernels import IMPLS
+from fndcli import userref
+from fndcli.benchspec import Shape
+from fndcli.kernels import IMPLS, resolve
+from fndcli.names import ImplSpec
 from fndcli.memory import is_out_of_memory
 from fndcli.numerics import relative
 
@@ -51,6 +54,7 @@ class Check:
     call_s: float  # measured seconds per call, to size the pyperf values; NaN if not correct
     compile_s: float  # first call minus a steady call, for compiled implementations; else NaN
     error: str = ""   # why it is not correct: it raised, returned the wrong shape, or a wrong result
+    traceback: str = ""  # the user's frames, when the user's own code raised
 
 
 @dataclass
@@ -62,6 +66,7 @@ class BenchResult:
     interrupted: bool = False
     ceilings: dict = field(default_factory=dict)  # {device: (GFLOP/s, source)} behind pct_peak
     error: str | None = None  # out of memory, or a pyperf worker that failed; the rows before it are kept
+    tracebacks: dict = field(default_factory=dict)  # {implementation: the user's traceback}, once each
 
 
 class BenchError(Exception):
@@ -81,8 +86,8 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     An implementation that raises or returns the wrong shape is not correct, and says why.
     """
     a, b, ref = case or reference_case(shape, dtype, seed, device)
-    fn = IMPLS[impl].fn
-    compiled = IMPLS[impl].compiled
+    implementation = resolve(impl)
+    fn, compiled = implementation.fn, implementation.compiled
     try:
         synchronize(device)
         t0 = time.perf_counter()
@@ -92,11 +97,16 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     except Exception as e:  # a kernel's bug is a failing row, not fnd's crash; running out of memory is not a bug
         if is_out_of_memory(e):
             raise
-        return _failed(f"raised {type(e).__name__}: {_first_line(e)}")
+        return _failed(f"raised {type(e).__name__}: {_first_line(e)}",
+                       "" if impl in IMPLS else userref.user_traceback(e))
     if not isinstance(out, torch.Tensor):
         return _failed(f"returned {type(out).__name__}, not a tensor")
     if tuple(out.shape) != tuple(ref.shape):
         return _failed(f"returned shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
+    if out.dtype != a.dtype:  # the chapter's torch.zeros(ar, bc) is float32 whatever the inputs
+        name = lambda t: str(t).removeprefix("torch.")  # noqa: E731
+        return _failed(f"returned {name(out.dtype)} from {name(a.dtype)} inputs (an output made with "
+                       f"torch.zeros(m, n) is float32 whatever the inputs; pass dtype=a.dtype)")
     err = out.double() - ref
     max_abs = err.abs().max().item()
     rel = relative(err.norm().item(), ref.norm().item())
@@ -108,8 +118,31 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     return Check(max_abs, rel, True, call_s, compile_s)
 
 
-def _failed(reason):
-    return Check(math.nan, math.nan, False, math.nan, math.nan, reason)
+def _failed(reason, user_traceback=""):
+    return Check(math.nan, math.nan, False, math.nan, math.nan, reason, user_traceback)
+
+
+def probe_spec(impl, device, dtype):
+    """Facts for an implementation the registry does not know (the user's): its cost model comes from one
+    call at 8x8x8. Under 1 us per multiply-add it is costed as compiled code at 1 GFLOP/s plus that call's
+    overhead; above, as Python-level loops at the measured cost per multiply-add (so the three loops at
+    1024^3 are skipped by --max-seconds, as the built-in ones are)."""
+    shape = Shape(8, 8, 8)
+    a, b = make_inputs(shape, dtype, 0, device)
+    fn = resolve(impl).fn
+    try:
+        fn(a, b)  # first call: imports, compiles
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn(a, b)
+        synchronize(device)
+        call = time.perf_counter() - t0
+    except Exception:  # the check reports it
+        call = 0.0
+    per_mac = call / (shape.m * shape.k * shape.n)
+    if per_mac > 1e-6:
+        return ImplSpec(impl, "your code", lambda m, k, n: m * k * n, per_mac, math.inf)
+    return ImplSpec(impl, "your code", lambda m, k, n: 1, call, 1e9)
 
 
 def _first_line(error):
@@ -144,21 +177,31 @@ def run_bench(cfg, log=lambda msg: None):
     Ctrl-C keeps the rows whose timing finished. Running out of memory, or a pyperf worker
     that fails, stops the run there with `error` set, keeping every row made before it.
     """
-    preset = PRESETS[cfg.preset]
+    before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _run_bench(cfg, log)
+    finally:
+        torch.set_num_threads(before)  # a library call leaves torch as it found it
+
+
+def _run_bench(cfg, log):
+    preset = PRESETS[cfg.preset]
     threads = torch.get_num_threads()
-    rows, specs, cases, interrupted, error = {}, [], {}, False, None
+    rows, specs, cases, interrupted, error, tracebacks, probed = {}, [], {}, False, None, {}, {}
     try:
         for shape in cfg.shapes:
             for device in cfg.devices:
                 for impl in cfg.impls:
-                    if device not in IMPLS[impl].devices:
+                    if device not in resolve(impl).devices:
                         continue
+                    if impl not in IMPLS and (impl, device) not in probed:
+                        probed[(impl, device)] = probe_spec(impl, device, cfg.dtype)
                     row = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n, "dtype": cfg.dtype,
                            "device": device, "threads": threads, "error": "", "skipped": ""}
                     rows[(impl, device, shape)] = row
-                    est = estimate_run_seconds(impl, shape, preset, device)
+                    est = estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device)))
                     if est > cfg.max_seconds:
                         row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
                         continue
@@ -175,6 +218,8 @@ def run_bench(cfg, log=lambda msg: None):
                         raise _OutOfMemory from e
                     row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
                                compile_s=check.compile_s, error=check.error)
+                    if check.traceback:
+                        tracebacks.setdefault(impl, check.traceback)
                     if not check.correct:
                         continue  # a wrong kernel's speed means nothing
                     inner = max(1, round(preset.target_s / check.call_s))
@@ -202,7 +247,7 @@ def run_bench(cfg, log=lambda msg: None):
     ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
     return BenchResult(frame, suite, benchstats.crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted,
-                       ceilings, error)
+                       ceilings, error, tracebacks)
 
 
 def _run_worker(specs, cfg, runs, suite_path):

@@ -42,11 +42,11 @@ def prepare(spec, dtype, seed, threads):
     """Set up one benchmark in this process; return the worker's own record of what it times."""
     import torch
 
-    from fndcli.kernels import IMPLS
+    from fndcli.kernels import resolve
 
+    fn = resolve(spec.impl).fn  # the user's file, if it is one, is imported here: once, before the threads are set
     if threads:
         torch.set_num_threads(threads)
-    fn = IMPLS[spec.impl].fn
     a, b = make_inputs(spec.shape, dtype, seed, spec.device)
     fn(a, b)  # compile / first touch, untimed
     _prepared[spec] = (fn, a, b)

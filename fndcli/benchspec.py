@@ -63,7 +63,7 @@ class BenchSpec:
 
     @classmethod
     def decode(cls, text):
-        impl, device, shape, inner = text.split(":")
+        impl, device, shape, inner = text.rsplit(":", 3)  # impl may be a reference, FILE.py:NAME
         return cls(impl, device, Shape.parse(shape), int(inner))
 
     def name(self, dtype):
@@ -118,9 +118,10 @@ PRESETS = {
 }
 
 
-def estimate_run_seconds(impl, shape, preset, device="cpu"):
-    """Seconds of compute the run of one benchmark would take (worker start-up not included)."""
-    call = IMPL_SPECS[impl].estimate_seconds(shape.m, shape.k, shape.n, device)
+def estimate_run_seconds(impl, shape, preset, device="cpu", spec=None):
+    """Seconds of compute the run of one benchmark would take (worker start-up not included).
+    `spec`: the implementation's facts, for one not in the registry (the user's)."""
+    call = (spec or IMPL_SPECS[impl]).estimate_seconds(shape.m, shape.k, shape.n, device)
     return call + preset.runs_for(call).calls * max(call, preset.target_s)
 
 

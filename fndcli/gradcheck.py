@@ -12,15 +12,17 @@ differences; so is the chapter's `MyRelu`. ReLU inputs are kept at least MARGIN 
 0, so the kink does not spoil the differences.
 """
 import math
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
 
-from fndcli import reference
+from fndcli import reference, usermodel
 from fndcli.bridge import HandWritten, MyRelu
 from fndcli.memory import is_out_of_memory
 from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
 from fndcli.numerics import relative
+from fndcli.usermodel import UserCodeError
 
 COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol", "atol",
            "rule", "passed"]
@@ -181,7 +183,8 @@ def _myrelu_fn(x):
 
 def _error_row(check, tensor, error, x):
     """A check that could not run because the backward raised: it fails, and says why."""
-    return {"check": check, "tensor": f"{tensor} (raised {type(error).__name__}: {str(error).splitlines()[0]})",
+    why = str(error) if isinstance(error, UserCodeError) else f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+    return {"check": check, "tensor": f"{tensor} ({why})",
             "shape": "x".join(map(str, x.shape)), "dtype": str(x.dtype).replace("torch.", ""), "exact": None,
             "allclose": None, "max_abs_diff": math.inf, "rel_err": math.inf, "rtol": None, "atol": None,
             "rule": "the backward raised", "passed": False}
@@ -195,7 +198,7 @@ def _fd_row(tensor, build, inputs, function=None):
     try:
         ok = torch.autograd.gradcheck(function, leaves, eps=FD_EPS, atol=FD_ATOL, rtol=FD_RTOL, raise_exception=False)
         max_abs, ref_max = _fd_max_diff(build, inputs)
-    except RuntimeError as e:
+    except (RuntimeError, UserCodeError) as e:
         return _error_row("finite-difference", tensor, e, inputs[0])
     # exact and allclose do not apply: the reference is a numerical estimate
     return {"check": "finite-difference", "tensor": tensor, "shape": "x".join(map(str, inputs[0].shape)),
@@ -223,14 +226,166 @@ def finite_difference_rows(cfg):
     return rows
 
 
-def run_gradcheck(cfg):
-    """All checks of cfg as one DataFrame (COLUMNS), and an out-of-memory message (the rows before it kept) or None."""
-    rows, error = [], None
+# --- the user's own model and layers (fndcli.usermodel: the chapter's protocol) ---------------------
+
+def _missing_row(check, tensor, why, like):
+    return {"check": check, "tensor": f"{tensor} ({why})", "shape": "x".join(map(str, like.shape)) or "scalar",
+            "dtype": str(like.dtype).replace("torch.", ""), "exact": None, "allclose": None, "max_abs_diff": math.inf,
+            "rel_err": math.inf, "rtol": None, "atol": None, "rule": "the protocol: backward() stores .g",
+            "passed": False}
+
+
+def _grad_rows(named, refs, rtol, atol):
+    """Each (name, tensor) the user's backward should have given a .g, against autograd's gradient."""
+    rows = []
+    for (name, tensor), ref in zip(named, refs):
+        g = getattr(tensor, "g", None)
+        if not isinstance(g, torch.Tensor):
+            rows.append(_missing_row("autograd", f"d loss / d {name}", "no .g after backward()" if g is None
+                                     else f".g is a {type(g).__name__}", ref))
+        else:
+            rows.append(compare("autograd", f"d loss / d {name}", g.to(ref.dtype) if g.shape == ref.shape else g,
+                                ref, rtol, atol))
+    return rows
+
+
+def user_model_rows(cfg, cls, tracebacks):
+    """The user's model built from fnd's tensors: its loss against fnd's reference model, every .g its
+    backward stores against autograd run through the user's own forward."""
+    dtype = getattr(torch, cfg.dtype)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x, target = make_batch(cfg.batch, cfg.n_in, cfg.n_out, cfg.loss, gen, dtype)
+    fnd = init_mlp(cfg.sizes, cfg.init, cfg.loss, gen, dtype, x=x, device=cfg.device)
+    x, target = x.to(cfg.device), target.to(cfg.device)
+    tensors = [p.value for _, p in fnd.named_params()]
+    names = usermodel.names(len(tensors) // 2)
+    rtol, atol = cfg.tolerance, cfg.atol
+    rows = []
     try:
-        rows += autograd_rows(cfg)
-        rows += finite_difference_rows(cfg)
+        ours = [t.clone() for t in tensors]
+        xh = x.clone()
+        model = usermodel.call("model(w1, b1, ...)", cls, *ours)
+        loss = usermodel.call("model(x, targ)", model, xh, target)
+        ref_loss = reference.loss(reference.twin_of(tensors[0::2], tensors[1::2])(x), target, cfg.loss)
+        rows.append(compare("forward", "loss against fnd's reference model", torch.as_tensor(loss).detach().reshape(()),
+                            ref_loss.detach(), rtol, atol))
+        usermodel.call("model.backward()", model.backward)
+        leaves = [t.clone().requires_grad_() for t in tensors]
+        xr = x.clone().requires_grad_()
+        auto = usermodel.call("model(x, targ) under autograd", cls, *leaves)
+        usermodel.call("model(x, targ) under autograd", auto, xr, target).backward()
+    except UserCodeError as e:
+        tracebacks[str(e)] = e.traceback
+        return rows + [_error_row("autograd", "model", e, x)]
+    return rows + _grad_rows([("x", xh), *zip(names, ours)], [xr.grad, *(t.grad for t in leaves)], rtol, atol)
+
+
+def _user_model_fn(cls, target):
+    def build(x, *params):
+        model = usermodel.call("model(w1, b1, ...)", cls, *params)
+        value = usermodel.call("model(x, targ)", model, x, target)
+
+        def backward(g):
+            usermodel.call("model.backward()", model.backward)
+            return (g * usermodel.gradient(x, "x"), *(g * usermodel.gradient(p, n)
+                                                        for n, p in zip(usermodel.names(len(params) // 2), params)))
+        return torch.as_tensor(value).reshape(()), backward
+    return build
+
+
+def user_model_fd_rows(cfg, cls):
+    """torch.autograd.gradcheck on a small float64 copy of the user's model (fnd's tensors, same depth)."""
+    sizes, x, target, params = _small_model(cfg)
+    return [_fd_row(f"model {'-'.join(map(str, sizes))} (yours)", _user_model_fn(cls, target), [x, *params])]
+
+
+def _layer_case(cfg, cls, dtype, gen):
+    """The tensors a layer is built and called with: (constructor args, inputs, target or None, names)."""
+    kind, role = usermodel.layer_kind(cls)
+    width = cfg.n_out if role == "loss" else cfg.n_in
+    inp = torch.randn(cfg.batch, width, generator=gen, dtype=dtype)  # (B, n)
+    ctor = []
+    if kind == "linear":
+        n_out = cfg.hidden[0]
+        ctor = [torch.randn(cfg.n_in, n_out, generator=gen, dtype=dtype) / math.sqrt(cfg.n_in),  # w (n_in, n_out)
+                torch.randn(n_out, generator=gen, dtype=dtype) * 0.1]                           # b (n_out,)
+    target = None
+    if role == "loss":
+        target = make_batch(cfg.batch, 1, cfg.n_out, cfg.loss, gen, dtype)[1]
+    return ctor, inp, target, ["inp", *(["w", "b"] if ctor else [])]
+
+
+def _layer_apply(cls, ctor, inp, target):
+    """Build the user's layer from ctor and call it on inp (and target, for a loss): (layer, out)."""
+    layer = usermodel.call(f"{cls.__name__}(...)", cls, *ctor)
+    out = usermodel.call(f"{cls.__name__}(...)(inp)", layer, *((inp,) if target is None else (inp, target)))
+    return layer, out
+
+
+def _layer_fn(cls, target, names):
+    """The user's layer as f(inp, *params) -> out, with its backward, for finite differences."""
+    def build(x, *params):
+        layer, out = _layer_apply(cls, params, x, target)
+
+        def backward(g):
+            if target is None:
+                out.g = g  # a layer's backward reads the upstream gradient from out.g
+            usermodel.call(f"{cls.__name__}.backward()", layer.backward)
+            grads = [usermodel.gradient(t, n) for n, t in zip(names, [x, *params])]
+            return tuple(gr if target is None else g * gr for gr in grads)  # a loss's backward assumes 1 upstream
+        return out, backward
+    return build
+
+
+def user_layer_rows(cfg, cls, tracebacks):
+    """One of the user's layer classes: the .g its backward stores against autograd through its own
+    forward, then finite differences on a small float64 case."""
+    dtype = getattr(torch, cfg.dtype)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ctor, inp, target, names = _layer_case(cfg, cls, dtype, gen)
+    try:
+        ours = [t.clone() for t in [inp, *ctor]]
+        layer, out = _layer_apply(cls, ours[1:], ours[0], target)
+        upstream = None if target is not None else torch.randn(out.shape, generator=gen, dtype=dtype)
+        if upstream is not None:
+            out.g = upstream
+        usermodel.call(f"{cls.__name__}.backward()", layer.backward)
+        leaves = [t.clone().requires_grad_() for t in [inp, *ctor]]
+        auto = _layer_apply(cls, leaves[1:], leaves[0], target)[1]
+        auto.backward(upstream)
+    except UserCodeError as e:
+        tracebacks[str(e)] = e.traceback
+        return [_error_row("autograd", cls.__name__, e, inp)]
+    rows = _grad_rows(list(zip(names, ours)), [t.grad for t in leaves], cfg.tolerance, cfg.atol)
+    small = replace(cfg, batch=4, n_in=5, hidden=(3,), n_out=min(cfg.n_out, 3), dtype="float64")
+    ctor64, inp64, target64, _ = _layer_case(small, cls, torch.float64, torch.Generator().manual_seed(cfg.seed))
+    rows.append(_fd_row(f"{cls.__name__} (yours)", _layer_fn(cls, target64, names),
+                        [inp64 if target64 is not None else _away_from_zero(inp64), *ctor64]))
+    return rows
+
+
+@dataclass
+class GradcheckResult:
+    rows: pd.DataFrame
+    error: str | None = None                         # out of memory part-way; the rows before it are kept
+    tracebacks: dict = field(default_factory=dict)   # {what raised: the user's traceback}
+
+
+def run_gradcheck(cfg):
+    """All checks of cfg (COLUMNS): fnd's model, or the user's model or layer (cfg.model, cfg.layer)."""
+    rows, error, tracebacks = [], None, {}
+    try:
+        if cfg.model:
+            cls = usermodel.load_class(cfg.model)
+            rows += user_model_rows(cfg, cls, tracebacks)
+            rows += user_model_fd_rows(cfg, cls)
+        elif cfg.layer:
+            rows += user_layer_rows(cfg, usermodel.load_class(cfg.layer), tracebacks)
+        else:
+            rows += autograd_rows(cfg)
+            rows += finite_difference_rows(cfg)
     except (RuntimeError, MemoryError) as e:
         if not is_out_of_memory(e):
             raise
         error = f"out of memory after {len(rows)} check(s): {str(e).splitlines()[0]}"
-    return pd.DataFrame.from_records(rows, columns=COLUMNS), error
+    return GradcheckResult(pd.DataFrame.from_records(rows, columns=COLUMNS), error, tracebacks)

@@ -99,3 +99,21 @@ FUNCTIONS = {
 }
 IMPLS = {name: Impl(**{f.name: getattr(spec, f.name) for f in fields(spec)}, fn=FUNCTIONS[name])
          for name, spec in IMPL_SPECS.items()}
+
+
+def user_impl(name, fn, spec=None):
+    """An implementation from the user's code: `name` is the reference as given (the row's name).
+    Its facts are unknown, so it may run anywhere; its cost comes from a probe (`bench.probe_spec`)."""
+    spec = spec or ImplSpec(name, "your code", lambda m, k, n: m * k * n, 15e-6, 1e9)
+    return Impl(**{f.name: getattr(spec, f.name) for f in fields(spec)}, fn=fn)
+
+
+def resolve(name):
+    """The implementation called `name`: a registry name, a plugin (`fnd.matmul` entry point), or
+    FILE.py:NAME / package.module:NAME. userref.RefError if a reference cannot be loaded."""
+    if name in IMPLS:
+        return IMPLS[name]
+    from fndcli import userref
+
+    plugin = userref.plugins().get(name)
+    return user_impl(name, userref.load(plugin or name))

@@ -55,7 +55,7 @@ def bench_bytes(shape, dtype, impls):
     the error's temporaries; the pyperf worker holds a, b and an output; either adds the kernel's scratch."""
     m, k, n = shape.m, shape.k, shape.n
     it = ITEMSIZE[dtype]
-    scratch = max((IMPL_SPECS[i].scratch(m, k, n) for i in impls), default=0) * it
+    scratch = max((IMPL_SPECS[i].scratch(m, k, n) for i in impls if i in IMPL_SPECS), default=0) * it
     parent = (m * k + k * n) * (it + 8) + m * n * (8 + it + 3 * 8) + scratch
     worker = (m * k + k * n + m * n) * it + scratch
     return parent + worker

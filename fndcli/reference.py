@@ -52,3 +52,20 @@ def loss(out, target, kind):
     if kind == "mse":
         return F.mse_loss(out, target.view_as(out) if target.dim() == 1 else target)
     return F.cross_entropy(out, target)
+
+
+class Twin:
+    """fnd's autograd twin of a hand-written MLP: twin_of's nn.Sequential with torch's loss (train)."""
+
+    def __init__(self, weights, biases, kind):
+        self.net, self.kind = twin_of(weights, biases), kind
+
+    def parameters(self):
+        return self.net.parameters()
+
+    def loss(self, x, y):
+        return loss(self.net(x), y, self.kind)
+
+    def chapter_params(self):
+        """[w1 (in, out), b1, w2, ...], in the order the hand-written model names its parameters."""
+        return [t for w, _, b, _ in chapter_params(self.net) for t in (w, b)]

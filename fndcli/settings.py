@@ -59,6 +59,8 @@ class GradcheckConfig:
     rtol: float | None = None  # None: MODEL_TOLERANCES[dtype]
     atol: float = 0.0
     device: str = "cpu"  # of the autograd comparison; finite differences run on the CPU in float64
+    model: str | None = None  # FILE.py:NAME of the user's model class (fndcli.usermodel's protocol)
+    layer: str | None = None  # FILE.py:NAME of one of the user's layer classes
 
     @property
     def sizes(self):
@@ -95,6 +97,7 @@ class TrainConfig:
     check_autograd: bool = True
     rtol: float | None = None  # None: TRAIN_TOLERANCES[dtype]
     device: str = "cpu"
+    model: str | None = None  # FILE.py:NAME of the user's model class, trained in place of fnd's
 
     @property
     def loss(self):

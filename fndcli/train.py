@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from fndcli import reference
+from fndcli import reference, usermodel
 from fndcli.benchspec import synchronize
 from fndcli.memory import is_out_of_memory
 from fndcli.model import init_mlp
@@ -45,7 +45,8 @@ class TrainResult:
     diverged_epoch: int | None = None
     interrupted: bool = False
     steps: int = 0
-    error: str | None = None      # an allocation that failed mid-run; the epochs before it are kept
+    error: str | None = None      # an allocation that failed mid-run, or the user's model raised; epochs kept
+    user_traceback: str = ""      # the user's frames, when their model raised
 
     def mismatch(self, tolerance):
         """The first comparison beyond tolerance, or None."""
@@ -84,7 +85,7 @@ def make_data(cfg):
 
 def twin_loss(twin, x, y, loss):
     """The autograd twin's loss on a batch."""
-    return reference.loss(twin(x), y, loss)
+    return twin.loss(x, y)
 
 
 def metric(out, y, task):
@@ -140,13 +141,13 @@ def step_rel_diff(loss, ref, out):
 def train(cfg, on_epoch=lambda row: None):
     """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the comparisons."""
     x_tr, y_tr, x_va, y_va = (t.to(cfg.device) for t in make_data(cfg))  # made on the CPU, from the seed
-    dtype = getattr(torch, cfg.dtype)
-    model = init_mlp([cfg.n_in, *cfg.hidden, cfg.outputs], cfg.init, cfg.loss,
-                     torch.Generator().manual_seed(cfg.seed + 1), dtype, x=x_tr, device=cfg.device)
+    baseline = baseline_metric(y_tr, y_va, cfg.task, cfg.outputs)
+    try:
+        model, twin = _models(cfg, x_tr)
+    except usermodel.UserCodeError as e:
+        return TrainResult(pd.DataFrame(columns=COLUMNS), math.nan, None, None, None, baseline,
+                           error=f"before training, {e}", user_traceback=e.traceback)
     opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
-    params = model.named_params()
-    twin = reference.twin_of([p.value for _, p in params[0::2]], [p.value for _, p in params[1::2]]) \
-        if cfg.check_autograd else None
     twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
 
@@ -162,11 +163,11 @@ def train(cfg, on_epoch=lambda row: None):
         on_epoch(row)
         return row
 
-    rows = [evaluate(0, 0.0, math.nan, math.nan, math.nan)]
-    manual_s, twin_s, steps = 0.0, 0.0, 0
+    rows, manual_s, twin_s, steps = [], 0.0, 0.0, 0
     worst = Mismatch(0.0, "every step") if twin else None
-    diverged, interrupted, error = None, False, None
+    diverged, interrupted, error, user_traceback = None, False, None, ""
     try:
+        rows.append(evaluate(0, 0.0, math.nan, math.nan, math.nan))
         for epoch in range(1, cfg.epochs + 1):
             t_epoch, manual_before, twin_before, steps_before = time.perf_counter(), manual_s, twin_s, steps
             order = torch.randperm(len(x_tr), generator=shuffle).to(cfg.device)
@@ -207,13 +208,15 @@ def train(cfg, on_epoch=lambda row: None):
                                  (twin_s - twin_before) / n if twin else math.nan, loss_diff))
     except KeyboardInterrupt:
         interrupted = True
+    except usermodel.UserCodeError as e:
+        error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
     except (RuntimeError, MemoryError) as e:
         if not is_out_of_memory(e):
             raise
         error = f"out of memory in epoch {len(rows)}: {str(e).splitlines()[0]}"
     param_diff = None
     if twin:
-        twin_params = [t for w, _, b, _ in reference.chapter_params(twin) for t in (w, b)]
+        twin_params = twin.chapter_params()
         param_diff = max((Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()),
                                    f"parameter {name}") for (name, p), t in zip(model.named_params(), twin_params)),
                          key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf)
@@ -221,5 +224,18 @@ def train(cfg, on_epoch=lambda row: None):
             param_diff = Mismatch(0.0, "every parameter")
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
     return TrainResult(history, manual_s / max(steps, 1), twin_s / max(steps, 1) if twin else None,
-                       worst, param_diff, baseline_metric(y_tr, y_va, cfg.task, cfg.outputs), model, diverged,
-                       interrupted, steps, error)
+                       worst, param_diff, baseline, model, diverged, interrupted, steps, error, user_traceback)
+
+
+def _models(cfg, x_tr):
+    """The hand-written model (fnd's, or the user's class built from the same tensors) and its autograd twin
+    (torch's layers, or the user's own forward under autograd); None without --check-autograd."""
+    model = init_mlp(cfg.sizes, cfg.init, cfg.loss, torch.Generator().manual_seed(cfg.seed + 1),
+                     getattr(torch, cfg.dtype), x=x_tr, device=cfg.device)
+    params = [p.value for _, p in model.named_params()]
+    weights, biases = params[0::2], params[1::2]
+    if not cfg.model:
+        return model, reference.Twin(weights, biases, cfg.loss) if cfg.check_autograd else None
+    cls = usermodel.load_class(cfg.model)
+    twin = usermodel.UserTwin(cls, weights, biases) if cfg.check_autograd else None
+    return usermodel.UserModel(cls, weights, biases), twin

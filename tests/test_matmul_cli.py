@@ -173,15 +173,18 @@ def test_python_m_fndcli_one_line_error():
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
 
 
+@pytest.mark.serial
 def test_default_preset_times_what_it_reports(fnd, tmp_path):
     """The path users run: the default preset, real worker processes, options forwarded to them.
 
-    One benchmark, tiny, on one thread: the per-call median must agree with this test's own
-    clock, the workers must have used the dtype, threads and seed asked for (their own record,
-    in pyperf's metadata), and the preset must deliver the values it promises.
+    One benchmark, tiny, on a thread count other than torch's default: the per-call median
+    must agree with this test's own clock, the workers must have used the dtype, threads and
+    seed asked for (their own record, in pyperf's metadata), and the preset must deliver the
+    values it promises.
     """
+    asked = 1 if torch.get_num_threads() != 1 else 2  # not the default, so a worker that ignores it is seen
     result = fnd("matmul-bench", "--impl", "broadcast", "--shape", "8x64x32", "--dtype", "float64", "--seed", "5",
-                 "--threads", "1", "--out", tmp_path)
+                 "--threads", asked, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     row = frame.iloc[0]
@@ -192,15 +195,15 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
     assert row["n_values"] == 6 and row["processes"] == 2 and meta["preset"] == "default"
     # what the workers timed, as they recorded it
     recorded = bench.get_metadata()
-    assert (recorded["fnd_dtype"], recorded["fnd_threads"], recorded["fnd_seed"]) == ("float64", 1, 5)
+    assert (recorded["fnd_dtype"], recorded["fnd_threads"], recorded["fnd_seed"]) == ("float64", asked, 5)
     gen = torch.Generator().manual_seed(5)
     a = torch.randn(8, 64, generator=gen, dtype=torch.float64)
     b = torch.randn(64, 32, generator=gen, dtype=torch.float64)
     assert recorded["fnd_input_sum"] == pytest.approx(a.sum().item(), rel=1e-12)
-    assert row["threads"] == 1 and recorded["inner_loops"] > 1
-    # an independent clock around the same call, on one thread
+    assert row["threads"] == asked and recorded["inner_loops"] > 1
+    # an independent clock around the same call, on the same threads
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(asked)
     try:
         fn = IMPLS["broadcast"].fn
         fn(a, b)

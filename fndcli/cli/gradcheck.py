@@ -15,6 +15,20 @@ from fndcli.settings import MODEL_TOLERANCES, GradcheckConfig
 DEFAULTS = GradcheckConfig()
 
 
+def _load_user_class(reference, option):
+    """Load the class a --model or --layer names; a bad reference is exit 2, before any work."""
+    if reference is None:
+        return
+    from fndcli import userref, usermodel
+
+    try:
+        cls = usermodel.load_class(reference)
+        if option == "--layer":
+            usermodel.layer_kind(cls)
+    except (userref.RefError, usermodel.UserCodeError) as e:
+        raise typer.BadParameter(str(e), param_hint=f"'{option}'")
+
+
 @command("gradcheck")
 def gradcheck(
     ctx: typer.Context,
@@ -36,6 +50,14 @@ def gradcheck(
     atol: Annotated[float, typer.Option("--atol", help="Absolute tolerance added to rtol * max|ref|.")] = DEFAULTS.atol,
     device: Annotated[DeviceName, typer.Option(
         "--device", help="Where the autograd comparison runs; finite differences stay on the CPU.")] = DeviceName.cpu,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", metavar="FILE.py:NAME", help="Check your own model class instead of fnd's: built as NAME(w1, b1, "
+                                                "w2, b2, ...), loss = model(x, targ), model.backward() stores .g on x "
+                                                "and every tensor. Loading a file runs its code.")] = None,
+    layer: Annotated[Optional[str], typer.Option(
+        "--layer", metavar="FILE.py:NAME", help="Check one of your layer classes: Lin-like NAME(w, b) or "
+                                                "parameter-free NAME(), called on (inp) or, a loss, (inp, targ); "
+                                                "backward() reads out.g and stores .g.")] = None,
     config: config_option("gradcheck") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -52,15 +74,21 @@ def gradcheck(
         fnd gradcheck
         fnd gradcheck --hidden 128 --hidden 64 --n-out 10 --loss cross-entropy --batch 1
         fnd gradcheck --dtype float64 --config configs/ci.toml
+        fnd gradcheck --model examples/chapter_model.py:Model
+        fnd gradcheck --layer examples/chapter_model.py:Lin
     """
     tolerance(rtol, "--rtol")
     tolerance(atol, "--atol")
     check_devices([device.value])
     if loss.value == "cross-entropy" and n_out < 2:
         raise typer.BadParameter(f"cross-entropy needs 2 or more classes, got {n_out}", param_hint="'--n-out'")
+    if model and layer:
+        raise typer.BadParameter("give --model or --layer, not both", param_hint="'--layer'")
+    _load_user_class(model, "--model")
+    _load_user_class(layer, "--layer")
     cfg = GradcheckConfig(batch=batch, n_in=n_in, hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out,
                           loss=loss.value, dtype=dtype.value, seed=seed, init=resolve_scheme_name(init.value),
-                          rtol=rtol, atol=atol, device=device.value)
+                          rtol=rtol, atol=atol, device=device.value, model=model, layer=layer)
     check_memory(gradcheck_bytes(cfg), cfg.device, f"gradcheck of {batch} x {' -> '.join(map(str, cfg.sizes))}",
                  "--batch, --n-in or --hidden")
     out = out_dir(out)
@@ -73,7 +101,8 @@ def gradcheck(
     started = utc_now()
     with status(con, quiet) as live:
         live.update("gradcheck")
-        frame, error = run_gradcheck(cfg)
+        result = run_gradcheck(cfg)
+    frame, error = result.rows, result.error
     failed = frame[~frame["passed"].astype(bool)]
     code = 1 if len(failed) or error else 0
     paths = save_run(ctx, out, started, lambda files: files.write_csv(".csv", frame),
@@ -82,12 +111,17 @@ def gradcheck(
                      status="complete" if not error else "failed", error=error, exit_code=code)
     if not quiet:
         sizes = " -> ".join(map(str, cfg.sizes))
-        con.print(gradcheck_table(frame, f"gradcheck: {batch} x {sizes}, {cfg.loss}, {cfg.dtype}, init {cfg.init}"))
+        whose = f"{model}, " if model else f"{layer}, " if layer else ""
+        con.print(gradcheck_table(frame, f"gradcheck: {whose}{batch} x {sizes}, {cfg.loss}, {cfg.dtype}, "
+                                         f"init {cfg.init}"))
         con.print(f"autograd rows pass when max|diff| <= {cfg.atol:g} + {cfg.tolerance:g} * max|ref|; "
                   f"finite-difference rows when torch.autograd.gradcheck (float64, eps {FD_EPS:g}) finds "
                   f"|analytic - numeric| <= {FD_ATOL:g} + {FD_RTOL:g} * |numeric| at every element")
         con.print("[green]all checks pass[/]" if code == 0 else
-                  f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}")
+                  f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}", markup=True)
+        for what, text in result.tracebacks.items():
+            con.print(f"\n{what}", style="bold red", markup=False)
+            con.print(text.rstrip(), markup=False, soft_wrap=True)
     if error:
         error_line(error)
     print_paths(con, paths)

@@ -6,22 +6,30 @@ import typer
 
 from fndcli.benchspec import PRESETS, Shape, estimate_run_seconds, parse_sweep, sweep_shapes
 from fndcli.cli.app import command
-from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, ImplName, OutOption, QuietOption, SeedOption,
-                                SweepDim, check_devices, check_memory, config_option, positive_finite)
+from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, OutOption, QuietOption, SeedOption, SweepDim,
+                                check_devices, check_memory, config_option, positive_finite)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
 from fndcli.memory import bench_bytes
 from fndcli.names import IMPL_SPECS
 from fndcli.settings import BenchConfig
+from fndcli.userref import RefError, is_reference, plugins
 
 DEFAULTS = BenchConfig()
+
+
+def _plugin_help():
+    found = plugins()
+    return f"; installed plugins (fnd.matmul): {', '.join(found)}" if found else ""
 
 
 @command("matmul-bench")
 def matmul_bench(
     ctx: typer.Context,
-    impl: Annotated[Optional[list[ImplName]], typer.Option(
-        "--impl", metavar="NAME", help=f"Implementation to run; repeatable. Default: the chapter's five; 'all': every "
-                                       f"one that runs on the device(s) and dtype. {IMPL_HELP}.")] = None,
+    impl: Annotated[Optional[list[str]], typer.Option(
+        "--impl", metavar="NAME|FILE.py:NAME", callback=lambda value: _known(value), help=(
+            f"Implementation to run; repeatable. Default: the chapter's five; 'all': every one that runs on the "
+            f"device(s) and dtype. {IMPL_HELP}{_plugin_help()}. Or your own: FILE.py:NAME or package.module:NAME, "
+            "a function of a (m, k) and b (k, n) returning c (m, n); loading a file runs its code."))] = None,
     shape: Annotated[Optional[list[Shape]], typer.Option(
         "--shape", metavar="MxKxN", parser=Shape.parse,
         help="a is MxK, b is KxN; repeatable. Default: the book's 5x784x10.")] = None,
@@ -121,7 +129,7 @@ def matmul_bench(
     paths = save_run(ctx, out, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
                      seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, baseline=base, peak=peak,
                      **_matmul_settings(), status="interrupted" if result.interrupted else "complete",
-                     error=result.error, exit_code=code)
+                     user_code_changed=_user_changes(), error=result.error, exit_code=code)
     if not quiet:
         threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
         title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
@@ -133,6 +141,9 @@ def matmul_bench(
                                                          "their ranges of values apart on both sides"))
         if len(wrong):
             con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
+        for name, text in result.tracebacks.items():
+            con.print(f"\n{name} raised:", style="bold red", markup=False)
+            con.print(text.rstrip(), markup=False, soft_wrap=True)
         if result.interrupted:
             con.print("[yellow]interrupted: kept the rows that finished[/]")
     if result.error:
@@ -141,13 +152,36 @@ def matmul_bench(
     raise typer.Exit(code)
 
 
+def _known(names):
+    """Each --impl is a registry name, 'all', a plugin, or has the form of a reference to the user's code."""
+    found = plugins()
+    for name in names or ():
+        if name not in IMPL_SPECS and name != "all" and name not in found and not is_reference(name):
+            raise typer.BadParameter(f"{name!r} is not an implementation; known: {', '.join([*IMPL_SPECS, *found])}, "
+                                     "all, or your own FILE.py:NAME")
+    return names
+
+
 def _impls(impl, devices, dtype):
     """The implementations to run: the chapter's five by default, 'all' for every one that fits the
-    devices and dtype; an explicit one that cannot run is an error naming what it can do."""
-    names = [i.value for i in impl] if impl else list(DEFAULTS.impls)
+    devices and dtype (and every installed plugin); an explicit one that cannot run is an error naming
+    what it can do; a reference to the user's code is loaded here, so a bad one stops the run (exit 2)."""
+    names = list(impl) if impl else list(DEFAULTS.impls)
+    found = plugins()
     if "all" in names:
-        return tuple(n for n, s in IMPL_SPECS.items() if set(s.devices) & set(devices) and dtype in s.dtypes)
+        names = [n for n, s in IMPL_SPECS.items() if set(s.devices) & set(devices) and dtype in s.dtypes] + \
+                [n for n in names if n != "all" and n not in IMPL_SPECS] + list(found)
     for name in names:
+        if name in found:
+            continue
+        if name not in IMPL_SPECS:  # a reference (_known checked the rest)
+            try:
+                from fndcli import userref
+
+                userref.load(name, "function of (a, b)")
+            except RefError as e:
+                raise typer.BadParameter(str(e), param_hint="'--impl'")
+            continue
         spec = IMPL_SPECS[name]
         if not set(spec.devices) & set(devices):
             raise typer.BadParameter(f"{name} runs only on {' or '.join(spec.devices)}; "
@@ -173,10 +207,17 @@ def _check_memory(cfg, option):
     preset = PRESETS[cfg.preset]
     for shape in cfg.shapes:
         for device in cfg.devices:
-            runs = [i for i in cfg.impls if device in IMPL_SPECS[i].devices
-                    and estimate_run_seconds(i, shape, preset, device) <= cfg.max_seconds]
+            runs = [i for i in cfg.impls if i not in IMPL_SPECS or (device in IMPL_SPECS[i].devices  # the user's: unknown
+                    and estimate_run_seconds(i, shape, preset, device) <= cfg.max_seconds)]
             if runs:
                 check_memory(bench_bytes(shape, cfg.dtype, runs), device, f"matmul-bench at {shape}", option)
+
+
+def _user_changes():
+    """What the user's code changed of torch's settings when it was imported (restored since)."""
+    from fndcli import userref
+
+    return list(userref.changed)
 
 
 def _torch_threads():

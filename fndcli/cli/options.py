@@ -23,7 +23,6 @@ def choices(name, keys):
     return Enum(name, {k: k for k in keys}, type=str)
 
 
-ImplName = choices("ImplName", [*IMPL_SPECS, "all"])
 BenchDtype = choices("BenchDtype", DTYPES)
 ModelDtype = choices("ModelDtype", ["float32", "float64"])
 DeviceName = choices("DeviceName", DEVICES)

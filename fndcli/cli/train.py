@@ -54,6 +54,10 @@ def train_command(
     plot: Annotated[bool, typer.Option(
         "--plot", help="Write a PNG of the loss curves, hand-written and autograd.")] = False,
     device: Annotated[DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")] = DeviceName.cpu,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", metavar="FILE.py:NAME", help="Train your own model class instead of fnd's: NAME(w1, b1, w2, b2, "
+                                                "...), loss = model(x, targ), model.backward() stores .g; its twin "
+                                                "runs your forward under autograd. Loading a file runs its code.")] = None,
     config: config_option("train") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -68,6 +72,7 @@ def train_command(
         fnd train
         fnd train --task classification --classes 5 --hidden 64 --hidden 32 --epochs 30
         fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
+        fnd train --model examples/chapter_model.py:Model
     """
     check_devices([device.value])
     positive_finite(lr, "--lr")
@@ -86,7 +91,14 @@ def train_command(
                       hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out, classes=classes,
                       labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
                       batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
-                      check_autograd=check_autograd, rtol=rtol, device=device.value)
+                      check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
+    if model is not None:
+        from fndcli import userref, usermodel
+
+        try:
+            usermodel.load_class(model)
+        except userref.RefError as e:
+            raise typer.BadParameter(str(e), param_hint="'--model'")
     check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
                  "--samples, --n-in or --hidden")
     out = out_dir(out)
@@ -122,13 +134,13 @@ def train_command(
                      error=result.error, exit_code=code)
     if not quiet:
         metric_name = "valid R²" if cfg.task == "regression" else "valid accuracy"
-        sizes = " -> ".join(map(str, cfg.sizes))
+        sizes = " -> ".join(map(str, cfg.sizes)) + (f", {model}" if model else "")
         caption = f"{metric_name} of a model that predicts {baseline_name}: {result.baseline_metric:.4f}"
         con.print(train_table(history, f"train: {cfg.task}, {sizes}, {cfg.loss}, SGD lr {lr:g}"
                                        f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}",
                               metric_name, caption))
         step = f"hand-written step {human_seconds(result.manual_step_s)}"
-        if check_autograd:
+        if check_autograd and result.steps:
             step += (f", autograd twin {human_seconds(result.autograd_step_s)}: the hand-written step takes "
                      f"{result.manual_step_s / result.autograd_step_s:.2f}x the twin's time")
             con.print(f"{step}\nlargest relative difference from the twin: loss {result.loss_diff.rel_diff:.2e} at "
@@ -144,5 +156,7 @@ def train_command(
                    f"try a smaller --lr than {lr:g}")
     if result.error:
         error_line(result.error)
+    if result.user_traceback and not quiet:
+        con.print(result.user_traceback.rstrip(), markup=False, soft_wrap=True)
     print_paths(con, paths)
     raise typer.Exit(code)

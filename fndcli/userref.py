@@ -1,0 +1,129 @@
+"""References to the user's own code: `path/to/file.py:NAME`, `package.module:NAME`, and plugins.
+
+Loading a file runs its code, as pytest's collection does. Each file is imported once per
+process, under a module name of its own. What it changes of torch's global settings at import
+(threads, default dtype, grad mode) is restored and reported, so it cannot skew fnd's
+measurements. torch-free until a reference is loaded.
+
+Installed packages register matmul kernels under the entry-point group `fnd.matmul`
+(`[project.entry-points."fnd.matmul"] mykernel = "mypkg.kernels:matmul"`); their names
+join the registry's in `--impl` and `--help`, and `--impl all` includes them.
+"""
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+
+PLUGIN_GROUP = "fnd.matmul"
+_loaded = {}      # reference -> object, once per process
+changed = []      # what loading user code changed of torch's settings (restored), for the sidecar
+
+
+class RefError(Exception):
+    """A reference that cannot be loaded: the message is one line, for exit 2."""
+
+
+def is_reference(text):
+    """`file.py:NAME` or `package.module:NAME` (registry names have no colon)."""
+    return ":" in text
+
+
+def plugins():
+    """{name: 'module:attr'} of the installed `fnd.matmul` entry points."""
+    try:
+        return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+    except Exception:  # a broken distribution's metadata must not break fnd's start-up
+        return {}
+
+
+def _split(text):
+    location, sep, name = text.rpartition(":")
+    if not sep or not location or not name.isidentifier():
+        raise RefError(f"{text!r} is not FILE.py:NAME or package.module:NAME")
+    return location, name
+
+
+def _torch_settings():
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    return {"threads": torch.get_num_threads(), "default dtype": torch.get_default_dtype(),
+            "grad mode": torch.is_grad_enabled()}
+
+
+def _restore(before):
+    after = _torch_settings()
+    if before is None or after is None or after == before:
+        return
+    import torch
+
+    for key in before:
+        if before[key] != after[key]:
+            changed.append(f"{key} {after[key]} (restored to {before[key]})")
+    torch.set_num_threads(before["threads"])
+    torch.set_default_dtype(before["default dtype"])
+    torch.set_grad_enabled(before["grad mode"])
+
+
+def _import_file(path):
+    name = "fnd_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load(text, what="callable"):
+    """The object a reference names; RefError (one line) if it does not exist or is not callable."""
+    if text in _loaded:
+        return _loaded[text]
+    location, name = _split(text)
+    before = _torch_settings()
+    try:
+        if location.endswith(".py") or "/" in location or "\\" in location:
+            path = Path(location).expanduser().resolve()
+            if not path.is_file():
+                raise RefError(f"{location!r} does not exist (from {text!r})")
+            module = _import_file(path)
+        else:
+            module = importlib.import_module(location)
+    except RefError:
+        raise
+    except Exception as e:
+        raise RefError(f"cannot import {location!r}: {type(e).__name__}: {_first_line(e)}") from e
+    finally:
+        _restore(before)
+    if not hasattr(module, name):
+        known = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise RefError(f"{location!r} has no {name!r}; it defines {', '.join(known) or 'nothing callable'}")
+    obj = getattr(module, name)
+    if not callable(obj):
+        raise RefError(f"{text!r} is a {type(obj).__name__}, not a {what}")
+    _loaded[text] = obj
+    return obj
+
+
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
+def user_traceback(error):
+    """The traceback of an exception raised in the user's code: their frames, not fnd's or torch's."""
+    skip = [str(Path(__file__).resolve().parent)]
+    if "torch" in sys.modules:
+        skip.append(str(Path(sys.modules["torch"].__file__).resolve().parent))
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(str(Path(f.filename).resolve()).startswith(d) for d in skip)]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(type(error), error)
+    return "Traceback (the user's frames):\n" + "".join(lines)

@@ -1,0 +1,242 @@
+"""Your own code under fnd's checks: matmul kernels (--impl FILE.py:NAME), models and layers (--model, --layer)."""
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pyperf
+import pytest
+
+from conftest import assert_rejected, run_files
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+KERNELS = f"{EXAMPLES / 'mykernels.py'}"
+MODEL = f"{EXAMPLES / 'chapter_model.py'}"
+
+# The chapter's LayerFunction cells, pasted unmodified (fastbook ch. 17): Lin.bwd reads self.inp, never set.
+CHAPTER_LAYER_FUNCTION = '''
+class LayerFunction():
+    def __call__(self, *args):
+        self.args = args
+        self.out = self.forward(*args)
+        return self.out
+
+    def forward(self): raise Exception('not implemented')
+    def bwd(self): raise Exception('not implemented')
+    def backward(self): self.bwd(self.out, *self.args)
+
+class Relu(LayerFunction):
+    def forward(self, inp): return inp.clamp_min(0.)
+    def bwd(self, out, inp): inp.g = (inp>0).float() * out.g
+
+class Lin(LayerFunction):
+    def __init__(self, w, b): self.w,self.b = w,b
+
+    def forward(self, inp): return inp@self.w + self.b
+
+    def bwd(self, out, inp):
+        inp.g = out.g @ self.w.t()
+        self.w.g = self.inp.t() @ self.out.g
+        self.b.g = out.g.sum(0)
+
+class Mse(LayerFunction):
+    def forward (self, inp, targ): return (inp.squeeze() - targ).pow(2).mean()
+    def bwd(self, out, inp, targ):
+        inp.g = 2*(inp.squeeze()-targ).unsqueeze(-1) / targ.shape[0]
+'''
+
+
+def write(path, source):
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+# --- matmul kernels ---------------------------------------------------------------------------
+
+def test_your_kernels_checked_and_timed_beside_the_ladder(fnd, tmp_path):
+    refs = [f"{KERNELS}:chapter_matmul", f"{KERNELS}:row_broadcast"]
+    result = fnd("matmul-bench", "--quick", "--impl", refs[0], "--impl", refs[1], "--impl", "torch",
+                 "--shape", "4x6x3", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert frame["impl"].tolist() == [*refs, "torch"] and frame["correct"].all()  # named as given
+    assert (frame["median_s"] > 0).all()
+    names = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1])).get_benchmark_names()
+    assert f"{refs[0]} 4x6x3 float32 cpu" in names  # timed by the worker, which imported the file itself
+
+
+def test_the_chapters_float32_output_is_a_finding(fnd, tmp_path):
+    result = fnd("matmul-bench", "--quick", "--impl", f"{KERNELS}:chapter_matmul", "--impl", "torch",
+                 "--shape", "3x4x5", "--dtype", "float64", "--out", tmp_path)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    frame, _ = run_files(tmp_path, "matmul-bench")
+    row = frame.set_index("impl").loc[f"{KERNELS}:chapter_matmul"]
+    assert row["error"].startswith("returned float32 from float64 inputs") and not row["correct"]
+
+
+def test_a_slow_kernel_of_yours_meets_the_cost_guard(fnd, tmp_path):
+    """Probed once at 8x8x8, the three loops cost about 15 us a multiply-add: 256^3 is skipped."""
+    result = fnd("matmul-bench", "--quick", "--impl", f"{KERNELS}:chapter_matmul", "--shape", "256x256x256",
+                 "--max-seconds", "20", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path, "matmul-bench")
+    assert frame["skipped"].iloc[0].startswith("estimated") and "--max-seconds 20" in frame["skipped"].iloc[0]
+
+
+def test_planted_bugs_fail_with_their_reasons_and_your_traceback(fnd, tmp_path):
+    bad = write(tmp_path / "bad.py", """
+        import torch
+
+        def off_by_one(a, b):
+            return a @ b + 1
+
+        def transposed(a, b):
+            return (a @ b).t()
+
+        def helper(a):
+            return a.undefined_method()
+
+        def raises(a, b):
+            return helper(a)
+        """)
+    refs = [f"{bad}:off_by_one", f"{bad}:transposed", f"{bad}:raises"]
+    result = fnd("matmul-bench", "--quick", *[a for r in refs for a in ("--impl", r)], "--shape", "4x5x3",
+                 "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    frame, _ = run_files(tmp_path / "out", "matmul-bench")
+    errors = frame.set_index("impl")["error"]
+    assert errors[refs[0]].startswith("wrong result: relative error")
+    assert errors[refs[1]] == "returned shape (3, 4), expected (4, 3)"
+    assert errors[refs[2]] == "raised AttributeError: 'Tensor' object has no attribute 'undefined_method'"
+    out = result.stdout
+    assert out.count("Traceback (the user's frames)") == 1  # once, below the table
+    assert f'File "{bad}", line 14, in raises' in out and f'File "{bad}", line 11, in helper' in out
+    assert "fndcli" not in out.split("Traceback (the user's frames)")[1].split("\n\n")[0]  # their frames only
+
+
+@pytest.mark.parametrize("ref,fragments", [
+    ("{tmp}/missing.py:matmul", ["does not exist"]),
+    ("{tmp}/k.py:nope", ["has no 'nope'", "it defines matmul"]),
+    ("{tmp}/k.py:CONSTANT", ["is a int, not a function of (a, b)"]),
+    ("{tmp}/broken.py:matmul", ["cannot import", "SyntaxError"]),
+    ("no_such_package.mod:matmul", ["cannot import 'no_such_package.mod'", "ModuleNotFoundError"]),
+    ("{tmp}/k.py:", ["is not FILE.py:NAME"]),
+    ("nope", ["'nope' is not an implementation", "FILE.py:NAME"]),
+])
+def test_bad_references_exit_2_and_write_nothing(fnd, tmp_path, ref, fragments):
+    write(tmp_path / "k.py", "CONSTANT = 3\ndef matmul(a, b):\n    return a @ b\n")
+    write(tmp_path / "broken.py", "def matmul(a, b) return a @ b\n")
+    assert_rejected(fnd, tmp_path, "matmul-bench", ["--impl", ref.format(tmp=tmp_path)], "'--impl'", *fragments)
+
+
+def test_an_installed_plugin_joins_the_registry(fnd, tmp_path, monkeypatch):
+    """A distribution with an `fnd.matmul` entry point: listed in --help, run by --impl all and by name."""
+    site = tmp_path / "site"
+    (site / "fnd_plugin_demo").mkdir(parents=True)
+    write(site / "fnd_plugin_demo" / "__init__.py", "def matmul(a, b):\n    return a @ b\n")
+    info = site / "fnd_plugin_demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fnd-plugin-demo\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[fnd.matmul]\ndemo-mm = fnd_plugin_demo:matmul\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))  # for the pyperf worker processes
+    import os
+    import subprocess
+
+    help_text = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--help"], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": str(site)}).stdout
+    assert "installed plugins (fnd.matmul): demo-mm" in " ".join(help_text.replace("│", " ").split())
+    result = fnd("matmul-bench", "--quick", "--impl", "all", "--shape", "3x4x2", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path / "out", "matmul-bench")
+    assert frame["impl"].iloc[-1] == "demo-mm" and frame["correct"].all() and frame["median_s"].iloc[-1] > 0
+
+
+def test_a_file_that_changes_torch_settings_is_undone_and_recorded(fnd, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    rude = write(tmp_path / "rude.py", """
+        import torch
+        torch.set_num_threads(torch.get_num_threads() + 1)
+        torch.set_default_dtype(torch.float64)
+        print("hello from the user's file")
+
+        def matmul(a, b):
+            return a @ b
+        """)
+    result = fnd("matmul-bench", "--quick", "--impl", f"{rude}:matmul", "--shape", "3x3x3", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == threads and torch.get_default_dtype() == torch.float32
+    _, meta = run_files(tmp_path, "matmul-bench")
+    assert f"threads {threads + 1} (restored to {threads})" in meta["user_code_changed"]
+    assert any(c.startswith("default dtype torch.float64") for c in meta["user_code_changed"])
+
+
+# --- models and layers -------------------------------------------------------------------------
+
+def test_the_chapters_model_pasted_unmodified_passes(fnd, tmp_path):
+    result = fnd("gradcheck", "--model", f"{MODEL}:Model", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path, "gradcheck")
+    assert frame["passed"].all() and set(frame["check"]) == {"forward", "autograd", "finite-difference"}
+    assert {"d loss / d x", "d loss / d lin1.w", "d loss / d lin2.b"} <= set(frame["tensor"])
+
+
+@pytest.mark.parametrize("edit,failing", [
+    # forward: relu's kink moved; the backward still matches this forward, so only fnd's reference catches it
+    (("inp.clamp_min(0.)", "inp.clamp_min(0.01)"), "loss against fnd's reference model"),
+    # backward: the weight gradient's factor dropped
+    (("self.w.g = self.inp.t() @ self.out.g", "self.w.g = 0.5 * self.inp.t() @ self.out.g"), "d loss / d lin1.w"),
+    # shape: the bias gradient not summed over the batch
+    (("self.b.g = self.out.g.sum(0)", "self.b.g = self.out.g"), "d loss / d lin2.b"),
+    # protocol: the bias gradient never stored
+    (("        self.b.g = self.out.g.sum(0)\n", ""), "d loss / d lin1.b (no .g after backward())"),
+])
+def test_a_planted_bug_in_your_model_fails_and_is_named(fnd, tmp_path, edit, failing):
+    source = (EXAMPLES / "chapter_model.py").read_text()
+    assert edit[0] in source
+    bugged = write(tmp_path / "model.py", source.replace(*edit))
+    result = fnd("gradcheck", "--model", f"{bugged}:Model", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    frame, _ = run_files(tmp_path / "out", "gradcheck")
+    assert failing in set(frame.loc[~frame["passed"], "tensor"]), frame[["tensor", "passed"]]
+
+
+def test_the_chapters_layer_function_bug_is_reported_not_crashed(fnd, tmp_path):
+    pasted = write(tmp_path / "chapter.py", CHAPTER_LAYER_FUNCTION)
+    result = fnd("gradcheck", "--layer", f"{pasted}:Lin", "--out", tmp_path / "lin")
+    assert result.exit_code == 1 and "Traceback (most recent" not in result.output
+    assert "Lin.backward() raised AttributeError: 'Lin' object has no attribute 'inp'" in result.stdout
+    assert f'File "{pasted}", line 23, in bwd' in result.stdout
+    for name in ("Relu", "Mse"):  # its other layers are right
+        assert fnd("gradcheck", "--layer", f"{pasted}:{name}", "--out", tmp_path / name).exit_code == 0
+    for name in ("Lin", "Relu", "Mse"):  # the shipped copy, with the fix, passes
+        result = fnd("gradcheck", "--layer", f"{EXAMPLES / 'chapter_layer_function.py'}:{name}", "--out",
+                     tmp_path / f"fixed-{name}")
+        assert result.exit_code == 0, result.output
+        frame, _ = run_files(tmp_path / f"fixed-{name}", "gradcheck")
+        assert (frame["check"] == "finite-difference").sum() == 1 and frame["passed"].all()
+
+
+def test_train_your_model_in_lockstep_with_its_twin(fnd, tmp_path):
+    result = fnd("train", "--model", f"{MODEL}:Model", "--epochs", "3", "--samples", "400", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    history, meta = run_files(tmp_path, "train")
+    assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0] / 2
+    assert meta["max_rel_param_diff"] == 0 and meta["config"]["model"] == f"{MODEL}:Model"
+    bugged = write(tmp_path / "bugged.py", (EXAMPLES / "chapter_model.py").read_text().replace(
+        "self.b.g = self.out.g.sum(0)", "self.b.g = 2 * self.out.g.sum(0)"))
+    result = fnd("train", "--model", f"{bugged}:Model", "--epochs", "2", "--samples", "400", "--out", tmp_path / "b")
+    assert result.exit_code == 1 and "disagree" in result.stderr
+
+
+@pytest.mark.parametrize("command,args,fragments", [
+    ("gradcheck", ["--model", "{tmp}/nothere.py:Model"], ["'--model'", "does not exist"]),
+    ("gradcheck", ["--layer", "{model}:Nope"], ["'--layer'", "has no 'Nope'"]),
+    ("gradcheck", ["--model", "{model}:Model", "--layer", "{model}:Lin"], ["not both"]),
+    ("train", ["--model", "{tmp}/nothere.py:Model"], ["'--model'", "does not exist"]),
+])
+def test_bad_model_references_exit_2(fnd, tmp_path, command, args, fragments):
+    assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path, model=MODEL) for a in args], *fragments)
