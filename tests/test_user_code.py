@@ -14,37 +14,11 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 KERNELS = f"{EXAMPLES / 'mykernels.py'}"
 MODEL = f"{EXAMPLES / 'chapter_model.py'}"
 
-# The chapter's LayerFunction cells, pasted unmodified (fastbook ch. 17): Lin.bwd reads self.inp, never set.
-CHAPTER_LAYER_FUNCTION = '''
-class LayerFunction():
-    def __call__(self, *args):
-        self.args = args
-        self.out = self.forward(*args)
-        return self.out
-
-    def forward(self): raise Exception('not implemented')
-    def bwd(self): raise Exception('not implemented')
-    def backward(self): self.bwd(self.out, *self.args)
-
-class Relu(LayerFunction):
-    def forward(self, inp): return inp.clamp_min(0.)
-    def bwd(self, out, inp): inp.g = (inp>0).float() * out.g
-
-class Lin(LayerFunction):
-    def __init__(self, w, b): self.w,self.b = w,b
-
-    def forward(self, inp): return inp@self.w + self.b
-
-    def bwd(self, out, inp):
-        inp.g = out.g @ self.w.t()
-        self.w.g = self.inp.t() @ self.out.g
-        self.b.g = out.g.sum(0)
-
-class Mse(LayerFunction):
-    def forward (self, inp, targ): return (inp.squeeze() - targ).pow(2).mean()
-    def bwd(self, out, inp, targ):
-        inp.g = 2*(inp.squeeze()-targ).unsqueeze(-1) / targ.shape[0]
-'''
+# The chapter's LayerFunction cells as printed (fastbook ch. 17): the shipped copy with its one fix undone,
+# so Lin.bwd reads self.inp and self.out, which that class never sets.
+FIXED_LINE = "self.w.g = inp.t() @ out.g  # the chapter: self.inp.t() @ self.out.g"
+CHAPTER_LAYER_FUNCTION = (EXAMPLES / "chapter_layer_function.py").read_text().replace(
+    FIXED_LINE, "self.w.g = self.inp.t() @ self.out.g")
 
 
 def write(path, source):
@@ -209,7 +183,9 @@ def test_the_chapters_layer_function_bug_is_reported_not_crashed(fnd, tmp_path):
     result = fnd("gradcheck", "--layer", f"{pasted}:Lin", "--out", tmp_path / "lin")
     assert result.exit_code == 1 and "Traceback (most recent" not in result.output
     assert "Lin.backward() raised AttributeError: 'Lin' object has no attribute 'inp'" in result.stdout
-    assert f'File "{pasted}", line 23, in bwd' in result.stdout
+    line = CHAPTER_LAYER_FUNCTION.splitlines().index("        self.w.g = self.inp.t() @ self.out.g") + 1
+    assert FIXED_LINE in (EXAMPLES / "chapter_layer_function.py").read_text()
+    assert f'File "{pasted}", line {line}, in bwd' in result.stdout
     for name in ("Relu", "Mse"):  # its other layers are right
         assert fnd("gradcheck", "--layer", f"{pasted}:{name}", "--out", tmp_path / name).exit_code == 0
     for name in ("Lin", "Relu", "Mse"):  # the shipped copy, with the fix, passes
