@@ -65,3 +65,21 @@ def loss_curves(history, path):
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+def ladder_times(ours, book, path):
+    """The matmul ladder's seconds per call, here and in the book, on a log scale."""
+    plt = _pyplot()
+    names = list(book)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.bar(x - 0.2, [book[n] for n in names], width=0.4, label="the book (fastbook ch. 17)", color="C7")
+    ax.bar(x + 0.2, [ours[n] for n in names], width=0.4, label="fnd, this machine", color="C0")
+    ax.set_xticks(x, names)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds per call, 5x784 @ 784x10")
+    ax.set_title("The matmul ladder")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

@@ -180,3 +180,17 @@ def compare_table(rows, title, caption):
         cells[7] = f"[{style}]{cells[7]}[/]" if style else cells[7]
         table.add_row(*[escape(c) if i != 7 else c for i, c in enumerate(cells)])
     return table
+
+
+CLAIM_STYLE = {"holds": "green", "differs": "yellow", "fails": "bold red"}
+
+
+def claims_table(claims, title):
+    """fnd reproduce's claims: the book's figure, this machine's, the verdict."""
+    table = Table(title=title)
+    for name in ("section", "claim", "book", "fnd here", "verdict"):
+        table.add_column(name)
+    for row in claims.itertuples():
+        table.add_row(row.section, escape(row.claim), escape(str(row.book)), escape(str(row.fnd)),
+                      f"[{CLAIM_STYLE[row.verdict]}]{row.verdict}[/]")
+    return table
