@@ -16,6 +16,7 @@ Flow for one run:
 An implementation that raises, returns the wrong shape or a wrong result is a row with
 correct False and the reason in `error`; it is not timed.
 """
+import json
 import math
 import os
 import subprocess
@@ -29,7 +30,7 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli import benchstats
+from fndcli import benchstats, jitenv
 from fndcli.benchspec import PRESETS, TOLERANCES, BenchSpec, estimate_run_seconds, make_inputs, synchronize
 from fndcli import userref
 from fndcli.benchspec import Shape
@@ -67,6 +68,7 @@ class BenchResult:
     ceilings: dict = field(default_factory=dict)  # {device: (GFLOP/s, source)} behind pct_peak
     error: str | None = None  # out of memory, or a pyperf worker that failed; the rows before it are kept
     tracebacks: dict = field(default_factory=dict)  # {implementation: the user's traceback}, once each
+    order: list = field(default_factory=list)  # the worker runs, in the order they ran (schedule's labels)
 
 
 class BenchError(Exception):
@@ -189,7 +191,7 @@ def run_bench(cfg, log=lambda msg: None):
 def _run_bench(cfg, log):
     preset = PRESETS[cfg.preset]
     threads = torch.get_num_threads()
-    rows, specs, cases, interrupted, error, tracebacks, probed = {}, [], {}, False, None, {}, {}
+    rows, specs, cases, interrupted, error, tracebacks, probed, isolated = {}, [], {}, False, None, {}, {}, {}
     try:
         for shape in cfg.shapes:
             for device in cfg.devices:
@@ -207,9 +209,14 @@ def _run_bench(cfg, log):
                         continue
                     log(f"checking {impl} on {device} at {shape}")
                     try:
-                        if (shape, device) not in cases:  # only the current one is kept: inputs can be large
-                            cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}
-                        check = check_impl(impl, shape, cfg.dtype, cfg.seed, device, cases[(shape, device)])
+                        if resolve(impl).isolated:  # in a process of its own, with its numba settings
+                            if impl not in isolated:
+                                isolated[impl] = _isolated_checks(impl, cfg, preset, probed)
+                            check = isolated[impl][(shape, device)]
+                        else:
+                            if (shape, device) not in cases:  # only the current one is kept: inputs can be large
+                                cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}
+                            check = check_impl(impl, shape, cfg.dtype, cfg.seed, device, cases[(shape, device)])
                     except (RuntimeError, MemoryError) as e:
                         if not is_out_of_memory(e):
                             raise
@@ -228,15 +235,17 @@ def _run_bench(cfg, log):
         interrupted, specs = True, []
     except _OutOfMemory:
         cases = {}
-    suite, pyperf_args = None, []
+    suite, pyperf_args, order = None, [], []
     if specs:
-        log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset})")
+        log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset}, {cfg.order})")
         with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
             suite_path = Path(tmp) / "pyperf.json"
             try:
-                for runs in dict.fromkeys(runs for _, runs in specs):  # one worker per group, in order
-                    group = [spec for spec, r in specs if r == runs]
+                for group, runs, label in schedule(specs, cfg.order, cfg.preset == "quick",
+                                                   lambda impl: resolve(impl).isolated):
+                    log(f"timing {label}")
                     pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
+                    order.append(label)
             except KeyboardInterrupt:
                 interrupted = True
             except BenchError as e:
@@ -247,7 +256,63 @@ def _run_bench(cfg, log):
     ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
     return BenchResult(frame, suite, benchstats.crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted,
-                       ceilings, error, tracebacks)
+                       ceilings, error, tracebacks, order)
+
+
+def schedule(specs, order, in_process, isolated=lambda impl: False):
+    """The pyperf runs to make, as (benchmarks, Runs, label) in order.
+
+    interleaved (the default): one worker process at a time, round-robin over the benchmarks
+    (A B C A B C ...), so a host whose speed drifts from minute to minute slows every
+    implementation alike and their ratios hold. sequential: all of A's processes, then B's
+    (pyperf's own order). pyperf appends every process's run to its benchmark either way. The
+    in-process preset (--quick) times every benchmark in one process, once; an implementation that
+    runs in processes of its own (`isolated`) gets one apart.
+    """
+    if in_process:
+        groups = {}
+        for spec, runs in specs:
+            groups.setdefault((runs, isolated(spec.impl)), []).append(spec)
+        return [(group, runs, "in-process: " + ", ".join(s.name_short for s in group))
+                for (runs, _), group in groups.items()]
+    if order == "sequential":
+        return [([spec], runs, f"{spec.name_short} x{runs.processes}") for spec, runs in specs]
+    steps = []
+    for process in range(max(runs.processes for _, runs in specs)):
+        steps += [([spec], runs.one_process(), f"{spec.name_short} #{process + 1}")
+                  for spec, runs in specs if process < runs.processes]
+    return steps
+
+
+def _subprocess_env(cfg, isolated):
+    """The environment of a process fnd starts: fnd importable, --threads for numba too, and the numba
+    settings of an implementation that runs only in processes of its own."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])))
+    if cfg.threads:
+        env["NUMBA_NUM_THREADS"] = str(cfg.threads)
+    if isolated:
+        env.update(jitenv.settings())
+    return env
+
+
+def _isolated_checks(impl, cfg, preset, probed):
+    """check_impl for every (shape, device) of an isolated implementation, in one process of its own."""
+    shapes = [str(shape) for shape in cfg.shapes for device in cfg.devices if device in resolve(impl).devices
+              and estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device))) <= cfg.max_seconds]
+    cmd = [sys.executable, "-m", "fndcli.isolated", "--impl", impl, "--dtype", cfg.dtype, "--seed", str(cfg.seed),
+           *[a for shape in shapes for a in ("--shape", shape)]]
+    if cfg.threads:
+        cmd += ["--threads", str(cfg.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(cfg, True))
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+        raise BenchError(f"{impl}'s check in its own process failed (exit {proc.returncode}): {lines[-1]}")
+    checks = {}
+    for line in proc.stdout.splitlines():
+        data = json.loads(line)
+        shape = Shape.parse(data.pop("shape"))
+        checks[(shape, "cpu")] = Check(**data)
+    return checks
 
 
 def _run_worker(specs, cfg, runs, suite_path):
@@ -256,11 +321,12 @@ def _run_worker(specs, cfg, runs, suite_path):
     fnd_args += ["--dtype", cfg.dtype, "--seed", str(cfg.seed)]
     if cfg.threads:
         fnd_args += ["--threads", str(cfg.threads)]
-    pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", INHERIT_ENVIRON]
+    isolated = any(resolve(spec.impl).isolated for spec in specs)
+    inherit = ",".join([INHERIT_ENVIRON, *(jitenv.NAMES if isolated else ())])
+    pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
     cmd = [sys.executable, "-m", "fndcli.bench_worker", *fnd_args, *pyperf_args,
            "--quiet", "--append", str(suite_path)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(cfg, isolated))
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
         raise BenchError(f"pyperf worker failed (exit {proc.returncode}): {lines[-1]}")

@@ -20,6 +20,7 @@ themselves: `fnd_dtype` and `fnd_device` of the input tensors, `fnd_threads` fro
 `fnd_seed`, and `fnd_input_sum` (a's sum, which the seed decides). fnd's tests read them back.
 On CUDA the timer is bracketed by torch.cuda.synchronize().
 """
+import sys
 import time
 
 import pyperf
@@ -50,9 +51,14 @@ def prepare(spec, dtype, seed, threads):
     a, b = make_inputs(spec.shape, dtype, seed, spec.device)
     fn(a, b)  # compile / first touch, untimed
     _prepared[spec] = (fn, a, b)
-    return {"fnd_impl": spec.impl, "fnd_dtype": str(a.dtype).removeprefix("torch."),
-            "fnd_device": a.device.type, "fnd_threads": torch.get_num_threads(), "fnd_seed": seed,
-            "fnd_input_sum": float(a.double().sum())}
+    record = {"fnd_impl": spec.impl, "fnd_dtype": str(a.dtype).removeprefix("torch."),
+              "fnd_device": a.device.type, "fnd_threads": torch.get_num_threads(), "fnd_seed": seed,
+              "fnd_input_sum": float(a.double().sum())}
+    numba = sys.modules.get("numba")
+    if numba is not None:  # a numba kernel ran: its threads, and whether fnd's numba settings were on
+        record["fnd_numba_threads"] = numba.get_num_threads()
+        record["fnd_numba_slp"] = bool(numba.config.SLP_VECTORIZE)
+    return record
 
 
 def time_impl(loops, spec):

@@ -70,6 +70,10 @@ class BenchSpec:
         """The benchmark's name in the pyperf file, stable across runs for compare_to."""
         return f"{self.impl} {self.shape} {dtype} {self.device}"
 
+    @property
+    def name_short(self):
+        return f"{self.impl} {self.shape} {self.device}"
+
 
 @dataclass(frozen=True)
 class Runs:
@@ -84,6 +88,11 @@ class Runs:
     def calls(self):
         """Values measured, warmups included: what the cost guard multiplies."""
         return self.processes * (self.warmups + self.values)
+
+    def one_process(self):
+        """The same values and warmups in one worker process: a step of the interleaved order."""
+        return Runs(("--processes", "1", "--values", str(self.values), "--warmups", str(self.warmups)), 1,
+                    self.warmups, self.values)
 
 
 @dataclass(frozen=True)
@@ -113,8 +122,8 @@ PRESETS = {
     "gate": Preset(Runs(("--processes", "5", "--values", "3", "--warmups", "1"), 5, 1, 3), 0.04,
                    slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2)),
     "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
-    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast
-    "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous
+    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast: 10 processes x 2 values
+    "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous: 40 processes x 3 values
 }
 
 

@@ -70,11 +70,12 @@ def numba_loops_matmul(a, b):
 
 
 def numba_tiled_matmul(a, b):
-    """A blocked, register-tiled, parallel kernel compiled by numba (see fndcli/jit.py)."""
+    """Packed panels and an 8x32 outer-product micro-kernel in registers, parallel (fndcli/gemm_source.py).
+    Fast only in a process started with fndcli.jitenv's numba settings; correct in any."""
     _check(a, b)
-    from fndcli import jit
+    from fndcli import gemm
 
-    return torch.from_numpy(jit.tiled_matmul(a.numpy(), b.numpy()))
+    return torch.from_numpy(gemm.matmul(a.numpy(), b.numpy()))
 
 
 def triton_matmul(a, b):

@@ -26,6 +26,7 @@ class BenchConfig:
     peak_gflops: float | None = None  # the ceiling of pct_peak; None: torch's best at a large shape, if run
     sweep_dim: str | None = None      # set by --sweep: which dimension the crossover sizes are of
     baseline: str | None = None       # the series speedups are over; None: see benchstats.choose_baseline
+    order: str = "interleaved"        # the worker processes: round-robin over benchmarks, or each one's in a row
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,12 @@
 """Shared fixtures: a CliRunner on the real `fnd` app, and helpers to read a run's files."""
 import json
+import os
+
+from fndcli import jitenv
+
+# numba-tiled's numba settings for the test processes too, before numba is imported: the tests that call its
+# kernel in-process then share the compiled kernel (numba's cache) with the processes fnd starts for it.
+os.environ.update(jitenv.settings())
 from pathlib import Path
 
 import pandas as pd

@@ -3,6 +3,7 @@ import dataclasses
 import time
 
 import pandas as pd
+import pyperf
 import pytest
 import torch
 from numba import njit
@@ -46,6 +47,11 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     # numba takes a good fraction of a second to compile a function; compile_s is that, apart from the timing
     assert 0.05 < frame.set_index("impl").loc["numba-loops", "compile_s"] < elapsed
     assert "compile" in result.stdout
+    # numba-tiled ran with its own numba settings, in the processes fnd started for it
+    _, meta = run_files(tmp_path, "matmul-bench")
+    suite = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1]))
+    tiled = next(b for b in suite.get_benchmarks() if b.get_name().startswith("numba-tiled"))
+    assert tiled.get_metadata()["fnd_numba_slp"] is True
     assert list(frame["impl"]) == ["loops", "dot", "broadcast", "einsum", "torch", "numba-loops", "numba-tiled"]
     by_impl = frame.set_index("impl")
     assert by_impl["pct_peak"].isna().all()  # no large shape, no --peak-gflops: no ceiling to be a % of

@@ -90,3 +90,37 @@ def test_compiled_impl_reports_compile_time_apart():
     check = check_impl("numba-loops", Shape(3, 4, 5), "float32", seed=0)
     assert check.correct and check.compile_s >= 0 and check.call_s < 0.01
     assert math.isnan(check_impl("torch", Shape(3, 4, 5), "float32", seed=0).compile_s)
+
+
+def test_the_committed_gemm_kernel_is_the_generators():
+    """fndcli/gemm.py is written by fndcli/gemm_source.py (numba's cache needs a real file): they must agree."""
+    from pathlib import Path
+
+    from fndcli import gemm_source
+
+    committed = (Path(__file__).parent.parent / "fndcli" / "gemm.py").read_text()
+    assert committed == gemm_source.generate(), "run: python -m fndcli.gemm_source > fndcli/gemm.py"
+
+
+@pytest.mark.parametrize("shape", ["7x13x3", "65x129x33", "1x1x1", "1000x1x1000", "9x300x40", "129x257x65"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_tiled_edge_tiles_and_odd_shapes(shape, dtype):
+    """Tiles of 8x32 and blocks of 128 rows and 256 of k: every shape that is not a multiple of them."""
+    check = check_impl("numba-tiled", Shape.parse(shape), dtype, seed=3)
+    assert check.correct, (check.rel_err, check.error)
+
+
+def test_the_schedule_interleaves_worker_processes():
+    from fndcli.bench import schedule
+    from fndcli.benchspec import PRESETS, BenchSpec
+
+    runs = PRESETS["default"].runs
+    specs = [(BenchSpec(name, "cpu", Shape(4, 4, 4), 10), runs) for name in ("a", "b")]
+    specs.append((BenchSpec("loops", "cpu", Shape(4, 4, 4), 1), PRESETS["default"].slow))  # 1 process only
+    assert [label for _, _, label in schedule(specs, "interleaved", False)] == [
+        "a 4x4x4 cpu #1", "b 4x4x4 cpu #1", "loops 4x4x4 cpu #1", "a 4x4x4 cpu #2", "b 4x4x4 cpu #2"]
+    assert all(r.processes == 1 and "--processes" in r.pyperf_args for _, r, _ in schedule(specs, "interleaved", False))
+    assert [label for _, _, label in schedule(specs, "sequential", False)] == [
+        "a 4x4x4 cpu x2", "b 4x4x4 cpu x2", "loops 4x4x4 cpu x1"]
+    in_process = schedule(specs[:2], "interleaved", True)
+    assert len(in_process) == 1 and len(in_process[0][0]) == 2

@@ -219,6 +219,21 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
     assert 0.5 < row["median_s"] / ours < 2, (row["median_s"], ours)
 
 
+def test_worker_processes_interleave(fnd, tmp_path):
+    """The default preset's two processes a benchmark go round-robin (A B A B), the sidecar says so, and pyperf's
+    file still holds one benchmark per implementation with all its runs, in that order by pyperf's own clock."""
+    result = fnd("matmul-bench", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    _, meta = run_files(tmp_path, "matmul-bench")
+    assert meta["order"] == "interleaved" and meta["worker_order"] == [
+        "einsum 4x4x4 cpu #1", "torch 4x4x4 cpu #1", "einsum 4x4x4 cpu #2", "torch 4x4x4 cpu #2"]
+    suite = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1]))
+    assert suite.get_benchmark_names() == ["einsum 4x4x4 float32 cpu", "torch 4x4x4 float32 cpu"]
+    assert [len(b.get_runs()) for b in suite.get_benchmarks()] == [2, 2]
+    starts = [run.get_metadata()["date"] for b in suite.get_benchmarks() for run in b.get_runs()]
+    assert sorted(starts) == [starts[0], starts[2], starts[1], starts[3]]  # e1 t1 e2 t2
+
+
 BROKEN = {
     "einsum": (lambda a, b: (a @ b).t(), "returned shape (3, 4), expected (4, 3)"),
     "dot": (lambda a, b: 1 / 0, "raised ZeroDivisionError: division by zero"),

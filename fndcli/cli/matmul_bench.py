@@ -7,7 +7,7 @@ import typer
 from fndcli.benchspec import PRESETS, Shape, estimate_run_seconds, parse_sweep, sweep_shapes
 from fndcli.cli.app import command
 from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, OutOption, QuietOption, SeedOption, SweepDim,
-                                check_devices, check_memory, config_option, positive_finite)
+                                check_devices, check_memory, choices, config_option, positive_finite)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
 from fndcli.memory import bench_bytes
 from fndcli.names import IMPL_SPECS
@@ -15,6 +15,7 @@ from fndcli.settings import BenchConfig
 from fndcli.userref import RefError, is_reference, plugins
 
 DEFAULTS = BenchConfig()
+OrderName = choices("OrderName", ["interleaved", "sequential"])
 
 
 def _plugin_help():
@@ -55,6 +56,10 @@ def matmul_bench(
     peak_gflops: Annotated[Optional[float], typer.Option(
         "--peak-gflops", metavar="G", help="The ceiling for % peak. Default: torch's best GFLOP/s at a shape of 256 "
                                            "or more per side in this run; none (no % peak) if it has none.")] = None,
+    order: Annotated[OrderName, typer.Option(
+        "--order", help="interleaved: worker processes round-robin over the implementations (A B A B), so a host "
+                        "whose speed drifts hits all alike; sequential: each one's processes in a row, as pyperf "
+                        "does.")] = OrderName(DEFAULTS.order),
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", metavar="IMPL[@DEVICE]", help="What speedups are relative to. Default: the implementation "
                                                     "timed at the most shapes, the slowest rung on a tie.")] = None,
@@ -96,7 +101,8 @@ def matmul_bench(
             raise typer.BadParameter(str(e), param_hint="'--sweep'")
     cfg = BenchConfig(impls=impls, shapes=shapes, dtype=dtype.value, devices=devices, threads=threads, seed=seed,
                       preset=presets[0] if presets else "default", max_seconds=max_seconds,
-                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline)
+                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline,
+                      order=order.value)
     _check_memory(cfg, "--sweep" if sweep else "--shape")
     out = out_dir(out)
 
@@ -127,12 +133,14 @@ def matmul_bench(
     base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
     peak = {d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()}
     paths = save_run(ctx, out, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
-                     seed=cfg.seed, preset=cfg.preset, pyperf_args=result.pyperf_args, baseline=base, peak=peak,
+                     seed=cfg.seed, preset=cfg.preset, order=cfg.order, worker_order=result.order,
+                     pyperf_args=result.pyperf_args, baseline=base, peak=peak,
                      **_matmul_settings(), status="interrupted" if result.interrupted else "complete",
                      user_code_changed=_user_changes(), error=result.error, exit_code=code)
     if not quiet:
         threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
-        title = f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
+        title = (f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
+                 f"{', ' + cfg.order if cfg.preset != 'quick' else ''}")
         notes = [f"speedup: the median of {base} ÷ the row's median, at the same shape" if base else ""]
         notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in result.ceilings.items()]
         con.print(bench_table(frame, title, "\n".join(n for n in notes if n)))
