@@ -11,8 +11,8 @@ join the registry's in `--impl` and `--help`, and `--impl all` includes them.
 """
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -32,11 +32,37 @@ def is_reference(text):
 
 
 def plugins():
-    """{name: 'module:attr'} of the installed `fnd.matmul` entry points."""
-    try:
-        return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
-    except Exception:  # a broken distribution's metadata must not break fnd's start-up
-        return {}
+    """{name: 'module:attr'} of the installed `fnd.matmul` entry points.
+
+    Read straight from each distribution's entry_points.txt on sys.path (what importlib.metadata
+    reads), since --help lists them and importing importlib.metadata would slow every start-up."""
+    found = {}
+    for entry in sys.path:
+        try:
+            names = [n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info"))]
+        except OSError:
+            continue
+        for name in names:
+            try:
+                text = Path(entry or ".", name, "entry_points.txt").read_text()
+            except (OSError, UnicodeDecodeError):  # no entry points, or a broken distribution: not fnd's
+                continue
+            if f"[{PLUGIN_GROUP}]" in text:
+                found = {**_group(text), **found}  # the first on sys.path wins, as for an import
+    return found
+
+
+def _group(text):
+    """{name: value} of the `fnd.matmul` section of an entry_points.txt."""
+    out, inside = {}, False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            inside = line == f"[{PLUGIN_GROUP}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
 
 
 def _split(text):

@@ -53,13 +53,14 @@ def clean(message):
     return " ".join(message.replace("Value error, ", "").split())
 
 
-app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
+# Plain help (click's formatter): rich's panels and Markdown would double the time --help takes (0.28 s vs 0.19 s).
+app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_show_locals=False)
 
 
-def command(name):
-    """Register a command on the app, with fnd's help conventions."""
-    return app.command(name, cls=FndCommand)
+def command(name, short_help):
+    """Register a command on the app, with fnd's help conventions; short_help is its line in `fnd --help`."""
+    return app.command(name, cls=FndCommand, short_help=short_help)
 
 
 def _version(value: bool):

@@ -13,7 +13,7 @@ from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run
 Format = choices("Format", ["table", "md", "csv", "json"])
 
 
-@command("compare")
+@command("compare", "Compare two saved runs row by row; exit 1 on a regression.")
 def compare_command(
     ctx: typer.Context,
     base: Annotated[Path, typer.Argument(
@@ -48,6 +48,7 @@ def compare_command(
 
     Examples:
 
+    \b
         fnd matmul-bench --gate --out base/ && fnd matmul-bench --gate --out new/
         fnd compare base/ new/
         fnd compare results/gradcheck-20261130-120000.csv results/ --format md

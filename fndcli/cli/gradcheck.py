@@ -29,7 +29,7 @@ def _load_user_class(reference, option):
         raise typer.BadParameter(str(e), param_hint=f"'{option}'")
 
 
-@command("gradcheck")
+@command("gradcheck", "Hand-written gradients against autograd and finite differences.")
 def gradcheck(
     ctx: typer.Context,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Rows of the input batch.")] = DEFAULTS.batch,
@@ -71,6 +71,7 @@ def gradcheck(
 
     Examples:
 
+    \b
         fnd gradcheck
         fnd gradcheck --hidden 128 --hidden 64 --n-out 10 --loss cross-entropy --batch 1
         fnd gradcheck --dtype float64 --config configs/ci.toml

@@ -16,7 +16,7 @@ from fndcli.settings import SweepConfig
 DEFAULTS = SweepConfig()
 
 
-@command("init-sweep")
+@command("init-sweep", "Activation statistics through deep stacks, against theory.")
 def init_sweep(
     ctx: typer.Context,
     scheme: Annotated[Optional[list[SchemeName]], typer.Option(
@@ -58,6 +58,7 @@ def init_sweep(
 
     Examples:
 
+    \b
         fnd init-sweep --scheme kaiming --depth 50
         fnd init-sweep --scheme all --act linear --act relu --seeds 5 --plot
         fnd init-sweep --config configs/book.toml --backward

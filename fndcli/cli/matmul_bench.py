@@ -23,7 +23,7 @@ def _plugin_help():
     return f"; installed plugins (fnd.matmul): {', '.join(found)}" if found else ""
 
 
-@command("matmul-bench")
+@command("matmul-bench", "Time the matmul ladder, each kernel checked against a @ b.")
 def matmul_bench(
     ctx: typer.Context,
     impl: Annotated[Optional[list[str]], typer.Option(
@@ -75,6 +75,7 @@ def matmul_bench(
 
     Examples:
 
+    \b
         fnd matmul-bench                    # the book's 5x784x10, the chapter's five
         fnd matmul-bench --impl einsum --impl torch --shape 256x256x256 --quick
         fnd matmul-bench --impl torch --impl numba-tiled --sweep 64:1024 --quick

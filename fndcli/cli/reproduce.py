@@ -14,7 +14,7 @@ from fndcli.cli.runs import console, effective_config, out_dir, print_paths, pro
 SectionName = choices("SectionName", ["ladder", "init", "backprop", "bridge", "train"])
 
 
-@command("reproduce")
+@command("reproduce", "Check the chapter's claims on this machine, in one report.")
 def reproduce(
     ctx: typer.Context,
     quick: Annotated[bool, typer.Option(
@@ -37,6 +37,7 @@ def reproduce(
 
     Examples:
 
+    \b
         fnd reproduce --quick
         fnd reproduce --section init --section backprop --html
     """

@@ -6,11 +6,12 @@ import contextlib
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 
 def console():
     """stdout for people: rich decides colour (none when not a terminal or NO_COLOR is set)."""
+    from rich.console import Console  # here, not at start-up: a usage error needs no rich
+
     con = Console(highlight=False)
     if not con.is_terminal:
         con = Console(highlight=False, width=200)

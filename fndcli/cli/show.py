@@ -22,7 +22,7 @@ MD_COLUMNS = {
 }
 
 
-@command("show")
+@command("show", "Show a saved run as the table its command printed.")
 def show(
     run: Annotated[Path, typer.Argument(
         metavar="RUN", help="A run: its CSV, sidecar, .pyperf.json, or a directory (its newest run).",
@@ -36,6 +36,7 @@ def show(
 
     Examples:
 
+    \b
         fnd show results/                   # the newest run there
         fnd show results/matmul-bench-20261130-161822.csv --format md
     """

@@ -15,7 +15,7 @@ from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
 DEFAULTS = TrainConfig()
 
 
-@command("train")
+@command("train", "Train the hand-written model beside an autograd twin.")
 def train_command(
     ctx: typer.Context,
     task: Annotated[TaskName, typer.Option(
@@ -69,6 +69,7 @@ def train_command(
 
     Examples:
 
+    \b
         fnd train
         fnd train --task classification --classes 5 --hidden 64 --hidden 32 --epochs 30
         fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
