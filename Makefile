@@ -25,9 +25,10 @@ demo: $(STAMP)
 	$(BIN)/fnd matmul-bench --config configs/book.toml
 
 # The suite runs in two phases: everything but the timing-sensitive tests on 2 workers, one
-# torch thread each (2 cores, not oversubscribed), then the `serial` ones alone.
+# torch thread each (2 cores, not oversubscribed), the tests that compile numba-tiled on one of
+# them (xdist_group "numba"), then the `serial` ones alone.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -m "not serial"
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
 clean:

@@ -9,6 +9,8 @@ from fndcli.bench import check_impl
 from fndcli.benchspec import Shape, make_inputs
 from fndcli.kernels import IMPLS
 
+# One xdist worker runs every test that compiles numba-tiled (about 10 s a dtype): a fresh clone compiles it once.
+pytestmark = pytest.mark.xdist_group("numba")
 dims = st.integers(min_value=1, max_value=9)
 CPU_IMPLS = [name for name, impl in IMPLS.items() if "cpu" in impl.devices]  # triton: tests/test_gpu.py
 
