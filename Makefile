@@ -25,8 +25,8 @@ demo: $(STAMP)
 	$(BIN)/fnd matmul-bench --config configs/book.toml
 
 # The suite runs in two phases: everything but the timing-sensitive tests on 2 workers, one
-# torch thread each (2 cores, not oversubscribed), the tests that compile numba-tiled on one of
-# them (xdist_group "numba"), then the `serial` ones alone.
+# torch thread each (2 cores, not oversubscribed), numba-tiled's float32 and float64 tests each on
+# one worker (xdist_group: each dtype compiles once), then the `serial` ones alone.
 test: $(STAMP)
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -m serial

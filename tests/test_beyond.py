@@ -30,7 +30,7 @@ def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
     assert meta["config"]["device"] == ["cpu"] and "tf32_matmul" in meta
 
 
-@pytest.mark.xdist_group("numba")  # beside test_kernels: numba-tiled's compile is then cached for its processes
+@pytest.mark.xdist_group("numba-tiled-float32")  # on the worker that compiles numba-tiled in float32
 def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     """--impl all on the CPU; numba-loops here is a fresh, uncached dispatcher, so its first call compiles."""
     fresh = njit(three_loops)

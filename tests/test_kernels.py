@@ -9,16 +9,22 @@ from fndcli.bench import check_impl
 from fndcli.benchspec import Shape, make_inputs
 from fndcli.kernels import IMPLS
 
-# One xdist worker runs every test that compiles numba-tiled (about 10 s a dtype): a fresh clone compiles it once.
-pytestmark = pytest.mark.xdist_group("numba")
 dims = st.integers(min_value=1, max_value=9)
 CPU_IMPLS = [name for name, impl in IMPLS.items() if "cpu" in impl.devices]  # triton: tests/test_gpu.py
 
 
-@pytest.mark.parametrize("impl", CPU_IMPLS)
-@settings(max_examples=15, deadline=None)
-@given(m=dims, k=dims, n=dims, dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16))
-def test_kernel_matches_float64_reference(impl, m, k, n, dtype, seed):
+def on_numba_worker(impl, dtype, *rest):
+    """A test case of numba-tiled in `dtype` runs on that dtype's xdist worker, which compiles it once (about
+    10 s); the two dtypes compile side by side on a fresh clone (make test's --dist loadgroup)."""
+    marks = [pytest.mark.xdist_group(f"numba-tiled-{dtype}")] if impl == "numba-tiled" else []
+    return pytest.param(impl, dtype, *rest, marks=marks, id="-".join(map(str, (impl, dtype, *rest))))
+
+
+@pytest.mark.parametrize("impl,dtype", [on_numba_worker(i, d) for i in CPU_IMPLS for d in ("float32", "float64")])
+@settings(max_examples=8, deadline=None)
+@given(m=dims, k=dims, n=dims, seed=st.integers(0, 2**16))
+def test_kernel_matches_float64_reference(impl, dtype, m, k, n, seed):
+    dtype = getattr(torch, dtype)
     gen = torch.Generator().manual_seed(seed)
     a = torch.randn(m, k, generator=gen, dtype=dtype)
     b = torch.randn(k, n, generator=gen, dtype=dtype)
@@ -28,16 +34,16 @@ def test_kernel_matches_float64_reference(impl, m, k, n, dtype, seed):
     torch.testing.assert_close(out.double(), a.double() @ b.double(), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("impl", CPU_IMPLS)
-@pytest.mark.parametrize("shape", ["1x1x1", "7x1x3", "1x13x1", "3x5x2"])
-def test_kernel_edge_shapes(impl, shape):
-    check = check_impl(impl, Shape.parse(shape), "float64", seed=1)
+@pytest.mark.parametrize("impl,dtype,shape", [on_numba_worker(i, "float64", s) for i in CPU_IMPLS
+                                              for s in ("1x1x1", "7x1x3", "1x13x1", "3x5x2")])
+def test_kernel_edge_shapes(impl, dtype, shape):
+    check = check_impl(impl, Shape.parse(shape), dtype, seed=1)
     assert check.correct and check.rel_err < 1e-14
 
 
-@pytest.mark.parametrize("impl", CPU_IMPLS)
-def test_kernel_accepts_non_contiguous_inputs(impl):
-    a, b = make_inputs(Shape(6, 4, 5), "float64", seed=2)
+@pytest.mark.parametrize("impl,dtype", [on_numba_worker(i, "float64") for i in CPU_IMPLS])
+def test_kernel_accepts_non_contiguous_inputs(impl, dtype):
+    a, b = make_inputs(Shape(6, 4, 5), dtype, seed=2)
     at, bt = a.t().contiguous().t(), b.t().contiguous().t()  # same values, column-major strides
     assert not at.is_contiguous()
     torch.testing.assert_close(IMPLS[impl].fn(at, bt), a @ b, rtol=1e-12, atol=1e-12)
@@ -81,6 +87,7 @@ def test_half_precision_within_its_tolerance(impl, dtype):
     assert check.correct and check.rel_err > TOLERANCES["float32"]
 
 
+@pytest.mark.xdist_group("numba-tiled-float64")
 def test_numba_tiled_pads_odd_shapes_and_keeps_float64():
     a, b = make_inputs(Shape(37, 53, 29), "float64", seed=5)
     out = IMPLS["numba-tiled"].fn(a, b)
@@ -104,9 +111,10 @@ def test_the_committed_gemm_kernel_is_the_generators():
     assert committed == gemm_source.generate(), "run: python -m fndcli.gemm_source > fndcli/gemm.py"
 
 
-@pytest.mark.parametrize("shape", ["7x13x3", "65x129x33", "1x1x1", "1000x1x1000", "9x300x40", "129x257x65"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numba_tiled_edge_tiles_and_odd_shapes(shape, dtype):
+@pytest.mark.parametrize("impl,dtype,shape", [on_numba_worker("numba-tiled", d, s) for d in ("float32", "float64")
+                                              for s in ("7x13x3", "65x129x33", "1x1x1", "1000x1x1000", "9x300x40",
+                                                        "129x257x65")])
+def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
     """Tiles of 8x32 and blocks of 128 rows and 256 of k: every shape that is not a multiple of them."""
     check = check_impl("numba-tiled", Shape.parse(shape), dtype, seed=3)
     assert check.correct, (check.rel_err, check.error)
