@@ -30,14 +30,12 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli import benchstats, jitenv
-from fndcli.benchspec import PRESETS, TOLERANCES, BenchSpec, estimate_run_seconds, make_inputs, synchronize
-from fndcli import userref
-from fndcli.benchspec import Shape
+from fndcli import benchstats, jitenv, userref
+from fndcli.benchspec import PRESETS, TOLERANCES, BenchSpec, Shape, estimate_run_seconds, make_inputs, synchronize
 from fndcli.kernels import IMPLS, resolve
-from fndcli.names import ImplSpec
 from fndcli.memory import is_out_of_memory
-from fndcli.numerics import relative
+from fndcli.names import ImplSpec
+from fndcli.numerics import first_line, relative
 
 COLUMNS = benchstats.COLUMNS
 
@@ -99,7 +97,7 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     except Exception as e:  # a kernel's bug is a failing row, not fnd's crash; running out of memory is not a bug
         if is_out_of_memory(e):
             raise
-        return _failed(f"raised {type(e).__name__}: {_first_line(e)}",
+        return _failed(f"raised {type(e).__name__}: {first_line(e)}",
                        "" if impl in IMPLS else userref.user_traceback(e))
     if not isinstance(out, torch.Tensor):
         return _failed(f"returned {type(out).__name__}, not a tensor")
@@ -145,11 +143,6 @@ def probe_spec(impl, device, dtype):
     if per_mac > 1e-6:
         return ImplSpec(impl, "your code", lambda m, k, n: m * k * n, per_mac, math.inf)
     return ImplSpec(impl, "your code", lambda m, k, n: 1, call, 1e9)
-
-
-def _first_line(error):
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else "(no message)"
 
 
 def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
@@ -220,7 +213,7 @@ def _run_bench(cfg, log):
                     except (RuntimeError, MemoryError) as e:
                         if not is_out_of_memory(e):
                             raise
-                        row.update(correct=False, error=f"out of memory: {_first_line(e)}")
+                        row.update(correct=False, error=f"out of memory: {first_line(e)}")
                         error = f"out of memory checking {impl} on {device} at {shape}; the rows before it are kept"
                         raise _OutOfMemory from e
                     row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
@@ -303,10 +296,7 @@ def _isolated_checks(impl, cfg, preset, probed):
            *[a for shape in shapes for a in ("--shape", shape)]]
     if cfg.threads:
         cmd += ["--threads", str(cfg.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(cfg, True))
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
-        raise BenchError(f"{impl}'s check in its own process failed (exit {proc.returncode}): {lines[-1]}")
+    proc = _run_process(cmd, _subprocess_env(cfg, True), f"{impl}'s check in its own process")
     checks = {}
     for line in proc.stdout.splitlines():
         data = json.loads(line)
@@ -326,11 +316,17 @@ def _run_worker(specs, cfg, runs, suite_path):
     pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
     cmd = [sys.executable, "-m", "fndcli.bench_worker", *fnd_args, *pyperf_args,
            "--quiet", "--append", str(suite_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(cfg, isolated))
+    _run_process(cmd, _subprocess_env(cfg, isolated), "pyperf worker")
+    return pyperf_args
+
+
+def _run_process(cmd, env, what):
+    """Run a process fnd starts; BenchError with its last line of output if it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
-        raise BenchError(f"pyperf worker failed (exit {proc.returncode}): {lines[-1]}")
-    return pyperf_args
+        raise BenchError(f"{what} failed (exit {proc.returncode}): {lines[-1]}")
+    return proc
 
 
 def _package_root():

@@ -99,6 +99,13 @@ def _row(key, what, base, new, verdict, note="", change=math.nan):
             "note": note}
 
 
+def _pass_fail(before, after, both_failing="failing"):
+    """The verdict on a check that passes (True) or fails in BASE and NEW."""
+    if before == after:
+        return "same" if before else both_failing
+    return "improved" if after else "BROKEN"
+
+
 def _is_true(value):
     return str(value) == "True"
 
@@ -144,8 +151,7 @@ def gradcheck_rows(base, new, s):
             out.append(_one_sided(label, "passed", rb, rn))
             continue
         before, after = _is_true(rb["passed"]), _is_true(rn["passed"])
-        verdict = {(True, True): "same", (True, False): "BROKEN", (False, True): "improved",
-                   (False, False): "failing"}[(before, after)]
+        verdict = _pass_fail(before, after)
         out.append(_row(label, "rel_err", rb["rel_err"], rn["rel_err"], verdict,
                         "" if before == after else f"passed {before} -> {after}"))
     return out
@@ -185,11 +191,11 @@ def train_rows(base, new, s):
     out, bm, nm = [], base.meta, new.meta
     b_div, n_div = bm.get("diverged_epoch"), nm.get("diverged_epoch")
     out.append(_row("training", "diverged epoch", b_div or "", n_div or "",
-                    "BROKEN" if n_div and not b_div else "same" if bool(b_div) == bool(n_div) else "improved"))
+                    _pass_fail(not b_div, not n_div, both_failing="same")))
     b_twin, n_twin = _twin_mismatch(bm), _twin_mismatch(nm)
     if b_twin is not None and n_twin is not None:
         out.append(_row("autograd twin", "agrees", str(not b_twin), str(not n_twin),
-                        "BROKEN" if n_twin and not b_twin else "same" if b_twin == n_twin else "improved"))
+                        _pass_fail(not b_twin, not n_twin, both_failing="same")))
     b_last, n_last = base.rows.iloc[-1], new.rows.iloc[-1]
     for column, what, higher in (("valid_loss", "final valid loss", False), ("valid_metric", "final valid metric", True)):
         change, verdict = _relative(float(b_last[column]), float(n_last[column]), higher, s)

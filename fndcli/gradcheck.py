@@ -21,7 +21,7 @@ from fndcli import reference, usermodel
 from fndcli.bridge import HandWritten, MyRelu
 from fndcli.memory import is_out_of_memory
 from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
-from fndcli.numerics import relative
+from fndcli.numerics import first_line, relative
 from fndcli.usermodel import UserCodeError
 
 COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol", "atol",
@@ -183,7 +183,7 @@ def _myrelu_fn(x):
 
 def _error_row(check, tensor, error, x):
     """A check that could not run because the backward raised: it fails, and says why."""
-    why = str(error) if isinstance(error, UserCodeError) else f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+    why = str(error) if isinstance(error, UserCodeError) else f"raised {type(error).__name__}: {first_line(error)}"
     return {"check": check, "tensor": f"{tensor} ({why})",
             "shape": "x".join(map(str, x.shape)), "dtype": str(x.dtype).replace("torch.", ""), "exact": None,
             "allclose": None, "max_abs_diff": math.inf, "rel_err": math.inf, "rtol": None, "atol": None,
@@ -387,5 +387,5 @@ def run_gradcheck(cfg):
     except (RuntimeError, MemoryError) as e:
         if not is_out_of_memory(e):
             raise
-        error = f"out of memory after {len(rows)} check(s): {str(e).splitlines()[0]}"
+        error = f"out of memory after {len(rows)} check(s): {first_line(e)}"
     return GradcheckResult(pd.DataFrame.from_records(rows, columns=COLUMNS), error, tracebacks)

@@ -1,4 +1,4 @@
-"""The one convention for relative errors, used by every check fnd prints."""
+"""Conventions every check fnd prints shares: relative errors, and the one line an exception is reported by."""
 import math
 
 
@@ -10,3 +10,10 @@ def relative(diff, ref):
     if ref > 0:
         return diff / ref
     return 0.0 if diff == 0 else math.inf
+
+
+def first_line(error):
+    """An exception's message in one line, for a row's reason or an error line; never empty
+    (a bare MemoryError has no message)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "(no message)"

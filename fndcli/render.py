@@ -1,14 +1,18 @@
 """Rendering for people: rich tables built from the cores' DataFrames. Nothing here computes results."""
 import math
 
-import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
 
+def _missing(x):
+    """None or NaN: an empty cell."""
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
 def human_seconds(s):
     """0.000012 -> '12.0 µs'; NaN -> ''."""
-    if s is None or (isinstance(s, float) and math.isnan(s)):
+    if _missing(s):
         return ""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if abs(s) >= scale:
@@ -17,7 +21,7 @@ def human_seconds(s):
 
 
 def _num(x, fmt, nan=""):
-    return nan if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+    return nan if _missing(x) else format(x, fmt)
 
 
 def sig3(x):
@@ -55,6 +59,14 @@ def bench_table(frame, title, caption=""):
                       sig3(row.speedup) + "×" if sig3(row.speedup) else "",
                       *[cells[c] for c in extra], _num(row.rel_err, ".1e"), correct)
     return table
+
+
+def bench_caption(baseline, ceilings):
+    """What speedup and % peak are relative to: baseline names the speedups' series (or None),
+    ceilings is {device: (GFLOP/s, where the figure comes from)}."""
+    notes = [f"speedup: the median of {baseline} ÷ the row's median, at the same shape"] if baseline else []
+    notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in ceilings.items()]
+    return "\n".join(notes)
 
 
 def crossover_table(crossovers, title):
@@ -98,7 +110,7 @@ def sweep_table(summary, title):
 
 
 def _flag(x):
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(bool(x))
+    return "" if _missing(x) else str(bool(x))
 
 
 def gradcheck_table(frame, title):
@@ -112,6 +124,12 @@ def gradcheck_table(frame, title):
                       _num(row.max_abs_diff, ".2e"), _num(row.rel_err, ".2e"), _num(row.rtol, "g"), _num(row.atol, "g"),
                       "[green]pass[/]" if row.passed else "[bold red]FAIL[/]")
     return table
+
+
+def train_labels(task, baseline, baseline_metric):
+    """The metric's column name, and the caption naming the trivial model's figure it is read against."""
+    metric = "valid R²" if task == "regression" else "valid accuracy"
+    return metric, f"{metric} of a model that predicts {baseline}: {baseline_metric:.4f}"
 
 
 def train_table(history, title, metric_name, caption=""):
@@ -137,9 +155,9 @@ def markdown_table(headers, rows):
 
 
 def _value(x, timing):
-    if isinstance(x, str) or x is None:
-        return x or ""
-    if isinstance(x, float) and math.isnan(x):
+    if isinstance(x, str):
+        return x
+    if _missing(x):
         return ""
     return human_seconds(x) if timing else f"{x:.4g}"
 

@@ -66,16 +66,17 @@ def _sidecar(path):
 
 
 def _sidecars(directory, command=None):
+    """[(path, meta)] of the runs in a directory (of one command, if given), oldest first."""
     out = []
     for path in directory.glob("*.json"):
         meta = _sidecar(path)
         if meta and (command is None or meta["command"] == command):
-            out.append((meta.get("started_utc", ""), path.name, path))
-    return sorted(out)
+            out.append((meta.get("started_utc", ""), path.name, path, meta))
+    return [(path, meta) for *_, path, meta in sorted(out, key=lambda run: run[:2])]
 
 
 def find_sidecar(path, command=None):
-    """The sidecar of the run that `path` names (see the module docstring)."""
+    """(sidecar path, its dict) of the run that `path` names (see the module docstring)."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"{str(path)!r} does not exist")
@@ -84,20 +85,19 @@ def find_sidecar(path, command=None):
         if not found:
             what = f"no {command} run" if command else "no fnd run"
             raise RunError(f"{what} in directory {str(path)!r}")
-        return found[-1][2]
-    if _sidecar(path):
-        return path
-    for _, _, sidecar in _sidecars(path.parent):
-        meta = _sidecar(sidecar)
+        return found[-1]
+    meta = _sidecar(path)
+    if meta:
+        return path, meta
+    for sidecar, meta in _sidecars(path.parent):
         if path.name in meta["files"]:
-            return sidecar
+            return sidecar, meta
     raise RunError(f"{str(path)!r} is not part of an fnd run (no sidecar beside it lists it)")
 
 
 def load(path, command=None):
     """Read the run that `path` names; RunError if it cannot be read."""
-    sidecar = find_sidecar(path, command)
-    meta = _sidecar(sidecar)
+    sidecar, meta = find_sidecar(path, command)
     if command and meta["command"] != command:
         raise RunError(f"{str(path)!r} is a {meta['command']} run, not {command}")
     stem = sidecar.name[: -len(".json")]

@@ -19,6 +19,7 @@ import torch
 
 from fndcli.inits import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
 from fndcli.memory import is_out_of_memory
+from fndcli.numerics import first_line
 
 NEAR_ZERO = 0.05
 LAYER_COLUMNS = ["scheme", "act", "seed", "layer", "mean", "std", "m2", "frac_zero", "frac_near_zero",
@@ -140,7 +141,7 @@ def run_sweep(cfg):
     except (RuntimeError, MemoryError) as e:
         if not is_out_of_memory(e):
             raise
-        error = f"out of memory at {scheme_name} / {act_name}, seed {seed}: {str(e).splitlines()[0]}"
+        error = f"out of memory at {scheme_name} / {act_name}, seed {seed}: {first_line(e)}"
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
     return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, interrupted, error)

@@ -18,7 +18,7 @@ from fndcli import reference, usermodel
 from fndcli.benchspec import synchronize
 from fndcli.memory import is_out_of_memory
 from fndcli.model import init_mlp
-from fndcli.numerics import relative
+from fndcli.numerics import first_line, relative
 
 COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
            "ref_train_loss", "ref_valid_loss", "loss_rel_diff"]
@@ -213,7 +213,7 @@ def train(cfg, on_epoch=lambda row: None):
     except (RuntimeError, MemoryError) as e:
         if not is_out_of_memory(e):
             raise
-        error = f"out of memory in epoch {len(rows)}: {str(e).splitlines()[0]}"
+        error = f"out of memory in epoch {len(rows)}: {first_line(e)}"
     param_diff = None
     if twin:
         twin_params = twin.chapter_params()

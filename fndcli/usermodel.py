@@ -19,6 +19,7 @@ import torch
 
 from fndcli import userref
 from fndcli.model import Param
+from fndcli.numerics import first_line
 
 
 class UserCodeError(Exception):
@@ -34,7 +35,7 @@ def call(what, fn, *args):
     try:
         return fn(*args)
     except Exception as e:
-        raise UserCodeError(f"{what} raised {type(e).__name__}: {userref._first_line(e)}",
+        raise UserCodeError(f"{what} raised {type(e).__name__}: {first_line(e)}",
                             userref.user_traceback(e)) from e
 
 

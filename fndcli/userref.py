@@ -9,6 +9,7 @@ Installed packages register matmul kernels under the entry-point group `fnd.matm
 (`[project.entry-points."fnd.matmul"] mykernel = "mypkg.kernels:matmul"`); their names
 join the registry's in `--impl` and `--help`, and `--impl all` includes them.
 """
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -16,6 +17,8 @@ import os
 import sys
 import traceback
 from pathlib import Path
+
+from fndcli.numerics import first_line
 
 PLUGIN_GROUP = "fnd.matmul"
 _loaded = {}      # reference -> object, once per process
@@ -35,9 +38,15 @@ def plugins():
     """{name: 'module:attr'} of the installed `fnd.matmul` entry points.
 
     Read straight from each distribution's entry_points.txt on sys.path (what importlib.metadata
-    reads), since --help lists them and importing importlib.metadata would slow every start-up."""
+    reads), since --help lists them and importing importlib.metadata would slow every start-up.
+    Read once per sys.path: a run asks for them at every (implementation, shape)."""
+    return dict(_plugins(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _plugins(path):
     found = {}
-    for entry in sys.path:
+    for entry in path:
         try:
             names = [n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info"))]
         except OSError:
@@ -126,7 +135,7 @@ def load(text, what="callable"):
     except RefError:
         raise
     except Exception as e:
-        raise RefError(f"cannot import {location!r}: {type(e).__name__}: {_first_line(e)}") from e
+        raise RefError(f"cannot import {location!r}: {type(e).__name__}: {first_line(e)}") from e
     finally:
         _restore(before)
     if not hasattr(module, name):
@@ -137,11 +146,6 @@ def load(text, what="callable"):
         raise RefError(f"{text!r} is a {type(obj).__name__}, not a {what}")
     _loaded[text] = obj
     return obj
-
-
-def _first_line(error):
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else "(no message)"
 
 
 def user_traceback(error):

@@ -112,3 +112,17 @@ def test_out_of_memory_mid_run_gradcheck_keeps_the_rows_before(fnd, tmp_path, mo
     frame, _ = run_files(tmp_path, "gradcheck")
     assert (frame["check"] == "autograd").all() and len(frame) == 9 and frame["passed"].all()
     assert "Traceback" not in result.output and pd.notna(frame["rel_err"]).all()
+
+
+def test_a_bare_memory_error_mid_run_is_one_line_too(fnd, tmp_path, monkeypatch):
+    """Python's MemoryError often has no message: the error line must not depend on one."""
+    from fndcli import gradcheck
+
+    def fails(cfg):
+        raise MemoryError()
+    monkeypatch.setattr(gradcheck, "finite_difference_rows", fails)
+    result = fnd("gradcheck", "--batch", "8", "--out", tmp_path)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr == "Error: out of memory after 9 check(s): (no message)\n"
+    frame, _ = run_files(tmp_path, "gradcheck")
+    assert len(frame) == 9

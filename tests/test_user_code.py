@@ -1,10 +1,8 @@
 """Your own code under fnd's checks: matmul kernels (--impl FILE.py:NAME), models and layers (--model, --layer)."""
-import json
 import sys
 import textwrap
 from pathlib import Path
 
-import pandas as pd
 import pyperf
 import pytest
 

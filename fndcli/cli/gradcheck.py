@@ -6,27 +6,13 @@ import typer
 
 from fndcli.cli.app import command
 from fndcli.cli.options import (DeviceName, InitName, LossName, ModelDtype, OutOption, QuietOption, SeedOption,
-                                check_devices, check_memory, config_option, tolerance)
+                                check_devices, check_memory, config_option, load_user_class, tolerance)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
 from fndcli.memory import gradcheck_bytes
 from fndcli.names import LOSSES, listing, resolve_scheme_name
 from fndcli.settings import MODEL_TOLERANCES, GradcheckConfig
 
 DEFAULTS = GradcheckConfig()
-
-
-def _load_user_class(reference, option):
-    """Load the class a --model or --layer names; a bad reference is exit 2, before any work."""
-    if reference is None:
-        return
-    from fndcli import userref, usermodel
-
-    try:
-        cls = usermodel.load_class(reference)
-        if option == "--layer":
-            usermodel.layer_kind(cls)
-    except (userref.RefError, usermodel.UserCodeError) as e:
-        raise typer.BadParameter(str(e), param_hint=f"'{option}'")
 
 
 @command("gradcheck", "Hand-written gradients against autograd and finite differences.")
@@ -85,8 +71,8 @@ def gradcheck(
         raise typer.BadParameter(f"cross-entropy needs 2 or more classes, got {n_out}", param_hint="'--n-out'")
     if model and layer:
         raise typer.BadParameter("give --model or --layer, not both", param_hint="'--layer'")
-    _load_user_class(model, "--model")
-    _load_user_class(layer, "--layer")
+    load_user_class(model, "--model")
+    load_user_class(layer, "--layer")
     cfg = GradcheckConfig(batch=batch, n_in=n_in, hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out,
                           loss=loss.value, dtype=dtype.value, seed=seed, init=resolve_scheme_name(init.value),
                           rtol=rtol, atol=atol, device=device.value, model=model, layer=layer)

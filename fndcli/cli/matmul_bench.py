@@ -108,7 +108,7 @@ def matmul_bench(
     out = out_dir(out)
 
     from fndcli.bench import BenchError, run_bench
-    from fndcli.render import bench_table, crossover_table
+    from fndcli.render import bench_caption, bench_table, crossover_table
     from fndcli.results import utc_now
 
     con = console()
@@ -142,9 +142,7 @@ def matmul_bench(
         threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
         title = (f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
                  f"{', ' + cfg.order if cfg.preset != 'quick' else ''}")
-        notes = [f"speedup: the median of {base} ÷ the row's median, at the same shape" if base else ""]
-        notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in result.ceilings.items()]
-        con.print(bench_table(frame, title, "\n".join(n for n in notes if n)))
+        con.print(bench_table(frame, title, bench_caption(base, result.ceilings)))
         if len(result.crossovers):
             con.print(crossover_table(result.crossovers, "crossovers: where one overtakes another, "
                                                          "their ranges of values apart on both sides"))

@@ -49,6 +49,8 @@ def config_option(command):
 OutOption = Annotated[Path, typer.Option(
     "--out", metavar="DIR", help="Directory for the CSV, its JSON sidecar and other outputs.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the paths written.")]
+
+
 def _seed_in_range(value):
     if not 0 <= value <= SEED_MAX:
         raise typer.BadParameter(f"{value} is outside 0 to 2^64 - 1, the seeds torch takes")
@@ -84,3 +86,18 @@ def check_memory(need, device, what, option):
         memory.check(need, device, what, option)
     except memory.NotEnoughMemory as e:
         raise click.exceptions.UsageError(f"not enough memory: {e}")
+
+
+def load_user_class(reference, option):
+    """Load the class a --model or --layer names (fndcli.usermodel's protocol); a bad reference is
+    exit 2, before any work. torch loads only when one is given."""
+    if reference is None:
+        return
+    from fndcli import userref, usermodel
+
+    try:
+        cls = usermodel.load_class(reference)
+        if option == "--layer":
+            usermodel.layer_kind(cls)
+    except (userref.RefError, usermodel.UserCodeError) as e:
+        raise typer.BadParameter(str(e), param_hint=f"'{option}'")

@@ -1,6 +1,5 @@
 """`fnd reproduce`: the chapter's claims checked in one report (core: `fndcli.reproduce`)."""
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional

@@ -1,5 +1,6 @@
 """`fnd show RUN`: a saved run as the table its command printed, with where and how it ran."""
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -98,9 +99,8 @@ def _tables(saved):
     if saved.command == "matmul-bench":
         title = f"matmul ladder, {m.get('dtype')}, {m.get('device')}, pyperf {m.get('preset')}"
         base = rows["baseline"].iloc[0] if len(rows) and rows["baseline"].iloc[0] else None
-        notes = [f"speedup: the median of {base} ÷ the row's median, at the same shape" if base else ""]
-        notes += [f"% peak on {d}: of {p['gflops']:.3g} GFLOP/s, {p['source']}" for d, p in (m.get("peak") or {}).items()]
-        yield render.bench_table(rows, title, "\n".join(n for n in notes if n))
+        ceilings = {d: (p["gflops"], p["source"]) for d, p in (m.get("peak") or {}).items()}
+        yield render.bench_table(rows, title, render.bench_caption(base, ceilings))
         crossovers = saved.extras.get("-crossovers.csv")
         if crossovers is not None and len(crossovers):
             yield render.crossover_table(crossovers, "crossovers")
@@ -110,7 +110,6 @@ def _tables(saved):
     elif saved.command == "gradcheck":
         yield render.gradcheck_table(rows, f"gradcheck: {m.get('dtype')}, rtol {m.get('rtol')}, atol {m.get('atol')}")
     else:
-        metric = "valid R²" if cfg.get("task") == "regression" else "valid accuracy"
-        caption = f"{metric} of a model that predicts {m.get('baseline')}: {m.get('baseline_metric', float('nan')):.4f}"
+        metric, caption = render.train_labels(cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan))
         yield render.train_table(rows, f"train: {cfg.get('task')}, {m.get('dtype')}, lr {cfg.get('lr')}", metric,
                                  caption)

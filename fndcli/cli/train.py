@@ -6,7 +6,8 @@ import typer
 
 from fndcli.cli.app import command
 from fndcli.cli.options import (DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
-                                TaskName, check_devices, check_memory, config_option, positive_finite, tolerance)
+                                TaskName, check_devices, check_memory, config_option, load_user_class, positive_finite,
+                                tolerance)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, progress, save_run
 from fndcli.memory import train_bytes
 from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
@@ -93,19 +94,13 @@ def train_command(
                       labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
                       batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
                       check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
-    if model is not None:
-        from fndcli import userref, usermodel
-
-        try:
-            usermodel.load_class(model)
-        except userref.RefError as e:
-            raise typer.BadParameter(str(e), param_hint="'--model'")
+    load_user_class(model, "--model")
     check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
                  "--samples, --n-in or --hidden")
     out = out_dir(out)
 
     from fndcli.plots import loss_curves
-    from fndcli.render import human_seconds, train_table
+    from fndcli.render import human_seconds, train_labels, train_table
     from fndcli.results import utc_now
     from fndcli.train import train
 
@@ -134,9 +129,8 @@ def train_command(
                      diverged_epoch=result.diverged_epoch, status="interrupted" if result.interrupted else "complete",
                      error=result.error, exit_code=code)
     if not quiet:
-        metric_name = "valid R²" if cfg.task == "regression" else "valid accuracy"
+        metric_name, caption = train_labels(cfg.task, baseline_name, result.baseline_metric)
         sizes = " -> ".join(map(str, cfg.sizes)) + (f", {model}" if model else "")
-        caption = f"{metric_name} of a model that predicts {baseline_name}: {result.baseline_metric:.4f}"
         con.print(train_table(history, f"train: {cfg.task}, {sizes}, {cfg.loss}, SGD lr {lr:g}"
                                        f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}",
                               metric_name, caption))
