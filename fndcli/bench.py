@@ -169,7 +169,7 @@ class _OutOfMemory(Exception):
 def run_bench(cfg, log=lambda msg: None):
     """Check and time every (impl, shape) of cfg; returns rows in registry order.
 
-    Ctrl-C keeps the rows whose timing finished. Running out of memory, or a pyperf worker
+    Ctrl-C keeps every check that ran and every timing that finished. Running out of memory, or a pyperf worker
     that fails, stops the run there with `error` set, keeping every row made before it.
     """
     before = torch.get_num_threads()
@@ -244,7 +244,7 @@ def _run_bench(cfg, log):
             except BenchError as e:
                 error = str(e)
             suite = _load_suite(suite_path)
-    frame = _frame(rows, _timings(suite), keep_untimed=not interrupted)
+    frame = _frame(rows, _timings(suite), interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
     ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
@@ -362,14 +362,16 @@ def _timings(suite):
     return out
 
 
-def _frame(rows, timed, keep_untimed):
-    """One row per (impl, device, shape): the check joined with its timing, and GFLOP/s."""
+def _frame(rows, timed, interrupted):
+    """One row per (impl, device, shape): the check joined with its timing, and GFLOP/s. After a
+    Ctrl-C, a row the run did not reach says so in `skipped`; its check, if it ran, is kept."""
     records = []
     for (impl, device, shape), row in rows.items():
         timing = timed.get(BenchSpec(impl, device, shape, 1).name(row["dtype"]))
         if timing:
             row = {**row, **timing, "gflops": shape.flops / timing["median_s"] / 1e9}
-        elif not (keep_untimed or row["skipped"]):
-            continue  # interrupted before it was timed
+        elif interrupted and not row["skipped"] and row.get("correct", True):
+            row = {**row, "skipped": "interrupted before it was timed" if "correct" in row else
+                   "interrupted before its check"}
         records.append(row)
     return pd.DataFrame.from_records(records).reindex(columns=COLUMNS)

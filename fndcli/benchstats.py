@@ -5,8 +5,10 @@ figure says what it is relative to:
 
 - **speedup** is the baseline's median over the row's median at the same shape. The baseline
   is one series (an implementation on a device) for the whole run, so rows of a sweep
-  compare: `--baseline`, else the series timed at the most shapes, ties to the slowest rung
-  of the ladder (the chapter's speedups are over the three loops).
+  compare: `--baseline`, else the series timed at the most shapes, ties to the slowest of
+  the chapter's rungs written from scratch (its speedups are over the three loops), then to
+  the first of the user's kernels, then to fnd's registry order: a run of your kernel beside
+  torch reads as "torch is 50,000x your kernel", not "your kernel is 0.00002x torch".
 - **pct_peak** is the row's GFLOP/s over a ceiling that is named: `--peak-gflops`, or torch's
   best GFLOP/s at a large shape (every side >= LARGE_SIDE) measured on that device in this
   run. Without either there is no ceiling and no pct_peak: torch at the book's 5x784x10 is
@@ -19,6 +21,10 @@ figure says what it is relative to:
 import math
 
 import pandas as pd
+
+from fndcli.names import CHAPTER
+
+SCRATCH = CHAPTER[:-1]  # the chapter's rungs written from scratch, slowest first (not @)
 
 COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
            "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak",
@@ -39,8 +45,8 @@ def choose_baseline(frame, ladder, requested=None):
     """The series every speedup is relative to (a label as series_labels gives), or None if nothing was timed.
 
     `requested` (an implementation, or IMPL@DEVICE) wins; it must be a series of the run.
-    Otherwise: the series timed at the most shapes; ties go to the earliest in `ladder`
-    (registry order: the slowest rung first), then to the first device.
+    Otherwise: the series timed at the most shapes; ties go to `_rank`'s order, then to the
+    first device. `ladder`: the registry's names, slowest rung first.
     """
     labels = series_labels(frame)
     if requested is not None:
@@ -53,12 +59,36 @@ def choose_baseline(frame, ladder, requested=None):
     timed = frame.assign(_label=labels)[frame["median_s"].notna()]
     if timed.empty:
         return None
-    rank = {name: i for i, name in enumerate(ladder)}
+    users = list(dict.fromkeys(i for i in frame["impl"] if i not in ladder))
     devices = {d: i for i, d in enumerate(dict.fromkeys(frame["device"]))}
     coverage = timed.groupby(["_label", "impl", "device"], sort=False).size().reset_index(name="shapes")
-    coverage["_order"] = [(-s, rank.get(i, len(rank)), devices[d]) for s, i, d in
+    coverage["_order"] = [(-s, _rank(i, ladder, users), devices[d]) for s, i, d in
                           zip(coverage["shapes"], coverage["impl"], coverage["device"])]
     return coverage.sort_values("_order").iloc[0]["_label"]
+
+
+def _rank(impl, ladder, users):
+    """The chapter's from-scratch rungs (slowest first), then the user's kernels (in the run's order), then
+    the rest of the registry (its order)."""
+    if impl in SCRATCH:
+        return (0, SCRATCH.index(impl))
+    if impl not in ladder:
+        return (1, users.index(impl))
+    return (2, ladder.index(impl))
+
+
+def baseline_reason(frame, baseline, requested, ladder):
+    """Why `baseline` is the baseline, in a few words for the caption."""
+    if requested:
+        return "--baseline"
+    impl = baseline.split("@")[0]
+    shapes = frame.groupby(series_labels(frame).values)["median_s"].count()
+    widest = "" if (shapes == shapes.max()).all() else "timed at the most shapes; "
+    if impl in SCRATCH:
+        return widest + "the slowest of the chapter's rungs in this run"
+    if impl not in ladder:
+        return widest + "the first of your kernels (no rung written from scratch ran)"
+    return widest + "the first in fnd's registry order in this run"
 
 
 def add_speedups(frame, baseline):

@@ -61,16 +61,24 @@ class CompareError(Exception):
     """The two runs cannot be compared (exit 2)."""
 
 
-def timing_row(key, what, base, new, s, rerun):
-    """Per-sample timings NEW against BASE: ratio of medians, bootstrap interval, U test, verdict."""
+def timing_row(key, what, base, new, s, rerun, figures=None, unit="process"):
+    """Per-sample timings NEW against BASE: ratio of medians, bootstrap interval, U test, verdict.
+
+    base, new: one sample per `unit` (a worker process's mean, a run). With too few samples to
+    test, nothing is judged ("insufficient"), and the row shows `figures` (BASE's and NEW's own
+    medians, as each run printed them) when given, else the samples' medians.
+    """
     base, new = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
     ratio = float(np.median(new) / np.median(base))
     row = {"key": key, "what": what, "base": float(np.median(base)), "new": float(np.median(new)),
            "change": ratio - 1, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "n_base": len(base),
            "n_new": len(new), "note": ""}
     if min(len(base), len(new)) < s.min_samples:
+        if figures is not None and all(_finite(f) for f in figures):
+            row.update(base=float(figures[0]), new=float(figures[1]), change=float(figures[1] / figures[0]) - 1)
         return {**row, "verdict": "insufficient",
-                "note": f"{len(base)} and {len(new)} samples; the test needs {s.min_samples} a side: {rerun}"}
+                "note": f"{len(base)} and {len(new)} samples (one per {unit}); the test needs {s.min_samples} a "
+                        f"side: {rerun}"}
     from scipy import stats
 
     p = float(stats.mannwhitneyu(new, base, alternative="two-sided", method="auto").pvalue)
@@ -87,6 +95,13 @@ def timing_row(key, what, base, new, s, rerun):
     else:
         verdict = "inconclusive"
     return {**row, "ci_low": low, "ci_high": high, "p": p, "verdict": verdict}
+
+
+def _finite(x):
+    try:
+        return math.isfinite(float(x)) and float(x) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _median_ratio(base, new, axis=-1):
@@ -139,7 +154,7 @@ def matmul_rows(base, new, s):
             out.append(_row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why))
         else:
             out.append(timing_row(label, "median s/call", b_means[name], n_means[name], s,
-                                  "re-run both with fnd matmul-bench --gate"))
+                                  "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"])))
     return out
 
 
@@ -201,11 +216,12 @@ def train_rows(base, new, s):
         change, verdict = _relative(float(b_last[column]), float(n_last[column]), higher, s)
         out.append(_row("training", what, float(b_last[column]), float(n_last[column]), verdict, change=change))
     for column, what in (("step_s", "hand-written step s/step"), ("ref_step_s", "twin step s/step")):
-        b_steps = base.rows[column].dropna().tolist() if column in base.rows else []
-        n_steps = new.rows[column].dropna().tolist() if column in new.rows else []
-        if b_steps and n_steps:
-            out.append(timing_row("training", what, b_steps, n_steps, s, "re-run both with more --epochs "
-                                                                          "(one sample an epoch)"))
+        b_steps = base.rows[column].dropna() if column in base.rows else []
+        n_steps = new.rows[column].dropna() if column in new.rows else []
+        if len(b_steps) and len(n_steps):  # one run is one sample: its epochs share one process
+            out.append(timing_row("training", what, [b_steps.median()], [n_steps.median()], s,
+                                  "one train run is one sample (its epochs share one process, so they are not "
+                                  "independent); time kernels with fnd matmul-bench --gate", unit="run"))
     return out
 
 
@@ -235,6 +251,9 @@ def compare(base, new, settings=Settings()):
     """Compare two SavedRuns of one command; CompareError if they cannot be."""
     if base.command != new.command:
         raise CompareError(f"BASE is a {base.command} run and NEW a {new.command} run; compare runs of one command")
+    if base.command not in ROWS:
+        raise CompareError(f"fnd compare takes runs of {', '.join(ROWS)}, not {base.command}: read its report, "
+                           "or fnd show it")
     rows = pd.DataFrame.from_records(ROWS[base.command](base, new, settings), columns=COLUMNS)
     if not (~rows["verdict"].isin(["missing", "added"])).any():
         raise CompareError("the two runs share no row: they measured different things")

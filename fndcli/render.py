@@ -36,7 +36,8 @@ def sig3(x):
 
 
 def bench_table(frame, title, caption=""):
-    """The matmul ladder, slowest first at each shape; skipped rows lead (they would be slowest)."""
+    """The matmul ladder at each shape in the run's order (the chapter's: slowest rung first), not sorted by
+    the medians, which a loaded host can swap."""
     table = Table(title=title, caption=caption or None, caption_justify="left")
     devices = frame["device"].nunique() > 1
     extra = [c for c, show in (("% peak", frame["pct_peak"].notna().any()),
@@ -44,9 +45,7 @@ def bench_table(frame, title, caption=""):
     for name in ("impl", "shape", "median", "± stdev", "min", "values", "GFLOP/s", "speedup", *extra, "rel err",
                  "correct"):
         table.add_column(name, justify="left" if name in ("impl", "shape", "correct") else "right")
-    order = frame.assign(_skip=frame["skipped"].astype(bool)).sort_values(
-        ["m", "k", "n", "_skip", "median_s"], ascending=[True, True, True, False, False])
-    for row in order.itertuples():
+    for row in frame.sort_values(["m", "k", "n"], kind="stable").itertuples():
         shape = f"{row.m}x{row.k}x{row.n}"
         name = f"{row.impl}@{row.device}" if devices else row.impl
         if row.skipped:
@@ -61,10 +60,20 @@ def bench_table(frame, title, caption=""):
     return table
 
 
-def bench_caption(baseline, ceilings):
-    """What speedup and % peak are relative to: baseline names the speedups' series (or None),
-    ceilings is {device: (GFLOP/s, where the figure comes from)}."""
-    notes = [f"speedup: the median of {baseline} ÷ the row's median, at the same shape"] if baseline else []
+def bench_title(dtype, devices, threads, preset, order):
+    """matmul-bench's title: what was timed, and how."""
+    return (f"matmul ladder, {dtype}, {'/'.join(devices)}, {threads} thread(s), pyperf {preset}"
+            f"{', ' + order if order and preset != 'quick' else ''}")
+
+
+CROSSOVER_TITLE = "crossovers: where one overtakes another, their ranges of values apart on both sides"
+
+
+def bench_caption(baseline, ceilings, why=""):
+    """What speedup and % peak are relative to: baseline names the speedups' series (or None) and `why` it
+    was chosen, ceilings is {device: (GFLOP/s, where the figure comes from)}."""
+    why = f" (baseline: {why})" if why else ""
+    notes = [f"speedup: the median of {baseline} ÷ the row's median, at the same shape{why}"] if baseline else []
     notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in ceilings.items()]
     return "\n".join(notes)
 
@@ -88,11 +97,21 @@ def _band(lo, hi):
     return "" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
 
 
+def sweep_title(depth, width, batch, seeds, dtype, summary, interrupted):
+    """init-sweep's title; an interrupted sweep says how many of the networks asked for finished."""
+    title = f"init sweep: depth {depth}, width {width}, batch {batch}, {seeds} seed(s), {dtype}"
+    if interrupted:
+        done = int(summary["seeds"].sum()) if len(summary) else 0
+        title += f"; interrupted: {done} network(s) finished"
+    return title
+
+
 def sweep_table(summary, title):
     """One row per scheme x act: last-layer m2 against theory and its finite-width band, verdict and why."""
-    seeds = int(summary["seeds"].max()) if len(summary) else 0
+    counts = sorted(set(summary["seeds"].astype(int))) if len(summary) else [0]
+    networks = f"{counts[0]} network(s)" if len(counts) == 1 else f"each row's {counts[0]}-{counts[-1]} networks"
     table = Table(title=title, caption_justify="left", caption=(
-        f"band: where 95 % of the mean log10 m2 at the last layer of {seeds} network(s) should fall "
+        f"band: where 95 % of the mean log10 m2 at the last layer of {networks} should fall "
         "(theory and its finite-width noise); decades: the fitted change of log10 m2 over the stack"))
     backward = "grad_verdict" in summary
     columns = ["scheme", "act", "m2 last (geomean)", "predicted", "log10 m2 last", "expected band", "decades (fit)",
@@ -201,6 +220,10 @@ def compare_table(rows, title, caption):
 
 
 CLAIM_STYLE = {"holds": "green", "differs": "yellow", "fails": "bold red"}
+
+
+def claims_title(count):
+    return f"fastbook ch. 17 on this machine: {count} claims"
 
 
 def claims_table(claims, title):

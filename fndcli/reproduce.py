@@ -9,6 +9,10 @@ a verdict and the rule behind it:
 - **fails**: a claim that should hold on any machine (a result is correct, a stack
   explodes, the gradients match) does not: `fnd reproduce` exits 1.
 
+Every timing claim (a speedup, the ladder's order) depends on the machine and on what else
+runs on it, so it can only differ, never fail. Ctrl-C stops the run between or inside
+sections; the claims of the sections that finished are kept (`interrupted`).
+
 The book's printed figures are from ../shared/REFERENCE.md (fastbook ch. 17, first edition).
 """
 import math
@@ -50,6 +54,7 @@ class ReproduceResult:
     figures: dict = field(default_factory=dict)  # file name -> function(path) writing a PNG
     text: dict = field(default_factory=dict)     # section -> a paragraph for the report
     suite: object = None                         # the ladder's pyperf suite
+    interrupted: bool = False                    # Ctrl-C: the sections before it are kept
 
 
 def _claim(section, claim, source, book, fnd, ok, rule, machine_dependent=False):
@@ -70,7 +75,7 @@ def ladder(cfg, result):
     from fndcli.plots import ladder_times
     from fndcli.settings import BenchConfig
 
-    bench = run_bench(BenchConfig(seed=cfg.seed, preset="quick" if cfg.quick else "default"))
+    bench = _finished(run_bench(BenchConfig(seed=cfg.seed, preset="quick" if cfg.quick else "default")))
     rows = bench.rows.set_index("impl")
     result.frames["ladder.csv"], result.suite = bench.rows, bench.suite
     result.figures["ladder.png"] = lambda p: ladder_times(rows["median_s"], BOOK_TIMES, p)
@@ -86,7 +91,8 @@ def ladder(cfg, result):
     claims.append(_claim("ladder", "Each rung of the ladder is faster than the one before",
                          "Matrix multiplication from scratch to Einstein summation",
                          " > ".join(_t(t) for t in BOOK_TIMES.values()), chain, faster,
-                         "medians strictly decreasing, loops > dot > broadcast > einsum > @"))
+                         "medians strictly decreasing, loops > dot > broadcast > einsum > @ (a timing: it can "
+                         "differ on a machine, or under load)", machine_dependent=True))
     for impl in list(BOOK_TIMES)[1:]:
         book = BOOK_TIMES["loops"] / BOOK_TIMES[impl]
         ours = medians["loops"] / medians[impl]
@@ -111,7 +117,15 @@ def _sweep(scheme, acts, seeds, seed, scale=0.1, depth=50):
     from fndcli.sweep import run_sweep
 
     cfg = SweepConfig(schemes=(scheme,), acts=acts, seeds=seeds, seed=seed, scale=scale, depth=depth)
-    return run_sweep(cfg), cfg
+    return _finished(run_sweep(cfg)), cfg
+
+
+def _finished(result):
+    """A core's result, or KeyboardInterrupt again if Ctrl-C cut it short (the cores keep partial rows;
+    a claim must not be judged on them)."""
+    if result.interrupted:
+        raise KeyboardInterrupt
+    return result
 
 
 def _first_layer(sweep, act):
@@ -269,7 +283,7 @@ def train_section(cfg, result):
     from fndcli.settings import TrainConfig
     from fndcli.train import train
 
-    run = train(TrainConfig(epochs=cfg.epochs, seed=cfg.seed))
+    run = _finished(train(TrainConfig(epochs=cfg.epochs, seed=cfg.seed)))
     history = run.history
     result.frames["train.csv"] = history
     result.figures["train-loss.png"] = lambda p: loss_curves(history, p)
@@ -293,12 +307,19 @@ RUNNERS = {"ladder": ladder, "init": init, "backprop": backprop, "bridge": bridg
 
 
 def run_reproduce(cfg, on_section=lambda name: None):
-    """Every section of cfg, in order; the claims and what the report needs."""
+    """Every section of cfg, in order; the claims and what the report needs. Ctrl-C keeps the
+    sections that finished (`interrupted`); what a cut-short section had made is dropped."""
     result = ReproduceResult(pd.DataFrame(columns=CLAIM_COLUMNS))
     claims = []
     for section in cfg.sections:
         on_section(section)
-        claims += RUNNERS[section](cfg, result)
+        kept = (dict(result.frames), dict(result.figures), dict(result.text), result.suite)
+        try:
+            claims += RUNNERS[section](cfg, result)
+        except KeyboardInterrupt:
+            result.frames, result.figures, result.text, result.suite = kept
+            result.interrupted = True
+            break
     result.claims = pd.DataFrame.from_records(claims, columns=CLAIM_COLUMNS)
     return result
 

@@ -3,7 +3,9 @@
 A run is the files one command wrote into its `--out` directory, tied together by its
 sidecar `<command>-<stamp>.json` (whose `files` lists them all). Any of them names the run:
 the CSV, the sidecar, the `.pyperf.json`, an extra CSV; a directory names its newest run
-(of a given command, when one is asked for).
+(of a given command, when one is asked for). A `fnd reproduce` run is a directory of its own,
+`reproduce-<stamp>/`, whose sidecar is `reproduce.json`: the directory, or any file in it,
+names it, and a directory of runs counts it among its runs.
 """
 import json
 import math
@@ -12,10 +14,27 @@ from pathlib import Path
 
 import pandas as pd
 
-COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train")
+from fndcli.numerics import first_line
+
+COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce")
 # Text columns: an empty cell reads back as NaN; these want "".
 TEXT_COLUMNS = {"matmul-bench": ("error", "skipped", "baseline"), "init-sweep": ("reason", "grad_verdict"),
-                "gradcheck": ("rule",), "train": ()}
+                "gradcheck": ("rule",), "train": (), "reproduce": ()}
+# The main CSV's columns that show and compare read (a test checks each is a column its command writes).
+REQUIRED = {
+    "matmul-bench": ("impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "stdev_s", "min_s",
+                     "n_values", "gflops", "speedup", "baseline", "pct_peak", "rel_err", "correct", "error",
+                     "skipped", "compile_s"),
+    "init-sweep": ("scheme", "act", "seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo",
+                   "band_hi", "decades", "verdict", "reason"),
+    "gradcheck": ("check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol",
+                  "atol", "passed"),
+    "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
+              "loss_rel_diff"),
+    "reproduce": ("section", "claim", "book", "fnd", "verdict"),
+}
+SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
+MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 
 
 class RunError(Exception):
@@ -38,6 +57,9 @@ class SavedRun:
 
     @property
     def stem(self):
+        """The run's name: its files' common stem, or its directory's name (reproduce)."""
+        if self.sidecar_path.name == SIDECAR.get(self.command):
+            return self.sidecar_path.parent.name
         return self.sidecar_path.name[: -len(".json")]
 
     def process_means(self):
@@ -54,22 +76,36 @@ class SavedRun:
                 for bench in suite.get_benchmarks()}
 
 
+def _might_be_sidecar(path):
+    """A name fnd gives sidecars: <command>-<stamp>[-N].json, or reproduce.json."""
+    return path.suffix == ".json" and not path.name.endswith(".pyperf.json") and (
+        path.name in SIDECAR.values() or any(path.name.startswith(f"{c}-") for c in COMMANDS))
+
+
 def _sidecar(path):
-    """The sidecar's dict if `path` is one, else None."""
-    if path.suffix != ".json" or path.name.endswith(".pyperf.json"):
+    """The sidecar's dict if `path` is one, else None; RunError if it is named like one but cannot be read."""
+    if not _might_be_sidecar(path):
         return None
     try:
         meta = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("command") in COMMANDS and "files" in meta else None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise RunError(f"{str(path)!r} is a corrupt run sidecar ({first_line(e)}): cut off mid-write, or edited?")
+    if isinstance(meta, dict) and meta.get("command") in COMMANDS and isinstance(meta.get("files"), list):
+        return meta
+    return None
 
 
-def _sidecars(directory, command=None):
-    """[(path, meta)] of the runs in a directory (of one command, if given), oldest first."""
+def _sidecars(directory, command=None, corrupt=None):
+    """[(path, meta)] of the runs in a directory and its reproduce-* run directories (of one command, if
+    given), oldest first. Corrupt sidecars are skipped, their errors appended to `corrupt`."""
     out = []
-    for path in directory.glob("*.json"):
-        meta = _sidecar(path)
+    for path in [*directory.glob("*.json"), *(directory.glob(f"reproduce-*/{SIDECAR['reproduce']}"))]:
+        try:
+            meta = _sidecar(path)
+        except RunError as e:
+            if corrupt is not None:
+                corrupt.append((path, str(e)))
+            continue
         if meta and (command is None or meta["command"] == command):
             out.append((meta.get("started_utc", ""), path.name, path, meta))
     return [(path, meta) for *_, path, meta in sorted(out, key=lambda run: run[:2])]
@@ -80,18 +116,25 @@ def find_sidecar(path, command=None):
     path = Path(path)
     if not path.exists():
         raise RunError(f"{str(path)!r} does not exist")
+    if path.is_dir() and (path / SIDECAR["reproduce"]).is_file():  # a reproduce run's own directory
+        path = path / SIDECAR["reproduce"]
     if path.is_dir():
-        found = _sidecars(path, command)
+        corrupt = []
+        found = _sidecars(path, command, corrupt)
         if not found:
             what = f"no {command} run" if command else "no fnd run"
-            raise RunError(f"{what} in directory {str(path)!r}")
+            raise RunError(f"{what} in directory {str(path)!r}" + (f"; {corrupt[-1][1]}" if corrupt else ""))
         return found[-1]
     meta = _sidecar(path)
     if meta:
         return path, meta
-    for sidecar, meta in _sidecars(path.parent):
+    corrupt = []
+    for sidecar, meta in _sidecars(path.parent, corrupt=corrupt):
         if path.name in meta["files"]:
             return sidecar, meta
+    for sidecar, error in corrupt:  # the sidecar that would have listed it
+        if path.name.startswith(sidecar.name[: -len(".json")]) or sidecar.name in SIDECAR.values():
+            raise RunError(error)
     raise RunError(f"{str(path)!r} is not part of an fnd run (no sidecar beside it lists it)")
 
 
@@ -100,19 +143,24 @@ def load(path, command=None):
     sidecar, meta = find_sidecar(path, command)
     if command and meta["command"] != command:
         raise RunError(f"{str(path)!r} is a {meta['command']} run, not {command}")
-    stem = sidecar.name[: -len(".json")]
     directory = sidecar.parent
+    own_directory = sidecar.name == SIDECAR.get(meta["command"])
+    stem = "" if own_directory else sidecar.name[: -len(".json")]
     csvs = {}
     for name in meta["files"]:
-        if name.endswith(".csv"):
+        if isinstance(name, str) and name.endswith(".csv"):
             try:
                 csvs[name[len(stem):]] = pd.read_csv(directory / name)
             except (OSError, ValueError) as e:
-                raise RunError(f"cannot read {str(directory / name)!r}: {e}") from e
-    main = "-summary.csv" if meta["command"] == "init-sweep" else ".csv"
+                raise RunError(f"cannot read {str(directory / name)!r}: {first_line(e)}") from e
+    main = MAIN_CSV.get(meta["command"], ".csv")
     if main not in csvs:
-        raise RunError(f"run {stem!r} has no {stem}{main}")
+        raise RunError(f"run {stem or directory.name!r} has no {stem}{main}")
     rows = csvs.pop(main)
+    missing = [c for c in REQUIRED[meta["command"]] if c not in rows]
+    if missing:
+        raise RunError(f"{str(directory / (stem + main))!r} lacks column(s) {', '.join(missing)}: not as fnd "
+                       "writes it (another fnd version, or edited?)")
     for column in TEXT_COLUMNS[meta["command"]]:
         if column in rows:
             rows[column] = rows[column].astype(object).where(rows[column].notna(), "").astype(str)

@@ -4,7 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from fndcli.benchstats import CROSSOVER_COLUMNS, add_pct_peak, add_speedups, ceilings, choose_baseline, crossovers
+from fndcli.benchstats import (CROSSOVER_COLUMNS, add_pct_peak, add_speedups, baseline_reason, ceilings,
+                               choose_baseline, crossovers)
 from fndcli.render import sig3
 
 LADDER = ["loops", "dot", "broadcast", "einsum", "torch"]
@@ -131,5 +132,13 @@ def test_nothing_timed_has_no_baseline_and_an_unknown_impl_ranks_last():
     assert choose_baseline(frame, LADDER) is None
     out = add_speedups(frame, None)
     assert out["speedup"].isna().all() and (out["baseline"] == "").all()
-    mine = _frame([("mine.py:mm", "cpu", 4, 3.0, 3, 3), ("torch", "cpu", 4, 1.0, 1, 1)])
-    assert choose_baseline(mine, LADDER) == "torch"  # not in the ladder: after every rung of it
+    mine = _frame([("torch", "cpu", 4, 1.0, 1, 1), ("mine.py:mm", "cpu", 4, 3e4, 3e4, 3e4),
+                   ("yours.py:mm", "cpu", 4, 3.0, 3, 3)])
+    # your kernels before torch (speedups over the first of them, not 0.00003x), but after a from-scratch rung
+    assert choose_baseline(mine, LADDER) == "mine.py:mm"
+    assert baseline_reason(mine, "mine.py:mm", None, LADDER) == "the first of your kernels (no rung written " \
+                                                                  "from scratch ran)"
+    with_dot = pd.concat([mine, _frame([("dot", "cpu", 4, 9.0, 9, 9)])], ignore_index=True)
+    assert choose_baseline(with_dot, LADDER) == "dot"
+    assert baseline_reason(with_dot, "dot", None, LADDER) == "the slowest of the chapter's rungs in this run"
+    assert baseline_reason(with_dot, "torch", "torch", LADDER) == "--baseline"

@@ -10,6 +10,7 @@ import pytest
 from conftest import assert_one_line_error, run_files
 from fndcli.benchstats import COLUMNS
 from fndcli.compare import Settings, timing_row
+from fndcli.gradcheck import COLUMNS as GRADCHECK_COLUMNS
 
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "gpu": None}
 
@@ -169,7 +170,7 @@ def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     (tmp_path / "empty").mkdir()
     other = tmp_path / "other"
     other.mkdir()
-    (other / "gradcheck-20261130-120000.csv").write_text("check,tensor,passed\n")
+    (other / "gradcheck-20261130-120000.csv").write_text(",".join(GRADCHECK_COLUMNS) + "\n")
     (other / "gradcheck-20261130-120000.json").write_text(json.dumps(
         {"command": "gradcheck", "files": ["gradcheck-20261130-120000.csv"]}))
     paths["other"] = other / "gradcheck-20261130-120000.csv"
@@ -187,6 +188,11 @@ def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| torch 8x8x8 float32 cpu 2t | median s/call |" in result.stdout.replace(" 1t |", " 2t |")
     assert "insufficient" in result.stdout and "re-run both with fnd matmul-bench --gate" in result.stdout
+    # too few samples to test: the row shows each run's own median, as its CSV and table have it
+    compared, _ = run_files(tmp_path / "o", "compare")
+    medians = [run_files(tmp_path / side, "matmul-bench")[0]["median_s"].iloc[0] for side in ("base", "new")]
+    assert compared[["base", "new"]].iloc[0].tolist() == pytest.approx(medians, rel=1e-12)
+    assert compared["change"].iloc[0] == pytest.approx(medians[1] / medians[0] - 1)
 
 
 def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
@@ -200,8 +206,14 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
     for command, args in small.items():
         assert fnd(command, *args, "--out", tmp_path / command / "base").exit_code == 0
         assert fnd(command, *args, "--out", tmp_path / command / "same").exit_code == 0
-        result = fnd("compare", tmp_path / command / "base", tmp_path / command / "same", "--out", tmp_path / "o")
+        result = fnd("compare", tmp_path / command / "base", tmp_path / command / "same", "--out", tmp_path / "o",
+                     "--format", "csv")
         assert result.exit_code == 0, (command, result.output)
+        rows = pd.read_csv(pd.io.common.StringIO(result.stdout))
+        timings = rows[rows["what"].str.contains("s/step")]
+        # one train run is one sample (its epochs share a process): never a verdict from epochs
+        assert (timings["verdict"] == "insufficient").all() and (timings["n_base"] == 1).all(), timings
+        assert len(timings) == (2 if command == "train" else 0)
         shown = fnd("show", tmp_path / command / "same")
         assert shown.exit_code == 0 and "versions: fnd" in shown.stdout, shown.output
     # a change for the worse in each: a stable verdict lost, a failing check, a divergence
@@ -218,6 +230,34 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
         assert what in set(frame.loc[frame["verdict"] == "BROKEN", "what"]) and meta["compared"] == command
     assert "settings differ: --width 32 -> 2" in fnd("compare", tmp_path / "init-sweep" / "base",
                                                      tmp_path / "init-sweep" / "bad", "--out", tmp_path / "o").stdout
+
+
+def test_the_columns_show_and_compare_need_are_the_columns_each_command_writes():
+    from fndcli import reproduce, saved, sweep, train
+
+    written = {"matmul-bench": COLUMNS, "init-sweep": sweep.SUMMARY_COLUMNS, "gradcheck": GRADCHECK_COLUMNS,
+               "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS}
+    assert set(saved.REQUIRED) == set(written) == set(saved.COMMANDS)
+    for command, columns in saved.REQUIRED.items():
+        assert set(columns) <= set(written[command]), command
+
+
+def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
+    """A CSV with other columns, a sidecar cut off mid-write, a run compared with itself."""
+    good = fake_matmul_run(tmp_path / "good", {"torch": processes(1e-5)})
+    bad = fake_matmul_run(tmp_path / "bad", {"torch": processes(1e-5, seed=2)}, stamp="20261130-130000")
+    pd.read_csv(bad).rename(columns={"median_s": "median", "correct": "ok"}).to_csv(bad, index=False)
+    for command in (["compare", good, bad, "--out", tmp_path / "o"], ["show", bad]):
+        assert_one_line_error(fnd(*command), "lacks column(s) median_s, correct", "not as fnd writes it")
+    cut = fake_matmul_run(tmp_path / "cut", {"torch": processes(1e-5)}, stamp="20261130-140000")
+    sidecar = cut.with_suffix(".json")
+    sidecar.write_text(sidecar.read_text()[:40])
+    for named in (sidecar, cut, tmp_path / "cut"):
+        assert_one_line_error(fnd("compare", good, named, "--out", tmp_path / "o"), "corrupt run sidecar")
+        assert_one_line_error(fnd("show", named), "corrupt run sidecar", sidecar.name)
+    assert not (tmp_path / "o").exists()
+    itself = fnd("compare", good, good.with_suffix(".json"), "--out", tmp_path / "o")
+    assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr, itself.output
 
 
 def test_compare_and_show_load_neither_torch_nor_numba(tmp_path):
@@ -239,6 +279,9 @@ def test_show_formats(fnd, tmp_path):
     md = fnd("show", tmp_path / "run", "--format", "md")
     assert md.stdout.startswith("### fnd matmul-bench: matmul-bench-20261130-120000")
     assert "| impl | m | k | n | device | median_s |" in md.stdout
+    torch_cells = next(line for line in md.stdout.splitlines() if line.startswith("| torch |")).split(" | ")
+    median = pd.read_csv(csv).set_index("impl").loc["torch", "median_s"]  # 1e-5 s: shown with its unit
+    assert torch_cells[5] == f"{median * 1e6:.3g} µs" and "e+" not in md.stdout and "e-0" not in md.stdout
     as_csv = fnd("show", tmp_path / "run" / "matmul-bench-20261130-120000.pyperf.json", "--format", "csv")
     assert pd.read_csv(pd.io.common.StringIO(as_csv.stdout))["impl"].tolist() == ["torch", "einsum"]
     doc = json.loads(fnd("show", tmp_path / "run", "--format", "json").stdout)

@@ -107,9 +107,23 @@ def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
                  "--out", tmp_path)
     assert result.exit_code == 130, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
-    assert list(frame["impl"]) == ["einsum"] and meta["status"] == "interrupted"
+    assert list(frame["impl"]) == ["einsum", "torch"] and meta["status"] == "interrupted"
+    assert frame["correct"].all() and frame["median_s"].notna().tolist() == [True, False]
+    assert frame["skipped"].fillna("").tolist() == ["", "interrupted before it was timed"]
     suite = pyperf.BenchmarkSuite.load(str(next(tmp_path.glob("*.pyperf.json"))))
     assert suite.get_benchmark_names() == ["einsum 4x4x4 float32 cpu"]
+
+
+def test_ctrl_c_before_any_worker_keeps_the_checks(fnd, tmp_path, monkeypatch):
+    """The default preset, interleaved: Ctrl-C in the first worker process still keeps every check that ran."""
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench, "_run_worker", interrupted)
+    result = fnd("matmul-bench", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--out", tmp_path)
+    assert result.exit_code == 130 and "interrupted" in result.stdout, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert list(frame["impl"]) == ["einsum", "torch"] and frame["correct"].all() and frame["rel_err"].notna().all()
+    assert (frame["skipped"] == "interrupted before it was timed").all() and meta["status"] == "interrupted"
 
 
 @pytest.mark.parametrize("args,fragments", [

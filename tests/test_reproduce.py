@@ -5,6 +5,7 @@ import re
 import pandas as pd
 import pytest
 
+from conftest import assert_one_line_error
 from fndcli import model as fnd_model
 from fndcli import reproduce
 from fndcli.reproduce import CLAIM_COLUMNS
@@ -27,8 +28,9 @@ def test_quick_report_of_every_section(fnd, tmp_path, monkeypatch):
     assert list(claims.columns) == CLAIM_COLUMNS and set(claims["section"]) == set(reproduce.SECTIONS)
     verdicts = claims.set_index("claim")["verdict"]
     assert verdicts["dot is about 676,471x faster than the loops"] == "differs"
-    assert (verdicts.drop("dot is about 676,471x faster than the loops") == "holds").all(), claims
-    assert claims.loc[claims["verdict"] == "differs", "machine_dependent"].all()
+    # every claim that should hold anywhere holds; a timing may differ on a loaded host (never fail)
+    assert (claims.loc[~claims["machine_dependent"], "verdict"] == "holds").all(), claims
+    assert claims.loc[claims["verdict"] != "holds", "machine_dependent"].all()
     report = (run / "report.md").read_text()
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert set(links) == {"ladder.png", "init-std.png", "train-loss.png"}
@@ -37,7 +39,8 @@ def test_quick_report_of_every_section(fnd, tmp_path, monkeypatch):
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "<table>" in html
     meta = json.loads((run / "reproduce.json").read_text())
-    assert meta["exit_code"] == 0 and "report.md" in meta["files"] and meta["counts"]["differs"] == 1
+    assert meta["exit_code"] == 0 and "report.md" in meta["files"]
+    assert meta["counts"] == claims["verdict"].value_counts().to_dict()
     for name in ("ladder.csv", "init-layers.csv", "init-summary.csv", "backprop.csv", "bridge.csv", "train.csv"):
         assert len(pd.read_csv(run / name)), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
@@ -63,3 +66,54 @@ def test_a_planted_backward_bug_fails_the_run(fnd, tmp_path, monkeypatch):
                                                 (False, False, "fails"), (True, True, "holds")])
 def test_verdicts(ok, machine, verdict):
     assert reproduce._claim("s", "c", "src", "b", "f", ok, "r", machine)["verdict"] == verdict
+
+
+def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, monkeypatch):
+    """A host under load can time dot below broadcast: the order differs, the run does not fail."""
+    from fndcli import bench
+
+    medians = {"loops": 1.0, "dot": 1e-4, "broadcast": 2e-4, "einsum": 5e-5, "torch": 1e-5}  # dot < broadcast
+    rows = pd.DataFrame([{"impl": i, "median_s": t, "correct": True, "threads": 1} for i, t in medians.items()])
+    monkeypatch.setattr(bench, "run_bench", lambda cfg: bench.BenchResult(rows, None))
+    result = fnd("reproduce", "--quick", "--section", "ladder", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    claims = pd.read_csv(_report_dir(tmp_path) / "claims.csv").set_index("claim")
+    assert claims.loc["Each rung of the ladder is faster than the one before", "verdict"] == "differs"
+
+
+def test_ctrl_c_keeps_the_sections_that_finished(fnd, tmp_path, monkeypatch):
+    """Ctrl-C in the ladder's timing (the cores catch it and return what they have) or in training: exit 130,
+    the report of the sections that finished, nothing judged on a section cut short."""
+    from fndcli import bench
+    from fndcli import train as fnd_train
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench, "_run_worker", interrupt)
+    monkeypatch.setattr(fnd_train, "step_rel_diff", interrupt)
+    for sections, kept in ((["ladder", "bridge"], set()), (["bridge", "train"], {"bridge"})):
+        out = tmp_path / "-".join(sections)
+        result = fnd("reproduce", "--quick", *[a for s in sections for a in ("--section", s)], "--out", out)
+        assert result.exit_code == 130, result.output
+        assert "Traceback" not in result.output and "interrupted: kept the sections that finished" in result.stdout
+        run = _report_dir(out)
+        claims = pd.read_csv(run / "claims.csv")
+        assert set(claims["section"]) == kept and (claims["verdict"] == "holds").all()
+        meta = json.loads((run / "reproduce.json").read_text())
+        assert meta["status"] == "interrupted" and meta["exit_code"] == 130
+        assert "interrupted (Ctrl-C)" in (run / "report.md").read_text()
+
+
+def test_show_reads_a_reproduce_run_every_way_it_is_named(fnd, tmp_path):
+    """The run's directory, its report, its claims CSV, and the directory of runs (newest of any command)."""
+    printed = fnd("reproduce", "--quick", "--section", "bridge", "--out", tmp_path)
+    assert printed.exit_code == 0, printed.output
+    run = _report_dir(tmp_path)
+    table = printed.stdout[:printed.stdout.index(str(run))]  # the claims table, before the paths
+    for named in (run, run / "report.md", run / "claims.csv", tmp_path):
+        shown = fnd("show", named)
+        assert shown.exit_code == 0, shown.output
+        assert table in shown.stdout and f"run: {run.name} (complete, exit 0)" in shown.stdout
+    md = fnd("show", run, "--format", "md").stdout
+    assert md.startswith(f"### fnd reproduce: {run.name}") and "| section | claim | book | fnd | verdict |" in md
+    assert_one_line_error(fnd("compare", run, run, "--out", tmp_path / "o"), "takes runs of", "not reproduce")

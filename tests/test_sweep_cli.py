@@ -23,6 +23,30 @@ def test_sweep_writes_layers_summary_and_sidecar(fnd, tmp_path):
     assert "kaiming-normal" in result.stdout and "exploding" in result.stdout
 
 
+def test_ctrl_c_keeps_whole_networks_and_says_how_many(fnd, tmp_path, monkeypatch):
+    """Interrupted in the 5th of 2 x 3 networks: exit 130, 4 networks kept, the title and caption agree."""
+    from fndcli import sweep
+
+    calls, real = [], sweep.run_stack
+
+    def run_stack(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(sweep, "run_stack", run_stack)
+    result = fnd("init-sweep", "--scheme", "kaiming", "--scheme", "normal", "--act", "relu", "--depth", "4",
+                 "--width", "8", "--batch", "4", "--seeds", "3", "--out", tmp_path)
+    assert result.exit_code == 130, result.output
+    layers, meta = run_files(tmp_path, "init-sweep")
+    assert layers.groupby("scheme")["seed"].nunique().to_dict() == {"kaiming-normal": 3, "normal": 1}
+    assert meta["status"] == "interrupted" and "interrupted: kept the networks that finished" in result.stdout
+    assert "3 seed(s), float32; interrupted: 4 network(s) finished" in result.stdout
+    assert "each row's 1-3 networks" in result.stdout
+    shown = fnd("show", tmp_path)
+    assert "interrupted: 4 network(s) finished" in shown.stdout
+
+
 def test_backward_and_plot(fnd, tmp_path):
     result = fnd("init-sweep", "--scheme", "orthogonal", "--act", "linear", "--act", "tanh", "--depth", "4",
                  "--width", "8", "--batch", "4", "--backward", "--plot", "--out", tmp_path, "--quiet")

@@ -59,6 +59,7 @@ def compare_command(
         raise typer.BadParameter(f"must be between 0 and 1, got {alpha}", param_hint="'--alpha'")
 
     from fndcli.compare import CompareError, Settings, compare, gated
+    from fndcli.numerics import first_line
     from fndcli.results import utc_now
     from fndcli.saved import RunError, load
 
@@ -72,12 +73,18 @@ def compare_command(
         result = compare(base_run, new_run, Settings(alpha=alpha, threshold=threshold, seed=seed))
     except (RunError, CompareError) as e:
         raise typer.BadParameter(str(e), param_hint="'BASE' / 'NEW'")
+    except (KeyError, TypeError, ValueError) as e:  # columns as named, values not as fnd writes them
+        raise typer.BadParameter(f"a run holds values fnd does not write ({type(e).__name__}: {first_line(e)}); "
+                                 "fnd show RUN --format csv shows it as it is", param_hint="'BASE' / 'NEW'")
     if result.machine and not allow_mismatch:
         what = "; ".join(f"{k} {b!r} vs {n!r}" for k, b, n in result.machine)
         raise typer.BadParameter(f"BASE and NEW ran on different machines ({what}); timings do not compare "
                                  "across machines: run both on one, or pass --allow-mismatch",
                                  param_hint="'BASE' / 'NEW'")
     out = out_dir(out)
+    if base_run.sidecar_path.resolve() == new_run.sidecar_path.resolve():
+        typer.echo(f"Warning: BASE and NEW are the same run ({base_run.stem}): every timing reads the same "
+                   "samples twice", err=True)
     started = utc_now()
     failing = gated(result, fail_on_improvement, strict)
     code = 1 if len(failing) else 0

@@ -80,7 +80,7 @@ def init_sweep(
     out = out_dir(out)
 
     from fndcli.plots import activation_heatmap, std_per_layer
-    from fndcli.render import sweep_table
+    from fndcli.render import sweep_table, sweep_title
     from fndcli.results import utc_now
     from fndcli.sweep import run_sweep
 
@@ -102,8 +102,10 @@ def init_sweep(
                      device="cpu", dtype=cfg.dtype, seed=seed, status="interrupted" if result.interrupted else "complete",
                      error=result.error, exit_code=code)
     if not quiet:
-        con.print(sweep_table(result.summary, f"init sweep: depth {depth}, width {width}, batch {batch}, "
-                                              f"{seeds} seed(s), {cfg.dtype}"))
+        con.print(sweep_table(result.summary, sweep_title(depth, width, batch, seeds, cfg.dtype, result.summary,
+                                                          result.interrupted)))
+        if result.interrupted:
+            con.print("[yellow]interrupted: kept the networks that finished[/]")
     if result.error:
         error_line(result.error)
     print_paths(con, paths)

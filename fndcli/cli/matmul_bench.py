@@ -62,7 +62,8 @@ def matmul_bench(
                         "does.")] = OrderName(DEFAULTS.order),
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", metavar="IMPL[@DEVICE]", help="What speedups are relative to. Default: the implementation "
-                                                    "timed at the most shapes, the slowest rung on a tie.")] = None,
+                                                    "timed at the most shapes; on a tie the slowest rung written "
+                                                    "from scratch, else the first of your kernels.")] = None,
     config: config_option("matmul-bench") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -108,7 +109,8 @@ def matmul_bench(
     out = out_dir(out)
 
     from fndcli.bench import BenchError, run_bench
-    from fndcli.render import bench_caption, bench_table, crossover_table
+    from fndcli.benchstats import baseline_reason
+    from fndcli.render import CROSSOVER_TITLE, bench_caption, bench_table, bench_title, crossover_table
     from fndcli.results import utc_now
 
     con = console()
@@ -132,20 +134,19 @@ def matmul_bench(
     code = 130 if result.interrupted else (1 if len(wrong) or result.error else 0)
     resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(devices)}
     base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
+    why = baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else ""
     peak = {d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()}
     paths = save_run(ctx, out, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
                      seed=cfg.seed, preset=cfg.preset, order=cfg.order, worker_order=result.order,
-                     pyperf_args=result.pyperf_args, baseline=base, peak=peak,
+                     pyperf_args=result.pyperf_args, baseline=base, baseline_reason=why, peak=peak,
                      **_matmul_settings(), status="interrupted" if result.interrupted else "complete",
                      user_code_changed=_user_changes(), error=result.error, exit_code=code)
     if not quiet:
         threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
-        title = (f"matmul ladder, {cfg.dtype}, {'/'.join(devices)}, {threads_used} thread(s), pyperf {cfg.preset}"
-                 f"{', ' + cfg.order if cfg.preset != 'quick' else ''}")
-        con.print(bench_table(frame, title, bench_caption(base, result.ceilings)))
+        title = bench_title(cfg.dtype, devices, threads_used, cfg.preset, cfg.order)
+        con.print(bench_table(frame, title, bench_caption(base, result.ceilings, why)))
         if len(result.crossovers):
-            con.print(crossover_table(result.crossovers, "crossovers: where one overtakes another, "
-                                                         "their ranges of values apart on both sides"))
+            con.print(crossover_table(result.crossovers, CROSSOVER_TITLE))
         if len(wrong):
             con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
         for name, text in result.tracebacks.items():

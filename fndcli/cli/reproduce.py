@@ -54,7 +54,7 @@ def reproduce(
     with progress(con, quiet, len(cfg.sections), "reproducing") as advance:
         result = run_reproduce(cfg, on_section=lambda name: advance())
     fails = result.claims[result.claims["verdict"] == "fails"]
-    code = 1 if len(fails) else 0
+    code = 130 if result.interrupted else (1 if len(fails) else 0)
     stem = RunFiles(out, "reproduce", started).stem
     final = out / stem
     with tempfile.TemporaryDirectory(prefix=f".{stem}.", dir=out) as tmp:  # the directory appears whole, or not at all
@@ -68,6 +68,9 @@ def reproduce(
         for name, write in result.figures.items():
             write(work / name)
         facts = _facts(started, cfg)
+        if result.interrupted:
+            facts.append(("status", f"interrupted (Ctrl-C): {len(result.text)} of {len(cfg.sections)} section(s) "
+                                    "finished, their claims kept"))
         markdown = report_markdown(result, facts, result.figures)
         (work / "report.md").write_text(markdown)
         if html:
@@ -76,18 +79,20 @@ def reproduce(
         files = sorted(p.name for p in work.iterdir())
         meta = run_metadata("reproduce", effective_config(ctx, section=list(cfg.sections)), started,
                             files=files, counts=result.claims["verdict"].value_counts().to_dict(),
-                            status="complete", exit_code=code)
+                            status="interrupted" if result.interrupted else "complete", exit_code=code)
         import json
 
         (work / "reproduce.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         os.chmod(work, 0o777 & ~_umask())
         os.rename(work, final)  # fails rather than replace an existing directory
     if not quiet:
-        from fndcli.render import claims_table
+        from fndcli.render import claims_table, claims_title
 
-        con.print(claims_table(result.claims, f"fastbook ch. 17 on this machine: {len(result.claims)} claims"))
+        con.print(claims_table(result.claims, claims_title(len(result.claims))))
         for row in fails.itertuples():
             con.print(f"[bold red]fails:[/] {row.claim}: {row.fnd} ({row.rule})")
+        if result.interrupted:
+            con.print("[yellow]interrupted: kept the sections that finished[/]")
     print_paths(con, [final / "report.md", *([final / "report.html"] if html else [])])
     raise typer.Exit(code)
 

@@ -20,13 +20,15 @@ MD_COLUMNS = {
                    "decades", "verdict", "reason"],
     "gradcheck": ["check", "tensor", "shape", "dtype", "max_abs_diff", "rel_err", "rtol", "atol", "passed"],
     "train": ["epoch", "train_loss", "valid_loss", "valid_metric", "step_s", "ref_step_s", "loss_rel_diff"],
+    "reproduce": ["section", "claim", "book", "fnd", "verdict", "rule"],
 }
 
 
 @command("show", "Show a saved run as the table its command printed.")
 def show(
     run: Annotated[Path, typer.Argument(
-        metavar="RUN", help="A run: its CSV, sidecar, .pyperf.json, or a directory (its newest run).",
+        metavar="RUN", help="A run: its CSV, sidecar, .pyperf.json, a reproduce run's directory or report, or a "
+                         "directory of runs (its newest run of any command).",
         show_default=False)],
     output_format: Annotated[Format, typer.Option(
         "--format", help="table (as the command printed it), md, csv (the run's CSV) or json.")] = Format.table,
@@ -40,6 +42,7 @@ def show(
     \b
         fnd show results/                   # the newest run there
         fnd show results/matmul-bench-20261130-161822.csv --format md
+        fnd show results/reproduce-20261130-170000/
     """
     from fndcli.saved import RunError, load
 
@@ -58,7 +61,7 @@ def show(
         from fndcli.render import markdown_table
 
         columns = [c for c in MD_COLUMNS[saved.command] if c in saved.rows]
-        cells = [[_cell(v) for v in row] for row in saved.rows[columns].itertuples(index=False)]
+        cells = [[_cell(c, v) for c, v in zip(columns, row)] for row in saved.rows[columns].itertuples(index=False)]
         typer.echo(f"### fnd {saved.command}: {saved.stem}\n")
         typer.echo("\n".join(f"- {k}: {v}" for k, v in facts) + "\n")
         typer.echo(markdown_table(columns, cells))
@@ -74,10 +77,19 @@ def show(
                                      "--format csv shows it as it is", param_hint="'RUN'")
 
 
-def _cell(value):
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"
-    return str(value)
+def _cell(column, value):
+    """A Markdown cell as the table shows figures: times with their unit, three significant figures."""
+    from fndcli.render import human_seconds, sig3
+
+    if not isinstance(value, float):
+        return str(value)
+    if value != value:
+        return ""
+    if column.endswith("_s"):
+        return human_seconds(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return sig3(value) if 1e-3 <= abs(value) < 1e6 else f"{value:.2e}"
 
 
 def _facts(saved):
@@ -97,18 +109,23 @@ def _tables(saved):
 
     m, rows, cfg = saved.meta, saved.rows, saved.meta.get("config", {})
     if saved.command == "matmul-bench":
-        title = f"matmul ladder, {m.get('dtype')}, {m.get('device')}, pyperf {m.get('preset')}"
+        threads = int(rows["threads"].iloc[0]) if len(rows) else "?"
+        title = render.bench_title(m.get("dtype"), str(m.get("device")).split(","), threads, m.get("preset"),
+                                   m.get("order"))
         base = rows["baseline"].iloc[0] if len(rows) and rows["baseline"].iloc[0] else None
         ceilings = {d: (p["gflops"], p["source"]) for d, p in (m.get("peak") or {}).items()}
-        yield render.bench_table(rows, title, render.bench_caption(base, ceilings))
+        yield render.bench_table(rows, title, render.bench_caption(base, ceilings, m.get("baseline_reason", "")))
         crossovers = saved.extras.get("-crossovers.csv")
         if crossovers is not None and len(crossovers):
-            yield render.crossover_table(crossovers, "crossovers")
+            yield render.crossover_table(crossovers, render.CROSSOVER_TITLE)
     elif saved.command == "init-sweep":
-        yield render.sweep_table(rows, f"init sweep: depth {cfg.get('depth')}, width {cfg.get('width')}, "
-                                       f"batch {cfg.get('batch')}, {cfg.get('seeds')} seed(s), {m.get('dtype')}")
+        yield render.sweep_table(rows, render.sweep_title(cfg.get("depth"), cfg.get("width"), cfg.get("batch"),
+                                                          cfg.get("seeds"), m.get("dtype"), rows,
+                                                          m.get("status") == "interrupted"))
     elif saved.command == "gradcheck":
         yield render.gradcheck_table(rows, f"gradcheck: {m.get('dtype')}, rtol {m.get('rtol')}, atol {m.get('atol')}")
+    elif saved.command == "reproduce":
+        yield render.claims_table(rows, render.claims_title(len(rows)))
     else:
         metric, caption = render.train_labels(cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan))
         yield render.train_table(rows, f"train: {cfg.get('task')}, {m.get('dtype')}, lr {cfg.get('lr')}", metric,
