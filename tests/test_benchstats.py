@@ -142,3 +142,12 @@ def test_nothing_timed_has_no_baseline_and_an_unknown_impl_ranks_last():
     assert choose_baseline(with_dot, LADDER) == "dot"
     assert baseline_reason(with_dot, "dot", None, LADDER) == "the slowest of the chapter's rungs in this run"
     assert baseline_reason(with_dot, "torch", "torch", LADDER) == "--baseline"
+
+
+def test_a_shape_with_one_small_side_is_not_large():
+    """Every side must be >= LARGE_SIDE: torch's fastest row at 16x1024x1024 is not the ceiling, 512^3's is."""
+    frame = pd.DataFrame([{"impl": "torch", "device": "cpu", "m": m, "k": k, "n": n, "gflops": gf}
+                          for m, k, n, gf in [(512, 512, 512, 200.0), (16, 1024, 1024, 900.0)]])
+    ceiling = ceilings(frame)
+    assert ceiling["cpu"][0] == 200.0 and "512x512x512" in ceiling["cpu"][1]
+    assert add_pct_peak(frame, ceiling)["pct_peak"].tolist() == [100.0, 450.0]

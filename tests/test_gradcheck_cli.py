@@ -108,3 +108,14 @@ def test_a_relative_bug_of_1e3_fails_at_the_default_rtol_and_passes_at_1e2(fnd, 
     assert frame.set_index("tensor").loc["d loss / d lin1.w", "rel_err"] == pytest.approx(1e-3, rel=0.01)
     result = fnd("gradcheck", "--rtol", "1e-2", "--out", tmp_path / "loose")
     assert result.exit_code == 0, result.output
+
+
+def test_finite_differences_of_the_correct_model_agree_to_1e_8(fnd, tmp_path):
+    """Central differences in float64 at a small step are good to ~1e-10 on smooth functions (cross-entropy
+    included), so every finite-difference row of the correct model agrees far inside gradcheck's 1e-3."""
+    result = fnd("gradcheck", "--loss", "cross-entropy", "--n-out", "3", "--n-in", "2", "--hidden", "2",
+                 "--batch", "4", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, _ = run_files(tmp_path, "gradcheck")
+    fd = frame[frame["check"] == "finite-difference"]
+    assert len(fd) == 6 and (fd["rel_err"] < 1e-8).all(), fd[["tensor", "rel_err"]]

@@ -1,4 +1,5 @@
 """Init schemes and activation statistics against theory and against torch's own init functions."""
+import dataclasses
 import math
 
 import numpy as np
@@ -239,3 +240,19 @@ def test_init_std_matches_torch_nn_init():
     ours = SCHEMES["torch-default"].init(fi, fo, relu, gen, torch.float64)
     assert ours.abs().max().item() <= 1 / math.sqrt(fi) and linear.abs().max().item() <= 1 / math.sqrt(fi)
     assert ours.std().item() == pytest.approx(linear.std().item(), rel=0.02)
+
+
+def test_backward_stack_is_autograds_gradient_at_every_layer():
+    """Each layer's dL/dx_l (L = sum(g * x_depth), g the stack's own top gradient) against torch.autograd.grad."""
+    weights = []
+    scheme = SCHEMES["kaiming-normal"]
+    recording = dataclasses.replace(scheme, init=lambda *a: weights.append(scheme.init(*a)) or weights[-1])
+    cfg = SweepConfig(depth=3, width=5, batch=4, dtype="float64", backward=True)
+    acts, grads = run_stack(recording, InitParams(make_act("tanh"), cfg.scale, cfg.mode), cfg, seed=0)
+    xs = [acts[0].clone().requires_grad_()]
+    for w in weights:
+        xs.append(torch.tanh(xs[-1] @ w))  # (B, n)
+    assert torch.allclose(torch.stack(xs).detach(), acts, rtol=1e-10, atol=1e-12)  # the same stack
+    loss = (grads[-1] * xs[-1]).sum()  # a scalar: autograd.grad with grad_outputs would import sympy (1 s)
+    ref = torch.stack(torch.autograd.grad(loss, xs[:-1]))  # (depth, B, n)
+    assert torch.allclose(grads[:-1], ref, rtol=1e-10, atol=1e-12), (grads[:-1] - ref).abs().max()

@@ -1,5 +1,6 @@
 """Runs that would not fit are refused before they start; one that runs out part-way keeps what finished."""
 import dataclasses
+import os
 
 import pandas as pd
 import pytest
@@ -126,3 +127,18 @@ def test_a_bare_memory_error_mid_run_is_one_line_too(fnd, tmp_path, monkeypatch)
     assert result.stderr == "Error: out of memory after 9 check(s): (no message)\n"
     frame, _ = run_files(tmp_path, "gradcheck")
     assert len(frame) == 9
+
+
+def test_a_sweep_that_fits_is_not_refused(fnd, tmp_path, monkeypatch):
+    """The per-row figure is an upper bound, not a wild one: 84 rows of a width-8 stack fit in 64 MB."""
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 64 * 10 ** 6)
+    result = fnd("init-sweep", "--scheme", "kaiming", "--act", "relu", "--seeds", "4", "--depth", "20",
+                 "--width", "8", "--batch", "4", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    layers, _ = run_files(tmp_path, "init-sweep")
+    assert len(layers) == 4 * 21
+
+
+def test_available_memory_is_at_most_the_physical_ram():
+    """MemAvailable is in kB: read as bytes it cannot exceed the machine's RAM."""
+    assert 0 < memory.available_bytes() <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

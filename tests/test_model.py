@@ -1,5 +1,6 @@
 """Every hand-written backward against torch autograd (float64, tight), including the chapter's fragile cases."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from fndcli import reference
 from fndcli.bridge import LinearLayer, MyRelu
 from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, ShapeError, init_mlp
+from fndcli.usermodel import UserModel, load_class
 
 F64 = torch.float64
 TIGHT = dict(rtol=1e-12, atol=1e-14)
@@ -179,3 +181,16 @@ def test_lsuv_model_init_needs_a_batch():
     with pytest.raises(ValueError, match="needs a batch"):
         init_mlp([4, 3, 1], "lsuv")
     assert isinstance(init_mlp([4, 3, 1], "lsuv", x=torch.randn(16, 4)), MLP)
+
+
+def test_user_model_forward_is_the_reference_forward():
+    """UserModel predicts as Linear -> ReLU -> Linear (no ReLU on the input), and the user's loss is their MSE."""
+    chapter = load_class(f"{Path(__file__).parent.parent / 'examples' / 'chapter_model.py'}:Model")
+    gen = torch.Generator().manual_seed(6)
+    weights = [torch.randn(4, 3, generator=gen, dtype=F64), torch.randn(3, 1, generator=gen, dtype=F64)]
+    biases = [torch.randn(3, generator=gen, dtype=F64), torch.randn(1, generator=gen, dtype=F64)]
+    x, y = torch.randn(5, 4, generator=gen, dtype=F64), torch.randn(5, generator=gen, dtype=F64)  # x has negatives
+    model = UserModel(chapter, weights, biases)
+    ref, _ = reference.forward(reference.twin_of(weights, biases), x)
+    assert torch.allclose(model.forward(x), ref, **TIGHT)
+    assert torch.allclose(model.loss(x, y), F.mse_loss(ref.squeeze(1), y), **TIGHT)
