@@ -70,3 +70,75 @@ def test_a_flag_that_overrides_the_file_is_blamed_itself(fnd, tmp_path):
 
 def test_a_directory_given_as_config(fnd, tmp_path):
     assert_rejected(fnd, tmp_path, "train", ["--config", tmp_path], f"config '{tmp_path}' is a directory")
+
+
+# --- --model: checked at load, like --layer ----------------------------------------------------
+
+MODELS = '''
+def f(a, b):
+    return a @ b
+
+class NotAModel:
+    pass
+
+class Raises:
+    def __init__(self, w1, b1, w2, b2):
+        raise ValueError("no thanks")
+
+class NoBackward:
+    def __init__(self, *tensors):
+        self.tensors = tensors
+
+    def __call__(self, x, targ):
+        return x.sum()
+
+class NotCallable:
+    def __init__(self, w1, b1, w2, b2):
+        pass
+
+    def backward(self):
+        pass
+
+class LinRaises:
+    def __init__(self, w, b):
+        raise ValueError("bad lin")
+
+    def __call__(self, inp):
+        return inp
+
+CONSTANT = 3
+'''
+
+
+@pytest.mark.parametrize("command", ["gradcheck", "train"])
+@pytest.mark.parametrize("name,fragment", [
+    ("f", "'{models}:f' is a function, not a class"),
+    ("CONSTANT", "'{models}:CONSTANT' is an int, not a class"),
+    ("NotAModel", "NotAModel() cannot be built as NotAModel(w1, b1, w2, b2): a model of 100 -> 50 -> 1 is built "
+                  "from its 4 tensors"),
+    ("Raises", "Raises(w1, b1, w2, b2) raised ValueError: no thanks"),
+    ("NoBackward", "NoBackward(w1, b1, w2, b2) has no backward()"),
+    ("NotCallable", "NotCallable(w1, b1, w2, b2) cannot be called"),
+])
+def test_a_model_that_is_not_one_is_exit_2_at_load(fnd, tmp_path, command, name, fragment):
+    models = tmp_path / "models.py"
+    models.write_text(MODELS)
+    assert_rejected(fnd, tmp_path, command, ["--model", f"{models}:{name}"], "'--model'",
+                    fragment.format(models=models))
+
+
+def test_a_model_built_for_another_depth(fnd, tmp_path):
+    assert_rejected(fnd, tmp_path, "gradcheck", ["--model", f"{MODEL}:Model", "--hidden", "10", "--hidden", "8"],
+                    "'--model'", "Model(w1, b1, w2, b2) cannot be built as Model(w1, b1, w2, b2, w3, b3): a model of "
+                                 "100 -> 10 -> 8 -> 1 is built from its 6 tensors")
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("f", "is a function, not a class"),
+    ("NotAModel", "its constructor takes 0 argument(s) and it defines no __call__"),
+    ("LinRaises", "LinRaises(w, b) raised ValueError: bad lin"),
+])
+def test_a_layer_that_is_not_one_is_exit_2(fnd, tmp_path, name, fragment):
+    models = tmp_path / "models.py"
+    models.write_text(MODELS)
+    assert_rejected(fnd, tmp_path, "gradcheck", ["--layer", f"{models}:{name}"], "'--layer'", fragment)

@@ -71,11 +71,11 @@ def gradcheck(
         raise typer.BadParameter(f"cross-entropy needs 2 or more classes, got {n_out}", param_hint="'--n-out'")
     if model and layer:
         raise typer.BadParameter("give --model or --layer, not both", param_hint="'--layer'")
-    load_user_class(model, "--model")
-    load_user_class(layer, "--layer")
     cfg = GradcheckConfig(batch=batch, n_in=n_in, hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out,
                           loss=loss.value, dtype=dtype.value, seed=seed, init=resolve_scheme_name(init.value),
                           rtol=rtol, atol=atol, device=device.value, model=model, layer=layer)
+    load_user_class(model, "--model", cfg.sizes, cfg.dtype)
+    load_user_class(layer, "--layer", cfg.sizes, cfg.dtype)
     check_memory(gradcheck_bytes(cfg), cfg.device, f"gradcheck of {batch} x {' -> '.join(map(str, cfg.sizes))}",
                  "--batch, --n-in or --hidden")
     out = out_dir(out)

@@ -94,7 +94,7 @@ def train_command(
                       labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
                       batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
                       check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
-    load_user_class(model, "--model")
+    load_user_class(model, "--model", cfg.sizes, cfg.dtype)
     check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
                  "--samples, --n-in or --hidden")
     out = out_dir(out)
