@@ -142,3 +142,54 @@ def test_a_layer_that_is_not_one_is_exit_2(fnd, tmp_path, name, fragment):
     models = tmp_path / "models.py"
     models.write_text(MODELS)
     assert_rejected(fnd, tmp_path, "gradcheck", ["--layer", f"{models}:{name}"], "'--layer'", fragment)
+
+
+# --- --help and messages -----------------------------------------------------------------------
+
+def test_the_commands_listed_here_are_the_apps(fnd):
+    listed = fnd("--help").stdout.split("Commands:")[1].split()
+    assert sorted(c for c in listed if c in COMMANDS) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_real_placeholders(fnd, command):
+    """N, X, NAME, a|b, PATH: none of Typer's `<int range>`, `<list[cpu|cuda]>`, `{BASE}`, `BASE <path>`."""
+    result = fnd(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert not re.findall(r"<[^<>\n]+>", result.stdout) and not re.findall(r"\{[^{}\n]+\}", result.stdout)
+    options = [line.split()[0:2] for line in result.stdout.split("Options:")[1].splitlines()
+               if line.startswith("  -")]
+    assert all(len(opt) == 2 for opt in options), options  # every option has its placeholder or help beside it
+
+
+def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
+    compare = fnd("compare", "--help").stdout
+    assert compare.split("\n")[0].endswith(" compare [OPTIONS] BASE NEW")
+    assert re.search(r"^  BASE  +The run to compare against", compare, re.M)
+    assert fnd("show", "--help").stdout.split("\n")[0].endswith(" show [OPTIONS] RUN")
+    for command in ("gradcheck", "train"):
+        lines = fnd(command, "--help").stdout.splitlines()
+        init = next(line for line in lines if line.startswith("  --init"))
+        assert init.split()[:3] == ["--init", "NAME", "Init"], init  # the choices are in the help text
+    assert "  --dtype float32|float64 " in fnd("train", "--help").stdout
+    assert "  --device cpu|cuda " in fnd("matmul-bench", "--help").stdout
+
+
+@pytest.mark.parametrize("command,args,fragments", [
+    ("gradcheck", ["--batch", "1.5"], ["'--batch'", "'1.5' is not an integer"]),
+    ("gradcheck", ["--hidden", "x"], ["'--hidden'", "'x' is not an integer"]),
+    ("init-sweep", ["--scale", "abc"], ["'--scale'", "'abc' is not a number"]),
+    ("train", ["--epochs", "0"], ["'--epochs'", "must be 1 or more, got 0"]),
+    ("compare", ["--seed", "-1", "a", "b"], ["'--seed'", "must be 0 or more, got -1"]),
+    ("matmul-bench", ["--impl", "{tmp}/k.py:CONSTANT"], ["'{tmp}/k.py:CONSTANT' is an int, not a function of (a, b)"]),
+    ("matmul-bench", ["--impl", "{tmp}/adir:mm"], ["'{tmp}/adir' is a directory, not a Python file"]),
+    ("matmul-bench", ["--impl", "{tmp}/adir.py:mm"], ["'{tmp}/adir.py' is a directory, not a Python file"]),
+    ("matmul-bench", ["--impl", "{tmp}/k.txt:mm"], ["'{tmp}/k.txt' is not a Python file"]),
+])
+def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):
+    (tmp_path / "k.py").write_text("CONSTANT = 3\n")
+    (tmp_path / "k.txt").write_text("mm = 3\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir.py").mkdir()
+    assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path) for a in args],
+                    *[f.format(tmp=tmp_path) for f in fragments])

@@ -37,6 +37,8 @@ LabelSource = choices("LabelSource", LABELS)
 
 IMPL_HELP = listing({name: spec.summary for name, spec in IMPL_SPECS.items()})
 SCHEME_HELP = listing(SCHEMES)
+INIT_HELP = (f"Init scheme from init-sweep's registry: {', '.join(SCHEMES)}; "
+             f"{', '.join(f'{alias} = {name}' for alias, name in ALIASES.items())}.")
 
 
 def config_option(command):
