@@ -121,8 +121,56 @@ class UserTwin:
 
 
 def load_class(reference):
-    """The user's class a reference names (userref.RefError if it cannot be loaded)."""
-    return userref.load(reference, "class")
+    """The user's class a reference names (userref.RefError if it cannot be loaded or is not a class)."""
+    obj = userref.load(reference, "class")
+    if not inspect.isclass(obj):
+        raise userref.RefError(f"{reference!r} is {userref.a_kind(obj)}, not a class")
+    return obj
+
+
+def check_model(cls, sizes, dtype):
+    """Build the user's model class once, as a run will, from zero tensors of the run's shapes: UserCodeError (one
+    line) if its constructor takes other arguments or raises, or what it builds lacks the protocol's call or backward."""
+    n_layers = len(sizes) - 1
+    built = f"{cls.__name__}({', '.join(f'{p}{i}' for i in range(1, n_layers + 1) for p in 'wb')})"
+    try:
+        inspect.signature(cls).bind(*range(2 * n_layers))
+    except TypeError:
+        raise UserCodeError(f"{cls.__name__}{inspect.signature(cls)} cannot be built as {built}: a model of "
+                            f"{' -> '.join(map(str, sizes))} is built from its {2 * n_layers} tensors") from None
+    except ValueError:  # no signature to read (a builtin's): building it will tell
+        pass
+    tensors = [t for n_in, n_out in zip(sizes, sizes[1:]) for t in _zeros(n_in, n_out, dtype)]
+    _build(cls, built, tensors, "loss = model(x, targ)")
+
+
+def check_layer(cls, n_in, n_out, dtype):
+    """Build the user's layer class once, as gradcheck will: a Lin-like one from zero tensors w (n_in, n_out) and
+    b, a parameter-free one from nothing. UserCodeError (one line) if its signatures fit no layer (`layer_kind`),
+    its constructor raises, or what it builds has no backward()."""
+    kind, role = layer_kind(cls)
+    tensors = _zeros(n_in, n_out, dtype) if kind == "linear" else []
+    _build(cls, f"{cls.__name__}({'w, b' if tensors else ''})", tensors,
+           "loss = layer(inp, targ)" if role == "loss" else "out = layer(inp)")
+
+
+def _zeros(n_in, n_out, dtype):
+    dtype = getattr(torch, dtype)
+    return [torch.zeros(n_in, n_out, dtype=dtype), torch.zeros(n_out, dtype=dtype)]  # w (n_in, n_out), b (n_out,)
+
+
+def _build(cls, built, tensors, forward):
+    """cls(*tensors), which must raise nothing and give something the protocol can call and run backward() on."""
+    obj = call(built, cls, *tensors)
+    if not callable(obj):
+        raise UserCodeError(f"{built} cannot be called: the protocol runs the forward pass as {forward}")
+    if not callable(getattr(obj, "backward", None)):
+        raise UserCodeError(f"{built} has no backward(): the protocol's backward() stores the gradients in .g")
+
+
+def _own(cls, name):
+    """cls's attribute `name` from the class or a base of the user's, not from object or type; None if none."""
+    return next((vars(k)[name] for k in cls.__mro__[:-1] if name in vars(k)), None)
 
 
 def _arity(fn):
@@ -139,12 +187,14 @@ def _arity(fn):
 def layer_kind(cls):
     """('linear' | 'free', 'layer' | 'loss') of a layer class, from its signatures: a constructor of
     (w, b) is Lin-like, of nothing parameter-free; a call (or LayerFunction forward) of (inp, targ) is a loss."""
-    init = cls.__init__ if "__init__" in vars(cls) or any("__init__" in vars(b) for b in cls.__mro__[1:-1]) else None
+    init, call_fn = _own(cls, "__init__"), _own(cls, "__call__")
     n_init = _arity(init) if init is not None else 0
-    call_arity = _arity(cls.__call__)
-    if call_arity is None and hasattr(cls, "forward"):
+    call_arity = _arity(call_fn) if call_fn is not None else None
+    if call_arity is None and _own(cls, "forward") is not None:
         call_arity = _arity(cls.forward)
     if n_init not in (0, 2) or call_arity not in (1, 2):
+        called = ("it defines no __call__" if call_fn is None else
+                  f"its call takes {'any number of' if call_arity is None else call_arity} argument(s)")
         raise UserCodeError(f"{cls.__name__} is neither Lin-like (w, b) nor parameter-free, called with (inp) or "
-                            f"(inp, targ): its constructor takes {n_init} and its call {call_arity} argument(s)")
+                            f"(inp, targ): its constructor takes {n_init} argument(s) and {called}")
     return ("linear" if n_init == 2 else "free"), ("loss" if call_arity == 2 else "layer")

@@ -118,6 +118,19 @@ def _import_file(path):
     return module
 
 
+def a_kind(obj):
+    """'an int', 'a function': what obj is, for a message."""
+    kind = type(obj).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _is_path(location):
+    """Does a reference's location name a file (or a directory: a mistake), rather than a module to import?"""
+    path = Path(location).expanduser()
+    return (location.endswith(".py") or "/" in location or "\\" in location or path.is_file()
+            or (path.is_dir() and not (path / "__init__.py").is_file()))
+
+
 def load(text, what="callable"):
     """The object a reference names; RefError (one line) if it does not exist or is not callable."""
     if text in _loaded:
@@ -125,10 +138,14 @@ def load(text, what="callable"):
     location, name = _split(text)
     before = _torch_settings()
     try:
-        if location.endswith(".py") or "/" in location or "\\" in location:
+        if _is_path(location):
             path = Path(location).expanduser().resolve()
+            if path.is_dir():
+                raise RefError(f"{location!r} is a directory, not a Python file (from {text!r}); name FILE.py:NAME")
             if not path.is_file():
                 raise RefError(f"{location!r} does not exist (from {text!r})")
+            if path.suffix != ".py":
+                raise RefError(f"{location!r} is not a Python file (from {text!r}); name FILE.py:NAME")
             module = _import_file(path)
         else:
             module = importlib.import_module(location)
@@ -143,7 +160,7 @@ def load(text, what="callable"):
         raise RefError(f"{location!r} has no {name!r}; it defines {', '.join(known) or 'nothing callable'}")
     obj = getattr(module, name)
     if not callable(obj):
-        raise RefError(f"{text!r} is a {type(obj).__name__}, not a {what}")
+        raise RefError(f"{text!r} is {a_kind(obj)}, not a {what}")
     _loaded[text] = obj
     return obj
 

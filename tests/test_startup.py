@@ -30,6 +30,10 @@ def fnd_without_heavy_modules(*args):
 def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
     bad_key = tmp_path / "bad.toml"
     bad_key.write_text("[init-sweep]\nwidht = 5\n")
+    bad_table = tmp_path / "table.toml"
+    bad_table.write_text("[init_sweep]\ndepth = 5\n")
+    bad_value = tmp_path / "value.toml"
+    bad_value.write_text("[train]\nlr = -1\n")
     for args in (["--help"], ["--version"], *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train")]):
         proc = fnd_without_heavy_modules(*args)
         assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr)
@@ -38,6 +42,8 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
                            (["matmul-bench", "--shape", "5x0x3"], "zero dimension"),
                            (["init-sweep", "--scheme", "he"], "'he'"),
                            (["init-sweep", "--config", str(bad_key)], "unknown key 'widht'"),
+                           (["train", "--config", str(bad_table)], "unknown table [init_sweep]"),
+                           (["train", "--config", str(bad_value)], "[train] lr: must be a positive"),
                            (["train", "--seed", str(2 ** 64)], "outside 0 to 2^64 - 1")):
         proc = fnd_without_heavy_modules(*args)
         assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)

@@ -90,7 +90,7 @@ def test_planted_bugs_fail_with_their_reasons_and_your_traceback(fnd, tmp_path):
 @pytest.mark.parametrize("ref,fragments", [
     ("{tmp}/missing.py:matmul", ["does not exist"]),
     ("{tmp}/k.py:nope", ["has no 'nope'", "it defines matmul"]),
-    ("{tmp}/k.py:CONSTANT", ["is a int, not a function of (a, b)"]),
+    ("{tmp}/k.py:CONSTANT", ["is an int, not a function of (a, b)"]),
     ("{tmp}/broken.py:matmul", ["cannot import", "SyntaxError"]),
     ("no_such_package.mod:matmul", ["cannot import 'no_such_package.mod'", "ModuleNotFoundError"]),
     ("{tmp}/k.py:", ["is not FILE.py:NAME"]),

@@ -10,23 +10,28 @@ from typing import Annotated, Optional
 
 import typer
 from typer import _click as click  # Typer ships its own click; the real `click` is not its
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 import fndcli
 
 
-class _FlagsWithoutPlaceholder:
-    """--help shows no value placeholder for a flag (Typer would print `<bool>`)."""
+class _PlainPlaceholders:
+    """--help shows click's placeholders, not Typer's `<bool>`, `<int range>`, `<list[cpu|cuda]>`: none for a
+    flag, `a|b|c` for a choice (from its registry, so it stays in step); the rest name theirs (N, X, PATH)."""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:
-            if getattr(param, "is_flag", False) and param.metavar is None:
+            if param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False):
                 param.metavar = ""
+            elif getattr(param, "type_descriptor", None) and param.type_descriptor.is_choice:
+                param.metavar = "|".join(str(getattr(c, "value", c)) for c in param.type_descriptor.choices)
         return params
 
 
-class OneLineErrorGroup(_FlagsWithoutPlaceholder, TyperGroup):
+class OneLineErrorGroup(_PlainPlaceholders, TyperGroup):
     """Usage errors print one line on stderr, `Error: ...`, and exit 2; no panel, no traceback."""
 
     def main(self, *args, **kwargs):
@@ -37,6 +42,11 @@ class OneLineErrorGroup(_FlagsWithoutPlaceholder, TyperGroup):
             e.show()
             sys.exit(0)
         except click.ClickException as e:
+            if isinstance(e, click.exceptions.BadParameter):
+                from fndcli.cli.config import blame_config  # here: config imports this module
+
+                e.message = value_message(e)
+                e = blame_config(e)
             click.echo(f"Error: {clean(e.format_message())}", err=True)
             sys.exit(e.exit_code)
         except typer.Abort:
@@ -44,13 +54,55 @@ class OneLineErrorGroup(_FlagsWithoutPlaceholder, TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-class FndCommand(_FlagsWithoutPlaceholder, TyperCommand):
-    """A command of fnd's."""
+class FndCommand(_PlainPlaceholders, TyperCommand):
+    """A command of fnd's; its arguments show as click shows them (`BASE NEW`), not Typer's `{BASE} <path>`."""
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                pieces.append(param.metavar if param.required else f"[{param.metavar}]")
+            else:
+                pieces += param.get_usage_pieces(ctx)
+        return pieces
+
+    def format_options(self, ctx, formatter):
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                args.append((param.metavar, record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 def clean(message):
     """One line, without the 'Value error, ' that Typer's coercion puts before a parser's message."""
     return " ".join(message.replace("Value error, ", "").split())
+
+
+# pydantic's 'Input should be ...', which Typer's coercion passes on, reworded to name the value
+_COERCION_MESSAGES = {
+    "int_parsing": "{input!r} is not an integer",
+    "float_parsing": "{input!r} is not a number",
+    "greater_than_equal": "must be {ge} or more, got {input}",
+    "less_than_equal": "must be {le} or less, got {input}",
+}
+
+
+def value_message(error):
+    """A BadParameter's message; one that Typer's coercion (pydantic) raised names the value it rejected."""
+    cause = error.__cause__
+    details = cause.errors() if hasattr(cause, "errors") else []
+    if details and details[0]["type"] in _COERCION_MESSAGES:
+        return _COERCION_MESSAGES[details[0]["type"]].format(input=details[0]["input"], **details[0].get("ctx", {}))
+    return error.message
 
 
 # Plain help (click's formatter): rich's panels and Markdown would double the time --help takes (0.28 s vs 0.19 s).

@@ -4,16 +4,22 @@ Config layering (nanoGPT's): the option defaults in code (`fndcli.settings`) < t
 table in `--config FILE.toml` < flags on the command line. `--config` is an eager option
 whose callback validates the table and installs it as click's `default_map`, so click itself
 lets a flag win over the file, converts values and enforces ranges and choices.
+
+One file may hold a table for each command that takes --config (configs/book.toml does); a
+table of any other name is a misspelling, an error. A value the command itself rejects later
+(`[train] lr = -1`) is blamed on the file and key it came from.
 """
+import difflib
 import tomllib
 import typing
 from pathlib import Path
 
 import typer
 from typer import _click as click
+from typer._click.core import ParameterSource
 from typer.core import TyperOption
 
-from fndcli.cli.app import clean
+from fndcli.cli.app import clean, value_message
 
 
 def _check_type(param, value):
@@ -35,25 +41,54 @@ def _option_key(param):
     return (longs[0] if longs else param.opts[0]).lstrip("-")
 
 
+def _where(path):
+    return f"config {str(path)!r}"
+
+
+def _did_you_mean(name, known, spell):
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {spell(close[0])}?)" if close else ""
+
+
+def command_tables(ctx):
+    """The tables a config file may hold: one for each of the app's commands that takes --config."""
+    group = ctx.parent.command if ctx.parent else None
+    commands = list(group.commands.values()) if hasattr(group, "commands") else [ctx.command]
+    return sorted(c.name for c in commands if any(p.name == "config" for p in c.params))
+
+
 def load_config_table(path, command, ctx):
-    """The `[command]` table of a TOML file as a click default_map, validated against the command's options."""
-    where = f"config {str(path)!r}"
+    """The `[command]` table of a TOML file as a click default_map, validated against the command's options;
+    a table named after no command is an error too."""
+    where = _where(path)
+    if Path(path).is_dir():
+        raise typer.BadParameter(f"{where} is a directory, not a TOML file")
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as e:
         raise typer.BadParameter(f"cannot read {where}: {e.strerror or e}")
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise typer.BadParameter(f"{where} is not valid TOML: {e}")
+    tables = command_tables(ctx)
+    listed = ", ".join(f"[{t}]" for t in tables)
+    for name, value in data.items():
+        if name in tables and not isinstance(value, dict):
+            raise typer.BadParameter(f"{where}: [{name}] must be a table")
+        if not isinstance(value, dict):
+            raise typer.BadParameter(f"{where}: {name!r} is outside any table; option defaults go in a command's "
+                                     f"table: {listed}")
+        if name not in tables:
+            raise typer.BadParameter(f"{where}: unknown table [{name}]"
+                                     f"{_did_you_mean(name, tables, lambda t: f'[{t}]')}; known tables: {listed}")
     table = data.get(command.name, {})
-    if not isinstance(table, dict):
-        raise typer.BadParameter(f"{where}: [{command.name}] must be a table")
     params = {_option_key(p): p for p in command.params if isinstance(p, TyperOption) and p.name != "config"}
     default_map = {}
     for key, value in table.items():
         param = params.get(key.replace("_", "-"))
         if param is None:
             raise typer.BadParameter(
-                f"{where}: unknown key {key!r} in [{command.name}]; known keys: {', '.join(sorted(params))}")
+                f"{where}: unknown key {key!r} in [{command.name}]{_did_you_mean(key, list(params), repr)}; "
+                f"known keys: {', '.join(sorted(params))}")
         values = value if param.multiple else [value]
         if param.multiple and not isinstance(value, list):
             raise typer.BadParameter(f"{where}: [{command.name}] {key} must be a list")
@@ -64,9 +99,23 @@ def load_config_table(path, command, ctx):
         try:
             param.process_value(ctx, value)  # typer's own coercion: choices, ranges, parsers
         except click.exceptions.BadParameter as e:
-            raise typer.BadParameter(f"{where}: [{command.name}] {key}: {clean(e.message)}")
+            raise typer.BadParameter(f"{where}: [{command.name}] {key}: {clean(value_message(e))}")
         default_map[param.name] = value
     return default_map
+
+
+def blame_config(error):
+    """A BadParameter the command raised about a value that came from --config's table, reworded to name the
+    file and the key (`[train] lr = -1`); any other error as it is."""
+    ctx, hint = error.ctx, error.param_hint
+    if ctx is None or not ctx.params.get("config"):
+        return error
+    param = error.param or next((p for p in ctx.command.params if isinstance(hint, str)
+                                 and hint.strip("'") in getattr(p, "opts", ())), None)
+    if param is None or ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT_MAP:
+        return error
+    return typer.BadParameter(f"{_where(ctx.params['config'])}: [{ctx.command.name}] {_option_key(param)}: "
+                              f"{error.message}", ctx=ctx, param_hint="'--config'")
 
 
 def config_callback(ctx: typer.Context, value):

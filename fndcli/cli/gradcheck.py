@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 import typer
 
 from fndcli.cli.app import command
-from fndcli.cli.options import (DeviceName, InitName, LossName, ModelDtype, OutOption, QuietOption, SeedOption,
+from fndcli.cli.options import (INIT_HELP, DeviceName, InitName, LossName, ModelDtype, OutOption, QuietOption, SeedOption,
                                 check_devices, check_memory, config_option, load_user_class, tolerance)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
 from fndcli.memory import gradcheck_bytes
@@ -18,22 +18,22 @@ DEFAULTS = GradcheckConfig()
 @command("gradcheck", "Hand-written gradients against autograd and finite differences.")
 def gradcheck(
     ctx: typer.Context,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows of the input batch.")] = DEFAULTS.batch,
-    n_in: Annotated[int, typer.Option("--n-in", min=1, help="Input features.")] = DEFAULTS.n_in,
+    batch: Annotated[int, typer.Option("--batch", min=1, metavar="N", help="Rows of the input batch.")] = DEFAULTS.batch,
+    n_in: Annotated[int, typer.Option("--n-in", min=1, metavar="N", help="Input features.")] = DEFAULTS.n_in,
     hidden: Annotated[Optional[list[int]], typer.Option(
-        "--hidden", min=1, help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
-    n_out: Annotated[int, typer.Option("--n-out", min=1, help="Outputs (classes for cross-entropy).")] = DEFAULTS.n_out,
+        "--hidden", min=1, metavar="N", help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
+    n_out: Annotated[int, typer.Option("--n-out", min=1, metavar="N", help="Outputs (classes for cross-entropy).")] = DEFAULTS.n_out,
     loss: Annotated[LossName, typer.Option(
         "--loss", metavar="NAME", help=f"{listing(LOSSES)}.")] = LossName(DEFAULTS.loss),
     dtype: Annotated[ModelDtype, typer.Option(
         "--dtype", help="Element type of the model and data.")] = ModelDtype(DEFAULTS.dtype),
     init: Annotated[InitName, typer.Option(
-        "--init", help="Init scheme from init-sweep's registry.")] = InitName(DEFAULTS.init),
+        "--init", metavar="NAME", help=INIT_HELP)] = InitName(DEFAULTS.init),
     seed: SeedOption = DEFAULTS.seed,
     rtol: Annotated[Optional[float], typer.Option(
-        "--rtol", help=f"Relative tolerance, max|diff| / max|ref|. Default: {MODEL_TOLERANCES['float32']:g} "
+        "--rtol", metavar="X", help=f"Relative tolerance, max|diff| / max|ref|. Default: {MODEL_TOLERANCES['float32']:g} "
                        f"(float32), {MODEL_TOLERANCES['float64']:g} (float64).")] = None,
-    atol: Annotated[float, typer.Option("--atol", help="Absolute tolerance added to rtol * max|ref|.")] = DEFAULTS.atol,
+    atol: Annotated[float, typer.Option("--atol", metavar="X", help="Absolute tolerance added to rtol * max|ref|.")] = DEFAULTS.atol,
     device: Annotated[DeviceName, typer.Option(
         "--device", help="Where the autograd comparison runs; finite differences stay on the CPU.")] = DeviceName.cpu,
     model: Annotated[Optional[str], typer.Option(
@@ -71,11 +71,11 @@ def gradcheck(
         raise typer.BadParameter(f"cross-entropy needs 2 or more classes, got {n_out}", param_hint="'--n-out'")
     if model and layer:
         raise typer.BadParameter("give --model or --layer, not both", param_hint="'--layer'")
-    load_user_class(model, "--model")
-    load_user_class(layer, "--layer")
     cfg = GradcheckConfig(batch=batch, n_in=n_in, hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out,
                           loss=loss.value, dtype=dtype.value, seed=seed, init=resolve_scheme_name(init.value),
                           rtol=rtol, atol=atol, device=device.value, model=model, layer=layer)
+    load_user_class(model, "--model", cfg.sizes, cfg.dtype)
+    load_user_class(layer, "--layer", cfg.sizes, cfg.dtype)
     check_memory(gradcheck_bytes(cfg), cfg.device, f"gradcheck of {batch} x {' -> '.join(map(str, cfg.sizes))}",
                  "--batch, --n-in or --hidden")
     out = out_dir(out)

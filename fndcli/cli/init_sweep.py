@@ -25,22 +25,23 @@ def init_sweep(
     act: Annotated[Optional[list[ActName]], typer.Option(
         "--act", metavar="NAME",
         help=f"Activation after each layer; repeatable. Default: linear and relu. {listing(ACTS)}.")] = None,
-    depth: Annotated[int, typer.Option("--depth", min=1, help="Layers in the stack.")] = DEFAULTS.depth,
+    depth: Annotated[int, typer.Option("--depth", min=1, metavar="N", help="Layers in the stack.")] = DEFAULTS.depth,
     width: Annotated[int, typer.Option(
-        "--width", min=1, help="Units per layer (weights are width x width).")] = DEFAULTS.width,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows of the input batch x ~ N(0, 1).")] = DEFAULTS.batch,
+        "--width", min=1, metavar="N", help="Units per layer (weights are width x width).")] = DEFAULTS.width,
+    batch: Annotated[int, typer.Option(
+        "--batch", min=1, metavar="N", help="Rows of the input batch x ~ N(0, 1).")] = DEFAULTS.batch,
     seeds: Annotated[int, typer.Option(
-        "--seeds", min=1, help="Runs per scheme x act, seeds consecutive from --seed.")] = DEFAULTS.seeds,
+        "--seeds", min=1, metavar="N", help="Runs per scheme x act, seeds consecutive from --seed.")] = DEFAULTS.seeds,
     seed: SeedOption = DEFAULTS.seed,
     dtype: Annotated[ModelDtype, typer.Option(
         "--dtype", help="float32 (the chapter's, so overflow shows) or float64.")] = ModelDtype(DEFAULTS.dtype),
-    scale: Annotated[float, typer.Option("--scale", help="Std of the 'scaled' scheme.")] = DEFAULTS.scale,
+    scale: Annotated[float, typer.Option("--scale", metavar="X", help="Std of the 'scaled' scheme.")] = DEFAULTS.scale,
     leak: Annotated[float, typer.Option(
-        "--leak", help="Negative slope of leaky-relu (and its kaiming gain).")] = DEFAULTS.leak,
+        "--leak", metavar="X", help="Negative slope of leaky-relu (and its kaiming gain).")] = DEFAULTS.leak,
     mode: Annotated[FanMode, typer.Option(
         "--mode", help="Kaiming's fan: fan_in keeps the forward pass, fan_out the backward.")] = FanMode(DEFAULTS.mode),
     lsuv_tol: Annotated[float, typer.Option(
-        "--lsuv-tol", help="LSUV: stop when |Var - 1| is below this.")] = DEFAULTS.lsuv_tol,
+        "--lsuv-tol", metavar="X", help="LSUV: stop when |Var - 1| is below this.")] = DEFAULTS.lsuv_tol,
     backward: Annotated[bool, typer.Option(
         "--backward", help="Also push a unit-variance gradient back through the stack, and judge it.")] = False,
     plot: Annotated[bool, typer.Option(

@@ -37,6 +37,8 @@ LabelSource = choices("LabelSource", LABELS)
 
 IMPL_HELP = listing({name: spec.summary for name, spec in IMPL_SPECS.items()})
 SCHEME_HELP = listing(SCHEMES)
+INIT_HELP = (f"Init scheme from init-sweep's registry: {', '.join(SCHEMES)}; "
+             f"{', '.join(f'{alias} = {name}' for alias, name in ALIASES.items())}.")
 
 
 def config_option(command):
@@ -88,9 +90,10 @@ def check_memory(need, device, what, option):
         raise click.exceptions.UsageError(f"not enough memory: {e}")
 
 
-def load_user_class(reference, option):
-    """Load the class a --model or --layer names (fndcli.usermodel's protocol); a bad reference is
-    exit 2, before any work. torch loads only when one is given."""
+def load_user_class(reference, option, sizes, dtype):
+    """Load the class a --model or --layer names (fndcli.usermodel's protocol) and build it once, from zero
+    tensors of the run's `sizes` and `dtype`, as the run will; a bad one is exit 2, before any work. torch loads
+    only when one is given."""
     if reference is None:
         return
     from fndcli import userref, usermodel
@@ -98,6 +101,8 @@ def load_user_class(reference, option):
     try:
         cls = usermodel.load_class(reference)
         if option == "--layer":
-            usermodel.layer_kind(cls)
+            usermodel.check_layer(cls, sizes[0], sizes[1], dtype)
+        else:
+            usermodel.check_model(cls, sizes, dtype)
     except (userref.RefError, usermodel.UserCodeError) as e:
         raise typer.BadParameter(str(e), param_hint=f"'{option}'")

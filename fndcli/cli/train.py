@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 import typer
 
 from fndcli.cli.app import command
-from fndcli.cli.options import (DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
+from fndcli.cli.options import (INIT_HELP, DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
                                 TaskName, check_devices, check_memory, config_option, load_user_class, positive_finite,
                                 tolerance)
 from fndcli.cli.runs import console, error_line, out_dir, print_paths, progress, save_run
@@ -22,27 +22,27 @@ def train_command(
     task: Annotated[TaskName, typer.Option(
         "--task", metavar="NAME", help=f"{listing(TASKS)}.")] = TaskName(DEFAULTS.task),
     samples: Annotated[int, typer.Option(
-        "--samples", min=2, help="Synthetic examples, before the split.")] = DEFAULTS.samples,
+        "--samples", min=2, metavar="N", help="Synthetic examples, before the split.")] = DEFAULTS.samples,
     valid_frac: Annotated[float, typer.Option(
-        "--valid-frac", help="Fraction held out for validation.")] = DEFAULTS.valid_frac,
-    n_in: Annotated[int, typer.Option("--n-in", min=1, help="Input features.")] = DEFAULTS.n_in,
+        "--valid-frac", metavar="X", help="Fraction held out for validation.")] = DEFAULTS.valid_frac,
+    n_in: Annotated[int, typer.Option("--n-in", min=1, metavar="N", help="Input features.")] = DEFAULTS.n_in,
     hidden: Annotated[Optional[list[int]], typer.Option(
-        "--hidden", min=1, help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
-    n_out: Annotated[int, typer.Option("--n-out", min=1, help="Regression outputs.")] = DEFAULTS.n_out,
-    classes: Annotated[int, typer.Option("--classes", min=2, help="Classification classes.")] = DEFAULTS.classes,
+        "--hidden", min=1, metavar="N", help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
+    n_out: Annotated[int, typer.Option("--n-out", min=1, metavar="N", help="Regression outputs.")] = DEFAULTS.n_out,
+    classes: Annotated[int, typer.Option("--classes", min=2, metavar="N", help="Classification classes.")] = DEFAULTS.classes,
     labels: Annotated[LabelSource, typer.Option(
         "--labels", metavar="NAME",
         help=f"Classification labels. {listing(LABELS)}.")] = LabelSource(DEFAULTS.labels),
     noise: Annotated[float, typer.Option(
-        "--noise", help="Std of the noise added to the regression teacher.")] = DEFAULTS.noise,
+        "--noise", metavar="X", help="Std of the noise added to the regression teacher.")] = DEFAULTS.noise,
     init: Annotated[InitName, typer.Option(
-        "--init", help="Init scheme from init-sweep's registry.")] = InitName(DEFAULTS.init),
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = DEFAULTS.lr,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = DEFAULTS.epochs,
+        "--init", metavar="NAME", help=INIT_HELP)] = InitName(DEFAULTS.init),
+    lr: Annotated[float, typer.Option("--lr", metavar="X", help="Learning rate.")] = DEFAULTS.lr,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Passes over the training set.")] = DEFAULTS.epochs,
     batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=1, help="Examples per SGD step.")] = DEFAULTS.batch_size,
+        "--batch-size", min=1, metavar="N", help="Examples per SGD step.")] = DEFAULTS.batch_size,
     momentum: Annotated[float, typer.Option(
-        "--momentum", help="SGD momentum, as torch.optim.SGD's (0: none).")] = DEFAULTS.momentum,
+        "--momentum", metavar="X", help="SGD momentum, as torch.optim.SGD's (0: none).")] = DEFAULTS.momentum,
     dtype: Annotated[ModelDtype, typer.Option(
         "--dtype", help="Element type of the model and data.")] = ModelDtype(DEFAULTS.dtype),
     seed: SeedOption = DEFAULTS.seed,
@@ -50,7 +50,7 @@ def train_command(
         "--check-autograd/--no-check-autograd",
         help="Train an autograd twin in lockstep and compare.")] = DEFAULTS.check_autograd,
     rtol: Annotated[Optional[float], typer.Option(
-        "--rtol", help=f"Relative tolerance against the twin. Default: {TRAIN_TOLERANCES['float32']:g} (float32), "
+        "--rtol", metavar="X", help=f"Relative tolerance against the twin. Default: {TRAIN_TOLERANCES['float32']:g} (float32), "
                        f"{TRAIN_TOLERANCES['float64']:g} (float64).")] = None,
     plot: Annotated[bool, typer.Option(
         "--plot", help="Write a PNG of the loss curves, hand-written and autograd.")] = False,
@@ -94,7 +94,7 @@ def train_command(
                       labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
                       batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
                       check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
-    load_user_class(model, "--model")
+    load_user_class(model, "--model", cfg.sizes, cfg.dtype)
     check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
                  "--samples, --n-in or --hidden")
     out = out_dir(out)
