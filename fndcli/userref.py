@@ -165,6 +165,23 @@ def load(text, what="callable"):
     return obj
 
 
+def check_kernel(obj, text):
+    """RefError unless `obj` can be called as a kernel, fn(a, b): a class or a function of other arguments
+    is refused here, before any work, not found out in the run."""
+    import inspect
+
+    if inspect.isclass(obj):
+        raise RefError(f"{text!r} is a class, not a function of (a, b)")
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # a builtin or a compiled dispatcher: its call will tell
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise RefError(f"{text!r} takes {signature}, not (a, b)") from None
+
+
 def user_traceback(error):
     """The traceback of an exception raised in the user's code: their frames, not fnd's or torch's."""
     skip = [str(Path(__file__).resolve().parent)]

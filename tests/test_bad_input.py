@@ -185,9 +185,13 @@ def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
     ("matmul-bench", ["--impl", "{tmp}/adir:mm"], ["'{tmp}/adir' is a directory, not a Python file"]),
     ("matmul-bench", ["--impl", "{tmp}/adir.py:mm"], ["'{tmp}/adir.py' is a directory, not a Python file"]),
     ("matmul-bench", ["--impl", "{tmp}/k.txt:mm"], ["'{tmp}/k.txt' is not a Python file"]),
+    ("matmul-bench", ["--impl", "{tmp}/k.py:Kernel"], ["'{tmp}/k.py:Kernel' is a class, not a function of (a, b)"]),
+    ("matmul-bench", ["--impl", "{tmp}/k.py:one"], ["'{tmp}/k.py:one' takes (a), not (a, b)"]),
+    ("matmul-bench", ["--quick", "--fast"], ["'--fast'", "not --quick and --fast"]),
+    ("matmul-bench", ["--impl", "loops", "--shape", "2048x2048x2048"], ["'--shape'", "nothing would be timed"]),
 ])
 def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):
-    (tmp_path / "k.py").write_text("CONSTANT = 3\n")
+    (tmp_path / "k.py").write_text("CONSTANT = 3\n\nclass Kernel:\n    pass\n\ndef one(a):\n    return a\n")
     (tmp_path / "k.txt").write_text("mm = 3\n")
     (tmp_path / "adir").mkdir()
     (tmp_path / "adir.py").mkdir()

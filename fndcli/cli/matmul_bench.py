@@ -87,7 +87,7 @@ def matmul_bench(
     presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous), ("gate", gate)) if on]
     if len(presets) > 1:
         raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, --gate, not "
-                                 f"{' and '.join(f'--{p}' for p in presets)}")
+                                 f"{' and '.join(f'--{p}' for p in presets)}", param_hint=f"'--{presets[1]}'")
     positive_finite(max_seconds, "--max-seconds")
     if peak_gflops is not None:
         positive_finite(peak_gflops, "--peak-gflops")
@@ -105,7 +105,7 @@ def matmul_bench(
                       preset=presets[0] if presets else "default", max_seconds=max_seconds,
                       peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline,
                       order=order.value)
-    _check_memory(cfg, "--sweep" if sweep else "--shape")
+    _check_work(cfg, "--sweep" if sweep else "--shape")
     out = out_dir(out)
 
     from fndcli.bench import BenchError, run_bench
@@ -186,7 +186,7 @@ def _impls(impl, devices, dtype):
             try:
                 from fndcli import userref
 
-                userref.load(name, "function of (a, b)")
+                userref.check_kernel(userref.load(name, "function of (a, b)"), name)
             except RefError as e:
                 raise typer.BadParameter(str(e), param_hint="'--impl'")
             continue
@@ -210,15 +210,22 @@ def _check_baseline(baseline, impls, devices):
         raise typer.BadParameter(f"{baseline!r} is not in this run; it runs {runs}", param_hint="'--baseline'")
 
 
-def _check_memory(cfg, option):
-    """Each shape that will run (the cost guard's skips left out) must fit, with every implementation there."""
+def _check_work(cfg, option):
+    """Each shape that will run (the cost guard's skips left out) must fit, with every implementation there;
+    a run in which the cost guard would skip everything is refused: it would time nothing."""
     preset = PRESETS[cfg.preset]
+    anything = False
     for shape in cfg.shapes:
         for device in cfg.devices:
             runs = [i for i in cfg.impls if i not in IMPL_SPECS or (device in IMPL_SPECS[i].devices  # the user's: unknown
                     and estimate_run_seconds(i, shape, preset, device) <= cfg.max_seconds)]
             if runs:
+                anything = True
                 check_memory(bench_bytes(shape, cfg.dtype, runs), device, f"matmul-bench at {shape}", option)
+    if not anything:
+        raise typer.BadParameter(f"every implementation at every shape is estimated to take longer than "
+                                 f"--max-seconds {cfg.max_seconds:g}: nothing would be timed; use smaller shapes "
+                                 "or a larger --max-seconds", param_hint=f"'{option}'")
 
 
 def _user_changes():
