@@ -2,8 +2,8 @@
 
 The CLI imports this module to build its choices, so `fnd --help` and a usage error answer
 without loading torch, pandas or numba. The heavy modules attach the code to these names:
-`fndcli.kernels` the matmul functions, `fndcli.inits` the init schemes and activations,
-`fndcli.model` the losses. A test checks that each registry and its code agree.
+`fndcli.kernels.registry` the matmul functions, `fndcli.init.schemes` the init schemes and activations,
+`fndcli.backprop.model` the losses. A test checks that each registry and its code agree.
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -35,7 +35,7 @@ class ImplSpec:
     dtypes: tuple = DTYPES
     compiled: bool = False
     scratch: Callable[[int, int, int], int] = lambda m, k, n: 0
-    isolated: bool = False  # runs only in processes fnd starts with its own numba settings (fndcli.jitenv)
+    isolated: bool = False  # runs only in processes fnd starts with its own numba settings (fndcli.kernels.jitenv)
 
     def estimate_seconds(self, m, k, n, device="cpu"):
         """Rough seconds for one call at shape m x k x n."""

@@ -64,15 +64,15 @@ def _claim(section, claim, source, book, fnd, ok, rule, machine_dependent=False)
 
 
 def _t(seconds):
-    from fndcli.render import human_seconds
+    from fndcli.report.tables import human_seconds
 
     return human_seconds(seconds)
 
 
 def ladder(cfg, result):
     """The matmul ladder at the book's shape: correct, each rung faster, speedups against the book's."""
-    from fndcli.bench import run_bench
-    from fndcli.plots import ladder_times
+    from fndcli.bench.run import run_bench
+    from fndcli.report.plots import ladder_times
     from fndcli.settings import BenchConfig
 
     bench = _finished(run_bench(BenchConfig(seed=cfg.seed, preset="quick" if cfg.quick else "default")))
@@ -114,7 +114,7 @@ def ladder(cfg, result):
 
 def _sweep(scheme, acts, seeds, seed, scale=0.1, depth=50):
     from fndcli.settings import SweepConfig
-    from fndcli.sweep import run_sweep
+    from fndcli.init.sweep import run_sweep
 
     cfg = SweepConfig(schemes=(scheme,), acts=acts, seeds=seeds, seed=seed, scale=scale, depth=depth)
     return _finished(run_sweep(cfg)), cfg
@@ -135,8 +135,8 @@ def _first_layer(sweep, act):
 
 def init(cfg, result):
     """The initialisation experiments: x = randn(200, 100) through 50 layers of 100x100 weights."""
-    from fndcli.inits import SCHEMES, log_m2_variance, make_act
-    from fndcli.plots import std_per_layer
+    from fndcli.init.schemes import SCHEMES, log_m2_variance, make_act
+    from fndcli.report.plots import std_per_layer
 
     src = "Defining and initializing a layer"
     runs = {"N(0, 1)": _sweep("normal", ("linear", "relu"), cfg.seeds, cfg.seed),
@@ -212,7 +212,7 @@ def init(cfg, result):
 
 def backprop(cfg, result):
     """The hand-written forward and backward (the chapter's Lin, Relu, Mse) against autograd."""
-    from fndcli.gradcheck import run_gradcheck
+    from fndcli.backprop.gradcheck import run_gradcheck
     from fndcli.settings import GradcheckConfig
 
     checks = run_gradcheck(GradcheckConfig(seed=cfg.seed))
@@ -238,7 +238,7 @@ def backprop(cfg, result):
 
 def bridge(cfg, result):
     """The chapter's MyRelu (autograd.Function) and LinearLayer (nn.Module) against torch's own."""
-    from fndcli.bridge import LinearLayer, MyRelu
+    from fndcli.backprop.bridge import LinearLayer, MyRelu
 
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.randn(200, 100, generator=gen, dtype=torch.float64)
@@ -279,9 +279,9 @@ def bridge(cfg, result):
 
 def train_section(cfg, result):
     """A short training run of the chapter's model: the loss falls, in lockstep with autograd."""
-    from fndcli.plots import loss_curves
+    from fndcli.report.plots import loss_curves
     from fndcli.settings import TrainConfig
-    from fndcli.train import train
+    from fndcli.backprop.train import train
 
     run = _finished(train(TrainConfig(epochs=cfg.epochs, seed=cfg.seed)))
     history = run.history
@@ -326,7 +326,7 @@ def run_reproduce(cfg, on_section=lambda name: None):
 
 def report_markdown(result, facts, figures):
     """report.md: the claims table, then a paragraph and the figures of each section."""
-    from fndcli.render import markdown_table
+    from fndcli.report.tables import markdown_table
 
     counts = result.claims["verdict"].value_counts().to_dict()
     lines = ["# fastbook chapter 17, reproduced by fnd", "",

@@ -6,7 +6,7 @@ these defaults < the command's table in `--config FILE.toml` < flags.
 """
 from dataclasses import dataclass
 
-from fndcli.benchspec import Shape
+from fndcli.bench.spec import Shape
 from fndcli.names import CHAPTER, SCHEMES
 
 MODEL_TOLERANCES = {"float32": 1e-5, "float64": 1e-12}  # gradcheck: relative, max|diff| / max|ref|
@@ -60,7 +60,7 @@ class GradcheckConfig:
     rtol: float | None = None  # None: MODEL_TOLERANCES[dtype]
     atol: float = 0.0
     device: str = "cpu"  # of the autograd comparison; finite differences run on the CPU in float64
-    model: str | None = None  # FILE.py:NAME of the user's model class (fndcli.usermodel's protocol)
+    model: str | None = None  # FILE.py:NAME of the user's model class (fndcli.backprop.usermodel's protocol)
     layer: str | None = None  # FILE.py:NAME of one of the user's layer classes
 
     @property

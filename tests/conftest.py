@@ -2,7 +2,7 @@
 import json
 import os
 
-from fndcli import jitenv
+from fndcli.kernels import jitenv
 
 # numba-tiled's numba settings for the test processes too, before numba is imported: the tests that call its
 # kernel in-process then share the compiled kernel (numba's cache) with the processes fnd starts for it.

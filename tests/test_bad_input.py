@@ -188,6 +188,7 @@ def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
     ("matmul-bench", ["--impl", "{tmp}/k.py:Kernel"], ["'{tmp}/k.py:Kernel' is a class, not a function of (a, b)"]),
     ("matmul-bench", ["--impl", "{tmp}/k.py:one"], ["'{tmp}/k.py:one' takes (a), not (a, b)"]),
     ("matmul-bench", ["--quick", "--fast"], ["'--fast'", "not --quick and --fast"]),
+    ("matmul-bench", ["--threads", "100000"], ["'--threads'", "or less, got 100000"]),  # 100000 threads froze the host
     ("matmul-bench", ["--impl", "loops", "--shape", "2048x2048x2048"], ["'--shape'", "nothing would be timed"]),
 ])
 def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):

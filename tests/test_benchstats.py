@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 
-from fndcli.benchstats import (CROSSOVER_COLUMNS, add_pct_peak, add_speedups, baseline_reason, ceilings,
+from fndcli.bench.stats import (CROSSOVER_COLUMNS, add_pct_peak, add_speedups, baseline_reason, ceilings,
                                choose_baseline, crossovers)
-from fndcli.render import sig3
+from fndcli.report.tables import sig3
 
 LADDER = ["loops", "dot", "broadcast", "einsum", "torch"]
 

@@ -9,10 +9,10 @@ import torch
 from numba import njit
 
 from conftest import assert_one_line_error, assert_rejected, run_files
-from fndcli.benchstats import CROSSOVER_COLUMNS
-from fndcli.benchspec import Shape, parse_sweep, sweep_shapes
-from fndcli.kernels import IMPLS
-from fndcli.loops import three_loops
+from fndcli.bench.stats import CROSSOVER_COLUMNS
+from fndcli.bench.spec import Shape, parse_sweep, sweep_shapes
+from fndcli.kernels.registry import IMPLS
+from fndcli.kernels.loops import three_loops
 
 
 def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):

@@ -8,9 +8,9 @@ import pyperf
 import pytest
 
 from conftest import assert_one_line_error, run_files
-from fndcli.benchstats import COLUMNS
-from fndcli.compare import Settings, timing_row
-from fndcli.gradcheck import COLUMNS as GRADCHECK_COLUMNS
+from fndcli.bench.stats import COLUMNS
+from fndcli.runs.compare import Settings, timing_row
+from fndcli.backprop.gradcheck import COLUMNS as GRADCHECK_COLUMNS
 
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "gpu": None}
 
@@ -198,7 +198,7 @@ def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
 def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
     """Real runs of init-sweep, gradcheck and train: a stable verdict lost, a check that fails, a
     divergence are BROKEN; an unchanged run is the same; show renders each."""
-    from fndcli import model as fnd_model
+    from fndcli.backprop import model as fnd_model
 
     small = {"init-sweep": ["--scheme", "kaiming", "--act", "relu", "--depth", "8", "--width", "32", "--batch", "16"],
              "gradcheck": ["--batch", "8", "--n-in", "6", "--hidden", "5"],
@@ -233,7 +233,10 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
 
 
 def test_the_columns_show_and_compare_need_are_the_columns_each_command_writes():
-    from fndcli import reproduce, saved, sweep, train
+    from fndcli import reproduce
+    from fndcli.runs import saved
+    from fndcli.init import sweep
+    from fndcli.backprop import train
 
     written = {"matmul-bench": COLUMNS, "init-sweep": sweep.SUMMARY_COLUMNS, "gradcheck": GRADCHECK_COLUMNS,
                "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS}

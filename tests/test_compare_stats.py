@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from conftest import assert_one_line_error, run_files
-from fndcli.compare import Settings, timing_row
+from fndcli.runs.compare import Settings, timing_row
 from test_compare import fake_matmul_run
 
 KEY = "torch 4x4x4 float32 cpu 2t"

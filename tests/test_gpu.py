@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import run_files
-from fndcli.bench import check_impl
-from fndcli.benchspec import Shape, make_inputs
-from fndcli.kernels import IMPLS
+from fndcli.bench.run import check_impl
+from fndcli.bench.spec import Shape, make_inputs
+from fndcli.kernels.registry import IMPLS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

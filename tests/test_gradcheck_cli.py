@@ -2,8 +2,8 @@
 import pytest
 
 from conftest import assert_rejected, run_files
-from fndcli import model as fnd_model
-from fndcli.gradcheck import COLUMNS
+from fndcli.backprop import model as fnd_model
+from fndcli.backprop.gradcheck import COLUMNS
 
 
 @pytest.mark.parametrize("args", [

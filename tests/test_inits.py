@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from fndcli.inits import InitParams, SCHEMES, log_m2_variance, lsuv, make_act, orthogonal, predict_m2
+from fndcli.init.schemes import InitParams, SCHEMES, log_m2_variance, lsuv, make_act, orthogonal, predict_m2
 from fndcli.settings import SweepConfig
-from fndcli.sweep import Theory, judge, run_stack, run_sweep, summarize, theory
+from fndcli.init.sweep import Theory, judge, run_stack, run_sweep, summarize, theory
 
 CLOSED_FORM = [s for s in SCHEMES.values() if s.variance is not None]
 

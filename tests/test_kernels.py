@@ -5,9 +5,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from fndcli.bench import check_impl
-from fndcli.benchspec import Shape, make_inputs
-from fndcli.kernels import IMPLS
+from fndcli.bench.run import check_impl
+from fndcli.bench.spec import Shape, make_inputs
+from fndcli.kernels.registry import IMPLS
 
 dims = st.integers(min_value=1, max_value=9)
 CPU_IMPLS = [name for name, impl in IMPLS.items() if "cpu" in impl.devices]  # triton: tests/test_gpu.py
@@ -81,7 +81,7 @@ def test_shape_parse_rejects(text):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_within_its_tolerance(impl, dtype):
     """bfloat16 and float16 on the CPU: correct at their own tolerance, and not at float32's."""
-    from fndcli.benchspec import TOLERANCES
+    from fndcli.bench.spec import TOLERANCES
 
     check = check_impl(impl, Shape(4, 64, 3), dtype, seed=0)
     assert check.correct and check.rel_err > TOLERANCES["float32"]
@@ -102,13 +102,13 @@ def test_compiled_impl_reports_compile_time_apart():
 
 
 def test_the_committed_gemm_kernel_is_the_generators():
-    """fndcli/gemm.py is written by fndcli/gemm_source.py (numba's cache needs a real file): they must agree."""
+    """fndcli/kernels/gemm.py is written by fndcli/kernels/gemm_source.py (numba's cache needs a real file): they must agree."""
     from pathlib import Path
 
-    from fndcli import gemm_source
+    from fndcli.kernels import gemm_source
 
-    committed = (Path(__file__).parent.parent / "fndcli" / "gemm.py").read_text()
-    assert committed == gemm_source.generate(), "run: python -m fndcli.gemm_source > fndcli/gemm.py"
+    committed = (Path(__file__).parent.parent / "fndcli" / "kernels" / "gemm.py").read_text()
+    assert committed == gemm_source.generate(), "run: python -m fndcli.kernels.gemm_source > fndcli/kernels/gemm.py"
 
 
 @pytest.mark.parametrize("impl,dtype,shape", [on_numba_worker("numba-tiled", d, s) for d in ("float32", "float64")
@@ -121,8 +121,8 @@ def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
 
 
 def test_the_schedule_interleaves_worker_processes():
-    from fndcli.bench import schedule
-    from fndcli.benchspec import PRESETS, BenchSpec
+    from fndcli.bench.run import schedule
+    from fndcli.bench.spec import PRESETS, BenchSpec
 
     runs = PRESETS["default"].runs
     specs = [(BenchSpec(name, "cpu", Shape(4, 4, 4), 10), runs) for name in ("a", "b")]

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, assert_rejected, run_files
-from fndcli import bench
-from fndcli.bench import COLUMNS
-from fndcli.kernels import IMPLS
+from fndcli.bench import run as bench
+from fndcli.bench.run import COLUMNS
+from fndcli.kernels.registry import IMPLS
 from fndcli.names import CHAPTER
 
 

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from fndcli import reference
-from fndcli.bridge import LinearLayer, MyRelu
-from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, ShapeError, init_mlp
-from fndcli.usermodel import UserModel, load_class
+from fndcli.backprop import reference
+from fndcli.backprop.bridge import LinearLayer, MyRelu
+from fndcli.backprop.model import MLP, MSE, CrossEntropy, Linear, ReLU, ShapeError, init_mlp
+from fndcli.backprop.usermodel import UserModel, load_class
 
 F64 = torch.float64
 TIGHT = dict(rtol=1e-12, atol=1e-14)
@@ -84,7 +84,7 @@ def test_cross_entropy_matches_autograd_and_is_stable(n, c, soft):
 
 
 def _model_grads_vs_autograd(model, x, target, loss_name):
-    """The hand-written model's loss and gradients, and the autograd reference's (fndcli.reference)."""
+    """The hand-written model's loss and gradients, and the autograd reference's (fndcli.backprop.reference)."""
     model.zero_grad()
     loss = model.loss(x, target)
     gx = model.backward()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import assert_one_line_error
-from fndcli import model as fnd_model
+from fndcli.backprop import model as fnd_model
 from fndcli import reproduce
 from fndcli.reproduce import CLAIM_COLUMNS
 
@@ -70,7 +70,7 @@ def test_verdicts(ok, machine, verdict):
 
 def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, monkeypatch):
     """A host under load can time dot below broadcast: the order differs, the run does not fail."""
-    from fndcli import bench
+    from fndcli.bench import run as bench
 
     medians = {"loops": 1.0, "dot": 1e-4, "broadcast": 2e-4, "einsum": 5e-5, "torch": 1e-5}  # dot < broadcast
     rows = pd.DataFrame([{"impl": i, "median_s": t, "correct": True, "threads": 1} for i, t in medians.items()])
@@ -84,8 +84,8 @@ def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, m
 def test_ctrl_c_keeps_the_sections_that_finished(fnd, tmp_path, monkeypatch):
     """Ctrl-C in the ladder's timing (the cores catch it and return what they have) or in training: exit 130,
     the report of the sections that finished, nothing judged on a section cut short."""
-    from fndcli import bench
-    from fndcli import train as fnd_train
+    from fndcli.bench import run as bench
+    from fndcli.backprop import train as fnd_train
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt

@@ -4,7 +4,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from fndcli.results import OutputDirError, RunFiles, check_out_dir
+from fndcli.runs.files import OutputDirError, RunFiles, check_out_dir
 
 STARTED = dt.datetime(2026, 11, 29, 23, 30, 5, tzinfo=dt.timezone.utc)
 

@@ -4,7 +4,13 @@ import sys
 
 import pytest
 
-from fndcli import inits, kernels, model, names
+from fndcli import names
+
+from fndcli.init import schemes as inits
+
+from fndcli.kernels import registry as kernels
+
+from fndcli.backprop import model
 
 HEAVY = ("torch", "pandas", "numpy", "numba", "matplotlib", "pyperf", "scipy")
 

@@ -2,8 +2,8 @@
 import pytest
 
 from conftest import assert_rejected, run_files
-from fndcli.inits import SCHEMES
-from fndcli.sweep import LAYER_COLUMNS, SUMMARY_COLUMNS
+from fndcli.init.schemes import SCHEMES
+from fndcli.init.sweep import LAYER_COLUMNS, SUMMARY_COLUMNS
 
 import pandas as pd
 
@@ -25,7 +25,7 @@ def test_sweep_writes_layers_summary_and_sidecar(fnd, tmp_path):
 
 def test_ctrl_c_keeps_whole_networks_and_says_how_many(fnd, tmp_path, monkeypatch):
     """Interrupted in the 5th of 2 x 3 networks: exit 130, 4 networks kept, the title and caption agree."""
-    from fndcli import sweep
+    from fndcli.init import sweep
 
     calls, real = [], sweep.run_stack
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import assert_rejected, run_files
-from fndcli import train as fnd_train
+from fndcli.backprop import train as fnd_train
 from fndcli.settings import TrainConfig
-from fndcli.train import COLUMNS, baseline_metric, make_data, metric, train
+from fndcli.backprop.train import COLUMNS, baseline_metric, make_data, metric, train
 
 SMALL = dict(samples=256, n_in=12, hidden=(16, 8), epochs=3, batch_size=32)
 

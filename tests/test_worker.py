@@ -1,8 +1,8 @@
 """The pyperf worker's timing function and the calls the cost guard counts, without starting a worker."""
 import pytest
 
-from fndcli import bench_worker
-from fndcli.benchspec import PRESETS, BenchSpec, Shape, estimate_run_seconds
+from fndcli.bench import worker as bench_worker
+from fndcli.bench.spec import PRESETS, BenchSpec, Shape, estimate_run_seconds
 
 
 def test_time_impl_makes_exactly_loops_times_inner_loops_calls(monkeypatch):

@@ -1,4 +1,4 @@
-"""`fnd compare BASE NEW`: the regression gate for CI (core: `fndcli.compare`)."""
+"""`fnd compare BASE NEW`: the regression gate for CI (core: `fndcli.runs.compare`)."""
 import json
 import math
 from pathlib import Path
@@ -58,10 +58,10 @@ def compare_command(
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise typer.BadParameter(f"must be between 0 and 1, got {alpha}", param_hint="'--alpha'")
 
-    from fndcli.compare import CompareError, Settings, compare, gated
+    from fndcli.runs.compare import CompareError, Settings, compare, gated
     from fndcli.numerics import first_line
-    from fndcli.results import utc_now
-    from fndcli.saved import RunError, load
+    from fndcli.runs.files import utc_now
+    from fndcli.runs.saved import RunError, load
 
     try:
         if new.is_dir() and not base.is_dir():  # a directory means the newest run of the other side's command
@@ -139,7 +139,7 @@ def _footer(result, failing, code):
 
 
 def _render(con, fmt, result, base, new, header, footer):
-    from fndcli.render import COMPARE_HEADERS, compare_cells, compare_table, markdown_table
+    from fndcli.report.tables import COMPARE_HEADERS, compare_cells, compare_table, markdown_table
 
     title = f"fnd compare: {result.command}, NEW against BASE"
     if fmt == "table":

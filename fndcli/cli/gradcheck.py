@@ -1,4 +1,4 @@
-"""`fnd gradcheck`: hand-written gradients against autograd and finite differences (core: `fndcli.gradcheck`)."""
+"""`fnd gradcheck`: hand-written gradients against autograd and finite differences (core: `fndcli.backprop.gradcheck`)."""
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -80,9 +80,9 @@ def gradcheck(
                  "--batch, --n-in or --hidden")
     out = out_dir(out)
 
-    from fndcli.gradcheck import FD_ATOL, FD_EPS, FD_RTOL, run_gradcheck
-    from fndcli.render import gradcheck_table
-    from fndcli.results import utc_now
+    from fndcli.backprop.gradcheck import FD_ATOL, FD_EPS, FD_RTOL, run_gradcheck
+    from fndcli.report.tables import gradcheck_table
+    from fndcli.runs.files import utc_now
 
     con = console()
     started = utc_now()

@@ -1,4 +1,4 @@
-"""`fnd init-sweep`: activation statistics through deep stacks, against theory (core: `fndcli.sweep`)."""
+"""`fnd init-sweep`: activation statistics through deep stacks, against theory (core: `fndcli.init.sweep`)."""
 import math
 from pathlib import Path
 from typing import Annotated, Optional
@@ -80,10 +80,10 @@ def init_sweep(
                  "--width, --depth or --batch")
     out = out_dir(out)
 
-    from fndcli.plots import activation_heatmap, std_per_layer
-    from fndcli.render import sweep_table, sweep_title
-    from fndcli.results import utc_now
-    from fndcli.sweep import run_sweep
+    from fndcli.report.plots import activation_heatmap, std_per_layer
+    from fndcli.report.tables import sweep_table, sweep_title
+    from fndcli.runs.files import utc_now
+    from fndcli.init.sweep import run_sweep
 
     con = console()
     started = utc_now()

@@ -1,10 +1,11 @@
-"""`fnd matmul-bench`: the chapter's matmul ladder, checked and timed (core: `fndcli.bench`)."""
+"""`fnd matmul-bench`: the chapter's matmul ladder, checked and timed (core: `fndcli.bench.run`)."""
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from fndcli.benchspec import PRESETS, Shape, estimate_run_seconds, parse_sweep, sweep_shapes
+from fndcli.bench.spec import PRESETS, Shape, estimate_run_seconds, parse_sweep, sweep_shapes
 from fndcli.cli.app import command
 from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, OutOption, QuietOption, SeedOption, SweepDim,
                                 check_devices, check_memory, choices, config_option, positive_finite)
@@ -38,7 +39,8 @@ def matmul_bench(
     device: Annotated[Optional[list[DeviceName]], typer.Option(
         "--device", help="cpu or cuda; repeat both to compare them. Default: cpu.")] = None,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", min=1, metavar="N", help="torch threads (parent and workers). Default: torch's own.")] = None,
+        "--threads", min=1, max=os.cpu_count() or 1, metavar="N",
+        help="torch threads (parent and workers), at most the cores. Default: torch's own.")] = None,
     seed: SeedOption = DEFAULTS.seed,
     quick: Annotated[bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
@@ -108,10 +110,10 @@ def matmul_bench(
     _check_work(cfg, "--sweep" if sweep else "--shape")
     out = out_dir(out)
 
-    from fndcli.bench import BenchError, run_bench
-    from fndcli.benchstats import baseline_reason
-    from fndcli.render import CROSSOVER_TITLE, bench_caption, bench_table, bench_title, crossover_table
-    from fndcli.results import utc_now
+    from fndcli.bench.run import BenchError, run_bench
+    from fndcli.bench.stats import baseline_reason
+    from fndcli.report.tables import CROSSOVER_TITLE, bench_caption, bench_table, bench_title, crossover_table
+    from fndcli.runs.files import utc_now
 
     con = console()
     started = utc_now()

@@ -91,12 +91,13 @@ def check_memory(need, device, what, option):
 
 
 def load_user_class(reference, option, sizes, dtype):
-    """Load the class a --model or --layer names (fndcli.usermodel's protocol) and build it once, from zero
+    """Load the class a --model or --layer names (fndcli.backprop.usermodel's protocol) and build it once, from zero
     tensors of the run's `sizes` and `dtype`, as the run will; a bad one is exit 2, before any work. torch loads
     only when one is given."""
     if reference is None:
         return
-    from fndcli import userref, usermodel
+    from fndcli import userref
+    from fndcli.backprop import usermodel
 
     try:
         cls = usermodel.load_class(reference)

@@ -47,7 +47,7 @@ def reproduce(
     out = out_dir(out)
 
     from fndcli.reproduce import report_html, report_markdown, run_reproduce
-    from fndcli.results import RunFiles, run_metadata, utc_now
+    from fndcli.runs.files import RunFiles, run_metadata, utc_now
 
     con = console()
     started = utc_now()
@@ -86,7 +86,7 @@ def reproduce(
         os.chmod(work, 0o777 & ~_umask())
         os.rename(work, final)  # fails rather than replace an existing directory
     if not quiet:
-        from fndcli.render import claims_table, claims_title
+        from fndcli.report.tables import claims_table, claims_title
 
         con.print(claims_table(result.claims, claims_title(len(result.claims))))
         for row in fails.itertuples():
@@ -109,7 +109,7 @@ def _facts(started, cfg):
     import torch
 
     import fndcli
-    from fndcli.results import cpu_model
+    from fndcli.runs.files import cpu_model
 
     return [("run", f"{started:%Y-%m-%d %H:%M} UTC, {'--quick' if cfg.quick else 'the default preset'}, "
                     f"seed {cfg.seed}"),

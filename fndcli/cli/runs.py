@@ -1,6 +1,6 @@
 """What every command does with a run: the console, progress, the files written and the sidecar.
 
-Layout of a run's files and why they are written the way they are: `fndcli.results`.
+Layout of a run's files and why they are written the way they are: `fndcli.runs.files`.
 """
 import contextlib
 from pathlib import Path
@@ -48,7 +48,7 @@ def progress(con, quiet, total, description):
 
 def out_dir(out):
     """--out, created and proven writable before any work; exit 2 if it cannot be."""
-    from fndcli.results import OutputDirError, check_out_dir
+    from fndcli.runs.files import OutputDirError, check_out_dir
 
     try:
         return check_out_dir(out)
@@ -76,7 +76,7 @@ def save_run(ctx, out, started, write_files, resolved, **meta):
 
     `resolved`: option values the command filled in (defaults such as 'all'), for the sidecar.
     """
-    from fndcli.results import RunFiles, run_metadata
+    from fndcli.runs.files import RunFiles, run_metadata
 
     files = RunFiles(out, ctx.command.name, started)
     write_files(files)

@@ -44,7 +44,7 @@ def show(
         fnd show results/matmul-bench-20261130-161822.csv --format md
         fnd show results/reproduce-20261130-170000/
     """
-    from fndcli.saved import RunError, load
+    from fndcli.runs.saved import RunError, load
 
     try:
         saved = load(run)
@@ -58,7 +58,7 @@ def show(
         rows = json.loads(saved.rows.to_json(orient="records"))
         typer.echo(json.dumps({"run": saved.meta, "rows": rows}, indent=2, default=str))
     elif fmt == "md":
-        from fndcli.render import markdown_table
+        from fndcli.report.tables import markdown_table
 
         columns = [c for c in MD_COLUMNS[saved.command] if c in saved.rows]
         cells = [[_cell(c, v) for c, v in zip(columns, row)] for row in saved.rows[columns].itertuples(index=False)]
@@ -79,7 +79,7 @@ def show(
 
 def _cell(column, value):
     """A Markdown cell as the table shows figures: times with their unit, three significant figures."""
-    from fndcli.render import human_seconds, sig3
+    from fndcli.report.tables import human_seconds, sig3
 
     if not isinstance(value, float):
         return str(value)
@@ -105,7 +105,7 @@ def _facts(saved):
 
 def _tables(saved):
     """The tables the command printed, rebuilt from its files."""
-    from fndcli import render
+    from fndcli.report import tables as render
 
     m, rows, cfg = saved.meta, saved.rows, saved.meta.get("config", {})
     if saved.command == "matmul-bench":

@@ -1,4 +1,4 @@
-"""`fnd train`: the hand-written model trained from scratch beside an autograd twin (core: `fndcli.train`)."""
+"""`fnd train`: the hand-written model trained from scratch beside an autograd twin (core: `fndcli.backprop.train`)."""
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -99,10 +99,10 @@ def train_command(
                  "--samples, --n-in or --hidden")
     out = out_dir(out)
 
-    from fndcli.plots import loss_curves
-    from fndcli.render import human_seconds, train_labels, train_table
-    from fndcli.results import utc_now
-    from fndcli.train import train
+    from fndcli.report.plots import loss_curves
+    from fndcli.report.tables import human_seconds, train_labels, train_table
+    from fndcli.runs.files import utc_now
+    from fndcli.backprop.train import train
 
     con = console()
     started = utc_now()

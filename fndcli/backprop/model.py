@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fndcli.inits import InitParams, lsuv, make_act, resolve_scheme
+from fndcli.init.schemes import InitParams, lsuv, make_act, resolve_scheme
 
 
 class ShapeError(ValueError):

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from fndcli.loops import three_loops
+from fndcli.kernels.loops import three_loops
 from fndcli.names import IMPL_SPECS, ImplSpec
 
 
@@ -64,26 +64,26 @@ def torch_matmul(a, b):
 def numba_loops_matmul(a, b):
     """The three loops compiled by numba (CPU; float32, float64)."""
     _check(a, b)
-    from fndcli import jit  # numba loads only when a numba kernel runs
+    from fndcli.kernels import numba_loops  # numba loads only when a numba kernel runs
 
-    return torch.from_numpy(jit.loops_matmul(a.numpy(), b.numpy()))
+    return torch.from_numpy(numba_loops.loops_matmul(a.numpy(), b.numpy()))
 
 
 def numba_tiled_matmul(a, b):
-    """Packed panels and an 8x32 outer-product micro-kernel in registers, parallel (fndcli/gemm_source.py).
-    Fast only in a process started with fndcli.jitenv's numba settings; correct in any."""
+    """Packed panels and an 8x32 outer-product micro-kernel in registers, parallel (fndcli/kernels/gemm_source.py).
+    Fast only in a process started with fndcli.kernels.jitenv's numba settings; correct in any."""
     _check(a, b)
-    from fndcli import gemm
+    from fndcli.kernels import gemm
 
     return torch.from_numpy(gemm.matmul(a.numpy(), b.numpy()))
 
 
 def triton_matmul(a, b):
-    """A tiled Triton kernel with grouped tile ordering (CUDA; see fndcli/triton_kernels.py)."""
+    """A tiled Triton kernel with grouped tile ordering (CUDA; see fndcli/kernels/triton_kernel.py)."""
     _check(a, b)
-    from fndcli import triton_kernels  # needs triton and a GPU
+    from fndcli.kernels import triton_kernel  # needs triton and a GPU
 
-    return triton_kernels.matmul(a, b)
+    return triton_kernel.matmul(a, b)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 encoding on a worker's command line.
 
 Shared by the CLI (which checks options and memory before any work), the parent
-(`fndcli.bench`) and the pyperf worker (`fndcli.bench_worker`), so both build bit-identical
+(`fndcli.bench.run`) and the pyperf worker (`fndcli.bench.worker`), so both build bit-identical
 inputs from the same seed. torch is imported only where tensors are made: the CLI's checks
 and the worker's manager process never need it, and `import torch` costs about 1.5 s per
 process on a 2-core machine.

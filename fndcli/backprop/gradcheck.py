@@ -1,7 +1,7 @@
 """The core of `fnd gradcheck`: hand-written gradients against autograd and finite differences.
 
 Against autograd: the model's forward and hand-written backward run once; the same values
-(input, weights, biases, targets) go through the autograd reference (`fndcli.reference`:
+(input, weights, biases, targets) go through the autograd reference (`fndcli.backprop.reference`:
 nn.Linear, nn.ReLU, F.mse_loss, F.cross_entropy), and every gradient is compared: the input, each weight and bias, and
 each intermediate activation.
 
@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
-from fndcli import reference, usermodel
-from fndcli.bridge import HandWritten, MyRelu
+from fndcli.backprop import reference
+
+from fndcli.backprop import usermodel
+from fndcli.backprop.bridge import HandWritten, MyRelu
 from fndcli.memory import is_out_of_memory
-from fndcli.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
+from fndcli.backprop.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
 from fndcli.numerics import first_line, relative
-from fndcli.usermodel import UserCodeError
+from fndcli.backprop.usermodel import UserCodeError
 
 COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol", "atol",
            "rule", "passed"]
@@ -226,7 +228,7 @@ def finite_difference_rows(cfg):
     return rows
 
 
-# --- the user's own model and layers (fndcli.usermodel: the chapter's protocol) ---------------------
+# --- the user's own model and layers (fndcli.backprop.usermodel: the chapter's protocol) ---------------------
 
 def _missing_row(check, tensor, why, like):
     return {"check": check, "tensor": f"{tensor} ({why})", "shape": "x".join(map(str, like.shape)) or "scalar",

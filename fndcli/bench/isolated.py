@@ -1,10 +1,10 @@
-"""Checks of an implementation that runs in processes of its own (numba-tiled: `fndcli.jitenv`).
+"""Checks of an implementation that runs in processes of its own (numba-tiled: `fndcli.kernels.jitenv`).
 
-`fndcli.bench` starts this module with the implementation's settings in the environment,
+`fndcli.bench.run` starts this module with the implementation's settings in the environment,
 
-    python -m fndcli.isolated --impl numba-tiled --dtype float32 --seed 0 --device cpu --shape 1024x1024x1024 ...
+    python -m fndcli.bench.isolated --impl numba-tiled --dtype float32 --seed 0 --device cpu --shape 1024x1024x1024 ...
 
-and reads one JSON line per shape: the fields of `fndcli.bench.Check`. The first call at a
+and reads one JSON line per shape: the fields of `fndcli.bench.run.Check`. The first call at a
 shape is the compile (or the load from numba's cache), reported as compile_s.
 """
 import argparse
@@ -14,7 +14,7 @@ import sys
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fndcli.isolated")
+    parser = argparse.ArgumentParser(prog="python -m fndcli.bench.isolated")
     parser.add_argument("--impl", required=True)
     parser.add_argument("--dtype", required=True)
     parser.add_argument("--seed", type=int, required=True)
@@ -25,8 +25,8 @@ def main(argv=None):
 
     import torch
 
-    from fndcli.bench import check_impl
-    from fndcli.benchspec import Shape
+    from fndcli.bench.run import check_impl
+    from fndcli.bench.spec import Shape
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,10 +1,10 @@
 """The pyperf worker script behind `fnd matmul-bench`.
 
 pyperf's Runner parses sys.argv and re-executes its own program for every worker
-process, so it cannot run inside the Typer command. `fndcli.bench` runs this module as a
+process, so it cannot run inside the Typer command. `fndcli.bench.run` runs this module as a
 subprocess:
 
-    python -m fndcli.bench_worker --bench einsum:cpu:5x784x10:200 --dtype float32 --seed 0 \\
+    python -m fndcli.bench.worker --bench einsum:cpu:5x784x10:200 --dtype float32 --seed 0 \\
         --processes 2 --values 5 --loops 1 --append out.json
 
 Each `--bench IMPL:DEVICE:MxKxN:INNER` registers one `bench_time_func`; INNER is the number of
@@ -25,7 +25,7 @@ import time
 
 import pyperf
 
-from fndcli.benchspec import BenchSpec, make_inputs, synchronize
+from fndcli.bench.spec import BenchSpec, make_inputs, synchronize
 
 _prepared = {}  # BenchSpec -> (fn, a, b), in the process that times it
 
@@ -43,7 +43,7 @@ def prepare(spec, dtype, seed, threads):
     """Set up one benchmark in this process; return the worker's own record of what it times."""
     import torch
 
-    from fndcli.kernels import resolve
+    from fndcli.kernels.registry import resolve
 
     fn = resolve(spec.impl).fn  # the user's file, if it is one, is imported here: once, before the threads are set
     if threads:
@@ -74,7 +74,7 @@ def time_impl(loops, spec):
 
 
 def main():
-    runner = pyperf.Runner(program_args=("-m", "fndcli.bench_worker"), add_cmdline_args=add_worker_args)
+    runner = pyperf.Runner(program_args=("-m", "fndcli.bench.worker"), add_cmdline_args=add_worker_args)
     runner.argparser.add_argument("--bench", action="append", default=[], help="IMPL:DEVICE:MxKxN:INNER_LOOPS")
     runner.argparser.add_argument("--dtype", default="float32")
     runner.argparser.add_argument("--seed", type=int, default=0)

@@ -6,11 +6,11 @@ Flow for one run:
 2. Run each remaining implementation once on seeded inputs and compare with float64
    `a @ b` on the same inputs; time a few calls to choose how many calls make one value
    (a compiled kernel's first call is its compile, reported as compile_s).
-3. Run the pyperf worker (`fndcli.bench_worker`) as a subprocess, once per group of
+3. Run the pyperf worker (`fndcli.bench.worker`) as a subprocess, once per group of
    benchmarks that share pyperf settings (see `Preset`); it appends each finished
    benchmark to one JSON file, so a Ctrl-C keeps what finished.
 4. Join correctness and timings into one row per (impl, device, shape); add GFLOP/s, and
-   the figures of `fndcli.benchstats`: speedup over a named baseline, pct_peak of a named
+   the figures of `fndcli.bench.stats`: speedup over a named baseline, pct_peak of a named
    ceiling, and, for a sweep, the crossovers between series.
 
 An implementation that raises, returns the wrong shape or a wrong result is a row with
@@ -30,9 +30,13 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli import benchstats, jitenv, userref
-from fndcli.benchspec import PRESETS, TOLERANCES, BenchSpec, Shape, estimate_run_seconds, make_inputs, synchronize
-from fndcli.kernels import IMPLS, resolve
+from fndcli import userref
+
+from fndcli.bench import stats as benchstats
+
+from fndcli.kernels import jitenv
+from fndcli.bench.spec import PRESETS, TOLERANCES, BenchSpec, Shape, estimate_run_seconds, make_inputs, synchronize
+from fndcli.kernels.registry import IMPLS, resolve
 from fndcli.memory import is_out_of_memory
 from fndcli.names import ImplSpec
 from fndcli.numerics import first_line, relative
@@ -292,7 +296,7 @@ def _isolated_checks(impl, cfg, preset, probed):
     """check_impl for every (shape, device) of an isolated implementation, in one process of its own."""
     shapes = [str(shape) for shape in cfg.shapes for device in cfg.devices if device in resolve(impl).devices
               and estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device))) <= cfg.max_seconds]
-    cmd = [sys.executable, "-m", "fndcli.isolated", "--impl", impl, "--dtype", cfg.dtype, "--seed", str(cfg.seed),
+    cmd = [sys.executable, "-m", "fndcli.bench.isolated", "--impl", impl, "--dtype", cfg.dtype, "--seed", str(cfg.seed),
            *[a for shape in shapes for a in ("--shape", shape)]]
     if cfg.threads:
         cmd += ["--threads", str(cfg.threads)]
@@ -314,7 +318,7 @@ def _run_worker(specs, cfg, runs, suite_path):
     isolated = any(resolve(spec.impl).isolated for spec in specs)
     inherit = ",".join([INHERIT_ENVIRON, *(jitenv.NAMES if isolated else ())])
     pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
-    cmd = [sys.executable, "-m", "fndcli.bench_worker", *fnd_args, *pyperf_args,
+    cmd = [sys.executable, "-m", "fndcli.bench.worker", *fnd_args, *pyperf_args,
            "--quiet", "--append", str(suite_path)]
     _run_process(cmd, _subprocess_env(cfg, isolated), "pyperf worker")
     return pyperf_args
@@ -330,7 +334,7 @@ def _run_process(cmd, env, what):
 
 
 def _package_root():
-    return str(Path(__file__).resolve().parent.parent)
+    return str(Path(__file__).resolve().parents[2])
 
 
 def _load_suite(path):
@@ -342,7 +346,7 @@ def _load_suite(path):
 
 def _timings(suite):
     """{benchmark name: timing columns} from a pyperf suite. `threads` is what the worker
-    processes recorded (fndcli.bench_worker), not what the parent asked for."""
+    processes recorded (fndcli.bench.worker), not what the parent asked for."""
     if suite is None:
         return {}
     out = {}

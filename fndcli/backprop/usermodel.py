@@ -18,7 +18,7 @@ import inspect
 import torch
 
 from fndcli import userref
-from fndcli.model import Param
+from fndcli.backprop.model import Param
 from fndcli.numerics import first_line
 
 
@@ -55,7 +55,7 @@ def gradient(tensor, name):
 
 
 class UserModel:
-    """The user's model class, built from fnd's tensors, behind the interface of `fndcli.model.MLP`."""
+    """The user's model class, built from fnd's tensors, behind the interface of `fndcli.backprop.model.MLP`."""
 
     def __init__(self, cls, weights, biases, name="model"):
         self.name = name

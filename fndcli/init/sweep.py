@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fndcli.inits import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
+from fndcli.init.schemes import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
 from fndcli.memory import is_out_of_memory
 from fndcli.numerics import first_line
 

@@ -1,13 +1,13 @@
 """The chapter's three loops compiled by numba (imported only when used): numba-loops.
 
-`loops` is the very function the `loops` kernel runs in Python (`fndcli.loops.three_loops`),
+`loops` is the very function the `loops` kernel runs in Python (`fndcli.kernels.loops.three_loops`),
 cached on disk (cache=True), so pyperf's worker processes load it instead of compiling again.
-numba-tiled's kernel is `fndcli.gemm`.
+numba-tiled's kernel is `fndcli.kernels.gemm`.
 """
 import numpy as np
 from numba import njit
 
-from fndcli.loops import three_loops
+from fndcli.kernels.loops import three_loops
 
 loops = njit(cache=True)(three_loops)
 

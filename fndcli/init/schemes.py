@@ -13,7 +13,7 @@ That is the mean over networks. One network of finite width n scatters around it
 layer multiplies m2 by the mean-field gain times an iid random factor, so ln m2_L is about
 Normal(L ln a - var/2, var) with var = kappa L / n, kappa = E act(z)^4 / (E act(z)^2)^2 - 1
 (Hanin and Rolnick 2018; Hanin 2018; ../shared/REFERENCE.md "Finite-width scatter").
-`log_m2_variance` gives var; fndcli.sweep turns it into a band and a verdict.
+`log_m2_variance` gives var; fndcli.init.sweep turns it into a band and a verdict.
 """
 import math
 from dataclasses import dataclass

@@ -1,7 +1,7 @@
 """The core of `fnd train`: the hand-written model trained by SGD written from scratch, in lockstep
 with an autograd twin.
 
-The twin is `fndcli.reference`'s nn.Sequential of nn.Linear / nn.ReLU with the same starting
+The twin is `fndcli.backprop.reference`'s nn.Sequential of nn.Linear / nn.ReLU with the same starting
 weights (transposed into nn.Linear's (out, in) layout), trained by torch.optim.SGD with the same
 learning rate and momentum, on the same batches in the same order. After every step the
 two losses are compared, relative to that step's own scale (`step_rel_diff`), so a large
@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from fndcli import reference, usermodel
-from fndcli.benchspec import synchronize
+from fndcli.backprop import reference
+
+from fndcli.backprop import usermodel
+from fndcli.bench.spec import synchronize
 from fndcli.memory import is_out_of_memory
-from fndcli.model import init_mlp
+from fndcli.backprop.model import init_mlp
 from fndcli.numerics import first_line, relative
 
 COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
