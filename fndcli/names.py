@@ -99,3 +99,8 @@ def resolve_scheme_name(name):
 def listing(registry):
     """'name: summary; name: summary' for --help."""
     return "; ".join(f"{name}: {summary}" for name, summary in registry.items())
+
+
+def dtype_name(dtype):
+    """torch.float32 -> 'float32': a dtype as fnd's options, rows and sidecars spell it."""
+    return str(dtype).removeprefix("torch.")

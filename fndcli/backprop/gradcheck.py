@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
+from fndcli.names import dtype_name
 from fndcli.backprop import reference
 
 from fndcli.backprop import usermodel
@@ -49,7 +50,7 @@ def make_batch(batch, n_in, n_out, loss, gen, dtype):
 def compare(check, tensor, ours, ref, rtol, atol):
     """One row: our tensor against the reference."""
     row = {"check": check, "tensor": tensor, "shape": "x".join(map(str, ref.shape)) or "scalar",
-           "dtype": str(ref.dtype).replace("torch.", ""), "rtol": rtol, "atol": atol, "rule": AUTOGRAD_RULE}
+           "dtype": dtype_name(ref.dtype), "rtol": rtol, "atol": atol, "rule": AUTOGRAD_RULE}
     if ours.shape != ref.shape:
         return {**row, "exact": False, "allclose": False, "max_abs_diff": math.inf, "rel_err": math.inf,
                 "passed": False}
@@ -187,7 +188,7 @@ def _error_row(check, tensor, error, x):
     """A check that could not run because the backward raised: it fails, and says why."""
     why = str(error) if isinstance(error, UserCodeError) else f"raised {type(error).__name__}: {first_line(error)}"
     return {"check": check, "tensor": f"{tensor} ({why})",
-            "shape": "x".join(map(str, x.shape)), "dtype": str(x.dtype).replace("torch.", ""), "exact": None,
+            "shape": "x".join(map(str, x.shape)), "dtype": dtype_name(x.dtype), "exact": None,
             "allclose": None, "max_abs_diff": math.inf, "rel_err": math.inf, "rtol": None, "atol": None,
             "rule": "the backward raised", "passed": False}
 
@@ -232,7 +233,7 @@ def finite_difference_rows(cfg):
 
 def _missing_row(check, tensor, why, like):
     return {"check": check, "tensor": f"{tensor} ({why})", "shape": "x".join(map(str, like.shape)) or "scalar",
-            "dtype": str(like.dtype).replace("torch.", ""), "exact": None, "allclose": None, "max_abs_diff": math.inf,
+            "dtype": dtype_name(like.dtype), "exact": None, "allclose": None, "max_abs_diff": math.inf,
             "rel_err": math.inf, "rtol": None, "atol": None, "rule": "the protocol: backward() stores .g",
             "passed": False}
 

@@ -38,7 +38,7 @@ from fndcli.kernels import jitenv
 from fndcli.bench.spec import PRESETS, TOLERANCES, BenchSpec, Shape, estimate_run_seconds, make_inputs, synchronize
 from fndcli.kernels.registry import IMPLS, resolve
 from fndcli.memory import is_out_of_memory
-from fndcli.names import ImplSpec
+from fndcli.names import ImplSpec, dtype_name
 from fndcli.numerics import first_line, relative
 
 COLUMNS = benchstats.COLUMNS
@@ -108,8 +108,7 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     if tuple(out.shape) != tuple(ref.shape):
         return _failed(f"returned shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
     if out.dtype != a.dtype:  # the chapter's torch.zeros(ar, bc) is float32 whatever the inputs
-        name = lambda t: str(t).removeprefix("torch.")  # noqa: E731
-        return _failed(f"returned {name(out.dtype)} from {name(a.dtype)} inputs (an output made with "
+        return _failed(f"returned {dtype_name(out.dtype)} from {dtype_name(a.dtype)} inputs (an output made with "
                        f"torch.zeros(m, n) is float32 whatever the inputs; pass dtype=a.dtype)")
     err = out.double() - ref
     max_abs = err.abs().max().item()

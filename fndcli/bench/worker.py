@@ -25,6 +25,7 @@ import time
 
 import pyperf
 
+from fndcli.names import dtype_name
 from fndcli.bench.spec import BenchSpec, make_inputs, synchronize
 
 _prepared = {}  # BenchSpec -> (fn, a, b), in the process that times it
@@ -51,7 +52,7 @@ def prepare(spec, dtype, seed, threads):
     a, b = make_inputs(spec.shape, dtype, seed, spec.device)
     fn(a, b)  # compile / first touch, untimed
     _prepared[spec] = (fn, a, b)
-    record = {"fnd_impl": spec.impl, "fnd_dtype": str(a.dtype).removeprefix("torch."),
+    record = {"fnd_impl": spec.impl, "fnd_dtype": dtype_name(a.dtype),
               "fnd_device": a.device.type, "fnd_threads": torch.get_num_threads(), "fnd_seed": seed,
               "fnd_input_sum": float(a.double().sum())}
     numba = sys.modules.get("numba")
