@@ -6,9 +6,11 @@ Linux overcommits, in the OOM killer's silent kill. The estimates count the tens
 command holds at its largest step, with the temporaries it makes there; they are meant to
 be generous, not exact. Torch-free: the CPU's figure comes from /proc/meminfo.
 """
+import contextlib
 import os
 
 from fndcli.names import IMPL_SPECS, ITEMSIZE
+from fndcli.numerics import first_line
 
 ROW_BYTES = 1500  # a result row held as a Python dict until the run's DataFrame is built
 
@@ -102,3 +104,26 @@ def is_out_of_memory(error):
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+class Stopped:
+    """What ended a core's loop early, the rows before it kept: Ctrl-C, or memory running out."""
+
+    interrupted = False
+    error = None  # "out of memory <where>: <the allocator's message>"
+
+
+@contextlib.contextmanager
+def stops(where):
+    """Run a core's loop so that Ctrl-C and an out-of-memory error end it with what finished kept, not a
+    traceback: the one place fnd handles both. `where()` says, in a few words, where memory ran out
+    (it is called then, so it sees the loop's variables). Any other error propagates."""
+    stopped = Stopped()
+    try:
+        yield stopped
+    except KeyboardInterrupt:
+        stopped.interrupted = True
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        stopped.error = f"out of memory {where()}: {first_line(e)}"

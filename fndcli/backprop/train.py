@@ -18,9 +18,9 @@ from fndcli.backprop import reference
 
 from fndcli.backprop import usermodel
 from fndcli.bench.spec import synchronize
-from fndcli.memory import is_out_of_memory
+from fndcli.memory import stops
 from fndcli.backprop.model import init_mlp
-from fndcli.numerics import first_line, relative
+from fndcli.numerics import relative
 
 COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
            "ref_train_loss", "ref_valid_loss", "loss_rel_diff"]
@@ -167,55 +167,51 @@ def train(cfg, on_epoch=lambda row: None):
 
     rows, manual_s, twin_s, steps = [], 0.0, 0.0, 0
     worst = Mismatch(0.0, "every step") if twin else None
-    diverged, interrupted, error, user_traceback = None, False, None, ""
-    try:
-        rows.append(evaluate(0, 0.0, math.nan, math.nan, math.nan))
-        for epoch in range(1, cfg.epochs + 1):
-            t_epoch, manual_before, twin_before, steps_before = time.perf_counter(), manual_s, twin_s, steps
-            order = torch.randperm(len(x_tr), generator=shuffle).to(cfg.device)
-            loss_diff = 0.0 if twin else math.nan
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                xb, yb = x_tr[idx], y_tr[idx]
-                synchronize(cfg.device)
-                t0 = time.perf_counter()
-                model.zero_grad()
-                loss = model.loss(xb, yb)
-                model.backward(input_grad=False)
-                opt.step()
-                synchronize(cfg.device)
-                manual_s += time.perf_counter() - t0
-                loss = loss.item()
-                steps += 1
-                if twin:
+    diverged, error, user_traceback = None, None, ""
+    with stops(lambda: f"in epoch {len(rows)}") as stopped:
+        try:
+            rows.append(evaluate(0, 0.0, math.nan, math.nan, math.nan))
+            for epoch in range(1, cfg.epochs + 1):
+                t_epoch, manual_before, twin_before, steps_before = time.perf_counter(), manual_s, twin_s, steps
+                order = torch.randperm(len(x_tr), generator=shuffle).to(cfg.device)
+                loss_diff = 0.0 if twin else math.nan
+                for start in range(0, len(order), cfg.batch_size):
+                    idx = order[start:start + cfg.batch_size]
+                    xb, yb = x_tr[idx], y_tr[idx]
                     synchronize(cfg.device)
                     t0 = time.perf_counter()
-                    twin_opt.zero_grad(set_to_none=True)
-                    ref = twin_loss(twin, xb, yb, cfg.loss)
-                    ref.backward()
-                    twin_opt.step()
+                    model.zero_grad()
+                    loss = model.loss(xb, yb)
+                    model.backward(input_grad=False)
+                    opt.step()
                     synchronize(cfg.device)
-                    twin_s += time.perf_counter() - t0
-                    rel = step_rel_diff(loss, ref.item(), model.outputs["out"])
-                    loss_diff = max(loss_diff, rel)
-                    if not rel <= worst.rel_diff:
-                        worst = Mismatch(rel, f"step {steps} (epoch {epoch})")
-                if not math.isfinite(loss):
-                    diverged = epoch
+                    manual_s += time.perf_counter() - t0
+                    loss = loss.item()
+                    steps += 1
+                    if twin:
+                        synchronize(cfg.device)
+                        t0 = time.perf_counter()
+                        twin_opt.zero_grad(set_to_none=True)
+                        ref = twin_loss(twin, xb, yb, cfg.loss)
+                        ref.backward()
+                        twin_opt.step()
+                        synchronize(cfg.device)
+                        twin_s += time.perf_counter() - t0
+                        rel = step_rel_diff(loss, ref.item(), model.outputs["out"])
+                        loss_diff = max(loss_diff, rel)
+                        if not rel <= worst.rel_diff:
+                            worst = Mismatch(rel, f"step {steps} (epoch {epoch})")
+                    if not math.isfinite(loss):
+                        diverged = epoch
+                        break
+                if diverged:
                     break
-            if diverged:
-                break
-            n = steps - steps_before
-            rows.append(evaluate(epoch, time.perf_counter() - t_epoch, (manual_s - manual_before) / n,
-                                 (twin_s - twin_before) / n if twin else math.nan, loss_diff))
-    except KeyboardInterrupt:
-        interrupted = True
-    except usermodel.UserCodeError as e:
-        error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
-    except (RuntimeError, MemoryError) as e:
-        if not is_out_of_memory(e):
-            raise
-        error = f"out of memory in epoch {len(rows)}: {first_line(e)}"
+                n = steps - steps_before
+                rows.append(evaluate(epoch, time.perf_counter() - t_epoch, (manual_s - manual_before) / n,
+                                     (twin_s - twin_before) / n if twin else math.nan, loss_diff))
+        except usermodel.UserCodeError as e:
+            error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
+    error = error or stopped.error
     param_diff = None
     if twin:
         twin_params = twin.chapter_params()
@@ -226,7 +222,7 @@ def train(cfg, on_epoch=lambda row: None):
             param_diff = Mismatch(0.0, "every parameter")
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
     return TrainResult(history, manual_s / max(steps, 1), twin_s / max(steps, 1) if twin else None,
-                       worst, param_diff, baseline, model, diverged, interrupted, steps, error, user_traceback)
+                       worst, param_diff, baseline, model, diverged, stopped.interrupted, steps, error, user_traceback)
 
 
 def _models(cfg, x_tr):

@@ -8,7 +8,7 @@ import typer
 
 from fndcli.cli.app import command
 from fndcli.cli.options import OutOption, QuietOption, choices, config_option
-from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run
+from fndcli.cli.runs import Run
 
 Format = choices("Format", ["table", "md", "csv", "json"])
 
@@ -60,7 +60,6 @@ def compare_command(
 
     from fndcli.runs.compare import CompareError, Settings, compare, gated
     from fndcli.numerics import first_line
-    from fndcli.runs.files import utc_now
     from fndcli.runs.saved import RunError, load
 
     try:
@@ -81,32 +80,21 @@ def compare_command(
         raise typer.BadParameter(f"BASE and NEW ran on different machines ({what}); timings do not compare "
                                  "across machines: run both on one, or pass --allow-mismatch",
                                  param_hint="'BASE' / 'NEW'")
-    out = out_dir(out)
+    run = Run(ctx, out, quiet)
     if base_run.sidecar_path.resolve() == new_run.sidecar_path.resolve():
         typer.echo(f"Warning: BASE and NEW are the same run ({base_run.stem}): every timing reads the same "
                    "samples twice", err=True)
-    started = utc_now()
     failing = gated(result, fail_on_improvement, strict)
     code = 1 if len(failing) else 0
-    header = _header(result, base_run, new_run)
-    footer = _footer(result, failing, code)
-    paths = save_run(ctx, out, started, lambda files: files.write_csv(".csv", result.rows),
-                     {"base": str(base_run.sidecar_path), "new": str(new_run.sidecar_path)},
-                     compared=result.command, base_run=str(base_run.sidecar_path), new_run=str(new_run.sidecar_path),
-                     counts=result.counts(), geomean_ratio=_finite(result.geomean_ratio()), machine_differs=result.machine,
-                     software_differs=result.software, settings_differ=result.notes, gated=len(failing),
-                     exit_code=code)
-    con = console()
-    if not quiet:
-        _render(con, output_format.value, result, base_run, new_run, header, footer)
-    for row in failing.itertuples():
-        error_line(f"{row.verdict}: {row.key} ({row.what}){f': {row.note}' if row.note else ''}")
-    if quiet or output_format.value == "table":
-        print_paths(con, paths)
-    else:  # keep stdout a clean md/csv/json document
-        for path in paths:
-            typer.echo(str(path), err=True)
-    raise typer.Exit(code)
+    header, footer = _header(result, base_run, new_run), _footer(result, failing, code)
+    run.finish(lambda files: files.write_csv(".csv", result.rows), code,
+               {"base": str(base_run.sidecar_path), "new": str(new_run.sidecar_path)},
+               failures=[f"{r.verdict}: {r.key} ({r.what}){f': {r.note}' if r.note else ''}" for r in failing.itertuples()],
+               show=lambda con, _: _render(con, output_format.value, result, base_run, new_run, header, footer),
+               paths_to_stderr=output_format.value != "table", compared=result.command,
+               base_run=str(base_run.sidecar_path), new_run=str(new_run.sidecar_path), counts=result.counts(),
+               geomean_ratio=_finite(result.geomean_ratio()), machine_differs=result.machine,
+               software_differs=result.software, settings_differ=result.notes, gated=len(failing))
 
 
 def _finite(x):

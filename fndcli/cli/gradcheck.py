@@ -7,7 +7,7 @@ import typer
 from fndcli.cli.app import command
 from fndcli.cli.options import (INIT_HELP, DeviceName, InitName, LossName, ModelDtype, OutOption, QuietOption, SeedOption,
                                 check_devices, check_memory, config_option, load_user_class, tolerance)
-from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
+from fndcli.cli.runs import Run
 from fndcli.memory import gradcheck_bytes
 from fndcli.names import LOSSES, listing, resolve_scheme_name
 from fndcli.settings import MODEL_TOLERANCES, GradcheckConfig
@@ -78,38 +78,16 @@ def gradcheck(
     load_user_class(layer, "--layer", cfg.sizes, cfg.dtype)
     check_memory(gradcheck_bytes(cfg), cfg.device, f"gradcheck of {batch} x {' -> '.join(map(str, cfg.sizes))}",
                  "--batch, --n-in or --hidden")
-    out = out_dir(out)
+    run = Run(ctx, out, quiet)
 
     from fndcli.backprop.gradcheck import FD_ATOL, FD_EPS, FD_RTOL, run_gradcheck
-    from fndcli.report.tables import gradcheck_table
-    from fndcli.runs.files import utc_now
 
-    con = console()
-    started = utc_now()
-    with status(con, quiet) as live:
-        live.update("gradcheck")
+    with run.working("gradcheck"):
         result = run_gradcheck(cfg)
-    frame, error = result.rows, result.error
-    failed = frame[~frame["passed"].astype(bool)]
-    code = 1 if len(failed) or error else 0
-    paths = save_run(ctx, out, started, lambda files: files.write_csv(".csv", frame),
-                     {"hidden": list(cfg.hidden), "rtol": cfg.tolerance}, device=cfg.device, dtype=cfg.dtype,
-                     seed=seed, rtol=cfg.tolerance, atol=cfg.atol, fd_rtol=FD_RTOL, fd_atol=FD_ATOL,
-                     status="complete" if not error else "failed", error=error, exit_code=code)
-    if not quiet:
-        sizes = " -> ".join(map(str, cfg.sizes))
-        whose = f"{model}, " if model else f"{layer}, " if layer else ""
-        con.print(gradcheck_table(frame, f"gradcheck: {whose}{batch} x {sizes}, {cfg.loss}, {cfg.dtype}, "
-                                         f"init {cfg.init}"))
-        con.print(f"autograd rows pass when max|diff| <= {cfg.atol:g} + {cfg.tolerance:g} * max|ref|; "
-                  f"finite-difference rows when torch.autograd.gradcheck (float64, eps {FD_EPS:g}) finds "
-                  f"|analytic - numeric| <= {FD_ATOL:g} + {FD_RTOL:g} * |numeric| at every element")
-        con.print("[green]all checks pass[/]" if code == 0 else
-                  f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}", markup=True)
-        for what, text in result.tracebacks.items():
-            con.print(f"\n{what}", style="bold red", markup=False)
-            con.print(text.rstrip(), markup=False, soft_wrap=True)
-    if error:
-        error_line(error)
-    print_paths(con, paths)
-    raise typer.Exit(code)
+    failed = not result.rows["passed"].astype(bool).all()
+    run.finish(lambda files: files.write_csv(".csv", result.rows), 1 if failed or result.error else 0,
+               {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
+               error=result.error,
+               after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items()], device=cfg.device,
+               dtype=cfg.dtype, seed=seed, rtol=cfg.tolerance, atol=cfg.atol, fd_rtol=FD_RTOL, fd_atol=FD_ATOL,
+               fd_eps=FD_EPS)

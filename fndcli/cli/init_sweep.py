@@ -8,7 +8,7 @@ import typer
 from fndcli.cli.app import command
 from fndcli.cli.options import (SCHEME_HELP, SEED_MAX, ActName, FanMode, ModelDtype, OutOption, QuietOption,
                                 SchemeName, SeedOption, check_memory, config_option, positive_finite)
-from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
+from fndcli.cli.runs import Run
 from fndcli.memory import sweep_bytes
 from fndcli.names import ACTS, SCHEMES, listing, resolve_scheme_name
 from fndcli.settings import SweepConfig
@@ -78,17 +78,12 @@ def init_sweep(
                       backward=backward, heatmap=plot)
     check_memory(sweep_bytes(cfg), "cpu", f"init-sweep at width {width}, depth {depth}, batch {batch}",
                  "--width, --depth or --batch")
-    out = out_dir(out)
+    run = Run(ctx, out, quiet)
 
-    from fndcli.report.plots import activation_heatmap, std_per_layer
-    from fndcli.report.tables import sweep_table, sweep_title
-    from fndcli.runs.files import utc_now
     from fndcli.init.sweep import run_sweep
+    from fndcli.report.plots import activation_heatmap, std_per_layer
 
-    con = console()
-    started = utc_now()
-    with status(con, quiet) as live:
-        live.update(f"init-sweep: {len(schemes)} scheme(s) x {len(acts)} act(s) x {seeds} seed(s)")
+    with run.working(f"init-sweep: {len(schemes)} scheme(s) x {len(acts)} act(s) x {seeds} seed(s)"):
         result = run_sweep(cfg)
 
     def write_files(files):
@@ -98,16 +93,6 @@ def init_sweep(
             files.write("-std.png", lambda p: std_per_layer(result.layers, p))
             files.write("-heatmap.png", lambda p: activation_heatmap(result.heatmap, result.heatmap_run, p))
 
-    code = 130 if result.interrupted else (1 if result.error else 0)
-    paths = save_run(ctx, out, started, write_files, {"scheme": list(schemes), "act": list(acts)},
-                     device="cpu", dtype=cfg.dtype, seed=seed, status="interrupted" if result.interrupted else "complete",
-                     error=result.error, exit_code=code)
-    if not quiet:
-        con.print(sweep_table(result.summary, sweep_title(depth, width, batch, seeds, cfg.dtype, result.summary,
-                                                          result.interrupted)))
-        if result.interrupted:
-            con.print("[yellow]interrupted: kept the networks that finished[/]")
-    if result.error:
-        error_line(result.error)
-    print_paths(con, paths)
-    raise typer.Exit(code)
+    run.finish(write_files, 130 if result.interrupted else (1 if result.error else 0),
+               {"scheme": list(schemes), "act": list(acts)}, error=result.error,
+               interrupted=result.interrupted, device="cpu", dtype=cfg.dtype, seed=seed)

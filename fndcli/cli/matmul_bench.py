@@ -9,7 +9,7 @@ from fndcli.bench.spec import PRESETS, Shape, estimate_run_seconds, parse_sweep,
 from fndcli.cli.app import command
 from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, OutOption, QuietOption, SeedOption, SweepDim,
                                 check_devices, check_memory, choices, config_option, positive_finite)
-from fndcli.cli.runs import console, error_line, out_dir, print_paths, save_run, status
+from fndcli.cli.runs import Run, error_line
 from fndcli.memory import bench_bytes
 from fndcli.names import IMPL_SPECS
 from fndcli.settings import BenchConfig
@@ -86,7 +86,45 @@ def matmul_bench(
         fnd matmul-bench --config configs/book.toml --out results/
         fnd matmul-bench --gate --out base/        # then fnd compare base/ new/
     """
-    presets = [name for name, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous), ("gate", gate)) if on]
+    cfg = _config(impl, shape, dtype, device, threads, seed, [p for p, on in (("quick", quick), ("fast", fast),
+                  ("rigorous", rigorous), ("gate", gate)) if on], max_seconds, peak_gflops, sweep, sweep_dim, baseline,
+                  order)
+    run = Run(ctx, out, quiet)
+
+    from fndcli.bench.run import BenchError, run_bench
+    from fndcli.bench.stats import baseline_reason
+
+    try:
+        with run.working("matmul-bench") as live:
+            result = run_bench(cfg, log=live.update)
+    except BenchError as e:
+        error_line(str(e))
+        raise typer.Exit(1)
+    frame = result.rows
+
+    def write_files(files):
+        files.write_csv(".csv", frame)
+        if result.suite is not None:
+            files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
+        if sweep is not None:
+            files.write_csv("-crossovers.csv", result.crossovers)
+
+    wrong = frame["correct"].eq(False).any()
+    base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
+    run.finish(write_files, 130 if result.interrupted else (1 if wrong or result.error else 0),
+               {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(cfg.devices)},
+               error=result.error, interrupted=result.interrupted,
+               after=[f"\n{name} raised:\n{text}" for name, text in result.tracebacks.items()],
+               device=",".join(cfg.devices), dtype=cfg.dtype, seed=cfg.seed, preset=cfg.preset, order=cfg.order,
+               worker_order=result.order, pyperf_args=result.pyperf_args, baseline=base,
+               baseline_reason=baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else None,
+               peak={d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()},
+               user_code_changed=_user_changes(), **_matmul_settings())
+
+
+def _config(impl, shape, dtype, device, threads, seed, presets, max_seconds, peak_gflops, sweep, sweep_dim,
+            baseline, order):
+    """The run's BenchConfig from the options, every one checked: exit 2 with the option's name if not."""
     if len(presets) > 1:
         raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, --gate, not "
                                  f"{' and '.join(f'--{p}' for p in presets)}", param_hint=f"'--{presets[1]}'")
@@ -108,58 +146,7 @@ def matmul_bench(
                       peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline,
                       order=order.value)
     _check_work(cfg, "--sweep" if sweep else "--shape")
-    out = out_dir(out)
-
-    from fndcli.bench.run import BenchError, run_bench
-    from fndcli.bench.stats import baseline_reason
-    from fndcli.report.tables import CROSSOVER_TITLE, bench_caption, bench_table, bench_title, crossover_table
-    from fndcli.runs.files import utc_now
-
-    con = console()
-    started = utc_now()
-    try:
-        with status(con, quiet) as live:
-            result = run_bench(cfg, log=live.update)
-    except BenchError as e:
-        error_line(str(e))
-        raise typer.Exit(1)
-    frame = result.rows
-
-    def write_files(files):
-        files.write_csv(".csv", frame)
-        if result.suite is not None:
-            files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
-        if sweep is not None:
-            files.write_csv("-crossovers.csv", result.crossovers)
-
-    wrong = frame[frame["correct"].eq(False)]
-    code = 130 if result.interrupted else (1 if len(wrong) or result.error else 0)
-    resolved = {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(devices)}
-    base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
-    why = baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else ""
-    peak = {d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()}
-    paths = save_run(ctx, out, started, write_files, resolved, device=",".join(devices), dtype=cfg.dtype,
-                     seed=cfg.seed, preset=cfg.preset, order=cfg.order, worker_order=result.order,
-                     pyperf_args=result.pyperf_args, baseline=base, baseline_reason=why, peak=peak,
-                     **_matmul_settings(), status="interrupted" if result.interrupted else "complete",
-                     user_code_changed=_user_changes(), error=result.error, exit_code=code)
-    if not quiet:
-        threads_used = int(frame["threads"].iloc[0]) if len(frame) else _torch_threads()
-        title = bench_title(cfg.dtype, devices, threads_used, cfg.preset, cfg.order)
-        con.print(bench_table(frame, title, bench_caption(base, result.ceilings, why)))
-        if len(result.crossovers):
-            con.print(crossover_table(result.crossovers, CROSSOVER_TITLE))
-        if len(wrong):
-            con.print(f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)")
-        for name, text in result.tracebacks.items():
-            con.print(f"\n{name} raised:", style="bold red", markup=False)
-            con.print(text.rstrip(), markup=False, soft_wrap=True)
-        if result.interrupted:
-            con.print("[yellow]interrupted: kept the rows that finished[/]")
-    if result.error:
-        error_line(result.error)
-    print_paths(con, paths)
-    raise typer.Exit(code)
+    return cfg
 
 
 def _known(names):
@@ -235,12 +222,6 @@ def _user_changes():
     from fndcli import userref
 
     return list(userref.changed)
-
-
-def _torch_threads():
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _matmul_settings():

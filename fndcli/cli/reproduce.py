@@ -1,4 +1,5 @@
 """`fnd reproduce`: the chapter's claims checked in one report (core: `fndcli.reproduce`)."""
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -8,7 +9,7 @@ import typer
 
 from fndcli.cli.app import command
 from fndcli.cli.options import OutOption, QuietOption, SeedOption, choices, config_option
-from fndcli.cli.runs import console, effective_config, out_dir, print_paths, progress
+from fndcli.cli.runs import Run, progress
 
 SectionName = choices("SectionName", ["ladder", "init", "backprop", "bridge", "train"])
 
@@ -44,20 +45,26 @@ def reproduce(
 
     sections = tuple(dict.fromkeys(s.value for s in section)) if section else SECTIONS
     cfg = ReproduceConfig(quick=quick, sections=tuple(s for s in SECTIONS if s in sections), seed=seed)
-    out = out_dir(out)
+    run = Run(ctx, out, quiet)
 
-    from fndcli.reproduce import report_html, report_markdown, run_reproduce
-    from fndcli.runs.files import RunFiles, run_metadata, utc_now
+    from fndcli.reproduce import run_reproduce
 
-    con = console()
-    started = utc_now()
-    with progress(con, quiet, len(cfg.sections), "reproducing") as advance:
+    with progress(run.con, quiet, len(cfg.sections), "reproducing") as advance:
         result = run_reproduce(cfg, on_section=lambda name: advance())
-    fails = result.claims[result.claims["verdict"] == "fails"]
-    code = 130 if result.interrupted else (1 if len(fails) else 0)
-    stem = RunFiles(out, "reproduce", started).stem
-    final = out / stem
-    with tempfile.TemporaryDirectory(prefix=f".{stem}.", dir=out) as tmp:  # the directory appears whole, or not at all
+    code = 130 if result.interrupted else (1 if (result.claims["verdict"] == "fails").any() else 0)
+    final = _write(run, cfg, result, html, code)
+    run.end([final / "report.md", *([final / "report.html"] if html else [])], code,
+            sidecar=final / "reproduce.json")
+
+
+def _write(run, cfg, result, html, code):
+    """DIR/reproduce-<stamp>/: every experiment's CSV, the claims, the figures, report.md (and .html), the
+    sidecar. Written in a hidden temporary directory and renamed into place: it appears whole, or not at all."""
+    from fndcli.report.markdown import report_html, report_markdown
+    from fndcli.runs.files import RunFiles
+
+    stem = RunFiles(run.out, "reproduce", run.started).stem
+    with tempfile.TemporaryDirectory(prefix=f".{stem}.", dir=run.out) as tmp:
         work = Path(tmp) / stem
         work.mkdir()
         for name, frame in result.frames.items():
@@ -67,7 +74,7 @@ def reproduce(
             result.suite.dump(str(work / "ladder.pyperf.json"), replace=True)
         for name, write in result.figures.items():
             write(work / name)
-        facts = _facts(started, cfg)
+        facts = _facts(run.started, cfg)
         if result.interrupted:
             facts.append(("status", f"interrupted (Ctrl-C): {len(result.text)} of {len(cfg.sections)} section(s) "
                                     "finished, their claims kept"))
@@ -76,25 +83,12 @@ def reproduce(
         if html:
             images = {name: (work / name).read_bytes() for name in result.figures}
             (work / "report.html").write_text(report_html(markdown, images))
-        files = sorted(p.name for p in work.iterdir())
-        meta = run_metadata("reproduce", effective_config(ctx, section=list(cfg.sections)), started,
-                            files=files, counts=result.claims["verdict"].value_counts().to_dict(),
-                            status="interrupted" if result.interrupted else "complete", exit_code=code)
-        import json
-
+        meta = run.sidecar(sorted(p.name for p in work.iterdir()), code, {"section": list(cfg.sections)},
+                           interrupted=result.interrupted, counts=result.claims["verdict"].value_counts().to_dict())
         (work / "reproduce.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         os.chmod(work, 0o777 & ~_umask())
-        os.rename(work, final)  # fails rather than replace an existing directory
-    if not quiet:
-        from fndcli.report.tables import claims_table, claims_title
-
-        con.print(claims_table(result.claims, claims_title(len(result.claims))))
-        for row in fails.itertuples():
-            con.print(f"[bold red]fails:[/] {row.claim}: {row.fnd} ({row.rule})")
-        if result.interrupted:
-            con.print("[yellow]interrupted: kept the sections that finished[/]")
-    print_paths(con, [final / "report.md", *([final / "report.html"] if html else [])])
-    raise typer.Exit(code)
+        os.rename(work, run.out / stem)  # fails rather than replace an existing directory
+    return run.out / stem
 
 
 def _umask():

@@ -71,20 +71,78 @@ def effective_config(ctx, **resolved):
     return {name.replace("_", "-"): plain(v) for name, v in values.items() if name not in ("quiet", "config")}
 
 
-def save_run(ctx, out, started, write_files, resolved, **meta):
-    """Write a run's own files with write_files(files), then the JSON sidecar; return every path.
+class Run:
+    """A command's way out, written once: the console, the spinner, the files and the sidecar, the view
+    printed, the error lines, the paths, the exit code.
 
-    `resolved`: option values the command filled in (defaults such as 'all'), for the sidecar.
+    A command body reads its options, starts `Run(ctx, out, quiet)`, calls its core once inside
+    `run.working(...)`, and ends with `run.finish(...)`, which never returns.
     """
-    from fndcli.runs.files import RunFiles, run_metadata
 
-    files = RunFiles(out, ctx.command.name, started)
-    write_files(files)
-    config_file = ctx.params.get("config")
-    files.write_json(".json", run_metadata(ctx.command.name, effective_config(ctx, **resolved), started,
-                                           config_file=str(config_file) if config_file else None,
-                                           files=[p.name for p in files.written], **meta))
-    return files.written
+    def __init__(self, ctx, out, quiet):
+        from fndcli.runs.files import utc_now
+
+        self.ctx, self.out, self.quiet = ctx, out_dir(out), quiet
+        self.con = console()
+        self.started = utc_now()
+
+    def working(self, message):
+        """A spinner saying what runs, for a terminal; the core's log can update it."""
+        @contextlib.contextmanager
+        def spinner():
+            with status(self.con, self.quiet) as live:
+                live.update(message)
+                yield live
+        return spinner()
+
+    def finish(self, write_files, code, resolved=None, error=None, failures=(), after=(), interrupted=False,
+               show=None, paths_to_stderr=False, **fields):
+        """Write write_files(files), then the sidecar (`fields`: fndcli.runs.sidecar.Sidecar's), and end (`end`)."""
+        from fndcli.runs.files import RunFiles
+
+        files = RunFiles(self.out, self.ctx.command.name, self.started)
+        write_files(files)
+        files.write_json(".json", self.sidecar([p.name for p in files.written], code, resolved, error, interrupted,
+                                               **fields))
+        self.end(files.written, code, error, failures, after, show, paths_to_stderr)
+
+    def sidecar(self, files, code, resolved=None, error=None, interrupted=False, **fields):
+        """The sidecar's JSON object: what ran, how it ended, where; `resolved`: options the command filled in."""
+        from fndcli.runs.files import run_metadata
+        from fndcli.runs.sidecar import Sidecar
+
+        config_file = self.ctx.params.get("config")
+        status = "interrupted" if interrupted else ("failed" if error else "complete")
+        return Sidecar(self.ctx.command.name, effective_config(self.ctx, **(resolved or {})), files, status, code,
+                       error, str(config_file) if config_file else None, machine=run_metadata(self.started),
+                       **fields).to_dict(given=fields)
+
+    def end(self, paths, code, error=None, failures=(), after=(), show=None, paths_to_stderr=False, sidecar=None):
+        """Print the run as `fnd show` prints it (or with `show(console, sidecar)`; nothing when quiet), then
+        `after` (what only this run can show: the user's tracebacks), one `Error:` line for each of `failures`
+        (checks that failed) and for `error` (what stopped the work), the paths (on stderr when stdout holds a
+        document); exit `code`. `sidecar`: the run's, when it is not the last of `paths`."""
+        if not self.quiet:
+            (show or _view)(self.con, sidecar or paths[-1])
+            for text in after:
+                self.con.print(text.rstrip(), markup=False, soft_wrap=True)
+        for message in [*failures, *([error] if error else [])]:
+            error_line(message)
+        if paths_to_stderr and not self.quiet:
+            for path in paths:
+                typer.echo(str(path), err=True)
+        else:
+            print_paths(self.con, paths)
+        raise typer.Exit(code)
+
+
+def _view(con, sidecar):
+    """The command's view of a run, read back from its files as `fnd show` reads it."""
+    from fndcli.report.views import render
+    from fndcli.runs.saved import load
+
+    for item in render(load(sidecar)):
+        con.print(item)
 
 
 def print_paths(con, paths):

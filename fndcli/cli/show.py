@@ -1,6 +1,5 @@
 """`fnd show RUN`: a saved run as the table its command printed, with where and how it ran."""
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -69,12 +68,18 @@ def show(
         con = console()
         for key, value in facts:
             con.print(f"{key}: {value}", markup=False, soft_wrap=True)
+        from fndcli.report.views import render
+
         try:
-            for table in _tables(saved):
-                con.print(table)
-        except (KeyError, AttributeError) as e:
-            raise typer.BadParameter(f"{saved.stem} lacks column {e}: written by another fnd version? "
-                                     "--format csv shows it as it is", param_hint="'RUN'")
+            items = render(saved)
+        except (KeyError, AttributeError, TypeError, ValueError) as e:
+            from fndcli.numerics import first_line
+
+            raise typer.BadParameter(f"{saved.stem} does not read as fnd writes it ({type(e).__name__}: "
+                                     f"{first_line(e)}): another fnd version? --format csv shows it as it is",
+                                     param_hint="'RUN'")
+        for item in items:
+            con.print(item)
 
 
 def _cell(column, value):
@@ -101,32 +106,3 @@ def _facts(saved):
             ("versions", f"fnd {m.get('fnd_version')}, torch {m.get('torch_version')}, "
                          f"Python {m.get('python_version')}, pyperf {m.get('pyperf_version', '?')}"),
             ("command", m.get("command_line", "?"))]
-
-
-def _tables(saved):
-    """The tables the command printed, rebuilt from its files."""
-    from fndcli.report import tables as render
-
-    m, rows, cfg = saved.meta, saved.rows, saved.meta.get("config", {})
-    if saved.command == "matmul-bench":
-        threads = int(rows["threads"].iloc[0]) if len(rows) else "?"
-        title = render.bench_title(m.get("dtype"), str(m.get("device")).split(","), threads, m.get("preset"),
-                                   m.get("order"))
-        base = rows["baseline"].iloc[0] if len(rows) and rows["baseline"].iloc[0] else None
-        ceilings = {d: (p["gflops"], p["source"]) for d, p in (m.get("peak") or {}).items()}
-        yield render.bench_table(rows, title, render.bench_caption(base, ceilings, m.get("baseline_reason", "")))
-        crossovers = saved.extras.get("-crossovers.csv")
-        if crossovers is not None and len(crossovers):
-            yield render.crossover_table(crossovers, render.CROSSOVER_TITLE)
-    elif saved.command == "init-sweep":
-        yield render.sweep_table(rows, render.sweep_title(cfg.get("depth"), cfg.get("width"), cfg.get("batch"),
-                                                          cfg.get("seeds"), m.get("dtype"), rows,
-                                                          m.get("status") == "interrupted"))
-    elif saved.command == "gradcheck":
-        yield render.gradcheck_table(rows, f"gradcheck: {m.get('dtype')}, rtol {m.get('rtol')}, atol {m.get('atol')}")
-    elif saved.command == "reproduce":
-        yield render.claims_table(rows, render.claims_title(len(rows)))
-    else:
-        metric, caption = render.train_labels(cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan))
-        yield render.train_table(rows, f"train: {cfg.get('task')}, {m.get('dtype')}, lr {cfg.get('lr')}", metric,
-                                 caption)

@@ -8,7 +8,7 @@ from fndcli.cli.app import command
 from fndcli.cli.options import (INIT_HELP, DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
                                 TaskName, check_devices, check_memory, config_option, load_user_class, positive_finite,
                                 tolerance)
-from fndcli.cli.runs import console, error_line, out_dir, print_paths, progress, save_run
+from fndcli.cli.runs import Run, progress
 from fndcli.memory import train_bytes
 from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
 from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
@@ -77,6 +77,44 @@ def train_command(
         fnd train --model examples/chapter_model.py:Model
     """
     check_devices([device.value])
+    _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size)
+    cfg = TrainConfig(task=task.value, samples=samples, valid_frac=valid_frac, n_in=n_in,
+                      hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out, classes=classes,
+                      labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
+                      batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
+                      check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
+    load_user_class(model, "--model", cfg.sizes, cfg.dtype)
+    check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
+                 "--samples, --n-in or --hidden")
+    run = Run(ctx, out, quiet)
+
+    from fndcli.backprop.train import train
+    from fndcli.report.plots import loss_curves
+
+    with progress(run.con, quiet, epochs + 1, "training") as advance:
+        result = train(cfg, on_epoch=advance)
+    history = result.history
+
+    def write_files(files):
+        files.write_csv(".csv", history)
+        if plot:
+            files.write("-loss.png", lambda p: loss_curves(history, p))
+
+    failures = _failures(cfg, result, check_autograd)
+    loss, param = result.loss_diff, result.param_diff  # None without a twin
+    run.finish(write_files, 130 if result.interrupted else (1 if failures or result.error else 0),
+               {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init}, result.error, failures,
+               after=[result.user_traceback] if result.user_traceback else [], interrupted=result.interrupted,
+               device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
+               autograd_step_s=result.autograd_step_s, steps=result.steps, baseline_metric=result.baseline_metric,
+               baseline="the majority class" if cfg.task == "classification" else "the training mean",
+               diverged_epoch=result.diverged_epoch, max_rel_loss_diff=loss and loss.rel_diff,
+               max_rel_loss_diff_at=loss and loss.where, max_rel_param_diff=param and param.rel_diff,
+               max_rel_param_diff_at=param and param.where)
+
+
+def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):
+    """The checks Typer's ranges cannot make: finite positives, fractions, a batch the training set can fill."""
     positive_finite(lr, "--lr")
     tolerance(rtol, "--rtol")
     for value, option in ((noise, "--noise"), (momentum, "--momentum")):
@@ -89,69 +127,16 @@ def train_command(
     if batch_size > n_train:
         raise typer.BadParameter(f"{batch_size} is larger than the {n_train} training examples "
                                  f"(--samples {samples}, --valid-frac {valid_frac})", param_hint="'--batch-size'")
-    cfg = TrainConfig(task=task.value, samples=samples, valid_frac=valid_frac, n_in=n_in,
-                      hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out, classes=classes,
-                      labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
-                      batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
-                      check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
-    load_user_class(model, "--model", cfg.sizes, cfg.dtype)
-    check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
-                 "--samples, --n-in or --hidden")
-    out = out_dir(out)
 
-    from fndcli.report.plots import loss_curves
-    from fndcli.report.tables import human_seconds, train_labels, train_table
-    from fndcli.runs.files import utc_now
-    from fndcli.backprop.train import train
 
-    con = console()
-    started = utc_now()
-    with progress(con, quiet, epochs + 1, "training") as advance:
-        result = train(cfg, on_epoch=advance)
-    history = result.history
+def _failures(cfg, result, check_autograd):
+    """What failed in a run that finished: its twin disagreed, it diverged."""
+    errors = []
     mismatch = result.mismatch(cfg.tolerance) if check_autograd and not (result.diverged_epoch or result.error) else None
-    code = 130 if result.interrupted else (1 if result.diverged_epoch or mismatch or result.error else 0)
-
-    def write_files(files):
-        files.write_csv(".csv", history)
-        if plot:
-            files.write("-loss.png", lambda p: loss_curves(history, p))
-
-    baseline_name = "the majority class" if cfg.task == "classification" else "the training mean"
-    paths = save_run(ctx, out, started, write_files, {"hidden": list(cfg.hidden), "rtol": cfg.tolerance},
-                     device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
-                     autograd_step_s=result.autograd_step_s, steps=result.steps,
-                     max_rel_loss_diff=result.loss_diff.rel_diff if result.loss_diff else None,
-                     max_rel_loss_diff_at=result.loss_diff.where if result.loss_diff else None,
-                     max_rel_param_diff=result.param_diff.rel_diff if result.param_diff else None,
-                     max_rel_param_diff_at=result.param_diff.where if result.param_diff else None,
-                     baseline_metric=result.baseline_metric, baseline=baseline_name,
-                     diverged_epoch=result.diverged_epoch, status="interrupted" if result.interrupted else "complete",
-                     error=result.error, exit_code=code)
-    if not quiet:
-        metric_name, caption = train_labels(cfg.task, baseline_name, result.baseline_metric)
-        sizes = " -> ".join(map(str, cfg.sizes)) + (f", {model}" if model else "")
-        con.print(train_table(history, f"train: {cfg.task}, {sizes}, {cfg.loss}, SGD lr {lr:g}"
-                                       f"{f' momentum {momentum:g}' if momentum else ''}, {cfg.dtype}",
-                              metric_name, caption))
-        step = f"hand-written step {human_seconds(result.manual_step_s)}"
-        if check_autograd and result.steps:
-            step += (f", autograd twin {human_seconds(result.autograd_step_s)}: the hand-written step takes "
-                     f"{result.manual_step_s / result.autograd_step_s:.2f}x the twin's time")
-            con.print(f"{step}\nlargest relative difference from the twin: loss {result.loss_diff.rel_diff:.2e} at "
-                      f"{result.loss_diff.where}, parameters {result.param_diff.rel_diff:.2e} at "
-                      f"{result.param_diff.where}; tolerance {cfg.tolerance:g}")
-        else:
-            con.print(step)
     if mismatch:
-        error_line(f"the hand-written model and its autograd twin disagree: {mismatch.where} differs by "
-                   f"{mismatch.rel_diff:.2e} relative, beyond --rtol {cfg.tolerance:g}")
+        errors.append(f"the hand-written model and its autograd twin disagree: {mismatch.where} differs by "
+                      f"{mismatch.rel_diff:.2e} relative, beyond --rtol {cfg.tolerance:g}")
     if result.diverged_epoch:
-        error_line(f"training diverged in epoch {result.diverged_epoch} (non-finite loss); "
-                   f"try a smaller --lr than {lr:g}")
-    if result.error:
-        error_line(result.error)
-    if result.user_traceback and not quiet:
-        con.print(result.user_traceback.rstrip(), markup=False, soft_wrap=True)
-    print_paths(con, paths)
-    raise typer.Exit(code)
+        errors.append(f"training diverged in epoch {result.diverged_epoch} (non-finite loss); "
+                      f"try a smaller --lr than {cfg.lr:g}")
+    return errors

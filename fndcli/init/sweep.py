@@ -18,8 +18,7 @@ import pandas as pd
 import torch
 
 from fndcli.init.schemes import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
-from fndcli.memory import is_out_of_memory
-from fndcli.numerics import first_line
+from fndcli.memory import stops
 
 NEAR_ZERO = 0.05
 LAYER_COLUMNS = ["scheme", "act", "seed", "layer", "mean", "std", "m2", "frac_zero", "frac_near_zero",
@@ -117,10 +116,10 @@ def log10_histogram(stack):
 
 def run_sweep(cfg):
     """Every scheme x act x seed of cfg; returns per-layer rows, the summary, and the heat map."""
-    rows, heatmap, heatmap_run, interrupted, error = [], None, None, False, None
+    rows, heatmap, heatmap_run = [], None, None
     scheme_name = act_name = seed = None
     direction = "forward" if cfg.backward else None
-    try:
+    with stops(lambda: f"at {scheme_name} / {act_name}, seed {seed}") as stopped:
         for scheme_name in cfg.schemes:
             scheme = resolve_scheme(scheme_name)
             for act_name in cfg.acts:
@@ -136,15 +135,9 @@ def run_sweep(cfg):
                     if cfg.heatmap and heatmap is None:
                         heatmap, log_range = log10_histogram(acts)
                         heatmap_run = (scheme.name, act_name, seed, log_range)
-    except KeyboardInterrupt:
-        interrupted = True
-    except (RuntimeError, MemoryError) as e:
-        if not is_out_of_memory(e):
-            raise
-        error = f"out of memory at {scheme_name} / {act_name}, seed {seed}: {first_line(e)}"
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
-    return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, interrupted, error)
+    return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, stopped.interrupted, stopped.error)
 
 
 def _geomean(values):

@@ -137,8 +137,8 @@ def _version(package):
         return None
 
 
-def run_metadata(command, config, started, **extra):
-    """The sidecar's metadata: versions, machine, the command line and the effective config.
+def run_metadata(started):
+    """Where and with what a run ran: versions, machine, the command line, its start and finish.
 
     torch is not imported here: a command that never loaded it (show, compare) records its
     installed version, and no threads or GPU of its own.
@@ -146,7 +146,6 @@ def run_metadata(command, config, started, **extra):
     torch = sys.modules.get("torch")
     gpu = torch.cuda.get_device_name() if torch is not None and torch.cuda.is_available() else None
     return {
-        "command": command,
         "command_line": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "started_utc": started.isoformat(),
         "finished_utc": utc_now().isoformat(),
@@ -160,6 +159,4 @@ def run_metadata(command, config, started, **extra):
         "gpu": gpu,
         "threads": torch.get_num_threads() if torch is not None else None,
         "git_commit": git_commit(),
-        **extra,
-        "config": config,
     }

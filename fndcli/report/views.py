@@ -1,0 +1,100 @@
+"""What each command prints, rebuilt from its saved run: the one renderer per command.
+
+A command writes its files, reads its run back (`fndcli.runs.saved.load`) and prints
+`render(run)`; `fnd show RUN` prints the same `render(run)`, so a run shown later reads as it
+did when it ran. A view takes only what the files hold (the rows and the sidecar) and
+yields rich renderables or markup strings. Nothing here computes a result.
+"""
+import math
+
+from fndcli.report import tables
+
+INTERRUPTED = "[yellow]interrupted: {what}[/]"
+
+
+def _is(column, value):
+    """Rows whose `column` reads as `value` (True/False), whether the CSV gave bools or strings."""
+    return column.astype(str) == str(value)
+
+
+def _sizes(cfg):
+    """n_in -> hidden... -> outputs, as the run's config gives them (train's classification: its classes)."""
+    outputs = cfg.get("classes") if cfg.get("task") == "classification" else cfg.get("n-out")
+    return " -> ".join(map(str, [cfg.get("n-in"), *(cfg.get("hidden") or []), outputs]))
+
+
+def matmul_bench(run):
+    m, rows = run.meta, run.rows
+    threads = int(rows["threads"].iloc[0]) if len(rows) else m.get("threads")
+    title = tables.bench_title(m.get("dtype"), str(m.get("device")).split(","), threads, m.get("preset"),
+                               m.get("order"))
+    ceilings = {d: (p["gflops"], p["source"]) for d, p in (m.get("peak") or {}).items()}
+    yield tables.bench_table(rows, title, tables.bench_caption(m.get("baseline"), ceilings,
+                                                               m.get("baseline_reason") or ""))
+    crossovers = run.extras.get("-crossovers.csv")
+    if crossovers is not None and len(crossovers):
+        yield tables.crossover_table(crossovers, tables.CROSSOVER_TITLE)
+    wrong = rows[_is(rows["correct"], False)]
+    if len(wrong):
+        yield f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)"
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept every check that ran and every timing that finished")
+
+
+def init_sweep(run):
+    m, cfg = run.meta, run.meta.get("config", {})
+    yield tables.sweep_table(run.rows, tables.sweep_title(cfg.get("depth"), cfg.get("width"), cfg.get("batch"),
+                                                          cfg.get("seeds"), m.get("dtype"), run.rows,
+                                                          m.get("status") == "interrupted"))
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the networks that finished")
+
+
+def gradcheck(run):
+    m, cfg, rows = run.meta, run.meta.get("config", {}), run.rows
+    whose = next((f"{cfg[k]}, " for k in ("model", "layer") if cfg.get(k)), "")
+    yield tables.gradcheck_table(rows, f"gradcheck: {whose}{cfg.get('batch')} x {_sizes(cfg)}, {cfg.get('loss')}, "
+                                       f"{m.get('dtype')}, init {cfg.get('init')}")
+    yield (f"autograd rows pass when max|diff| <= {m.get('atol'):g} + {m.get('rtol'):g} * max|ref|; "
+           f"finite-difference rows when torch.autograd.gradcheck (float64, eps {m.get('fd_eps'):g}) finds "
+           f"|analytic - numeric| <= {m.get('fd_atol'):g} + {m.get('fd_rtol'):g} * |numeric| at every element")
+    failed = rows[~_is(rows["passed"], True)]
+    yield ("[green]all checks pass[/]" if m.get("exit_code") == 0 else
+           f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}")
+
+
+def train(run):
+    m, cfg = run.meta, run.meta.get("config", {})
+    metric, caption = tables.train_labels(cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan))
+    model = f", {cfg['model']}" if cfg.get("model") else ""
+    momentum = f" momentum {cfg['momentum']:g}" if cfg.get("momentum") else ""
+    yield tables.train_table(run.rows, f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, {cfg.get('loss')}, SGD lr "
+                                       f"{cfg.get('lr'):g}{momentum}, {m.get('dtype')}", metric, caption)
+    step = f"hand-written step {tables.human_seconds(m.get('manual_step_s'))}"
+    if m.get("max_rel_loss_diff") is not None and m.get("steps"):
+        ratio = m["manual_step_s"] / m["autograd_step_s"]
+        yield (f"{step}, autograd twin {tables.human_seconds(m['autograd_step_s'])}: the hand-written step takes "
+               f"{ratio:.2f}x the twin's time\nlargest relative difference from the twin: loss "
+               f"{m['max_rel_loss_diff']:.2e} at {m['max_rel_loss_diff_at']}, parameters {m['max_rel_param_diff']:.2e} "
+               f"at {m['max_rel_param_diff_at']}; tolerance {cfg.get('rtol'):g}")
+    else:
+        yield step
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the epochs that finished")
+
+
+def reproduce(run):
+    yield tables.claims_table(run.rows, tables.claims_title(len(run.rows)))
+    for row in run.rows[run.rows["verdict"] == "fails"].itertuples():
+        yield f"[bold red]fails:[/] {row.claim}: {row.fnd} ({row.rule})"
+    if run.meta.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the sections that finished")
+
+
+VIEWS = {"matmul-bench": matmul_bench, "init-sweep": init_sweep, "gradcheck": gradcheck, "train": train,
+         "reproduce": reproduce}
+
+
+def render(run):
+    """What `run`'s command printed: its tables and the lines under them."""
+    return list(VIEWS[run.command](run))

@@ -1,0 +1,36 @@
+"""The layout issue 19 set: rooms by concern, short command bodies, no giant modules, few modules at the top."""
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "fndcli"
+ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report"}
+
+
+def _commands():
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                    isinstance(d, ast.Call) and getattr(d.func, "id", "") == "command" for d in node.decorator_list):
+                yield path.name, node
+
+
+def test_every_room_is_a_package_and_the_top_holds_only_what_they_share():
+    rooms = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert rooms == ROOMS
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert len(top) <= 10, top
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "gemm.py"), ids=str)
+def test_no_module_but_generated_code_is_over_400_lines(path):
+    assert len(path.read_text().splitlines()) <= 400
+
+
+def test_each_command_body_reads_its_options_calls_its_core_and_ends_in_50_lines():
+    bodies = {}
+    for name, node in _commands():
+        body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # the docstring aside
+        bodies[node.name] = body[-1].end_lineno - body[0].lineno + 1
+    assert len(bodies) == 7 and max(bodies.values()) <= 50, bodies

@@ -1,0 +1,27 @@
+"""`fnd show RUN` prints what the command printed: its title, its table, the lines under it (one renderer each)."""
+import pytest
+
+RUNS = {
+    "matmul-bench": ["--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--quick"],
+    "init-sweep": ["--scheme", "kaiming", "--act", "relu", "--depth", "4", "--width", "8", "--batch", "4"],
+    "gradcheck": ["--batch", "4", "--n-in", "5", "--hidden", "3", "--init", "kaiming"],
+    "train": ["--samples", "100", "--epochs", "2", "--n-in", "4", "--hidden", "4", "--task", "classification",
+              "--momentum", "0.5"],
+    "reproduce": ["--quick", "--section", "bridge"],
+}
+FACTS = ("run", "when", "where", "versions", "command")
+
+
+@pytest.mark.parametrize("command", RUNS)
+def test_show_prints_what_the_command_printed(fnd, tmp_path, command):
+    ran = fnd(command, *RUNS[command], "--out", tmp_path)
+    assert ran.exit_code == 0, ran.output
+    lines = ran.stdout.splitlines()
+    paths = [line for line in lines if line.startswith(str(tmp_path))]
+    printed = "\n".join(lines[:len(lines) - len(paths)])
+    assert printed.strip() and paths
+    shown = fnd("show", paths[0])
+    assert shown.exit_code == 0, shown.output
+    facts = shown.stdout.splitlines()[:len(FACTS)]
+    assert [line.split(":")[0] for line in facts] == list(FACTS)
+    assert "\n".join(shown.stdout.splitlines()[len(FACTS):]) == printed
