@@ -35,7 +35,8 @@ from fndcli import userref
 from fndcli.bench import stats as benchstats
 
 from fndcli.kernels import jitenv
-from fndcli.bench.spec import PRESETS, TOLERANCES, BenchSpec, Shape, estimate_run_seconds, make_inputs, synchronize
+from fndcli.bench.spec import (PRESETS, TOLERANCES, BenchSpec, Shape, benchmark_name, estimate_run_seconds,
+                               make_inputs, synchronize)
 from fndcli.kernels.registry import IMPLS, resolve
 from fndcli.memory import is_out_of_memory
 from fndcli.names import ImplSpec, dtype_name
@@ -370,7 +371,7 @@ def _frame(rows, timed, interrupted):
     Ctrl-C, a row the run did not reach says so in `skipped`; its check, if it ran, is kept."""
     records = []
     for (impl, device, shape), row in rows.items():
-        timing = timed.get(BenchSpec(impl, device, shape, 1).name(row["dtype"]))
+        timing = timed.get(benchmark_name(impl, shape, row["dtype"], device))
         if timing:
             row = {**row, **timing, "gflops": shape.flops / timing["median_s"] / 1e9}
         elif interrupted and not row["skipped"] and row.get("correct", True):

@@ -1,5 +1,5 @@
-"""What one matmul benchmark is: shape, dtype, inputs, pyperf presets, the cost guard, and its
-encoding on a worker's command line.
+"""What one matmul benchmark is: shape, dtype, inputs, pyperf presets, the cost guard, its name in the
+pyperf file, and its encoding on a worker's command line.
 
 Shared by the CLI (which checks options and memory before any work), the parent
 (`fndcli.bench.run`) and the pyperf worker (`fndcli.bench.worker`), so both build bit-identical
@@ -49,6 +49,11 @@ class Shape:
         return f"{self.m}x{self.k}x{self.n}"
 
 
+def benchmark_name(impl, shape, dtype, device):
+    """A benchmark's name in the pyperf file, stable across runs for compare_to: 'torch 5x784x10 float32 cpu'."""
+    return f"{impl} {shape} {dtype} {device}"
+
+
 @dataclass(frozen=True)
 class BenchSpec:
     """One timed benchmark: an implementation on a device at a shape, called `inner_loops` times per value."""
@@ -67,8 +72,8 @@ class BenchSpec:
         return cls(impl, device, Shape.parse(shape), int(inner))
 
     def name(self, dtype):
-        """The benchmark's name in the pyperf file, stable across runs for compare_to."""
-        return f"{self.impl} {self.shape} {dtype} {self.device}"
+        """The benchmark's name in the pyperf file (`benchmark_name`)."""
+        return benchmark_name(self.impl, self.shape, dtype, self.device)
 
     @property
     def name_short(self):
