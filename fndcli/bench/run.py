@@ -35,8 +35,8 @@ from fndcli import userref
 from fndcli.bench import stats as benchstats
 
 from fndcli.kernels import jitenv
-from fndcli.bench.spec import (PRESETS, TOLERANCES, BenchSpec, Shape, benchmark_name, estimate_run_seconds,
-                               make_inputs, synchronize)
+from fndcli.bench.spec import (PRESETS, TOLERANCES, BenchSpec, Shape, WorkerArgs, benchmark_name,
+                               estimate_run_seconds, make_inputs, synchronize)
 from fndcli.kernels.registry import IMPLS, resolve
 from fndcli.memory import is_out_of_memory
 from fndcli.names import ImplSpec, dtype_name
@@ -294,34 +294,33 @@ def _subprocess_env(cfg, isolated):
 
 def _isolated_checks(impl, cfg, preset, probed):
     """check_impl for every (shape, device) of an isolated implementation, in one process of its own."""
-    shapes = [str(shape) for shape in cfg.shapes for device in cfg.devices if device in resolve(impl).devices
-              and estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device))) <= cfg.max_seconds]
-    cmd = [sys.executable, "-m", "fndcli.bench.isolated", "--impl", impl, "--dtype", cfg.dtype, "--seed", str(cfg.seed),
-           *[a for shape in shapes for a in ("--shape", shape)]]
-    if cfg.threads:
-        cmd += ["--threads", str(cfg.threads)]
+    benches = [BenchSpec(impl, device, shape) for shape in cfg.shapes for device in cfg.devices
+               if device in resolve(impl).devices
+               and estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device))) <= cfg.max_seconds]
+    cmd = [sys.executable, "-m", "fndcli.bench.isolated", *_worker_args(cfg, benches).to_argv()]
     proc = _run_process(cmd, _subprocess_env(cfg, True), f"{impl}'s check in its own process")
     checks = {}
     for line in proc.stdout.splitlines():
         data = json.loads(line)
-        shape = Shape.parse(data.pop("shape"))
-        checks[(shape, "cpu")] = Check(**data)
+        spec = BenchSpec.decode(data.pop("bench"))
+        checks[(spec.shape, spec.device)] = Check(**data)
     return checks
 
 
 def _run_worker(specs, cfg, runs, suite_path):
     """Run the pyperf worker subprocess; it appends finished benchmarks to suite_path."""
-    fnd_args = [arg for spec in specs for arg in ("--bench", spec.encode())]  # impl:device:shape:inner
-    fnd_args += ["--dtype", cfg.dtype, "--seed", str(cfg.seed)]
-    if cfg.threads:
-        fnd_args += ["--threads", str(cfg.threads)]
     isolated = any(resolve(spec.impl).isolated for spec in specs)
     inherit = ",".join([INHERIT_ENVIRON, *(jitenv.NAMES if isolated else ())])
     pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
-    cmd = [sys.executable, "-m", "fndcli.bench.worker", *fnd_args, *pyperf_args,
+    cmd = [sys.executable, "-m", "fndcli.bench.worker", *_worker_args(cfg, specs).to_argv(), *pyperf_args,
            "--quiet", "--append", str(suite_path)]
     _run_process(cmd, _subprocess_env(cfg, isolated), "pyperf worker")
     return pyperf_args
+
+
+def _worker_args(cfg, benches):
+    """What the processes fnd starts take from cfg: both the pyperf worker and an isolated check."""
+    return WorkerArgs(tuple(benches), cfg.dtype, cfg.seed, cfg.threads)
 
 
 def _run_process(cmd, env, what):
