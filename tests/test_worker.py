@@ -1,8 +1,10 @@
-"""The pyperf worker's timing function and the calls the cost guard counts, without starting a worker."""
+"""The worker's command line and timing function, and the calls the cost guard counts, without starting a worker."""
+import argparse
+
 import pytest
 
 from fndcli.bench import worker as bench_worker
-from fndcli.bench.spec import PRESETS, BenchSpec, Shape, estimate_run_seconds
+from fndcli.bench.spec import PRESETS, BenchSpec, Shape, WorkerArgs, benchmark_name, estimate_run_seconds
 
 
 def test_time_impl_makes_exactly_loops_times_inner_loops_calls(monkeypatch):
@@ -27,3 +29,23 @@ def test_cost_guard_counts_warmups_and_values_of_every_process():
     assert estimate_run_seconds("torch", book, default) == pytest.approx(torch_call + 8 * 0.04)
     loops_call = 5 * 784 * 10 * 15e-6 + 2 * 5 * 784 * 10 / 1e9  # 39,200 Python iterations
     assert estimate_run_seconds("loops", book, default) == pytest.approx(loops_call * (1 + 5))  # first call + 5
+
+
+@pytest.mark.parametrize("args", [
+    WorkerArgs(),
+    WorkerArgs((BenchSpec("einsum", "cpu", Shape(5, 784, 10), 200), BenchSpec("mine.py:fast", "cuda", Shape(1, 2, 3))),
+               "bfloat16", 7, threads=2),
+])
+def test_worker_args_round_trip(args):
+    """The parent's command line parses back to what it encoded: the worker's and the isolated check's, one type."""
+    assert WorkerArgs.from_argv(args.to_argv()) == args
+    forwarded = []  # what pyperf's manager adds to each worker process's command line
+    bench_worker.add_worker_args(forwarded, argparse.Namespace(**vars(args), worker=False))
+    assert forwarded == args.to_argv()
+
+
+def test_benchmark_name_is_the_spec_name():
+    """compare finds a row's pyperf benchmark by this name, as the worker registered it."""
+    spec = BenchSpec("torch", "cpu", Shape(5, 784, 10), 200)
+    assert spec.name("float32") == benchmark_name("torch", Shape(5, 784, 10), "float32", "cpu") == \
+        "torch 5x784x10 float32 cpu"

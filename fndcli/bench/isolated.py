@@ -1,38 +1,32 @@
 """Checks of an implementation that runs in processes of its own (numba-tiled: `fndcli.kernels.jitenv`).
 
-`fndcli.bench.run` starts this module with the implementation's settings in the environment,
+`fndcli.bench.run` starts this module with the implementation's settings in the environment and the
+benchmarks to check as `fndcli.bench.spec.WorkerArgs` (their inner loops are not used here),
 
-    python -m fndcli.bench.isolated --impl numba-tiled --dtype float32 --seed 0 --device cpu --shape 1024x1024x1024 ...
+    python -m fndcli.bench.isolated --bench numba-tiled:cpu:1024x1024x1024:1 ... --dtype float32 --seed 0
 
-and reads one JSON line per shape: the fields of `fndcli.bench.run.Check`. The first call at a
-shape is the compile (or the load from numba's cache), reported as compile_s.
+and reads one JSON line per benchmark: `bench` (as given) and the fields of `fndcli.bench.run.Check`.
+The first call at a shape is the compile (or the load from numba's cache), reported as compile_s.
 """
-import argparse
 import dataclasses
 import json
 import sys
 
+from fndcli.bench.spec import WorkerArgs
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fndcli.bench.isolated")
-    parser.add_argument("--impl", required=True)
-    parser.add_argument("--dtype", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--shape", action="append", default=[])
-    args = parser.parse_args(argv)
+    args = WorkerArgs.from_argv(argv, prog="python -m fndcli.bench.isolated")
 
     import torch
 
     from fndcli.bench.run import check_impl
-    from fndcli.bench.spec import Shape
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    for text in args.shape:
-        check = check_impl(args.impl, Shape.parse(text), args.dtype, args.seed, args.device)
-        print(json.dumps({"shape": text, **dataclasses.asdict(check)}), flush=True)
+    for spec in args.benches:
+        check = check_impl(spec.impl, spec.shape, args.dtype, args.seed, spec.device)
+        print(json.dumps({"bench": spec.encode(), **dataclasses.asdict(check)}), flush=True)
     return 0
 
 

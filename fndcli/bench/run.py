@@ -35,7 +35,8 @@ from fndcli import userref
 from fndcli.bench import stats as benchstats
 
 from fndcli.kernels import jitenv
-from fndcli.bench.spec import PRESETS, TOLERANCES, BenchSpec, Shape, estimate_run_seconds, make_inputs, synchronize
+from fndcli.bench.spec import (PRESETS, TOLERANCES, BenchSpec, Shape, WorkerArgs, benchmark_name,
+                               estimate_run_seconds, make_inputs, synchronize)
 from fndcli.kernels.registry import IMPLS, resolve
 from fndcli.memory import is_out_of_memory
 from fndcli.names import ImplSpec, dtype_name
@@ -165,8 +166,18 @@ def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
     return elapsed / calls
 
 
-class _OutOfMemory(Exception):
-    pass
+@dataclass
+class _Run:
+    """What a run has made so far; Ctrl-C, out of memory or a failing worker keeps all of it."""
+
+    rows: dict = field(default_factory=dict)  # (impl, device, shape) -> row, in registry order
+    specs: list = field(default_factory=list)  # (BenchSpec, Runs) of every correct check, to time
+    tracebacks: dict = field(default_factory=dict)
+    interrupted: bool = False
+    error: str | None = None
+    suite: pyperf.BenchmarkSuite | None = None
+    pyperf_args: list = field(default_factory=list)
+    order: list = field(default_factory=list)
 
 
 def run_bench(cfg, log=lambda msg: None):
@@ -175,84 +186,105 @@ def run_bench(cfg, log=lambda msg: None):
     Ctrl-C keeps every check that ran and every timing that finished. Running out of memory, or a pyperf worker
     that fails, stops the run there with `error` set, keeping every row made before it.
     """
-    before = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    run, before = _Run(), torch.get_num_threads()
     try:
-        return _run_bench(cfg, log)
-    finally:
-        torch.set_num_threads(before)  # a library call leaves torch as it found it
-
-
-def _run_bench(cfg, log):
-    preset = PRESETS[cfg.preset]
-    threads = torch.get_num_threads()
-    rows, specs, cases, interrupted, error, tracebacks, probed, isolated = {}, [], {}, False, None, {}, {}, {}
-    try:
-        for shape in cfg.shapes:
-            for device in cfg.devices:
-                for impl in cfg.impls:
-                    if device not in resolve(impl).devices:
-                        continue
-                    if impl not in IMPLS and (impl, device) not in probed:
-                        probed[(impl, device)] = probe_spec(impl, device, cfg.dtype)
-                    row = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n, "dtype": cfg.dtype,
-                           "device": device, "threads": threads, "error": "", "skipped": ""}
-                    rows[(impl, device, shape)] = row
-                    est = estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device)))
-                    if est > cfg.max_seconds:
-                        row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
-                        continue
-                    log(f"checking {impl} on {device} at {shape}")
-                    try:
-                        if resolve(impl).isolated:  # in a process of its own, with its numba settings
-                            if impl not in isolated:
-                                isolated[impl] = _isolated_checks(impl, cfg, preset, probed)
-                            check = isolated[impl][(shape, device)]
-                        else:
-                            if (shape, device) not in cases:  # only the current one is kept: inputs can be large
-                                cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}
-                            check = check_impl(impl, shape, cfg.dtype, cfg.seed, device, cases[(shape, device)])
-                    except (RuntimeError, MemoryError) as e:
-                        if not is_out_of_memory(e):
-                            raise
-                        row.update(correct=False, error=f"out of memory: {first_line(e)}")
-                        error = f"out of memory checking {impl} on {device} at {shape}; the rows before it are kept"
-                        raise _OutOfMemory from e
-                    row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
-                               compile_s=check.compile_s, error=check.error)
-                    if check.traceback:
-                        tracebacks.setdefault(impl, check.traceback)
-                    if not check.correct:
-                        continue  # a wrong kernel's speed means nothing
-                    inner = max(1, round(preset.target_s / check.call_s))
-                    specs.append((BenchSpec(impl, device, shape, inner), preset.runs_for(check.call_s)))
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _check_all(cfg, run, log)
     except KeyboardInterrupt:
-        interrupted, specs = True, []
-    except _OutOfMemory:
-        cases = {}
-    suite, pyperf_args, order = None, [], []
-    if specs:
-        log(f"timing {len(specs)} benchmark(s) with pyperf ({cfg.preset}, {cfg.order})")
-        with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
-            suite_path = Path(tmp) / "pyperf.json"
-            try:
-                for group, runs, label in schedule(specs, cfg.order, cfg.preset == "quick",
-                                                   lambda impl: resolve(impl).isolated):
-                    log(f"timing {label}")
-                    pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
-                    order.append(label)
-            except KeyboardInterrupt:
-                interrupted = True
-            except BenchError as e:
-                error = str(e)
-            suite = _load_suite(suite_path)
-    frame = _frame(rows, _timings(suite), interrupted)
+        run.interrupted, run.specs = True, []
+    finally:
+        torch.set_num_threads(before)  # a library call leaves torch as it found it; the timing is in workers
+    if run.specs:
+        _time_all(cfg, run, log)
+    frame = _frame(run.rows, _timings(run.suite), run.interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
     ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
-    return BenchResult(frame, suite, benchstats.crossovers(frame, cfg.sweep_dim), pyperf_args, interrupted,
-                       ceilings, error, tracebacks, order)
+    return BenchResult(frame, run.suite, benchstats.crossovers(frame, cfg.sweep_dim), run.pyperf_args,
+                       run.interrupted, ceilings, run.error, run.tracebacks, run.order)
+
+
+def _check_all(cfg, run, log):
+    """Check every (impl, device, shape) the cost guard lets through, into run.rows and run.specs; stop at the
+    first out of memory, with its row and run.error saying so."""
+    checker, threads = _Checker(cfg), torch.get_num_threads()
+    for impl, device, shape in _grid(cfg):
+        est = checker.estimate(impl, device, shape)  # the user's implementation: probed first, before its row
+        row = run.rows[(impl, device, shape)] = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n,
+                                                 "dtype": cfg.dtype, "device": device, "threads": threads,
+                                                 "error": "", "skipped": ""}
+        if est > cfg.max_seconds:
+            row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
+            continue
+        log(f"checking {impl} on {device} at {shape}")
+        try:
+            check = checker.check(impl, device, shape)
+        except (RuntimeError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+            row.update(correct=False, error=f"out of memory: {first_line(e)}")
+            run.error = f"out of memory checking {impl} on {device} at {shape}; the rows before it are kept"
+            return  # the checker and its inputs go with it
+        row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
+                   compile_s=check.compile_s, error=check.error)
+        if check.traceback:
+            run.tracebacks.setdefault(impl, check.traceback)
+        if check.correct:  # a wrong kernel's speed means nothing
+            inner = max(1, round(checker.preset.target_s / check.call_s))
+            run.specs.append((BenchSpec(impl, device, shape, inner), checker.preset.runs_for(check.call_s)))
+
+
+def _grid(cfg):
+    """(impl, device, shape) for every implementation on every device it runs on, shape by shape."""
+    return [(impl, device, shape) for shape in cfg.shapes for device in cfg.devices for impl in cfg.impls
+            if device in resolve(impl).devices]
+
+
+class _Checker:
+    """The cost guard's estimate and check_impl for a run. It keeps the reference case of the current (shape,
+    device) only (inputs can be large), and makes an isolated implementation's checks all at once, in a
+    process of its own, when it first reaches it."""
+
+    def __init__(self, cfg):
+        self.cfg, self.preset = cfg, PRESETS[cfg.preset]
+        self.probed, self.cases, self.isolated = {}, {}, {}  # probed: the user's implementations' costs
+
+    def estimate(self, impl, device, shape):
+        """Seconds the run of one benchmark would take, what --max-seconds is compared with."""
+        if impl not in IMPLS and (impl, device) not in self.probed:
+            self.probed[(impl, device)] = probe_spec(impl, device, self.cfg.dtype)
+        return estimate_run_seconds(impl, shape, self.preset, device, self.probed.get((impl, device)))
+
+    def check(self, impl, device, shape):
+        """check_impl's Check of one benchmark the cost guard let through."""
+        cfg = self.cfg
+        if resolve(impl).isolated:
+            if impl not in self.isolated:
+                guarded = [key for key in _grid(cfg) if key[0] == impl and self.estimate(*key) <= cfg.max_seconds]
+                self.isolated[impl] = _isolated_checks(cfg, [BenchSpec(*key) for key in guarded])
+            return self.isolated[impl][(shape, device)]
+        if (shape, device) not in self.cases:
+            self.cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}
+        return check_impl(impl, shape, cfg.dtype, cfg.seed, device, self.cases[(shape, device)])
+
+
+def _time_all(cfg, run, log):
+    """Time run.specs with pyperf, one worker run at a time; Ctrl-C or a failing worker keeps what finished."""
+    log(f"timing {len(run.specs)} benchmark(s) with pyperf ({cfg.preset}, {cfg.order})")
+    with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
+        suite_path = Path(tmp) / "pyperf.json"
+        try:
+            for group, runs, label in schedule(run.specs, cfg.order, cfg.preset == "quick",
+                                               lambda impl: resolve(impl).isolated):
+                log(f"timing {label}")
+                run.pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
+                run.order.append(label)
+        except KeyboardInterrupt:
+            run.interrupted = True
+        except BenchError as e:
+            run.error = str(e)
+        run.suite = _load_suite(suite_path)
 
 
 def schedule(specs, order, in_process, isolated=lambda impl: False):
@@ -291,36 +323,33 @@ def _subprocess_env(cfg, isolated):
     return env
 
 
-def _isolated_checks(impl, cfg, preset, probed):
-    """check_impl for every (shape, device) of an isolated implementation, in one process of its own."""
-    shapes = [str(shape) for shape in cfg.shapes for device in cfg.devices if device in resolve(impl).devices
-              and estimate_run_seconds(impl, shape, preset, device, probed.get((impl, device))) <= cfg.max_seconds]
-    cmd = [sys.executable, "-m", "fndcli.bench.isolated", "--impl", impl, "--dtype", cfg.dtype, "--seed", str(cfg.seed),
-           *[a for shape in shapes for a in ("--shape", shape)]]
-    if cfg.threads:
-        cmd += ["--threads", str(cfg.threads)]
-    proc = _run_process(cmd, _subprocess_env(cfg, True), f"{impl}'s check in its own process")
+def _isolated_checks(cfg, benches):
+    """check_impl for the benchmarks of an isolated implementation, in one process of its own:
+    {(shape, device): Check}."""
+    cmd = [sys.executable, "-m", "fndcli.bench.isolated", *_worker_args(cfg, benches).to_argv()]
+    proc = _run_process(cmd, _subprocess_env(cfg, True), f"{benches[0].impl}'s check in its own process")
     checks = {}
     for line in proc.stdout.splitlines():
         data = json.loads(line)
-        shape = Shape.parse(data.pop("shape"))
-        checks[(shape, "cpu")] = Check(**data)
+        spec = BenchSpec.decode(data.pop("bench"))
+        checks[(spec.shape, spec.device)] = Check(**data)
     return checks
 
 
 def _run_worker(specs, cfg, runs, suite_path):
     """Run the pyperf worker subprocess; it appends finished benchmarks to suite_path."""
-    fnd_args = [arg for spec in specs for arg in ("--bench", spec.encode())]  # impl:device:shape:inner
-    fnd_args += ["--dtype", cfg.dtype, "--seed", str(cfg.seed)]
-    if cfg.threads:
-        fnd_args += ["--threads", str(cfg.threads)]
     isolated = any(resolve(spec.impl).isolated for spec in specs)
     inherit = ",".join([INHERIT_ENVIRON, *(jitenv.NAMES if isolated else ())])
     pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
-    cmd = [sys.executable, "-m", "fndcli.bench.worker", *fnd_args, *pyperf_args,
+    cmd = [sys.executable, "-m", "fndcli.bench.worker", *_worker_args(cfg, specs).to_argv(), *pyperf_args,
            "--quiet", "--append", str(suite_path)]
     _run_process(cmd, _subprocess_env(cfg, isolated), "pyperf worker")
     return pyperf_args
+
+
+def _worker_args(cfg, benches):
+    """What the processes fnd starts take from cfg: both the pyperf worker and an isolated check."""
+    return WorkerArgs(tuple(benches), cfg.dtype, cfg.seed, cfg.threads)
 
 
 def _run_process(cmd, env, what):
@@ -353,15 +382,10 @@ def _timings(suite):
         values = bench.get_values()
         meta = bench.get_metadata()
         out[bench.get_name()] = {
-            "median_s": bench.median(),
-            "mean_s": bench.mean(),
-            "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
-            "min_s": min(values),
-            "max_s": max(values),
-            "n_values": len(values),
+            "median_s": bench.median(), "mean_s": bench.mean(), "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
+            "min_s": min(values), "max_s": max(values), "n_values": len(values),
             "processes": len([run for run in bench.get_runs() if run.values]),
-            **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {}),
-        }
+            **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {})}
     return out
 
 
@@ -370,7 +394,7 @@ def _frame(rows, timed, interrupted):
     Ctrl-C, a row the run did not reach says so in `skipped`; its check, if it ran, is kept."""
     records = []
     for (impl, device, shape), row in rows.items():
-        timing = timed.get(BenchSpec(impl, device, shape, 1).name(row["dtype"]))
+        timing = timed.get(benchmark_name(impl, shape, row["dtype"], device))
         if timing:
             row = {**row, **timing, "gflops": shape.flops / timing["median_s"] / 1e9}
         elif interrupted and not row["skipped"] and row.get("correct", True):

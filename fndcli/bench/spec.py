@@ -1,5 +1,5 @@
-"""What one matmul benchmark is: shape, dtype, inputs, pyperf presets, the cost guard, and its
-encoding on a worker's command line.
+"""What one matmul benchmark is: shape, dtype, inputs, pyperf presets, the cost guard, its name in the
+pyperf file, and the command line of the processes that check and time it (`WorkerArgs`).
 
 Shared by the CLI (which checks options and memory before any work), the parent
 (`fndcli.bench.run`) and the pyperf worker (`fndcli.bench.worker`), so both build bit-identical
@@ -7,8 +7,9 @@ inputs from the same seed. torch is imported only where tensors are made: the CL
 and the worker's manager process never need it, and `import torch` costs about 1.5 s per
 process on a 2-core machine.
 """
+import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from fndcli.names import IMPL_SPECS
 
@@ -49,14 +50,19 @@ class Shape:
         return f"{self.m}x{self.k}x{self.n}"
 
 
+def benchmark_name(impl, shape, dtype, device):
+    """A benchmark's name in the pyperf file, stable across runs for compare_to: 'torch 5x784x10 float32 cpu'."""
+    return f"{impl} {shape} {dtype} {device}"
+
+
 @dataclass(frozen=True)
 class BenchSpec:
-    """One timed benchmark: an implementation on a device at a shape, called `inner_loops` times per value."""
+    """One benchmark: an implementation on a device at a shape, called `inner_loops` times per value when timed."""
 
     impl: str
     device: str
     shape: Shape
-    inner_loops: int
+    inner_loops: int = 1  # a check (fndcli.bench.isolated) ignores it
 
     def encode(self):
         return f"{self.impl}:{self.device}:{self.shape}:{self.inner_loops}"
@@ -67,12 +73,53 @@ class BenchSpec:
         return cls(impl, device, Shape.parse(shape), int(inner))
 
     def name(self, dtype):
-        """The benchmark's name in the pyperf file, stable across runs for compare_to."""
-        return f"{self.impl} {self.shape} {dtype} {self.device}"
+        """The benchmark's name in the pyperf file (`benchmark_name`)."""
+        return benchmark_name(self.impl, self.shape, dtype, self.device)
 
     @property
     def name_short(self):
         return f"{self.impl} {self.shape} {self.device}"
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """What decides what a process fnd starts measures: the pyperf worker (`fndcli.bench.worker`) and the
+    check of an isolated implementation (`fndcli.bench.isolated`) both take it, as this command line:
+
+        --bench IMPL:DEVICE:MxKxN:INNER ... --dtype float32 --seed 0 [--threads N]
+    """
+
+    benches: tuple = ()  # BenchSpec, in order: a pyperf worker's --worker-task is an index into it
+    dtype: str = "float32"
+    seed: int = 0
+    threads: int | None = None  # None: torch's own choice
+
+    def to_argv(self):
+        argv = [arg for spec in self.benches for arg in ("--bench", spec.encode())]
+        argv += ["--dtype", self.dtype, "--seed", str(self.seed)]
+        return argv + (["--threads", str(self.threads)] if self.threads else [])
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Add the options to an argparse parser (pyperf's Runner.argparser, in the worker)."""
+        parser.add_argument("--bench", dest="benches", type=BenchSpec.decode, action="append", default=[],
+                            help="IMPL:DEVICE:MxKxN:INNER_LOOPS")
+        parser.add_argument("--dtype", default=cls.dtype)
+        parser.add_argument("--seed", type=int, default=cls.seed)
+        parser.add_argument("--threads", type=int, default=cls.threads)
+
+    @classmethod
+    def from_namespace(cls, namespace):
+        """The options out of a namespace that add_arguments' parser made (pyperf's options in it are left)."""
+        values = {f.name: getattr(namespace, f.name) for f in fields(cls)}
+        return cls(**{**values, "benches": tuple(values["benches"])})
+
+    @classmethod
+    def from_argv(cls, argv, prog=None):
+        """Parse to_argv's command line; argparse's usage error for anything else."""
+        parser = argparse.ArgumentParser(prog=prog)
+        cls.add_arguments(parser)
+        return cls.from_namespace(parser.parse_args(argv))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ subprocess:
 Each `--bench IMPL:DEVICE:MxKxN:INNER` registers one `bench_time_func`; INNER is the number of
 calls per value, chosen by the parent so a value lasts about pyperf's min time. pyperf's
 own `--loops 1` then skips its calibration process (one more torch import per benchmark).
-`add_worker_args` forwards every option that decides what is measured to the workers.
+fnd's options are `fndcli.bench.spec.WorkerArgs`, added to pyperf's argparser; `add_worker_args`
+forwards them to the workers.
 
 The manager process never imports torch (2 s). A worker process prepares only the benchmark
 it runs (pyperf's `--worker-task` is its index in registration order): it sets the threads,
@@ -26,18 +27,14 @@ import time
 import pyperf
 
 from fndcli.names import dtype_name
-from fndcli.bench.spec import BenchSpec, make_inputs, synchronize
+from fndcli.bench.spec import WorkerArgs, make_inputs, synchronize
 
 _prepared = {}  # BenchSpec -> (fn, a, b), in the process that times it
 
 
 def add_worker_args(cmd, args):
     """Forward fnd's own options to pyperf's worker processes."""
-    for text in args.bench:
-        cmd.extend(["--bench", text])
-    cmd.extend(["--dtype", args.dtype, "--seed", str(args.seed)])
-    if args.threads:
-        cmd.extend(["--threads", str(args.threads)])
+    cmd.extend(WorkerArgs.from_namespace(args).to_argv())
 
 
 def prepare(spec, dtype, seed, threads):
@@ -76,14 +73,11 @@ def time_impl(loops, spec):
 
 def main():
     runner = pyperf.Runner(program_args=("-m", "fndcli.bench.worker"), add_cmdline_args=add_worker_args)
-    runner.argparser.add_argument("--bench", action="append", default=[], help="IMPL:DEVICE:MxKxN:INNER_LOOPS")
-    runner.argparser.add_argument("--dtype", default="float32")
-    runner.argparser.add_argument("--seed", type=int, default=0)
-    runner.argparser.add_argument("--threads", type=int, default=None)
-    args = runner.parse_args()
-    for index, text in enumerate(args.bench):
-        spec = BenchSpec.decode(text)
-        times_here = args.in_process or (args.worker and args.worker_task == index)
+    WorkerArgs.add_arguments(runner.argparser)
+    pyperf_args = runner.parse_args()
+    args = WorkerArgs.from_namespace(pyperf_args)
+    for index, spec in enumerate(args.benches):
+        times_here = pyperf_args.in_process or (pyperf_args.worker and pyperf_args.worker_task == index)
         metadata = prepare(spec, args.dtype, args.seed, args.threads) if times_here else None
         runner.bench_time_func(spec.name(args.dtype), time_impl, spec, inner_loops=spec.inner_loops,
                                metadata=metadata)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fndcli.bench.spec import Shape, benchmark_name
+
 COLUMNS = ["key", "what", "base", "new", "change", "ci_low", "ci_high", "p", "n_base", "n_new", "verdict", "note"]
 GATED = ("REGRESSION", "BROKEN")
 MACHINE = ("cpu_model", "cpu_count", "gpu")
@@ -142,7 +144,7 @@ def matmul_rows(base, new, s):
     b_means, n_means = base.process_means(), new.process_means()
     out = []
     for (impl, m, k, n, dtype, device, threads), rb, rn in _paired(base.rows, new.rows, keys):
-        name = f"{impl} {m}x{k}x{n} {dtype} {device}"  # the pyperf benchmark's name
+        name = benchmark_name(impl, Shape(m, k, n), dtype, device)
         label = f"{name} {threads}t"
         if rb is None or rn is None:
             out.append(_one_sided(label, "median s/call", rb, rn))
