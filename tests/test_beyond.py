@@ -56,7 +56,10 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     assert list(frame["impl"]) == ["loops", "dot", "broadcast", "einsum", "torch", "numba-loops", "numba-tiled"]
     by_impl = frame.set_index("impl")
     assert by_impl["pct_peak"].isna().all()  # no large shape, no --peak-gflops: no ceiling to be a % of
-    assert (by_impl.loc[["numba-loops", "numba-tiled"], "compile_s"] >= 0).all()
+    # each compiled kernel's first call compiled it, or loaded it from numba's cache in a fresh process (numba-tiled):
+    # far longer than a steady call, and part of this run
+    for impl in ("numba-loops", "numba-tiled"):
+        assert by_impl.loc[impl, "min_s"] < by_impl.loc[impl, "compile_s"] < elapsed, impl
     assert by_impl.loc[["loops", "torch"], "compile_s"].isna().all()
 
 

@@ -47,6 +47,22 @@ def _flipped_relu_mask(self, grad_out):
     return grad_out * ~self._masks.pop()
 
 
+def test_a_backward_that_raises_is_one_failing_row_that_says_why(fnd, tmp_path, monkeypatch):
+    monkeypatch.setattr(fnd_model.Linear, "backward", _transposed_weight_grad)  # 8x4 layer: the sum cannot fit
+    result = fnd("gradcheck", "--n-in", "8", "--hidden", "4", "--n-out", "2", "--batch", "16", "--out", tmp_path)
+    assert result.exit_code == 1, result.output
+    frame, _ = run_files(tmp_path, "gradcheck")
+    row = frame[frame["check"] == "autograd"].squeeze()  # the only one: nothing else can be compared
+    assert row["tensor"].startswith("backward (raised RuntimeError: ") and row["rule"] == "the backward raised"
+    assert (row["shape"], row["dtype"], row["max_abs_diff"], row["passed"]) == ("16x8", "float32", float("inf"), False)
+    assert row[["exact", "allclose", "rtol", "atol"]].isna().all()
+
+
+def test_the_csv_columns_and_their_order():
+    assert COLUMNS == ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol",
+                       "atol", "rule", "passed"]
+
+
 @pytest.mark.parametrize("cls,method,broken,failing", [
     (fnd_model.MSE, "backward", _broken_mse, "d loss / d out"),
     (fnd_model.Linear, "backward", _transposed_weight_grad, "d loss / d lin1.w"),

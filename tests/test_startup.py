@@ -76,8 +76,24 @@ def test_flags_show_no_value_placeholder_and_config_names_its_table(fnd):
     quick = next(line for line in result.stdout.splitlines() if "--quick" in line)
     assert "<bool>" not in result.stdout and "bool" not in quick
     assert "[matmul-bench] table" in " ".join(result.stdout.split())
-    for name, spec in names.IMPL_SPECS.items():  # each registry's one-line summary is in --help
-        assert spec.summary.split()[0] in result.stdout, name
+
+
+def _unwrapped(text):
+    """text without whitespace: --help wraps its lines anywhere, even after a hyphen inside a name."""
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("command,registry", [
+    ("matmul-bench", {name: spec.summary for name, spec in names.IMPL_SPECS.items()}),
+    ("init-sweep", names.SCHEMES), ("init-sweep", names.ACTS), ("gradcheck", names.LOSSES),
+    ("train", names.TASKS), ("train", names.LABELS)],
+    ids=["impl", "scheme", "act", "loss", "task", "labels"])
+def test_help_lists_each_name_with_its_summary(fnd, command, registry):
+    """'name: summary', as names.listing writes it, for every entry of the registry the option takes."""
+    result = fnd(command, "--help")
+    assert result.exit_code == 0
+    for name, summary in registry.items():
+        assert _unwrapped(f"{name}: {summary}") in _unwrapped(result.stdout), name
 
 
 def test_registries_and_their_code_agree():
@@ -88,6 +104,13 @@ def test_registries_and_their_code_agree():
     assert list(model.LOSSES) == list(names.LOSSES)
 
 
-@pytest.mark.parametrize("name", ["kaiming", "xavier", "lsuv"])
-def test_aliases_resolve(name):
-    assert names.resolve_scheme_name(name) in names.SCHEMES
+@pytest.mark.parametrize("alias,scheme", [("kaiming", "kaiming-normal"), ("xavier", "xavier-normal")])
+def test_aliases_resolve_to_their_scheme(alias, scheme):
+    assert names.resolve_scheme_name(alias) == scheme
+
+
+def test_a_scheme_resolves_to_itself_and_an_unknown_name_is_rejected():
+    assert [names.resolve_scheme_name(s) for s in names.SCHEMES] == list(names.SCHEMES)
+    assert set(names.ALIASES).isdisjoint(names.SCHEMES)
+    with pytest.raises(ValueError, match="unknown init scheme 'he'; known: normal, .*, lsuv, xavier, kaiming$"):
+        names.resolve_scheme_name("he")

@@ -12,29 +12,65 @@ differences; so is the chapter's `MyRelu`. ReLU inputs are kept at least MARGIN 
 0, so the kink does not spoil the differences.
 """
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 
 import pandas as pd
 import torch
 
-from fndcli.names import dtype_name
-from fndcli.backprop import reference
-
-from fndcli.backprop import usermodel
+from fndcli.backprop import reference, usermodel
 from fndcli.backprop.bridge import HandWritten, MyRelu
-from fndcli.memory import is_out_of_memory
 from fndcli.backprop.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
-from fndcli.numerics import first_line, relative
 from fndcli.backprop.usermodel import UserCodeError
+from fndcli.memory import is_out_of_memory
+from fndcli.names import dtype_name
+from fndcli.numerics import first_line, relative
 
-COLUMNS = ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol", "atol",
-           "rule", "passed"]
 MARGIN = 1e-3  # smallest |pre-activation| allowed in a finite-difference check
 FD_EPS = 1e-6
 FD_RTOL, FD_ATOL = 1e-3, 1e-5  # torch.autograd.gradcheck's own defaults, passed explicitly
 # What `passed` means on each kind of row (the `rule` column).
 AUTOGRAD_RULE = "max|diff| <= atol + rtol * max|ref|"
 FD_RULE = "torch.autograd.gradcheck: |analytic - numeric| <= atol + rtol * |numeric|, every element"
+RAISED_RULE = "the backward raised"
+PROTOCOL_RULE = "the protocol: backward() stores .g"
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One row of gradcheck's CSV (COLUMNS): one tensor of ours against its reference."""
+
+    check: str             # 'forward', 'autograd' or 'finite-difference'
+    tensor: str            # what was checked, e.g. 'd loss / d lin1.w'; and why, when it could not be
+    shape: str             # the reference's, e.g. '100x50' or 'scalar'
+    dtype: str             # the reference's, e.g. 'float32'
+    exact: bool | None     # torch.equal; None where it does not apply (finite differences, a check that did not run)
+    allclose: bool | None  # torch.allclose with its own defaults, as Karpathy's `cmp`, for information; None as exact
+    max_abs_diff: float    # max|ours - ref|; inf when the two cannot be compared
+    rel_err: float         # max_abs_diff / max|ref| (numerics.relative)
+    rtol: float | None     # the tolerances behind `passed`; None where nothing was compared
+    atol: float | None
+    rule: str              # what `passed` means on this row
+    passed: bool
+
+    @classmethod
+    def failed(cls, check, tensor, why, like, rule):
+        """A check that could not compare anything: it fails, and `tensor` says why."""
+        return cls(check, f"{tensor} ({why})", _shape(like), dtype_name(like.dtype), exact=None, allclose=None,
+                   max_abs_diff=math.inf, rel_err=math.inf, rtol=None, atol=None, rule=rule, passed=False)
+
+    @classmethod
+    def raised(cls, check, tensor, error, like):
+        """A check that could not run because the backward raised `error`."""
+        why = str(error) if isinstance(error, UserCodeError) else f"raised {type(error).__name__}: {first_line(error)}"
+        return cls.failed(check, tensor, why, like, RAISED_RULE)
+
+
+COLUMNS = [f.name for f in fields(CheckRow)]  # the CSV's columns, in this order
+
+
+def _shape(t):
+    return "x".join(map(str, t.shape)) or "scalar"
 
 
 def make_batch(batch, n_in, n_out, loss, gen, dtype):
@@ -48,20 +84,16 @@ def make_batch(batch, n_in, n_out, loss, gen, dtype):
 
 
 def compare(check, tensor, ours, ref, rtol, atol):
-    """One row: our tensor against the reference."""
-    row = {"check": check, "tensor": tensor, "shape": "x".join(map(str, ref.shape)) or "scalar",
-           "dtype": dtype_name(ref.dtype), "rtol": rtol, "atol": atol, "rule": AUTOGRAD_RULE}
+    """One row: our tensor against the reference, `passed` by AUTOGRAD_RULE with rtol and atol."""
+    row = partial(CheckRow, check, tensor, _shape(ref), dtype_name(ref.dtype), rtol=rtol, atol=atol,
+                  rule=AUTOGRAD_RULE)
     if ours.shape != ref.shape:
-        return {**row, "exact": False, "allclose": False, "max_abs_diff": math.inf, "rel_err": math.inf,
-                "passed": False}
+        return row(exact=False, allclose=False, max_abs_diff=math.inf, rel_err=math.inf, passed=False)
     max_abs = (ours - ref).abs().max().item() if ref.numel() else 0.0
     ref_max = ref.abs().max().item() if ref.numel() else 0.0
-    rel = relative(max_abs, ref_max)
-    # allclose is torch.allclose with its own defaults (rtol 1e-5, atol 1e-8), as Karpathy's `cmp`, for
-    # information; `passed` is AUTOGRAD_RULE with this run's rtol and atol.
-    return {**row, "exact": bool(torch.equal(ours, ref)), "allclose": bool(torch.allclose(ours, ref)),
-            "max_abs_diff": max_abs, "rel_err": rel,
-            "passed": bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max)}
+    return row(exact=bool(torch.equal(ours, ref)), allclose=bool(torch.allclose(ours, ref)), max_abs_diff=max_abs,
+               rel_err=relative(max_abs, ref_max),
+               passed=bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max))
 
 
 def autograd_rows(cfg):
@@ -76,7 +108,7 @@ def autograd_rows(cfg):
     try:
         model.backward()
     except RuntimeError as e:  # a broken backward that produces a wrongly shaped gradient
-        return [_error_row("autograd", "backward", e, x)]
+        return [CheckRow.raised("autograd", "backward", e, x)]
 
     params = model.named_params()
     twin = reference.twin_of([p.value for _, p in params[0::2]], [p.value for _, p in params[1::2]])
@@ -184,15 +216,6 @@ def _myrelu_fn(x):
     return out.detach(), lambda g: torch.autograd.grad(out, leaf, g, retain_graph=True)
 
 
-def _error_row(check, tensor, error, x):
-    """A check that could not run because the backward raised: it fails, and says why."""
-    why = str(error) if isinstance(error, UserCodeError) else f"raised {type(error).__name__}: {first_line(error)}"
-    return {"check": check, "tensor": f"{tensor} ({why})",
-            "shape": "x".join(map(str, x.shape)), "dtype": dtype_name(x.dtype), "exact": None,
-            "allclose": None, "max_abs_diff": math.inf, "rel_err": math.inf, "rtol": None, "atol": None,
-            "rule": "the backward raised", "passed": False}
-
-
 def _fd_row(tensor, build, inputs, function=None):
     """gradcheck's verdict on `function` (default: `build` wrapped by HandWritten), and our own central differences."""
     inputs = [t.detach().to(torch.float64) for t in inputs]
@@ -202,12 +225,11 @@ def _fd_row(tensor, build, inputs, function=None):
         ok = torch.autograd.gradcheck(function, leaves, eps=FD_EPS, atol=FD_ATOL, rtol=FD_RTOL, raise_exception=False)
         max_abs, ref_max = _fd_max_diff(build, inputs)
     except (RuntimeError, UserCodeError) as e:
-        return _error_row("finite-difference", tensor, e, inputs[0])
+        return CheckRow.raised("finite-difference", tensor, e, inputs[0])
     # exact and allclose do not apply: the reference is a numerical estimate
-    return {"check": "finite-difference", "tensor": tensor, "shape": "x".join(map(str, inputs[0].shape)),
-            "dtype": "float64", "exact": None, "allclose": None, "max_abs_diff": max_abs,
-            "rel_err": relative(max_abs, ref_max), "rtol": FD_RTOL, "atol": FD_ATOL, "rule": FD_RULE,
-            "passed": bool(ok)}
+    return CheckRow("finite-difference", tensor, _shape(inputs[0]), "float64", exact=None, allclose=None,
+                    max_abs_diff=max_abs, rel_err=relative(max_abs, ref_max), rtol=FD_RTOL, atol=FD_ATOL,
+                    rule=FD_RULE, passed=bool(ok))
 
 
 def finite_difference_rows(cfg):
@@ -231,21 +253,14 @@ def finite_difference_rows(cfg):
 
 # --- the user's own model and layers (fndcli.backprop.usermodel: the chapter's protocol) ---------------------
 
-def _missing_row(check, tensor, why, like):
-    return {"check": check, "tensor": f"{tensor} ({why})", "shape": "x".join(map(str, like.shape)) or "scalar",
-            "dtype": dtype_name(like.dtype), "exact": None, "allclose": None, "max_abs_diff": math.inf,
-            "rel_err": math.inf, "rtol": None, "atol": None, "rule": "the protocol: backward() stores .g",
-            "passed": False}
-
-
 def _grad_rows(named, refs, rtol, atol):
     """Each (name, tensor) the user's backward should have given a .g, against autograd's gradient."""
     rows = []
     for (name, tensor), ref in zip(named, refs):
         g = getattr(tensor, "g", None)
         if not isinstance(g, torch.Tensor):
-            rows.append(_missing_row("autograd", f"d loss / d {name}", "no .g after backward()" if g is None
-                                     else f".g is a {type(g).__name__}", ref))
+            why = "no .g after backward()" if g is None else f".g is a {type(g).__name__}"
+            rows.append(CheckRow.failed("autograd", f"d loss / d {name}", why, ref, PROTOCOL_RULE))
         else:
             rows.append(compare("autograd", f"d loss / d {name}", g.to(ref.dtype) if g.shape == ref.shape else g,
                                 ref, rtol, atol))
@@ -279,7 +294,7 @@ def user_model_rows(cfg, cls, tracebacks):
         usermodel.call("model(x, targ) under autograd", auto, xr, target).backward()
     except UserCodeError as e:
         tracebacks[str(e)] = e.traceback
-        return rows + [_error_row("autograd", "model", e, x)]
+        return rows + [CheckRow.raised("autograd", "model", e, x)]
     return rows + _grad_rows([("x", xh), *zip(names, ours)], [xr.grad, *(t.grad for t in leaves)], rtol, atol)
 
 
@@ -358,7 +373,7 @@ def user_layer_rows(cfg, cls, tracebacks):
         auto.backward(upstream)
     except UserCodeError as e:
         tracebacks[str(e)] = e.traceback
-        return [_error_row("autograd", cls.__name__, e, inp)]
+        return [CheckRow.raised("autograd", cls.__name__, e, inp)]
     rows = _grad_rows(list(zip(names, ours)), [t.grad for t in leaves], cfg.tolerance, cfg.atol)
     small = replace(cfg, batch=4, n_in=5, hidden=(3,), n_out=min(cfg.n_out, 3), dtype="float64")
     ctor64, inp64, target64, _ = _layer_case(small, cls, torch.float64, torch.Generator().manual_seed(cfg.seed))
@@ -391,4 +406,4 @@ def run_gradcheck(cfg):
         if not is_out_of_memory(e):
             raise
         error = f"out of memory after {len(rows)} check(s): {first_line(e)}"
-    return GradcheckResult(pd.DataFrame.from_records(rows, columns=COLUMNS), error, tracebacks)
+    return GradcheckResult(pd.DataFrame.from_records([asdict(r) for r in rows], columns=COLUMNS), error, tracebacks)
