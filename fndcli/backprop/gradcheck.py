@@ -22,7 +22,7 @@ from fndcli.backprop import reference, usermodel
 from fndcli.backprop.bridge import HandWritten, MyRelu
 from fndcli.backprop.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
 from fndcli.backprop.usermodel import UserCodeError
-from fndcli.memory import is_out_of_memory
+from fndcli.memory import stops
 from fndcli.names import dtype_name
 from fndcli.numerics import first_line, relative
 
@@ -387,12 +387,13 @@ class GradcheckResult:
     rows: pd.DataFrame
     error: str | None = None                         # out of memory part-way; the rows before it are kept
     tracebacks: dict = field(default_factory=dict)   # {what raised: the user's traceback}
+    interrupted: bool = False                        # Ctrl-C; the rows before it are kept
 
 
 def run_gradcheck(cfg):
     """All checks of cfg (COLUMNS): fnd's model, or the user's model or layer (cfg.model, cfg.layer)."""
-    rows, error, tracebacks = [], None, {}
-    try:
+    rows, tracebacks = [], {}
+    with stops(lambda: f"after {len(rows)} check(s)") as stopped:
         if cfg.model:
             cls = usermodel.load_class(cfg.model)
             rows += user_model_rows(cfg, cls, tracebacks)
@@ -402,8 +403,5 @@ def run_gradcheck(cfg):
         else:
             rows += autograd_rows(cfg)
             rows += finite_difference_rows(cfg)
-    except (RuntimeError, MemoryError) as e:
-        if not is_out_of_memory(e):
-            raise
-        error = f"out of memory after {len(rows)} check(s): {first_line(e)}"
-    return GradcheckResult(pd.DataFrame.from_records([asdict(r) for r in rows], columns=COLUMNS), error, tracebacks)
+    frame = pd.DataFrame.from_records([asdict(r) for r in rows], columns=COLUMNS)
+    return GradcheckResult(frame, stopped.error, tracebacks, stopped.interrupted)

@@ -38,7 +38,7 @@ from fndcli.kernels import jitenv
 from fndcli.bench.spec import (PRESETS, TOLERANCES, BenchSpec, Shape, WorkerArgs, benchmark_name,
                                estimate_run_seconds, make_inputs, synchronize)
 from fndcli.kernels.registry import IMPLS, resolve
-from fndcli.memory import is_out_of_memory
+from fndcli.memory import is_out_of_memory, stops
 from fndcli.names import ImplSpec, dtype_name
 from fndcli.numerics import first_line, relative
 
@@ -218,12 +218,12 @@ def _check_all(cfg, run, log):
             row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
             continue
         log(f"checking {impl} on {device} at {shape}")
-        try:
+        with stops(lambda: f"checking {impl} on {device} at {shape}") as stopped:
             check = checker.check(impl, device, shape)
-        except (RuntimeError, MemoryError) as e:
-            if not is_out_of_memory(e):
-                raise
-            row.update(correct=False, error=f"out of memory: {first_line(e)}")
+        if stopped.interrupted:
+            raise KeyboardInterrupt
+        if stopped.error:
+            row.update(correct=False, error=stopped.error)
             run.error = f"out of memory checking {impl} on {device} at {shape}; the rows before it are kept"
             return  # the checker and its inputs go with it
         row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,

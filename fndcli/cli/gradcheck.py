@@ -85,9 +85,10 @@ def gradcheck(
     with run.working("gradcheck"):
         result = run_gradcheck(cfg)
     failed = not result.rows["passed"].astype(bool).all()
-    run.finish(lambda files: files.write_csv(".csv", result.rows), 1 if failed or result.error else 0,
+    run.finish(lambda files: files.write_csv(".csv", result.rows),
+               130 if result.interrupted else (1 if failed or result.error else 0),
                {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
-               error=result.error,
+               error=result.error, interrupted=result.interrupted,
                after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items()], device=cfg.device,
                dtype=cfg.dtype, seed=seed, rtol=cfg.tolerance, atol=cfg.atol, fd_rtol=FD_RTOL, fd_atol=FD_ATOL,
                fd_eps=FD_EPS)
