@@ -151,7 +151,7 @@ def load(text, what="callable"):
             module = importlib.import_module(location)
     except RefError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a file that calls sys.exit() on import is the user's bug too
         raise RefError(f"cannot import {location!r}: {type(e).__name__}: {first_line(e)}") from e
     finally:
         _restore(before)

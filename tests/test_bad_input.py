@@ -3,6 +3,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import assert_one_line_error, assert_rejected
@@ -189,12 +190,31 @@ def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
     ("matmul-bench", ["--impl", "{tmp}/k.py:one"], ["'{tmp}/k.py:one' takes (a), not (a, b)"]),
     ("matmul-bench", ["--quick", "--fast"], ["'--fast'", "not --quick and --fast"]),
     ("matmul-bench", ["--threads", "100000"], ["'--threads'", "or less, got 100000"]),  # 100000 threads froze the host
+    ("matmul-bench", ["--impl", "{tmp}/exits.py:mm"], ["cannot import", "SystemExit: 5"]),  # sys.exit() on import
+    ("matmul-bench", ["--impl", "torch", "--baseline", "torch@"], ["'--baseline'", "'torch@' is not in this run"]),
+    ("train", ["--momentum", "1.5"], ["'--momentum'", "must be in [0, 1), got 1.5"]),
+    ("compare", ["--seed", str(2 ** 64), "a", "b"], ["'--seed'"]),
     ("matmul-bench", ["--impl", "loops", "--shape", "2048x2048x2048"], ["'--shape'", "nothing would be timed"]),
 ])
 def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):
     (tmp_path / "k.py").write_text("CONSTANT = 3\n\nclass Kernel:\n    pass\n\ndef one(a):\n    return a\n")
     (tmp_path / "k.txt").write_text("mm = 3\n")
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(5)\n")
     (tmp_path / "adir").mkdir()
     (tmp_path / "adir.py").mkdir()
     assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path) for a in args],
                     *[f.format(tmp=tmp_path) for f in fragments])
+
+
+def test_show_a_name_too_long(fnd, tmp_path):
+    assert_one_line_error(fnd("show", tmp_path / ("x" * 300)), "'RUN'", "File name too long")
+
+
+def test_a_kernel_that_calls_sys_exit_is_a_failing_row(fnd, tmp_path):
+    """sys.exit() inside the user's kernel is their bug: a row that says so, exit 1, the run written."""
+    (tmp_path / "k.py").write_text("import sys\n\ndef mm(a, b):\n    sys.exit(3)\n")
+    result = fnd("matmul-bench", "--impl", f"{tmp_path}/k.py:mm", "--impl", "torch", "--shape", "4x4x4", "--quick",
+                 "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    rows = pd.read_csv(next((tmp_path / "out").glob("*.csv"))).set_index("impl")
+    assert rows.loc[f"{tmp_path}/k.py:mm", "error"] == "raised SystemExit: 3" and rows.loc["torch", "correct"]

@@ -259,6 +259,16 @@ def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
         assert_one_line_error(fnd("compare", good, named, "--out", tmp_path / "o"), "corrupt run sidecar")
         assert_one_line_error(fnd("show", named), "corrupt run sidecar", sidecar.name)
     assert not (tmp_path / "o").exists()
+    garbage = fake_matmul_run(tmp_path / "garbage", {"torch": processes(1e-5)}, stamp="20261130-150000")
+    garbage.write_text(garbage.read_text().replace(",True,", ",maybe,"))
+    short = fake_matmul_run(tmp_path / "short", {"torch": processes(1e-5), "einsum": processes(2e-5)},
+                            stamp="20261130-160000")
+    short.write_text(short.read_text().rstrip() + "\nloops\n")
+    odd = fake_matmul_run(tmp_path / "odd", {"torch": processes(1e-5)}, stamp="20261130-170000", config="seed 0")
+    for named, fragment in ((garbage, "column correct holds 'maybe'"), (short, "column m is empty in row 3")):
+        for command in (["compare", good, named, "--out", tmp_path / "o"], ["show", named]):
+            assert_one_line_error(fnd(*command), fragment)
+    assert_one_line_error(fnd("compare", good, odd, "--out", tmp_path / "o"), "values fnd does not write")
     itself = fnd("compare", good, good.with_suffix(".json"), "--out", tmp_path / "o")
     assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr, itself.output
 

@@ -34,7 +34,7 @@ def call(what, fn, *args):
     """fn(*args), with an exception from the user's code turned into UserCodeError naming `what`."""
     try:
         return fn(*args)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # sys.exit() in the user's code is their bug, not an exit of fnd
         raise UserCodeError(f"{what} raised {type(e).__name__}: {first_line(e)}",
                             userref.user_traceback(e)) from e
 

@@ -99,7 +99,7 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
         out = fn(a, b)
         synchronize(device)
         first_s = time.perf_counter() - t0
-    except Exception as e:  # a kernel's bug is a failing row, not fnd's crash; running out of memory is not a bug
+    except (Exception, SystemExit) as e:  # a kernel's bug (sys.exit() too) is a failing row; running out of memory isn't
         if is_out_of_memory(e):
             raise
         return _failed(f"raised {type(e).__name__}: {first_line(e)}",
@@ -141,7 +141,7 @@ def probe_spec(impl, device, dtype):
         fn(a, b)
         synchronize(device)
         call = time.perf_counter() - t0
-    except Exception:  # the check reports it
+    except (Exception, SystemExit):  # the check reports it
         call = 0.0
     per_mac = call / (shape.m * shape.k * shape.n)
     if per_mac > 1e-6:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fndcli.cli.app import command
-from fndcli.cli.options import OutOption, QuietOption, choices, config_option
+from fndcli.cli.options import SEED_MAX, OutOption, QuietOption, choices, config_option
 from fndcli.cli.runs import Run
 
 Format = choices("Format", ["table", "md", "csv", "json"])
@@ -26,7 +26,8 @@ def compare_command(
                                          "beyond +-T.")] = 0.10,
     alpha: Annotated[float, typer.Option(
         "--alpha", metavar="A", help="Significance level of the Mann-Whitney U test.")] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", min=0, metavar="N", help="Seed of the bootstrap intervals.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, metavar="N",
+                                                help="Seed of the bootstrap intervals.")] = 0,
     output_format: Annotated[Format, typer.Option(
         "--format", help="table for people; md for a CI job summary or a pull-request comment; csv; json.")] = Format.table,
     fail_on_improvement: Annotated[bool, typer.Option(
@@ -72,7 +73,7 @@ def compare_command(
         result = compare(base_run, new_run, Settings(alpha=alpha, threshold=threshold, seed=seed))
     except (RunError, CompareError) as e:
         raise typer.BadParameter(str(e), param_hint="'BASE' / 'NEW'")
-    except (KeyError, TypeError, ValueError) as e:  # columns as named, values not as fnd writes them
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # columns as named, values not as fnd writes them
         raise typer.BadParameter(f"a run holds values fnd does not write ({type(e).__name__}: {first_line(e)}); "
                                  "fnd show RUN --format csv shows it as it is", param_hint="'BASE' / 'NEW'")
     if result.machine and not allow_mismatch:

@@ -77,7 +77,7 @@ def init_sweep(
                       dtype=dtype.value, scale=scale, leak=leak, mode=mode.value, lsuv_tol=lsuv_tol,
                       backward=backward, heatmap=plot)
     check_memory(sweep_bytes(cfg), "cpu", f"init-sweep at width {width}, depth {depth}, batch {batch}",
-                 "--width, --depth or --batch")
+                 "--width, --depth, --batch or --seeds")
     run = Run(ctx, out, quiet)
 
     from fndcli.init.sweep import run_sweep

@@ -193,8 +193,8 @@ def _check_baseline(baseline, impls, devices):
     """--baseline must name one of the run's implementations (IMPL, or IMPL@DEVICE)."""
     if baseline is None:
         return
-    impl, _, device = baseline.partition("@")
-    if impl not in impls or (device and device not in devices):
+    impl, at, device = baseline.partition("@")
+    if impl not in impls or (at and device not in devices):
         runs = ", ".join(impls) + (f" on {', '.join(devices)}" if len(devices) > 1 else "")
         raise typer.BadParameter(f"{baseline!r} is not in this run; it runs {runs}", param_hint="'--baseline'")
 

@@ -1,4 +1,5 @@
 """`fnd train`: the hand-written model trained from scratch beside an autograd twin (core: `fndcli.backprop.train`)."""
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -117,8 +118,9 @@ def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):
     """The checks Typer's ranges cannot make: finite positives, fractions, a batch the training set can fill."""
     positive_finite(lr, "--lr")
     tolerance(rtol, "--rtol")
-    for value, option in ((noise, "--noise"), (momentum, "--momentum")):
-        tolerance(value, option)
+    tolerance(noise, "--noise")
+    if not (math.isfinite(momentum) and 0 <= momentum < 1):
+        raise typer.BadParameter(f"must be in [0, 1), got {momentum}", param_hint="'--momentum'")
     if not 0 < valid_frac < 1:
         raise typer.BadParameter(f"must be between 0 and 1, got {valid_frac}", param_hint="'--valid-frac'")
     n_train = samples - n_valid(samples, valid_frac)

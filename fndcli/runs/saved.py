@@ -33,6 +33,16 @@ REQUIRED = {
               "loss_rel_diff"),
     "reproduce": ("section", "claim", "book", "fnd", "verdict"),
 }
+# Of those, the ones that must read as numbers, as True/False, and as a value in every row (a row's key).
+NUMERIC = {"matmul-bench": ("m", "k", "n", "threads", "median_s", "stdev_s", "min_s", "n_values", "gflops", "speedup",
+                            "pct_peak", "rel_err", "compile_s"),
+           "init-sweep": ("seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi", "decades"),
+           "gradcheck": ("max_abs_diff", "rel_err", "rtol", "atol"),
+           "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
+                     "loss_rel_diff")}
+BOOLEAN = {"matmul-bench": ("correct",), "gradcheck": ("passed",)}
+KEYS = {"matmul-bench": ("impl", "m", "k", "n"), "init-sweep": ("scheme", "act", "verdict"),
+        "gradcheck": ("check", "tensor", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict")}
 SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 
@@ -139,8 +149,11 @@ def find_sidecar(path, command=None):
 
 
 def load(path, command=None):
-    """Read the run that `path` names; RunError if it cannot be read."""
-    sidecar, meta = find_sidecar(path, command)
+    """Read the run that `path` names; RunError if it cannot be read, or does not read as fnd writes a run."""
+    try:
+        sidecar, meta = find_sidecar(path, command)
+    except OSError as e:  # a name too long, a directory that cannot be listed
+        raise RunError(f"cannot read {str(path)!r}: {e.strerror or first_line(e)}") from e
     if command and meta["command"] != command:
         raise RunError(f"{str(path)!r} is a {meta['command']} run, not {command}")
     directory = sidecar.parent
@@ -161,9 +174,29 @@ def load(path, command=None):
     if missing:
         raise RunError(f"{str(directory / (stem + main))!r} lacks column(s) {', '.join(missing)}: not as fnd "
                        "writes it (another fnd version, or edited?)")
+    _check_values(rows, meta["command"], str(directory / (stem + main)))
     for column in TEXT_COLUMNS[meta["command"]]:
         if column in rows:
             rows[column] = rows[column].astype(object).where(rows[column].notna(), "").astype(str)
     pyperf_name = f"{stem}.pyperf.json"
     pyperf_path = directory / pyperf_name if pyperf_name in meta["files"] else None
     return SavedRun(sidecar, meta, rows, csvs, pyperf_path)
+
+
+def _check_values(rows, command, path):
+    """RunError unless the columns show and compare read hold what fnd writes there (numbers are made numeric)."""
+    def refuse(column, what):
+        raise RunError(f"{path!r}: column {column} {what}: not as fnd writes it (edited, or cut off?)")
+    for column in NUMERIC.get(command, ()):
+        numbers = pd.to_numeric(rows[column], errors="coerce")
+        bad = rows[column][rows[column].notna() & numbers.isna()]
+        if len(bad):
+            refuse(column, f"holds {bad.iloc[0]!r}, not a number")
+        rows[column] = numbers
+    for column in BOOLEAN.get(command, ()):
+        odd = set(rows[column].dropna().astype(str)) - {"True", "False"}
+        if odd:
+            refuse(column, f"holds {sorted(odd)[0]!r}, not True or False")
+    for column in KEYS.get(command, ()):
+        if rows[column].isna().any():
+            refuse(column, f"is empty in row {int(rows[column].isna().to_numpy().argmax()) + 1} (a short row?)")
