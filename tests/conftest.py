@@ -51,3 +51,15 @@ def assert_rejected(fnd, tmp_path, command, args, *fragments):
     assert_one_line_error(result, *fragments)
     assert not out.exists()
     return result
+
+
+def fail_on_call(monkeypatch, owner, name, nth, error):
+    """Replace owner.name with the real function that raises `error` on its nth call instead."""
+    real, calls = getattr(owner, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == nth:
+            raise error
+        return real(*args, **kwargs)
+    monkeypatch.setattr(owner, name, failing)

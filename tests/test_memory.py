@@ -5,7 +5,7 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import assert_rejected, run_files
+from conftest import fail_on_call, assert_rejected, run_files
 from fndcli import memory
 from fndcli.init import sweep
 from fndcli.backprop import train as fnd_train
@@ -75,14 +75,7 @@ def test_out_of_memory_mid_run_matmul_keeps_the_rows_before(fnd, tmp_path, monke
 
 
 def test_out_of_memory_mid_run_init_sweep_keeps_whole_runs(fnd, tmp_path, monkeypatch):
-    real, calls = sweep.run_stack, []
-
-    def second_run_fails(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise OOM
-        return real(*args)
-    monkeypatch.setattr(sweep, "run_stack", second_run_fails)
+    fail_on_call(monkeypatch, sweep, "run_stack", 2, OOM)
     result = fnd("init-sweep", "--scheme", "kaiming", "--act", "relu", "--seeds", "3", "--depth", "5",
                  "--width", "8", "--batch", "4", "--out", tmp_path)
     assert result.exit_code == 1 and "Error: out of memory at kaiming-normal / relu, seed 1" in result.stderr

@@ -1,7 +1,7 @@
 """`fnd init-sweep` through the real Typer app."""
 import pytest
 
-from conftest import assert_rejected, run_files
+from conftest import fail_on_call, assert_rejected, run_files
 from fndcli.init.schemes import SCHEMES
 from fndcli.init.sweep import LAYER_COLUMNS, SUMMARY_COLUMNS
 
@@ -27,14 +27,7 @@ def test_ctrl_c_keeps_whole_networks_and_says_how_many(fnd, tmp_path, monkeypatc
     """Interrupted in the 5th of 2 x 3 networks: exit 130, 4 networks kept, the title and caption agree."""
     from fndcli.init import sweep
 
-    calls, real = [], sweep.run_stack
-
-    def run_stack(*args):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real(*args)
-    monkeypatch.setattr(sweep, "run_stack", run_stack)
+    fail_on_call(monkeypatch, sweep, "run_stack", 5, KeyboardInterrupt)
     result = fnd("init-sweep", "--scheme", "kaiming", "--scheme", "normal", "--act", "relu", "--depth", "4",
                  "--width", "8", "--batch", "4", "--seeds", "3", "--out", tmp_path)
     assert result.exit_code == 130, result.output
