@@ -41,8 +41,8 @@ NUMERIC = {"matmul-bench": ("m", "k", "n", "threads", "median_s", "stdev_s", "mi
            "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
                      "loss_rel_diff")}
 BOOLEAN = {"matmul-bench": ("correct",), "gradcheck": ("passed",)}
-KEYS = {"matmul-bench": ("impl", "m", "k", "n"), "init-sweep": ("scheme", "act", "verdict"),
-        "gradcheck": ("check", "tensor", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict")}
+KEYS = {"matmul-bench": ("impl", "m", "k", "n", "dtype", "device"), "init-sweep": ("scheme", "act", "verdict"),
+        "gradcheck": ("check", "tensor", "shape", "dtype", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict")}
 SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 
