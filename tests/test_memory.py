@@ -22,7 +22,7 @@ OOM = RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can
       "use a smaller --shape"]),
     ("matmul-bench", ["--impl", "torch", "--sweep", "1024,70000", "--max-seconds", "1e9"],
      ["at 70000x70000x70000", "use a smaller --sweep"]),
-    ("init-sweep", ["--width", "60000"], ["init-sweep at width 60000", "use a smaller --width, --depth or --batch"]),
+    ("init-sweep", ["--width", "60000"], ["init-sweep at width 60000", "use a smaller --width, --depth, --batch or --seeds"]),
     ("train", ["--n-in", "50000", "--hidden", "50000"], ["train on 4000 x 50000 -> 50000 -> 1",
                                                          "use a smaller --samples, --n-in or --hidden"]),
     ("gradcheck", ["--hidden", "100000", "--n-in", "100000"], ["use a smaller --batch, --n-in or --hidden"]),
