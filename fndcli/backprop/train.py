@@ -165,6 +165,28 @@ def train(cfg, on_epoch=lambda row: None):
         on_epoch(row)
         return row
 
+    def manual_step(xb, yb):
+        model.zero_grad()
+        loss = model.loss(xb, yb)
+        model.backward(input_grad=False)
+        opt.step()
+        return loss
+
+    def twin_step(xb, yb):
+        twin_opt.zero_grad(set_to_none=True)
+        ref = twin_loss(twin, xb, yb, cfg.loss)
+        ref.backward()
+        twin_opt.step()
+        return ref
+
+    def timed(step, xb, yb):
+        """(seconds, the step's loss as a float): the device synchronised on both sides of the clock."""
+        synchronize(cfg.device)
+        t0 = time.perf_counter()
+        loss = step(xb, yb)
+        synchronize(cfg.device)
+        return time.perf_counter() - t0, loss.item()
+
     rows, manual_s, twin_s, steps = [], 0.0, 0.0, 0
     worst = Mismatch(0.0, "every step") if twin else None
     diverged, error, user_traceback = None, None, ""
@@ -178,26 +200,13 @@ def train(cfg, on_epoch=lambda row: None):
                 for start in range(0, len(order), cfg.batch_size):
                     idx = order[start:start + cfg.batch_size]
                     xb, yb = x_tr[idx], y_tr[idx]
-                    synchronize(cfg.device)
-                    t0 = time.perf_counter()
-                    model.zero_grad()
-                    loss = model.loss(xb, yb)
-                    model.backward(input_grad=False)
-                    opt.step()
-                    synchronize(cfg.device)
-                    manual_s += time.perf_counter() - t0
-                    loss = loss.item()
+                    seconds, loss = timed(manual_step, xb, yb)
+                    manual_s += seconds
                     steps += 1
                     if twin:
-                        synchronize(cfg.device)
-                        t0 = time.perf_counter()
-                        twin_opt.zero_grad(set_to_none=True)
-                        ref = twin_loss(twin, xb, yb, cfg.loss)
-                        ref.backward()
-                        twin_opt.step()
-                        synchronize(cfg.device)
-                        twin_s += time.perf_counter() - t0
-                        rel = step_rel_diff(loss, ref.item(), model.outputs["out"])
+                        seconds, ref = timed(twin_step, xb, yb)
+                        twin_s += seconds
+                        rel = step_rel_diff(loss, ref, model.outputs["out"])
                         loss_diff = max(loss_diff, rel)
                         if not rel <= worst.rel_diff:
                             worst = Mismatch(rel, f"step {steps} (epoch {epoch})")
