@@ -230,7 +230,9 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
     finally:
         torch.set_num_threads(threads)
     ours = statistics.median(batches)
-    assert 0.5 < row["median_s"] / ours < 2, (row["median_s"], ours)
+    # within 3x: a per-call figure off by inner_loops (hundreds) or by one call a value goes red; a host's
+    # transient drift between the workers' minute and this test's second (0.46x seen once on a quiet host) does not
+    assert 1 / 3 < row["median_s"] / ours < 3, (row["median_s"], ours)
 
 
 def test_worker_processes_interleave(fnd, tmp_path):
