@@ -30,6 +30,15 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
+class PeakConfig:
+    dtypes: tuple = ("float32", "float64")
+    threads: tuple = ()               # () in the defaults: every count from 1 to the cores
+    device: str = "cpu"
+    bandwidth: bool = True
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     schemes: tuple = tuple(SCHEMES)
     acts: tuple = ("linear", "relu")

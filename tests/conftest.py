@@ -16,6 +16,26 @@ from typer.testing import CliRunner
 from fndcli.cli import app
 
 
+SEEDED_GFLOPS, SEEDED_GB_S = 1e5, 1e4  # far above any kernel here: no row is above its ceiling
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ceilings_cache(tmp_path_factory):
+    """matmul-bench's % peak is of this machine's ceilings, from fnd peak's cache (`fndcli.bench.peak`). The suite
+    gets a cache of its own, seeded for every dtype and thread count with SEEDED_GFLOPS and SEEDED_GB_S, so a test's
+    run need not measure (a few seconds each); tests/test_peak.py measures for real, in caches of its own."""
+    from fndcli.bench.peak import cache_file, store_cache
+
+    os.environ["FND_CACHE_DIR"] = str(tmp_path_factory.mktemp("fnd-cache"))
+    common = {"device": "cpu", "isa": jitenv.isa()[0], "best_s": 0.02, "calls": 1, "work": 0.0, "repeats": 1,
+              "measured_utc": "2026-01-01T00:00:00+00:00"}
+    store_cache([{**common, "what": "fma", "kernel": "fma x64", "dtype": d, "threads": t, "gflops": SEEDED_GFLOPS,
+                  "gb_s": None} for d in ("float32", "float64") for t in range(1, (os.cpu_count() or 1) + 1)] +
+                [{**common, "what": "bandwidth", "kernel": "triad", "dtype": "float64", "threads": t, "gflops": None,
+                  "gb_s": SEEDED_GB_S} for t in range(1, (os.cpu_count() or 1) + 1)])
+    return cache_file()
+
+
 @pytest.fixture
 def fnd(monkeypatch):
     """fnd(*args) -> Result, through the real Typer app; stdout is not a terminal."""

@@ -10,8 +10,8 @@ from conftest import assert_one_line_error, assert_rejected
 from fndcli.cli.config import command_tables
 
 MODEL = Path(__file__).parent.parent / "examples" / "chapter_model.py"
-COMMANDS = ["matmul-bench", "init-sweep", "gradcheck", "train", "compare", "show", "reproduce"]
-TABLES = "known tables: [compare], [gradcheck], [init-sweep], [matmul-bench], [reproduce], [train]"
+COMMANDS = ["matmul-bench", "init-sweep", "gradcheck", "train", "compare", "show", "reproduce", "peak"]
+TABLES = "known tables: [compare], [gradcheck], [init-sweep], [matmul-bench], [peak], [reproduce], [train]"
 
 
 def toml(tmp_path, text):

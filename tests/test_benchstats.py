@@ -4,8 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from fndcli.bench.stats import (CROSSOVER_COLUMNS, add_pct_peak, add_speedups, baseline_reason, ceilings,
-                               choose_baseline, crossovers)
+from fndcli.bench.stats import (CROSSOVER_COLUMNS, above_ceiling, add_pct_peak, add_speedups, baseline_reason,
+                               ceiling_keys, choose_baseline, crossovers, given_ceilings)
 from fndcli.report.tables import sig3
 
 LADDER = ["loops", "dot", "broadcast", "einsum", "torch"]
@@ -16,7 +16,8 @@ def _frame(rows):
     out = []
     for impl, device, side, med, lo, hi, *gf in rows:
         out.append({"impl": impl, "device": device, "m": side, "k": side, "n": side, "median_s": med,
-                    "min_s": lo, "max_s": hi, "gflops": gf[0] if gf else 2 * side ** 3 / med / 1e9})
+                    "min_s": lo, "max_s": hi, "gflops": gf[0] if gf else 2 * side ** 3 / med / 1e9,
+                    "dtype": "float32", "threads": 2})
     return pd.DataFrame(out)
 
 
@@ -44,15 +45,45 @@ def test_baseline_on_two_devices_names_the_device():
     assert add_speedups(frame, "torch@cpu")["speedup"].tolist() == [1 / 3, 1.0]
 
 
-def test_ceiling_is_torch_at_a_large_shape_only():
-    small = _frame([("torch", "cpu", 5, 1e-6, 1e-6, 1e-6, 15.0), ("einsum", "cpu", 5, 2e-6, 2e-6, 2e-6, 7.5)])
-    assert ceilings(small) == {}
-    assert add_pct_peak(small, {})["pct_peak"].isna().all()
-    big = pd.concat([small, _frame([("torch", "cpu", 256, 1, 1, 1, 200.0), ("torch", "cpu", 1024, 1, 1, 1, 250.0)])])
-    ceiling = ceilings(big)
-    assert ceiling["cpu"][0] == 250.0 and "1024x1024x1024" in ceiling["cpu"][1]
-    assert add_pct_peak(big, ceiling)["pct_peak"].tolist() == [6.0, 3.0, 80.0, 100.0]
-    assert ceilings(small, peak_gflops=30.0) == {"cpu": (30.0, "--peak-gflops")}
+def _ceiling(gflops, gb_s=None, dtype="float32", threads=2, device="cpu"):
+    return {"device": device, "dtype": dtype, "threads": threads, "gflops": gflops, "gb_s": gb_s, "source": "test"}
+
+
+def test_pct_peak_is_of_the_ceiling_of_the_rows_dtype_and_threads():
+    frame = _frame([("torch", "cpu", 5, 1e-6, 1e-6, 1e-6, 15.0), ("einsum", "cpu", 5, 2e-6, 2e-6, 2e-6, 7.5),
+                    ("torch", "cpu", 256, 1, 1, 1, 200.0)])
+    frame.loc[1, "threads"] = 1
+    frame.loc[2, "dtype"] = "float64"
+    assert ceiling_keys(frame) == [("cpu", "float32", 1), ("cpu", "float32", 2), ("cpu", "float64", 2)]
+    ceilings = [_ceiling(250.0), _ceiling(30.0, threads=1), _ceiling(400.0, dtype="float64")]
+    assert add_pct_peak(frame, ceilings)["pct_peak"].tolist() == [6.0, 25.0, 50.0]
+    assert add_pct_peak(frame, ceilings[:1])["pct_peak"].tolist()[1:] == [pytest.approx(math.nan, nan_ok=True)] * 2
+    assert add_pct_peak(frame, [])["pct_peak"].isna().all()
+    assert given_ceilings(frame, 1000.0)[0] == {"device": "cpu", "dtype": "float32", "threads": 1, "gflops": 1000.0,
+                                                "gb_s": None, "source": "1000 GFLOP/s, --peak-gflops"}
+
+
+def test_a_row_above_its_ceiling_has_no_pct_peak_and_is_named():
+    frame = _frame([("numba-tiled", "cpu", 1024, 1, 1, 1, 159.0), ("torch", "cpu", 1024, 1, 1, 1, 112.0)])
+    out = add_pct_peak(frame, [_ceiling(112.0)])
+    assert math.isnan(out["pct_peak"].iloc[0]) and out["pct_peak"].iloc[1] == 100.0  # at the ceiling is fine
+    assert above_ceiling(out, [_ceiling(112.0)]) == ["numba-tiled at 1024x1024x1024: 159 GFLOP/s"]
+    assert above_ceiling(add_pct_peak(frame, []), []) == []  # no ceiling: nothing above it
+
+
+@pytest.mark.parametrize("m,k,n,dtype,intensity", [(1024, 1024, 1024, "float32", 2 * 1024 ** 3 / (3 * 1024 ** 2 * 4)),
+                                                   (5, 784, 10, "float32", 78400 / ((3920 + 7840 + 50) * 4)),
+                                                   (64, 64, 64, "float64", 2 * 64 ** 3 / (3 * 64 * 64 * 8))])
+def test_the_roofline_columns(m, k, n, dtype, intensity):
+    """Intensity: 2mkn FLOPs over (mk + kn + mn) elements' bytes; the roof: min(FMA ceiling, bandwidth x intensity)."""
+    frame = pd.DataFrame([{"impl": "torch", "device": "cpu", "m": m, "k": k, "n": n, "dtype": dtype, "threads": 1,
+                           "gflops": 1.0}])
+    out = add_pct_peak(frame, [_ceiling(100.0, gb_s=10.0, dtype=dtype, threads=1)]).iloc[0]
+    assert out["intensity"] == pytest.approx(intensity, rel=1e-12)
+    assert out["roof_gflops"] == pytest.approx(min(100.0, 10.0 * intensity), rel=1e-12)
+    assert out["bound"] == ("memory" if 10.0 * intensity < 100.0 else "compute")
+    no_bandwidth = add_pct_peak(frame, [_ceiling(100.0, dtype=dtype, threads=1)]).iloc[0]
+    assert no_bandwidth["bound"] == "" and math.isnan(no_bandwidth["roof_gflops"])
 
 
 def test_crossover_needs_ranges_apart_on_both_sides():
@@ -93,11 +124,6 @@ def test_cuda_overtakes_cpu():
                                     (676.4, "676"), (3221.0, "3,220"), (9.996, "10.0"), (0.0, "0"), (math.nan, "")])
 def test_speedups_print_three_significant_figures(x, text):
     assert sig3(x) == text
-
-
-def test_a_256_cube_is_large_enough_for_a_ceiling():
-    frame = _frame([("torch", "cpu", 256, 1, 1, 1, 180.0), ("torch", "cpu", 255, 1, 1, 1, 190.0)])
-    assert ceilings(frame)["cpu"][0] == 180.0  # 255^3 is not large; 256^3 is
 
 
 def test_speedups_align_on_shape_whatever_the_row_order():
@@ -142,12 +168,3 @@ def test_nothing_timed_has_no_baseline_and_an_unknown_impl_ranks_last():
     assert choose_baseline(with_dot, LADDER) == "dot"
     assert baseline_reason(with_dot, "dot", None, LADDER) == "the slowest of the chapter's rungs in this run"
     assert baseline_reason(with_dot, "torch", "torch", LADDER) == "--baseline"
-
-
-def test_a_shape_with_one_small_side_is_not_large():
-    """Every side must be >= LARGE_SIDE: torch's fastest row at 16x1024x1024 is not the ceiling, 512^3's is."""
-    frame = pd.DataFrame([{"impl": "torch", "device": "cpu", "m": m, "k": k, "n": n, "gflops": gf}
-                          for m, k, n, gf in [(512, 512, 512, 200.0), (16, 1024, 1024, 900.0)]])
-    ceiling = ceilings(frame)
-    assert ceiling["cpu"][0] == 200.0 and "512x512x512" in ceiling["cpu"][1]
-    assert add_pct_peak(frame, ceiling)["pct_peak"].tolist() == [100.0, 450.0]

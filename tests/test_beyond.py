@@ -8,7 +8,7 @@ import pytest
 import torch
 from numba import njit
 
-from conftest import assert_one_line_error, assert_rejected, run_files
+from conftest import SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
 from fndcli.bench.stats import CROSSOVER_COLUMNS
 from fndcli.bench.spec import Shape, parse_sweep, sweep_shapes
 from fndcli.kernels.registry import IMPLS
@@ -23,7 +23,10 @@ def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
     assert sorted(set(zip(frame["m"], frame["k"], frame["n"]))) == [(4, 8, 1), (4, 8, 2), (4, 8, 6)]
     assert frame["correct"].all() and len(frame) == 6
     assert (frame["pct_peak"] - frame["gflops"] / 10).abs().max() < 1e-9  # 100 * gflops / 1000
-    assert meta["peak"] == {"cpu": {"gflops": 1000.0, "source": "--peak-gflops"}}
+    threads = int(frame["threads"].iloc[0])
+    assert meta["peak"] == [{"device": "cpu", "dtype": "float32", "threads": threads, "gflops": 1000.0, "gb_s": None,
+                             "source": "1000 GFLOP/s, --peak-gflops"}]
+    assert "% peak: of 1000 GFLOP/s, --peak-gflops" in result.stdout
     cross = pd.read_csv(next(tmp_path.glob("*-crossovers.csv")))
     assert list(cross.columns) == CROSSOVER_COLUMNS
     assert len(cross) == 0  # the loops never overtake torch: no crossover, whatever the noise
@@ -55,7 +58,8 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     assert tiled.get_metadata()["fnd_numba_slp"] is True
     assert list(frame["impl"]) == ["loops", "dot", "broadcast", "einsum", "torch", "numba-loops", "numba-tiled"]
     by_impl = frame.set_index("impl")
-    assert by_impl["pct_peak"].isna().all()  # no large shape, no --peak-gflops: no ceiling to be a % of
+    # % peak of the machine's ceiling, here the suite's seeded cache (tests/conftest.py)
+    assert by_impl["pct_peak"].tolist() == pytest.approx((100 * by_impl["gflops"] / SEEDED_GFLOPS).tolist())
     # each compiled kernel's first call compiled it, or loaded it from numba's cache in a fresh process (numba-tiled):
     # far longer than a steady call, and part of this run
     for impl in ("numba-loops", "numba-tiled"):

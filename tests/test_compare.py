@@ -237,9 +237,10 @@ def test_the_columns_show_and_compare_need_are_the_columns_each_command_writes()
     from fndcli.runs import saved
     from fndcli.init import sweep
     from fndcli.backprop import train
+    from fndcli.bench import peak
 
     written = {"matmul-bench": COLUMNS, "init-sweep": sweep.SUMMARY_COLUMNS, "gradcheck": GRADCHECK_COLUMNS,
-               "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS}
+               "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS, "peak": peak.COLUMNS}
     assert set(saved.REQUIRED) == set(written) == set(saved.COMMANDS)
     for command, columns in saved.REQUIRED.items():
         assert set(columns) <= set(written[command]), command

@@ -115,9 +115,31 @@ def test_the_committed_gemm_kernel_is_the_generators():
                                               for s in ("7x13x3", "65x129x33", "1x1x1", "1000x1x1000", "9x300x40",
                                                         "129x257x65")])
 def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
-    """Tiles of 8x32 and blocks of 128 rows and 256 of k: every shape that is not a multiple of them."""
+    """Tiles of 5x16 or 8x32 (float32), 5x8 or 8x16 (float64), blocks of about 100-250 rows and 128-256 of k:
+    every shape that is not a multiple of them, and 1000 rows in blocks spread over the threads."""
     check = check_impl("numba-tiled", Shape.parse(shape), dtype, seed=3)
     assert check.correct, (check.rel_err, check.error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=st.integers(1, 5000), threads=st.integers(1, 64), vector=st.sampled_from([16, 32, 64]),
+       dtype=st.sampled_from(["float32", "float64"]), l1=st.sampled_from([16, 32, 48, 64]),
+       l2=st.sampled_from([256, 512, 1024, 2048]))
+def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(m, threads, vector, dtype, l1, l2):
+    """KC x NR of B in L1, MC x KC of A in half of L2, MC a multiple of MR (blocks must not share rows),
+    and no thread gets more than one block of MR rows beyond its fair share."""
+    from fndcli.kernels import gemm_source
+    from fndcli.kernels.tiled import blocking
+
+    item = 4 if dtype == "float32" else 8
+    mr, nr, kc, mc = blocking(dtype, m, threads, vector, {1: l1 << 10, 2: l2 << 10})
+    assert (mr, nr) == gemm_source.TILES[vector][dtype] and nr * item == 2 * vector  # B is two vectors wide
+    assert 64 <= kc <= 1024 and (kc == 64 or kc * nr * item <= l1 << 10)
+    assert mc % mr == 0 and mc * kc * item <= (l2 << 10) // 2 or mc == mr
+    blocks = -(-m // mc)
+    busiest = -(-blocks // threads) * mc  # rows of the thread with the most blocks
+    assert busiest <= -(-m // threads) + mc, (blocks, busiest)
+    assert busiest <= -(-m // threads) + mr * (-(-blocks // threads)) or blocks <= threads
 
 
 def test_the_schedule_interleaves_worker_processes():

@@ -23,7 +23,11 @@ def test_every_room_is_a_package_and_the_top_holds_only_what_they_share():
     assert len(top) <= 10, top
 
 
-@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "gemm.py"), ids=str)
+GENERATED = {"gemm.py", "peak.py"}  # fndcli/kernels/*_source.py writes them
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if not (p.name in GENERATED and
+                                                                                 p.parent.name == "kernels")), ids=str)
 def test_no_module_but_generated_code_is_much_over_400_lines(path):
     assert len(path.read_text().splitlines()) <= 420
 
@@ -33,4 +37,4 @@ def test_each_command_body_reads_its_options_calls_its_core_and_ends_in_50_lines
     for name, node in _commands():
         body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # the docstring aside
         bodies[node.name] = body[-1].end_lineno - body[0].lineno + 1
-    assert len(bodies) == 7 and max(bodies.values()) <= 50, bodies
+    assert len(bodies) == 8 and max(bodies.values()) <= 50, bodies

@@ -10,7 +10,7 @@ import pyperf
 import pytest
 import torch
 
-from conftest import assert_one_line_error, assert_rejected, run_files
+from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
 from fndcli.bench import run as bench
 from fndcli.bench.run import COLUMNS
 from fndcli.kernels.registry import IMPLS
@@ -32,7 +32,13 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
     loops = frame.loc[frame["impl"] == "loops", "median_s"].iloc[0]
     assert frame["speedup"].tolist() == pytest.approx((loops / frame["median_s"]).tolist())
     assert "speedup: the median of loops ÷ the row's median" in result.stdout
-    assert frame["pct_peak"].isna().all() and "% peak" not in result.stdout  # no large shape: no ceiling
+    # % peak is of this machine's float32 FMA ceiling at the run's threads: the suite's seeded cache (conftest.py)
+    assert frame["pct_peak"].tolist() == pytest.approx((100 * frame["gflops"] / SEEDED_GFLOPS).tolist())
+    assert [(c["dtype"], c["threads"], c["gflops"], c["gb_s"]) for c in meta["peak"]] == [
+        ("float32", frame["threads"].iloc[0], SEEDED_GFLOPS, SEEDED_GB_S)]
+    caption = " ".join(result.stdout.split())  # as wrapped to the table's width
+    assert "% peak: of 1e+05 GFLOP/s, this machine's float32 FMA peak at" in caption
+    assert "(fnd peak), measured 2026-01-01 00:00 UTC (cached)" in caption
     for key in ("fnd_version", "torch_version", "threads", "cpu_model", "device", "dtype", "seed",
                 "git_commit", "command_line", "config", "started_utc"):
         assert key in meta, key
@@ -86,11 +92,10 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(fnd, tmp_path, monkey
     assert (frame["baseline"] == "torch").all() and big.loc["torch", "speedup"] == 1.0
     torch_small = small.loc["torch", "median_s"]
     assert small.loc["loops", "speedup"] == pytest.approx(torch_small / small.loc["loops", "median_s"])
-    # torch at 1024^3 is a large shape, so it is the stated ceiling of % peak
-    assert big.loc["torch", "pct_peak"] == pytest.approx(100.0)
-    assert small.loc["torch", "pct_peak"] == pytest.approx(100 * small.loc["torch", "gflops"] / big.loc["torch", "gflops"])
-    assert meta["peak"]["cpu"]["gflops"] == pytest.approx(big.loc["torch", "gflops"])
-    assert "1024x1024x1024" in meta["peak"]["cpu"]["source"] and "% peak on cpu: of" in result.stdout
+    # the roofline: 1024^3 float32 moves 3 x 1024^2 x 4 bytes for 2 x 1024^3 FLOPs; bound by the FMA units here
+    assert big.loc["torch", "intensity"] == pytest.approx(2 * 1024 ** 3 / (3 * 1024 ** 2 * 4))
+    assert big.loc["torch", "roof_gflops"] == pytest.approx(min(SEEDED_GFLOPS, SEEDED_GB_S * 1024 / 6))
+    assert big.loc["torch", "bound"] == "compute" and small.loc["torch", "bound"] == "memory"
     assert "skipped: estimated" in result.stdout
     assert not list(tmp_path.glob("*-crossovers.csv"))  # shapes given one by one are not a sweep
 

@@ -32,6 +32,7 @@ import torch
 
 from fndcli import userref
 
+from fndcli.bench import peak
 from fndcli.bench import stats as benchstats
 
 from fndcli.kernels import jitenv
@@ -68,10 +69,11 @@ class BenchResult:
     crossovers: pd.DataFrame = None     # benchstats.CROSSOVER_COLUMNS; empty unless a sweep ran
     pyperf_args: list = field(default_factory=list)  # one list per worker run
     interrupted: bool = False
-    ceilings: dict = field(default_factory=dict)  # {device: (GFLOP/s, source)} behind pct_peak
+    ceilings: list = field(default_factory=list)  # behind pct_peak: fndcli.bench.peak.for_bench's dicts
     error: str | None = None  # out of memory, or a pyperf worker that failed; the rows before it are kept
     tracebacks: dict = field(default_factory=dict)  # {implementation: the user's traceback}, once each
     order: list = field(default_factory=list)  # the worker runs, in the order they ran (schedule's labels)
+    peak_note: str | None = None  # why some rows have no ceiling (no pct_peak)
 
 
 class BenchError(Exception):
@@ -199,10 +201,11 @@ def run_bench(cfg, log=lambda msg: None):
         _time_all(cfg, run, log)
     frame = _frame(run.rows, _timings(run.suite), run.interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
-    ceilings = benchstats.ceilings(frame, cfg.peak_gflops)
+    ceilings, peak_note = ((benchstats.given_ceilings(frame, cfg.peak_gflops), None) if cfg.peak_gflops else
+                           peak.for_bench(benchstats.ceiling_keys(frame), log))
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
     return BenchResult(frame, run.suite, benchstats.crossovers(frame, cfg.sweep_dim), run.pyperf_args,
-                       run.interrupted, ceilings, run.error, run.tracebacks, run.order)
+                       run.interrupted, ceilings, run.error, run.tracebacks, run.order, peak_note)
 
 
 def _check_all(cfg, run, log):

@@ -9,10 +9,12 @@ figure says what it is relative to:
   the chapter's rungs written from scratch (its speedups are over the three loops), then to
   the first of the user's kernels, then to fnd's registry order: a run of your kernel beside
   torch reads as "torch is 50,000x your kernel", not "your kernel is 0.00002x torch".
-- **pct_peak** is the row's GFLOP/s over a ceiling that is named: `--peak-gflops`, or torch's
-  best GFLOP/s at a large shape (every side >= LARGE_SIDE) measured on that device in this
-  run. Without either there is no ceiling and no pct_peak: torch at the book's 5x784x10 is
-  launch-bound, and 100 % of that would mean nothing.
+- **pct_peak** is the row's GFLOP/s over the machine's own FMA ceiling for the row's device,
+  dtype and threads (`fnd peak`, measured or cached: `fndcli.bench.peak`), or `--peak-gflops`.
+  Not torch's best: a library is not the hardware's limit, and a ratio to it flips from one
+  machine to the next. A row above its ceiling gets none: the ceiling is what is wrong.
+- **the roofline** (Williams, Waterman, Patterson 2009): each row's arithmetic intensity, what
+  the roofline allows there, and whether memory or the FMA units bound it.
 - **crossovers** come only from a sweep (one dimension varies, so a size names one shape):
   a series overtakes another when it was clearly slower at an earlier size and is clearly
   faster at this one, "clearly" meaning that the two series' ranges of values (min to max)
@@ -22,14 +24,13 @@ import math
 
 import pandas as pd
 
-from fndcli.names import CHAPTER
+from fndcli.names import CHAPTER, ITEMSIZE
 
 SCRATCH = CHAPTER[:-1]  # the chapter's rungs written from scratch, slowest first (not @)
 
 COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
-           "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak",
-           "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s"]  # matmul-bench's CSV
-LARGE_SIDE = 256  # a shape whose sides are all this or more is large enough for torch to approach its peak
+           "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak", "intensity",
+           "roof_gflops", "bound", "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s"]  # matmul-bench's CSV
 CROSSOVER_COLUMNS = ["faster", "slower", "dim", "from_size", "size", "m", "k", "n", "faster_median_s",
                      "slower_median_s"]
 
@@ -106,31 +107,51 @@ def add_speedups(frame, baseline):
     return frame
 
 
-def ceilings(frame, peak_gflops=None):
-    """{device: (GFLOP/s, where it comes from)}: the figure pct_peak is a fraction of.
+def ceiling_keys(frame):
+    """The (device, dtype, threads) of every timed row: the ceilings its % peak needs."""
+    timed = frame[frame["gflops"].notna()]
+    return sorted(set(zip(timed["device"], timed["dtype"], timed["threads"].astype(int))))
 
-    --peak-gflops applies to every device. Otherwise a device's ceiling is torch's best
-    GFLOP/s at a large shape in this run; a device with no such row has no ceiling.
+
+def given_ceilings(frame, peak_gflops):
+    """--peak-gflops as the ceiling of every row's (device, dtype, threads), with no bandwidth."""
+    return [{"device": d, "dtype": t, "threads": n, "gflops": float(peak_gflops), "gb_s": None,
+             "source": f"{peak_gflops:.4g} GFLOP/s, --peak-gflops"} for d, t, n in ceiling_keys(frame)]
+
+
+def add_pct_peak(frame, ceilings):
+    """pct_peak = 100 * gflops / the FMA ceiling of the row's (device, dtype, threads); the roofline's columns:
+
+    - intensity: 2mkn FLOPs over the bytes a @ b must move at least, (mk + kn + mn) x the element size;
+    - roof_gflops: what the roofline allows at that intensity, min(FMA ceiling, bandwidth x intensity);
+    - bound: 'memory' where bandwidth x intensity is below the FMA ceiling, else 'compute'.
+
+    `ceilings`: dicts with device, dtype, threads, gflops, gb_s (None: no bandwidth). A row above its ceiling
+    gets no pct_peak (the ceiling, not the kernel, is wrong); `above_ceiling` lists them.
     """
-    devices = list(dict.fromkeys(frame["device"]))
-    if peak_gflops:
-        return {d: (float(peak_gflops), "--peak-gflops") for d in devices}
-    out = {}
-    large = frame[["m", "k", "n"]].min(axis=1) >= LARGE_SIDE
-    for device in devices:
-        rows = frame[(frame["impl"] == "torch") & (frame["device"] == device) & large & frame["gflops"].notna()]
-        if len(rows):
-            best = rows.loc[rows["gflops"].idxmax()]
-            out[device] = (float(best["gflops"]),
-                           f"torch's best at a large shape in this run ({best['m']}x{best['k']}x{best['n']})")
-    return out
-
-
-def add_pct_peak(frame, ceiling):
-    """pct_peak = 100 * gflops / the row's device ceiling; NaN where the device has none."""
     frame = frame.copy()
-    frame["pct_peak"] = 100 * frame["gflops"] / frame["device"].map({d: c[0] for d, c in ceiling.items()}).astype(float)
+    by_key = {(c["device"], c["dtype"], int(c["threads"])): c for c in ceilings}
+    found = [by_key.get((d, t, int(n)) if n == n else None) for d, t, n in
+             zip(frame["device"], frame["dtype"], frame["threads"])]
+    peak = pd.Series([c["gflops"] if c else math.nan for c in found], index=frame.index, dtype=float)
+    bandwidth = pd.Series([c["gb_s"] if c and c["gb_s"] else math.nan for c in found], index=frame.index, dtype=float)
+    itemsize = frame["dtype"].map(ITEMSIZE).astype(float)
+    m, k, n = (frame[c].astype(float) for c in ("m", "k", "n"))
+    frame["intensity"] = 2 * m * k * n / ((m * k + k * n + m * n) * itemsize)
+    frame["roof_gflops"] = pd.concat([peak, bandwidth * frame["intensity"]], axis=1).min(axis=1, skipna=False)
+    frame["bound"] = (bandwidth * frame["intensity"] < peak).map({True: "memory", False: "compute"})
+    frame.loc[bandwidth.isna() | peak.isna(), "bound"] = ""
+    pct = 100 * frame["gflops"] / peak
+    frame["pct_peak"] = pct.where(~(pct > 100))
     return frame
+
+
+def above_ceiling(frame, ceilings):
+    """'IMPL at MxKxN: G GFLOP/s' for each timed row faster than its ceiling (add_pct_peak left its pct_peak out)."""
+    by_key = {(c["device"], c["dtype"], int(c["threads"])): c["gflops"] for c in ceilings}
+    rows = frame[frame["gflops"].notna() & frame["pct_peak"].isna()]
+    return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.gflops:.4g} GFLOP/s" for r in rows.itertuples()
+            if (r.device, r.dtype, int(r.threads)) in by_key and r.gflops > by_key[(r.device, r.dtype, int(r.threads))]]
 
 
 def crossovers(frame, dim):

@@ -56,8 +56,11 @@ def matmul_bench(
     sweep_dim: Annotated[SweepDim, typer.Option(
         "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the first --shape.")] = SweepDim.all,
     peak_gflops: Annotated[Optional[float], typer.Option(
-        "--peak-gflops", metavar="G", help="The ceiling for % peak. Default: torch's best GFLOP/s at a shape of 256 "
-                                           "or more per side in this run; none (no % peak) if it has none.")] = None,
+        "--peak-gflops", metavar="G", help="The ceiling for % peak. Default: this machine's FMA peak for the run's "
+                                           "dtype and threads, as fnd peak measures it (cached; measured once "
+                                           "if not).")] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Write a roofline PNG: the machine's ceilings, every row as a point.")] = False,
     order: Annotated[OrderName, typer.Option(
         "--order", help="interleaved: worker processes round-robin over the implementations (A B A B), so a host "
                         "whose speed drifts hits all alike; sequential: each one's processes in a row, as pyperf "
@@ -81,7 +84,7 @@ def matmul_bench(
     \b
         fnd matmul-bench                    # the book's 5x784x10, the chapter's five
         fnd matmul-bench --impl einsum --impl torch --shape 256x256x256 --quick
-        fnd matmul-bench --impl torch --impl numba-tiled --sweep 64:1024 --quick
+        fnd matmul-bench --impl torch --impl numba-tiled --sweep 64:1024 --quick --plot   # a roofline PNG
         fnd matmul-bench --impl torch --device cpu --device cuda --sweep 16:4096
         fnd matmul-bench --config configs/book.toml --out results/
         fnd matmul-bench --gate --out base/        # then fnd compare base/ new/
@@ -92,7 +95,7 @@ def matmul_bench(
     run = Run(ctx, out, quiet)
 
     from fndcli.bench.run import BenchError, run_bench
-    from fndcli.bench.stats import baseline_reason
+    from fndcli.bench.stats import above_ceiling, baseline_reason
 
     try:
         with run.working("matmul-bench") as live:
@@ -108,6 +111,10 @@ def matmul_bench(
             files.write(".pyperf.json", lambda p: result.suite.dump(str(p), replace=True))
         if sweep is not None:
             files.write_csv("-crossovers.csv", result.crossovers)
+        if plot and frame["gflops"].notna().any():
+            from fndcli.report.plots import roofline
+
+            files.write("-roofline.png", lambda p: roofline(frame, result.ceilings, p))
 
     wrong = frame["correct"].eq(False).any()
     base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
@@ -118,7 +125,7 @@ def matmul_bench(
                device=",".join(cfg.devices), dtype=cfg.dtype, seed=cfg.seed, preset=cfg.preset, order=cfg.order,
                worker_order=result.order, pyperf_args=result.pyperf_args, baseline=base,
                baseline_reason=baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else None,
-               peak={d: {"gflops": g, "source": src} for d, (g, src) in result.ceilings.items()},
+               peak=result.ceilings, peak_note=result.peak_note, above_ceiling=above_ceiling(frame, result.ceilings),
                user_code_changed=_user_changes(), **_matmul_settings())
 
 

@@ -20,6 +20,7 @@ MD_COLUMNS = {
     "gradcheck": ["check", "tensor", "shape", "dtype", "max_abs_diff", "rel_err", "rtol", "atol", "passed"],
     "train": ["epoch", "train_loss", "valid_loss", "valid_metric", "step_s", "ref_step_s", "loss_rel_diff"],
     "reproduce": ["section", "claim", "book", "fnd", "verdict", "rule"],
+    "peak": ["what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "measured_utc", "source"],
 }
 
 

@@ -70,12 +70,12 @@ def numba_loops_matmul(a, b):
 
 
 def numba_tiled_matmul(a, b):
-    """Packed panels and an 8x32 outer-product micro-kernel in registers, parallel (fndcli/kernels/gemm_source.py).
-    Fast only in a process started with fndcli.kernels.jitenv's numba settings; correct in any."""
+    """Packed panels and an outer-product micro-kernel in registers, sized for the host, parallel
+    (fndcli/kernels/tiled.py). Fast only in a process started with fndcli.kernels.jitenv's numba settings."""
     _check(a, b)
-    from fndcli.kernels import gemm
+    from fndcli.kernels import tiled
 
-    return torch.from_numpy(gemm.matmul(a.numpy(), b.numpy()))
+    return torch.from_numpy(tiled.matmul(a.numpy(), b.numpy()))
 
 
 def triton_matmul(a, b):

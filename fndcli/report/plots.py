@@ -83,3 +83,30 @@ def ladder_times(ours, book, path):
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+def roofline(rows, ceilings, path):
+    """The roofline (Williams, Waterman, Patterson 2009): each ceiling's FMA roof and bandwidth slope, log-log, and
+    every timed row as a point at its arithmetic intensity; one colour per implementation."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    timed = rows[rows["gflops"].notna()]
+    lo = min([0.1, *timed["intensity"].dropna()]) / 2
+    hi = max([100.0, *timed["intensity"].dropna()]) * 2
+    x = np.logspace(np.log10(lo), np.log10(hi), 200)
+    for i, c in enumerate(ceilings):
+        label = f"{c['device']} {c['dtype']}, {c['threads']} thread(s)"
+        roof = np.full_like(x, c["gflops"]) if not c.get("gb_s") else np.minimum(c["gflops"], c["gb_s"] * x)
+        ax.plot(x, roof, color="k", linestyle=["-", "--", ":", "-."][i % 4], linewidth=1.2,
+                label=f"roof: {label} ({c['gflops']:.3g} GFLOP/s" + (f", {c['gb_s']:.3g} GB/s)" if c.get("gb_s") else ")"))
+    for i, (impl, run) in enumerate(timed.groupby("impl", sort=False)):
+        ax.scatter(run["intensity"], run["gflops"], color=plt.cm.tab10(i % 10), label=impl, zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity: 2mkn FLOPs / bytes of a, b and c (FLOP/byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title("matmul-bench on the roofline (ceilings from fnd peak)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

@@ -66,15 +66,57 @@ def bench_title(dtype, devices, threads, preset, order):
             f"{', ' + order if order and preset != 'quick' else ''}")
 
 
+def peak_table(rows, title, caption):
+    """fnd peak: each kernel's best figure at each dtype and thread count; the best of each group in bold."""
+    table = Table(title=title, caption=caption or None, caption_justify="left")
+    for name in ("ceiling", "kernel", "dtype", "threads", "GFLOP/s", "GB/s", "best call", "measured (UTC)"):
+        table.add_column(name, justify="right" if name in ("threads", "GFLOP/s", "GB/s", "best call") else "left")
+    column = rows["gflops"].where(rows["what"] == "fma", rows["gb_s"])
+    best = column == column.groupby([rows["what"], rows["dtype"], rows["threads"]]).transform("max")
+    for row, top in zip(rows.itertuples(), best):
+        bold = "[bold]{}[/]" if top else "{}"
+        table.add_row("FMA" if row.what == "fma" else "bandwidth", row.kernel, row.dtype, str(row.threads),
+                      bold.format(_num(row.gflops, ".4g")), bold.format(_num(row.gb_s, ".3g")),
+                      human_seconds(row.best_s), f"{str(row.measured_utc)[:16].replace('T', ' ')}"
+                      f"{'' if row.source == 'measured' else ' (cached)'}")
+    return table
+
+
+def peak_caption(rows, measured, cache_file):
+    """What the ceilings are: the best of each group (bold), the ridge point, what came from the cache."""
+    notes = ["bold: the ceiling (the best kernel); FMA: 2 FLOPs per fused multiply-add; bandwidth: STREAM's bytes "
+             "(copy 2, triad 3 arrays; no write-allocate)"]
+    fma = rows[rows["what"] == "fma"].groupby(["dtype", "threads"])["gflops"].max()
+    bw = rows[rows["what"] == "bandwidth"].groupby("threads")["gb_s"].max()
+    ridges = [f"{dtype} {gflops / bw[threads]:.3g} at {threads} thread(s)" for (dtype, threads), gflops in fma.items()
+              if threads in bw.index]
+    if ridges:
+        notes.append(f"ridge points, FMA ceiling ÷ bandwidth, in FLOP/byte (a matmul of lower arithmetic intensity "
+                     f"is bound by memory): {', '.join(ridges)}")
+    cached = len(rows) - measured
+    notes.append(f"{measured} row(s) measured now, {cached} from the cache {cache_file} (fnd peak --refresh "
+                 "measures again)" if cached else f"measured now; cached in {cache_file}")
+    return "\n".join(notes)
+
+
 CROSSOVER_TITLE = "crossovers: where one overtakes another, their ranges of values apart on both sides"
 
 
-def bench_caption(baseline, ceilings, why=""):
-    """What speedup and % peak are relative to: baseline names the speedups' series (or None) and `why` it
-    was chosen, ceilings is {device: (GFLOP/s, where the figure comes from)}."""
+def bench_caption(baseline, ceilings, why="", peak_note=None, above=()):
+    """What speedup and % peak are relative to: baseline names the speedups' series (or None) and `why` it was
+    chosen; ceilings are the sidecar's `peak` (device, dtype, threads, gflops, source); `above`: rows faster
+    than their ceiling, whose % peak is left out."""
     why = f" (baseline: {why})" if why else ""
     notes = [f"speedup: the median of {baseline} ÷ the row's median, at the same shape{why}"] if baseline else []
-    notes += [f"% peak on {d}: of {g:.3g} GFLOP/s, {src}" for d, (g, src) in ceilings.items()]
+    notes += [f"% peak: of {c['source']}" for c in ceilings]
+    if any(c.get("gb_s") for c in ceilings):
+        notes.append("roofline (CSV: intensity, roof_gflops, bound): 2mkn FLOPs over the bytes of a, b and c; "
+                     "--plot draws it")
+    if peak_note:
+        notes.append(f"no % peak for some rows: {peak_note}")
+    if above:
+        notes.append(f"[yellow]faster than the ceiling, so no % peak:[/] {'; '.join(above)}: the ceiling is too low "
+                     "(measured on a busy host?); run fnd peak --refresh on a quiet one")
     return "\n".join(notes)
 
 

@@ -28,9 +28,10 @@ def matmul_bench(run):
     threads = int(rows["threads"].iloc[0]) if len(rows) else m.get("threads")
     title = tables.bench_title(m.get("dtype"), str(m.get("device")).split(","), threads, m.get("preset"),
                                m.get("order"))
-    ceilings = {d: (p["gflops"], p["source"]) for d, p in (m.get("peak") or {}).items()}
-    yield tables.bench_table(rows, title, tables.bench_caption(m.get("baseline"), ceilings,
-                                                               m.get("baseline_reason") or ""))
+    peak = m.get("peak") or []
+    yield tables.bench_table(rows, title, tables.bench_caption(m.get("baseline"), peak if isinstance(peak, list) else [],
+                                                               m.get("baseline_reason") or "", m.get("peak_note"),
+                                                               m.get("above_ceiling") or []))
     crossovers = run.extras.get("-crossovers.csv")
     if crossovers is not None and len(crossovers):
         yield tables.crossover_table(crossovers, tables.CROSSOVER_TITLE)
@@ -91,8 +92,15 @@ def reproduce(run):
         yield INTERRUPTED.format(what="kept the sections that finished")
 
 
+def peak(run):
+    m, rows = run.meta, run.rows
+    yield tables.peak_table(rows, f"this machine's ceilings: {m.get('cpu_model')}, {m.get('cpu_count')} cores, "
+                                  f"{rows['isa'].iloc[0] if len(rows) else ''}", tables.peak_caption(
+                                      rows, m.get("measured_rows") or 0, m.get("cache_file")))
+
+
 VIEWS = {"matmul-bench": matmul_bench, "init-sweep": init_sweep, "gradcheck": gradcheck, "train": train,
-         "reproduce": reproduce}
+         "reproduce": reproduce, "peak": peak}
 
 
 def render(run):

@@ -16,10 +16,10 @@ import pandas as pd
 
 from fndcli.numerics import first_line
 
-COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce")
+COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "peak")
 # Text columns: an empty cell reads back as NaN; these want "".
 TEXT_COLUMNS = {"matmul-bench": ("error", "skipped", "baseline"), "init-sweep": ("reason", "grad_verdict"),
-                "gradcheck": ("rule",), "train": (), "reproduce": ()}
+                "gradcheck": ("rule",), "train": (), "reproduce": (), "peak": ()}
 # The main CSV's columns that show and compare read (a test checks each is a column its command writes).
 REQUIRED = {
     "matmul-bench": ("impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "stdev_s", "min_s",
@@ -32,6 +32,8 @@ REQUIRED = {
     "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
               "loss_rel_diff"),
     "reproduce": ("section", "claim", "book", "fnd", "verdict"),
+    "peak": ("what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "best_s", "measured_utc",
+             "source"),
 }
 # Of those, the ones that must read as numbers, as True/False, and as a value in every row (a row's key).
 NUMERIC = {"matmul-bench": ("m", "k", "n", "threads", "median_s", "stdev_s", "min_s", "n_values", "gflops", "speedup",
@@ -39,10 +41,12 @@ NUMERIC = {"matmul-bench": ("m", "k", "n", "threads", "median_s", "stdev_s", "mi
            "init-sweep": ("seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi", "decades"),
            "gradcheck": ("max_abs_diff", "rel_err", "rtol", "atol"),
            "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
-                     "loss_rel_diff")}
+                     "loss_rel_diff"),
+           "peak": ("threads", "gflops", "gb_s", "best_s")}
 BOOLEAN = {"matmul-bench": ("correct",), "gradcheck": ("passed",)}
 KEYS = {"matmul-bench": ("impl", "m", "k", "n", "dtype", "device"), "init-sweep": ("scheme", "act", "verdict"),
-        "gradcheck": ("check", "tensor", "shape", "dtype", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict")}
+        "gradcheck": ("check", "tensor", "shape", "dtype", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict"),
+        "peak": ("what", "kernel", "dtype", "threads", "device")}
 SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 

@@ -33,12 +33,17 @@ class Sidecar:
     pyperf_args: list | None = None     # pyperf's arguments, one list per worker run
     baseline: str | None = None         # matmul-bench: the series speedups are over; train: the trivial model
     baseline_reason: str | None = None  # why that series is the baseline
-    peak: dict | None = None            # {device: {gflops, source}}: the ceiling % peak is of
+    peak: list | None = None            # the ceilings % peak is of: [{device, dtype, threads, gflops, gb_s, source}]
+    peak_note: str | None = None        # why some rows have no % peak (a dtype fnd peak does not measure, ...)
+    above_ceiling: list | None = None   # rows faster than their ceiling: no % peak (the ceiling is wrong)
     tf32_matmul: bool | None = None     # torch's matmul precision settings (TF32 changes float32 on a GPU)
     tf32_cudnn: bool | None = None
     float32_matmul_precision: str | None = None
     cuda_device: str | None = None
     user_code_changed: list | None = None  # torch settings the user's code changed on import (restored)
+    # --- peak ---
+    measured_rows: int | None = None    # rows measured by this run; the rest came from the cache
+    cache_file: str | None = None       # the cache of ceilings it read and wrote
     # --- gradcheck ---
     rtol: float | None = None           # the autograd rows' tolerances
     atol: float | None = None

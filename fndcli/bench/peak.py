@@ -1,0 +1,265 @@
+"""This machine's ceilings: FMA throughput (GFLOP/s) and memory bandwidth (GB/s), measured and cached.
+
+Why: a % of peak relative to another library (torch's best in the run) flips from machine to
+machine; relative to the hardware's own limits it does not (BLIS, the Empirical Roofline Toolkit).
+
+How (`fndcli.kernels.peak_source` has the kernels): in a process of its own, with the numba
+settings of `fndcli.kernels.jitenv` (the FMA chains must vectorise), for each dtype and thread
+count every chain count in CHAINS is calibrated to calls of at least CALL_S and timed REPEATS
+times; the best call of the best kernel is the ceiling: a ceiling is what the machine can do, so
+the fastest repeat is the estimate (a neighbour's load only ever slows a repeat down). Bandwidth
+likewise, from STREAM's copy and triad over float64 arrays of max(4 x the last-level cache, 64 MiB)
+each; the larger of the two is the row the roofline uses.
+
+The cache, one JSON file (`cache_file()`), holds rows keyed by the machine (`machine_key()`:
+CPU model, cores, vector unit, fnd's version) and by (what, kernel, dtype, threads, device); a
+row it lacks is measured and added, `refresh` measures again. matmul-bench asks `ceilings()` for
+the dtype and threads of its run.
+"""
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import fndcli
+from fndcli.kernels import jitenv
+
+CALL_S = 0.02        # a timed call lasts at least this long (a timer's resolution and a thread's start are noise)
+REPEATS = 5          # timed calls per kernel; the best is kept
+STREAM_MIN_BYTES = 64 << 20
+CUDA_STREAM_BYTES = 256 << 20  # each array on a GPU (fndcli.kernels.cuda_peak.STREAM_BYTES; L2 is 50-60 MB)
+COLUMNS = ["what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "best_s", "calls", "work",
+           "repeats", "measured_utc", "source"]  # peak's CSV; the cache holds the same rows without `source`
+
+
+class PeakError(Exception):
+    """The measuring process failed (its last line says why)."""
+
+
+def cache_file():
+    """$FND_CACHE_DIR/peak.json, else $XDG_CACHE_HOME/fnd/peak.json, else ~/.cache/fnd/peak.json."""
+    base = os.environ.get("FND_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fnd"
+    return Path(base) / "peak.json"
+
+
+def machine_key():
+    """What a cached ceiling is valid for: this CPU, its cores, its vector unit, this fnd."""
+    from fndcli.runs.files import cpu_model
+
+    return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "isa": jitenv.isa()[0],
+            "fnd_version": fndcli.__version__}
+
+
+def stream_elements():
+    """float64 elements per STREAM array: 4 x the last-level cache, at least STREAM_MIN_BYTES."""
+    from fndcli.kernels.tiled import cache_sizes
+
+    return max(4 * max(cache_sizes().values()), STREAM_MIN_BYTES) // 8
+
+
+def stream_bytes(device="cpu"):
+    """Memory the bandwidth rows need on `device`: three arrays."""
+    return 3 * (8 * stream_elements() if device == "cpu" else CUDA_STREAM_BYTES)
+
+
+def _row_key(row):
+    return row["what"], row["kernel"], row["dtype"], row["threads"], row["device"]
+
+
+def load_cache():
+    """The cached rows for this machine ([] if none, another machine's, or unreadable)."""
+    try:
+        data = json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("machine") != machine_key() or not isinstance(data.get("rows"), list):
+        return []
+    return [r for r in data["rows"] if isinstance(r, dict) and set(COLUMNS[:-1]) <= set(r)]
+
+
+def store_cache(rows):
+    """Write rows for this machine, replacing the file atomically (a reader sees the old or the new one)."""
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".peak.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"machine": machine_key(), "rows": rows}, f, indent=1)
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ceiling:
+    """A ceiling matmul-bench's % peak is of."""
+    gflops: float
+    dtype: str
+    threads: int
+    device: str
+    source: str  # "measured" (this run) or "cached"
+    measured_utc: str
+
+    def describe(self):
+        """'226 GFLOP/s, this machine's float32 FMA peak at 2 threads, measured 2026-12-02 (cached)'."""
+        where = "this machine's" if self.device == "cpu" else "the GPU's"
+        at = f" at {self.threads} thread{'s' * (self.threads != 1)}" if self.device == "cpu" else ""
+        when = self.measured_utc[:16].replace("T", " ")
+        return (f"{self.gflops:.3g} GFLOP/s, {where} {self.dtype} FMA peak{at} (fnd peak), measured {when} UTC"
+                + (" (cached)" if self.source == "cached" else ""))
+
+
+def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
+    """(rows, measured): the FMA rows for every dtype x thread count and, with `bandwidth`, the STREAM rows
+    for every thread count, from the cache where it has them (unless `refresh`) and measured otherwise.
+    `measured` is how many rows this call measured. The cache is updated with what was measured."""
+    threads = [1] if device == "cuda" else list(threads)  # a GPU's ceiling is the whole device's
+    cached = [] if refresh else load_cache()
+
+    def have(what, t, dtype=None):
+        return any(r["what"] == what and r["threads"] == t and r["device"] == device and dtype in (None, r["dtype"])
+                   for r in cached)
+    wanted_fma = [(d, t) for d in dtypes for t in threads if not have("fma", t, d)]
+    wanted_bw = [t for t in threads if bandwidth and not have("bandwidth", t)]
+    fresh = _measure(device, wanted_fma, wanted_bw) if wanted_fma or wanted_bw else []
+    merged = {**{_row_key(r): r for r in load_cache()}, **{_row_key(r): r for r in fresh}}
+    if fresh:
+        store_cache(list(merged.values()))
+    fresh_keys = {_row_key(r) for r in fresh}
+    keep = [{**r, "source": "measured" if _row_key(r) in fresh_keys else "cached"} for r in merged.values()
+            if r["device"] == device and r["threads"] in threads and
+            (r["dtype"] in dtypes if r["what"] == "fma" else bandwidth)]
+    keep.sort(key=lambda r: (r["what"] != "fma", r["dtype"], r["threads"], r["work"] / r["best_s"]))
+    return keep, len(fresh)
+
+
+def best(rows, what, dtype, threads, device="cpu"):
+    """The best row of `what` (fma, bandwidth) at dtype/threads/device, or None."""
+    rows = [r for r in rows if r["what"] == what and r["threads"] == threads and r["device"] == device
+            and (what == "bandwidth" or r["dtype"] == dtype)]
+    column = "gflops" if what == "fma" else "gb_s"
+    return max(rows, key=lambda r: r[column], default=None)
+
+
+def ceilings(wanted, refresh=False):
+    """{(device, dtype, threads): (Ceiling, bandwidth GB/s or None)} for matmul-bench's rows, measuring what the
+    cache lacks. `wanted`: (device, dtype, threads) triples; CUDA rows are measured on the GPU."""
+    out = {}
+    for device in dict.fromkeys(w[0] for w in wanted):
+        mine = [w for w in wanted if w[0] == device]
+        rows, _ = run_peak(sorted({w[1] for w in mine}), sorted({w[2] for w in mine}), device, refresh)
+        for key in mine:
+            _, dtype, threads = key
+            threads = 1 if device == "cuda" else threads
+            fma, bw = best(rows, "fma", dtype, threads, device), best(rows, "bandwidth", None, threads, device)
+            if fma is not None:
+                out[key] = (Ceiling(fma["gflops"], dtype, threads, device, fma["source"], fma["measured_utc"]),
+                            bw["gb_s"] if bw else None)
+    return out
+
+
+def for_bench(keys, log=lambda message: None):
+    """(ceilings, note) for matmul-bench's (device, dtype, threads) keys: dicts of device, dtype, threads, gflops,
+    gb_s and source (what the ceiling is, for the caption), measured where the cache lacks them; `note` says why
+    a key has none (None if every one has)."""
+    measurable = [k for k in keys if k[0] == "cuda" or k[1] in ("float32", "float64")]
+    note = None if len(measurable) == len(keys) else "fnd peak measures float32 and float64 on the CPU"
+    if not measurable:
+        return [], note
+    log("measuring this machine's ceilings (fnd peak; cached after the first time)")
+    try:
+        found = ceilings(measurable)
+    except PeakError as e:
+        return [], str(e)
+    except KeyboardInterrupt:
+        return [], "interrupted while measuring the ceilings"
+    return [{"device": d, "dtype": t, "threads": n, "gflops": c.gflops, "gb_s": bw, "source": c.describe()}
+            for (d, t, n), (c, bw) in found.items()], note
+
+
+def _measure(device, fma, bandwidth):
+    """Rows measured now, in a process of fnd's own (with jitenv's settings on the CPU)."""
+    spec = json.dumps({"device": device, "fma": fma, "bandwidth": bandwidth})
+    most = max([t for _, t in fma] + list(bandwidth))
+    env = {**os.environ, **(jitenv.settings() if device == "cpu" else {}), "NUMBA_NUM_THREADS": str(most)}
+    proc = subprocess.run([sys.executable, "-m", "fndcli.bench.peak", spec], env=env, capture_output=True, text=True)
+    if proc.returncode == -2 or proc.returncode == 130:
+        raise KeyboardInterrupt
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise PeakError(f"measuring the ceilings failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+# --- in the measuring process ---
+
+def _time(call, repeats):
+    """(best seconds, n): `call(n)` timed `repeats` times, n doubled until a call lasts CALL_S and twice the work
+    takes clearly longer, so the work, not a fixed cost (a stalled thread on a busy host), fills the call."""
+    def timed(n):
+        start = time.perf_counter()
+        call(n)
+        return time.perf_counter() - start
+    call(1)  # compiles, or loads from numba's cache; first touch
+    n, took, before = 1, timed(1), math.inf
+    while (took < CALL_S or took < 1.6 * before) and took < 25 * CALL_S:
+        n, before = 2 * n, took
+        took = timed(n)
+    return min(timed(n) for _ in range(repeats)), n
+
+
+def _cpu_rows(fma, bandwidth, repeats=REPEATS):
+    import numba
+    import numpy as np
+
+    from fndcli.kernels import peak
+
+    isa, now = jitenv.isa()[0], dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+    def row(what, kernel, dtype, threads, seconds, work, per):
+        return {"what": what, "kernel": kernel, "dtype": dtype, "threads": threads, "device": "cpu", "isa": isa,
+                "gflops": work / seconds / 1e9 if what == "fma" else None,
+                "gb_s": work / seconds / 1e9 if what == "bandwidth" else None,
+                "best_s": seconds, "work": work, "repeats": repeats, "measured_utc": now, "calls": per}
+    for dtype, threads in fma:
+        numba.set_num_threads(threads)
+        for n in peak.CHAINS:
+            kernel = getattr(peak, f"fma_{n}")
+            acc = np.zeros((threads, n), dtype=dtype)  # (threads, chains): one row of chains per thread
+            y = np.dtype(dtype).type(0.9990234375)  # exact in float16 and up: 1 - 2^-10
+            x = np.dtype(dtype).type(1) - y
+            seconds, iters = _time(lambda i: kernel(acc, y, x, i), repeats)
+            if not np.all((acc >= x) & (acc <= 1)):  # c rises from 0 towards x / (1 - y) = 1: every chain ran
+                raise RuntimeError(f"fma x{n} {dtype}: the chains ended at {acc.min()}..{acc.max()}, not in [x, 1]")
+            yield row("fma", f"fma x{n}", dtype, threads, seconds, 2.0 * n * iters * threads, iters)
+    if bandwidth:
+        size = stream_elements()
+        a, b, c = np.zeros(size), np.ones(size), np.full(size, 2.0)
+        for threads in bandwidth:
+            numba.set_num_threads(threads)
+            for kernel, arrays, call in (("copy", 2, lambda k: [peak.copy(a, b) for _ in range(k)]),
+                                         ("triad", 3, lambda k: [peak.triad(a, b, c, 3.0) for _ in range(k)])):
+                seconds, calls = _time(call, repeats)
+                yield row("bandwidth", kernel, "float64", threads, seconds, 8.0 * arrays * size * calls, calls)
+        if not (np.all(a == 7.0)):
+            raise RuntimeError("triad: a != b + 3 c")
+
+
+def main(argv=None):
+    spec = json.loads((argv or sys.argv[1:])[0])
+    if spec["device"] != "cpu":
+        from fndcli.kernels.cuda_peak import cuda_rows
+
+        rows = cuda_rows(spec["fma"], bool(spec["bandwidth"]), REPEATS)
+    else:
+        rows = _cpu_rows([tuple(x) for x in spec["fma"]], spec["bandwidth"])
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""fnd peak: the machine's ceilings, each figure against an independent count or clock; the cache; % peak of them."""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_rejected, run_files
+from fndcli.bench import peak as core
+
+KERNELS = Path(__file__).parent.parent / "fndcli" / "kernels"
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A cache of this test's own, empty: what it needs is measured for real."""
+    monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "peak.json"
+
+
+class Counted:
+    """A number that counts the multiplies and adds done with it (a chain's FLOPs, counted, not derived)."""
+    ops = 0
+
+    def __init__(self, v):
+        self.v = v
+
+    def __mul__(self, other):
+        Counted.ops += 1
+        return Counted(self.v * getattr(other, "v", other))
+
+    def __add__(self, other):
+        Counted.ops += 1
+        return Counted(self.v + getattr(other, "v", other))
+
+
+def test_the_committed_peak_kernels_are_the_generators():
+    from fndcli.kernels import peak_source
+
+    assert (KERNELS / "peak.py").read_text() == peak_source.generate(), \
+        "run: python -m fndcli.kernels.peak_source > fndcli/kernels/peak.py"
+
+
+@pytest.mark.serial  # timed: alone on the host
+def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, own_cache):
+    result = fnd("peak", "--dtype", "float32", "--threads", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "peak")
+    assert list(frame.columns) == core.COLUMNS and meta["measured_rows"] == len(frame) and meta["device"] == "cpu"
+    fma = frame[frame["what"] == "fma"].set_index("kernel")
+    from fndcli.kernels import peak
+
+    assert sorted(fma.index) == sorted(f"fma x{n}" for n in peak.CHAINS) and (fma["threads"] == 1).all()
+    # FLOPs: the chains' multiplies and adds counted as the Python source runs them, 2 per chain and iteration
+    for n in peak.CHAINS:
+        Counted.ops = 0
+        getattr(peak, f"chains_{n}").py_func([Counted(0.0)] * n, Counted(0.5), Counted(0.25), 3)
+        row = fma.loc[f"fma x{n}"]
+        assert row["work"] == Counted.ops / 3 * row["calls"]  # per iteration, times the iterations of a timing
+        assert row["gflops"] == pytest.approx(row["work"] / row["best_s"] / 1e9)
+    # the clock: the same kernel timed here, with this test's own count, is within a factor of the row's figure
+    best = fma["gflops"].idxmax()
+    n, iters = int(best.split("x")[1]), int(fma.loc[best, "calls"])
+    kernel, acc = getattr(peak, f"fma_{n}"), np.zeros((1, n), dtype=np.float32)
+    kernel(acc, np.float32(0.5), np.float32(0.25), 1)
+    own = []
+    for _ in range(5):
+        start = time.perf_counter()
+        kernel(acc, np.float32(0.5), np.float32(0.25), iters)
+        own.append(2 * n * iters / (time.perf_counter() - start) / 1e9)
+    assert 0.6 < fma.loc[best, "gflops"] / max(own) < 1.6, (fma.loc[best, "gflops"], own)
+    # bandwidth: STREAM's bytes over numpy's own copy of arrays as large, timed here
+    bw = frame[frame["what"] == "bandwidth"].set_index("kernel")
+    size = core.stream_elements()
+    assert bw.loc["copy", "work"] == 2 * 8 * size * bw.loc["copy", "calls"]
+    assert bw.loc["triad", "work"] == 3 * 8 * size * bw.loc["triad", "calls"]
+    a, b = np.zeros(size), np.ones(size)
+    np.copyto(a, b)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        np.copyto(a, b)
+        times.append(time.perf_counter() - start)
+    assert 0.5 < bw.loc["copy", "gb_s"] / (2 * a.nbytes / min(times) / 1e9) < 2.0
+    caption = " ".join(result.stdout.split())
+    ridge = fma["gflops"].max() / bw["gb_s"].max()  # the FMA ceiling over the best bandwidth, 1 thread
+    assert "this machine's ceilings" in caption and f"float32 {ridge:.3g} at 1 thread(s)" in caption
+
+
+def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_path, own_cache):
+    args = ("peak", "--dtype", "float64", "--threads", "1", "--no-bandwidth")
+    first = fnd(*args, "--out", tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    measured, meta = run_files(tmp_path / "a", "peak")
+    assert meta["measured_rows"] == len(measured) == 3 and (measured["source"] == "measured").all()
+    assert meta["cache_file"] == str(own_cache) and json.loads(own_cache.read_text())["machine"] == core.machine_key()
+    start = time.perf_counter()
+    second = fnd(*args, "--out", tmp_path / "b")
+    assert second.exit_code == 0 and time.perf_counter() - start < 1.5  # nothing measured: no process, no numba
+    cached, meta = run_files(tmp_path / "b", "peak")
+    assert meta["measured_rows"] == 0 and (cached["source"] == "cached").all()
+    assert cached["gflops"].tolist() == measured["gflops"].tolist() and "from the cache" in second.stdout
+    # another machine's cache (here: another fnd version) is not this one's; nor is a corrupt one
+    data = json.loads(own_cache.read_text())
+    data["machine"]["fnd_version"] = "0.0.1"
+    own_cache.write_text(json.dumps(data))
+    assert core.load_cache() == []
+    own_cache.write_text("{not json")
+    assert core.load_cache() == []
+    refreshed = fnd(*args, "--refresh", "--out", tmp_path / "c")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert run_files(tmp_path / "c", "peak")[1]["measured_rows"] == 3 and len(core.load_cache()) == 3
+
+
+def test_matmul_bench_measures_the_ceiling_it_lacks_and_says_so(fnd, tmp_path, own_cache):
+    result = fnd("matmul-bench", "--impl", "torch", "--shape", "64x64x64", "--threads", "1", "--quick", "--plot",
+                 "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    (ceiling,) = meta["peak"]
+    fma = core.best(core.load_cache(), "fma", "float32", 1)
+    assert ceiling["gflops"] == fma["gflops"] and ceiling["gb_s"] == core.best(core.load_cache(), "bandwidth", None, 1)["gb_s"]
+    assert frame["pct_peak"].iloc[0] == pytest.approx(100 * frame["gflops"].iloc[0] / fma["gflops"])
+    caption = " ".join(result.stdout.split())  # as wrapped to the table's width
+    assert "this machine's float32 FMA peak at 1 thread (fnd peak), measured" in caption
+    assert "(cached)" not in caption.split("% peak:")[1].split("roofline")[0]
+    png = tmp_path / meta["files"][2]
+    assert png.name.endswith("-roofline.png") and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_row_faster_than_its_ceiling_gets_no_pct_peak_and_the_caption_says_why(fnd, tmp_path, own_cache):
+    """A ceiling measured too low (a busy host): % peak would read 10^6; fnd says the ceiling is wrong instead."""
+    common = {"threads": 1, "device": "cpu", "isa": "AVX2", "best_s": 1.0, "calls": 1, "work": 1e5, "repeats": 5,
+              "measured_utc": "2026-12-01T00:00:00+00:00"}
+    core.store_cache([{**common, "what": "fma", "kernel": "fma x64", "dtype": "float32", "gflops": 1e-4, "gb_s": None},
+                      {**common, "what": "bandwidth", "kernel": "copy", "dtype": "float64", "gflops": None, "gb_s": 1.0}])
+    result = fnd("matmul-bench", "--impl", "torch", "--shape", "64x64x64", "--threads", "1", "--quick",
+                 "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path, "matmul-bench")
+    assert frame["pct_peak"].isna().all() and frame["gflops"].iloc[0] > 1e-4
+    assert meta["above_ceiling"] == [f"torch at 64x64x64: {frame['gflops'].iloc[0]:.4g} GFLOP/s"]
+    caption = " ".join(result.stdout.split())
+    assert "faster than the ceiling, so no % peak: torch at 64x64x64" in caption
+    assert "run fnd peak --refresh" in caption
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--threads", "0"], ["'--threads'"]),
+    (["--threads", "4096"], ["'--threads'"]),
+    (["--dtype", "float16"], ["'--dtype'"]),
+    (["--device", "tpu"], ["'--device'"]),
+])
+def test_bad_input_is_one_line_and_nothing_written(fnd, tmp_path, args, fragments):
+    assert_rejected(fnd, tmp_path, "peak", args, *fragments)
