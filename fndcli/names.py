@@ -36,6 +36,7 @@ class ImplSpec:
     compiled: bool = False
     scratch: Callable[[int, int, int], int] = lambda m, k, n: 0
     isolated: bool = False  # runs only in processes fnd starts with its own numba settings (fndcli.kernels.jitenv)
+    elsewhere: str = ""  # what becomes of it on the devices it is not timed on, said when it is asked for there
 
     def estimate_seconds(self, m, k, n, device="cpu"):
         """Rough seconds for one call at shape m x k x n."""
@@ -64,7 +65,9 @@ IMPL_SPECS = {spec.name: spec for spec in [
     ImplSpec("numba-tiled", "packed panels and an 8x32 register micro-kernel, parallel (numba)", _one, 30e-6, 2e10,
              devices=("cpu",), dtypes=("float32", "float64"), compiled=True, scratch=_packed, isolated=True),
     ImplSpec("triton", "tiled Triton kernel, grouped tile order", _one, 20e-6, 1e12, devices=("cuda",),
-             dtypes=("float32", "float16", "bfloat16"), compiled=True),
+             dtypes=("float32", "float16", "bfloat16"), compiled=True,
+             elsewhere="on the CPU, Triton's interpreter runs it in fnd's tests for correctness only, "
+                       "never for timing"),
 ]}
 CHAPTER = ("loops", "dot", "broadcast", "einsum", "torch")  # the chapter's ladder, slowest rung first
 

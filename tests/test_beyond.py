@@ -68,7 +68,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args,fragments", [
-    (["--impl", "triton"], ["triton runs only on cuda", "use --device cuda"]),
+    (["--impl", "triton"], ["triton runs only on cuda", "use --device cuda", "interpreter", "correctness only"]),
     (["--impl", "numba-tiled", "--dtype", "bfloat16"], ["numba-tiled does not support bfloat16", "float32, float64"]),
     (["--sweep", "64:16"], ["'--sweep'", "LO:HI"]),
     (["--sweep", "a,b"], ["'--sweep'"]),

@@ -188,8 +188,8 @@ def _impls(impl, devices, dtype):
             continue
         spec = IMPL_SPECS[name]
         if not set(spec.devices) & set(devices):
-            raise typer.BadParameter(f"{name} runs only on {' or '.join(spec.devices)}; "
-                                     f"use --device {spec.devices[0]}", param_hint="'--impl'")
+            raise typer.BadParameter(f"{name} runs only on {' or '.join(spec.devices)}; use --device {spec.devices[0]}"
+                                     + (f" ({spec.elsewhere})" if spec.elsewhere else ""), param_hint="'--impl'")
         if dtype not in spec.dtypes:
             raise typer.BadParameter(f"{name} does not support {dtype}; it takes {', '.join(spec.dtypes)}",
                                      param_hint="'--dtype'")

@@ -1,4 +1,4 @@
-"""A from-scratch tiled matmul in Triton (CUDA only; imported only when the `triton` impl runs).
+"""A from-scratch tiled matmul in Triton (timed on CUDA only; imported only when the `triton` impl runs).
 
 Each program computes one BLOCK_M x BLOCK_N tile of C, walking K in BLOCK_K steps with
 fp32 accumulation (`tl.dot`). Programs are ordered in groups of GROUP_M tile rows, so
@@ -6,11 +6,14 @@ tiles that share rows of A and columns of B run close together in time and hit L
 (the "grouped ordering" of Triton's matmul tutorial). float32 inputs are multiplied in
 IEEE fp32, not TF32, so the result is checked at float32's tolerance. Autotuning over a
 few Hopper-sized configurations happens on the first call for a shape: fnd keeps that
-out of the timings (compile time is reported apart).
+out of the timings (compile time is reported apart). On CPU tensors, Triton's interpreter runs
+`launch` with each configuration in turn, for correctness only (tests/test_triton_interp.py).
 """
 import torch
 import triton
 import triton.language as tl
+
+from fndcli.names import IMPL_SPECS
 
 _CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=3, num_warps=8),
@@ -22,23 +25,28 @@ _CONFIGS = [
 ]
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "IEEE"])
 @triton.jit
-def _matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K,
-                   stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
-                   IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                   GROUP_M: tl.constexpr):
-    pid = tl.program_id(axis=0)
+def _tile(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """Program `pid`'s output tile (pid_m, pid_n), in grouped order: GROUP_M tile rows are swept column
+    by column before moving on; the last group holds the rows left over."""
     num_pid_m = tl.cdiv(M, BLOCK_M)
     num_pid_n = tl.cdiv(N, BLOCK_N)
-    # grouped ordering: GROUP_M tile rows are swept column by column before moving on
     pids_per_group = GROUP_M * num_pid_n
     group = pid // pids_per_group
     first_m = group * GROUP_M
     group_rows = min(num_pid_m - first_m, GROUP_M)
     pid_m = first_m + (pid % pids_per_group) % group_rows
     pid_n = (pid % pids_per_group) // group_rows
+    return pid_m, pid_n
 
+
+@triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "IEEE"])
+@triton.jit
+def _matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K,
+                   stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+                   IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                   GROUP_M: tl.constexpr):
+    pid_m, pid_n = _tile(tl.program_id(axis=0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
@@ -62,13 +70,21 @@ def _matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K,
 def matmul(a, b):
     """c = a @ b on the GPU; a (M, K), b (K, N), both CUDA tensors of one dtype."""
     if not (a.is_cuda and b.is_cuda):
-        raise ValueError("the triton kernel runs only on CUDA tensors")
+        raise ValueError(f"the triton kernel runs only on CUDA tensors ({IMPL_SPECS['triton'].elsewhere})")
+    c = torch.empty((a.shape[0], b.shape[1]), device=a.device, dtype=a.dtype)
+    launch(a, b, c)
+    return c
+
+
+def launch(a, b, c, config=None):
+    """c[:] = a @ b through any strides: autotuned over _CONFIGS, or with one `config` through the JIT
+    function itself, as tests/test_triton_interp.py runs each config on CPU tensors under Triton's
+    interpreter (the autotuner needs a GPU to time its configs)."""
     M, K = a.shape
     N = b.shape[1]
-    c = torch.empty((M, N), device=a.device, dtype=a.dtype)
 
     def grid(meta):
         return (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
-    _matmul_kernel[grid](a, b, c, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
-                         c.stride(0), c.stride(1), IEEE=a.dtype == torch.float32)
-    return c
+    kernel, meta = (_matmul_kernel, {}) if config is None else (_matmul_kernel.fn, config.all_kwargs())
+    kernel[grid](a, b, c, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+                 c.stride(0), c.stride(1), IEEE=a.dtype == torch.float32, **meta)
