@@ -3,8 +3,9 @@
 The verdict is init-sweep's (`fndcli.init.sweep.judge`): the fitted change of log10 m2 from
 the input to the last layer, in decades, against one decade plus NOISE_SDS standard deviations
 of its noise. A user's model has no mean-field theory, so the noise is measured: the standard
-error of the fitted change from the layers' scatter around the line, and the spread of the
-change across seeds (over the number of seeds). A layer is `exploding` or `vanishing` when its
+error of the fitted change from the layers' (robust) scatter around the line, and the spread of
+the change across seeds (over the number of seeds). The line is Theil-Sen's, so that a step
+(an average pool divides the gradient per element by its window) does not read as a trend. A layer is `exploding` or `vanishing` when its
 own m2 has left the input's by more than that same allowance.
 """
 import math
@@ -55,9 +56,11 @@ class Spread:
 
 
 def fit(order, values, towards_input=False):
-    """(change of log10 values over the depth, its standard error from the layers' scatter) of a least-squares
-    line against the layer's order; non-finite and non-positive values left out. towards_input: the change
-    from the last layer back to the input (a gradient's growth)."""
+    """(change of log10 values over the depth, its standard error) of a Theil-Sen line (the median of the
+    pairwise slopes) against the layer's order; non-finite and non-positive values left out. Robust, not least
+    squares: a pooling layer or a norm is a step, not a trend, and should not tilt the line. The standard error
+    is the residuals' robust scale (1.4826 MAD) as a least-squares slope would carry it. towards_input: the
+    change from the last layer back to the input (a gradient's growth)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.log10(np.asarray(values, dtype=float))
     x = np.asarray(order, dtype=float)
@@ -65,13 +68,15 @@ def fit(order, values, towards_input=False):
     x, y = x[ok], y[ok]
     if len(x) < 2 or np.ptp(x) == 0:
         return math.nan, 0.0
-    slope, intercept = np.polyfit(x, y, 1)
+    i, j = np.triu_indices(len(x), 1)
+    apart = x[j] != x[i]
+    slope = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
+    residual = y - slope * x
+    residual -= np.median(residual)
+    scale = 1.4826 * float(np.median(np.abs(residual)))
     span = float(np.max(order))
-    se = 0.0
-    if len(x) > 2:
-        residual = y - (slope * x + intercept)
-        se = math.sqrt(float(residual @ residual) / (len(x) - 2) / float(((x - x.mean()) ** 2).sum())) * span
-    return float(slope * span * (-1 if towards_input else 1)), se
+    se = scale / math.sqrt(float(((x - x.mean()) ** 2).sum())) * span
+    return slope * span * (-1 if towards_input else 1), se
 
 
 def trend(layers, column, towards_input=False):

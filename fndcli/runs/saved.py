@@ -50,6 +50,7 @@ BOOLEAN = {"matmul-bench": ("correct",), "gradcheck": ("passed",)}
 KEYS = {"matmul-bench": ("impl", "m", "k", "n", "dtype", "device"), "init-sweep": ("scheme", "act", "verdict"),
         MODEL: ("model", "scheme", "verdict"),
         "gradcheck": ("check", "tensor", "shape", "dtype", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict")}
+NAMES = ("layer", "parameter", "finding", "shape")  # init-sweep --model's per-layer and per-parameter CSVs: text
 SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 
@@ -177,10 +178,11 @@ def load(path, command=None):
     own_directory = sidecar.name == SIDECAR.get(meta["command"])
     stem = "" if own_directory else sidecar.name[: -len(".json")]
     csvs = {}
+    text = dict.fromkeys([*TEXT_COLUMNS[kind(meta)], *NAMES], str)  # "1.10", a layer's name, is not a number
     for name in meta["files"]:
         if isinstance(name, str) and name.endswith(".csv"):
             try:
-                csvs[name[len(stem):]] = pd.read_csv(directory / name)
+                csvs[name[len(stem):]] = pd.read_csv(directory / name, dtype=text)
             except (OSError, ValueError) as e:
                 raise RunError(f"cannot read {str(directory / name)!r}: {first_line(e)}") from e
     main = MAIN_CSV.get(meta["command"], ".csv")
