@@ -7,6 +7,7 @@ command holds at its largest step, with the temporaries it makes there; they are
 be generous, not exact. Torch-free: the CPU's figure comes from /proc/meminfo.
 """
 import contextlib
+import math
 import os
 
 from fndcli.names import IMPL_SPECS, ITEMSIZE
@@ -73,6 +74,20 @@ def sweep_bytes(cfg):
         need += layers * 2 * it
     rows = len(cfg.schemes) * len(cfg.acts) * cfg.seeds * (cfg.depth + 1) * (2 if cfg.backward else 1)
     return need + rows * ROW_BYTES
+
+
+def probe_bytes(cfg, plan, hist_bins=120):
+    """init-sweep --model: the model (and a scheme's float64 draw), the input, the largest leaf output with the
+    float64 temporaries of its statistics, with --backward every output autograd keeps and its gradient, the
+    histograms and the rows. `plan`: fndcli.init.probe.Plan, the sizes per input row."""
+    batch, it = cfg.input_shape[0], plan.itemsize
+    inputs = math.prod(cfg.input_shape)
+    need = plan.param_bytes * (4 if cfg.backward else 3) + inputs * (2 * it + 8)
+    need += plan.largest_per_row * batch * (it + 6 * 8)
+    if cfg.backward:
+        need += plan.total_per_row * batch * it * 3
+    calls = len(plan.calls) + 1
+    return int(need + calls * hist_bins * 8 * (2 if cfg.histograms else 0) + cfg.seeds * calls * ROW_BYTES)
 
 
 def _params(sizes):

@@ -84,6 +84,16 @@ SCHEMES = {
 }
 ALIASES = {"xavier": "xavier-normal", "kaiming": "kaiming-normal"}
 ACTS = {"linear": "identity", "relu": "max(x, 0)", "leaky-relu": "x, or --leak * x below 0", "tanh": "tanh(x)"}
+# init-sweep --model's findings per layer, in the order a row lists them; the summary names the first layer of each
+FINDINGS = ("dead", "saturated", "fp16 overflow", "fp16 underflow", "bf16 overflow", "bf16 underflow", "non-finite",
+            "exploding", "vanishing")
+
+
+def first_column(finding):
+    """The summary's column naming the first layer of a finding: 'fp16 overflow' -> first_fp16_overflow."""
+    return "first_" + finding.replace(" ", "_").replace("-", "_")
+
+
 LOSSES = {"mse": "mean squared error over all N*k elements",
           "cross-entropy": "softmax cross-entropy, log-sum-exp (class indices)"}
 TASKS = {"regression": "MSE against a teacher network plus noise; metric R^2",

@@ -57,6 +57,22 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """init-sweep --model: the user's nn.Module, diagnosed layer by layer (fndcli.init.probe)."""
+
+    model: str = ""             # FILE.py:NAME or package.module:NAME: a class or a function returning a module
+    input_shape: tuple = ()     # (B, ...): batch first, x ~ N(0, 1)
+    scheme: str = "keep"        # keep (the model's own init) or a scheme of the registry
+    seeds: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    scale: float = 0.1          # the 'scaled' scheme's std
+    mode: str = "fan_in"
+    backward: bool = False
+    histograms: bool = False    # --plot: the colorful dimension of the first seed
+
+
+@dataclass(frozen=True)
 class GradcheckConfig:
     batch: int = 200
     n_in: int = 100

@@ -238,10 +238,12 @@ def test_the_columns_show_and_compare_need_are_the_columns_each_command_writes()
     from fndcli.init import sweep
     from fndcli.backprop import train
     from fndcli.bench import peak
+    from fndcli.init import diagnose
 
     written = {"matmul-bench": COLUMNS, "init-sweep": sweep.SUMMARY_COLUMNS, "gradcheck": GRADCHECK_COLUMNS,
-               "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS, "peak": peak.COLUMNS}
-    assert set(saved.REQUIRED) == set(written) == set(saved.COMMANDS)
+               "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS, saved.MODEL: diagnose.SUMMARY_COLUMNS,
+               "peak": peak.COLUMNS}
+    assert set(saved.REQUIRED) == set(written) == {*saved.COMMANDS, saved.MODEL}
     for command, columns in saved.REQUIRED.items():
         assert set(columns) <= set(written[command]), command
 

@@ -4,16 +4,29 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer._click.core import ParameterSource
 
 from fndcli.cli.app import command
 from fndcli.cli.options import (SCHEME_HELP, SEED_MAX, ActName, FanMode, ModelDtype, OutOption, QuietOption,
                                 SchemeName, SeedOption, check_memory, config_option, positive_finite)
 from fndcli.cli.runs import Run
-from fndcli.memory import sweep_bytes
+from fndcli.memory import probe_bytes, sweep_bytes
 from fndcli.names import ACTS, SCHEMES, listing, resolve_scheme_name
-from fndcli.settings import SweepConfig
+from fndcli.settings import ProbeConfig, SweepConfig
 
 DEFAULTS = SweepConfig()
+STACK_ONLY = ("act", "depth", "width", "batch", "leak", "lsuv_tol")  # fnd's stacks' options: a --model sets these
+MODEL_ONLY = ("input_shape",)
+
+
+def parse_shape(value):
+    """--input-shape 64x3x32x32 -> (64, 3, 32, 32): positive integers joined by x, batch first."""
+    if value is None:
+        return None
+    parts = str(value).lower().replace("×", "x").split("x")
+    if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise typer.BadParameter(f"{value!r} is not BxCxHxW: positive integers joined by x, batch first")
+    return "x".join(str(int(p)) for p in parts)
 
 
 @command("init-sweep", "Activation statistics through deep stacks, against theory.")
@@ -21,7 +34,8 @@ def init_sweep(
     ctx: typer.Context,
     scheme: Annotated[Optional[list[SchemeName]], typer.Option(
         "--scheme", metavar="NAME", help=f"Init scheme; repeatable, or 'all' (the default). kaiming = kaiming-normal, "
-                                         f"xavier = xavier-normal. {SCHEME_HELP}.")] = None,
+                                         f"xavier = xavier-normal. {SCHEME_HELP}. With --model: keep (the default: "
+                                         f"the model's own init) or one scheme for every Linear/Conv weight.")] = None,
     act: Annotated[Optional[list[ActName]], typer.Option(
         "--act", metavar="NAME",
         help=f"Activation after each layer; repeatable. Default: linear and relu. {listing(ACTS)}.")] = None,
@@ -46,16 +60,29 @@ def init_sweep(
         "--backward", help="Also push a unit-variance gradient back through the stack, and judge it.")] = False,
     plot: Annotated[bool, typer.Option(
         "--plot", help="Write PNGs: std per layer, and a histogram heat map of the first run.")] = False,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", metavar="FILE.py:NAME", help="Diagnose your own nn.Module instead of fnd's stacks: a class built "
+                                                "without arguments, or a function returning a module (or "
+                                                "package.module:NAME). Loading a file runs its code.")] = None,
+    input_shape: Annotated[Optional[str], typer.Option(
+        "--input-shape", metavar="BxCxHxW", callback=parse_shape,
+        help="With --model: the input's shape, batch first, any rank (x ~ N(0, 1)).")] = None,
     config: config_option("init-sweep") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
 ):
-    """Activation statistics through deep stacks of x = act(x @ w), under each init scheme, against theory.
+    """Activation statistics through deep stacks of x = act(x @ w), under each init scheme, against theory; or,
+    with --model, inside your own nn.Module.
 
     The chapter's experiment: a 200x100 batch through 50 layers of 100x100 weights. N(0, 1)
     explodes, x 0.01 vanishes, 1/sqrt(n) halves the second moment at each ReLU, Kaiming keeps
     it. Each verdict weighs the observation against the theory and its finite-width noise.
     Overflow and underflow are reported, never crashed on; the exit code is 0.
+
+    With --model, every leaf module of your network gets a row: its output's statistics,
+    fp16/bf16 overflow and underflow, with --backward its gradient; each layer's findings
+    (dead, saturated, fp16 underflow, ...) name the first layer where they start, and the
+    verdict judges the trend of log m2 along the depth against its spread.
 
     Examples:
 
@@ -63,7 +90,13 @@ def init_sweep(
         fnd init-sweep --scheme kaiming --depth 50
         fnd init-sweep --scheme all --act linear --act relu --seeds 5 --plot
         fnd init-sweep --config configs/book.toml --backward
+        fnd init-sweep --model examples/resnet.py:ResNet --input-shape 64x3x32x32 --backward --plot
     """
+    if model is not None:
+        probe(ctx, model, input_shape, scheme, seeds, seed, dtype.value, scale, mode.value, backward, plot, out, quiet)
+    refuse_given(ctx, MODEL_ONLY, "is for --model")
+    if scheme and "keep" in [s.value for s in scheme]:
+        raise typer.BadParameter("keep (the model's own init) is for --model", param_hint="'--scheme'")
     positive_finite(scale, "--scale")
     positive_finite(lsuv_tol, "--lsuv-tol")
     if not (math.isfinite(leak) and 0 <= leak < 1):
@@ -96,3 +129,75 @@ def init_sweep(
     run.finish(write_files, 130 if result.interrupted else (1 if result.error else 0),
                {"scheme": list(schemes), "act": list(acts)}, error=result.error,
                interrupted=result.interrupted, device="cpu", dtype=cfg.dtype, seed=seed)
+
+
+def refuse_given(ctx, names, why):
+    """Exit 2 for an option given on the command line that this kind of run has no use for (a config file's
+    value is left unused)."""
+    for name in names:
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise typer.BadParameter(why, param_hint=f"'--{name.replace('_', '-')}'")
+
+
+def probe(ctx, model, shape, scheme, seeds, seed, dtype, scale, mode, backward, plot, out, quiet):
+    """init-sweep --model: check the options and the model (exit 2), diagnose it, write the run; never returns."""
+    refuse_given(ctx, STACK_ONLY, "is for fnd's own stacks; with --model your model sets it")
+    if shape is None:
+        raise typer.BadParameter("--model needs the input's shape, e.g. --input-shape 64x3x32x32",
+                                 param_hint="'--input-shape'")
+    names = [s.value for s in scheme] if scheme else ["keep"]
+    if len(names) > 1 or names[0] == "all":
+        raise typer.BadParameter("give one with --model: keep (the model's own init) or one scheme", param_hint="'--scheme'")
+    name = names[0] if names[0] == "keep" else resolve_scheme_name(names[0])
+    if name == "lsuv":
+        raise typer.BadParameter("lsuv rescales fnd's own stacks; with --model use keep or another scheme",
+                                 param_hint="'--scheme'")
+    if seed + seeds - 1 > SEED_MAX:
+        raise typer.BadParameter(f"seeds {seed} to {seed + seeds - 1} run past 2^64 - 1", param_hint="'--seed'")
+    positive_finite(scale, "--scale")
+    cfg = ProbeConfig(model=model, input_shape=tuple(map(int, shape.split("x"))), scheme=name, seeds=seeds, seed=seed,
+                      dtype=dtype, scale=scale, mode=mode, backward=backward, histograms=plot)
+    plan = _plan(cfg, shape)
+    check_memory(probe_bytes(cfg, plan), "cpu", f"init-sweep of {model} at {shape}",
+                 "--input-shape (its batch) or --seeds")
+    run = Run(ctx, out, quiet)
+
+    from fndcli.init.diagnose import run_probe
+    from fndcli.init.probe import HIST_RANGE
+    from fndcli.report.plots import colorful_dimension, std_per_call
+
+    with run.working(f"init-sweep: {model} at {shape}, {seeds} seed(s)"):
+        result = run_probe(cfg, plan)
+
+    def write_files(files):
+        files.write_csv(".csv", result.layers)
+        files.write_csv("-summary.csv", result.summary)
+        if backward:
+            files.write_csv("-params.csv", result.params)
+        if plot and len(result.layers):
+            files.write("-std.png", lambda p: std_per_call(result.layers, p))
+            files.write("-heatmap.png", lambda p: colorful_dimension(result.layers, result.heatmap, HIST_RANGE, p))
+
+    stack = {key.replace("_", "-"): None for key in STACK_ONLY}
+    run.finish(write_files, 130 if result.interrupted else (1 if result.error else 0),
+               {**stack, "scheme": [name]}, error=result.error, interrupted=result.interrupted,
+               after=[f"\n{result.traceback}"] if result.traceback else [], device="cpu", dtype=dtype, seed=seed)
+
+
+def _plan(cfg, shape):
+    """The check pass (fndcli.init.probe.plan); a reference that does not load, a model that cannot be built or
+    rejects the input shape is exit 2, one line."""
+    from fndcli import userref
+    from fndcli.backprop.usermodel import UserCodeError
+    from fndcli.init.probe import PROBE_BATCH, plan
+
+    try:
+        return plan(cfg)
+    except userref.RefError as e:
+        raise typer.BadParameter(str(e), param_hint="'--model'")
+    except UserCodeError as e:
+        if getattr(e, "stage", "") != "input":
+            raise typer.BadParameter(str(e), param_hint="'--model'")
+        rows = min(cfg.input_shape[0], PROBE_BATCH)
+        raise typer.BadParameter(f"the model rejects input {shape} (tried on {rows} row(s)): {e}",
+                                 param_hint="'--input-shape'")

@@ -15,7 +15,7 @@ Format = choices("ShowFormat", ["table", "md", "csv", "json"])
 MD_COLUMNS = {
     "matmul-bench": ["impl", "m", "k", "n", "device", "median_s", "gflops", "speedup", "baseline", "pct_peak",
                      "correct", "error", "skipped"],
-    "init-sweep": ["scheme", "act", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi",
+    "init-sweep": ["model", "input_shape", "scheme", "act", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi",
                    "decades", "verdict", "reason"],
     "gradcheck": ["check", "tensor", "shape", "dtype", "max_abs_diff", "rel_err", "rtol", "atol", "passed"],
     "train": ["epoch", "train_loss", "valid_loss", "valid_metric", "step_s", "ref_step_s", "loss_rel_diff"],

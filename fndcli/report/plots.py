@@ -48,6 +48,53 @@ def activation_heatmap(counts, run, path):
     plt.close(fig)
 
 
+def _call_names(layers):
+    """A probe run's rows of its first seed, and their labels: the layer, and the call when a module runs twice."""
+    first = layers[layers["seed"] == layers["seed"].iloc[0]]
+    return first, [n if c == 1 else f"{n} ({c})" for n, c in zip(first["layer"], first["call"])]
+
+
+def std_per_call(layers, path):
+    """init-sweep --model: the std of each leaf module's output (and its gradient's), per seed, named."""
+    plt = _pyplot()
+    first, names = _call_names(layers)
+    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) + 2), 5.5))
+    for i, (seed, run) in enumerate(layers.groupby("seed", sort=False)):
+        ax.plot(run["order"], run["std"], color="C0", alpha=1 if i == 0 else 0.35, label="activation" if i == 0 else None)
+        if "grad_std" in run:
+            ax.plot(run["order"], run["grad_std"], color="C1", alpha=1 if i == 0 else 0.35,
+                    label="gradient" if i == 0 else None)
+    found = first[first["finding"].astype(str).str.len() > 0]
+    ax.scatter(found["order"], found["std"], color="C3", zorder=3, s=14, label="a finding")
+    ax.set_yscale("log")
+    ax.set_xticks(first["order"], names, rotation=90, fontsize=7)
+    ax.set_ylabel("std of the output")
+    ax.set_title("Std per layer, in forward order (faint: further seeds)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def colorful_dimension(layers, counts, log_range, path):
+    """The course's colorful dimension for init-sweep --model: a histogram of log10|x| per leaf call, named,
+    cut to the decades that hold values. counts: (calls, bins) over log_range, as fndcli.init.probe bins them."""
+    plt = _pyplot()
+    _, names = _call_names(layers)
+    used = np.flatnonzero(counts.sum(0))
+    lo, hi = (used[0], used[-1] + 1) if len(used) else (0, counts.shape[1])
+    step = (log_range[1] - log_range[0]) / counts.shape[1]
+    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) + 2), 5))
+    ax.imshow(np.log1p(counts[:, lo:hi].T), origin="lower", aspect="auto", cmap="viridis",
+              extent=(-0.5, counts.shape[0] - 0.5, log_range[0] + lo * step, log_range[0] + hi * step))
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_ylabel("log10 |activation| (zeros at bottom, inf/nan at top)")
+    ax.set_title("Colorful dimension: histogram of log10|x| per layer, first seed")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
 def loss_curves(history, path):
     """Train and validation loss per epoch, hand-written (solid) and autograd twin (dashed)."""
     plt = _pyplot()

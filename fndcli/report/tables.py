@@ -170,6 +170,34 @@ def sweep_table(summary, title):
     return table
 
 
+def _share(x):
+    """A share as a percentage, blank when zero or missing: the cells worth reading stand out."""
+    if _missing(x) or x == 0:
+        return ""
+    return f"{100 * x:.3g}%"
+
+
+def probe_table(layers, title, backward):
+    """init-sweep --model: one row per leaf call of one seed, in forward order, with its findings."""
+    table = Table(title=title, caption_justify="left", caption=(
+        "zero/near 0: shares exactly 0 and |x| <= 0.05; fp16 under/over: shares below float16's smallest normal "
+        "(6.1e-5, non-zero) and above its max (65504)" + ("; grad:data: std(dW) / std(W) of the layer's weight, "
+                                                          "from a unit-variance gradient at the output" if backward else "")))
+    columns = ["layer", "type", "shape", "mean", "std", "zero", "near 0", "max |x|", "fp16 under", "fp16 over",
+               *(["grad std", "grad:data"] if backward else []), "finding"]
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("layer", "type", "shape", "finding") else "right")
+    for row in layers.itertuples():
+        name = row.layer if row.call == 1 else f"{row.layer} ({row.call})"
+        grads = [sig3(row.grad_std), sig3(row.grad_data_ratio)] if backward else []
+        finding = str(row.finding) if isinstance(row.finding, str) else ""
+        table.add_row(escape(name), row.type, row.shape, _num(row.mean, ".3g", "nan"), _num(row.std, ".3g", "nan"),
+                      _share(row.frac_zero), _share(row.frac_near_zero), _num(row.max_abs, ".3g", "nan"),
+                      _share(row.fp16_underflow), _share(row.fp16_overflow), *grads,
+                      f"[bold red]{escape(finding)}[/]" if finding else "")
+    return table
+
+
 def _flag(x):
     return "" if _missing(x) else str(bool(x))
 

@@ -7,6 +7,8 @@ yields rich renderables or markup strings. Nothing here computes a result.
 """
 import math
 
+from rich.markup import escape
+
 from fndcli.report import tables
 
 INTERRUPTED = "[yellow]interrupted: {what}[/]"
@@ -44,11 +46,34 @@ def matmul_bench(run):
 
 def init_sweep(run):
     m, cfg = run.meta, run.meta.get("config", {})
+    if cfg.get("model"):
+        yield from init_sweep_model(run)
+        return
     yield tables.sweep_table(run.rows, tables.sweep_title(cfg.get("depth"), cfg.get("width"), cfg.get("batch"),
                                                           cfg.get("seeds"), m.get("dtype"), run.rows,
                                                           m.get("status") == "interrupted"))
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the networks that finished")
+
+
+def init_sweep_model(run):
+    m, cfg, summary = run.meta, run.meta.get("config", {}), run.rows
+    layers, backward = run.extras.get(".csv"), bool(cfg.get("backward"))
+    if layers is not None and len(layers):
+        seeds = sorted(set(layers["seed"]))
+        first = layers[layers["seed"] == seeds[0]]
+        more = f" (the CSV has all {len(seeds)} seeds)" if len(seeds) > 1 else ""
+        yield tables.probe_table(first, f"init-sweep --model {cfg.get('model')}: input {cfg.get('input-shape')}, "
+                                        f"scheme {(cfg.get('scheme') or ['keep'])[0]}, {m.get('dtype')}, "
+                                        f"seed {seeds[0]}{more}", backward)
+    for row in summary.itertuples():
+        style = tables.VERDICT_STYLE.get(row.verdict.split(" ")[0], "bold red")
+        yield (f"verdict: [{style}]{row.verdict}[/] over {row.seeds} seed(s) and {row.layers} layers: "
+               f"{escape(row.reason)}")
+        if backward:
+            yield f"gradient: {row.grad_verdict}, {row.grad_decades:+.2f} decades from the output back to the input"
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the seeds that finished")
 
 
 def gradcheck(run):

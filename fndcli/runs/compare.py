@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from fndcli.bench.spec import Shape, benchmark_name
+from fndcli.names import FINDINGS, first_column
+from fndcli.runs.saved import MODEL
 
 COLUMNS = ["key", "what", "base", "new", "change", "ci_low", "ci_high", "p", "n_base", "n_new", "verdict", "note"]
 GATED = ("REGRESSION", "BROKEN")
@@ -174,7 +176,28 @@ def gradcheck_rows(base, new, s):
     return out
 
 
+def model_rows(base, new, s):
+    """init-sweep --model: the verdict, and where each finding starts; a finding that appears is BROKEN."""
+    rb, rn = base.rows.iloc[0], new.rows.iloc[0]
+    label = rn["model"] if rb["model"] == rn["model"] else f"{rb['model']} -> {rn['model']}"
+    before, after = rb["verdict"], rn["verdict"]
+    verdict = "same" if before == after else ("BROKEN" if before == "stable" else "changed")
+    out = [_row(label, "verdict", before, after, verdict, "" if verdict == "same" else
+                f"decades {rb['decades']:+.2f} -> {rn['decades']:+.2f}")]
+    for finding in FINDINGS:
+        b, n = rb[first_column(finding)], rn[first_column(finding)]
+        if b or n:
+            verdict = "same" if b == n else "BROKEN" if not b else "improved" if not n else "changed"
+            note = {"BROKEN": f"{finding} appears", "improved": f"{finding} is gone"}.get(verdict, "")
+            out.append(_row(label, f"{finding} from", b or "-", n or "-", verdict, note))
+    return out
+
+
 def sweep_rows(base, new, s):
+    if base.kind == MODEL or new.kind == MODEL:
+        if base.kind != new.kind:
+            raise CompareError("one run is of fnd's stacks and the other of a --model: compare runs of one kind")
+        return model_rows(base, new, s)
     out = []
     for (scheme, act), rb, rn in _paired(base.rows, new.rows, ["scheme", "act"]):
         label = f"{scheme} / {act}"

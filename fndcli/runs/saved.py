@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from fndcli.names import FINDINGS, first_column
 from fndcli.numerics import first_line
 
 COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "peak")
+MODEL = "init-sweep --model"  # init-sweep's runs of the user's model: a summary of its own (fndcli.init.diagnose)
+FIRST_LAYER = tuple(map(first_column, FINDINGS))
 # Text columns: an empty cell reads back as NaN; these want "".
 TEXT_COLUMNS = {"matmul-bench": ("error", "skipped", "baseline"), "init-sweep": ("reason", "grad_verdict"),
-                "gradcheck": ("rule",), "train": (), "reproduce": (), "peak": ()}
+                MODEL: ("reason", "grad_verdict", *FIRST_LAYER), "gradcheck": ("rule",), "train": (), "reproduce": (),
+                "peak": ()}
 # The main CSV's columns that show and compare read (a test checks each is a column its command writes).
 REQUIRED = {
     "matmul-bench": ("impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "stdev_s", "min_s",
@@ -27,6 +31,8 @@ REQUIRED = {
                      "skipped", "compile_s"),
     "init-sweep": ("scheme", "act", "seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo",
                    "band_hi", "decades", "verdict", "reason"),
+    MODEL: ("model", "input_shape", "scheme", "seeds", "layers", "decades", "decades_sd", "allowed", *FIRST_LAYER,
+            "verdict", "reason"),
     "gradcheck": ("check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol",
                   "atol", "passed"),
     "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
@@ -39,16 +45,24 @@ REQUIRED = {
 NUMERIC = {"matmul-bench": ("m", "k", "n", "threads", "median_s", "stdev_s", "min_s", "n_values", "gflops", "speedup",
                             "pct_peak", "rel_err", "compile_s"),
            "init-sweep": ("seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi", "decades"),
+           MODEL: ("seeds", "layers", "decades", "decades_sd", "allowed"),
            "gradcheck": ("max_abs_diff", "rel_err", "rtol", "atol"),
            "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
                      "loss_rel_diff"),
            "peak": ("threads", "gflops", "gb_s", "best_s")}
 BOOLEAN = {"matmul-bench": ("correct",), "gradcheck": ("passed",)}
 KEYS = {"matmul-bench": ("impl", "m", "k", "n", "dtype", "device"), "init-sweep": ("scheme", "act", "verdict"),
+        MODEL: ("model", "scheme", "verdict"),
         "gradcheck": ("check", "tensor", "shape", "dtype", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict"),
         "peak": ("what", "kernel", "dtype", "threads", "device")}
+NAMES = ("layer", "parameter", "finding", "shape")  # init-sweep --model's per-layer and per-parameter CSVs: text
 SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
+
+
+def kind(meta):
+    """The command, or MODEL for an init-sweep of the user's model: what its main CSV holds."""
+    return MODEL if meta["command"] == "init-sweep" and (meta.get("config") or {}).get("model") else meta["command"]
 
 
 class RunError(Exception):
@@ -68,6 +82,11 @@ class SavedRun:
     @property
     def command(self):
         return self.meta["command"]
+
+    @property
+    def kind(self):
+        """What the rows are: the command's, or MODEL for init-sweep --model."""
+        return kind(self.meta)
 
     @property
     def stem(self):
@@ -164,22 +183,23 @@ def load(path, command=None):
     own_directory = sidecar.name == SIDECAR.get(meta["command"])
     stem = "" if own_directory else sidecar.name[: -len(".json")]
     csvs = {}
+    text = dict.fromkeys([*TEXT_COLUMNS[kind(meta)], *NAMES], str)  # "1.10", a layer's name, is not a number
     for name in meta["files"]:
         if isinstance(name, str) and name.endswith(".csv"):
             try:
-                csvs[name[len(stem):]] = pd.read_csv(directory / name)
+                csvs[name[len(stem):]] = pd.read_csv(directory / name, dtype=text)
             except (OSError, ValueError) as e:
                 raise RunError(f"cannot read {str(directory / name)!r}: {first_line(e)}") from e
     main = MAIN_CSV.get(meta["command"], ".csv")
     if main not in csvs:
         raise RunError(f"run {stem or directory.name!r} has no {stem}{main}")
     rows = csvs.pop(main)
-    missing = [c for c in REQUIRED[meta["command"]] if c not in rows]
+    missing = [c for c in REQUIRED[kind(meta)] if c not in rows]
     if missing:
         raise RunError(f"{str(directory / (stem + main))!r} lacks column(s) {', '.join(missing)}: not as fnd "
                        "writes it (another fnd version, or edited?)")
-    _check_values(rows, meta["command"], str(directory / (stem + main)))
-    for column in TEXT_COLUMNS[meta["command"]]:
+    _check_values(rows, kind(meta), str(directory / (stem + main)))
+    for column in TEXT_COLUMNS[kind(meta)]:
         if column in rows:
             rows[column] = rows[column].astype(object).where(rows[column].notna(), "").astype(str)
     pyperf_name = f"{stem}.pyperf.json"

@@ -1,0 +1,49 @@
+"""Networks to try `fnd init-sweep --model` on, written as a user would write them.
+
+    fnd init-sweep --model examples/resnet.py:ResNet --input-shape 64x3x32x32 --backward --plot
+    fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100
+    fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100 --scheme kaiming
+"""
+from torch import nn
+
+
+def deep_mlp(depth=20, width=100):
+    """A deep bias-free MLP with torch's default init, U(+-1/sqrt(fan_in)): m2 falls 6x a layer."""
+    layers = [nn.Flatten()]
+    for _ in range(depth):
+        layers += [nn.Linear(width, width, bias=False), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class Block(nn.Module):
+    """He et al. 2016's basic block: conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU (one ReLU module, twice)."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.short = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, c_out, H / stride, W / stride)
+        out = self.bn2(self.conv2(out))
+        out += self.short(x)
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """A small ResNet for 32x32 images: a stem, three stages of one block each, global pooling, 10 classes."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))  # (B, classes)

@@ -1,0 +1,193 @@
+"""`fnd init-sweep --model`: the rows of every seed, each layer's findings, the first layer of each, the verdict.
+
+The verdict is init-sweep's (`fndcli.init.sweep.judge`): the fitted change of log10 m2 from
+the input to the last layer, in decades, against one decade plus NOISE_SDS standard deviations
+of its noise. A user's model has no mean-field theory, so the noise is measured: the standard
+error of the fitted change from the layers' (robust) scatter around the line, and the spread of
+the change across seeds (over the number of seeds). The line is Theil-Sen's, so that a step
+(an average pool divides the gradient per element by its window) does not read as a trend. A layer is `exploding` or `vanishing` when its
+own m2 has left the input's by more than that same allowance.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fndcli.backprop.usermodel import UserCodeError
+from fndcli.init.probe import load_builder, run_seed
+from fndcli.init.sweep import NOISE_SDS, SATURATED_FRAC, VERDICT_DECADES, judge
+from fndcli.memory import stops
+from fndcli.names import FINDINGS, first_column
+
+DEAD_SHARE = 0.9        # an activation's output this share exact zeros is dead
+UNDERFLOW_SHARE = 0.01  # this share of an output below a type's smallest normal is an underflow worth naming
+STATS = ["mean", "std", "m2", "frac_zero", "frac_near_zero", "max_abs", "non_finite", "fp16_overflow",
+         "fp16_underflow", "bf16_overflow", "bf16_underflow", "frac_saturated"]
+LAYER_COLUMNS = ["seed", "order", "layer", "call", "type", "activation", "shape", *STATS]
+BACKWARD_COLUMNS = ["grad_std", "grad_m2", "weight_grad_std", "grad_data_ratio"]
+PARAM_COLUMNS = ["seed", "parameter", "shape", "std", "grad_std", "grad_data_ratio"]
+SUMMARY_COLUMNS = ["model", "input_shape", "scheme", "seeds", "layers", "decades", "decades_sd", "allowed",
+                   *map(first_column, FINDINGS), "verdict", "reason"]
+GRAD_SUMMARY_COLUMNS = ["grad_decades", "grad_decades_sd", "grad_verdict"]
+
+
+@dataclass
+class ProbeResult:
+    layers: pd.DataFrame        # one row per seed x leaf call (and the input), in forward order
+    params: pd.DataFrame        # with --backward: one row per seed x parameter
+    summary: pd.DataFrame       # one row: the verdict, and the first layer of each finding
+    heatmap: np.ndarray | None  # (rows, HIST_BINS) counts of log10|x| for the first seed
+    interrupted: bool = False
+    error: str | None = None    # the user's code raised, or memory ran out, part-way; whole seeds before it kept
+    traceback: str = ""         # the user's frames, when their code raised
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The measured noise of the fitted change, in the place of init-sweep's theory (`judge` reads these)."""
+
+    sd: float
+    decades = None   # no prediction
+    typical = None
+
+    def decades_sd(self, seeds):
+        return self.sd
+
+
+def fit(order, values, towards_input=False):
+    """(change of log10 values over the depth, its standard error) of a Theil-Sen line (the median of the
+    pairwise slopes) against the layer's order; non-finite and non-positive values left out. Robust, not least
+    squares: a pooling layer or a norm is a step, not a trend, and should not tilt the line. The standard error
+    is the residuals' robust scale (1.4826 MAD) as a least-squares slope would carry it. towards_input: the
+    change from the last layer back to the input (a gradient's growth)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log10(np.asarray(values, dtype=float))
+    x = np.asarray(order, dtype=float)
+    ok = np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return math.nan, 0.0
+    i, j = np.triu_indices(len(x), 1)
+    apart = x[j] != x[i]
+    slope = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
+    residual = y - slope * x
+    residual -= np.median(residual)
+    scale = 1.4826 * float(np.median(np.abs(residual)))
+    span = float(np.max(order))
+    se = scale / math.sqrt(float(((x - x.mean()) ** 2).sum())) * span
+    return slope * span * (-1 if towards_input else 1), se
+
+
+def trend(layers, column, towards_input=False):
+    """(decades, sd) over the seeds: the mean fitted change, and sd = sqrt(the mean squared standard error of
+    the fits + the variance of the changes across seeds / seeds)."""
+    fits = [fit(run["order"], run[column], towards_input) for _, run in layers.groupby("seed", sort=False)]
+    changes = np.array([c for c, _ in fits if math.isfinite(c)])
+    if not len(changes):
+        return math.nan, 0.0
+    seed_var = float(changes.var(ddof=1)) / len(changes) if len(changes) > 1 else 0.0
+    return float(changes.mean()), math.sqrt(float(np.mean([se * se for _, se in fits])) + seed_var)
+
+
+def allowance(sd):
+    return VERDICT_DECADES + NOISE_SDS * sd
+
+
+def layer_findings(row, input_m2, allowed):
+    """The findings of one row, in FINDINGS' order."""
+    found = []
+    if row["activation"] and row["frac_zero"] >= DEAD_SHARE:
+        found.append("dead")
+    if row["frac_saturated"] > SATURATED_FRAC:
+        found.append("saturated")
+    for kind in ("fp16", "bf16"):
+        if row[f"{kind}_overflow"] > 0:
+            found.append(f"{kind} overflow")
+        if row[f"{kind}_underflow"] >= UNDERFLOW_SHARE:
+            found.append(f"{kind} underflow")
+    if row["non_finite"] > 0:
+        found.append("non-finite")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.log10(row["m2"]) - np.log10(input_m2)
+    if change > allowed:
+        found.append("exploding")
+    elif change < -allowed:
+        found.append("vanishing")
+    return ", ".join(found)
+
+
+def where(layers, mask):
+    """The first row (by order, over every seed) where mask holds, named for a person; None if none."""
+    hits = layers[mask]
+    if not len(hits):
+        return None
+    row = hits.sort_values(["order", "seed"], kind="stable").iloc[0]
+    return row["layer"] if row["call"] == 1 else f"{row['layer']} (call {row['call']})"
+
+
+def fed_by(layers, name):
+    """' (Type, after previous (Type))': where a finding starts, and the layer before it, the usual culprit."""
+    first = layers[layers["seed"] == layers["seed"].iloc[0]].reset_index(drop=True)
+    named = first.index[first["layer"] == name.split(" (call")[0]]
+    if not len(named):
+        return ""
+    i = int(named[0])
+    before = f", after {first.at[i - 1, 'layer']} ({first.at[i - 1, 'type']})" if i > 0 else ""
+    return f" ({first.at[i, 'type']}{before})"
+
+
+def summarize(layers, cfg):
+    """The summary row (verdict, reason, first layer of each finding), and the layers with their findings."""
+    decades, sd = trend(layers, "m2")
+    allowed = allowance(sd)
+    input_m2 = layers[layers["layer"] == "input"].set_index("seed")["m2"]
+    layers = layers.assign(finding=[layer_findings(r, input_m2[r["seed"]], allowed) for _, r in layers.iterrows()])
+    seeds = layers["seed"].nunique()
+    firsts = {f: where(layers, layers["finding"].str.split(", ").apply(lambda fs, f=f: f in fs)) for f in FINDINGS}
+    overflow = where(layers, layers["non_finite"] > 0)
+    zeros = where(layers, (layers["frac_zero"] == 1.0) & (layers["layer"] != "input"))
+    verdict, reason = judge(decades, seeds, overflow, zeros, Spread(sd), None, None)
+    row = {"model": cfg.model, "input_shape": "x".join(map(str, cfg.input_shape)), "scheme": cfg.scheme,
+           "seeds": seeds, "layers": int((layers["seed"] == layers["seed"].iloc[0]).sum() - 1), "decades": decades,
+           "decades_sd": sd, "allowed": allowed, **{first_column(f): firsts[f] or "" for f in FINDINGS}}
+    reasons = [reason]
+    if cfg.backward:
+        g_decades, g_sd = trend(layers, "grad_m2", towards_input=True)
+        g_verdict, g_reason = judge(g_decades, seeds, where(layers, ~np.isfinite(layers["grad_m2"])), None,
+                                    Spread(g_sd), None, None)
+        row.update(grad_decades=g_decades, grad_decades_sd=g_sd, grad_verdict=g_verdict)
+        if g_verdict != "stable":
+            reasons.append(f"gradient: {g_reason}")
+            if verdict == "stable":
+                verdict = f"{g_verdict} (gradient)"
+    reasons += [f"{f} from {name}{fed_by(layers, name)}" for f, name in firsts.items() if name]
+    row.update(verdict=verdict, reason="; ".join(r for r in reasons if r))
+    columns = SUMMARY_COLUMNS[:-2] + (GRAD_SUMMARY_COLUMNS if cfg.backward else []) + SUMMARY_COLUMNS[-2:]
+    return pd.DataFrame.from_records([row], columns=columns), layers
+
+
+def run_probe(cfg, plan):
+    """Every seed of cfg through the user's model; the rows, findings and verdict (never raises for the user's
+    code: its error and traceback come back in the result, with the seeds before it)."""
+    builder = load_builder(cfg.model)
+    rows, params, heatmap, error, trace = [], [], None, None, ""
+    seed = cfg.seed
+    with stops(lambda: f"at seed {seed}") as stopped:
+        try:
+            for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+                seed_rows, seed_params, hist = run_seed(builder, cfg, plan.calls, seed)
+                rows += [{"seed": seed, "order": i, **r} for i, r in enumerate(seed_rows)]
+                params += [{"seed": seed, **p} for p in seed_params]
+                heatmap = hist if heatmap is None else heatmap
+        except UserCodeError as e:
+            error, trace = f"seed {seed}: {e}", e.traceback
+    columns = LAYER_COLUMNS + (["gain_from"] if cfg.scheme != "keep" else []) + (
+        BACKWARD_COLUMNS if cfg.backward else [])
+    layers = pd.DataFrame.from_records(rows, columns=columns)
+    if len(layers):
+        summary, layers = summarize(layers, cfg)
+    else:
+        summary, layers = pd.DataFrame(columns=SUMMARY_COLUMNS), layers.assign(finding="")
+    return ProbeResult(layers, pd.DataFrame.from_records(params, columns=PARAM_COLUMNS), summary, heatmap,
+                       stopped.interrupted, stopped.error or error, trace)
