@@ -177,3 +177,20 @@ def test_the_interpreter_stays_in_its_process(interpreter):
 def test_cpu_tensors_are_refused_for_timing():
     with pytest.raises(ValueError, match="runs only on CUDA tensors.*interpreter.*correctness only"):
         triton_kernel.matmul(*inputs(4, 4, 4))
+
+
+def _interpreted_fma(programs, iters):
+    """In the child: fnd peak's GPU FMA kernel (fndcli/kernels/cuda_peak.py) on `programs` x BLOCK chains from 0."""
+    assert os.environ.get("TRITON_INTERPRET") == "1"
+    from fndcli.kernels import cuda_peak
+
+    acc = torch.zeros(programs * cuda_peak.BLOCK)
+    cuda_peak.fma(acc, 0.5, 0.25, iters)
+    return acc
+
+
+def test_fnd_peaks_gpu_fma_kernel_runs_every_chain_every_step(interpreter):
+    """c -> c * 0.5 + 0.25 from 0, 3 steps: 0.25, 0.375, 0.4375 = 0.5 (1 - 0.5^3), in every one of the chains
+    (a program that skipped its block, or a step, would leave another value)."""
+    acc = interpreter.apply_async(_interpreted_fma, (3, 3)).get(CHILD_SECONDS)
+    assert acc.shape == (3 * 1024,) and torch.all(acc == 0.5 * (1 - 0.5 ** 3))

@@ -182,17 +182,17 @@ def add_5x4(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_5x4(a, b, c, kc, mc):
+def gemm_5x4(a, b, c, kc, mc, parts):
     """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x4 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the mc-row blocks of a (mc a multiple of MR) split across threads, each packing
-    its own block of a and running the micro-kernel over every tile; the first K block stores into c, the
-    later ones add."""
+    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
+    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
+    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
     MR, NR = 5, 4
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     bp = np.empty((npan, kc, NR), dtype=a.dtype)
-    nblocks = (m + mc - 1) // mc
+    panels = (m + MR - 1) // MR
     for kb in range(0, k, kc):
         kcb = min(kc, k - kb)
         first = kb == 0
@@ -206,30 +206,32 @@ def gemm_5x4(a, b, c, kc, mc):
                 for p in range(kcb):
                     for j in range(NR):
                         bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for blk in prange(nblocks):
-            i_start = blk * mc
-            mpan = (min(mc, m - i_start) + MR - 1) // MR
-            ap = np.empty((mpan, kc, MR), dtype=a.dtype)  # this thread's block of a, packed k-major
-            for ip in range(mpan):
-                for p in range(kcb):
-                    for i in range(MR):
-                        row = i_start + ip * MR + i
-                        ap[ip, p, i] = a[row, kb + p] if row < m else 0
+        for part in prange(parts):
+            r0 = part * panels // parts * MR
+            r1 = min(m, (part + 1) * panels // parts * MR)
+            ap = np.empty(((mc + MR - 1) // MR, kc, MR), dtype=a.dtype)  # this part's block of a, packed k-major
             t = np.empty((MR, NR), dtype=c.dtype)
-            for jp in range(npan):
-                j0 = jp * NR
+            for i_start in range(r0, r1, mc):
+                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
                 for ip in range(mpan):
-                    i0 = i_start + ip * MR
-                    if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                        if first:
-                            set_5x4(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        else:
-                            add_5x4(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        continue
-                    set_5x4(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile: its valid part
-                    for i in range(min(MR, m - i0)):
-                        for j in range(min(NR, n - j0)):
-                            c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                    for p in range(kcb):
+                        for i in range(MR):
+                            row = i_start + ip * MR + i
+                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                for jp in range(npan):
+                    j0 = jp * NR
+                    for ip in range(mpan):
+                        i0 = i_start + ip * MR
+                        if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
+                            if first:
+                                set_5x4(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            else:
+                                add_5x4(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            continue
+                        set_5x4(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        for i in range(min(MR, m - i0)):
+                            for j in range(min(NR, n - j0)):
+                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
@@ -543,17 +545,17 @@ def add_5x8(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_5x8(a, b, c, kc, mc):
+def gemm_5x8(a, b, c, kc, mc, parts):
     """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x8 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the mc-row blocks of a (mc a multiple of MR) split across threads, each packing
-    its own block of a and running the micro-kernel over every tile; the first K block stores into c, the
-    later ones add."""
+    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
+    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
+    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
     MR, NR = 5, 8
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     bp = np.empty((npan, kc, NR), dtype=a.dtype)
-    nblocks = (m + mc - 1) // mc
+    panels = (m + MR - 1) // MR
     for kb in range(0, k, kc):
         kcb = min(kc, k - kb)
         first = kb == 0
@@ -567,30 +569,32 @@ def gemm_5x8(a, b, c, kc, mc):
                 for p in range(kcb):
                     for j in range(NR):
                         bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for blk in prange(nblocks):
-            i_start = blk * mc
-            mpan = (min(mc, m - i_start) + MR - 1) // MR
-            ap = np.empty((mpan, kc, MR), dtype=a.dtype)  # this thread's block of a, packed k-major
-            for ip in range(mpan):
-                for p in range(kcb):
-                    for i in range(MR):
-                        row = i_start + ip * MR + i
-                        ap[ip, p, i] = a[row, kb + p] if row < m else 0
+        for part in prange(parts):
+            r0 = part * panels // parts * MR
+            r1 = min(m, (part + 1) * panels // parts * MR)
+            ap = np.empty(((mc + MR - 1) // MR, kc, MR), dtype=a.dtype)  # this part's block of a, packed k-major
             t = np.empty((MR, NR), dtype=c.dtype)
-            for jp in range(npan):
-                j0 = jp * NR
+            for i_start in range(r0, r1, mc):
+                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
                 for ip in range(mpan):
-                    i0 = i_start + ip * MR
-                    if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                        if first:
-                            set_5x8(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        else:
-                            add_5x8(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        continue
-                    set_5x8(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile: its valid part
-                    for i in range(min(MR, m - i0)):
-                        for j in range(min(NR, n - j0)):
-                            c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                    for p in range(kcb):
+                        for i in range(MR):
+                            row = i_start + ip * MR + i
+                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                for jp in range(npan):
+                    j0 = jp * NR
+                    for ip in range(mpan):
+                        i0 = i_start + ip * MR
+                        if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
+                            if first:
+                                set_5x8(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            else:
+                                add_5x8(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            continue
+                        set_5x8(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        for i in range(min(MR, m - i0)):
+                            for j in range(min(NR, n - j0)):
+                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
@@ -1176,17 +1180,17 @@ def add_5x16(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_5x16(a, b, c, kc, mc):
+def gemm_5x16(a, b, c, kc, mc, parts):
     """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x16 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the mc-row blocks of a (mc a multiple of MR) split across threads, each packing
-    its own block of a and running the micro-kernel over every tile; the first K block stores into c, the
-    later ones add."""
+    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
+    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
+    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
     MR, NR = 5, 16
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     bp = np.empty((npan, kc, NR), dtype=a.dtype)
-    nblocks = (m + mc - 1) // mc
+    panels = (m + MR - 1) // MR
     for kb in range(0, k, kc):
         kcb = min(kc, k - kb)
         first = kb == 0
@@ -1200,30 +1204,32 @@ def gemm_5x16(a, b, c, kc, mc):
                 for p in range(kcb):
                     for j in range(NR):
                         bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for blk in prange(nblocks):
-            i_start = blk * mc
-            mpan = (min(mc, m - i_start) + MR - 1) // MR
-            ap = np.empty((mpan, kc, MR), dtype=a.dtype)  # this thread's block of a, packed k-major
-            for ip in range(mpan):
-                for p in range(kcb):
-                    for i in range(MR):
-                        row = i_start + ip * MR + i
-                        ap[ip, p, i] = a[row, kb + p] if row < m else 0
+        for part in prange(parts):
+            r0 = part * panels // parts * MR
+            r1 = min(m, (part + 1) * panels // parts * MR)
+            ap = np.empty(((mc + MR - 1) // MR, kc, MR), dtype=a.dtype)  # this part's block of a, packed k-major
             t = np.empty((MR, NR), dtype=c.dtype)
-            for jp in range(npan):
-                j0 = jp * NR
+            for i_start in range(r0, r1, mc):
+                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
                 for ip in range(mpan):
-                    i0 = i_start + ip * MR
-                    if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                        if first:
-                            set_5x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        else:
-                            add_5x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        continue
-                    set_5x16(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile: its valid part
-                    for i in range(min(MR, m - i0)):
-                        for j in range(min(NR, n - j0)):
-                            c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                    for p in range(kcb):
+                        for i in range(MR):
+                            row = i_start + ip * MR + i
+                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                for jp in range(npan):
+                    j0 = jp * NR
+                    for ip in range(mpan):
+                        i0 = i_start + ip * MR
+                        if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
+                            if first:
+                                set_5x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            else:
+                                add_5x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            continue
+                        set_5x16(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        for i in range(min(MR, m - i0)):
+                            for j in range(min(NR, n - j0)):
+                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
@@ -2109,17 +2115,17 @@ def add_8x16(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_8x16(a, b, c, kc, mc):
+def gemm_8x16(a, b, c, kc, mc, parts):
     """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x16 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the mc-row blocks of a (mc a multiple of MR) split across threads, each packing
-    its own block of a and running the micro-kernel over every tile; the first K block stores into c, the
-    later ones add."""
+    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
+    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
+    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
     MR, NR = 8, 16
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     bp = np.empty((npan, kc, NR), dtype=a.dtype)
-    nblocks = (m + mc - 1) // mc
+    panels = (m + MR - 1) // MR
     for kb in range(0, k, kc):
         kcb = min(kc, k - kb)
         first = kb == 0
@@ -2133,30 +2139,32 @@ def gemm_8x16(a, b, c, kc, mc):
                 for p in range(kcb):
                     for j in range(NR):
                         bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for blk in prange(nblocks):
-            i_start = blk * mc
-            mpan = (min(mc, m - i_start) + MR - 1) // MR
-            ap = np.empty((mpan, kc, MR), dtype=a.dtype)  # this thread's block of a, packed k-major
-            for ip in range(mpan):
-                for p in range(kcb):
-                    for i in range(MR):
-                        row = i_start + ip * MR + i
-                        ap[ip, p, i] = a[row, kb + p] if row < m else 0
+        for part in prange(parts):
+            r0 = part * panels // parts * MR
+            r1 = min(m, (part + 1) * panels // parts * MR)
+            ap = np.empty(((mc + MR - 1) // MR, kc, MR), dtype=a.dtype)  # this part's block of a, packed k-major
             t = np.empty((MR, NR), dtype=c.dtype)
-            for jp in range(npan):
-                j0 = jp * NR
+            for i_start in range(r0, r1, mc):
+                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
                 for ip in range(mpan):
-                    i0 = i_start + ip * MR
-                    if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                        if first:
-                            set_8x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        else:
-                            add_8x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        continue
-                    set_8x16(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile: its valid part
-                    for i in range(min(MR, m - i0)):
-                        for j in range(min(NR, n - j0)):
-                            c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                    for p in range(kcb):
+                        for i in range(MR):
+                            row = i_start + ip * MR + i
+                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                for jp in range(npan):
+                    j0 = jp * NR
+                    for ip in range(mpan):
+                        i0 = i_start + ip * MR
+                        if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
+                            if first:
+                                set_8x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            else:
+                                add_8x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            continue
+                        set_8x16(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        for i in range(min(MR, m - i0)):
+                            for j in range(min(NR, n - j0)):
+                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
@@ -3874,17 +3882,17 @@ def add_8x32(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_8x32(a, b, c, kc, mc):
+def gemm_8x32(a, b, c, kc, mc, parts):
     """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x32 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the mc-row blocks of a (mc a multiple of MR) split across threads, each packing
-    its own block of a and running the micro-kernel over every tile; the first K block stores into c, the
-    later ones add."""
+    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
+    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
+    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
     MR, NR = 8, 32
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     bp = np.empty((npan, kc, NR), dtype=a.dtype)
-    nblocks = (m + mc - 1) // mc
+    panels = (m + MR - 1) // MR
     for kb in range(0, k, kc):
         kcb = min(kc, k - kb)
         first = kb == 0
@@ -3898,27 +3906,29 @@ def gemm_8x32(a, b, c, kc, mc):
                 for p in range(kcb):
                     for j in range(NR):
                         bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for blk in prange(nblocks):
-            i_start = blk * mc
-            mpan = (min(mc, m - i_start) + MR - 1) // MR
-            ap = np.empty((mpan, kc, MR), dtype=a.dtype)  # this thread's block of a, packed k-major
-            for ip in range(mpan):
-                for p in range(kcb):
-                    for i in range(MR):
-                        row = i_start + ip * MR + i
-                        ap[ip, p, i] = a[row, kb + p] if row < m else 0
+        for part in prange(parts):
+            r0 = part * panels // parts * MR
+            r1 = min(m, (part + 1) * panels // parts * MR)
+            ap = np.empty(((mc + MR - 1) // MR, kc, MR), dtype=a.dtype)  # this part's block of a, packed k-major
             t = np.empty((MR, NR), dtype=c.dtype)
-            for jp in range(npan):
-                j0 = jp * NR
+            for i_start in range(r0, r1, mc):
+                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
                 for ip in range(mpan):
-                    i0 = i_start + ip * MR
-                    if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                        if first:
-                            set_8x32(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        else:
-                            add_8x32(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
-                        continue
-                    set_8x32(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile: its valid part
-                    for i in range(min(MR, m - i0)):
-                        for j in range(min(NR, n - j0)):
-                            c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                    for p in range(kcb):
+                        for i in range(MR):
+                            row = i_start + ip * MR + i
+                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                for jp in range(npan):
+                    j0 = jp * NR
+                    for ip in range(mpan):
+                        i0 = i_start + ip * MR
+                        if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
+                            if first:
+                                set_8x32(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            else:
+                                add_8x32(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            continue
+                        set_8x32(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        for i in range(min(MR, m - i0)):
+                            for j in range(min(NR, n - j0)):
+                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]

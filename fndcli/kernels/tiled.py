@@ -8,9 +8,10 @@ chosen here, per call, from what the machine says about itself, not tuned to one
   panel of A while those stream from L2), between 64 and 1024: the longer the k loop, the fewer
   the passes over C and the calls of the micro-kernel (half of L1 measured 6-9 % slower on the
   AMD EPYC Zen 3 at 1024^3: 75 against 81-83 GFLOP/s on 1 thread);
-- MC so that one packed MC x KC block of A fills at most half of L2, a multiple of MR (blocks
-  must not share rows), then lowered so the blocks split evenly over the threads: 1024 rows in
-  blocks of 125 on 2 threads is 6 blocks against 3 (a third of the time one thread idles).
+- the rows split over the threads in whole MR-row panels, as evenly as panels allow (1024 rows
+  on 2 threads: 103 and 102 panels of 5), and each thread's rows in blocks of MC: one packed
+  MC x KC block of A in at most half of L2, a multiple of MR (blocks must not share rows), the
+  blocks of a thread as even as that allows.
 """
 import functools
 from pathlib import Path
@@ -62,6 +63,7 @@ def matmul(a, b):
     if a.shape[1] == 0:
         c[:] = 0
         return c
-    mr, nr, kc, mc = blocking(a.dtype.name, a.shape[0], numba.get_num_threads())
-    getattr(gemm, f"gemm_{mr}x{nr}")(a, b, c, kc, mc)
+    threads = numba.get_num_threads()
+    mr, nr, kc, mc = blocking(a.dtype.name, a.shape[0], threads)
+    getattr(gemm, f"gemm_{mr}x{nr}")(a, b, c, kc, mc, min(threads, -(-a.shape[0] // mr)))
     return c
