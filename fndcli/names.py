@@ -48,8 +48,8 @@ def _one(m, k, n):
     return 1
 
 
-def _packed(m, k, n):  # numba-tiled: a KC block of b packed (n rounded up to 32), a's blocks packed, the output
-    return (n + 31) * 256 + (m + 127) * 256 + m * n
+def _packed(m, k, n):  # numba-tiled: a KC (<= 1024) block of b packed (n rounded up to NR <= 32), a's blocks
+    return (n + 32) * 1024 + (m + 128) * 1024 + m * n  # (at most every row's, on many threads), the output
 
 
 IMPL_SPECS = {spec.name: spec for spec in [
@@ -62,7 +62,7 @@ IMPL_SPECS = {spec.name: spec for spec in [
     ImplSpec("torch", "a @ b (BLAS, cuBLAS)", _one, 10e-6, 2e10),
     ImplSpec("numba-loops", "the three loops compiled by numba", _one, 20e-6, 1e9, devices=("cpu",),
              dtypes=("float32", "float64"), compiled=True),
-    ImplSpec("numba-tiled", "packed panels and an 8x32 register micro-kernel, parallel (numba)", _one, 30e-6, 2e10,
+    ImplSpec("numba-tiled", "packed panels and a register micro-kernel sized for the CPU, parallel (numba)", _one, 30e-6, 2e10,
              devices=("cpu",), dtypes=("float32", "float64"), compiled=True, scratch=_packed, isolated=True),
     ImplSpec("triton", "tiled Triton kernel, grouped tile order", _one, 20e-6, 1e12, devices=("cuda",),
              dtypes=("float32", "float16", "bfloat16"), compiled=True,
