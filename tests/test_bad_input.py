@@ -57,6 +57,9 @@ def test_a_table_for_another_command_is_fine(fnd, tmp_path):
     ("[train]\nepochs = 0\n", ["'--config'", "[train] epochs: must be 1 or more, got 0"]),
     ("[train]\nbatch_size = 5000\n", ["'--config'", "[train] batch-size: 5000 is larger than the 3200 training"]),
     ("[train]\nvalid-frac = 1.5\n", ["'--config'", "[train] valid-frac: must be between 0 and 1, got 1.5"]),
+    # one key spelt both ways; an empty list (which would silently mean the default)
+    ("[train]\nvalid-frac = 0.2\nvalid_frac = 0.3\n", ["sets valid-frac twice ('valid_frac' and 'valid-frac')"]),
+    ("[train]\nhidden = []\n", ["[train] hidden is an empty list; leave the key out for the default"]),
 ])
 def test_a_bad_config_value_names_the_file_and_the_key(fnd, tmp_path, text, fragments):
     config = toml(tmp_path, text)
@@ -195,6 +198,8 @@ def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
     ("train", ["--momentum", "1.5"], ["'--momentum'", "must be in [0, 1), got 1.5"]),
     ("compare", ["--seed", str(2 ** 64), "a", "b"], ["'--seed'"]),
     ("matmul-bench", ["--impl", "loops", "--shape", "2048x2048x2048"], ["'--shape'", "nothing would be timed"]),
+    ("train", ["--task", "regression", "--classes", "5"], ["'--classes'", "is for --task classification"]),
+    ("train", ["--task", "classification", "--n-out", "3"], ["'--n-out'", "is for --task regression"]),
 ])
 def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):
     (tmp_path / "k.py").write_text("CONSTANT = 3\n\nclass Kernel:\n    pass\n\ndef one(a):\n    return a\n")
@@ -204,6 +209,12 @@ def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):
     (tmp_path / "adir.py").mkdir()
     assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path) for a in args],
                     *[f.format(tmp=tmp_path) for f in fragments])
+
+
+def test_an_empty_out_is_not_the_current_directory(fnd, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Path('') is '.': fnd would have written here
+    assert_one_line_error(fnd("gradcheck", "--batch", "2", "--out", ""), "'--out'", "is empty: name a directory")
+    assert not list(tmp_path.iterdir())
 
 
 def test_show_a_name_too_long(fnd, tmp_path):

@@ -82,16 +82,23 @@ def load_config_table(path, command, ctx):
                                      f"{_did_you_mean(name, tables, lambda t: f'[{t}]')}; known tables: {listed}")
     table = data.get(command.name, {})
     params = {_option_key(p): p for p in command.params if isinstance(p, TyperOption) and p.name != "config"}
-    default_map = {}
+    default_map, given = {}, {}
     for key, value in table.items():
         param = params.get(key.replace("_", "-"))
         if param is None:
             raise typer.BadParameter(
                 f"{where}: unknown key {key!r} in [{command.name}]{_did_you_mean(key, list(params), repr)}; "
                 f"known keys: {', '.join(sorted(params))}")
+        if param.name in default_map:  # max-seconds and max_seconds both
+            raise typer.BadParameter(f"{where}: [{command.name}] sets {_option_key(param)} twice ({key!r} and "
+                                     f"{given[param.name]!r}); keep one")
+        given[param.name] = key
         values = value if param.multiple else [value]
         if param.multiple and not isinstance(value, list):
             raise typer.BadParameter(f"{where}: [{command.name}] {key} must be a list")
+        if param.multiple and not value:
+            raise typer.BadParameter(f"{where}: [{command.name}] {key} is an empty list; leave the key out for "
+                                     "the default")
         for item in values:
             wanted = _check_type(param, item)
             if wanted:

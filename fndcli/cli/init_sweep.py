@@ -4,10 +4,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer._click.core import ParameterSource
 
 from fndcli.cli.app import command
-from fndcli.cli.options import (SCHEME_HELP, SEED_MAX, ActName, FanMode, ModelDtype, OutOption, QuietOption,
+from fndcli.cli.options import (SCHEME_HELP, SEED_MAX, ActName, FanMode, ModelDtype, OutOption, QuietOption, refuse_given,
                                 SchemeName, SeedOption, check_memory, config_option, positive_finite)
 from fndcli.cli.runs import Run
 from fndcli.memory import probe_bytes, sweep_bytes
@@ -129,14 +128,6 @@ def init_sweep(
     run.finish(write_files, 130 if result.interrupted else (1 if result.error else 0),
                {"scheme": list(schemes), "act": list(acts)}, error=result.error,
                interrupted=result.interrupted, device="cpu", dtype=cfg.dtype, seed=seed)
-
-
-def refuse_given(ctx, names, why):
-    """Exit 2 for an option given on the command line that this kind of run has no use for (a config file's
-    value is left unused)."""
-    for name in names:
-        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
-            raise typer.BadParameter(why, param_hint=f"'--{name.replace('_', '-')}'")
 
 
 def probe(ctx, model, shape, scheme, seeds, seed, dtype, scale, mode, backward, plot, out, quiet):

@@ -48,8 +48,26 @@ def config_option(command):
         help=f"TOML file whose [{command}] table sets option defaults; flags on the command line win.")]
 
 
+def _named_directory(value):
+    """--out '' would write into the current directory unasked (Path('') is '.'): a directory must be named."""
+    if value is not None and not str(value).strip():
+        raise typer.BadParameter("is empty: name a directory (the default is results/; '.' for this one)")
+    return value
+
+
 OutOption = Annotated[Path, typer.Option(
-    "--out", metavar="DIR", help="Directory for the CSV, its JSON sidecar and other outputs.")]
+    "--out", metavar="DIR", parser=_named_directory,
+    help="Directory for the CSV, its JSON sidecar and other outputs.")]
+
+
+def refuse_given(ctx, names, why):
+    """Exit 2 for an option given on the command line that this kind of run has no use for (a config file's
+    value is left unused)."""
+    from typer._click.core import ParameterSource
+
+    for name in names:
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise typer.BadParameter(why, param_hint=f"'--{name.replace('_', '-')}'")
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the paths written.")]
 
 

@@ -8,7 +8,7 @@ import typer
 from fndcli.cli.app import command
 from fndcli.cli.options import (INIT_HELP, DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
                                 TaskName, check_devices, check_memory, config_option, load_user_class, positive_finite,
-                                tolerance)
+                                refuse_given, tolerance)
 from fndcli.cli.runs import Run, progress
 from fndcli.memory import train_bytes
 from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
@@ -79,6 +79,8 @@ def train_command(
     """
     check_devices([device.value])
     _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size)
+    other = "classification" if task.value == "regression" else "regression"
+    refuse_given(ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}")
     cfg = TrainConfig(task=task.value, samples=samples, valid_frac=valid_frac, n_in=n_in,
                       hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out, classes=classes,
                       labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
