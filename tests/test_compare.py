@@ -248,6 +248,14 @@ def test_the_columns_show_and_compare_need_are_the_columns_each_command_writes()
         assert set(columns) <= set(written[command]), command
 
 
+def test_a_directorys_newest_run_corrupt_is_an_error_not_an_older_run_in_its_place(fnd, tmp_path):
+    fake_matmul_run(tmp_path, {"torch": processes(1e-5)}, stamp="20261130-120000")
+    (tmp_path / "matmul-bench-20261130-130000.json").write_text('{"command": "matmul-bench", "fi')  # cut off
+    assert_one_line_error(fnd("show", tmp_path), "corrupt run sidecar", "20261130-130000", "the newest run")
+    (tmp_path / "matmul-bench-20261130-130000.json").rename(tmp_path / "matmul-bench-20261130-110000.json")
+    assert fnd("show", tmp_path).exit_code == 0  # an older corrupt one does not hide the newest good one
+
+
 def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
     """A CSV with other columns, a sidecar cut off mid-write, a run compared with itself."""
     good = fake_matmul_run(tmp_path / "good", {"torch": processes(1e-5)})

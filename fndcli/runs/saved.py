@@ -9,6 +9,7 @@ names it, and a directory of runs counts it among its runs.
 """
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,12 @@ def _sidecars(directory, command=None, corrupt=None):
     return [(path, meta) for *_, path, meta in sorted(out, key=lambda run: run[:2])]
 
 
+def _stamp(sidecar):
+    """The UTC stamp in a sidecar's name (yyyymmdd-HHMMSS, sortable), or its directory's for reproduce.json."""
+    found = re.search(r"\d{8}-\d{6}", sidecar.name if sidecar.name != SIDECAR["reproduce"] else sidecar.parent.name)
+    return found.group(0) if found else ""
+
+
 def find_sidecar(path, command=None):
     """(sidecar path, its dict) of the run that `path` names (see the module docstring)."""
     path = Path(path)
@@ -157,6 +164,9 @@ def find_sidecar(path, command=None):
         if not found:
             what = f"no {command} run" if command else "no fnd run"
             raise RunError(f"{what} in directory {str(path)!r}" + (f"; {corrupt[-1][1]}" if corrupt else ""))
+        newer = [e for p, e in corrupt if _stamp(p) > _stamp(found[-1][0]) and p.name.startswith(command or "")]
+        if newer:  # the newest run is the one asked for: never an older one in its place, unsaid
+            raise RunError(f"{newer[-1]} (the newest run in {str(path)!r}; name an older one to read it)")
         return found[-1]
     meta = _sidecar(path)
     if meta:
