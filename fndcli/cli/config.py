@@ -80,7 +80,18 @@ def load_config_table(path, command, ctx):
         if name not in tables:
             raise typer.BadParameter(f"{where}: unknown table [{name}]"
                                      f"{_did_you_mean(name, tables, lambda t: f'[{t}]')}; known tables: {listed}")
-    table = data.get(command.name, {})
+    group = ctx.parent.command if ctx.parent else None
+    for name in data:  # every table of the file, so a shared file's mistakes surface whichever command reads it
+        other = group.commands[name] if hasattr(group, "commands") and name in group.commands else command
+        if other is not command:
+            _table_map(where, other, data[name], ctx, coerce=False)
+    return _table_map(where, command, data.get(command.name, {}), ctx, coerce=True)
+
+
+def _table_map(where, command, table, ctx, coerce):
+    """The default_map of `command`'s table: unknown keys, a key spelt twice, wrong TOML types and empty lists
+    refused; with `coerce`, Typer's own checks too (choices, ranges, parsers: only for the command that runs,
+    whose callbacks may load the user's code)."""
     params = {_option_key(p): p for p in command.params if isinstance(p, TyperOption) and p.name != "config"}
     default_map, given = {}, {}
     for key, value in table.items():
@@ -103,10 +114,11 @@ def load_config_table(path, command, ctx):
             wanted = _check_type(param, item)
             if wanted:
                 raise typer.BadParameter(f"{where}: [{command.name}] {key} must be {wanted}, got {item!r}")
-        try:
-            param.process_value(ctx, value)  # typer's own coercion: choices, ranges, parsers
-        except click.exceptions.BadParameter as e:
-            raise typer.BadParameter(f"{where}: [{command.name}] {key}: {clean(value_message(e))}")
+        if coerce:
+            try:
+                param.process_value(ctx, value)  # typer's own coercion: choices, ranges, parsers
+            except click.exceptions.BadParameter as e:
+                raise typer.BadParameter(f"{where}: [{command.name}] {key}: {clean(value_message(e))}")
         default_map[param.name] = value
     return default_map
 
