@@ -40,7 +40,7 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
     bad_table.write_text("[init_sweep]\ndepth = 5\n")
     bad_value = tmp_path / "value.toml"
     bad_value.write_text("[train]\nlr = -1\n")
-    for args in (["--help"], ["--version"], *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train")]):
+    for args in (["--help"], ["--version"], *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train", "peak")]):
         proc = fnd_without_heavy_modules(*args)
         assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr)
         assert "Usage" in proc.stdout or proc.stdout.startswith("fnd "), args
@@ -50,7 +50,8 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
                            (["init-sweep", "--config", str(bad_key)], "unknown key 'widht'"),
                            (["train", "--config", str(bad_table)], "unknown table [init_sweep]"),
                            (["train", "--config", str(bad_value)], "[train] lr: must be a positive"),
-                           (["train", "--seed", str(2 ** 64)], "outside 0 to 2^64 - 1")):
+                           (["train", "--seed", str(2 ** 64)], "outside 0 to 2^64 - 1"),
+                           (["peak", "--threads", "0"], "'--threads'")):
         proc = fnd_without_heavy_modules(*args)
         assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
         assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr
