@@ -52,7 +52,8 @@ def bench_table(frame, title, caption=""):
             table.add_row(name, shape, *[""] * (7 + len(extra) + 1), f"[yellow]skipped: {row.skipped}[/]")
             continue
         correct = "yes" if row.correct else f"[bold red]NO[/]: {escape(row.error)}" if row.error else "[bold red]NO[/]"
-        cells = {"% peak": _num(row.pct_peak, ".0f"), "compile": human_seconds(row.compile_s)}
+        cells = {"% peak": _num(row.pct_peak, ".0f" if row.pct_peak >= 10 else ".2g"),  # 0.0026, not 0
+                 "compile": human_seconds(row.compile_s)}
         table.add_row(name, shape, human_seconds(row.median_s), human_seconds(row.stdev_s),
                       human_seconds(row.min_s), _num(row.n_values, ".0f"), _num(row.gflops, ".3g"),
                       sig3(row.speedup) + "×" if sig3(row.speedup) else "",
