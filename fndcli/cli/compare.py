@@ -41,7 +41,7 @@ def compare_command(
     fail_on_improvement: Annotated[bool, typer.Option(
         "--fail-on-improvement", help="Exit 1 on an improvement too (a baseline that should be updated).")] = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Exit 1 on insufficient and inconclusive rows too.")] = False,
+        "--strict", help="Exit 1 on insufficient, inconclusive and unstable rows too.")] = False,
     allow_mismatch: Annotated[bool, typer.Option(
         "--allow-mismatch", help="Compare runs from different machines (CPU, cores, GPU) anyway, with a banner.")] = False,
     config: config_option("compare") = None,

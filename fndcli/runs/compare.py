@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fndcli.bench.spec import Shape, benchmark_name
+from fndcli.bench.stats import instability
 from fndcli.names import FINDINGS, first_column
 from fndcli.runs import verdicts as stats
 from fndcli.runs.saved import MODEL
@@ -164,7 +165,7 @@ def _unstable(rows):
     return "; ".join(f"{side}: {row.get('unstable')}" for side, row in rows if row.get("unstable"))
 
 
-def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n, sides=("BASE", "NEW")):
+def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n):
     """The row when the two sides cannot be timed against each other (None when they can): BROKEN, untimed,
     unstable."""
     if _is_true(rb["correct"]) and not _is_true(rn["correct"]):
@@ -173,7 +174,7 @@ def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n, sides=("BASE"
     if not (b_means.get(name_b) and n_means.get(name_n)):
         why = next((r.get(c) for r in (rn, rb) for c in ("skipped", "error") if r.get(c)), "")
         return _row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why)
-    unstable = _unstable(zip(sides, (rb, rn)))
+    unstable = _unstable(zip(("BASE", "NEW"), (rb, rn)))
     if unstable:
         return _row(label, "median s/call", rb["median_s"], rn["median_s"], "unstable", unstable + ": re-run on a "
                     "quiet host", change=rn["median_s"] / rb["median_s"] - 1)
@@ -199,7 +200,8 @@ def matmul_rows(base, new, s):
 
 def pair_rows(run, a, b, s):
     """Implementation b against a in one matmul-bench run, at every (shape, dtype, device, threads) both ran:
-    process i's sample of b against process i's of a (neighbours in time)."""
+    process i's sample of b against process i's of a (neighbours in time). The rows' own flags of process
+    spread do not apply (pairing cancels what the processes share): the pairs' ratios are checked instead."""
     if run.command != "matmul-bench":
         raise CompareError(f"--pair compares two implementations of a matmul-bench run; this is a {run.command} run")
     if run.meta.get("order") == "sequential" and run.meta.get("preset") != "gate":
@@ -217,10 +219,13 @@ def pair_rows(run, a, b, s):
             continue
         name_a, name_b = (benchmark_name(i, Shape(m, k, n), dtype, device) for i in (a, b))
         label = f"{name_b} vs {a} {threads}t"
-        row = _timed_or_not(label, ra, rb, means, means, name_a, name_b, (a, b))
+        row = _timed_or_not(label, {**ra, "unstable": ""}, {**rb, "unstable": ""}, means, means, name_a, name_b)
         if row is None and len(means[name_a]) != len(means[name_b]):
             row = _row(label, "median s/call", ra["median_s"], rb["median_s"], "insufficient",
                        f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair")
+        elif row is None and instability(np.divide(means[name_b], means[name_a]), ()):
+            row = _row(label, "median s/call", ra["median_s"], rb["median_s"], "unstable", "the B/A ratios of the "
+                       f"processes: {instability(np.divide(means[name_b], means[name_a]), ())}: re-run on a quiet host")
         out.append(row or timing_row(label, "median s/call", means[name_a], means[name_b], s,
                                      "re-run with fnd matmul-bench --gate", (ra["median_s"], rb["median_s"]),
                                      unit="process pair", pairs=True))
@@ -362,5 +367,5 @@ def compare_pair(run, a, b, settings):
 def gated(comparison, fail_on_improvement=False, strict=False):
     """The verdicts that fail the gate (exit 1) under these options."""
     verdicts = set(GATED) | ({"improved"} if fail_on_improvement else set())
-    verdicts |= {"insufficient", "inconclusive"} if strict else set()
+    verdicts |= {"insufficient", "inconclusive", "unstable"} if strict else set()
     return comparison.rows[comparison.rows["verdict"].isin(verdicts)]
