@@ -107,3 +107,40 @@ def test_a_kernel_keyed_as_typed_compares_across_checkouts(fnd, tmp_path):
                     stamp="20261130-130000")
     result = fnd("compare", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "REGRESSION: kern.py:mm 4x4x4 float32 cpu 2t" in result.stderr
+
+
+def _anchored_runs(directory, host, kern_ratio):
+    """BASE and NEW runs of torch and kern.py:mm in shared processes; NEW's host `host` times slower in every
+    process, kern `kern_ratio` times slower on top of it."""
+    rng = np.random.default_rng(4)
+    for side, slow, ratio, stamp in (("base", 1.0, 1.0, "20261130-120000"), ("new", host, kern_ratio, "20261130-130000")):
+        drift = slow * np.exp(rng.normal(0, 0.03, 16))  # each process's host speed, shared by both kernels
+        fake_matmul_run(directory / side, {
+            "torch": [[1e-5 * d * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift],
+            "kern.py:mm": [[8e-5 * d * ratio * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift]}, stamp=stamp)
+
+
+@pytest.mark.parametrize("kern_ratio,code,verdict", [(1.0, 0, "same"), (1.3, 1, "REGRESSION")])
+def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, code, verdict):
+    """NEW's whole run 25 % slower (the host): absolute times see it in every row; --anchor torch judges the
+    kernel relative to torch in its own processes, the anchor's row shows the host's drift, not judged."""
+    _anchored_runs(tmp_path, 1.25, kern_ratio)
+    absolute = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "abs")
+    assert absolute.exit_code == 1 and "REGRESSION: torch 4x4x4" in absolute.stderr
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
+    assert result.exit_code == code, result.output
+    rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
+    assert rows.loc["torch 4x4x4 float32 cpu 2t", "verdict"] == "anchor"
+    assert rows.loc["torch 4x4x4 float32 cpu 2t", "change"] == pytest.approx(0.25, abs=0.05)
+    assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == verdict
+    assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "what"] == "x torch"
+
+
+def test_anchor_bad_input_exits_2(fnd, tmp_path):
+    _anchored_runs(tmp_path, 1.0, 1.0)
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "einsum", "--out", tmp_path / "out")
+    assert_one_line_error(result, "--anchor einsum must be an implementation both matmul-bench runs timed")
+    result = fnd("compare", tmp_path / "base", "--pair", "torch", "kern.py:mm", "--anchor", "torch", "--out",
+                 tmp_path / "out")
+    assert_one_line_error(result, "--pair already judges B relative to A")
+    assert not (tmp_path / "out").exists()

@@ -31,6 +31,9 @@ def compare_command(
     alpha: Annotated[float, typer.Option(
         "--alpha", metavar="A", help="Significance level of each row's test (Holm-corrected over the rows), and "
                                      "of the equivalence test behind same.")] = 0.05,
+    anchor: Annotated[Optional[str], typer.Option(
+        "--anchor", metavar="IMPL", help="Across runs: judge each row relative to IMPL (e.g. torch, unchanged between "
+                                         "the runs) timed in the same worker processes: the host's speed cancels.")] = None,
     run_noise: Annotated[float, typer.Option(
         "--run-noise", metavar="SD", min=0.0, max=1.0, help="Across runs: the least between-run noise (sd of a run's "
                         "level, log scale) assumed, whatever a run's own structure says; measured here: README.")] = 0.02,
@@ -74,7 +77,9 @@ def compare_command(
     if (new is None) == (pair is None):
         raise typer.BadParameter("give two runs, BASE NEW, or one run and --pair A B", param_hint="'BASE' / 'NEW'")
 
-    result, base_run, new_run = _compare(base, new, pair, threshold, alpha, seed, run_noise)
+    if pair and anchor:
+        raise typer.BadParameter("--pair already judges B relative to A; --anchor is for two runs", param_hint="'--anchor'")
+    result, base_run, new_run = _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor)
     if result.machine and not allow_mismatch:
         what = "; ".join(f"{k} {b!r} vs {n!r}" for k, b, n in result.machine)
         raise typer.BadParameter(f"BASE and NEW ran on different machines ({what}); timings do not compare "
@@ -92,14 +97,14 @@ def compare_command(
     run.finish(lambda files: files.write_csv(".csv", result.rows), code,
                {"base": str(base_run.sidecar_path), "new": str(new_run.sidecar_path)},
                failures=[f"{r.verdict}: {r.key} ({r.what}){f': {r.note}' if r.note else ''}" for r in failing.itertuples()],
-               show=lambda con, _: _render(con, output_format.value, result, base_run, new_run, header, footer),
+               show=lambda con, _: _render(con, output_format.value, result, base_run, new_run, header, footer, pair),
                paths_to_stderr=output_format.value != "table", compared=result.command,
                base_run=str(base_run.sidecar_path), new_run=str(new_run.sidecar_path), counts=result.counts(),
                geomean_ratio=_finite(result.geomean_ratio()), machine_differs=result.machine,
                software_differs=result.software, settings_differ=result.notes, gated=len(failing), pair=pair)
 
 
-def _compare(base, new, pair, threshold, alpha, seed, run_noise):
+def _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor):
     """(Comparison, BASE's SavedRun, NEW's) of two runs, or of --pair's two implementations of one (NEW is BASE);
     exit 2 with one line if the runs cannot be read or compared."""
     from fndcli.numerics import first_line
@@ -108,7 +113,7 @@ def _compare(base, new, pair, threshold, alpha, seed, run_noise):
 
     default = PAIRED_THRESHOLD if pair else Settings.threshold
     settings = Settings(alpha=alpha, threshold=default if threshold is None else threshold, seed=seed,
-                        run_noise=run_noise)
+                        run_noise=run_noise, anchor=anchor)
     try:
         if pair:
             base_run = new_run = load(base, "matmul-bench")
@@ -166,10 +171,11 @@ def _footer(result, failing, code):
     return lines
 
 
-def _render(con, fmt, result, base, new, header, footer):
+def _render(con, fmt, result, base, new, header, footer, pair=None):
     from fndcli.report.tables import COMPARE_HEADERS, compare_cells, compare_table, markdown_table
 
-    title = f"fnd compare: {result.command}, NEW against BASE"
+    title = (f"fnd compare: {pair[1]} against {pair[0]}, process by process" if pair else
+             f"fnd compare: {result.command}, NEW against BASE")
     if fmt == "table":
         for line in header:
             con.print(line, markup=False, style="bold red" if line.startswith("DIFFERENT") else None)

@@ -46,7 +46,7 @@ def matmul_bench(
     fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
     rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
     gate: Annotated[bool, typer.Option(
-        "--gate", help="Sized for fnd compare: 5 worker processes a benchmark, so a change can be tested.")] = False,
+        "--gate", help="Sized for fnd compare: 16 worker processes, each timing every benchmark in turn.")] = False,
     max_seconds: Annotated[float, typer.Option(
         "--max-seconds", metavar="S",
         help="Skip an implementation whose estimated run at a shape exceeds this.")] = DEFAULTS.max_seconds,

@@ -276,7 +276,8 @@ def compare_cells(rows):
 
 COMPARE_STYLE = {"REGRESSION": "bold red", "BROKEN": "bold red", "improved": "green", "same": "green",
                  "small": "yellow", "inconclusive": "yellow", "insufficient": "yellow", "changed": "yellow",
-                 "failing": "red", "missing": "yellow", "added": "yellow", "untimed": "dim", "unstable": "bold yellow"}
+                 "failing": "red", "missing": "yellow", "added": "yellow", "untimed": "dim", "unstable": "bold yellow",
+                 "anchor": "dim"}
 
 
 def compare_table(rows, title, caption):

@@ -11,6 +11,7 @@ in one run (`compare_pair`), log ratios of neighbouring processes. A verdict per
     BROKEN        correct (or passing, or stable) in BASE, not in NEW
     insufficient  fewer than `min_samples` samples on either side
     unstable      either run flagged the row's timings as not to be trusted (bench.stats.instability)
+    anchor        with --anchor IMPL, that implementation's row: the host's drift, every other row relative to it
     REGRESSION    significantly slower beyond the threshold (one-sided at alpha, Holm-corrected over the rows)
     improved      significantly faster beyond the threshold
     same          equivalent: the 1 - 2 alpha interval lies inside +-threshold (TOST)
@@ -46,6 +47,7 @@ class Settings:
     seed: int = 0                # of the paired bootstrap
     resamples: int = 4000
     run_noise: float = 0.02      # floor of a run's between-run sd on the log scale (scripts/gate-calibration)
+    anchor: str | None = None    # across runs: each process's samples relative to this implementation's
 
 
 PAIRED_THRESHOLD = 0.05          # paired in one run the host's minute cancels: 5 % is measurable (README)
@@ -64,7 +66,9 @@ class Comparison:
 
     def geomean_ratio(self):
         """Geometric mean of NEW/BASE over the timing rows: of ratios, not of absolute times."""
-        ratios = self.rows.loc[self.rows["what"].str.contains("s/"), "change"].dropna() + 1
+        timing = (self.rows["what"].str.contains("s/") | self.rows["what"].str.startswith("x ")) & (
+            self.rows["verdict"] != "anchor")
+        ratios = self.rows.loc[timing, "change"].dropna() + 1
         ratios = ratios[ratios > 0]
         return float(np.exp(np.log(ratios).mean())) if len(ratios) else math.nan
 
@@ -152,11 +156,26 @@ def _one_sided(label, what, b, n):
 MATMUL_KEY = ["impl", "m", "k", "n", "dtype", "device", "threads"]
 
 
-def tau2(run, s):
-    """A run's between-run variance (log scale): `verdicts.run_noise` of its benchmarks' processes in time
+def samples(run, s):
+    """{benchmark name: per-process samples} of a run; with an anchor, each divided by the anchor's sample from
+    the same process at the same shape, dtype and device (the anchor's own, and those without it, left out)."""
+    found = run.process_samples()
+    if not s.anchor:
+        return found
+    out = {}
+    for name, x in found.items():
+        impl, rest = name.rsplit(" ", 3)[0], name.rsplit(" ", 3)[1:]
+        ref = found.get(" ".join([s.anchor, *rest]))
+        if impl != s.anchor and ref is not None and len(ref) == len(x):
+            out[name] = list(np.divide(x, ref))
+    return out
+
+
+def tau2(found, s):
+    """A run's between-run variance (log scale): `verdicts.run_noise` of its benchmarks' samples in time
     order, never below the floor `Settings.run_noise`^2."""
-    found = stats.run_noise([np.log(m) for m in run.process_samples().values() if len(m) > 1])
-    return max(s.run_noise ** 2, 0.0 if math.isnan(found) else found)
+    noise = stats.run_noise([np.log(m) for m in found.values() if len(m) > 1])
+    return max(s.run_noise ** 2, 0.0 if math.isnan(noise) else noise)
 
 
 def _unstable(rows):
@@ -182,19 +201,27 @@ def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n):
 
 
 def matmul_rows(base, new, s):
-    b_means, n_means = base.process_samples(), new.process_samples()
-    noise = (tau2(base, s), tau2(new, s))
+    """Each (impl, shape, dtype, device, threads) of either run; with `s.anchor`, each row relative to the anchor
+    in its own processes (the host's speed in each run cancels), the anchor's row the host's drift, not judged."""
+    b_means, n_means = samples(base, s), samples(new, s)
+    noise = (tau2(b_means, s), tau2(n_means, s))
     out = []
     for (impl, m, k, n, dtype, device, threads), rb, rn in _paired(base.rows, new.rows, MATMUL_KEY):
         name = benchmark_name(impl, Shape(m, k, n), dtype, device)
         label = f"{name} {threads}t"
         if rb is None or rn is None:
             out.append(_one_sided(label, "median s/call", rb, rn))
-            continue
-        out.append(_timed_or_not(label, rb, rn, b_means, n_means, name, name) or
-                   timing_row(label, "median s/call", b_means[name], n_means[name], s,
-                              "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"]),
-                              tau2=noise))
+        elif impl == s.anchor:
+            out.append(_row(label, "median s/call", rb["median_s"], rn["median_s"], "anchor", "the host's speed, NEW's "
+                            "run against BASE's: not judged", rn["median_s"] / rb["median_s"] - 1))
+        else:
+            if s.anchor:  # the processes' spread cancels in the ratios: theirs decides
+                rb, rn = ({**r, "unstable": instability(x.get(name, []), ())} for r, x in ((rb, b_means), (rn, n_means)))
+            what = f"x {s.anchor}" if s.anchor else "median s/call"
+            out.append(_timed_or_not(label, rb, rn, b_means, n_means, name, name) or
+                       timing_row(label, what, b_means[name], n_means[name], s,
+                                  "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"]),
+                                  tau2=noise))
     return out
 
 
@@ -351,6 +378,9 @@ def compare(base, new, settings=Settings()):
     if base.command not in ROWS:
         raise CompareError(f"fnd compare takes runs of {', '.join(ROWS)}, not {base.command}: read its report, "
                            "or fnd show it")
+    if settings.anchor and not (base.command == "matmul-bench" and {settings.anchor} <= set(base.rows["impl"]) &
+                                set(new.rows["impl"])):
+        raise CompareError(f"--anchor {settings.anchor} must be an implementation both matmul-bench runs timed")
     rows = pd.DataFrame.from_records(judge(ROWS[base.command](base, new, settings), settings), columns=COLUMNS)
     if not (~rows["verdict"].isin(["missing", "added"])).any():
         raise CompareError("the two runs share no row: they measured different things")
