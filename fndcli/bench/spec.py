@@ -174,10 +174,12 @@ PRESETS = {
     # 2 worker processes x (1 warmup + 3 values of >= 40 ms) each; the loops 1 x (1 + 4).
     "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
                       slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
-    # For fnd compare: GATE_PROCESSES worker processes, each timing every benchmark in turn (`shared`): sized by
-    # measurement (docs/compare.md, scripts/gate-calibration). The slow loops: 5 processes of their own.
-    "gate": Preset(Runs(("--processes", str(GATE_PROCESSES), "--values", "4", "--warmups", "1"), GATE_PROCESSES,
-                        1, 4), 0.02, slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2),
+    # For fnd compare: GATE_PROCESSES worker processes, each timing every benchmark in turn (`shared`), 10 values of
+    # 10 ms each (compare takes a process's fastest): sized by measurement (scripts/gate-calibration, README). A
+    # process costs 2.5-3 s here, nearly all `import torch`; its values ~0.1 s a benchmark. The slow loops: 5
+    # processes of their own.
+    "gate": Preset(Runs(("--processes", str(GATE_PROCESSES), "--values", "10", "--warmups", "1"), GATE_PROCESSES,
+                        1, 10), 0.01, slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2),
                    shared=True),
     "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
     "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast: 10 processes x 2 values

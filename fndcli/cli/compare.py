@@ -20,7 +20,7 @@ def compare_command(
         metavar="BASE", help="The run to compare against: its CSV, sidecar, .pyperf.json, or a directory "
                              "(its newest run of NEW's command). With --pair: the one run.", show_default=False)],
     new: Annotated[Optional[Path], typer.Argument(
-        metavar="[NEW]", help="The run under test, named the same ways; none with --pair.", show_default=False)] = None,
+        metavar="NEW", help="The run under test, named the same ways; none with --pair.", show_default=False)] = None,
     pair: Annotated[Optional[tuple[str, str]], typer.Option(
         "--pair", metavar="A B", help="Judge implementation B against A inside the one matmul-bench run BASE, "
                                       "each worker process's B against its A (a paired test): how to see 5 %.")] = None,

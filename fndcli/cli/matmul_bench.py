@@ -134,7 +134,7 @@ def _unstable(frame, load):
     """The sidecar's warnings: each row whose timings are not to be trusted, and a busy host."""
     from fndcli.bench.stats import busy_host
 
-    rows = frame[frame["unstable"].fillna("").astype(str) != ""]
+    rows = frame[frame["unstable"].notna() & (frame["unstable"].astype(str) != "")]
     busy = busy_host(load, os.cpu_count() or 1)
     return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.unstable}" for r in rows.itertuples()] + ([busy] if busy else [])
 
