@@ -5,8 +5,9 @@ figures. For matmul-bench the sample unit is the worker process: the fastest of 
 run's values (its least disturbed), warmups and calibration excluded, since values inside one process are not
 independent draws (pooling them makes identical code "significant" a quarter of the time
 when processes differ: ../shared/REFERENCE.md, "Comparing runs"). The statistics are
-`fndcli.runs.verdicts`'s: across runs, robust (trimmed) means with a between-run noise term; paired
-in one run (`compare_pair`), log ratios of neighbouring processes. A verdict per row, first match wins:
+`fndcli.runs.verdicts`'s: across runs, robust (trimmed) means with a between-run noise term (with an
+anchor, of each process's ratio to the anchor); paired in one run (`compare_pair`), the log ratio of B to A
+in each process. A verdict per row, first match wins:
 
     BROKEN        correct (or passing, or stable) in BASE, not in NEW
     insufficient  fewer than `min_samples` samples on either side
