@@ -114,7 +114,8 @@ def judge(records, s):
     tested = [r for r in records if "_tost" in r]
     for r, p in zip(tested, stats.holm([r["p"] for r in tested])):
         low, high = r.pop("_tost")
-        r.update(p=float(p), verdict=stats.verdict(p, low, high, r["ci_low"], r["ci_high"], s.alpha, s.threshold))
+        r.update(p=float(p), verdict=stats.verdict(r["change"], p, low, high, r["ci_low"], r["ci_high"], s.alpha,
+                                                       s.threshold))
     return records
 
 
