@@ -171,7 +171,7 @@ def test_help_shows_real_placeholders(fnd, command):
 
 def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
     compare = fnd("compare", "--help").stdout
-    assert compare.split("\n")[0].endswith(" compare [OPTIONS] BASE NEW")
+    assert compare.split("\n")[0].endswith(" compare [OPTIONS] BASE [NEW]")  # NEW: none with --pair
     assert re.search(r"^  BASE  +The run to compare against", compare, re.M)
     assert fnd("show", "--help").stdout.split("\n")[0].endswith(" show [OPTIONS] RUN")
     for command in ("gradcheck", "train"):

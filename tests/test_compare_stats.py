@@ -1,49 +1,157 @@
-"""`fnd compare`'s statistics pinned against scipy computed here: the default alpha, the bootstrap's level, the machine keys."""
+"""`fnd compare`'s statistics pinned against computations made here: scipy's tests, a bootstrap written out, the
+TOST decision, Holm's step-down procedure, the error rates on simulated runs, the machine keys."""
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from conftest import assert_one_line_error, run_files
-from fndcli.runs.compare import Settings, timing_row
+from fndcli.runs import verdicts
+from fndcli.runs.compare import Settings, judge, timing_row
 from test_compare import fake_matmul_run
 
 KEY = "torch 4x4x4 float32 cpu 2t"
 
 
-def _ratio_of_medians(base, new, axis=-1):
-    return np.median(new, axis=axis) / np.median(base, axis=axis)
-
-
-def test_default_alpha_is_0_05_through_the_real_command(fnd, tmp_path):
-    """p = 0.22 with a 12.5 % slowdown: not significant at the default --alpha 0.05, so inconclusive, exit 0."""
-    base, new = [1.0, 1.1, 1.2, 1.3, 1.4], [1.15, 1.25, 1.35, 1.45, 1.55]  # process means, x 1e-5 s
-    p = stats.mannwhitneyu(new, base, alternative="two-sided").pvalue
-    assert 0.05 < p < 0.5 and np.median(new) / np.median(base) - 1 > 0.10  # the case is what the test needs
+def test_across_runs_without_run_noise_is_yuens_test_through_the_real_command(fnd, tmp_path):
+    """--run-noise 0 and 5 processes a side (too few blocks to learn a run's drift): p is scipy's one-sided
+    Yuen-Welch test (20 % trimmed log samples) of 'NEW is at most 10 % slower'. Here the change is significant
+    (two-sided p < 0.05) but its 90 % interval lies inside +-10 %: same, exit 0."""
+    base, new = [1.0, 1.02, 0.99, 1.01, 1.03], [1.06, 1.09, 1.05, 1.08, 1.30]  # process samples, x 1e-5 s
+    yuen = dict(equal_var=False, trim=0.2)
+    assert stats.ttest_ind(np.log(new), np.log(base), **yuen).pvalue < 0.05
+    p = stats.ttest_ind(np.log(new) - math.log(1.1), np.log(base), alternative="greater", **yuen).pvalue
     fake_matmul_run(tmp_path / "base", {"torch": [[v * 1e-5] * 3 for v in base]})
     fake_matmul_run(tmp_path / "new", {"torch": [[v * 1e-5] * 3 for v in new]}, stamp="20261130-130000")
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "out")
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--run-noise", "0", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     row = run_files(tmp_path / "out", "compare")[0].set_index("key").loc[KEY]
-    assert row["verdict"] == "inconclusive" and row["p"] == pytest.approx(p)
-    assert row["change"] == pytest.approx(0.125)
+    trimmed = lambda x: stats.trim_mean(np.log(x), 0.2)  # noqa: E731
+    assert row["p"] == pytest.approx(p) and row["verdict"] == "same"
+    assert row["change"] == pytest.approx(math.exp(trimmed(new) - trimmed(base)) - 1)
 
 
-def test_bootstrap_interval_is_scipys_95_percent():
-    """The interval is scipy.stats.bootstrap's 95 % percentile interval of the ratio of medians; it crosses
-    +-10 % here (inconclusive) where the 50 % one would lie inside (same)."""
-    base, new = [0.85, 0.97, 1.0, 1.03, 1.15], [0.86, 0.98, 1.0, 1.02, 1.14]
+def test_the_run_noise_adds_to_yuens_variance():
+    """With between-run variances tau^2 the statistic is Yuen's difference over sqrt(Yuen's variance + both
+    tau^2): scipy's t statistic gives Yuen's variance back."""
+    rng = np.random.default_rng(3)
+    base, new = rng.normal(0, 0.05, 16), rng.normal(0.04, 0.05, 12)
+    t = stats.ttest_ind(new, base, equal_var=False, trim=0.2)
+    diff = stats.trim_mean(new, 0.2) - stats.trim_mean(base, 0.2)
+    est = verdicts.across_runs(base, new)
+    assert est.log_ratio == pytest.approx(diff) and est.se == pytest.approx(diff / t.statistic)
+    assert est.df == pytest.approx(t.df) and verdicts.p_value(est) == pytest.approx(t.pvalue)
+    wider = verdicts.across_runs(base, new, 0.02 ** 2, 0.03 ** 2)
+    assert wider.se ** 2 == pytest.approx((diff / t.statistic) ** 2 + 0.02 ** 2 + 0.03 ** 2)
+
+
+def test_run_noise_is_the_drift_between_blocks_beyond_their_scatter():
+    """A run whose second half is 10 % slower (log 0.095) has tau^2 of about the variance of block means
+    (0, 0, .095, .095); steady runs have about 0."""
+    rng = np.random.default_rng(0)
+    steady = [rng.normal(0, 0.02, 16) for _ in range(4)]
+    assert verdicts.run_noise(steady) < 0.0005
+    step = [np.r_[np.zeros(8), np.full(8, 0.095)] + rng.normal(0, 0.001, 16) for _ in range(4)]
+    assert verdicts.run_noise(step) == pytest.approx(np.var([0, 0, 0.095, 0.095], ddof=1), rel=0.05)
+    assert math.isnan(verdicts.run_noise([np.zeros(7)]))  # fewer than 2 processes a block
+
+
+def _bootstrap_here(a, b, level, resamples, seed):
+    """The paired percentile bootstrap of the 20 % trimmed mean of log b - log a, written out: resample process
+    indices, sort, drop 3 of 16 at each end."""
+    d = np.asarray(b) - np.asarray(a)
+    rng = np.random.default_rng(seed)
+    means = np.sort(d[rng.integers(0, len(d), (resamples, len(d)))], axis=1)[:, 3:-3].mean(axis=1)
+    return np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+
+
+def _yuen_one_sample(d, mu):
+    """Yuen's trimmed one-sample t-test of mean(d) > mu, from scipy.stats.mstats' trimming and winsorizing."""
+    n = len(d)
+    h = n - 2 * int(0.2 * n)
+    tm = stats.mstats.trimmed_mean(d, limits=(0.2, 0.2))
+    sw2 = np.var(np.asarray(stats.mstats.winsorize(d, limits=(0.2, 0.2))), ddof=1)
+    t = (tm - mu) / math.sqrt((n - 1) * sw2 / (h * (h - 1)))
+    return tm, stats.t.sf(t, h - 1), 2 * stats.t.sf(abs(t), h - 1)
+
+
+def test_paired_is_yuens_test_on_log_ratios_and_a_paired_bootstrap():
+    """p is Yuen's one-sample trimmed t-test on the log ratios, computed here from scipy.stats.mstats; the
+    interval agrees with a paired bootstrap of the trimmed mean written here; one disturbed pair barely moves it."""
+    rng = np.random.default_rng(5)
+    drift = rng.normal(0, 0.1, 16)  # the host's minute, shared by the two samples of a process
+    a, b = drift + rng.normal(0, 0.02, 16), drift + 0.08 + rng.normal(0, 0.02, 16)
+    b[3] += 0.5  # a neighbour took the core while B ran in process 3
+    row = timing_row("k", "median s/call", np.exp(a), np.exp(b), Settings(), "", pairs=True)
+    tm, p_beyond, p_two = _yuen_one_sample(b - a, math.log(1.1))
+    assert row["p"] == pytest.approx(p_beyond) and row["change"] == pytest.approx(math.expm1(tm))
+    assert verdicts.p_value(verdicts.paired(a, b)) == pytest.approx(_yuen_one_sample(b - a, 0)[2])
+    assert abs(tm - 0.08) < 0.02  # the plain mean is 0.08 + 0.5 / 16
+    low, high = _bootstrap_here(a, b, 0.95, 20000, 1)
+    assert math.log1p(row["ci_low"]) == pytest.approx(low, abs=0.004)
+    assert math.log1p(row["ci_high"]) == pytest.approx(high, abs=0.004)
+    unpaired = verdicts.across_runs(a, b)  # the same samples unpaired: the drift swamps the change
+    assert verdicts.p_value(unpaired) > 0.05 > verdicts.p_value(verdicts.paired(a, b))
+
+
+def test_same_is_tost():
+    """equivalent(1 - 2 alpha interval) is TOST's decision: both one-sided t-tests against -+threshold reject."""
+    rng = np.random.default_rng(11)
+    threshold, alpha, agree = 0.10, 0.05, 0
+    for _ in range(300):
+        d = rng.normal(rng.uniform(-0.15, 0.15), rng.uniform(0.01, 0.1), int(rng.integers(5, 20)))
+        est = verdicts.Estimate(d.mean(), d.std(ddof=1) / math.sqrt(len(d)), len(d) - 1)  # the plain t's
+        ours = verdicts.equivalent(*verdicts.interval(est, 1 - 2 * alpha), threshold)
+        tost = (stats.ttest_1samp(d, math.log(1 + threshold), alternative="less").pvalue < alpha and
+                stats.ttest_1samp(d, math.log(1 - threshold), alternative="greater").pvalue < alpha)
+        agree += ours == tost
+    assert agree == 300
+
+
+def test_holm_is_the_step_down_procedure():
+    """An adjusted p <= alpha exactly where Holm's procedure, run here, rejects: sort, compare p_(j) with
+    alpha / (m - j), stop at the first that fails."""
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        p = rng.uniform(0, 0.1, int(rng.integers(1, 8))) ** rng.uniform(0.5, 2)
+        adjusted = verdicts.holm(p)
+        for alpha in (0.01, 0.05, 0.1):
+            rejected = set()
+            for j, i in enumerate(np.argsort(p, kind="stable")):
+                if p[i] > alpha / (len(p) - j):
+                    break
+                rejected.add(i)
+            assert {i for i in range(len(p)) if adjusted[i] <= alpha} == rejected
+    assert np.isnan(verdicts.holm([0.01, math.nan])[1])
+
+
+def _simulated_pair(rng, shift, rows=4, processes=16, within=0.04, between=0.03):
+    """Two simulated runs, `rows` benchmarks each, 16 processes: each run's level drawn with sd `between`,
+    each process with sd `within` (log scale); NEW slower by `shift` on every row. The rows' records."""
     s = Settings()
+    records = []
+    for _ in range(rows):
+        base = rng.normal(rng.normal(0, between), within, processes)
+        new = rng.normal(shift + rng.normal(0, between), within, processes)
+        records.append(timing_row("k", "median s/call", np.exp(base), np.exp(new), s, "",
+                                  tau2=(s.run_noise ** 2, s.run_noise ** 2)))
+    return judge(records, s)
 
-    def interval(level):
-        ci = stats.bootstrap((np.array(base), np.array(new)), _ratio_of_medians, vectorized=True, paired=False,
-                             confidence_level=level, n_resamples=s.resamples, method="percentile",
-                             random_state=np.random.default_rng(s.seed)).confidence_interval
-        return ci.low - 1, ci.high - 1
-    low, high = interval(0.95)
-    assert low < -0.10 and high > 0.10 and -0.10 < interval(0.5)[0] and interval(0.5)[1] < 0.10
-    row = timing_row("k", "median s/call", base, new, s, "")
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    assert row["verdict"] == "inconclusive"
+
+def test_error_rates_on_simulated_runs():
+    """Runs of identical code whose levels move by the floor's 3 %: the gate fires on at most 1 % of 300 pairs
+    (Holm over 4 rows) and calls a third or more of the rows same; a 1.3x slowdown is caught on at least 95 % of rows; a change
+    of `detectable` is called REGRESSION about 4 times in 5 (one row: no correction)."""
+    rng = np.random.default_rng(21)
+    same = [_simulated_pair(rng, 0.0) for _ in range(300)]
+    assert sum(any(r["verdict"] == "REGRESSION" for r in rows) for rows in same) <= 3
+    assert [r["verdict"] for rows in same for r in rows].count("same") > 400
+    slow = [r["verdict"] for _ in range(100) for r in _simulated_pair(rng, math.log(1.3))]
+    assert slow.count("REGRESSION") >= 380
+    change = np.median([r["detectable"] for rows in same for r in rows])
+    caught = [r["verdict"] for _ in range(100) for r in _simulated_pair(rng, math.log1p(change), rows=1)]
+    assert 0.65 < caught.count("REGRESSION") / 100 < 0.95
 
 
 def test_runs_differing_only_in_core_count_are_different_machines(fnd, tmp_path):

@@ -154,5 +154,11 @@ def test_the_schedule_interleaves_worker_processes():
     assert all(r.processes == 1 and "--processes" in r.pyperf_args for _, r, _ in schedule(specs, "interleaved", False))
     assert [label for _, _, label in schedule(specs, "sequential", False)] == [
         "a 4x4x4 cpu x2", "b 4x4x4 cpu x2", "loops 4x4x4 cpu x1"]
-    in_process = schedule(specs[:2], "interleaved", True)
+    in_process = schedule(specs[:2], "interleaved", "once")
     assert len(in_process) == 1 and len(in_process[0][0]) == 2
+    # --gate: each process times every benchmark, the order reversed every other process; the slow loops apart
+    shared = schedule([(spec, PRESETS["gate"].runs) for spec, _ in specs[:2]] + [(specs[2][0], PRESETS["gate"].slow)],
+                      "interleaved", "shared")
+    orders = [[spec.impl for spec in group] for group, _, _ in shared]
+    assert orders[:3] == [["a", "b"], ["loops"], ["b", "a"]] and len(orders) == PRESETS["gate"].runs.processes + 5
+    assert all(r.pyperf_args[:3] == ("--in-process", "--processes", "1") for _, r, _ in shared)

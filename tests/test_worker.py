@@ -22,7 +22,7 @@ def test_cost_guard_counts_warmups_and_values_of_every_process():
     """default: 2 processes x (1 warmup + 3 values); the Python loops: 1 x (1 + 4), each call a value of its own."""
     default = PRESETS["default"]
     assert default.runs.calls == 2 * (1 + 3) and default.slow.calls == 1 * (1 + 4)
-    assert PRESETS["gate"].runs.calls == 5 * (1 + 3) and PRESETS["rigorous"].runs.calls == 40 * (1 + 3)
+    assert PRESETS["gate"].runs.calls == 16 * (1 + 10) and PRESETS["rigorous"].runs.calls == 40 * (1 + 3)
     book = Shape(5, 784, 10)
     torch_call = 10e-6 + 2 * 5 * 784 * 10 / 2e10  # one launch + the flops at 20 GFLOP/s (names.IMPL_SPECS)
     # the untimed first call, then 2 x (1 + 3) = 8 values of 40 ms each

@@ -278,8 +278,9 @@ def _time_all(cfg, run, log):
     with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
         suite_path = Path(tmp) / "pyperf.json"
         try:
-            for group, runs, label in schedule(run.specs, cfg.order, cfg.preset == "quick",
-                                               lambda impl: resolve(impl).isolated):
+            preset = PRESETS[cfg.preset]
+            mode = "once" if cfg.preset == "quick" else "shared" if preset.shared else None
+            for group, runs, label in schedule(run.specs, cfg.order, mode, lambda impl: resolve(impl).isolated):
                 log(f"timing {label}")
                 run.pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
                 run.order.append(label)
@@ -290,22 +291,31 @@ def _time_all(cfg, run, log):
         run.suite = _load_suite(suite_path)
 
 
-def schedule(specs, order, in_process, isolated=lambda impl: False):
+def schedule(specs, order, mode=None, isolated=lambda impl: False):
     """The pyperf runs to make, as (benchmarks, Runs, label) in order.
 
     interleaved (the default): one worker process at a time, round-robin over the benchmarks
     (A B C A B C ...), so a host whose speed drifts from minute to minute slows every
     implementation alike and their ratios hold. sequential: all of A's processes, then B's
-    (pyperf's own order). pyperf appends every process's run to its benchmark either way. The
-    in-process preset (--quick) times every benchmark in one process, once; an implementation that
-    runs in processes of its own (`isolated`) gets one apart.
+    (pyperf's own order). pyperf appends every process's run to its benchmark either way.
+    mode "once" (--quick) times every benchmark in one process, once; mode "shared" (--gate) makes
+    Runs.processes such processes, the benchmarks' order reversed every other one (A B, B A, ...).
+    Either way an implementation that runs in processes of its own (`isolated`) gets its own, and
+    benchmarks with other pyperf settings (the slow loops) a group of their own.
     """
-    if in_process:
+    if mode:
         groups = {}
         for spec, runs in specs:
             groups.setdefault((runs, isolated(spec.impl)), []).append(spec)
-        return [(group, runs, "in-process: " + ", ".join(s.name_short for s in group))
-                for (runs, _), group in groups.items()]
+        if mode == "once":
+            return [(group, runs, "in-process: " + ", ".join(s.name_short for s in group))
+                    for (runs, _), group in groups.items()]
+        steps = []
+        for process in range(max(runs.processes for runs, _ in groups)):
+            steps += [(group[::-1] if process % 2 else group, runs.one_process(in_process=True),
+                       f"in-process #{process + 1}: " + ", ".join(s.name_short for s in group))
+                      for (runs, _), group in groups.items() if process < runs.processes]
+        return steps
     if order == "sequential":
         return [([spec], runs, f"{spec.name_short} x{runs.processes}") for spec, runs in specs]
     steps = []
@@ -384,10 +394,11 @@ def _timings(suite):
     for bench in suite.get_benchmarks():
         values = bench.get_values()
         meta = bench.get_metadata()
+        means = [math.fsum(run.values) / len(run.values) for run in bench.get_runs() if run.values]
         out[bench.get_name()] = {
             "median_s": bench.median(), "mean_s": bench.mean(), "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
             "min_s": min(values), "max_s": max(values), "n_values": len(values),
-            "processes": len([run for run in bench.get_runs() if run.values]),
+            "processes": len(means), "unstable": benchstats.instability(means, values),
             **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {})}
     return out
 

@@ -136,10 +136,12 @@ class Runs:
         """Values measured, warmups included: what the cost guard multiplies."""
         return self.processes * (self.warmups + self.values)
 
-    def one_process(self):
-        """The same values and warmups in one worker process: a step of the interleaved order."""
-        return Runs(("--processes", "1", "--values", str(self.values), "--warmups", str(self.warmups)), 1,
-                    self.warmups, self.values)
+    def one_process(self, in_process=False):
+        """The same values and warmups in one worker process: a step of the interleaved order. in_process: that
+        process times every benchmark of its step in turn (pyperf's --in-process), one import of torch for all."""
+        where = ("--in-process", "--processes", "1") if in_process else ("--processes", "1")
+        return Runs((*where, "--values", str(self.values), "--warmups", str(self.warmups)), 1, self.warmups,
+                    self.values)
 
 
 @dataclass(frozen=True)
@@ -149,25 +151,36 @@ class Preset:
     `slow` applies to benchmarks whose single call already outlasts a value (the Python
     loops): their values are long and steady, and each extra worker process would cost
     another `import torch` (about 2 s on 2 cores) for little information.
+
+    `shared`: each worker process times every benchmark of the run in turn, in an order reversed from one
+    process to the next (A B, B A, ...), so a process, its one `import torch` (2-2.5 s of the 2.5-3 s a process
+    costs here) shared, gives one sample of each benchmark, and the samples of A and B from one process are
+    neighbours in time: what `fnd compare RUN --pair A B` pairs.
     """
 
     runs: Runs
     target_s: float
     slow: Runs | None = None
+    shared: bool = False
 
     def runs_for(self, call_s):
         return self.slow if self.slow and call_s >= self.target_s else self.runs
 
+
+GATE_PROCESSES = 16
 
 PRESETS = {
     # All five kernels at 5x784x10 in under 30 s on 2 cores, torch imports included:
     # 2 worker processes x (1 warmup + 3 values of >= 40 ms) each; the loops 1 x (1 + 4).
     "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
                       slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
-    # For fnd compare: 5 worker processes a benchmark, the fewest a two-sided U test can call significant
-    # at 0.05 (5 against 5 fully apart: p = 0.008). The chapter's five at the book's shape in about a minute.
-    "gate": Preset(Runs(("--processes", "5", "--values", "3", "--warmups", "1"), 5, 1, 3), 0.04,
-                   slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2)),
+    # For fnd compare: GATE_PROCESSES worker processes, each timing every benchmark in turn (`shared`), 10 values of
+    # 10 ms each (compare takes a process's fastest): sized by measurement (scripts/gate-calibration, README). A
+    # process costs 2.5-3 s here, nearly all `import torch`; its values ~0.1 s a benchmark. The slow loops: 5
+    # processes of their own.
+    "gate": Preset(Runs(("--processes", str(GATE_PROCESSES), "--values", "10", "--warmups", "1"), GATE_PROCESSES,
+                        1, 10), 0.01, slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2),
+                   shared=True),
     "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
     "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast: 10 processes x 2 values
     "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous: 40 processes x 3 values

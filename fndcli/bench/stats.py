@@ -30,7 +30,8 @@ SCRATCH = CHAPTER[:-1]  # the chapter's rungs written from scratch, slowest firs
 
 COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
            "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak", "intensity",
-           "roof_gflops", "bound", "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s"]  # matmul-bench's CSV
+           "roof_gflops", "bound", "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s",
+           "unstable"]  # matmul-bench's CSV
 CROSSOVER_COLUMNS = ["faster", "slower", "dim", "from_size", "size", "m", "k", "n", "faster_median_s",
                      "slower_median_s"]
 
@@ -152,6 +153,35 @@ def above_ceiling(frame, ceilings):
     rows = frame[frame["gflops"].notna() & frame["pct_peak"].isna()]
     return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.gflops:.4g} GFLOP/s" for r in rows.itertuples()
             if (r.device, r.dtype, int(r.threads)) in by_key and r.gflops > by_key[(r.device, r.dtype, int(r.threads))]]
+
+
+SPREAD = 0.25    # process means whose IQR exceeds 25 % of their median (torch.utils.benchmark's "(! 25 %)")
+MIN_FALL = 0.5   # a value under half the median: a different regime (threads stalled, a core taken away)
+
+
+def instability(process_means, values):
+    """Why a benchmark's timings are not to be trusted, '' if they are (pyperf's `check` asks the same):
+    its worker processes' means spread beyond SPREAD (interquartile range over median, from 4 processes on),
+    or its fastest value below MIN_FALL x the median value: two regimes, no one figure."""
+    import numpy as np
+
+    why = []
+    if len(process_means) >= 4:
+        q1, median, q3 = np.percentile(process_means, [25, 50, 75])
+        if (q3 - q1) / median > SPREAD:
+            why.append(f"process means spread {100 * (q3 - q1) / median:.0f} % of their median (IQR)")
+    if len(values):
+        median = float(np.median(values))
+        if min(values) < MIN_FALL * median:
+            why.append(f"min {min(values) / median:.2g}x the median")
+    return "; ".join(why)
+
+
+def busy_host(load, cores):
+    """A warning when the host's 1-minute load average at the start exceeded its cores ('' if not)."""
+    if load is None or load <= cores:
+        return ""
+    return f"load average {load:.2f} at the start on {cores} cores: other work competed for the cores"
 
 
 def crossovers(frame, dim):

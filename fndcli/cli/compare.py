@@ -2,7 +2,7 @@
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,27 +13,38 @@ from fndcli.cli.runs import Run
 Format = choices("Format", ["table", "md", "csv", "json"])
 
 
-@command("compare", "Compare two saved runs row by row; exit 1 on a regression.")
+@command("compare", "Compare two saved runs (or two kernels of one) row by row; exit 1 on a regression.")
 def compare_command(
     ctx: typer.Context,
     base: Annotated[Path, typer.Argument(
         metavar="BASE", help="The run to compare against: its CSV, sidecar, .pyperf.json, or a directory "
-                             "(its newest run of NEW's command).", show_default=False)],
-    new: Annotated[Path, typer.Argument(
-        metavar="NEW", help="The run under test, named the same ways.", show_default=False)],
-    threshold: Annotated[float, typer.Option(
-        "--threshold", metavar="T", help="The relative change that matters: REGRESSION or improved only "
-                                         "beyond +-T.")] = 0.10,
+                             "(its newest run of NEW's command). With --pair: the one run.", show_default=False)],
+    new: Annotated[Optional[Path], typer.Argument(
+        metavar="NEW", help="The run under test, named the same ways; none with --pair.", show_default=False)] = None,
+    pair: Annotated[Optional[tuple[str, str]], typer.Option(
+        "--pair", metavar="A B", help="Judge implementation B against A inside the one matmul-bench run BASE, "
+                                      "each worker process's B against its A (a paired test): how to see 5 %.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", metavar="T", help="The relative change that matters: REGRESSION or improved only beyond "
+                                         "+-T, same only inside it. Default: 0.1 across runs, 0.05 with --pair.",
+        show_default=False)] = None,
     alpha: Annotated[float, typer.Option(
-        "--alpha", metavar="A", help="Significance level of the Mann-Whitney U test.")] = 0.05,
+        "--alpha", metavar="A", help="Significance level of each row's test (Holm-corrected over the rows), and "
+                                     "of the equivalence test behind same.")] = 0.05,
+    anchor: Annotated[Optional[str], typer.Option(
+        "--anchor", metavar="IMPL", help="Across runs: judge each row relative to IMPL (e.g. torch, unchanged between "
+                                         "the runs) timed in the same worker processes: the host's speed cancels.")] = None,
+    run_noise: Annotated[float, typer.Option(
+        "--run-noise", metavar="SD", min=0.0, max=1.0, help="Across runs: the least between-run noise (sd of a run's "
+                        "level, log scale) assumed, whatever a run's own structure says; measured here: README.")] = 0.02,
     seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, metavar="N",
-                                                help="Seed of the bootstrap intervals.")] = 0,
+                                                help="Seed of the paired bootstrap intervals.")] = 0,
     output_format: Annotated[Format, typer.Option(
         "--format", help="table for people; md for a CI job summary or a pull-request comment; csv; json.")] = Format.table,
     fail_on_improvement: Annotated[bool, typer.Option(
         "--fail-on-improvement", help="Exit 1 on an improvement too (a baseline that should be updated).")] = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Exit 1 on insufficient and inconclusive rows too.")] = False,
+        "--strict", help="Exit 1 on insufficient, inconclusive and unstable rows too.")] = False,
     allow_mismatch: Annotated[bool, typer.Option(
         "--allow-mismatch", help="Compare runs from different machines (CPU, cores, GPU) anyway, with a banner.")] = False,
     config: config_option("compare") = None,
@@ -42,68 +53,95 @@ def compare_command(
 ):
     """Compare two saved runs of one command, row by row; exit 1 on a REGRESSION or a BROKEN row.
 
-    Timings are compared per worker process: the ratio of medians NEW/BASE with a 95 %
-    bootstrap interval and a two-sided Mann-Whitney U test (scipy). A row is a REGRESSION
-    only when it is both significant at --alpha and slower beyond --threshold; BROKEN when a
-    check that passed now fails. Runs from different machines are refused (exit 2).
+    Timings are compared per worker process, on log times. Across two runs: robust (20 %
+    trimmed) means and a between-run noise term each run's own structure sets. With --pair A B
+    (one matmul-bench run, processes interleaved): each process's B against its A, a paired
+    t-test and a paired bootstrap interval. A row is a REGRESSION when it is significant at
+    --alpha (Holm-corrected over the rows) and slower beyond --threshold; same when its
+    interval lies inside +-threshold (equivalence); unstable when a run flagged its timings;
+    BROKEN when a check that passed now fails. Runs from different machines are refused (exit 2).
 
     Examples:
 
     \b
         fnd matmul-bench --gate --out base/ && fnd matmul-bench --gate --out new/
         fnd compare base/ new/
+        fnd matmul-bench --impl base/kern.py:mm --impl kern.py:mm --gate --out ab/
+        fnd compare ab/ --pair base/kern.py:mm kern.py:mm
         fnd compare results/gradcheck-20261130-120000.csv results/ --format md
     """
-    if not (math.isfinite(threshold) and 0 < threshold < 1):
+    if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):
         raise typer.BadParameter(f"must be between 0 and 1 (0.1 is 10 %), got {threshold}", param_hint="'--threshold'")
-    if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise typer.BadParameter(f"must be between 0 and 1, got {alpha}", param_hint="'--alpha'")
+    if not (math.isfinite(alpha) and 0 < alpha < 0.5):
+        raise typer.BadParameter(f"must be between 0 and 0.5, got {alpha}", param_hint="'--alpha'")
+    if (new is None) == (pair is None):
+        raise typer.BadParameter("give two runs, BASE NEW, or one run and --pair A B", param_hint="'BASE' / 'NEW'")
 
-    from fndcli.runs.compare import CompareError, Settings, compare, gated
+    if pair and anchor:
+        raise typer.BadParameter("--pair already judges B relative to A; --anchor is for two runs", param_hint="'--anchor'")
+    result, base_run, new_run = _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor)
+    if result.machine and not allow_mismatch:
+        what = "; ".join(f"{k} {b!r} vs {n!r}" for k, b, n in result.machine)
+        raise typer.BadParameter(f"BASE and NEW ran on different machines ({what}); timings do not compare "
+                                 "across machines: run both on one, or pass --allow-mismatch",
+                                 param_hint="'BASE' / 'NEW'")
+    from fndcli.runs.compare import gated
+
+    run = Run(ctx, out, quiet)
+    if pair is None and base_run.sidecar_path.resolve() == new_run.sidecar_path.resolve():
+        typer.echo(f"Warning: BASE and NEW are the same run ({base_run.stem}): every timing reads the same "
+                   "samples twice", err=True)
+    failing = gated(result, fail_on_improvement, strict)
+    code = 1 if len(failing) else 0
+    header, footer = _header(result, base_run, new_run, pair), _footer(result, failing, code)
+    run.finish(lambda files: files.write_csv(".csv", result.rows), code,
+               {"base": str(base_run.sidecar_path), "new": str(new_run.sidecar_path)},
+               failures=[f"{r.verdict}: {r.key} ({r.what}){f': {r.note}' if r.note else ''}" for r in failing.itertuples()],
+               show=lambda con, _: _render(con, output_format.value, result, base_run, new_run, header, footer, pair),
+               paths_to_stderr=output_format.value != "table", compared=result.command,
+               base_run=str(base_run.sidecar_path), new_run=str(new_run.sidecar_path), counts=result.counts(),
+               geomean_ratio=_finite(result.geomean_ratio()), machine_differs=result.machine,
+               software_differs=result.software, settings_differ=result.notes, gated=len(failing), pair=pair)
+
+
+def _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor):
+    """(Comparison, BASE's SavedRun, NEW's) of two runs, or of --pair's two implementations of one (NEW is BASE);
+    exit 2 with one line if the runs cannot be read or compared."""
     from fndcli.numerics import first_line
+    from fndcli.runs.compare import PAIRED_THRESHOLD, CompareError, Settings, compare, compare_pair
     from fndcli.runs.saved import RunError, load
 
+    default = PAIRED_THRESHOLD if pair else Settings.threshold
+    settings = Settings(alpha=alpha, threshold=default if threshold is None else threshold, seed=seed,
+                        run_noise=run_noise, anchor=anchor)
     try:
+        if pair:
+            base_run = new_run = load(base, "matmul-bench")
+            return compare_pair(base_run, *pair, settings), base_run, new_run
         if new.is_dir() and not base.is_dir():  # a directory means the newest run of the other side's command
             base_run = load(base)
             new_run = load(new, base_run.command)
         else:
             new_run = load(new)
             base_run = load(base, new_run.command if base.is_dir() else None)
-        result = compare(base_run, new_run, Settings(alpha=alpha, threshold=threshold, seed=seed))
+        return compare(base_run, new_run, settings), base_run, new_run
     except (RunError, CompareError) as e:
-        raise typer.BadParameter(str(e), param_hint="'BASE' / 'NEW'")
+        raise typer.BadParameter(str(e), param_hint="'BASE' / 'NEW'" if not pair else "'--pair'")
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # columns as named, values not as fnd writes them
         raise typer.BadParameter(f"a run holds values fnd does not write ({type(e).__name__}: {first_line(e)}); "
                                  "fnd show RUN --format csv shows it as it is", param_hint="'BASE' / 'NEW'")
-    if result.machine and not allow_mismatch:
-        what = "; ".join(f"{k} {b!r} vs {n!r}" for k, b, n in result.machine)
-        raise typer.BadParameter(f"BASE and NEW ran on different machines ({what}); timings do not compare "
-                                 "across machines: run both on one, or pass --allow-mismatch",
-                                 param_hint="'BASE' / 'NEW'")
-    run = Run(ctx, out, quiet)
-    if base_run.sidecar_path.resolve() == new_run.sidecar_path.resolve():
-        typer.echo(f"Warning: BASE and NEW are the same run ({base_run.stem}): every timing reads the same "
-                   "samples twice", err=True)
-    failing = gated(result, fail_on_improvement, strict)
-    code = 1 if len(failing) else 0
-    header, footer = _header(result, base_run, new_run), _footer(result, failing, code)
-    run.finish(lambda files: files.write_csv(".csv", result.rows), code,
-               {"base": str(base_run.sidecar_path), "new": str(new_run.sidecar_path)},
-               failures=[f"{r.verdict}: {r.key} ({r.what}){f': {r.note}' if r.note else ''}" for r in failing.itertuples()],
-               show=lambda con, _: _render(con, output_format.value, result, base_run, new_run, header, footer),
-               paths_to_stderr=output_format.value != "table", compared=result.command,
-               base_run=str(base_run.sidecar_path), new_run=str(new_run.sidecar_path), counts=result.counts(),
-               geomean_ratio=_finite(result.geomean_ratio()), machine_differs=result.machine,
-               software_differs=result.software, settings_differ=result.notes, gated=len(failing))
 
 
 def _finite(x):
     return x if math.isfinite(x) else None
 
 
-def _header(result, base, new):
+def _header(result, base, new, pair=None):
     lines = []
+    if pair:
+        return [f"{pair[1]} against {pair[0]} in {base.stem} ({base.meta.get('started_utc', '?')[:19]}), each "
+                f"worker process's against its own, on {base.meta.get('cpu_model')} ({base.meta.get('cpu_count')} "
+                "cores)", *_warnings(base)]
     if result.machine:
         lines.append("DIFFERENT MACHINES (--allow-mismatch): " +
                      "; ".join(f"{k} {b} vs {n}" for k, b, n in result.machine))
@@ -114,7 +152,13 @@ def _header(result, base, new):
         lines.append("versions differ: " + "; ".join(f"{k} {b} -> {n}" for k, b, n in result.software))
     if result.notes:
         lines.append("settings differ: " + "; ".join(result.notes))
-    return lines
+    return lines + _warnings(base, "BASE") + _warnings(new, "NEW")
+
+
+def _warnings(run, side=""):
+    """A run's warning of a busy host (bench.stats.busy_host; its rows' own warnings show as unstable rows)."""
+    return [f"{side + ': ' if side else ''}{text}" for text in run.meta.get("unstable") or []
+            if text.startswith("load average")]
 
 
 def _footer(result, failing, code):
@@ -127,10 +171,11 @@ def _footer(result, failing, code):
     return lines
 
 
-def _render(con, fmt, result, base, new, header, footer):
+def _render(con, fmt, result, base, new, header, footer, pair=None):
     from fndcli.report.tables import COMPARE_HEADERS, compare_cells, compare_table, markdown_table
 
-    title = f"fnd compare: {result.command}, NEW against BASE"
+    title = (f"fnd compare: {pair[1]} against {pair[0]}, process by process" if pair else
+             f"fnd compare: {result.command}, NEW against BASE")
     if fmt == "table":
         for line in header:
             con.print(line, markup=False, style="bold red" if line.startswith("DIFFERENT") else None)

@@ -46,7 +46,7 @@ def matmul_bench(
     fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
     rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
     gate: Annotated[bool, typer.Option(
-        "--gate", help="Sized for fnd compare: 5 worker processes a benchmark, so a change can be tested.")] = False,
+        "--gate", help="Sized for fnd compare: 16 worker processes, each timing every benchmark in turn.")] = False,
     max_seconds: Annotated[float, typer.Option(
         "--max-seconds", metavar="S",
         help="Skip an implementation whose estimated run at a shape exceeds this.")] = DEFAULTS.max_seconds,
@@ -92,7 +92,7 @@ def matmul_bench(
     cfg = _config(impl, shape, dtype, device, threads, seed, [p for p, on in (("quick", quick), ("fast", fast),
                   ("rigorous", rigorous), ("gate", gate)) if on], max_seconds, peak_gflops, sweep, sweep_dim, baseline,
                   order)
-    run = Run(ctx, out, quiet)
+    run, load = Run(ctx, out, quiet), os.getloadavg()[0]  # before fnd's own work adds to it
 
     from fndcli.bench.run import BenchError, run_bench
     from fndcli.bench.stats import above_ceiling, baseline_reason
@@ -126,7 +126,17 @@ def matmul_bench(
                worker_order=result.order, pyperf_args=result.pyperf_args, baseline=base,
                baseline_reason=baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else None,
                peak=result.ceilings, peak_note=result.peak_note, above_ceiling=above_ceiling(frame, result.ceilings),
-               user_code_changed=_user_changes(), **_matmul_settings())
+               user_code_changed=_user_changes(), load_avg_start=load, unstable=_unstable(frame, load),
+               **_matmul_settings())
+
+
+def _unstable(frame, load):
+    """The sidecar's warnings: each row whose timings are not to be trusted, and a busy host."""
+    from fndcli.bench.stats import busy_host
+
+    rows = frame[frame["unstable"].notna() & (frame["unstable"].astype(str) != "")]
+    busy = busy_host(load, os.cpu_count() or 1)
+    return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.unstable}" for r in rows.itertuples()] + ([busy] if busy else [])
 
 
 def _config(impl, shape, dtype, device, threads, seed, presets, max_seconds, peak_gflops, sweep, sweep_dim,

@@ -103,10 +103,10 @@ def peak_caption(rows, measured, cache_file):
 CROSSOVER_TITLE = "crossovers: where one overtakes another, their ranges of values apart on both sides"
 
 
-def bench_caption(baseline, ceilings, why="", peak_note=None, above=()):
+def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable=()):
     """What speedup and % peak are relative to: baseline names the speedups' series (or None) and `why` it was
     chosen; ceilings are the sidecar's `peak` (device, dtype, threads, gflops, source); `above`: rows faster
-    than their ceiling, whose % peak is left out."""
+    than their ceiling, whose % peak is left out; `unstable`: the sidecar's warnings (bench.stats.instability)."""
     why = f" (baseline: {why})" if why else ""
     notes = [f"speedup: the median of {baseline} ÷ the row's median, at the same shape{why}"] if baseline else []
     notes += [f"% peak: of {c['source']}" for c in ceilings]
@@ -118,6 +118,7 @@ def bench_caption(baseline, ceilings, why="", peak_note=None, above=()):
     if above:
         notes.append(f"[yellow]faster than the ceiling, so no % peak:[/] {'; '.join(above)}: the ceiling is too low "
                      "(measured on a busy host?); run fnd peak --refresh on a quiet one")
+    notes += [f"[bold yellow]not to be trusted:[/] {escape(text)}" for text in unstable]
     return "\n".join(notes)
 
 
@@ -256,7 +257,8 @@ def _percent(x):
     return "" if x is None or math.isnan(x) else f"{100 * x:+.1f} %"
 
 
-COMPARE_HEADERS = ("benchmark", "measure", "base", "new", "change [95 % CI]", "p", "n base/new", "verdict", "note")
+COMPARE_HEADERS = ("benchmark", "measure", "base", "new", "change [95 % CI]", "p", "n base/new", "detects", "verdict",
+                   "note")
 
 
 def compare_cells(rows):
@@ -269,24 +271,26 @@ def compare_cells(rows):
             change += f" [{_percent(r.ci_low)}, {_percent(r.ci_high)}]"
         n = "" if math.isnan(r.n_base) else f"{int(r.n_base)}/{int(r.n_new)}"
         out.append([r.key, r.what, _value(r.base, timing), _value(r.new, timing), change,
-                    "" if math.isnan(r.p) else f"{r.p:.3g}", n, r.verdict, r.note])
+                    "" if math.isnan(r.p) else f"{r.p:.3g}", n, _percent(r.detectable), r.verdict, r.note])
     return out
 
 
 COMPARE_STYLE = {"REGRESSION": "bold red", "BROKEN": "bold red", "improved": "green", "same": "green",
                  "small": "yellow", "inconclusive": "yellow", "insufficient": "yellow", "changed": "yellow",
-                 "failing": "red", "missing": "yellow", "added": "yellow", "untimed": "dim"}
+                 "failing": "red", "missing": "yellow", "added": "yellow", "untimed": "dim", "unstable": "bold yellow",
+                 "anchor": "dim"}
 
 
 def compare_table(rows, title, caption):
     """The comparison as a rich table: one row per benchmark or check, its verdict coloured."""
     table = Table(title=title, caption=caption or None, caption_justify="left")
+    verdict = COMPARE_HEADERS.index("verdict")
     for name in COMPARE_HEADERS:
-        table.add_column(name, justify="right" if name in ("base", "new", "p", "n base/new") else "left")
+        table.add_column(name, justify="right" if name in ("base", "new", "p", "n base/new", "detects") else "left")
     for cells in compare_cells(rows):
-        style = COMPARE_STYLE.get(cells[7], "")
-        cells[7] = f"[{style}]{cells[7]}[/]" if style else cells[7]
-        table.add_row(*[escape(c) if i != 7 else c for i, c in enumerate(cells)])
+        style = COMPARE_STYLE.get(cells[verdict], "")
+        cells[verdict] = f"[{style}]{cells[verdict]}[/]" if style else cells[verdict]
+        table.add_row(*[escape(c) if i != verdict else c for i, c in enumerate(cells)])
     return table
 
 

@@ -33,7 +33,8 @@ def matmul_bench(run):
     peak = m.get("peak") or []
     yield tables.bench_table(rows, title, tables.bench_caption(m.get("baseline"), peak if isinstance(peak, list) else [],
                                                                m.get("baseline_reason") or "", m.get("peak_note"),
-                                                               m.get("above_ceiling") or []))
+                                                               m.get("above_ceiling") or [],
+                                                               m.get("unstable") or []))
     crossovers = run.extras.get("-crossovers.csv")
     if crossovers is not None and len(crossovers):
         yield tables.crossover_table(crossovers, tables.CROSSOVER_TITLE)

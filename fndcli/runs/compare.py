@@ -1,20 +1,23 @@
-"""The core of `fnd compare`: two saved runs of one command, row by row, with a verdict each.
+"""The core of `fnd compare`: two saved runs of one command (or two implementations of one run), row by row.
 
 Timings (matmul-bench, and train's step times) are compared as samples, not as single
-figures. For matmul-bench the sample unit is the worker process: the mean of each pyperf
-run's values, warmups and calibration excluded, since values inside one process are not
+figures. For matmul-bench the sample unit is the worker process: the fastest of each pyperf
+run's values (its least disturbed), warmups and calibration excluded, since values inside one process are not
 independent draws (pooling them makes identical code "significant" a quarter of the time
-when processes differ: ../shared/REFERENCE.md, "Comparing runs"). The estimate is the ratio
-of medians NEW/BASE with a seeded 95 % bootstrap interval, the test a two-sided
-Mann-Whitney U on the samples (both from scipy.stats). A verdict per row, first match wins:
+when processes differ: ../shared/REFERENCE.md, "Comparing runs"). The statistics are
+`fndcli.runs.verdicts`'s: across runs, robust (trimmed) means with a between-run noise term (with an
+anchor, of each process's ratio to the anchor); paired in one run (`compare_pair`), the log ratio of B to A
+in each process. A verdict per row, first match wins:
 
     BROKEN        correct (or passing, or stable) in BASE, not in NEW
     insufficient  fewer than `min_samples` samples on either side
-    REGRESSION    significant at alpha and slower beyond the threshold
-    improved      significant at alpha and faster beyond the threshold
-    small         significant, inside the threshold: shown, never gated
-    same          the interval lies inside +-threshold
-    inconclusive  the interval crosses the threshold
+    unstable      either run flagged the row's timings as not to be trusted (bench.stats.instability)
+    anchor        with --anchor IMPL, that implementation's row: the host's drift, every other row relative to it
+    REGRESSION    significantly slower beyond the threshold (one-sided at alpha, Holm-corrected over the rows)
+    improved      significantly faster beyond the threshold
+    same          equivalent: the 1 - 2 alpha interval lies inside +-threshold (TOST)
+    small         the 95 % interval excludes no change, but it is neither beyond nor inside: shown, never gated
+    inconclusive  none of those
 
 Rows present on one side only are `missing` (BASE only) or `added` (NEW only).
 """
@@ -25,10 +28,13 @@ import numpy as np
 import pandas as pd
 
 from fndcli.bench.spec import Shape, benchmark_name
+from fndcli.bench.stats import instability
 from fndcli.names import FINDINGS, first_column
+from fndcli.runs import verdicts as stats
 from fndcli.runs.saved import MODEL
 
-COLUMNS = ["key", "what", "base", "new", "change", "ci_low", "ci_high", "p", "n_base", "n_new", "verdict", "note"]
+COLUMNS = ["key", "what", "base", "new", "change", "ci_low", "ci_high", "p", "n_base", "n_new", "detectable",
+           "verdict", "note"]
 GATED = ("REGRESSION", "BROKEN")
 MACHINE = ("cpu_model", "cpu_count", "gpu")
 SOFTWARE = ("fnd_version", "torch_version", "python_version", "pyperf_version")
@@ -37,10 +43,15 @@ SOFTWARE = ("fnd_version", "torch_version", "python_version", "pyperf_version")
 @dataclass(frozen=True)
 class Settings:
     alpha: float = 0.05
-    threshold: float = 0.10      # relative change that matters: +-10 %
-    min_samples: int = 5         # a two-sided U test at alpha 0.05 needs 4 a side; 5 gives p down to 0.008
-    seed: int = 0                # of the bootstrap
+    threshold: float = 0.10      # relative change that matters: +-10 % (paired in one run: PAIRED_THRESHOLD)
+    min_samples: int = 5         # fewer processes a side: insufficient
+    seed: int = 0                # of the paired bootstrap
     resamples: int = 4000
+    run_noise: float = 0.02      # floor of a run's between-run sd on the log scale (scripts/gate-calibration)
+    anchor: str | None = None    # across runs: each process's samples relative to this implementation's
+
+
+PAIRED_THRESHOLD = 0.05          # paired in one run the host's minute cancels: 5 % is measurable (README)
 
 
 @dataclass
@@ -56,7 +67,9 @@ class Comparison:
 
     def geomean_ratio(self):
         """Geometric mean of NEW/BASE over the timing rows: of ratios, not of absolute times."""
-        ratios = self.rows.loc[self.rows["what"].str.contains("s/"), "change"].dropna() + 1
+        timing = (self.rows["what"].str.contains("s/") | self.rows["what"].str.startswith("x ")) & (
+            self.rows["verdict"] != "anchor")
+        ratios = self.rows.loc[timing, "change"].dropna() + 1
         ratios = ratios[ratios > 0]
         return float(np.exp(np.log(ratios).mean())) if len(ratios) else math.nan
 
@@ -65,40 +78,45 @@ class CompareError(Exception):
     """The two runs cannot be compared (exit 2)."""
 
 
-def timing_row(key, what, base, new, s, rerun, figures=None, unit="process"):
-    """Per-sample timings NEW against BASE: ratio of medians, bootstrap interval, U test, verdict.
+def timing_row(key, what, base, new, s, rerun, figures=None, unit="process", tau2=(0.0, 0.0), pairs=False):
+    """Per-sample timings NEW against BASE: the ratio of robust means, its 95 % interval, the p of a change beyond
+    the threshold, the smallest slowdown it could detect; the verdict is `judge`'s, once every row's p is known
+    (Holm's correction).
 
-    base, new: one sample per `unit` (a worker process's mean, a run). With too few samples to
-    test, nothing is judged ("insufficient"), and the row shows `figures` (BASE's and NEW's own
-    medians, as each run printed them) when given, else the samples' medians.
+    base, new: one sample per `unit` (a worker process's mean, a run); pairs: base[i] and new[i] come from
+    one process (paired in one run), else two runs whose between-run variances are tau2. With too few samples
+    to test, nothing is judged ("insufficient"), and the row shows `figures` (BASE's and NEW's own medians, as
+    each run printed them) when given, else the samples' medians.
     """
     base, new = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
-    ratio = float(np.median(new) / np.median(base))
     row = {"key": key, "what": what, "base": float(np.median(base)), "new": float(np.median(new)),
-           "change": ratio - 1, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "n_base": len(base),
-           "n_new": len(new), "note": ""}
+           "change": float(np.median(new) / np.median(base)) - 1, "ci_low": math.nan, "ci_high": math.nan,
+           "p": math.nan, "n_base": len(base), "n_new": len(new), "detectable": math.nan, "note": ""}
     if min(len(base), len(new)) < s.min_samples:
         if figures is not None and all(_finite(f) for f in figures):
             row.update(base=float(figures[0]), new=float(figures[1]), change=float(figures[1] / figures[0]) - 1)
         return {**row, "verdict": "insufficient",
                 "note": f"{len(base)} and {len(new)} samples (one per {unit}); the test needs {s.min_samples} a "
                         f"side: {rerun}"}
-    from scipy import stats
+    lb, ln = np.log(base), np.log(new)
+    est = stats.paired(lb, ln) if pairs else stats.across_runs(lb, ln, *tau2)
+    low, high = (stats.paired_bootstrap(lb, ln, 0.95, s.seed, s.resamples) if pairs else stats.interval(est, 0.95))
+    return {**row, "change": math.expm1(est.log_ratio), "ci_low": math.expm1(low), "ci_high": math.expm1(high),
+            "p": stats.p_beyond(est, s.threshold), "detectable": stats.detectable(est, s.alpha, s.threshold),
+            "verdict": "",
+            "_tost": (stats.paired_bootstrap(lb, ln, 1 - 2 * s.alpha, s.seed, s.resamples) if pairs else
+                      stats.interval(est, 1 - 2 * s.alpha))}
 
-    p = float(stats.mannwhitneyu(new, base, alternative="two-sided", method="auto").pvalue)
-    ci = stats.bootstrap((base, new), _median_ratio, vectorized=True, paired=False, confidence_level=0.95,
-                         n_resamples=s.resamples, method="percentile",
-                         random_state=np.random.default_rng(s.seed)).confidence_interval
-    low, high = float(ci.low) - 1, float(ci.high) - 1
-    if p < s.alpha and abs(ratio - 1) > s.threshold:
-        verdict = "REGRESSION" if ratio > 1 else "improved"
-    elif p < s.alpha:
-        verdict = "small"
-    elif -s.threshold <= low and high <= s.threshold:
-        verdict = "same"
-    else:
-        verdict = "inconclusive"
-    return {**row, "ci_low": low, "ci_high": high, "p": p, "verdict": verdict}
+
+def judge(records, s):
+    """Set the verdict of every tested timing row: its p (of a change beyond the threshold) Holm-adjusted over
+    them all (family-wise error <= alpha per comparison), then `verdicts.verdict`."""
+    tested = [r for r in records if "_tost" in r]
+    for r, p in zip(tested, stats.holm([r["p"] for r in tested])):
+        low, high = r.pop("_tost")
+        r.update(p=float(p), verdict=stats.verdict(r["change"], p, low, high, r["ci_low"], r["ci_high"], s.alpha,
+                                                       s.threshold))
+    return records
 
 
 def _finite(x):
@@ -106,10 +124,6 @@ def _finite(x):
         return math.isfinite(float(x)) and float(x) > 0
     except (TypeError, ValueError):
         return False
-
-
-def _median_ratio(base, new, axis=-1):
-    return np.median(new, axis=axis) / np.median(base, axis=axis)
 
 
 def _row(key, what, base, new, verdict, note="", change=math.nan):
@@ -141,24 +155,111 @@ def _one_sided(label, what, b, n):
                 "missing" if n is None else "added", "in BASE only" if n is None else "in NEW only")
 
 
+MATMUL_KEY = ["impl", "m", "k", "n", "dtype", "device", "threads"]
+
+
+def samples(run, s):
+    """{benchmark name: per-process samples} of a run; with an anchor, each divided by the anchor's sample from
+    the same process at the same shape, dtype and device (the anchor's own, and those without it, left out)."""
+    found = run.process_samples()
+    if not s.anchor:
+        return found
+    out = {}
+    for name, x in found.items():
+        impl, rest = name.rsplit(" ", 3)[0], name.rsplit(" ", 3)[1:]
+        ref = found.get(" ".join([s.anchor, *rest]))
+        if impl != s.anchor and ref is not None and len(ref) == len(x):
+            out[name] = list(np.divide(x, ref))
+    return out
+
+
+def tau2(found, s):
+    """A run's between-run variance (log scale): `verdicts.run_noise` of its benchmarks' samples in time
+    order, never below the floor `Settings.run_noise`^2."""
+    noise = stats.run_noise([np.log(m) for m in found.values() if len(m) > 1])
+    return max(s.run_noise ** 2, 0.0 if math.isnan(noise) else noise)
+
+
+def _unstable(rows):
+    """Why the timings of a row are not to be trusted in either run ('' if they are): the row's own flag
+    (bench.stats.instability; a busy host is a warning in the header, not a row's verdict)."""
+    return "; ".join(f"{side}: {row.get('unstable')}" for side, row in rows if row.get("unstable"))
+
+
+def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n):
+    """The row when the two sides cannot be timed against each other (None when they can): BROKEN, untimed,
+    unstable."""
+    if _is_true(rb["correct"]) and not _is_true(rn["correct"]):
+        return _row(label, "correct", "yes", "no", "BROKEN", rn.get("error") or rn.get("skipped") or
+                    "wrong result against float64 a @ b")
+    if not (b_means.get(name_b) and n_means.get(name_n)):
+        why = next((r.get(c) for r in (rn, rb) for c in ("skipped", "error") if r.get(c)), "")
+        return _row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why)
+    unstable = _unstable(zip(("BASE", "NEW"), (rb, rn)))
+    if unstable:
+        return _row(label, "median s/call", rb["median_s"], rn["median_s"], "unstable", unstable + ": re-run on a "
+                    "quiet host", change=rn["median_s"] / rb["median_s"] - 1)
+    return None
+
+
 def matmul_rows(base, new, s):
-    keys = ["impl", "m", "k", "n", "dtype", "device", "threads"]
-    b_means, n_means = base.process_means(), new.process_means()
+    """Each (impl, shape, dtype, device, threads) of either run; with `s.anchor`, each row relative to the anchor
+    in its own processes (the host's speed in each run cancels), the anchor's row the host's drift, not judged."""
+    b_means, n_means = samples(base, s), samples(new, s)
+    noise = (tau2(b_means, s), tau2(n_means, s))
     out = []
-    for (impl, m, k, n, dtype, device, threads), rb, rn in _paired(base.rows, new.rows, keys):
+    for (impl, m, k, n, dtype, device, threads), rb, rn in _paired(base.rows, new.rows, MATMUL_KEY):
         name = benchmark_name(impl, Shape(m, k, n), dtype, device)
         label = f"{name} {threads}t"
         if rb is None or rn is None:
             out.append(_one_sided(label, "median s/call", rb, rn))
-        elif _is_true(rb["correct"]) and not _is_true(rn["correct"]):
-            out.append(_row(label, "correct", "yes", "no", "BROKEN", rn.get("error") or rn.get("skipped") or
-                            "wrong result against float64 a @ b"))
-        elif not (b_means.get(name) and n_means.get(name)):
-            why = next((r.get(c) for r in (rn, rb) for c in ("skipped", "error") if r.get(c)), "")
-            out.append(_row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why))
+        elif impl == s.anchor:
+            out.append(_row(label, "median s/call", rb["median_s"], rn["median_s"], "anchor", "the host's speed, NEW's "
+                            "run against BASE's: not judged", rn["median_s"] / rb["median_s"] - 1))
         else:
-            out.append(timing_row(label, "median s/call", b_means[name], n_means[name], s,
-                                  "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"])))
+            if s.anchor:  # the processes' spread cancels in the ratios: theirs decides
+                rb, rn = ({**r, "unstable": instability(x.get(name, []), ())} for r, x in ((rb, b_means), (rn, n_means)))
+            what = f"x {s.anchor}" if s.anchor else "median s/call"
+            out.append(_timed_or_not(label, rb, rn, b_means, n_means, name, name) or
+                       timing_row(label, what, b_means[name], n_means[name], s,
+                                  "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"]),
+                                  tau2=noise))
+    return out
+
+
+def pair_rows(run, a, b, s):
+    """Implementation b against a in one matmul-bench run, at every (shape, dtype, device, threads) both ran:
+    process i's sample of b against process i's of a (neighbours in time). The rows' own flags of process
+    spread do not apply (pairing cancels what the processes share): the pairs' ratios are checked instead."""
+    if run.command != "matmul-bench":
+        raise CompareError(f"--pair compares two implementations of a matmul-bench run; this is a {run.command} run")
+    if run.meta.get("order") == "sequential" and run.meta.get("preset") != "gate":
+        raise CompareError("--pair needs a run whose worker processes were interleaved (A B A B); this one ran "
+                           "--order sequential: re-run with fnd matmul-bench --gate")
+    impls = list(dict.fromkeys(run.rows["impl"]))
+    for name in (a, b):
+        if name not in impls:
+            raise CompareError(f"{name!r} is not in run {run.stem}; it ran {', '.join(impls)}")
+    rows = {tuple(r[c] for c in MATMUL_KEY): r for _, r in run.rows.iterrows()}
+    means, out = run.process_samples(), []
+    for (impl, m, k, n, dtype, device, threads), ra in rows.items():
+        rb = rows.get((b, m, k, n, dtype, device, threads))
+        if impl != a or rb is None:
+            continue
+        name_a, name_b = (benchmark_name(i, Shape(m, k, n), dtype, device) for i in (a, b))
+        label = f"{name_b} vs {a} {threads}t"
+        row = _timed_or_not(label, {**ra, "unstable": ""}, {**rb, "unstable": ""}, means, means, name_a, name_b)
+        if row is None and len(means[name_a]) != len(means[name_b]):
+            row = _row(label, "median s/call", ra["median_s"], rb["median_s"], "insufficient",
+                       f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair")
+        elif row is None and instability(np.divide(means[name_b], means[name_a]), ()):
+            row = _row(label, "median s/call", ra["median_s"], rb["median_s"], "unstable", "the B/A ratios of the "
+                       f"processes: {instability(np.divide(means[name_b], means[name_a]), ())}: re-run on a quiet host")
+        out.append(row or timing_row(label, "median s/call", means[name_a], means[name_b], s,
+                                     "re-run with fnd matmul-bench --gate", (ra["median_s"], rb["median_s"]),
+                                     unit="process pair", pairs=True))
+    if not out:
+        raise CompareError(f"{a} and {b} share no shape in run {run.stem}: nothing to pair")
     return out
 
 
@@ -279,15 +380,24 @@ def compare(base, new, settings=Settings()):
     if base.command not in ROWS:
         raise CompareError(f"fnd compare takes runs of {', '.join(ROWS)}, not {base.command}: read its report, "
                            "or fnd show it")
-    rows = pd.DataFrame.from_records(ROWS[base.command](base, new, settings), columns=COLUMNS)
+    if settings.anchor and not (base.command == "matmul-bench" and {settings.anchor} <= set(base.rows["impl"]) &
+                                set(new.rows["impl"])):
+        raise CompareError(f"--anchor {settings.anchor} must be an implementation both matmul-bench runs timed")
+    rows = pd.DataFrame.from_records(judge(ROWS[base.command](base, new, settings), settings), columns=COLUMNS)
     if not (~rows["verdict"].isin(["missing", "added"])).any():
         raise CompareError("the two runs share no row: they measured different things")
     return Comparison(base.command, rows, differences(base.meta, new.meta, MACHINE),
                       differences(base.meta, new.meta, SOFTWARE), settings_notes(base, new))
 
 
+def compare_pair(run, a, b, settings):
+    """Implementation b against a inside one matmul-bench run (`pair_rows`); CompareError if they cannot be."""
+    rows = pd.DataFrame.from_records(judge(pair_rows(run, a, b, settings), settings), columns=COLUMNS)
+    return Comparison(run.command, rows)
+
+
 def gated(comparison, fail_on_improvement=False, strict=False):
     """The verdicts that fail the gate (exit 1) under these options."""
     verdicts = set(GATED) | ({"improved"} if fail_on_improvement else set())
-    verdicts |= {"insufficient", "inconclusive"} if strict else set()
+    verdicts |= {"insufficient", "inconclusive", "unstable"} if strict else set()
     return comparison.rows[comparison.rows["verdict"].isin(verdicts)]

@@ -8,7 +8,6 @@ the CSV, the sidecar, the `.pyperf.json`, an extra CSV; a directory names its ne
 names it, and a directory of runs counts it among its runs.
 """
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "pe
 MODEL = "init-sweep --model"  # init-sweep's runs of the user's model: a summary of its own (fndcli.init.diagnose)
 FIRST_LAYER = tuple(map(first_column, FINDINGS))
 # Text columns: an empty cell reads back as NaN; these want "".
-TEXT_COLUMNS = {"matmul-bench": ("error", "skipped", "baseline"), "init-sweep": ("reason", "grad_verdict"),
+TEXT_COLUMNS = {"matmul-bench": ("error", "skipped", "baseline", "unstable"), "init-sweep": ("reason", "grad_verdict"),
                 MODEL: ("reason", "grad_verdict", *FIRST_LAYER), "gradcheck": ("rule",), "train": (), "reproduce": (),
                 "peak": ()}
 # The main CSV's columns that show and compare read (a test checks each is a column its command writes).
@@ -96,8 +95,10 @@ class SavedRun:
             return self.sidecar_path.parent.name
         return self.sidecar_path.name[: -len(".json")]
 
-    def process_means(self):
-        """{pyperf benchmark name: [mean of each worker process's values]}, warmups and calibration excluded."""
+    def process_samples(self):
+        """{pyperf benchmark name: [each worker process's fastest value]}, warmups and calibration excluded, in
+        the order the processes ran. The fastest of a process's values is its least disturbed: measured here
+        (scripts/gate-calibration), run levels moved about half as much by it as by the mean."""
         if self.pyperf_path is None:
             return {}
         import pyperf
@@ -106,7 +107,7 @@ class SavedRun:
             suite = pyperf.BenchmarkSuite.load(str(self.pyperf_path))
         except (OSError, ValueError) as e:
             raise RunError(f"cannot read {self.pyperf_path}: {e}") from e
-        return {bench.get_name(): [math.fsum(run.values) / len(run.values) for run in bench.get_runs() if run.values]
+        return {bench.get_name(): [min(run.values) for run in bench.get_runs() if run.values]
                 for bench in suite.get_benchmarks()}
 
 

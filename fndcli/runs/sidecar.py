@@ -41,6 +41,8 @@ class Sidecar:
     float32_matmul_precision: str | None = None
     cuda_device: str | None = None
     user_code_changed: list | None = None  # torch settings the user's code changed on import (restored)
+    load_avg_start: float | None = None  # the host's 1-minute load average when the run started (os.getloadavg)
+    unstable: list | None = None        # warnings: rows whose timings are not to be trusted, a busy host (bench.stats)
     # --- peak ---
     measured_rows: int | None = None    # rows measured by this run; the rest came from the cache
     cache_file: str | None = None       # the cache of ceilings it read and wrote
@@ -70,6 +72,7 @@ class Sidecar:
     software_differs: list | None = None
     settings_differ: list | None = None
     gated: int | None = None            # rows that fail the gate
+    pair: list | None = None            # compare --pair A B: the two implementations of one run, B judged against A
 
     def to_dict(self, given=()):
         """The JSON object: every run's fields, the machine's, and the command-specific ones that were filled or

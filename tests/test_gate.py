@@ -1,0 +1,146 @@
+"""The gate: --gate's shared worker processes (real ones), compare --pair, unstable rows, keys across checkouts."""
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import assert_one_line_error, run_files
+from fndcli.bench.stats import busy_host, instability
+from test_compare import fake_matmul_run
+
+KERNEL = "import torch\n\n\ndef mm(a, b):\n    return torch.mm(a, b)\n"
+
+
+def test_gate_times_every_benchmark_in_each_worker_process_and_pair_compares_them(fnd, tmp_path, monkeypatch):
+    """Real worker processes (--gate cut to 2 for time): each process times both kernels, in the order A B then
+    B A; a kernel's row key is its reference as typed (not a path made absolute), and --pair pairs the
+    processes (with 2 a side: insufficient, exit 0)."""
+    from fndcli.bench import spec
+
+    gate = spec.PRESETS["gate"]
+    monkeypatch.setitem(spec.PRESETS, "gate", dataclasses.replace(
+        gate, runs=dataclasses.replace(gate.runs, processes=2, values=2)))
+    for checkout in ("base", "head"):
+        (tmp_path / checkout).mkdir()
+        (tmp_path / checkout / "kern.py").write_text(KERNEL)
+    monkeypatch.chdir(tmp_path)
+    result = fnd("matmul-bench", "--impl", "base/kern.py:mm", "--impl", "head/kern.py:mm", "--shape", "8x8x8",
+                 "--gate", "--threads", "1", "--out", tmp_path / "ab")
+    assert result.exit_code == 0, result.output
+    frame, meta = run_files(tmp_path / "ab", "matmul-bench")
+    assert list(frame["impl"]) == ["base/kern.py:mm", "head/kern.py:mm"] and list(frame["processes"]) == [2, 2]
+    assert [label.split(":")[0] for label in meta["worker_order"]] == ["in-process #1", "in-process #2"]
+    suite = json.loads(next((tmp_path / "ab").glob("*.pyperf.json")).read_text())
+    dates = {b["metadata"]["name"].split()[0]: [r["metadata"]["date"] for r in b["runs"]] for b in suite["benchmarks"]}
+    first, second = dates["base/kern.py:mm"], dates["head/kern.py:mm"]
+    assert first[0] < second[0] and second[1] < first[1]  # A B, then B A
+    result = fnd("compare", tmp_path / "ab", "--pair", "base/kern.py:mm", "head/kern.py:mm", "--out", tmp_path / "c")
+    assert result.exit_code == 0, result.output
+    row = run_files(tmp_path / "c", "compare")[0].iloc[0]
+    assert row["key"] == "head/kern.py:mm 8x8x8 float32 cpu vs base/kern.py:mm 1t" and row["verdict"] == "insufficient"
+
+
+def _pair_run(directory, ratio, seed=0, n=16):
+    """A --gate run of kernels a and b: each process's host speed shared by both (drift up to 30 %), b `ratio`
+    times a, 1 % of process noise each."""
+    rng = np.random.default_rng(seed)
+    drift = 1e-5 * np.exp(rng.uniform(0, 0.3, n))
+    return fake_matmul_run(directory, {"a": [[d * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift],
+                                       "b": [[d * ratio * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift]})
+
+
+@pytest.mark.parametrize("ratio,code,verdict", [(1.0, 0, "same"), (1.1, 1, "REGRESSION"), (0.9, 0, "improved")])
+def test_pair_judges_b_against_a_in_one_run(fnd, tmp_path, ratio, code, verdict):
+    """Drift between processes of up to 30 % cancels in the pairs: a copy is same, 10 % slower a REGRESSION at the
+    default threshold of 5 %, exit 1, with the two-run compare's words, files and exit codes."""
+    _pair_run(tmp_path / "run", ratio)
+    result = fnd("compare", tmp_path / "run", "--pair", "a", "b", "--out", tmp_path / "out")
+    assert result.exit_code == code, result.output
+    frame, meta = run_files(tmp_path / "out", "compare")
+    assert list(frame["verdict"]) == [verdict] and meta["pair"] == ["a", "b"] and meta["gated"] == code
+    assert frame["detectable"].iloc[0] < 0.1 and "b against a in matmul-bench-" in result.stdout
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["run", "run", "--pair", "a", "b"], ["give two runs, BASE NEW, or one run and --pair A B"]),
+    (["run"], ["give two runs"]),
+    (["run", "--pair", "a", "c"], ["'c' is not in run matmul-bench-", "it ran a, b"]),
+])
+def test_pair_bad_input_exits_2(fnd, tmp_path, args, fragments):
+    _pair_run(tmp_path / "run", 1.0)
+    result = fnd("compare", *[tmp_path / a if a == "run" else a for a in args], "--out", tmp_path / "out")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unstable_rows_are_not_judged(fnd, tmp_path):
+    """A row either run flagged is `unstable` (not gated, even 1.3x slower), with the reason; a busy host is a
+    line of the header."""
+    slow = {"torch": [[1.3e-5 * (1 + 0.001 * i)] * 3 for i in range(8)]}
+    fake_matmul_run(tmp_path / "base", {"torch": [[1e-5 * (1 + 0.001 * i)] * 3 for i in range(8)]})
+    csv = fake_matmul_run(tmp_path / "new", slow, stamp="20261130-130000",
+                          unstable=["torch at 4x4x4: min 0.01x the median", busy_host(3.9, 2)])
+    frame = pd.read_csv(csv)
+    frame["unstable"] = "min 0.01x the median"
+    frame.to_csv(csv, index=False)
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    row = run_files(tmp_path / "out", "compare")[0].iloc[0]
+    assert row["verdict"] == "unstable" and row["note"].startswith("NEW: min 0.01x the median")
+    assert "NEW: load average 3.90 at the start on 2 cores" in result.stdout
+
+
+def test_instability_flags():
+    """Process means spread beyond 25 % of their median (IQR), a value under half the median, load above cores."""
+    assert instability([1.0, 1.01, 0.99, 1.02], [1.0, 1.01, 0.99]) == ""
+    assert instability([1.0, 1.5, 0.8, 2.0], [1.0]).startswith("process means spread")
+    assert instability([1.0, 1.0], [1.0, 1.0, 0.3]) == "min 0.3x the median"
+    assert busy_host(1.5, 2) == "" and busy_host(None, 2) == "" and "load average 2.50" in busy_host(2.5, 2)
+
+
+def test_a_kernel_keyed_as_typed_compares_across_checkouts(fnd, tmp_path):
+    """Runs made in two checkouts name the kernel kern.py:mm alike: the rows pair up (1.3x slower: REGRESSION)."""
+    fake_matmul_run(tmp_path / "a", {"kern.py:mm": [[1e-5 * (1 + 0.002 * i)] * 3 for i in range(8)]})
+    fake_matmul_run(tmp_path / "b", {"kern.py:mm": [[1.3e-5 * (1 + 0.002 * i)] * 3 for i in range(8)]},
+                    stamp="20261130-130000")
+    result = fnd("compare", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "REGRESSION: kern.py:mm 4x4x4 float32 cpu 2t" in result.stderr
+
+
+def _anchored_runs(directory, host, kern_ratio):
+    """BASE and NEW runs of torch and kern.py:mm in shared processes; NEW's host `host` times slower in every
+    process, kern `kern_ratio` times slower on top of it."""
+    rng = np.random.default_rng(4)
+    for side, slow, ratio, stamp in (("base", 1.0, 1.0, "20261130-120000"), ("new", host, kern_ratio, "20261130-130000")):
+        drift = slow * np.exp(rng.normal(0, 0.03, 16))  # each process's host speed, shared by both kernels
+        fake_matmul_run(directory / side, {
+            "torch": [[1e-5 * d * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift],
+            "kern.py:mm": [[8e-5 * d * ratio * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift]}, stamp=stamp)
+
+
+@pytest.mark.parametrize("kern_ratio,code,verdict", [(1.0, 0, "same"), (1.3, 1, "REGRESSION")])
+def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, code, verdict):
+    """NEW's whole run 25 % slower (the host): absolute times see it in every row; --anchor torch judges the
+    kernel relative to torch in its own processes, the anchor's row shows the host's drift, not judged."""
+    _anchored_runs(tmp_path, 1.25, kern_ratio)
+    absolute = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "abs")
+    assert absolute.exit_code == 1 and "REGRESSION: torch 4x4x4" in absolute.stderr
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
+    assert result.exit_code == code, result.output
+    rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
+    assert rows.loc["torch 4x4x4 float32 cpu 2t", "verdict"] == "anchor"
+    assert rows.loc["torch 4x4x4 float32 cpu 2t", "change"] == pytest.approx(0.25, abs=0.05)
+    assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == verdict
+    assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "what"] == "x torch"
+
+
+def test_anchor_bad_input_exits_2(fnd, tmp_path):
+    _anchored_runs(tmp_path, 1.0, 1.0)
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "einsum", "--out", tmp_path / "out")
+    assert_one_line_error(result, "--anchor einsum must be an implementation both matmul-bench runs timed")
+    result = fnd("compare", tmp_path / "base", "--pair", "torch", "kern.py:mm", "--anchor", "torch", "--out",
+                 tmp_path / "out")
+    assert_one_line_error(result, "--pair already judges B relative to A")
+    assert not (tmp_path / "out").exists()
