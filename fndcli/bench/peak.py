@@ -125,7 +125,8 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
     wanted_fma = [(d, t) for d in dtypes for t in threads if not have("fma", t, d)]
     wanted_bw = [t for t in threads if bandwidth and not have("bandwidth", t)]
     fresh = _measure(device, wanted_fma, wanted_bw) if wanted_fma or wanted_bw else []
-    merged = {**{_row_key(r): r for r in load_cache()}, **{_row_key(r): r for r in fresh}}
+    base = load_cache() if fresh or refresh else cached  # re-read only to merge: another run may have written
+    merged = {**{_row_key(r): r for r in base}, **{_row_key(r): r for r in fresh}}
     if fresh:
         store_cache(list(merged.values()))
     fresh_keys = {_row_key(r) for r in fresh}

@@ -54,10 +54,10 @@ def peak(
     from fndcli.bench import peak as core
     from fndcli.memory import available_bytes, human_bytes
 
-    if cfg.bandwidth and core.stream_bytes(cfg.device) > available_bytes(cfg.device):
-        raise click.exceptions.UsageError(
-            f"not enough memory: the bandwidth arrays need {human_bytes(core.stream_bytes(cfg.device))} and "
-            f"{human_bytes(available_bytes(cfg.device))} is available on {cfg.device}; use --no-bandwidth")
+    need, have = core.stream_bytes(cfg.device), available_bytes(cfg.device)
+    if cfg.bandwidth and need > have:
+        raise click.exceptions.UsageError(f"not enough memory: the bandwidth arrays need {human_bytes(need)} and "
+                                          f"{human_bytes(have)} is available on {cfg.device}; use --no-bandwidth")
     run = Run(ctx, out, quiet)
     try:
         with run.working("measuring this machine's ceilings"):

@@ -11,6 +11,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path):
+    """Every plot's last step: laid out, written as a 110-dpi PNG, closed (pyplot keeps open figures)."""
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
 def std_per_layer(layers, path):
     """Std of each layer's output (geometric mean over seeds), log scale; predictions dashed."""
     plt = _pyplot()
@@ -29,9 +36,7 @@ def std_per_layer(layers, path):
     ax.set_ylabel("std of the layer's output (dashed: predicted)")
     ax.set_title("Activation std through the stack")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def activation_heatmap(counts, run, path):
@@ -43,9 +48,7 @@ def activation_heatmap(counts, run, path):
     ax.set_xlabel("layer")
     ax.set_ylabel("log10 |activation| (0 at bottom, inf/nan at top)")
     ax.set_title(f"Activation histogram per layer: {run[0]} / {run[1]}, seed {run[2]}")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _call_names(layers):
@@ -71,9 +74,7 @@ def std_per_call(layers, path):
     ax.set_ylabel("std of the output")
     ax.set_title("Std per layer, in forward order (faint: further seeds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def colorful_dimension(layers, counts, log_range, path):
@@ -90,9 +91,7 @@ def colorful_dimension(layers, counts, log_range, path):
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_ylabel("log10 |activation| (zeros at bottom, inf/nan at top)")
     ax.set_title("Colorful dimension: histogram of log10|x| per layer, first seed")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def loss_curves(history, path):
@@ -109,9 +108,7 @@ def loss_curves(history, path):
     ax.set_ylabel("loss")
     ax.set_title("fnd train: loss curves")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def ladder_times(ours, book, path):
@@ -127,9 +124,7 @@ def ladder_times(ours, book, path):
     ax.set_ylabel("seconds per call, 5x784 @ 784x10")
     ax.set_title("The matmul ladder")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def roofline(rows, ceilings, path):
@@ -154,6 +149,4 @@ def roofline(rows, ceilings, path):
     ax.set_ylabel("GFLOP/s")
     ax.set_title("matmul-bench on the roofline (ceilings from fnd peak)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
