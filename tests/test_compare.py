@@ -173,6 +173,11 @@ def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
     medians = [run_files(tmp_path / side, "matmul-bench")[0]["median_s"].iloc[0] for side in ("base", "new")]
     assert compared[["base", "new"]].iloc[0].tolist() == pytest.approx(medians, rel=1e-12)
     assert compared["change"].iloc[0] == pytest.approx(medians[1] / medians[0] - 1)
+    # flagged unstable too (as a busy host makes it): one process a side is still what to fix, with --gate
+    csv = next((tmp_path / "new").glob("matmul-bench-*.csv"))
+    pd.read_csv(csv).assign(unstable="process means spread 40 %").to_csv(csv, index=False)
+    again = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o2", "--format", "md")
+    assert again.exit_code == 0 and "insufficient" in again.stdout and "unstable" not in again.stdout.split("verdicts")[1]
 
 
 def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):

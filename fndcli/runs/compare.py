@@ -186,9 +186,10 @@ def _unstable(rows):
     return "; ".join(f"{side}: {row.get('unstable')}" for side, row in rows if row.get("unstable"))
 
 
-def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n):
+def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n, min_samples=0):
     """The row when the two sides cannot be timed against each other (None when they can): BROKEN, untimed,
-    unstable."""
+    unstable. Too few processes (under min_samples) is insufficient whatever their spread: timing_row says so,
+    and re-running with --gate is the remedy either way."""
     if _is_true(rb["correct"]) and not _is_true(rn["correct"]):
         return _row(label, "correct", "yes", "no", "BROKEN", rn.get("error") or rn.get("skipped") or
                     "wrong result against float64 a @ b")
@@ -196,7 +197,7 @@ def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n):
         why = next((r.get(c) for r in (rn, rb) for c in ("skipped", "error") if r.get(c)), "")
         return _row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why)
     unstable = _unstable(zip(("BASE", "NEW"), (rb, rn)))
-    if unstable:
+    if unstable and min(len(b_means[name_b]), len(n_means[name_n])) >= min_samples:
         return _row(label, "median s/call", rb["median_s"], rn["median_s"], "unstable", unstable + ": re-run on a "
                     "quiet host", change=rn["median_s"] / rb["median_s"] - 1)
     return None
@@ -220,7 +221,7 @@ def matmul_rows(base, new, s):
             if s.anchor:  # the processes' spread cancels in the ratios: theirs decides
                 rb, rn = ({**r, "unstable": instability(x.get(name, []), ())} for r, x in ((rb, b_means), (rn, n_means)))
             what = f"x {s.anchor}" if s.anchor else "median s/call"
-            out.append(_timed_or_not(label, rb, rn, b_means, n_means, name, name) or
+            out.append(_timed_or_not(label, rb, rn, b_means, n_means, name, name, s.min_samples) or
                        timing_row(label, what, b_means[name], n_means[name], s,
                                   "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"]),
                                   tau2=noise))
