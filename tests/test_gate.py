@@ -127,8 +127,10 @@ def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, 
     _anchored_runs(tmp_path, 1.25, kern_ratio)
     absolute = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "abs")
     assert absolute.exit_code == 1 and "REGRESSION: torch 4x4x4" in absolute.stderr
+    assert "tip: both runs timed torch in the same worker processes: --anchor torch" in absolute.stdout
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
     assert result.exit_code == code, result.output
+    assert "tip:" not in result.stdout
     rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "verdict"] == "anchor"
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "change"] == pytest.approx(0.25, abs=0.05)
