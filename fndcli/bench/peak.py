@@ -33,6 +33,10 @@ from fndcli.kernels import jitenv
 CALL_S = 0.02        # a timed call lasts at least this long (a timer's resolution and a thread's start are noise)
 REPEATS = 5          # timed calls per kernel; the best is kept
 STREAM_MIN_BYTES = 64 << 20
+# Each STREAM array at most this: a VM reports its socket's whole L3 (480 MB on the Intel Xeon VM, shared with
+# other tenants), and 4 x that is 5.8 GB to fill. Measured there, triad at 1 thread: 15.5 GB/s on 64 MB arrays,
+# 15.2 on 256 MB, 15.1 on 1.9 GB; filling the 1.9 GB ones took 8.6 s, the 256 MB ones 1.2 s.
+STREAM_MAX_BYTES = 256 << 20
 CUDA_STREAM_BYTES = 256 << 20  # each array on a GPU (fndcli.kernels.cuda_peak.STREAM_BYTES; L2 is 50-60 MB)
 COLUMNS = ["what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "best_s", "calls", "work",
            "repeats", "measured_utc", "source"]  # peak's CSV; the cache holds the same rows without `source`
@@ -57,10 +61,10 @@ def machine_key():
 
 
 def stream_elements():
-    """float64 elements per STREAM array: 4 x the last-level cache, at least STREAM_MIN_BYTES."""
+    """float64 elements per STREAM array: 4 x the last-level cache, between STREAM_MIN_BYTES and STREAM_MAX_BYTES."""
     from fndcli.kernels.tiled import cache_sizes
 
-    return max(4 * max(cache_sizes().values()), STREAM_MIN_BYTES) // 8
+    return min(max(4 * max(cache_sizes().values()), STREAM_MIN_BYTES), STREAM_MAX_BYTES) // 8
 
 
 def stream_bytes(device="cpu"):
