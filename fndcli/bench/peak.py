@@ -35,7 +35,9 @@ REPEATS = 5          # timed calls per kernel; the best is kept
 STREAM_MIN_BYTES = 64 << 20
 # Each STREAM array at most this: a VM reports its socket's whole L3 (480 MB on the Intel Xeon VM, shared with
 # other tenants), and 4 x that is 5.8 GB to fill. Measured there, triad at 1 thread: 15.5 GB/s on 64 MB arrays,
-# 15.2 on 256 MB, 15.1 on 1.9 GB; filling the 1.9 GB ones took 8.6 s, the 256 MB ones 1.2 s.
+# 15.2 on 256 MB, 15.1 on 1.9 GB; filling the 1.9 GB ones took 8.6 s, the 256 MB ones 1.2 s. Copy is LLVM's
+# memcpy there, and glibc's memcpy switches to non-temporal stores (no write-allocate) above a threshold it sets
+# from the L3's size: 2 threads copying 128 MB each read 27.5 GB/s, 256 MB each 45-48; triad 28-29 either way.
 STREAM_MAX_BYTES = 256 << 20
 CUDA_STREAM_BYTES = 256 << 20  # each array on a GPU (fndcli.kernels.cuda_peak.STREAM_BYTES; L2 is 50-60 MB)
 COLUMNS = ["what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "best_s", "calls", "work",
