@@ -91,6 +91,15 @@ def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, 
     assert "this machine's ceilings" in caption and f"float32 {ridge:.3g} at 1 thread(s)" in caption
 
 
+@pytest.mark.parametrize("l3,mib", [(8 << 20, 64), (32 << 20, 128), (480 << 20, 256)])
+def test_stream_arrays_are_4x_the_last_level_cache_between_64_and_256_mib(monkeypatch, l3, mib):
+    """README's sizes: a VM that reports its socket's 480 MB L3 gets 256 MiB arrays, not 1.9 GB ones."""
+    from fndcli.kernels import tiled
+
+    monkeypatch.setattr(tiled, "cache_sizes", lambda: {1: 48 << 10, 2: 2 << 20, 3: l3})
+    assert core.stream_elements() * 8 == mib << 20 and core.stream_bytes() == 3 * (mib << 20)
+
+
 def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_path, own_cache):
     args = ("peak", "--dtype", "float64", "--threads", "1", "--no-bandwidth")
     first = fnd(*args, "--out", tmp_path / "a")
