@@ -1,6 +1,8 @@
 """The gate: --gate's shared worker processes (real ones), compare --pair, unstable rows, keys across checkouts."""
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -136,6 +138,21 @@ def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, 
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "change"] == pytest.approx(0.25, abs=0.05)
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == verdict
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "what"] == "x torch"
+
+
+def test_a_reader_that_goes_early_leaves_the_exit_code_alone(tmp_path):
+    """`fnd compare ... | head -1`: the reader is gone before fnd's first line. fnd still finishes, writes its
+    files and exits with its own code (1: the host's 25 % reads as a regression; 0 with --anchor), where click
+    would exit 1 for the broken pipe."""
+    _anchored_runs(tmp_path, 1.25, 1.0)
+    for extra, code in (([], 1), (["--anchor", "torch"], 0)):
+        out = tmp_path / f"out{code}"
+        proc = subprocess.Popen([sys.executable, "-m", "fndcli", "compare", str(tmp_path / "base"), str(tmp_path / "new"),
+                                 *extra, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()
+        _, err = proc.communicate()
+        assert proc.returncode == code and b"Traceback" not in err and b"BrokenPipe" not in err, err
+        assert len(run_files(out, "compare")[0]) == 2
 
 
 def test_anchor_bad_input_exits_2(fnd, tmp_path):

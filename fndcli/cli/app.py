@@ -4,6 +4,7 @@ Exit codes: 0 success; 1 a check failed (a wrong kernel, a gradient mismatch, di
 training) or the run ran out of memory part-way; 2 bad usage or input (one line on stderr,
 nothing written); 130 Ctrl-C (rows already finished are kept).
 """
+import os
 import platform
 import sys
 from typing import Annotated, Optional
@@ -132,6 +133,39 @@ def _root(version: Annotated[Optional[bool], typer.Option(
     """
 
 
+class _ReaderGone:
+    """stdout that goes quiet once its reader has gone (`fnd ... | head -1`): the run still finishes, writes its
+    files and exits with its own code. Without it click turns the BrokenPipeError into exit 1, which a CI script
+    reads as a failed check, while the run's sidecar says exit 0."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self):
+        """Point the descriptor at /dev/null: what is still buffered, and the flush at exit, go nowhere."""
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main():
     """Console-script entry point."""
-    app()
+    sys.stdout = _ReaderGone(sys.stdout)
+    try:
+        app()
+    finally:
+        sys.stdout.flush()
