@@ -60,7 +60,8 @@ def test_pct_peak_is_of_the_ceiling_of_the_rows_dtype_and_threads():
     assert add_pct_peak(frame, ceilings[:1])["pct_peak"].tolist()[1:] == [pytest.approx(math.nan, nan_ok=True)] * 2
     assert add_pct_peak(frame, [])["pct_peak"].isna().all()
     assert given_ceilings(frame, 1000.0)[0] == {"device": "cpu", "dtype": "float32", "threads": 1, "gflops": 1000.0,
-                                                "gb_s": None, "source": "1000 GFLOP/s, --peak-gflops"}
+                                                "gb_s": None, "source": "1000 GFLOP/s, --peak-gflops", "given": True}
+    assert [c["gb_s"] for c in given_ceilings(frame, 1000.0, lambda device, threads: 10.0 * threads)] == [10.0, 20.0, 20.0]
 
 
 def test_a_row_above_its_ceiling_has_no_pct_peak_and_is_named():
@@ -69,6 +70,14 @@ def test_a_row_above_its_ceiling_has_no_pct_peak_and_is_named():
     assert math.isnan(out["pct_peak"].iloc[0]) and out["pct_peak"].iloc[1] == 100.0  # at the ceiling is fine
     assert above_ceiling(out, [_ceiling(112.0)]) == ["numba-tiled at 1024x1024x1024: 159 GFLOP/s"]
     assert above_ceiling(add_pct_peak(frame, []), []) == []  # no ceiling: nothing above it
+    from fndcli.report.tables import bench_caption
+
+    above = ["numba-tiled at 1024x1024x1024: 159 GFLOP/s"]
+    measured = bench_caption(None, [_ceiling(112.0)], above=above)
+    assert "faster than the ceiling, so no % peak:[/] numba-tiled at 1024x1024x1024: 159 GFLOP/s" in measured
+    assert "run fnd peak --refresh" in measured  # a measured ceiling that low: a busy host
+    given = bench_caption(None, given_ceilings(frame, 112.0), above=above)
+    assert "--peak-gflops is below what they reached" in given and "fnd peak --refresh" not in given
 
 
 @pytest.mark.parametrize("m,k,n,dtype,intensity", [(1024, 1024, 1024, "float32", 2 * 1024 ** 3 / (3 * 1024 ** 2 * 4)),

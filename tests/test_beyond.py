@@ -2,13 +2,14 @@
 import dataclasses
 import time
 
+import numpy as np
 import pandas as pd
 import pyperf
 import pytest
 import torch
 from numba import njit
 
-from conftest import SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
+from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
 from fndcli.bench.stats import CROSSOVER_COLUMNS
 from fndcli.bench.spec import Shape, parse_sweep, sweep_shapes
 from fndcli.kernels.registry import IMPLS
@@ -24,8 +25,12 @@ def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
     assert frame["correct"].all() and len(frame) == 6
     assert (frame["pct_peak"] - frame["gflops"] / 10).abs().max() < 1e-9  # 100 * gflops / 1000
     threads = int(frame["threads"].iloc[0])
-    assert meta["peak"] == [{"device": "cpu", "dtype": "float32", "threads": threads, "gflops": 1000.0, "gb_s": None,
-                             "source": "1000 GFLOP/s, --peak-gflops"}]
+    assert meta["peak"] == [{"device": "cpu", "dtype": "float32", "threads": threads, "gflops": 1000.0,
+                             "gb_s": SEEDED_GB_S, "source": "1000 GFLOP/s, --peak-gflops", "given": True}]
+    # the roofline's bandwidth is the cache's (the session's seeded one): nothing measured, nothing dropped
+    intensity = 2 * frame["m"] * frame["k"] * frame["n"] / (4 * (frame["m"] * frame["k"] + frame["k"] * frame["n"]
+                                                                 + frame["m"] * frame["n"]))
+    assert np.allclose(frame["roof_gflops"], np.minimum(1000.0, SEEDED_GB_S * intensity))
     assert "% peak: of 1000 GFLOP/s, --peak-gflops" in result.stdout
     cross = pd.read_csv(next(tmp_path.glob("*-crossovers.csv")))
     assert list(cross.columns) == CROSSOVER_COLUMNS

@@ -163,6 +163,16 @@ def test_a_row_faster_than_its_ceiling_gets_no_pct_peak_and_the_caption_says_why
     assert "run fnd peak --refresh" in caption
 
 
+@pytest.mark.parametrize("command,args", [("peak", ["--dtype", "float32", "--threads", "1"]),
+                                          ("matmul-bench", ["--impl", "torch", "--shape", "8x8x8", "--quick"])])
+def test_a_ceiling_cache_that_cannot_be_written_is_refused_before_anything_runs(fnd, tmp_path, monkeypatch, command,
+                                                                                 args):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    assert_rejected(fnd, tmp_path, command, args, "the ceiling cache cannot go in", "a-file is a file",
+                    "set FND_CACHE_DIR to a directory fnd may write")
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["--threads", "0"], ["'--threads'"]),
     (["--threads", "4096"], ["'--threads'"]),

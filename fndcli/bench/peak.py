@@ -54,6 +54,25 @@ def cache_file():
     return Path(base) / "peak.json"
 
 
+FIX = "set FND_CACHE_DIR to a directory fnd may write"
+
+
+def cache_problem():
+    """Why the ceiling cache could not be written where cache_file() says (None if it can): checked before anything
+    is measured, so that a misplaced FND_CACHE_DIR is one line, not a traceback after seconds of measuring."""
+    path = cache_file()
+    if path.is_dir():
+        return f"the ceiling cache {path} is a directory ({FIX})"
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return f"the ceiling cache cannot go in {path.parent}: {parent} is a file ({FIX})"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"the ceiling cache cannot go in {path.parent}: {parent} is not writable ({FIX})"
+            return None
+    return None
+
+
 def machine_key():
     """What a cached ceiling is valid for: this CPU, its cores, its vector unit, this fnd."""
     from fndcli.runs.files import cpu_model
@@ -141,6 +160,12 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
             (r["dtype"] in dtypes if r["what"] == "fma" else bandwidth)]
     keep.sort(key=lambda r: (r["what"] != "fma", r["dtype"], r["threads"], r["work"] / r["best_s"]))
     return keep, len(fresh)
+
+
+def cached_bandwidth(device, threads):
+    """The cached bandwidth ceiling (GB/s) at `threads` on `device`, or None: nothing is measured."""
+    found = best(load_cache(), "bandwidth", None, threads, device)
+    return found["gb_s"] if found else None
 
 
 def best(rows, what, dtype, threads, device="cpu"):

@@ -114,10 +114,11 @@ def ceiling_keys(frame):
     return sorted(set(zip(timed["device"], timed["dtype"], timed["threads"].astype(int))))
 
 
-def given_ceilings(frame, peak_gflops):
-    """--peak-gflops as the ceiling of every row's (device, dtype, threads), with no bandwidth."""
-    return [{"device": d, "dtype": t, "threads": n, "gflops": float(peak_gflops), "gb_s": None,
-             "source": f"{peak_gflops:.4g} GFLOP/s, --peak-gflops"} for d, t, n in ceiling_keys(frame)]
+def given_ceilings(frame, peak_gflops, bandwidth=lambda device, threads: None):
+    """--peak-gflops as the FMA ceiling of every row's (device, dtype, threads); the roofline's bandwidth what
+    `bandwidth(device, threads)` says (fnd peak's cache; nothing is measured), or None."""
+    return [{"device": d, "dtype": t, "threads": n, "gflops": float(peak_gflops), "gb_s": bandwidth(d, n),
+             "source": f"{peak_gflops:.4g} GFLOP/s, --peak-gflops", "given": True} for d, t, n in ceiling_keys(frame)]
 
 
 def add_pct_peak(frame, ceilings):

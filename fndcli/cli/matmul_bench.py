@@ -148,6 +148,8 @@ def _config(impl, shape, dtype, device, threads, seed, presets, max_seconds, pea
     positive_finite(max_seconds, "--max-seconds")
     if peak_gflops is not None:
         positive_finite(peak_gflops, "--peak-gflops")
+    else:
+        _check_ceiling_cache()
     devices = tuple(dict.fromkeys(d.value for d in device)) if device else DEFAULTS.devices
     check_devices(devices)
     impls = _impls(impl, devices, dtype.value)
@@ -164,6 +166,16 @@ def _config(impl, shape, dtype, device, threads, seed, presets, max_seconds, pea
                       order=order.value)
     _check_work(cfg, "--sweep" if sweep else "--shape")
     return cfg
+
+
+def _check_ceiling_cache():
+    """% peak's ceilings are measured into fnd peak's cache: a cache that cannot be written is refused now, before
+    anything runs (--peak-gflops needs none)."""
+    from fndcli.bench.peak import cache_problem
+
+    problem = cache_problem()
+    if problem:
+        raise typer.BadParameter(f"{problem}; or give the ceiling with --peak-gflops", param_hint="FND_CACHE_DIR")
 
 
 def _known(names):

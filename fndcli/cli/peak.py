@@ -54,6 +54,8 @@ def peak(
     from fndcli.bench import peak as core
     from fndcli.memory import available_bytes, human_bytes
 
+    if core.cache_problem():
+        raise click.exceptions.UsageError(core.cache_problem())
     need, have = core.stream_bytes(cfg.device), available_bytes(cfg.device)
     if cfg.bandwidth and need > have:
         raise click.exceptions.UsageError(f"not enough memory: the bandwidth arrays need {human_bytes(need)} and "

@@ -147,6 +147,9 @@ def roofline(rows, ceilings, path):
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity: 2mkn FLOPs / bytes of a, b and c (FLOP/byte)")
     ax.set_ylabel("GFLOP/s")
-    ax.set_title("matmul-bench on the roofline (ceilings from fnd peak)")
+    source = "fnd peak"
+    if any(c.get("given") for c in ceilings):
+        source = "--peak-gflops" + (" and fnd peak's bandwidth" if any(c.get("gb_s") for c in ceilings) else "")
+    ax.set_title(f"matmul-bench on the roofline (ceilings from {source})")
     ax.legend(fontsize=7)
     _save(plt, fig, path)

@@ -116,8 +116,9 @@ def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable
     if peak_note:
         notes.append(f"no % peak for some rows: {peak_note}")
     if above:
-        notes.append(f"[yellow]faster than the ceiling, so no % peak:[/] {'; '.join(above)}: the ceiling is too low "
-                     "(measured on a busy host?); run fnd peak --refresh on a quiet one")
+        why = ("--peak-gflops is below what they reached" if any(c.get("given") for c in ceilings) else
+               "the ceiling is too low (measured on a busy host?); run fnd peak --refresh on a quiet one")
+        notes.append(f"[yellow]faster than the ceiling, so no % peak:[/] {'; '.join(above)}: {why}")
     notes += [f"[bold yellow]not to be trusted:[/] {escape(text)}" for text in unstable]
     return "\n".join(notes)
 

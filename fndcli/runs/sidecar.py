@@ -33,7 +33,8 @@ class Sidecar:
     pyperf_args: list | None = None     # pyperf's arguments, one list per worker run
     baseline: str | None = None         # matmul-bench: the series speedups are over; train: the trivial model
     baseline_reason: str | None = None  # why that series is the baseline
-    peak: list | None = None            # the ceilings % peak is of: [{device, dtype, threads, gflops, gb_s, source}]
+    peak: list | None = None            # the ceilings % peak is of: [{device, dtype, threads, gflops, gb_s, source,
+    #                                     given (only with --peak-gflops: true)}]
     peak_note: str | None = None        # why some rows have no % peak (a dtype fnd peak does not measure, ...)
     above_ceiling: list | None = None   # rows faster than their ceiling: no % peak (the ceiling is wrong)
     tf32_matmul: bool | None = None     # torch's matmul precision settings (TF32 changes float32 on a GPU)
