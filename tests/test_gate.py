@@ -1,6 +1,7 @@
 """The gate: --gate's shared worker processes (real ones), compare --pair, unstable rows, keys across checkouts."""
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -69,6 +70,7 @@ def test_pair_judges_b_against_a_in_one_run(fnd, tmp_path, ratio, code, verdict)
     (["run", "run", "--pair", "a", "b"], ["give two runs, BASE NEW, or one run and --pair A B"]),
     (["run"], ["give two runs"]),
     (["run", "--pair", "a", "c"], ["'c' is not in run matmul-bench-", "it ran a, b"]),
+    (["run", "--pair", "a", "a"], ["'--pair'", "a against itself: give two different implementations"]),
 ])
 def test_pair_bad_input_exits_2(fnd, tmp_path, args, fragments):
     _pair_run(tmp_path / "run", 1.0)
@@ -136,8 +138,25 @@ def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, 
     rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "verdict"] == "anchor"
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "change"] == pytest.approx(0.25, abs=0.05)
+    assert "moved" not in rows.loc["torch 4x4x4 float32 cpu 2t", "note"]  # the host moved both alike
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == verdict
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "what"] == "x torch"
+
+
+def test_an_anchor_that_changed_itself_is_doubted(fnd, tmp_path):
+    """NEW's torch twice as slow, the kernel and the host unchanged: anchored, the kernel looks 2x faster; the
+    anchor's row says torch moved where the others did not."""
+    rng = np.random.default_rng(5)
+    for side, torch_s, stamp in (("base", 1e-5, "20261130-120000"), ("new", 2e-5, "20261130-130000")):
+        fake_matmul_run(tmp_path / side, {
+            "torch": [[torch_s * (1 + 0.01 * rng.standard_normal())] * 3 for _ in range(16)],
+            "kern.py:mm": [[8e-5 * (1 + 0.01 * rng.standard_normal())] * 3 for _ in range(16)]}, stamp=stamp)
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
+    rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
+    assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == "improved", result.output
+    note = rows.loc["torch 4x4x4 float32 cpu 2t", "note"]
+    assert re.fullmatch(r"torch moved \+(99|100|101)% while the others' medians moved [+-][01]%: if torch itself "
+                        r"changed, compare without --anchor", note), note
 
 
 def test_a_reader_that_goes_early_leaves_the_exit_code_alone(tmp_path):
@@ -158,7 +177,7 @@ def test_a_reader_that_goes_early_leaves_the_exit_code_alone(tmp_path):
 def test_anchor_bad_input_exits_2(fnd, tmp_path):
     _anchored_runs(tmp_path, 1.0, 1.0)
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "einsum", "--out", tmp_path / "out")
-    assert_one_line_error(result, "--anchor einsum must be an implementation both matmul-bench runs timed")
+    assert_one_line_error(result, "Invalid value for '--anchor'", "--anchor einsum must be an implementation both")
     result = fnd("compare", tmp_path / "base", "--pair", "torch", "kern.py:mm", "--anchor", "torch", "--out",
                  tmp_path / "out")
     assert_one_line_error(result, "--pair already judges B relative to A")

@@ -77,6 +77,9 @@ def compare_command(
     if (new is None) == (pair is None):
         raise typer.BadParameter("give two runs, BASE NEW, or one run and --pair A B", param_hint="'BASE' / 'NEW'")
 
+    if pair and pair[0] == pair[1]:
+        raise typer.BadParameter(f"{pair[0]} against itself: give two different implementations of the run",
+                                 param_hint="'--pair'")
     if pair and anchor:
         raise typer.BadParameter("--pair already judges B relative to A; --anchor is for two runs", param_hint="'--anchor'")
     result, base_run, new_run = _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor)
@@ -127,7 +130,8 @@ def _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor):
             base_run = load(base, new_run.command if base.is_dir() else None)
         return compare(base_run, new_run, settings), base_run, new_run
     except (RunError, CompareError) as e:
-        raise typer.BadParameter(str(e), param_hint="'BASE' / 'NEW'" if not pair else "'--pair'")
+        raise typer.BadParameter(str(e), param_hint=f"'{e.option}'" if getattr(e, "option", None) else
+                                 "'BASE' / 'NEW'" if not pair else "'--pair'")
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # columns as named, values not as fnd writes them
         raise typer.BadParameter(f"a run holds values fnd does not write ({type(e).__name__}: {first_line(e)}); "
                                  "fnd show RUN --format csv shows it as it is", param_hint="'BASE' / 'NEW'")

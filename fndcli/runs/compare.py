@@ -75,7 +75,11 @@ class Comparison:
 
 
 class CompareError(Exception):
-    """The two runs cannot be compared (exit 2)."""
+    """The two runs cannot be compared (exit 2); `option`: the option to blame, if not the runs."""
+
+    def __init__(self, message, option=None):
+        super().__init__(message)
+        self.option = option
 
 
 def timing_row(key, what, base, new, s, rerun, figures=None, unit="process", tau2=(0.0, 0.0), pairs=False):
@@ -173,13 +177,6 @@ def samples(run, s):
     return out
 
 
-def tau2(found, s):
-    """A run's between-run variance (log scale): `verdicts.run_noise` of its benchmarks' samples in time
-    order, never below the floor `Settings.run_noise`^2."""
-    noise = stats.run_noise([np.log(m) for m in found.values() if len(m) > 1])
-    return max(s.run_noise ** 2, 0.0 if math.isnan(noise) else noise)
-
-
 def _unstable(rows):
     """Why the timings of a row are not to be trusted in either run ('' if they are): the row's own flag
     (bench.stats.instability; a busy host is a warning in the header, not a row's verdict)."""
@@ -207,7 +204,7 @@ def matmul_rows(base, new, s):
     """Each (impl, shape, dtype, device, threads) of either run; with `s.anchor`, each row relative to the anchor
     in its own processes (the host's speed in each run cancels), the anchor's row the host's drift, not judged."""
     b_means, n_means = samples(base, s), samples(new, s)
-    noise = (tau2(b_means, s), tau2(n_means, s))
+    noise = (stats.run_tau2(b_means, s.run_noise), stats.run_tau2(n_means, s.run_noise))
     out = []
     for (impl, m, k, n, dtype, device, threads), rb, rn in _paired(base.rows, new.rows, MATMUL_KEY):
         name = benchmark_name(impl, Shape(m, k, n), dtype, device)
@@ -225,7 +222,25 @@ def matmul_rows(base, new, s):
                        timing_row(label, what, b_means[name], n_means[name], s,
                                   "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"]),
                                   tau2=noise))
+    if s.anchor:
+        _doubt_the_anchor(out, base.rows, new.rows, s.anchor)
     return out
+
+
+HOST_DRIFT = 0.5  # beyond any whole-run drift measured on these VMs (up to 30 %, README's gate figures)
+
+
+def _doubt_the_anchor(out, base_rows, new_rows, anchor):
+    """An anchor is the host's speed only if it did not change itself: where its medians moved, NEW's against
+    BASE's, by over HOST_DRIFT, and by that much more than the other implementations' did (the host moves them
+    all alike), its rows say so. The anchored verdicts stand; the note says where to look."""
+    both = base_rows.merge(new_rows, on=MATMUL_KEY, suffixes=("_b", "_n"))
+    drift, mine = np.log(both["median_s_n"].astype(float) / both["median_s_b"].astype(float)), both["impl"] == anchor
+    moved, others = drift[mine].median(), drift[~mine].median()
+    if abs(moved) > math.log1p(HOST_DRIFT) and abs(moved - others) > math.log1p(HOST_DRIFT):
+        for row in (r for r in out if r["verdict"] == "anchor"):
+            row["note"] = (f"{anchor} moved {math.expm1(moved):+.0%} while the others' medians moved "
+                           f"{math.expm1(others):+.0%}: if {anchor} itself changed, compare without --anchor")
 
 
 def pair_rows(run, a, b, s):
@@ -379,11 +394,12 @@ def compare(base, new, settings=Settings()):
     if base.command != new.command:
         raise CompareError(f"BASE is a {base.command} run and NEW a {new.command} run; compare runs of one command")
     if base.command not in ROWS:
-        raise CompareError(f"fnd compare takes runs of {', '.join(ROWS)}, not {base.command}: read its report, "
-                           "or fnd show it")
+        raise CompareError(f"fnd compare takes runs of {', '.join(ROWS)}, not {base.command}: "
+                           + ("read its report, or fnd show it" if base.command == "reproduce" else "fnd show it"))
     if settings.anchor and not (base.command == "matmul-bench" and {settings.anchor} <= set(base.rows["impl"]) &
                                 set(new.rows["impl"])):
-        raise CompareError(f"--anchor {settings.anchor} must be an implementation both matmul-bench runs timed")
+        raise CompareError(f"--anchor {settings.anchor} must be an implementation both matmul-bench runs timed",
+                           "--anchor")
     rows = pd.DataFrame.from_records(judge(ROWS[base.command](base, new, settings), settings), columns=COLUMNS)
     if not (~rows["verdict"].isin(["missing", "added"])).any():
         raise CompareError("the two runs share no row: they measured different things")

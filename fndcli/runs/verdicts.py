@@ -72,6 +72,13 @@ def run_noise(series, blocks=4):
     return max(0.0, float(np.mean(found))) if found else math.nan
 
 
+def run_tau2(found, floor):
+    """A run's between-run variance (log scale): `run_noise` of its benchmarks' samples ({name: samples}, in time
+    order), never below floor^2 (Settings.run_noise)."""
+    noise = run_noise([np.log(m) for m in found.values() if len(m) > 1])
+    return max(floor ** 2, 0.0 if math.isnan(noise) else noise)
+
+
 def across_runs(base, new, tau2_base=0.0, tau2_new=0.0):
     """Estimate of log(NEW/BASE) from two runs' log samples, with each run's between-run variance added."""
     mb, vb, hb = trimmed(base)
