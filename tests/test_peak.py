@@ -106,6 +106,8 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
     assert first.exit_code == 0, first.output
     measured, meta = run_files(tmp_path / "a", "peak")
     assert meta["measured_rows"] == len(measured) == 3 and (measured["source"] == "measured").all()
+    starred = [line for line in first.stdout.splitlines() if "FMA *" in line]  # the ceiling, readable in a pipe
+    assert len(starred) == 1 and f" {measured.loc[measured['gflops'].idxmax(), 'kernel']} " in starred[0]
     assert meta["cache_file"] == str(own_cache) and json.loads(own_cache.read_text())["machine"] == core.machine_key()
     start = time.perf_counter()
     second = fnd(*args, "--out", tmp_path / "b")

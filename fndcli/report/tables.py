@@ -68,7 +68,8 @@ def bench_title(dtype, devices, threads, preset, order):
 
 
 def peak_table(rows, title, caption):
-    """fnd peak: each kernel's best figure at each dtype and thread count; the best of each group in bold."""
+    """fnd peak: each kernel's best figure at each dtype and thread count; the best of each group in bold and
+    starred (bold is lost in a pipe or under NO_COLOR)."""
     table = Table(title=title, caption=caption or None, caption_justify="left")
     for name in ("ceiling", "kernel", "dtype", "threads", "GFLOP/s", "GB/s", "best call", "measured (UTC)"):
         table.add_column(name, justify="right" if name in ("threads", "GFLOP/s", "GB/s", "best call") else "left")
@@ -76,7 +77,7 @@ def peak_table(rows, title, caption):
     best = column == column.groupby([rows["what"], rows["dtype"], rows["threads"]]).transform("max")
     for row, top in zip(rows.itertuples(), best):
         bold = "[bold]{}[/]" if top else "{}"
-        table.add_row("FMA" if row.what == "fma" else "bandwidth", row.kernel, row.dtype, str(row.threads),
+        table.add_row(("FMA" if row.what == "fma" else "bandwidth") + (" *" if top else ""), row.kernel, row.dtype, str(row.threads),
                       bold.format(_num(row.gflops, ".4g")), bold.format(_num(row.gb_s, ".3g")),
                       human_seconds(row.best_s), f"{str(row.measured_utc)[:16].replace('T', ' ')}"
                       f"{'' if row.source == 'measured' else ' (cached)'}")
@@ -85,7 +86,7 @@ def peak_table(rows, title, caption):
 
 def peak_caption(rows, measured, cache_file):
     """What the ceilings are: the best of each group (bold), the ridge point, what came from the cache."""
-    notes = ["bold: the ceiling (the best kernel); FMA: 2 FLOPs per fused multiply-add; bandwidth: STREAM's bytes "
+    notes = ["* and bold: the ceiling (the best kernel); FMA: 2 FLOPs per fused multiply-add; bandwidth: STREAM's bytes "
              "(copy 2, triad 3 arrays; no write-allocate)"]
     fma = rows[rows["what"] == "fma"].groupby(["dtype", "threads"])["gflops"].max()
     bw = rows[rows["what"] == "bandwidth"].groupby("threads")["gb_s"].max()
