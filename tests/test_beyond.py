@@ -98,5 +98,10 @@ def test_parse_sweep():
     assert parse_sweep("10:40") == [16, 32] and parse_sweep("5,3,5") == [3, 5]
     assert sweep_shapes([2, 4], "k", Shape(5, 9, 7)) == [Shape(5, 2, 7), Shape(5, 4, 7)]
     assert sweep_shapes([2], "all", Shape(5, 9, 7)) == [Shape(2, 2, 2)]
+    with pytest.raises(ValueError, match="'1024:64' runs backwards: LO:HI with LO <= HI, e.g. 64:1024"):
+        parse_sweep("1024:64")
+    for text in ("0:16", "a:b", "", "4,-1"):
+        with pytest.raises(ValueError, match="is not LO:HI"):
+            parse_sweep(text)
 
 

@@ -219,7 +219,9 @@ def parse_sweep(text):
     try:
         if ":" in text:
             lo, hi = (int(x) for x in text.split(":"))
-            if lo < 1 or hi < lo:
+            if 1 <= hi < lo:
+                raise ValueError(f"sweep {text!r} runs backwards: LO:HI with LO <= HI, e.g. {hi}:{lo}")
+            if lo < 1:
                 raise ValueError
             sizes, size = [], 1 << (lo - 1).bit_length()  # first power of two >= lo
             while size <= hi:
@@ -229,7 +231,9 @@ def parse_sweep(text):
             sizes = [int(x) for x in text.split(",")]
         if not sizes or min(sizes) < 1:
             raise ValueError
-    except ValueError:
+    except ValueError as e:
+        if "backwards" in str(e):
+            raise
         raise ValueError(f"sweep {text!r} is not LO:HI (powers of two, e.g. 16:2048) or a list (e.g. 64,128,500) "
                          "of positive integers") from None
     return sorted(set(sizes))
