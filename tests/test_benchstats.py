@@ -80,6 +80,16 @@ def test_a_row_above_its_ceiling_has_no_pct_peak_and_is_named():
     assert "--peak-gflops is below what they reached" in given and "fnd peak --refresh" not in given
 
 
+def test_a_dtype_fnd_peak_does_not_measure_has_no_pct_peak_and_the_caption_says_what_to_do():
+    from fndcli.bench.peak import for_bench
+    from fndcli.report.tables import bench_caption
+
+    ceilings, note = for_bench([("cpu", "bfloat16", 1)])  # nothing measurable: nothing measured
+    assert ceilings == [] and note.endswith("--peak-gflops sets a ceiling for the others")
+    assert f"no % peak for any row: {note}" in bench_caption(None, ceilings, peak_note=note)
+    assert f"no % peak for some rows: {note}" in bench_caption(None, [_ceiling(112.0)], peak_note=note)
+
+
 @pytest.mark.parametrize("m,k,n,dtype,intensity", [(1024, 1024, 1024, "float32", 2 * 1024 ** 3 / (3 * 1024 ** 2 * 4)),
                                                    (5, 784, 10, "float32", 78400 / ((3920 + 7840 + 50) * 4)),
                                                    (64, 64, 64, "float64", 2 * 64 ** 3 / (3 * 64 * 64 * 8))])

@@ -198,7 +198,8 @@ def for_bench(keys, log=lambda message: None):
     gb_s and source (what the ceiling is, for the caption), measured where the cache lacks them; `note` says why
     a key has none (None if every one has)."""
     measurable = [k for k in keys if k[0] == "cuda" or k[1] in ("float32", "float64")]
-    note = None if len(measurable) == len(keys) else "fnd peak measures float32 and float64 on the CPU"
+    note = None if len(measurable) == len(keys) else ("fnd peak measures float32 and float64 on the CPU; "
+                                                      "--peak-gflops sets a ceiling for the others")
     if not measurable:
         return [], note
     log("measuring this machine's ceilings (fnd peak; cached after the first time)")

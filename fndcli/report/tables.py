@@ -115,7 +115,7 @@ def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable
         notes.append("roofline (CSV: intensity, roof_gflops, bound): 2mkn FLOPs over the bytes of a, b and c; "
                      "--plot draws it")
     if peak_note:
-        notes.append(f"no % peak for some rows: {peak_note}")
+        notes.append(f"no % peak for {'some rows' if ceilings else 'any row'}: {peak_note}")
     if above:
         why = ("--peak-gflops is below what they reached" if any(c.get("given") for c in ceilings) else
                "the ceiling is too low (measured on a busy host?); run fnd peak --refresh on a quiet one")
