@@ -140,12 +140,13 @@ def test_different_machines_exit_2_unless_allowed(fnd, tmp_path):
     (["{empty}", "{other}"], ["no gradcheck run in directory"]),
     (["{base}", "{empty}"], ["no matmul-bench run in directory"]),
     (["{base}", "{new}", "--threshold", "0"], ["'--threshold'"]),
-    (["{base}", "{disjoint}"], ["share no row"]),
+    (["{base}", "{disjoint}"], ["share no row: they measured different things (--threads 2 -> 1)"]),
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
-    paths = {"base": fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)}),
+    paths = {"base": fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)}, config={"seed": 0, "threads": 2}),
              "new": fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5)}),
-             "disjoint": fake_matmul_run(tmp_path / "disjoint", {"einsum": processes(1e-5)}),
+             "disjoint": fake_matmul_run(tmp_path / "disjoint", {"einsum": processes(1e-5)},
+                                         config={"seed": 0, "threads": 1}),
              "empty": tmp_path / "empty"}
     (tmp_path / "empty").mkdir()
     other = tmp_path / "other"

@@ -1,10 +1,9 @@
 """The core of `fnd compare`: two saved runs of one command (or two implementations of one run), row by row.
 
 Timings (matmul-bench, and train's step times) are compared as samples, not as single
-figures. For matmul-bench the sample unit is the worker process: the fastest of each pyperf
-run's values (its least disturbed), warmups and calibration excluded, since values inside one process are not
-independent draws (pooling them makes identical code "significant" a quarter of the time
-when processes differ: ../shared/REFERENCE.md, "Comparing runs"). The statistics are
+figures. For matmul-bench the sample unit is the worker process: the fastest of each pyperf run's values (its
+least disturbed), warmups and calibration excluded, since values inside one process are not independent draws
+(pooling them makes identical code "significant" a quarter of the time: ../shared/REFERENCE.md). The statistics are
 `fndcli.runs.verdicts`'s: across runs, robust (trimmed) means with a between-run noise term (with an
 anchor, of each process's ratio to the anchor); paired in one run (`compare_pair`), the log ratio of B to A
 in each process. A verdict per row, first match wins:
@@ -402,7 +401,8 @@ def compare(base, new, settings=Settings()):
                            "--anchor")
     rows = pd.DataFrame.from_records(judge(ROWS[base.command](base, new, settings), settings), columns=COLUMNS)
     if not (~rows["verdict"].isin(["missing", "added"])).any():
-        raise CompareError("the two runs share no row: they measured different things")
+        why = "; ".join(settings_notes(base, new))
+        raise CompareError(f"the two runs share no row: they measured different things{f' ({why})' if why else ''}")
     return Comparison(base.command, rows, differences(base.meta, new.meta, MACHINE),
                       differences(base.meta, new.meta, SOFTWARE), settings_notes(base, new))
 
