@@ -139,6 +139,8 @@ def test_different_machines_exit_2_unless_allowed(fnd, tmp_path):
     (["{base}", "{other}"], ["BASE is a matmul-bench run and NEW a gradcheck run"]),
     (["{empty}", "{other}"], ["no gradcheck run in directory"]),
     (["{base}", "{empty}"], ["no matmul-bench run in directory"]),
+    (["{base}", "{orphan}"], ["no matmul-bench run in directory", "; matmul-bench-20261130-120000.csv is there "
+                              "without its sidecar matmul-bench-20261130-120000.json"]),
     (["{base}", "{new}", "--threshold", "0"], ["'--threshold'"]),
     (["{base}", "{disjoint}"], ["share no row: they measured different things (--threads 2 -> 1)"]),
 ])
@@ -155,6 +157,9 @@ def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     (other / "gradcheck-20261130-120000.json").write_text(json.dumps(
         {"command": "gradcheck", "files": ["gradcheck-20261130-120000.csv"]}))
     paths["other"] = other / "gradcheck-20261130-120000.csv"
+    (tmp_path / "orphan").mkdir()  # a run's CSV copied without its sidecar
+    (tmp_path / "orphan" / "matmul-bench-20261130-120000.csv").write_bytes(paths["base"].read_bytes())
+    paths["orphan"] = tmp_path / "orphan"
     result = fnd("compare", *[a.format(**paths) for a in args], "--out", tmp_path / "o")
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "o").exists()

@@ -164,7 +164,10 @@ def find_sidecar(path, command=None):
         found = _sidecars(path, command, corrupt)
         if not found:
             what = f"no {command} run" if command else "no fnd run"
-            raise RunError(f"{what} in directory {str(path)!r}" + (f"; {corrupt[-1][1]}" if corrupt else ""))
+            orphans = sorted(p.name for p in path.glob(f"{command or '*'}-*.csv"))  # a run's files without their sidecar
+            why = (f"; {corrupt[-1][1]}" if corrupt else
+                   f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json" if orphans else "")
+            raise RunError(f"{what} in directory {str(path)!r}{why}")
         newer = [e for p, e in corrupt if _stamp(p) > _stamp(found[-1][0]) and p.name.startswith(command or "")]
         if newer:  # the newest run is the one asked for: never an older one in its place, unsaid
             raise RunError(f"{newer[-1]} (the newest run in {str(path)!r}; name an older one to read it)")
