@@ -80,6 +80,16 @@ def test_a_row_above_its_ceiling_has_no_pct_peak_and_is_named():
     assert "--peak-gflops is below what they reached" in given and "fnd peak --refresh" not in given
 
 
+def test_the_roofline_names_where_its_ceilings_came_from():
+    from fndcli.report.plots import roofline_title
+
+    frame = _frame([("torch", "cpu", 64, 1, 1, 1, 10.0)])
+    assert roofline_title([_ceiling(112.0)]).endswith("(ceilings from fnd peak)")
+    assert roofline_title(given_ceilings(frame, 50.0)).endswith("(ceilings from --peak-gflops)")
+    assert roofline_title(given_ceilings(frame, 50.0, lambda device, threads: 20.0)).endswith(
+        "(ceilings from --peak-gflops and fnd peak's bandwidth)")
+
+
 def test_a_dtype_fnd_peak_does_not_measure_has_no_pct_peak_and_the_caption_says_what_to_do():
     from fndcli.bench.peak import for_bench
     from fndcli.report.tables import bench_caption

@@ -143,6 +143,7 @@ def test_different_machines_exit_2_unless_allowed(fnd, tmp_path):
                               "without its sidecar matmul-bench-20261130-120000.json"]),
     (["{base}", "{new}", "--threshold", "0"], ["'--threshold'"]),
     (["{base}", "{disjoint}"], ["share no row: they measured different things (--threads 2 -> 1)"]),
+    (["{peak}", "{peak}"], ["not peak: fnd show it"]),
 ])
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     paths = {"base": fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)}, config={"seed": 0, "threads": 2}),
@@ -157,6 +158,11 @@ def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     (other / "gradcheck-20261130-120000.json").write_text(json.dumps(
         {"command": "gradcheck", "files": ["gradcheck-20261130-120000.csv"]}))
     paths["other"] = other / "gradcheck-20261130-120000.csv"
+    from fndcli.bench.peak import COLUMNS as PEAK_COLUMNS
+
+    (other / "peak-20261130-120000.csv").write_text(",".join([*PEAK_COLUMNS, "source"]) + "\n")
+    (other / "peak-20261130-120000.json").write_text(json.dumps({"command": "peak", "files": ["peak-20261130-120000.csv"]}))
+    paths["peak"] = other / "peak-20261130-120000.json"
     (tmp_path / "orphan").mkdir()  # a run's CSV copied without its sidecar
     (tmp_path / "orphan" / "matmul-bench-20261130-120000.csv").write_bytes(paths["base"].read_bytes())
     paths["orphan"] = tmp_path / "orphan"

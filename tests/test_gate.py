@@ -135,6 +135,10 @@ def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, 
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
     assert result.exit_code == code, result.output
     assert "tip:" not in result.stdout
+    for side, stamp in (("base", "20261130-120000"), ("new", "20261130-130000")):  # torch alone: nothing to anchor
+        fake_matmul_run(tmp_path / "alone" / side, {"torch": [[1e-5]] * 16}, stamp=stamp)
+    alone = fnd("compare", tmp_path / "alone" / "base", tmp_path / "alone" / "new", "--out", tmp_path / "o3")
+    assert alone.exit_code == 0 and "tip:" not in alone.stdout, alone.output
     rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "verdict"] == "anchor"
     assert rows.loc["torch 4x4x4 float32 cpu 2t", "change"] == pytest.approx(0.25, abs=0.05)
@@ -155,6 +159,11 @@ def test_an_anchor_that_changed_itself_is_doubted(fnd, tmp_path):
     rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == "improved", result.output
     note = rows.loc["torch 4x4x4 float32 cpu 2t", "note"]
+    _anchored_runs(tmp_path / "host", 1.8, 1.0)  # the host 80 % slower for both: the anchor moved with the others
+    assert fnd("compare", tmp_path / "host" / "base", tmp_path / "host" / "new", "--anchor", "torch", "--out",
+               tmp_path / "out2").exit_code == 0
+    assert "moved" not in run_files(tmp_path / "out2", "compare")[0].set_index("key").loc[
+        "torch 4x4x4 float32 cpu 2t", "note"]
     assert re.fullmatch(r"torch moved \+(99|100|101)% while the others' medians moved [+-][01]%: if torch itself "
                         r"changed, compare without --anchor", note), note
 

@@ -1,5 +1,6 @@
 """fnd peak: the machine's ceilings, each figure against an independent count or clock; the cache; % peak of them."""
 import json
+import os
 import time
 from pathlib import Path
 
@@ -100,6 +101,20 @@ def test_stream_arrays_are_4x_the_last_level_cache_between_64_and_256_mib(monkey
     assert core.stream_elements() * 8 == mib << 20 and core.stream_bytes() == 3 * (mib << 20)
 
 
+@pytest.mark.serial  # numba's threads: 2 (the parallel phase caps them at 1)
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+def test_an_fma_row_counts_the_work_of_every_thread(monkeypatch):
+    """Each thread runs its own row of chains: at 2 threads a timing holds twice the FLOPs of 1 thread's at the same
+    iterations (the serial test above counts 1 thread's against the chains' source)."""
+    monkeypatch.setattr(core, "_time", lambda call, repeats: (call(3), (1.0, 3))[1])  # 3 iterations, "1 s"
+    rows = {(r["kernel"], r["threads"]): r for r in core._cpu_rows([("float32", 1), ("float32", 2)], [], repeats=1)}
+    from fndcli.kernels import peak
+
+    for n in peak.CHAINS:
+        one, two = rows[(f"fma x{n}", 1)], rows[(f"fma x{n}", 2)]
+        assert one["calls"] == two["calls"] == 3 and two["work"] == 2 * one["work"] and two["gflops"] == 2 * one["gflops"]
+
+
 def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_path, own_cache):
     args = ("peak", "--dtype", "float64", "--threads", "1", "--no-bandwidth")
     first = fnd(*args, "--out", tmp_path / "a")
@@ -173,6 +188,9 @@ def test_a_ceiling_cache_that_cannot_be_written_is_refused_before_anything_runs(
     monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
     assert_rejected(fnd, tmp_path, command, args, "the ceiling cache cannot go in", "a-file is a file",
                     "set FND_CACHE_DIR to a directory fnd may write")
+    (tmp_path / "cache" / "peak.json").mkdir(parents=True)  # the file's own name taken by a directory
+    monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "cache"))
+    assert_rejected(fnd, tmp_path, command, args, "peak.json is a directory", "set FND_CACHE_DIR")
 
 
 @pytest.mark.parametrize("args,fragments", [

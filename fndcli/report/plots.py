@@ -127,6 +127,14 @@ def ladder_times(ours, book, path):
     _save(plt, fig, path)
 
 
+def roofline_title(ceilings):
+    """The roofline's title: where its ceilings came from (fnd peak, or --peak-gflops beside fnd peak's bandwidth)."""
+    source = "fnd peak"
+    if any(c.get("given") for c in ceilings):
+        source = "--peak-gflops" + (" and fnd peak's bandwidth" if any(c.get("gb_s") for c in ceilings) else "")
+    return f"matmul-bench on the roofline (ceilings from {source})"
+
+
 def roofline(rows, ceilings, path):
     """The roofline (Williams, Waterman, Patterson 2009): each ceiling's FMA roof and bandwidth slope, log-log, and
     every timed row as a point at its arithmetic intensity; one colour per implementation."""
@@ -147,9 +155,6 @@ def roofline(rows, ceilings, path):
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity: 2mkn FLOPs / bytes of a, b and c (FLOP/byte)")
     ax.set_ylabel("GFLOP/s")
-    source = "fnd peak"
-    if any(c.get("given") for c in ceilings):
-        source = "--peak-gflops" + (" and fnd peak's bandwidth" if any(c.get("gb_s") for c in ceilings) else "")
-    ax.set_title(f"matmul-bench on the roofline (ceilings from {source})")
+    ax.set_title(roofline_title(ceilings))
     ax.legend(fontsize=7)
     _save(plt, fig, path)
