@@ -134,12 +134,18 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
     data = json.loads(own_cache.read_text())
     data["machine"]["fnd_version"] = "0.0.1"
     own_cache.write_text(json.dumps(data))
-    assert core.load_cache() == []
+    assert core.load_cache() == [] and "held another machine's ceilings" in core.cache_note()
     own_cache.write_text("{not json")
     assert core.load_cache() == []
-    refreshed = fnd(*args, "--refresh", "--out", tmp_path / "c")
+    again = fnd(*args, "--out", tmp_path / "c")  # measured again, and the caption says why
+    assert again.exit_code == 0, again.output
+    meta = run_files(tmp_path / "c", "peak")[1]
+    assert meta["measured_rows"] == 3 and len(core.load_cache()) == 3
+    assert meta["cache_note"] == f"{own_cache} could not be read (cut off, or edited?): measured again"
+    assert "the cache: " in again.stdout and core.cache_note() is None
+    refreshed = fnd(*args, "--refresh", "--out", tmp_path / "d")  # a good cache, measured again on demand
     assert refreshed.exit_code == 0, refreshed.output
-    assert run_files(tmp_path / "c", "peak")[1]["measured_rows"] == 3 and len(core.load_cache()) == 3
+    assert run_files(tmp_path / "d", "peak")[1]["measured_rows"] == 3
 
 
 def test_matmul_bench_measures_the_ceiling_it_lacks_and_says_so(fnd, tmp_path, own_cache):

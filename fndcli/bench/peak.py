@@ -97,6 +97,22 @@ def _row_key(row):
     return row["what"], row["kernel"], row["dtype"], row["threads"], row["device"]
 
 
+def cache_note():
+    """Why the cache on disk will not be used, for the caption (None if there is none, or it is this machine's)."""
+    path = cache_file()
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return f"{path} could not be read (cut off, or edited?): measured again"
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        return f"{path} is not a ceiling cache fnd writes: measured again"
+    if data.get("machine") != machine_key():
+        return f"{path} held another machine's ceilings (CPU, cores, vector unit or fnd version differ): measured again"
+    return None
+
+
 def load_cache():
     """The cached rows for this machine ([] if none, another machine's, or unreadable)."""
     try:

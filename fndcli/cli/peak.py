@@ -60,7 +60,7 @@ def peak(
     if cfg.bandwidth and need > have:
         raise click.exceptions.UsageError(f"not enough memory: the bandwidth arrays need {human_bytes(need)} and "
                                           f"{human_bytes(have)} is available on {cfg.device}; use --no-bandwidth")
-    run = Run(ctx, out, quiet)
+    run, note = Run(ctx, out, quiet), None if cfg.refresh else core.cache_note()
     try:
         with run.working("measuring this machine's ceilings"):
             rows, measured = core.run_peak(cfg.dtypes, cfg.threads, cfg.device, cfg.refresh, cfg.bandwidth)
@@ -75,4 +75,4 @@ def peak(
     frame = pd.DataFrame(rows, columns=core.COLUMNS)
     run.finish(lambda files: files.write_csv(".csv", frame), 0,
                {"dtype": list(cfg.dtypes), "threads": list(cfg.threads)}, device=cfg.device,
-               measured_rows=measured, cache_file=str(core.cache_file()))
+               measured_rows=measured, cache_file=str(core.cache_file()), cache_note=note)

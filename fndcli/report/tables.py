@@ -84,7 +84,7 @@ def peak_table(rows, title, caption):
     return table
 
 
-def peak_caption(rows, measured, cache_file):
+def peak_caption(rows, measured, cache_file, cache_note=None):
     """What the ceilings are: the best of each group (bold), the ridge point, what came from the cache."""
     notes = ["* and bold: the ceiling (the best kernel); FMA: 2 FLOPs per fused multiply-add; bandwidth: STREAM's bytes "
              "(copy 2, triad 3 arrays; no write-allocate)"]
@@ -98,6 +98,8 @@ def peak_caption(rows, measured, cache_file):
     cached = len(rows) - measured
     notes.append(f"{measured} row(s) measured now, {cached} from the cache {cache_file} (fnd peak --refresh "
                  "measures again)" if cached else f"measured now; cached in {cache_file}")
+    if cache_note:
+        notes.append(f"[yellow]the cache:[/] {escape(cache_note)}")
     return "\n".join(notes)
 
 

@@ -122,7 +122,7 @@ def peak(run):
     m, rows = run.meta, run.rows
     yield tables.peak_table(rows, f"this machine's ceilings: {m.get('cpu_model')}, {m.get('cpu_count')} cores, "
                                   f"{rows['isa'].iloc[0] if len(rows) else ''}", tables.peak_caption(
-                                      rows, m.get("measured_rows") or 0, m.get("cache_file")))
+                                      rows, m.get("measured_rows") or 0, m.get("cache_file"), m.get("cache_note")))
 
 
 VIEWS = {"matmul-bench": matmul_bench, "init-sweep": init_sweep, "gradcheck": gradcheck, "train": train,

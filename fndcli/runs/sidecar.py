@@ -47,6 +47,7 @@ class Sidecar:
     # --- peak ---
     measured_rows: int | None = None    # rows measured by this run; the rest came from the cache
     cache_file: str | None = None       # the cache of ceilings it read and wrote
+    cache_note: str | None = None       # why the cache on disk was not used (unreadable, another machine's)
     # --- gradcheck ---
     rtol: float | None = None           # the autograd rows' tolerances
     atol: float | None = None
