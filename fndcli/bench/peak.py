@@ -97,31 +97,32 @@ def _row_key(row):
     return row["what"], row["kernel"], row["dtype"], row["threads"], row["device"]
 
 
-def cache_note():
-    """Why the cache on disk will not be used, for the caption (None if there is none, or it is this machine's)."""
+def _read_cache():
+    """(the cached rows for this machine, why the file on disk is not used: None if there is none or it is
+    this machine's). One reader for load_cache and cache_note."""
     path = cache_file()
     if not path.exists():
-        return None
+        return [], None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return f"{path} could not be read (cut off, or edited?): measured again"
+        return [], f"{path} could not be read (cut off, or edited?): measured again"
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        return f"{path} is not a ceiling cache fnd writes: measured again"
+        return [], f"{path} is not a ceiling cache fnd writes: measured again"
     if data.get("machine") != machine_key():
-        return f"{path} held another machine's ceilings (CPU, cores, vector unit or fnd version differ): measured again"
-    return None
+        return [], (f"{path} held another machine's ceilings (CPU, cores, vector unit or fnd version differ): "
+                    "measured again")
+    return [r for r in data["rows"] if isinstance(r, dict) and set(COLUMNS[:-1]) <= set(r)], None
+
+
+def cache_note():
+    """Why the cache on disk will not be used, for the caption (None if there is none, or it is this machine's)."""
+    return _read_cache()[1]
 
 
 def load_cache():
     """The cached rows for this machine ([] if none, another machine's, or unreadable)."""
-    try:
-        data = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(data, dict) or data.get("machine") != machine_key() or not isinstance(data.get("rows"), list):
-        return []
-    return [r for r in data["rows"] if isinstance(r, dict) and set(COLUMNS[:-1]) <= set(r)]
+    return _read_cache()[0]
 
 
 def store_cache(rows):
@@ -178,10 +179,15 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
     return keep, len(fresh)
 
 
-def cached_bandwidth(device, threads):
-    """The cached bandwidth ceiling (GB/s) at `threads` on `device`, or None: nothing is measured."""
-    found = best(load_cache(), "bandwidth", None, threads, device)
-    return found["gb_s"] if found else None
+def cached_bandwidth():
+    """A lookup (device, threads) -> the cached bandwidth ceiling in GB/s, or None: the cache read once, nothing
+    measured."""
+    rows = load_cache()
+
+    def lookup(device, threads):
+        found = best(rows, "bandwidth", None, threads, device)
+        return found["gb_s"] if found else None
+    return lookup
 
 
 def best(rows, what, dtype, threads, device="cpu"):

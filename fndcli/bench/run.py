@@ -201,8 +201,8 @@ def run_bench(cfg, log=lambda msg: None):
         _time_all(cfg, run, log)
     frame = _frame(run.rows, _timings(run.suite), run.interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
-    ceilings, peak_note = ((benchstats.given_ceilings(frame, cfg.peak_gflops, peak.cached_bandwidth), None) if cfg.peak_gflops else
-                           peak.for_bench(benchstats.ceiling_keys(frame), log))
+    ceilings, peak_note = ((benchstats.given_ceilings(frame, cfg.peak_gflops, peak.cached_bandwidth()), None)
+                           if cfg.peak_gflops else peak.for_bench(benchstats.ceiling_keys(frame), log))
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
     return BenchResult(frame, run.suite, benchstats.crossovers(frame, cfg.sweep_dim), run.pyperf_args,
                        run.interrupted, ceilings, run.error, run.tracebacks, run.order, peak_note)

@@ -216,12 +216,13 @@ def synchronize(device):
 def parse_sweep(text):
     """'16:2048' -> powers of two from 16 to 2048; '64,100,512' -> that list. ValueError says what is accepted."""
     text = text.strip()
+    problem = "is not LO:HI (powers of two, e.g. 16:2048) or a list (e.g. 64,128,500) of positive integers"
     try:
         if ":" in text:
             lo, hi = (int(x) for x in text.split(":"))
             if 1 <= hi < lo:
-                raise ValueError(f"sweep {text!r} runs backwards: LO:HI with LO <= HI, e.g. {hi}:{lo}")
-            if lo < 1:
+                problem = f"runs backwards: LO:HI with LO <= HI, e.g. {hi}:{lo}"
+            if lo < 1 or hi < lo:
                 raise ValueError
             sizes, size = [], 1 << (lo - 1).bit_length()  # first power of two >= lo
             while size <= hi:
@@ -231,11 +232,8 @@ def parse_sweep(text):
             sizes = [int(x) for x in text.split(",")]
         if not sizes or min(sizes) < 1:
             raise ValueError
-    except ValueError as e:
-        if "backwards" in str(e):
-            raise
-        raise ValueError(f"sweep {text!r} is not LO:HI (powers of two, e.g. 16:2048) or a list (e.g. 64,128,500) "
-                         "of positive integers") from None
+    except ValueError:
+        raise ValueError(f"sweep {text!r} {problem}") from None
     return sorted(set(sizes))
 
 

@@ -68,6 +68,8 @@ def refuse_given(ctx, names, why):
     for name in names:
         if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
             raise typer.BadParameter(why, param_hint=f"'--{name.replace('_', '-')}'")
+
+
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the paths written.")]
 
 

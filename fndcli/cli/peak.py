@@ -54,8 +54,9 @@ def peak(
     from fndcli.bench import peak as core
     from fndcli.memory import available_bytes, human_bytes
 
-    if core.cache_problem():
-        raise click.exceptions.UsageError(core.cache_problem())
+    problem = core.cache_problem()
+    if problem:
+        raise click.exceptions.UsageError(problem)
     need, have = core.stream_bytes(cfg.device), available_bytes(cfg.device)
     if cfg.bandwidth and need > have:
         raise click.exceptions.UsageError(f"not enough memory: the bandwidth arrays need {human_bytes(need)} and "
