@@ -199,6 +199,33 @@ def test_a_ceiling_cache_that_cannot_be_written_is_refused_before_anything_runs(
     assert_rejected(fnd, tmp_path, command, args, "peak.json is a directory", "set FND_CACHE_DIR")
 
 
+def test_a_read_only_file_system_is_refused_before_anything_runs(fnd, tmp_path, monkeypatch):
+    """/sys is a directory anyone may 'access' as root, yet nothing can be created there: a real write decides."""
+    if not Path("/sys/fs").is_dir():
+        pytest.skip("no /sys/fs here")
+    monkeypatch.setenv("FND_CACHE_DIR", "/sys/fs")
+    assert_rejected(fnd, tmp_path, "peak", ["--dtype", "float32", "--threads", "1", "--no-bandwidth"],
+                    "the ceiling cache cannot go in /sys/fs", "set FND_CACHE_DIR")
+
+
+GOOD = {"what": "fma", "kernel": "fma x64", "dtype": "float32", "threads": 1, "device": "cpu", "isa": "AVX2",
+        "gflops": 100.0, "gb_s": None, "best_s": 0.02, "calls": 10, "work": 2e9, "repeats": 5,
+        "measured_utc": "2026-12-01T00:00:00+00:00"}
+
+
+@pytest.mark.parametrize("edit", [{"gflops": "abc"}, {"gflops": None}, {"gflops": 0}, {"gflops": -5.0},
+                                  {"gflops": float("nan")}, {"gflops": True}, {"threads": 0}, {"threads": "2"},
+                                  {"what": "flops"}, {"measured_utc": 5}, {"best_s": 0},
+                                  {"what": "bandwidth", "gflops": None, "gb_s": -1.0}])
+def test_a_hand_edited_cache_row_is_not_a_ceiling(own_cache, edit):
+    """A row fnd would not write (a hand-edited figure) makes the whole file measured again, with the caption's
+    note, instead of a traceback or a % peak of -5 GFLOP/s."""
+    core.store_cache([GOOD, {**GOOD, "kernel": "fma x128", **edit}])
+    assert core.load_cache() == [] and "holds a row fnd does not write" in core.cache_note()
+    core.store_cache([GOOD, {**GOOD, "kernel": "fma x128"}])
+    assert len(core.load_cache()) == 2 and core.cache_note() is None
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["--threads", "0"], ["'--threads'"]),
     (["--threads", "4096"], ["'--threads'"]),

@@ -67,9 +67,12 @@ def cache_problem():
         if parent.exists():
             if not parent.is_dir():
                 return f"the ceiling cache cannot go in {path.parent}: {parent} is a file ({FIX})"
-            if not os.access(parent, os.W_OK | os.X_OK):
-                return f"the ceiling cache cannot go in {path.parent}: {parent} is not writable ({FIX})"
-            return None
+            break
+    try:  # a real write, not os.access: root passes that for a read-only file system (/sys) too
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as e:
+        return f"the ceiling cache cannot go in {path.parent}: {e.strerror or e} ({FIX})"
     return None
 
 
@@ -112,7 +115,21 @@ def _read_cache():
     if data.get("machine") != machine_key():
         return [], (f"{path} held another machine's ceilings (CPU, cores, vector unit or fnd version differ): "
                     "measured again")
-    return [r for r in data["rows"] if isinstance(r, dict) and set(COLUMNS[:-1]) <= set(r)], None
+    if not all(map(_sound, data["rows"])):
+        return [], f"{path} holds a row fnd does not write (a ceiling that is not a positive number?): measured again"
+    return data["rows"], None
+
+
+def _sound(row):
+    """A cached row as fnd writes it: its figure (gflops for fma, gb_s for bandwidth), time and work positive
+    numbers, its threads a positive count; a hand-edited "abc", null or -5 would end as a traceback or a % peak
+    of a negative ceiling."""
+    def positive(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf
+    return (isinstance(row, dict) and set(COLUMNS[:-1]) <= set(row) and row["what"] in ("fma", "bandwidth")
+            and all(isinstance(row[k], str) for k in ("kernel", "dtype", "device", "measured_utc"))
+            and isinstance(row["threads"], int) and positive(row["threads"])
+            and all(positive(row[k]) for k in ("gflops" if row["what"] == "fma" else "gb_s", "best_s", "work")))
 
 
 def cache_note():
