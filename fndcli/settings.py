@@ -102,6 +102,11 @@ def n_valid(samples, valid_frac):
     return max(1, round(samples * valid_frac))
 
 
+def task_loss(task):
+    """The loss fnd's model trains `task` with."""
+    return "mse" if task == "regression" else "cross-entropy"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     task: str = "regression"
@@ -127,7 +132,7 @@ class TrainConfig:
 
     @property
     def loss(self):
-        return "mse" if self.task == "regression" else "cross-entropy"
+        return task_loss(self.task)
 
     @property
     def outputs(self):

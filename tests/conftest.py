@@ -27,12 +27,13 @@ def ceilings_cache(tmp_path_factory):
     from fndcli.bench.peak import cache_file, store_cache
 
     os.environ["FND_CACHE_DIR"] = str(tmp_path_factory.mktemp("fnd-cache"))
-    common = {"device": "cpu", "isa": jitenv.isa()[0], "best_s": 0.02, "calls": 1, "work": 0.0, "repeats": 1,
+    common = {"device": "cpu", "isa": jitenv.isa()[0], "best_s": 0.02, "calls": 1, "repeats": 1,
               "measured_utc": "2026-01-01T00:00:00+00:00"}
     store_cache([{**common, "what": "fma", "kernel": "fma x64", "dtype": d, "threads": t, "gflops": SEEDED_GFLOPS,
-                  "gb_s": None} for d in ("float32", "float64") for t in range(1, (os.cpu_count() or 1) + 1)] +
+                  "gb_s": None, "work": SEEDED_GFLOPS * 1e9 * 0.02}
+                 for d in ("float32", "float64") for t in range(1, (os.cpu_count() or 1) + 1)] +
                 [{**common, "what": "bandwidth", "kernel": "triad", "dtype": "float64", "threads": t, "gflops": None,
-                  "gb_s": SEEDED_GB_S} for t in range(1, (os.cpu_count() or 1) + 1)])
+                  "gb_s": SEEDED_GB_S, "work": SEEDED_GB_S * 1e9 * 0.02} for t in range(1, (os.cpu_count() or 1) + 1)])
     return cache_file()
 
 

@@ -85,6 +85,10 @@ def test_a_true_slowdown_exits_1_through_the_real_command(fnd, tmp_path):
     assert "geometric mean of the NEW/BASE time ratios" in result.stdout and "exit 1" in result.stdout
     assert meta["geomean_ratio"] == pytest.approx(math.sqrt((1 + torch_row["change"]) *
                                                             (1 + frame.set_index("key").iloc[1]["change"])))
+    # a compare run is its CSV: show says so, of its files and of a directory holding only compare runs
+    for named in (tmp_path / "out" / meta["files"][0], next((tmp_path / "out").glob("compare-*.json"))):
+        assert_one_line_error(fnd("show", named), "is from a compare run, which show and compare do not read back")
+    assert_one_line_error(fnd("show", tmp_path / "out"), "only compare runs, which are not read back")
 
 
 def test_broken_missing_added_untimed_and_the_options_that_gate(fnd, tmp_path):
@@ -276,7 +280,13 @@ def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
     for named, fragment in ((garbage, "column correct holds 'maybe'"), (short, "column m is empty in row 3")):
         for command in (["compare", good, named, "--out", tmp_path / "o"], ["show", named]):
             assert_one_line_error(fnd(*command), fragment)
-    assert_one_line_error(fnd("compare", good, odd, "--out", tmp_path / "o"), "values fnd does not write")
+    # a sidecar's fields as fnd writes them, or one line naming the field (not a traceback in compare's header)
+    late = fake_matmul_run(tmp_path / "late", {"torch": processes(1e-5)}, stamp="20261130-180000", started_utc=5)
+    newer = fake_matmul_run(tmp_path / "newer", {"torch": processes(1e-5)}, stamp="20261130-190000", schema=99)
+    for named, fragment in ((odd, "field config holds 'seed 0'"), (late, "field started_utc holds 5"),
+                            (newer, "written by a newer fnd (sidecar schema 99, this one reads 1)")):
+        for command in (["compare", good, named, "--out", tmp_path / "o"], ["show", named]):
+            assert_one_line_error(fnd(*command), fragment)
     itself = fnd("compare", good, good.with_suffix(".json"), "--out", tmp_path / "o")
     assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr, itself.output
 

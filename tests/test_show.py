@@ -21,6 +21,8 @@ def test_show_prints_what_the_command_printed(fnd, tmp_path, command):
     paths = [line for line in lines if line.startswith(str(tmp_path))]
     printed = "\n".join(lines[:len(lines) - len(paths)])
     assert printed.strip() and paths
+    if command == "train":  # the title names the loss: a property of the task, not a key of the config
+        assert ", cross-entropy, SGD lr 0.05 momentum 0.5, float32" in printed
     shown = fnd("show", paths[0])
     assert shown.exit_code == 0, shown.output
     facts = shown.stdout.splitlines()[:len(FACTS)]

@@ -10,6 +10,7 @@ import math
 from rich.markup import escape
 
 from fndcli.report import tables
+from fndcli.settings import task_loss
 
 INTERRUPTED = "[yellow]interrupted: {what}[/]"
 
@@ -93,9 +94,9 @@ def gradcheck(run):
 def train(run):
     m, cfg = run.meta, run.meta.get("config", {})
     metric, caption = tables.train_labels(cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan))
-    model = f", {cfg['model']}" if cfg.get("model") else ""
+    model = f", {cfg['model']}" if cfg.get("model") else f", {task_loss(cfg.get('task'))}"  # the user's: its own loss
     momentum = f" momentum {cfg['momentum']:g}" if cfg.get("momentum") else ""
-    yield tables.train_table(run.rows, f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, {cfg.get('loss')}, SGD lr "
+    yield tables.train_table(run.rows, f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, SGD lr "
                                        f"{cfg.get('lr'):g}{momentum}, {m.get('dtype')}", metric, caption)
     step = f"hand-written step {tables.human_seconds(m.get('manual_step_s'))}"
     if m.get("max_rel_loss_diff") is not None and m.get("steps"):

@@ -7,8 +7,10 @@ the CSV, the sidecar, the `.pyperf.json`, an extra CSV; a directory names its ne
 `reproduce-<stamp>/`, whose sidecar is `reproduce.json`: the directory, or any file in it,
 names it, and a directory of runs counts it among its runs.
 """
+import dataclasses
 import json
 import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pandas as pd
 
 from fndcli.names import FINDINGS, first_column
 from fndcli.numerics import first_line
+from fndcli.runs.sidecar import SCHEMA, Sidecar
 
 COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "peak")
 MODEL = "init-sweep --model"  # init-sweep's runs of the user's model: a summary of its own (fndcli.init.diagnose)
@@ -57,6 +60,21 @@ KEYS = {"matmul-bench": ("impl", "m", "k", "n", "dtype", "device"), "init-sweep"
         "peak": ("what", "kernel", "dtype", "threads", "device")}
 NAMES = ("layer", "parameter", "finding", "shape")  # init-sweep --model's per-layer and per-parameter CSVs: text
 SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
+NOT_READ = "compare"  # a command whose runs show and compare do not read: its verdicts are its CSV
+
+
+def _types(annotation):
+    """The JSON types a field of Sidecar may hold (a float may be written as an int; None where it is optional)."""
+    kinds = set(annotation.__args__ if isinstance(annotation, types.UnionType) else (annotation,))
+    return tuple(kinds | ({int} if float in kinds else set()))
+
+
+# What a sidecar's fields hold: Sidecar's, and those of fndcli.runs.files.run_metadata, flattened into it.
+FIELD_TYPES = {**{f.name: _types(f.type) for f in dataclasses.fields(Sidecar) if f.name != "machine"},
+               **dict.fromkeys(("command_line", "started_utc", "finished_utc", "fnd_version", "python_version",
+                                "platform", "cpu_model"), (str,)),
+               **dict.fromkeys(("torch_version", "pyperf_version", "gpu", "git_commit"), (str, type(None))),
+               "cpu_count": (int, type(None)), "threads": (int, type(None))}
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 
 
@@ -126,8 +144,20 @@ def _sidecar(path):
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{str(path)!r} is a corrupt run sidecar ({first_line(e)}): cut off mid-write, or edited?")
     if isinstance(meta, dict) and meta.get("command") in COMMANDS and isinstance(meta.get("files"), list):
+        _check_sidecar(meta, path)
         return meta
     return None
+
+
+def _check_sidecar(meta, path):
+    """RunError unless each field holds what fnd writes there (a hand-edited started_utc of 5 would end as a
+    traceback in compare's header), and the schema is one this fnd reads."""
+    if isinstance(meta.get("schema"), int) and meta["schema"] > SCHEMA:
+        raise RunError(f"{str(path)!r} was written by a newer fnd (sidecar schema {meta['schema']}, this one reads "
+                       f"{SCHEMA}): upgrade fnd to read it")
+    for name, kinds in FIELD_TYPES.items():
+        if name in meta and (not isinstance(meta[name], kinds) or isinstance(meta[name], bool) and bool not in kinds):
+            raise RunError(f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)")
 
 
 def _sidecars(directory, command=None, corrupt=None):
@@ -164,9 +194,12 @@ def find_sidecar(path, command=None):
         found = _sidecars(path, command, corrupt)
         if not found:
             what = f"no {command} run" if command else "no fnd run"
-            orphans = sorted(p.name for p in path.glob(f"{command or '*'}-*.csv"))  # a run's files without their sidecar
+            orphans = sorted(p.name for p in path.glob(f"{command or '*'}-*.csv")  # a run's files without their sidecar
+                             if not p.name.startswith(f"{NOT_READ}-"))
             why = (f"; {corrupt[-1][1]}" if corrupt else
-                   f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json" if orphans else "")
+                   f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json" if orphans else
+                   f"; only {NOT_READ} runs, which are not read back (their verdicts are their CSVs)"
+                   if any(path.glob(f"{NOT_READ}-*.json")) else "")
             raise RunError(f"{what} in directory {str(path)!r}{why}")
         newer = [e for p, e in corrupt if _stamp(p) > _stamp(found[-1][0]) and p.name.startswith(command or "")]
         if newer:  # the newest run is the one asked for: never an older one in its place, unsaid
@@ -182,6 +215,9 @@ def find_sidecar(path, command=None):
     for sidecar, error in corrupt:  # the sidecar that would have listed it
         if path.name.startswith(sidecar.name[: -len(".json")]) or sidecar.name in SIDECAR.values():
             raise RunError(error)
+    if path.name.startswith(f"{NOT_READ}-"):
+        raise RunError(f"{str(path)!r} is from a {NOT_READ} run, which show and compare do not read back "
+                       f"(its verdicts are its CSV); they read the runs of {', '.join(COMMANDS)}")
     raise RunError(f"{str(path)!r} is not part of an fnd run (no sidecar beside it lists it)")
 
 
