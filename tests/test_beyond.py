@@ -77,6 +77,8 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     (["--impl", "numba-tiled", "--dtype", "bfloat16"], ["numba-tiled does not support bfloat16", "float32, float64"]),
     (["--sweep", "64:16"], ["'--sweep'", "LO:HI"]),
     (["--sweep", "a,b"], ["'--sweep'"]),
+    (["--sweep-dim", "m"], ["'--sweep-dim'", "needs --sweep"]),
+    (["--sweep", "2,4", "--sweep-dim", "k", "--shape", "4x4x4", "--shape", "8x8x8"], ["'--sweep-dim'", "one --shape"]),
     (["--peak-gflops", "0"], ["'--peak-gflops'"]),
     (["--device", "tpu"], ["'--device'", "cuda"]),
     (["--baseline", "numba-tiled"], ["'--baseline'", "'numba-tiled' is not in this run", "loops"]),

@@ -54,7 +54,8 @@ def matmul_bench(
         "--sweep", metavar="LO:HI|S,S,...", help="Sizes to sweep: LO:HI for powers of two, or a list. Replaces "
                                                  "--shape (which gives the other dimensions with --sweep-dim).")] = None,
     sweep_dim: Annotated[SweepDim, typer.Option(
-        "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the first --shape.")] = SweepDim.all,
+        "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the (one) --shape. "
+                            "Needs --sweep.")] = SweepDim.all,
     peak_gflops: Annotated[Optional[float], typer.Option(
         "--peak-gflops", metavar="G", help="The ceiling for % peak. Default: this machine's FMA peak for the run's "
                                            "dtype and threads, as fnd peak measures it (cached; measured once "
@@ -155,6 +156,12 @@ def _config(impl, shape, dtype, device, threads, seed, presets, max_seconds, pea
     impls = _impls(impl, devices, dtype.value)
     _check_baseline(baseline, impls, devices)
     shapes = tuple(dict.fromkeys(shape)) if shape else DEFAULTS.shapes
+    if sweep is None and sweep_dim.value != "all":
+        raise typer.BadParameter(f"--sweep-dim {sweep_dim.value} needs --sweep (the sizes to give it)",
+                                 param_hint="'--sweep-dim'")
+    if sweep is not None and sweep_dim.value != "all" and len(shapes) > 1:
+        raise typer.BadParameter(f"--sweep-dim {sweep_dim.value} varies one shape's {sweep_dim.value}: give one "
+                                 f"--shape, not {len(shapes)}", param_hint="'--sweep-dim'")
     if sweep is not None:
         try:
             shapes = tuple(sweep_shapes(parse_sweep(sweep), sweep_dim.value, shapes[0]))
