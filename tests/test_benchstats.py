@@ -197,3 +197,103 @@ def test_nothing_timed_has_no_baseline_and_an_unknown_impl_ranks_last():
     assert choose_baseline(with_dot, LADDER) == "dot"
     assert baseline_reason(with_dot, "dot", None, LADDER) == "the slowest of the chapter's rungs in this run"
     assert baseline_reason(with_dot, "torch", "torch", LADDER) == "--baseline"
+
+
+def test_an_unknown_baseline_error_lists_the_runs_series():
+    frame = _frame([("torch", "cpu", 4, 1.0, 1, 1), ("loops", "cpu", 4, 8.0, 8, 8)])
+    with pytest.raises(ValueError, match=r"'dot' is not one of the run's implementations: torch, loops$"):
+        choose_baseline(frame, LADDER, "dot")
+
+
+def test_your_first_timed_kernel_beats_the_registry_even_after_kernels_that_failed():
+    """Five of your kernels failed (no median); the sixth, timed, is still the baseline ahead of torch."""
+    failed = [(f"k{i}.py:mm", "cpu", 4, math.nan, math.nan, math.nan) for i in range(5)]
+    frame = _frame([("torch", "cpu", 4, 1.0, 1, 1), *failed, ("k5.py:mm", "cpu", 4, 3.0, 3, 3)])
+    assert choose_baseline(frame, LADDER) == "k5.py:mm"
+
+
+def test_baseline_reason_names_a_series_on_one_of_two_devices_by_its_implementation():
+    frame = _frame([("loops", "cuda", 4, 8.0, 8, 8), ("loops", "cpu", 4, 9.0, 9, 9), ("torch", "cpu", 4, 1.0, 1, 1),
+                    ("torch", "cuda", 4, 1.0, 1, 1)])
+    assert choose_baseline(frame, LADDER) == "loops@cuda"
+    assert baseline_reason(frame, "loops@cuda", None, LADDER) == "the slowest of the chapter's rungs in this run"
+    assert baseline_reason(frame, "torch@cpu", None, LADDER) == "the first in fnd's registry order in this run"
+
+
+def test_baseline_reason_says_when_the_baseline_was_timed_at_more_shapes():
+    """loops failed at 512, so torch (timed at both sizes) is the baseline, and the caption says why."""
+    frame = _frame([("loops", "cpu", 4, 8.0, 8, 8), ("loops", "cpu", 512, math.nan, math.nan, math.nan),
+                    ("torch", "cpu", 4, 1.0, 1, 1), ("torch", "cpu", 512, 2.0, 2, 2)])
+    assert choose_baseline(frame, LADDER) == "torch"
+    assert baseline_reason(frame, "torch", None, LADDER) == ("timed at the most shapes; "
+                                                             "the first in fnd's registry order in this run")
+
+
+def test_ceiling_keys_are_whole_thread_counts_when_the_csv_column_is_float():
+    """A failed row leaves threads blank, so the column reads as floats; a key's threads is still an integer
+    (fnd peak sets NUMBA_NUM_THREADS=str(threads): '2', not '2.0')."""
+    frame = _frame([("torch", "cpu", 4, 1.0, 1, 1), ("mine.py:mm", "cpu", 4, math.nan, math.nan, math.nan)])
+    frame["threads"] = [2.0, math.nan]
+    frame.loc[1, "gflops"] = math.nan
+    keys = ceiling_keys(frame)
+    assert keys == [("cpu", "float32", 2)] and str(keys[0][2]) == "2"
+
+
+def test_a_row_without_threads_gets_no_pct_peak_and_breaks_nothing():
+    frame = _frame([("torch", "cpu", 4, 1.0, 1, 1, 50.0), ("mine.py:mm", "cpu", 4, math.nan, math.nan, math.nan)])
+    frame["threads"] = [2.0, math.nan]
+    frame.loc[1, "gflops"] = math.nan
+    out = add_pct_peak(frame, [_ceiling(100.0, gb_s=10.0)])
+    assert out["pct_peak"].iloc[0] == 50.0 and math.isnan(out["pct_peak"].iloc[1])
+
+
+def test_pct_peak_and_roof_align_with_the_rows_whatever_the_index():
+    """Three rows under a shuffled index, each with its own ceiling: % peak and the roof are each row's own."""
+    frame = _frame([("torch", "cpu", 6, 1, 1, 1, 50.0), ("dot", "cpu", 6, 1, 1, 1, 20.0),
+                    ("torch", "cpu", 6, 1, 1, 1, 10.0)]).set_index(pd.Index([7, 3, 5]))
+    frame.loc[3, "threads"] = 1
+    frame.loc[5, "dtype"] = "float64"
+    ceilings = [_ceiling(100.0, gb_s=1000.0), _ceiling(40.0, gb_s=20.0, threads=1),
+                _ceiling(80.0, gb_s=1000.0, dtype="float64")]
+    out = add_pct_peak(frame, ceilings)
+    # 6x6x6: 432 FLOPs over 108 elements; float32 (4 bytes): intensity 1.0, float64 (8 bytes): 0.5
+    assert out.loc[[7, 3, 5], "intensity"].tolist() == [1.0, 1.0, 0.5]
+    assert out.loc[[7, 3, 5], "pct_peak"].tolist() == [50.0, 50.0, 12.5]
+    assert out.loc[[7, 3, 5], "roof_gflops"].tolist() == [100.0, 20.0, 80.0]  # min(peak, bandwidth x intensity)
+    assert out.loc[[7, 3, 5], "bound"].tolist() == ["compute", "memory", "compute"]
+
+
+def test_the_roof_of_each_row_is_its_own():
+    """Two shapes, one ceiling with bandwidth: the small shape is memory-bound, the large one compute-bound."""
+    frame = pd.DataFrame([{"impl": "torch", "device": "cpu", "m": s, "k": s, "n": s, "dtype": "float32",
+                           "threads": 1, "gflops": 1.0} for s in (6, 1200)])
+    out = add_pct_peak(frame, [_ceiling(100.0, gb_s=10.0, threads=1)])
+    # intensity 2s^3 / (3 s^2 x 4 bytes) = s / 6: 1.0 and 200.0; the roof min(100, 10 x intensity)
+    assert out["roof_gflops"].tolist() == [10.0, 100.0] and out["bound"].tolist() == ["memory", "compute"]
+
+
+def test_a_row_whose_bandwidth_roof_meets_the_ceiling_exactly_is_compute_bound():
+    """6x6x6 float32: intensity exactly 1 FLOP/byte; 100 GB/s x 1 = the 100 GFLOP/s ceiling: not below it."""
+    frame = pd.DataFrame([{"impl": "torch", "device": "cpu", "m": 6, "k": 6, "n": 6, "dtype": "float32",
+                           "threads": 1, "gflops": 1.0}])
+    out = add_pct_peak(frame, [_ceiling(100.0, gb_s=100.0, threads=1)]).iloc[0]
+    assert out["intensity"] == 1.0 and out["roof_gflops"] == 100.0 and out["bound"] == "compute"
+
+
+def test_a_row_half_a_percent_above_its_ceiling_has_no_pct_peak():
+    frame = _frame([("torch", "cpu", 64, 1, 1, 1, 100.5), ("dot", "cpu", 64, 1, 1, 1, 99.5)])
+    out = add_pct_peak(frame, [_ceiling(100.0)])
+    assert math.isnan(out["pct_peak"].iloc[0]) and out["pct_peak"].iloc[1] == pytest.approx(99.5)
+    assert above_ceiling(out, [_ceiling(100.0)]) == ["torch at 64x64x64: 100.5 GFLOP/s"]
+
+
+def test_crossovers_are_listed_in_the_runs_series_order():
+    """torch ran before einsum: the crossover where torch overtakes comes first (run order, not alphabetical)."""
+    rows = []
+    for k, (tt, te) in {1: (2.0, 1.0), 2: (1.0, 2.0), 4: (2.0, 1.0)}.items():
+        for impl, t in (("torch", tt), ("einsum", te)):
+            rows.append({"impl": impl, "device": "cpu", "m": 3, "k": k, "n": 5, "median_s": t, "min_s": t - 0.1,
+                         "max_s": t + 0.1})
+    out = crossovers(pd.DataFrame(rows), "k")
+    assert out[["faster", "slower", "from_size", "size"]].values.tolist() == [["torch", "einsum", 1, 2],
+                                                                             ["einsum", "torch", 2, 4]]

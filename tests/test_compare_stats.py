@@ -162,3 +162,92 @@ def test_runs_differing_only_in_core_count_are_different_machines(fnd, tmp_path)
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "out")
     assert_one_line_error(result, "different machines", "cpu_count 2 vs 4", "--allow-mismatch")
     assert not (tmp_path / "out").exists()
+
+
+def test_run_noise_with_two_processes_a_block_worked_out_by_hand():
+    """8 processes, 4 blocks of 2 (the fewest it learns from): block means .01 .02 .11 .12, each block's variance
+    .0002: tau^2 = var(block means) - .0002 / 2. A benchmark too short to cut into blocks is skipped, not the end."""
+    import statistics
+
+    x = [0.00, 0.02, 0.01, 0.03, 0.10, 0.12, 0.11, 0.13]
+    blocks = [x[i:i + 2] for i in range(0, 8, 2)]
+    by_hand = statistics.variance([statistics.mean(b) for b in blocks]) - statistics.mean(
+        [statistics.variance(b) for b in blocks]) / 2
+    assert by_hand == pytest.approx(0.0101 / 3 - 0.0001)
+    assert verdicts.run_noise([x]) == pytest.approx(by_hand, rel=1e-9)
+    assert verdicts.run_noise([np.zeros(7), x]) == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_run_tau2_is_the_learned_drift_never_below_the_floor():
+    """Process samples (seconds) whose logs drift as above: tau^2 is that drift, above a 0.02 floor (0.0004);
+    too few processes to learn from: the floor's square."""
+    x = [0.00, 0.02, 0.01, 0.03, 0.10, 0.12, 0.11, 0.13]
+    drift = np.var([0.01, 0.02, 0.11, 0.12], ddof=1) - 0.0002 / 2
+    assert verdicts.run_tau2({"a": 1e-5 * np.exp(x), "b": [1e-5]}, 0.02) == pytest.approx(drift, rel=1e-9)
+    assert verdicts.run_tau2({"a": [1e-5, 1.1e-5, 0.9e-5]}, 0.02) == pytest.approx(0.02 ** 2)
+    assert verdicts.run_tau2({"a": 1e-5 * np.exp(x)}, 0.1) == pytest.approx(0.1 ** 2)
+
+
+@pytest.mark.parametrize("factor,alternative,bound", [(0.7, "less", 0.9), (1.4, "greater", 1.1)])
+def test_p_beyond_is_the_one_sided_yuen_test_against_the_threshold_on_the_changes_side(factor, alternative, bound):
+    """A 30 % speed-up is tested against 0.9x, a 1.4x slowdown against 1.1x: scipy's one-sided Yuen-Welch test."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(0, 0.05, 12)
+    new = rng.normal(math.log(factor), 0.05, 10)
+    est = verdicts.across_runs(base, new)
+    p = stats.ttest_ind(new - math.log(bound), base, equal_var=False, trim=0.2, alternative=alternative).pvalue
+    assert verdicts.p_beyond(est, 0.1) == pytest.approx(p, rel=1e-9) and p < 1e-4
+
+
+def test_p_beyond_of_no_change_is_on_the_slowdown_side():
+    """A change of exactly 0 is tested against +10 %: p = P(T > (0 - log 1.1) / se)."""
+    est = verdicts.Estimate(0.0, 0.05, 10)
+    assert verdicts.p_beyond(est, 0.1) == pytest.approx(stats.t.cdf(math.log(1.1) / 0.05, 10), rel=1e-12)
+
+
+def test_zero_spread_through_the_real_command(fnd, tmp_path):
+    """Every process of each run timed the same (--run-noise 0): no standard error, so the interval is the point,
+    the p of a 30 % slowdown beyond 10 % is 0 and the smallest detectable slowdown is the threshold itself."""
+    fake_matmul_run(tmp_path / "base", {"torch": [[1e-5] * 3] * 6})
+    fake_matmul_run(tmp_path / "new", {"torch": [[1.3e-5] * 3] * 6}, stamp="20261130-130000")
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--run-noise", "0", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    row = run_files(tmp_path / "out", "compare")[0].set_index("key").loc[KEY]
+    assert row["verdict"] == "REGRESSION" and row["p"] == 0.0
+    assert row["change"] == pytest.approx(0.3) and row["ci_low"] == pytest.approx(0.3)
+    assert row["ci_high"] == pytest.approx(0.3) and row["detectable"] == pytest.approx(0.1)
+
+
+def test_zero_spread_in_the_functions():
+    slow, fine, fast = (verdicts.Estimate(math.log(r), 0.0, 5) for r in (1.2, 1.05, 0.8))
+    assert [verdicts.p_beyond(e, 0.1) for e in (slow, fine, fast)] == [0.0, 1.0, 0.0]
+    assert verdicts.p_beyond(verdicts.Estimate(math.log1p(0.1), 0.0, 5), 0.1) == 1.0  # at the threshold: not beyond
+    assert verdicts.p_value(slow) == 0.0 and verdicts.p_value(verdicts.Estimate(0.0, 0.0, 5)) == 1.0
+    assert verdicts.interval(slow, 0.95) == (math.log(1.2), math.log(1.2))
+    assert verdicts.detectable(verdicts.Estimate(0.0, 0.0, 5), 0.05, 0.1) == pytest.approx(0.1)
+
+
+def test_holm_adjusted_p_values_worked_out_by_hand():
+    """p .3 .6 .9: 3 x .3 = .9; 2 x .6 = 1.2, capped at 1; then max(1, .9) = 1."""
+    assert verdicts.holm([0.6, 0.3, 0.9]).tolist() == pytest.approx([1.0, 0.9, 1.0])
+
+
+def test_paired_bootstrap_is_the_percentile_bootstrap_written_out_seeded():
+    """Same seed and resamples as the helper written here: the same 90 % interval (scipy draws the resampled
+    process indices as rng.integers(0, n, (resamples, n))); the same seed twice: the same interval."""
+    rng = np.random.default_rng(9)
+    a = rng.normal(0, 0.05, 16)
+    b = a + 0.05 + rng.normal(0, 0.03, 16) + np.r_[np.zeros(15), 0.4]  # one pair disturbed: skews the sample
+    ours = verdicts.paired_bootstrap(a, b, 0.90, 4, 500)
+    assert ours == pytest.approx(tuple(_bootstrap_here(a, b, 0.90, 500, 4)), abs=1e-12)
+    assert verdicts.paired_bootstrap(a, b, 0.90, 4, 500) == ours
+
+
+def test_a_regression_needs_the_holm_adjusted_p_and_the_interval():
+    """Interval beyond +10 % but the Holm-adjusted p not below alpha: not REGRESSION (the 95 % interval excludes
+    0: small). Paired, Yuen's p significant but the bootstrap's interval reaching into +-10 %: not improved."""
+    lo, hi = math.log(1.12), math.log(1.3)
+    assert verdicts.verdict(0.2, 0.08, lo, hi, 0.1, 0.35, 0.05, 0.1) == "small"
+    assert verdicts.verdict(0.2, 0.01, lo, hi, 0.1, 0.35, 0.05, 0.1) == "REGRESSION"
+    assert verdicts.verdict(-0.15, 0.01, math.log(0.8), math.log(0.95), -0.22, -0.03, 0.05, 0.1) == "small"
+    assert verdicts.verdict(-0.15, 0.01, math.log(0.8), math.log(0.88), -0.22, -0.1, 0.05, 0.1) == "improved"

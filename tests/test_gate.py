@@ -191,3 +191,29 @@ def test_anchor_bad_input_exits_2(fnd, tmp_path):
                  tmp_path / "out")
     assert_one_line_error(result, "--pair already judges B relative to A")
     assert not (tmp_path / "out").exists()
+
+
+def test_instability_on_timings_in_seconds():
+    """The flags are ratios, whatever the unit: 10 us timings within 1 % are stable; a fall to 0.3x is flagged."""
+    assert instability([1e-5, 1.01e-5, 0.99e-5, 1.02e-5], [1e-5, 1.01e-5, 0.99e-5]) == ""
+    assert instability([2e-5] * 4, [2e-5, 2e-5, 0.6e-5]) == "min 0.3x the median"
+
+
+def test_instability_names_the_spread_of_the_process_means():
+    """5 process means, sorted 0.8 1.0 1.2 1.9 2.5: quartiles are the 2nd and 4th values (1.0, 1.9; numpy's linear
+    interpolation lands on them exactly), the median the 3rd (1.2): IQR / median = 0.9 / 1.2 = 75 %."""
+    from scipy import stats
+
+    means = [1.2e-5, 2.5e-5, 0.8e-5, 1.9e-5, 1.0e-5]  # in the order the processes ran
+    assert stats.iqr(means) / np.median(means) == pytest.approx(0.75)
+    assert instability(means, [1e-5]) == "process means spread 75 % of their median (IQR)"
+    both = instability(means, [1e-5, 1e-5, 0.2e-5])
+    assert both == "process means spread 75 % of their median (IQR); min 0.2x the median"
+
+
+def test_instability_thresholds_are_strict():
+    """Exactly 25 % IQR (0.875 to 1.125 around 1.0) and a fastest value exactly half the median are not flagged:
+    the flags are for *beyond* those; nor is a load average equal to the cores."""
+    assert instability([0.5, 0.875, 1.0, 1.125, 2.0], [1.0, 1.0, 0.5]) == ""
+    assert instability([0.5, 0.875, 1.0, 1.126, 2.0], [1.0, 1.0, 0.499]) != ""
+    assert busy_host(2.0, 2) == "" and busy_host(2.01, 2) != ""
