@@ -217,3 +217,84 @@ def test_train_your_model_in_lockstep_with_its_twin(fnd, tmp_path):
 ])
 def test_bad_model_references_exit_2(fnd, tmp_path, command, args, fragments):
     assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path, model=MODEL) for a in args], *fragments)
+
+
+# --- what your code returns, under fnd's checks ------------------------------------------------
+
+MISBEHAVING = """
+
+import torch
+
+
+class FloatLoss(Model):
+    def __call__(self, x, targ):
+        return super().__call__(x, targ).item()
+
+
+class TupleLoss(Model):
+    def __call__(self, x, targ):
+        return super().__call__(x, targ), 1
+
+
+class RebuiltLoss(Model):
+    def __call__(self, x, targ):
+        return torch.tensor(super().__call__(x, targ).item())
+
+
+class DetachedLin(Lin):
+    def __call__(self, inp):
+        super().__call__(inp)
+        self.out = self.out.detach()
+        return self.out
+
+
+class FirstLayerDetached(Model):
+    def __init__(self, w1, b1, w2, b2):
+        super().__init__(w1, b1, w2, b2)
+        self.layers[0] = DetachedLin(w1, b1)
+
+
+class NoneRelu(Relu):
+    def __call__(self, inp):
+        super().__call__(inp)
+
+
+class FloatRelu(Relu):
+    def __call__(self, inp):
+        return super().__call__(inp).sum().item()
+
+
+class TupleMse(Mse):
+    def __call__(self, inp, targ):
+        return super().__call__(inp, targ), 1
+"""
+TINY_MODEL = ["--n-in", "5", "--hidden", "4", "--batch", "8"]
+
+
+def misbehaving(tmp_path):
+    return write(tmp_path / "misbehaving.py", (EXAMPLES / "chapter_model.py").read_text() + MISBEHAVING)
+
+
+@pytest.mark.parametrize("option,name,failing", [
+    ("--model", "FloatLoss", ["model (model(x, targ) returned a float, not a scalar tensor loss)"]),
+    ("--model", "TupleLoss", ["model (model(x, targ) returned a tuple, not a scalar tensor loss)"]),
+    ("--model", "RebuiltLoss", ["model (the loss of model(x, targ) under autograd does not depend on x or the "
+                                "parameters: it is detached from the graph"]),
+    ("--model", "FirstLayerDetached", [f"d loss / d {t} (autograd found no gradient: the loss does not depend on "
+                                       f"{t} through your forward, detached from the graph" for t in
+                                       ("x", "lin1.w", "lin1.b")]),
+    ("--layer", "NoneRelu", ["NoneRelu (NoneRelu(...)(inp) returned None, not a tensor)"]),
+    ("--layer", "FloatRelu", ["FloatRelu (FloatRelu(...)(inp) returned a float, not a tensor)"]),
+    ("--layer", "TupleMse", ["TupleMse (TupleMse(...)(inp, targ) returned a tuple, not a scalar tensor loss)"]),
+    ("--layer", "DetachedLin", ["DetachedLin (the output of DetachedLin under autograd does not depend "
+                                "on inp, w or b: it is detached from the graph"]),
+])
+def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_path, option, name, failing):
+    result = fnd("gradcheck", option, f"{misbehaving(tmp_path)}:{name}", *TINY_MODEL, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    frame, _ = run_files(tmp_path / "out", "gradcheck")
+    failed = frame.loc[~frame["passed"], "tensor"].tolist()
+    for fragment in failing:
+        assert any(t.startswith(fragment) for t in failed), (fragment, failed)
+    assert "Traceback" not in result.output
+

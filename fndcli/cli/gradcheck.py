@@ -89,6 +89,6 @@ def gradcheck(
                130 if result.interrupted else (1 if failed or result.error else 0),
                {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
                error=result.error, interrupted=result.interrupted,
-               after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items()], device=cfg.device,
+               after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items() if text], device=cfg.device,
                dtype=cfg.dtype, seed=seed, rtol=cfg.tolerance, atol=cfg.atol, fd_rtol=FD_RTOL, fd_atol=FD_ATOL,
                fd_eps=FD_EPS)
