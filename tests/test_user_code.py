@@ -267,8 +267,20 @@ class FloatRelu(Relu):
 class TupleMse(Mse):
     def __call__(self, inp, targ):
         return super().__call__(inp, targ), 1
+
+
+class CtrlCBeforeTwinStep3(Model):
+    twin_steps = 0
+
+    def __call__(self, x, targ):
+        if torch.is_grad_enabled() and self.layers[0].w.requires_grad:  # a training step of the autograd twin
+            CtrlCBeforeTwinStep3.twin_steps += 1
+            if CtrlCBeforeTwinStep3.twin_steps == 3:
+                raise KeyboardInterrupt  # after the hand-written model's step 3, before its twin's
+        return super().__call__(x, targ)
 """
 TINY_MODEL = ["--n-in", "5", "--hidden", "4", "--batch", "8"]
+TINY_TRAIN = ["--n-in", "5", "--hidden", "4", "--samples", "256", "--batch-size", "16", "--epochs", "1"]
 
 
 def misbehaving(tmp_path):
@@ -297,4 +309,15 @@ def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_
     for fragment in failing:
         assert any(t.startswith(fragment) for t in failed), (fragment, failed)
     assert "Traceback" not in result.output
+
+
+def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp_path):
+    """Interrupted after the hand-written step and before its twin's: the two are a step apart, not in disagreement."""
+    result = fnd("train", "--model", f"{misbehaving(tmp_path)}:CtrlCBeforeTwinStep3", *TINY_TRAIN,
+                 "--out", tmp_path / "out")
+    assert result.exit_code == 130, result.output
+    assert "disagree" not in result.stderr, result.stderr
+    _, meta = run_files(tmp_path / "out", "train")
+    assert meta["status"] == "interrupted" and meta["steps"] == 3
+    assert meta.get("max_rel_param_diff") is None and meta.get("max_rel_loss_diff") is None
 
