@@ -269,6 +269,12 @@ class TupleMse(Mse):
         return super().__call__(inp, targ), 1
 
 
+class WrongShapeGrad(Model):
+    def backward(self):
+        super().backward()
+        self.layers[0].w.g = torch.zeros(3)
+
+
 class CtrlCBeforeTwinStep3(Model):
     twin_steps = 0
 
@@ -309,6 +315,21 @@ def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_
     for fragment in failing:
         assert any(t.startswith(fragment) for t in failed), (fragment, failed)
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name,fragments", [
+    ("RebuiltLoss", ["in epoch 1, the loss of model(x, targ) (the autograd twin) does not depend on the parameters: "
+                     "it is detached from the graph"]),
+    ("WrongShapeGrad", ["in epoch 1, .g on lin1.w has shape (3,), not the tensor's (5, 4)"]),
+])
+def test_a_model_that_breaks_training_is_one_error_line(fnd, tmp_path, name, fragments):
+    result = fnd("train", "--model", f"{misbehaving(tmp_path)}:{name}", *TINY_TRAIN, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    assert all(f in lines[0] for f in fragments), lines[0]
+    _, meta = run_files(tmp_path / "out", "train")
+    assert meta["status"] == "failed"
 
 
 def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp_path):

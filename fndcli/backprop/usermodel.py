@@ -117,6 +117,9 @@ class UserModel:
         call(f"{self.name}.backward()", self.model.backward)
         for (name, p) in self.named_params():
             p.grad = gradient(p.value, name)
+            if p.grad.shape != p.value.shape:  # fnd's SGD subtracts it from the tensor in place
+                raise UserCodeError(f".g on {name} has shape {tuple(p.grad.shape)}, not the tensor's "
+                                    f"{tuple(p.value.shape)}")
         return gradient(self._x, "x") if input_grad else None
 
     def zero_grad(self):
@@ -142,7 +145,9 @@ class UserTwin:
         return self.leaves
 
     def loss(self, x, y):
-        return call("model(x, targ) (the autograd twin)", self.model, x, y).reshape(())
+        what = "model(x, targ) (the autograd twin)"
+        loss = scalar_loss(call(what, self.model, x, y), what)
+        return attached(loss, f"the loss of {what}", "the parameters") if torch.is_grad_enabled() else loss
 
     def chapter_params(self):
         return [t.detach() for t in self.leaves]
