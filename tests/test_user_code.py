@@ -342,3 +342,50 @@ def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp
     assert meta["status"] == "interrupted" and meta["steps"] == 3
     assert meta.get("max_rel_param_diff") is None and meta.get("max_rel_loss_diff") is None
 
+
+def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path):
+    """In a process that has not imported torch yet (any real `fnd` run), the file's import is still watched."""
+    import subprocess
+
+    rude = write(tmp_path / "k.py", """
+        import torch
+        BEFORE = torch.get_num_threads()
+        torch.set_num_threads(BEFORE + 1)
+
+        def mm(a, b):
+            if torch.get_num_threads() != BEFORE:
+                raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads, not {BEFORE}")
+            return a @ b
+        """)
+    proc = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--impl", f"{rude}:mm", "--shape", "8x8x8",
+                           "--quick", "--quiet", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, meta = run_files(tmp_path / "out", "matmul-bench")
+    assert len(meta["user_code_changed"]) == 1 and meta["user_code_changed"][0].startswith("threads ")
+
+
+@pytest.mark.parametrize("command,option,name,extra", [
+    ("gradcheck", "--model", "Model", TINY_MODEL), ("gradcheck", "--layer", "Lin", TINY_MODEL),
+    ("train", "--model", "Model", TINY_TRAIN), ("init-sweep", "--model", "Net", ["--input-shape", "4x5"]),
+])
+def test_every_command_that_loads_your_code_records_what_it_changed(fnd, tmp_path, monkeypatch, command, option,
+                                                                     name, extra):
+    import torch
+
+    from fndcli import userref
+
+    monkeypatch.setattr(userref, "changed", [])  # this run's changes only, not those of the tests before it
+    dtype = torch.get_default_dtype()
+    rude = write(tmp_path / "rude.py", (EXAMPLES / "chapter_model.py").read_text() + textwrap.dedent("""
+
+        import torch
+        torch.set_grad_enabled(False)
+        class Net(torch.nn.Sequential):
+            def __init__(self):
+                super().__init__(torch.nn.Linear(5, 3), torch.nn.ReLU())
+        """))
+    result = fnd(command, option, f"{rude}:{name}", *extra, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert torch.is_grad_enabled() and torch.get_default_dtype() == dtype
+    _, meta = run_files(tmp_path / "out", command)
+    assert "grad mode False (restored to True)" in meta["user_code_changed"]
