@@ -82,16 +82,17 @@ def _split(text):
 
 
 def _torch_settings():
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
+    """torch's global settings a user's file may change on import. torch is imported first if it is not yet: a file
+    that imports it itself would otherwise find it fresh, change it, and leave nothing to compare with."""
+    import torch
+
     return {"threads": torch.get_num_threads(), "default dtype": torch.get_default_dtype(),
             "grad mode": torch.is_grad_enabled()}
 
 
 def _restore(before):
     after = _torch_settings()
-    if before is None or after is None or after == before:
+    if after == before:
         return
     import torch
 
@@ -101,6 +102,15 @@ def _restore(before):
     torch.set_num_threads(before["threads"])
     torch.set_default_dtype(before["default dtype"])
     torch.set_grad_enabled(before["grad mode"])
+
+
+def _watched(importer, what):
+    """importer(what), with torch's settings restored afterwards, and what it changed of them recorded in `changed`."""
+    before = _torch_settings()
+    try:
+        return importer(what)
+    finally:
+        _restore(before)
 
 
 def _import_file(path):
@@ -136,7 +146,6 @@ def load(text, what="callable"):
     if text in _loaded:
         return _loaded[text]
     location, name = _split(text)
-    before = _torch_settings()
     try:
         if _is_path(location):
             path = Path(location).expanduser().resolve()
@@ -146,15 +155,13 @@ def load(text, what="callable"):
                 raise RefError(f"{location!r} does not exist (from {text!r})")
             if path.suffix != ".py":
                 raise RefError(f"{location!r} is not a Python file (from {text!r}); name FILE.py:NAME")
-            module = _import_file(path)
+            module = _watched(_import_file, path)
         else:
-            module = importlib.import_module(location)
+            module = _watched(importlib.import_module, location)
     except RefError:
         raise
     except (Exception, SystemExit) as e:  # a file that calls sys.exit() on import is the user's bug too
         raise RefError(f"cannot import {location!r}: {type(e).__name__}: {first_line(e)}") from e
-    finally:
-        _restore(before)
     if not hasattr(module, name):
         known = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
         raise RefError(f"{location!r} has no {name!r}; it defines {', '.join(known) or 'nothing callable'}")

@@ -217,3 +217,175 @@ def test_train_your_model_in_lockstep_with_its_twin(fnd, tmp_path):
 ])
 def test_bad_model_references_exit_2(fnd, tmp_path, command, args, fragments):
     assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path, model=MODEL) for a in args], *fragments)
+
+
+# --- what your code returns, under fnd's checks ------------------------------------------------
+
+MISBEHAVING = """
+
+import torch
+
+
+class FloatLoss(Model):
+    def __call__(self, x, targ):
+        return super().__call__(x, targ).item()
+
+
+class TupleLoss(Model):
+    def __call__(self, x, targ):
+        return super().__call__(x, targ), 1
+
+
+class RebuiltLoss(Model):
+    def __call__(self, x, targ):
+        return torch.tensor(super().__call__(x, targ).item())
+
+
+class DetachedLin(Lin):
+    def __call__(self, inp):
+        super().__call__(inp)
+        self.out = self.out.detach()
+        return self.out
+
+
+class FirstLayerDetached(Model):
+    def __init__(self, w1, b1, w2, b2):
+        super().__init__(w1, b1, w2, b2)
+        self.layers[0] = DetachedLin(w1, b1)
+
+
+class NoneRelu(Relu):
+    def __call__(self, inp):
+        super().__call__(inp)
+
+
+class FloatRelu(Relu):
+    def __call__(self, inp):
+        return super().__call__(inp).sum().item()
+
+
+class TupleMse(Mse):
+    def __call__(self, inp, targ):
+        return super().__call__(inp, targ), 1
+
+
+class WrongShapeGrad(Model):
+    def backward(self):
+        super().backward()
+        self.layers[0].w.g = torch.zeros(3)
+
+
+class CtrlCBeforeTwinStep3(Model):
+    twin_steps = 0
+
+    def __call__(self, x, targ):
+        if torch.is_grad_enabled() and self.layers[0].w.requires_grad:  # a training step of the autograd twin
+            CtrlCBeforeTwinStep3.twin_steps += 1
+            if CtrlCBeforeTwinStep3.twin_steps == 3:
+                raise KeyboardInterrupt  # after the hand-written model's step 3, before its twin's
+        return super().__call__(x, targ)
+"""
+TINY_MODEL = ["--n-in", "5", "--hidden", "4", "--batch", "8"]
+TINY_TRAIN = ["--n-in", "5", "--hidden", "4", "--samples", "256", "--batch-size", "16", "--epochs", "1"]
+
+
+def misbehaving(tmp_path):
+    return write(tmp_path / "misbehaving.py", (EXAMPLES / "chapter_model.py").read_text() + MISBEHAVING)
+
+
+@pytest.mark.parametrize("option,name,failing", [
+    ("--model", "FloatLoss", ["model (model(x, targ) returned a float, not a scalar tensor loss)"]),
+    ("--model", "TupleLoss", ["model (model(x, targ) returned a tuple, not a scalar tensor loss)"]),
+    ("--model", "RebuiltLoss", ["model (the loss of model(x, targ) under autograd does not depend on x or the "
+                                "parameters: it is detached from the graph"]),
+    ("--model", "FirstLayerDetached", [f"d loss / d {t} (autograd found no gradient: the loss does not depend on "
+                                       f"{t} through your forward, detached from the graph" for t in
+                                       ("x", "lin1.w", "lin1.b")]),
+    ("--layer", "NoneRelu", ["NoneRelu (NoneRelu(...)(inp) returned None, not a tensor)"]),
+    ("--layer", "FloatRelu", ["FloatRelu (FloatRelu(...)(inp) returned a float, not a tensor)"]),
+    ("--layer", "TupleMse", ["TupleMse (TupleMse(...)(inp, targ) returned a tuple, not a scalar tensor loss)"]),
+    ("--layer", "DetachedLin", ["DetachedLin (the output of DetachedLin under autograd does not depend "
+                                "on inp, w or b: it is detached from the graph"]),
+])
+def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_path, option, name, failing):
+    result = fnd("gradcheck", option, f"{misbehaving(tmp_path)}:{name}", *TINY_MODEL, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    frame, _ = run_files(tmp_path / "out", "gradcheck")
+    failed = frame.loc[~frame["passed"], "tensor"].tolist()
+    for fragment in failing:
+        assert any(t.startswith(fragment) for t in failed), (fragment, failed)
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name,fragments", [
+    ("RebuiltLoss", ["in epoch 1, the loss of model(x, targ) (the autograd twin) does not depend on the parameters: "
+                     "it is detached from the graph"]),
+    ("WrongShapeGrad", ["in epoch 1, .g on lin1.w has shape (3,), not the tensor's (5, 4)"]),
+])
+def test_a_model_that_breaks_training_is_one_error_line(fnd, tmp_path, name, fragments):
+    result = fnd("train", "--model", f"{misbehaving(tmp_path)}:{name}", *TINY_TRAIN, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    assert all(f in lines[0] for f in fragments), lines[0]
+    _, meta = run_files(tmp_path / "out", "train")
+    assert meta["status"] == "failed"
+
+
+def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp_path):
+    """Interrupted after the hand-written step and before its twin's: the two are a step apart, not in disagreement."""
+    result = fnd("train", "--model", f"{misbehaving(tmp_path)}:CtrlCBeforeTwinStep3", *TINY_TRAIN,
+                 "--out", tmp_path / "out")
+    assert result.exit_code == 130, result.output
+    assert "disagree" not in result.stderr, result.stderr
+    _, meta = run_files(tmp_path / "out", "train")
+    assert meta["status"] == "interrupted" and meta["steps"] == 3
+    assert meta.get("max_rel_param_diff") is None and meta.get("max_rel_loss_diff") is None
+
+
+def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path):
+    """In a process that has not imported torch yet (any real `fnd` run), the file's import is still watched."""
+    import subprocess
+
+    rude = write(tmp_path / "k.py", """
+        import torch
+        BEFORE = torch.get_num_threads()
+        torch.set_num_threads(BEFORE + 1)
+
+        def mm(a, b):
+            if torch.get_num_threads() != BEFORE:
+                raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads, not {BEFORE}")
+            return a @ b
+        """)
+    proc = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--impl", f"{rude}:mm", "--shape", "8x8x8",
+                           "--quick", "--quiet", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, meta = run_files(tmp_path / "out", "matmul-bench")
+    assert len(meta["user_code_changed"]) == 1 and meta["user_code_changed"][0].startswith("threads ")
+
+
+@pytest.mark.parametrize("command,option,name,extra", [
+    ("gradcheck", "--model", "Model", TINY_MODEL), ("gradcheck", "--layer", "Lin", TINY_MODEL),
+    ("train", "--model", "Model", TINY_TRAIN), ("init-sweep", "--model", "Net", ["--input-shape", "4x5"]),
+])
+def test_every_command_that_loads_your_code_records_what_it_changed(fnd, tmp_path, monkeypatch, command, option,
+                                                                     name, extra):
+    import torch
+
+    from fndcli import userref
+
+    monkeypatch.setattr(userref, "changed", [])  # this run's changes only, not those of the tests before it
+    dtype = torch.get_default_dtype()
+    rude = write(tmp_path / "rude.py", (EXAMPLES / "chapter_model.py").read_text() + textwrap.dedent("""
+
+        import torch
+        torch.set_grad_enabled(False)
+        class Net(torch.nn.Sequential):
+            def __init__(self):
+                super().__init__(torch.nn.Linear(5, 3), torch.nn.ReLU())
+        """))
+    result = fnd(command, option, f"{rude}:{name}", *extra, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert torch.is_grad_enabled() and torch.get_default_dtype() == dtype
+    _, meta = run_files(tmp_path / "out", command)
+    assert "grad mode False (restored to True)" in meta["user_code_changed"]

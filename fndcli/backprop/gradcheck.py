@@ -34,6 +34,7 @@ AUTOGRAD_RULE = "max|diff| <= atol + rtol * max|ref|"
 FD_RULE = "torch.autograd.gradcheck: |analytic - numeric| <= atol + rtol * |numeric|, every element"
 RAISED_RULE = "the backward raised"
 PROTOCOL_RULE = "the protocol: backward() stores .g"
+GRAPH_RULE = "autograd reaches the tensor through the user's forward"
 
 
 @dataclass(frozen=True)
@@ -253,12 +254,16 @@ def finite_difference_rows(cfg):
 
 # --- the user's own model and layers (fndcli.backprop.usermodel: the chapter's protocol) ---------------------
 
-def _grad_rows(named, refs, rtol, atol):
-    """Each (name, tensor) the user's backward should have given a .g, against autograd's gradient."""
+def _grad_rows(named, leaves, rtol, atol):
+    """Each (name, tensor) the user's backward should have given a .g, against the .grad of its autograd leaf."""
     rows = []
-    for (name, tensor), ref in zip(named, refs):
-        g = getattr(tensor, "g", None)
-        if not isinstance(g, torch.Tensor):
+    for (name, tensor), leaf in zip(named, leaves):
+        g, ref = getattr(tensor, "g", None), leaf.grad
+        if ref is None:
+            rows.append(CheckRow.failed("autograd", f"d loss / d {name}", "autograd found no gradient: the loss "
+                                        f"does not depend on {name} through your forward, detached from the graph",
+                                        leaf, GRAPH_RULE))
+        elif not isinstance(g, torch.Tensor):
             why = "no .g after backward()" if g is None else f".g is a {type(g).__name__}"
             rows.append(CheckRow.failed("autograd", f"d loss / d {name}", why, ref, PROTOCOL_RULE))
         else:
@@ -283,19 +288,22 @@ def user_model_rows(cfg, cls, tracebacks):
         ours = [t.clone() for t in tensors]
         xh = x.clone()
         model = usermodel.call("model(w1, b1, ...)", cls, *ours)
-        loss = usermodel.call("model(x, targ)", model, xh, target)
+        loss = usermodel.scalar_loss(usermodel.call("model(x, targ)", model, xh, target), "model(x, targ)")
         ref_loss = reference.loss(reference.twin_of(tensors[0::2], tensors[1::2])(x), target, cfg.loss)
-        rows.append(compare("forward", "loss against fnd's reference model", torch.as_tensor(loss).detach().reshape(()),
-                            ref_loss.detach(), rtol, atol))
+        rows.append(compare("forward", "loss against fnd's reference model", loss.detach(), ref_loss.detach(),
+                            rtol, atol))
         usermodel.call("model.backward()", model.backward)
         leaves = [t.clone().requires_grad_() for t in tensors]
         xr = x.clone().requires_grad_()
-        auto = usermodel.call("model(x, targ) under autograd", cls, *leaves)
-        usermodel.call("model(x, targ) under autograd", auto, xr, target).backward()
+        what = "model(x, targ) under autograd"
+        auto = usermodel.call(what, cls, *leaves)
+        auto_loss = usermodel.scalar_loss(usermodel.call(what, auto, xr, target), what)
+        usermodel.attached(auto_loss, f"the loss of {what}", "x or the parameters").backward()
     except UserCodeError as e:
         tracebacks[str(e)] = e.traceback
         return rows + [CheckRow.raised("autograd", "model", e, x)]
-    return rows + _grad_rows([("x", xh), *zip(names, ours)], [xr.grad, *(t.grad for t in leaves)], rtol, atol)
+    return rows + _grad_rows([("x", xh), *zip(names, ours)], [xr, *leaves], rtol, atol)
+
 
 
 def _user_model_fn(cls, target):
@@ -307,7 +315,7 @@ def _user_model_fn(cls, target):
             usermodel.call("model.backward()", model.backward)
             return (g * usermodel.gradient(x, "x"), *(g * usermodel.gradient(p, n)
                                                         for n, p in zip(usermodel.names(len(params) // 2), params)))
-        return torch.as_tensor(value).reshape(()), backward
+        return usermodel.scalar_loss(value, "model(x, targ)"), backward
     return build
 
 
@@ -334,10 +342,12 @@ def _layer_case(cfg, cls, dtype, gen):
 
 
 def _layer_apply(cls, ctor, inp, target):
-    """Build the user's layer from ctor and call it on inp (and target, for a loss): (layer, out)."""
+    """Build the user's layer from ctor and call it on inp (and target, for a loss): (layer, out), a tensor."""
     layer = usermodel.call(f"{cls.__name__}(...)", cls, *ctor)
-    out = usermodel.call(f"{cls.__name__}(...)(inp)", layer, *((inp,) if target is None else (inp, target)))
-    return layer, out
+    what = f"{cls.__name__}(...)({'inp' if target is None else 'inp, targ'})"
+    if target is None:
+        return layer, usermodel.tensor_out(usermodel.call(what, layer, inp), what)
+    return layer, usermodel.scalar_loss(usermodel.call(what, layer, inp, target), what)
 
 
 def _layer_fn(cls, target, names):
@@ -370,11 +380,13 @@ def user_layer_rows(cfg, cls, tracebacks):
         usermodel.call(f"{cls.__name__}.backward()", layer.backward)
         leaves = [t.clone().requires_grad_() for t in [inp, *ctor]]
         auto = _layer_apply(cls, leaves[1:], leaves[0], target)[1]
-        auto.backward(upstream)
+        on = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))  # 'inp', 'inp, w or b'
+        usermodel.attached(auto, f"the {'output' if target is None else 'loss'} of {cls.__name__} under autograd",
+                           on).backward(upstream)
     except UserCodeError as e:
         tracebacks[str(e)] = e.traceback
         return [CheckRow.raised("autograd", cls.__name__, e, inp)]
-    rows = _grad_rows(list(zip(names, ours)), [t.grad for t in leaves], cfg.tolerance, cfg.atol)
+    rows = _grad_rows(list(zip(names, ours)), leaves, cfg.tolerance, cfg.atol)
     small = replace(cfg, batch=4, n_in=5, hidden=(3,), n_out=min(cfg.n_out, 3), dtype="float64")
     ctor64, inp64, target64, _ = _layer_case(small, cls, torch.float64, torch.Generator().manual_seed(cfg.seed))
     rows.append(_fd_row(f"{cls.__name__} (yours)", _layer_fn(cls, target64, names),

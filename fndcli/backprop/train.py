@@ -42,6 +42,7 @@ class TrainResult:
     autograd_step_s: float | None
     loss_diff: Mismatch | None    # the largest |manual - twin| / |twin| over the steps' losses
     param_diff: Mismatch | None   # the largest max|Δ| / max|twin| over the final parameters
+    #                               (both None without a twin, or when a step was cut short: the two a step apart)
     baseline_metric: float        # the valid metric of a constant: the training mean, or the majority class
     model: object = None          # the trained hand-written MLP
     diverged_epoch: int | None = None
@@ -187,7 +188,7 @@ def train(cfg, on_epoch=lambda row: None):
         synchronize(cfg.device)
         return time.perf_counter() - t0, loss.item()
 
-    rows, manual_s, twin_s, steps = [], 0.0, 0.0, 0
+    rows, manual_s, twin_s, steps, twin_steps, in_step = [], 0.0, 0.0, 0, 0, False
     worst = Mismatch(0.0, "every step") if twin else None
     diverged, error, user_traceback = None, None, ""
     with stops(lambda: f"in epoch {len(rows)}") as stopped:
@@ -200,16 +201,19 @@ def train(cfg, on_epoch=lambda row: None):
                 for start in range(0, len(order), cfg.batch_size):
                     idx = order[start:start + cfg.batch_size]
                     xb, yb = x_tr[idx], y_tr[idx]
+                    in_step = True  # until the twin's step is done, the two models may be a step apart
                     seconds, loss = timed(manual_step, xb, yb)
                     manual_s += seconds
                     steps += 1
                     if twin:
                         seconds, ref = timed(twin_step, xb, yb)
                         twin_s += seconds
+                        twin_steps += 1
                         rel = step_rel_diff(loss, ref, model.outputs["out"])
                         loss_diff = max(loss_diff, rel)
                         if not rel <= worst.rel_diff:
                             worst = Mismatch(rel, f"step {steps} (epoch {epoch})")
+                    in_step = False
                     if not math.isfinite(loss):
                         diverged = epoch
                         break
@@ -221,17 +225,19 @@ def train(cfg, on_epoch=lambda row: None):
         except usermodel.UserCodeError as e:
             error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
     error = error or stopped.error
-    param_diff = None
-    if twin:
-        twin_params = twin.chapter_params()
-        param_diff = max((Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()),
-                                   f"parameter {name}") for (name, p), t in zip(model.named_params(), twin_params)),
-                         key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf)
-        if param_diff.rel_diff == 0:
-            param_diff = Mismatch(0.0, "every parameter")
+    compared = twin is not None and not in_step  # a step cut short (Ctrl-C, the user's model raising): no verdict
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
-    return TrainResult(history, manual_s / max(steps, 1), twin_s / max(steps, 1) if twin else None,
-                       worst, param_diff, baseline, model, diverged, stopped.interrupted, steps, error, user_traceback)
+    return TrainResult(history, manual_s / max(steps, 1), twin_s / max(twin_steps, 1) if twin else None,
+                       worst if compared else None, _param_diff(model, twin) if compared else None, baseline, model,
+                       diverged, stopped.interrupted, steps, error, user_traceback)
+
+
+def _param_diff(model, twin):
+    """The parameter furthest from its twin's, as max|Δ| / max|twin|."""
+    found = max((Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()), f"parameter {name}")
+                 for (name, p), t in zip(model.named_params(), twin.chapter_params())),
+                key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf)
+    return Mismatch(0.0, "every parameter") if found.rel_diff == 0 else found
 
 
 def _models(cfg, x_tr):

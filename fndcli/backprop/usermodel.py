@@ -39,6 +39,36 @@ def call(what, fn, *args):
                             userref.user_traceback(e)) from e
 
 
+def _returned(value):
+    """'None', 'a float', 'a tensor of shape (4, 1)': what the user's code returned, for a message."""
+    if value is None:
+        return "None"
+    return f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else userref.a_kind(value)
+
+
+def tensor_out(value, what):
+    """value, a tensor; UserCodeError if `what` returned anything else."""
+    if not isinstance(value, torch.Tensor):
+        raise UserCodeError(f"{what} returned {_returned(value)}, not a tensor")
+    return value
+
+
+def scalar_loss(value, what):
+    """value as a 0-d tensor; UserCodeError unless `what` returned a one-element tensor (a float or a tuple cannot
+    be differentiated, nor compared with the reference's loss)."""
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise UserCodeError(f"{what} returned {_returned(value)}, not a scalar tensor loss")
+    return value.reshape(())
+
+
+def attached(value, what, on):
+    """value, which autograd must reach `on` from; UserCodeError if it is detached from the graph."""
+    if not value.requires_grad:
+        raise UserCodeError(f"{what} does not depend on {on}: it is detached from the graph (.item(), torch.tensor(), "
+                            ".detach() or numpy cut it)")
+    return value
+
+
 def names(n_layers):
     """The parameters' names, as fnd's MLP names them: lin1.w, lin1.b, lin2.w, ..."""
     return [f"lin{i}.{p}" for i in range(1, n_layers + 1) for p in "wb"]
@@ -71,11 +101,9 @@ class UserModel:
 
     def loss(self, x, target, keep=True):
         self._x = x
-        loss = call(f"{self.name}(x, targ)", self.model, x, target)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise UserCodeError(f"{self.name}(x, targ) returned {type(loss).__name__}, not a scalar tensor loss")
+        loss = scalar_loss(call(f"{self.name}(x, targ)", self.model, x, target), f"{self.name}(x, targ)")
         self.outputs = {"out": self.forward(x)}
-        return loss.reshape(())
+        return loss
 
     def forward(self, x, keep=False):
         """The output (N, n_out) from the current weights, by fnd's reference arithmetic: the protocol
@@ -89,6 +117,9 @@ class UserModel:
         call(f"{self.name}.backward()", self.model.backward)
         for (name, p) in self.named_params():
             p.grad = gradient(p.value, name)
+            if p.grad.shape != p.value.shape:  # fnd's SGD subtracts it from the tensor in place
+                raise UserCodeError(f".g on {name} has shape {tuple(p.grad.shape)}, not the tensor's "
+                                    f"{tuple(p.value.shape)}")
         return gradient(self._x, "x") if input_grad else None
 
     def zero_grad(self):
@@ -114,7 +145,9 @@ class UserTwin:
         return self.leaves
 
     def loss(self, x, y):
-        return call("model(x, targ) (the autograd twin)", self.model, x, y).reshape(())
+        what = "model(x, targ) (the autograd twin)"
+        loss = scalar_loss(call(what, self.model, x, y), what)
+        return attached(loss, f"the loss of {what}", "the parameters") if torch.is_grad_enabled() else loss
 
     def chapter_params(self):
         return [t.detach() for t in self.leaves]

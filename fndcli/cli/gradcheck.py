@@ -80,6 +80,7 @@ def gradcheck(
                  "--batch, --n-in or --hidden")
     run = Run(ctx, out, quiet)
 
+    from fndcli import userref
     from fndcli.backprop.gradcheck import FD_ATOL, FD_EPS, FD_RTOL, run_gradcheck
 
     with run.working("gradcheck"):
@@ -89,6 +90,6 @@ def gradcheck(
                130 if result.interrupted else (1 if failed or result.error else 0),
                {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
                error=result.error, interrupted=result.interrupted,
-               after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items()], device=cfg.device,
+               after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items() if text], device=cfg.device,
                dtype=cfg.dtype, seed=seed, rtol=cfg.tolerance, atol=cfg.atol, fd_rtol=FD_RTOL, fd_atol=FD_ATOL,
-               fd_eps=FD_EPS)
+               fd_eps=FD_EPS, user_code_changed=list(userref.changed))

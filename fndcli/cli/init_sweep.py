@@ -153,6 +153,7 @@ def probe(ctx, model, shape, scheme, seeds, seed, dtype, scale, mode, backward, 
                  "--input-shape (its batch) or --seeds")
     run = Run(ctx, out, quiet)
 
+    from fndcli import userref
     from fndcli.init.diagnose import run_probe
     from fndcli.init.probe import HIST_RANGE
     from fndcli.report.plots import colorful_dimension, std_per_call
@@ -172,7 +173,8 @@ def probe(ctx, model, shape, scheme, seeds, seed, dtype, scale, mode, backward, 
     stack = {key.replace("_", "-"): None for key in STACK_ONLY}
     run.finish(write_files, 130 if result.interrupted else (1 if result.error else 0),
                {**stack, "scheme": [name]}, error=result.error, interrupted=result.interrupted,
-               after=[f"\n{result.traceback}"] if result.traceback else [], device="cpu", dtype=dtype, seed=seed)
+               after=[f"\n{result.traceback}"] if result.traceback else [], device="cpu", dtype=dtype, seed=seed,
+               user_code_changed=list(userref.changed))
 
 
 def _plan(cfg, shape):
