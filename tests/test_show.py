@@ -28,3 +28,17 @@ def test_show_prints_what_the_command_printed(fnd, tmp_path, command):
     facts = shown.stdout.splitlines()[:len(FACTS)]
     assert [line.split(":")[0] for line in facts] == list(FACTS)
     assert "\n".join(shown.stdout.splitlines()[len(FACTS):]) == printed
+
+
+def test_a_train_run_without_a_twin_or_a_finished_step_shows_what_it_has(fnd, tmp_path):
+    import json
+
+    ran = fnd("train", *RUNS["train"], "--no-check-autograd", "--out", tmp_path)
+    assert ran.exit_code == 0, ran.output
+    assert "hand-written step" in ran.stdout and "twin" not in ran.stdout.split("hand-written step")[1]
+    sidecar = next(tmp_path.glob("train-*.json"))
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "steps": 0, "manual_step_s": None, "status": "interrupted"}))
+    shown = fnd("show", tmp_path)
+    assert shown.exit_code == 0, shown.output
+    assert "no training step finished" in shown.stdout and "interrupted" in shown.stdout

@@ -341,6 +341,7 @@ def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp
     _, meta = run_files(tmp_path / "out", "train")
     assert meta["status"] == "interrupted" and meta["steps"] == 3
     assert meta.get("max_rel_param_diff") is None and meta.get("max_rel_loss_diff") is None
+    assert "hand-written step" in result.stdout and "largest relative difference" not in result.stdout
 
 
 def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path):

@@ -98,15 +98,18 @@ def train(run):
     momentum = f" momentum {cfg['momentum']:g}" if cfg.get("momentum") else ""
     yield tables.train_table(run.rows, f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, SGD lr "
                                        f"{cfg.get('lr'):g}{momentum}, {m.get('dtype')}", metric, caption)
-    step = f"hand-written step {tables.human_seconds(m.get('manual_step_s'))}"
-    if m.get("max_rel_loss_diff") is not None and m.get("steps"):
-        ratio = m["manual_step_s"] / m["autograd_step_s"]
-        yield (f"{step}, autograd twin {tables.human_seconds(m['autograd_step_s'])}: the hand-written step takes "
-               f"{ratio:.2f}x the twin's time\nlargest relative difference from the twin: loss "
-               f"{m['max_rel_loss_diff']:.2e} at {m['max_rel_loss_diff_at']}, parameters {m['max_rel_param_diff']:.2e} "
-               f"at {m['max_rel_param_diff_at']}; tolerance {cfg.get('rtol'):g}")
+    mine, twin = m.get("manual_step_s"), m.get("autograd_step_s")
+    if not m.get("steps") or not mine:
+        yield "no training step finished: no step time"
+    elif twin:
+        yield (f"hand-written step {tables.human_seconds(mine)}, autograd twin {tables.human_seconds(twin)}: the "
+               f"hand-written step takes {mine / twin:.2f}x the twin's time")
     else:
-        yield step
+        yield f"hand-written step {tables.human_seconds(mine)}"
+    diffs = [f"{what} {m[key]:.2e} at {m.get(key + '_at')}" for what, key in
+             (("loss", "max_rel_loss_diff"), ("parameters", "max_rel_param_diff")) if m.get(key) is not None]
+    if diffs:
+        yield f"largest relative difference from the twin: {', '.join(diffs)}; tolerance {cfg.get('rtol'):g}"
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the epochs that finished")
 
