@@ -259,11 +259,13 @@ BROKEN = {
     "einsum": (lambda a, b: (a @ b).t(), "returned shape (3, 4), expected (4, 3)"),
     "dot": (lambda a, b: 1 / 0, "raised ZeroDivisionError: division by zero"),
     "broadcast": (lambda a, b: (a @ b).tolist(), "returned list, not a tensor"),
+    "loops": (lambda a, b: (a @ b).index_fill(0, torch.tensor([1]), float("nan")),
+              "wrong result: 3 of 12 values not finite (NaN or inf) where a @ b has none"),
 }
 
 
 def test_a_kernel_that_breaks_is_a_failing_row(fnd, tmp_path, monkeypatch):
-    """Wrong shape, an exception, not a tensor: row NO with the reason, exit 1, the other rows intact."""
+    """Wrong shape, an exception, not a tensor, NaNs: row NO with the reason, exit 1, the other rows intact."""
     for name, (bad, _) in BROKEN.items():
         monkeypatch.setitem(IMPLS, name, dataclasses.replace(IMPLS[name], fn=bad))
     result = fnd("matmul-bench", "--quick", *[a for name in BROKEN for a in ("--impl", name)], "--impl", "torch",

@@ -116,9 +116,11 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     err = out.double() - ref
     max_abs = err.abs().max().item()
     rel = relative(err.norm().item(), ref.norm().item())
-    if not (math.isfinite(rel) and rel <= TOLERANCES[dtype]):
-        return Check(max_abs, rel, False, math.nan, math.nan,
-                     f"wrong result: relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)")
+    bad = (~torch.isfinite(out)).sum().item() if torch.isfinite(ref).all() else 0  # not "relative error inf"
+    if bad or not (math.isfinite(rel) and rel <= TOLERANCES[dtype]):
+        why = (f"{bad} of {out.numel()} values not finite (NaN or inf) where a @ b has none" if bad else
+               f"relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)")
+        return Check(max_abs, rel, False, math.nan, math.nan, f"wrong result: {why}")
     call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
     compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
     return Check(max_abs, rel, True, call_s, compile_s)
