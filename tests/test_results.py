@@ -42,8 +42,9 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_out_dir_is_created_or_refused(tmp_path):
     assert check_out_dir(tmp_path / "a" / "b").is_dir()
     (tmp_path / "f").write_text("")
-    with pytest.raises(OutputDirError, match="cannot write"):
-        check_out_dir(tmp_path / "f" / "sub")
+    for named in (tmp_path / "f", tmp_path / "f" / "sub"):
+        with pytest.raises(OutputDirError, match=f"output directory '{named}': '{tmp_path / 'f'}' is a file"):
+            check_out_dir(named)
 
 
 def test_two_runs_racing_for_one_name_both_land(tmp_path):

@@ -38,6 +38,9 @@ class OutputDirError(Exception):
 def check_out_dir(out_dir):
     """Create `out_dir` if needed and prove it writable, before any work is done."""
     out_dir = Path(out_dir)
+    taken = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if taken is not None:  # mkdir would say only "File exists" (or "Not a directory")
+        raise OutputDirError(f"cannot write to output directory {str(out_dir)!r}: {str(taken)!r} is a file")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".fnd-probe-", dir=out_dir)
