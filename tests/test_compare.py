@@ -288,7 +288,8 @@ def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
         for command in (["compare", good, named, "--out", tmp_path / "o"], ["show", named]):
             assert_one_line_error(fnd(*command), fragment)
     itself = fnd("compare", good, good.with_suffix(".json"), "--out", tmp_path / "o")
-    assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr, itself.output
+    assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr
+    assert "every row is compared with itself" in itself.stderr, itself.output
 
 
 def test_compare_and_show_load_neither_torch_nor_numba(tmp_path):

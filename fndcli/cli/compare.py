@@ -92,8 +92,8 @@ def compare_command(
 
     run = Run(ctx, out, quiet)
     if pair is None and base_run.sidecar_path.resolve() == new_run.sidecar_path.resolve():
-        typer.echo(f"Warning: BASE and NEW are the same run ({base_run.stem}): every timing reads the same "
-                   "samples twice", err=True)
+        typer.echo(f"Warning: BASE and NEW are the same run ({base_run.stem}): every row is compared with "
+                   "itself", err=True)
     failing = gated(result, fail_on_improvement, strict)
     code = 1 if len(failing) else 0
     header, footer = _header(result, base_run, new_run, pair), _footer(result, failing, code)
