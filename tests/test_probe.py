@@ -96,6 +96,41 @@ MODELS = textwrap.dedent('''
             return self.fc(x)
 
 
+    class Huge(nn.Module):
+        def forward(self, x):
+            return x * 1e38
+
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+
+    def infinite_gradient():
+        """x * 1e38 is finite in float32; its square is not, and neither is the gradient the square passes back."""
+        return nn.Sequential(nn.Linear(8, 8), Huge(), Square(), nn.Linear(8, 4))
+
+
+    class InfBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * float("inf")
+
+
+    class InfGrad(nn.Module):
+        def forward(self, x):
+            return InfBackward.apply(x)
+
+
+    def inf_backward():
+        """A finite forward pass whose only fault is a backward that returns inf."""
+        return nn.Sequential(nn.Linear(8, 8), InfGrad())  # one finite gradient: no line to fit
+
+
     class Broken(nn.Module):
         def __init__(self):
             super().__init__()
@@ -269,3 +304,17 @@ def test_a_model_too_large_for_memory_is_refused_before_it_runs(fnd, tmp_path, m
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 ** 5)
     assert_rejected(fnd, tmp_path, "init-sweep", ["--model", f"{models[0]}:dead_bias", "--input-shape", "512x16"],
                     "not enough memory", "--input-shape")
+
+
+@pytest.mark.parametrize("name, first, by", [("infinite_gradient", "0 (Linear", "1 (Huge)"),
+                                             ("inf_backward", "0 (Linear", "1 (InfGrad)")])
+def test_a_non_finite_gradient_is_named_where_it_starts_and_no_trend_is_claimed(fnd, tmp_path, models, name, first, by):
+    """The gradient goes from the output back: the first non-finite one is the deepest, passed back by the next call."""
+    result = fnd("init-sweep", "--model", f"{models[0]}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = summary_of(tmp_path)
+    assert "+nan" not in result.stdout and "nan decades" not in result.stdout
+    assert summary["grad_verdict"] == "exploding" and summary["grad_decades"] == ""
+    assert f"gradient: non-finite from {first}" in summary["reason"] and f"passed back by {by}" in summary["reason"]
+    assert "nan" not in result.stdout.replace("\n", " ").split("verdict:")[1]
+    assert "the trend in decades cannot be measured" in result.stdout

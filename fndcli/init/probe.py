@@ -199,7 +199,7 @@ class Sums:
     """Running sums of one call's output (and its gradient), in float64: all a row needs."""
 
     FIELDS = ("n", "sum", "sumsq", "zeros", "near_zero", "non_finite", "fp16_overflow", "fp16_underflow",
-              "bf16_overflow", "bf16_underflow", "saturated", "grad_n", "grad_sum", "grad_sumsq")
+              "bf16_overflow", "bf16_underflow", "saturated", "grad_n", "grad_sum", "grad_sumsq", "grad_non_finite")
 
     def __init__(self, saturating):
         self.values = dict.fromkeys(self.FIELDS, 0.0)
@@ -236,6 +236,7 @@ class Sums:
         self.values["grad_n"] += g.numel()
         self.values["grad_sum"] += g.sum().item()
         self.values["grad_sumsq"] += (g * g).sum().item()
+        self.values["grad_non_finite"] += (~torch.isfinite(g)).sum().item()
 
     def stats(self):
         """The row's statistics: mean, std (torch.std's, n - 1), second moment, shares, max |x|, gradient std."""
@@ -249,7 +250,7 @@ class Sums:
         out["frac_saturated"] = v["saturated"] / n if self.saturating and n else math.nan
         gn = v["grad_n"]
         g_mean, g_m2 = (v["grad_sum"] / gn, v["grad_sumsq"] / gn) if gn else (math.nan, math.nan)
-        out.update(grad_std=_std(gn, g_mean, g_m2), grad_m2=g_m2)
+        out.update(grad_std=_std(gn, g_mean, g_m2), grad_m2=g_m2, grad_non_finite=int(v["grad_non_finite"]))
         return out
 
 
