@@ -131,6 +131,25 @@ MODELS = textwrap.dedent('''
         return nn.Sequential(nn.Linear(8, 8), InfGrad())  # one finite gradient: no line to fit
 
 
+    class FFT(nn.Module):
+        def forward(self, x):
+            return torch.fft.fft(x)
+
+
+    def spectral():
+        """A complex output from a leaf: its rows are of the real and imaginary parts."""
+        return nn.Sequential(nn.Linear(8, 8), FFT())
+
+
+    class Complex(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.fc(x).to(torch.complex64)
+
+
     class Broken(nn.Module):
         def __init__(self):
             super().__init__()
@@ -318,3 +337,23 @@ def test_a_non_finite_gradient_is_named_where_it_starts_and_no_trend_is_claimed(
     assert f"gradient: non-finite from {first}" in summary["reason"] and f"passed back by {by}" in summary["reason"]
     assert "nan" not in result.stdout.replace("\n", " ").split("verdict:")[1]
     assert "the trend in decades cannot be measured" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["spectral", "Complex"])
+def test_a_complex_output_counts_as_its_real_and_imaginary_parts(fnd, tmp_path, models, name):
+    path, module = models
+    result = fnd("init-sweep", "--model", f"{path}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "does not depend" not in result.output and "nan" not in result.stdout.split("verdict:")[1]
+    summary = summary_of(tmp_path)
+    assert summary["verdict"] != "" and summary["grad_decades"] != ""
+    layers, _ = run_files(tmp_path, "init-sweep")
+    if name == "spectral":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = module.spectral()
+        out = model(torch.randn(16, 8, generator=torch.Generator().manual_seed(0))).detach()
+        parts = torch.view_as_real(out).double()
+        row = layers.set_index("layer").loc["1"]
+        assert row["m2"] == pytest.approx((parts * parts).mean().item(), rel=1e-9)
+        assert row["mean"] == pytest.approx(parts.mean().item(), abs=1e-9) and math.isfinite(row["grad_m2"])
