@@ -181,6 +181,8 @@ def test_judge_events_and_typical_network():
     assert judge(-3.0, 1, None, 46, deep, 50, 10)[0] == "vanishing (width)"
     assert judge(0.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "stable"
     assert judge(-1.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "vanishing"  # no theory: 1 decade
+    assert judge(math.nan, 1, None, None, Theory(None, None, None), 50, 100)[0] == "cannot tell"  # no trend, no event
+    assert judge(-3.0, 1, None, 1, deep, 1, 1, batch=1)[0] == "cannot tell"  # one zeroed value is not vanishing
 
 
 def test_log_m2_variance_matches_a_simulation():

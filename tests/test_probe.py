@@ -96,6 +96,60 @@ MODELS = textwrap.dedent('''
             return self.fc(x)
 
 
+    class Huge(nn.Module):
+        def forward(self, x):
+            return x * 1e38
+
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+
+    def infinite_gradient():
+        """x * 1e38 is finite in float32; its square is not, and neither is the gradient the square passes back."""
+        return nn.Sequential(nn.Linear(8, 8), Huge(), Square(), nn.Linear(8, 4))
+
+
+    class InfBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * float("inf")
+
+
+    class InfGrad(nn.Module):
+        def forward(self, x):
+            return InfBackward.apply(x)
+
+
+    def inf_backward():
+        """A finite forward pass whose only fault is a backward that returns inf."""
+        return nn.Sequential(nn.Linear(8, 8), InfGrad())  # one finite gradient: no line to fit
+
+
+    class FFT(nn.Module):
+        def forward(self, x):
+            return torch.fft.fft(x)
+
+
+    def spectral():
+        """A complex output from a leaf: its rows are of the real and imaginary parts."""
+        return nn.Sequential(nn.Linear(8, 8), FFT())
+
+
+    class Complex(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.fc(x).to(torch.complex64)
+
+
     class Broken(nn.Module):
         def __init__(self):
             super().__init__()
@@ -269,3 +323,37 @@ def test_a_model_too_large_for_memory_is_refused_before_it_runs(fnd, tmp_path, m
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 ** 5)
     assert_rejected(fnd, tmp_path, "init-sweep", ["--model", f"{models[0]}:dead_bias", "--input-shape", "512x16"],
                     "not enough memory", "--input-shape")
+
+
+@pytest.mark.parametrize("name, first, by", [("infinite_gradient", "0 (Linear", "1 (Huge)"),
+                                             ("inf_backward", "0 (Linear", "1 (InfGrad)")])
+def test_a_non_finite_gradient_is_named_where_it_starts_and_no_trend_is_claimed(fnd, tmp_path, models, name, first, by):
+    """The gradient goes from the output back: the first non-finite one is the deepest, passed back by the next call."""
+    result = fnd("init-sweep", "--model", f"{models[0]}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = summary_of(tmp_path)
+    assert "+nan" not in result.stdout and "nan decades" not in result.stdout
+    assert summary["grad_verdict"] == "exploding" and summary["grad_decades"] == ""
+    assert f"gradient: non-finite from {first}" in summary["reason"] and f"passed back by {by}" in summary["reason"]
+    assert "nan" not in result.stdout.replace("\n", " ").split("verdict:")[1]
+    assert "the trend in decades cannot be measured" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["spectral", "Complex"])
+def test_a_complex_output_counts_as_its_real_and_imaginary_parts(fnd, tmp_path, models, name):
+    path, module = models
+    result = fnd("init-sweep", "--model", f"{path}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "does not depend" not in result.output and "nan" not in result.stdout.split("verdict:")[1]
+    summary = summary_of(tmp_path)
+    assert summary["verdict"] != "" and summary["grad_decades"] != ""
+    layers, _ = run_files(tmp_path, "init-sweep")
+    if name == "spectral":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = module.spectral()
+        out = model(torch.randn(16, 8, generator=torch.Generator().manual_seed(0))).detach()
+        parts = torch.view_as_real(out).double()
+        row = layers.set_index("layer").loc["1"]
+        assert row["m2"] == pytest.approx((parts * parts).mean().item(), rel=1e-9)
+        assert row["mean"] == pytest.approx(parts.mean().item(), abs=1e-9) and math.isfinite(row["grad_m2"])

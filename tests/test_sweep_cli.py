@@ -96,3 +96,18 @@ def test_readme_command_kaiming_is_stable_and_shows_its_band(fnd, tmp_path):
     assert ((summary["band_lo"] < summary["log10_m2_last"]) & (summary["log10_m2_last"] < summary["band_hi"])).all()
     assert summary.loc["relu", "band_lo"] == pytest.approx(-1.92, abs=0.01)
     assert "vanishing" not in result.stdout and "[-1.92, +0.83]" in result.stdout and "band:" in result.stdout
+
+
+def test_one_number_a_layer_cannot_tell_and_claims_no_verdict(fnd, tmp_path):
+    """depth 1, width 1, batch 1: each layer's m2 is one squared number (a ReLU zeroes it half the time), far
+    outside the theory's large-width, large-batch regime: no scheme gets a verdict, and the figures say why."""
+    result = fnd("init-sweep", "--depth", "1", "--width", "1", "--batch", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(next(tmp_path.glob("*-summary.csv")), keep_default_na=False)
+    assert (summary["verdict"] == "cannot tell").all(), summary[["scheme", "act", "verdict", "reason"]]
+    assert summary["reason"].str.contains("1 value a layer (batch 1 x width 1)", regex=False).all()
+    assert "typical net" not in result.stdout and "nan" not in summary["reason"].str.cat()
+    far = fnd("init-sweep", "--scheme", "scaled", "--act", "linear", "--depth", "30", "--width", "1", "--batch", "1",
+              "--seeds", "3", "--out", tmp_path / "far")  # x 0.01 a layer for 30 layers: beyond any noise
+    summary = pd.read_csv(next((tmp_path / "far").glob("*-summary.csv"))).iloc[0]
+    assert far.exit_code == 0 and summary["verdict"] == "vanishing", summary["reason"]

@@ -25,7 +25,7 @@ UNDERFLOW_SHARE = 0.01  # this share of an output below a type's smallest normal
 STATS = ["mean", "std", "m2", "frac_zero", "frac_near_zero", "max_abs", "non_finite", "fp16_overflow",
          "fp16_underflow", "bf16_overflow", "bf16_underflow", "frac_saturated"]
 LAYER_COLUMNS = ["seed", "order", "layer", "call", "type", "activation", "shape", *STATS]
-BACKWARD_COLUMNS = ["grad_std", "grad_m2", "weight_grad_std", "grad_data_ratio"]
+BACKWARD_COLUMNS = ["grad_std", "grad_m2", "grad_non_finite", "weight_grad_std", "grad_data_ratio"]
 PARAM_COLUMNS = ["seed", "parameter", "shape", "std", "grad_std", "grad_data_ratio"]
 SUMMARY_COLUMNS = ["model", "input_shape", "scheme", "seeds", "layers", "decades", "decades_sd", "allowed",
                    *map(first_column, FINDINGS), "verdict", "reason"]
@@ -117,24 +117,27 @@ def layer_findings(row, input_m2, allowed):
     return ", ".join(found)
 
 
-def where(layers, mask):
-    """The first row (by order, over every seed) where mask holds, named for a person; None if none."""
+def where(layers, mask, back=False):
+    """The first row (by order, over every seed) where mask holds, named for a person; None if none.
+    back: first going back from the output (the gradient's way), the deepest row."""
     hits = layers[mask]
     if not len(hits):
         return None
-    row = hits.sort_values(["order", "seed"], kind="stable").iloc[0]
+    row = hits.sort_values(["order", "seed"], ascending=[not back, True], kind="stable").iloc[0]
     return row["layer"] if row["call"] == 1 else f"{row['layer']} (call {row['call']})"
 
 
-def fed_by(layers, name):
-    """' (Type, after previous (Type))': where a finding starts, and the layer before it, the usual culprit."""
+def fed_by(layers, name, back=False):
+    """' (Type, after previous (Type))': where a finding starts, and the layer before it, the usual culprit.
+    back: a gradient's finding, and the call after it, whose backward passed that gradient back."""
     first = layers[layers["seed"] == layers["seed"].iloc[0]].reset_index(drop=True)
     named = first.index[first["layer"] == name.split(" (call")[0]]
     if not len(named):
         return ""
     i = int(named[0])
-    before = f", after {first.at[i - 1, 'layer']} ({first.at[i - 1, 'type']})" if i > 0 else ""
-    return f" ({first.at[i, 'type']}{before})"
+    j, word = (i + 1, "passed back by") if back else (i - 1, "after")
+    near = f", {word} {first.at[j, 'layer']} ({first.at[j, 'type']})" if 0 < j < len(first) else ""
+    return f" ({first.at[i, 'type']}{near})"
 
 
 def summarize(layers, cfg):
@@ -153,9 +156,14 @@ def summarize(layers, cfg):
            "decades_sd": sd, "allowed": allowed, **{first_column(f): firsts[f] or "" for f in FINDINGS}}
     reasons = [reason]
     if cfg.backward:
-        g_decades, g_sd = trend(layers, "grad_m2", towards_input=True)
-        g_verdict, g_reason = judge(g_decades, seeds, where(layers, ~np.isfinite(layers["grad_m2"])), None,
-                                    Spread(g_sd), None, None)
+        g_bad = where(layers, layers["grad_non_finite"] > 0, back=True)
+        if g_bad is not None:  # inf or nan: the finite layers' fit would be a figure of nothing
+            g_decades, g_sd = math.nan, math.nan
+            g_verdict, g_reason = "exploding", (f"non-finite from {g_bad}{fed_by(layers, g_bad, back=True)}, "
+                                                "so its trend cannot be measured")
+        else:
+            g_decades, g_sd = trend(layers, "grad_m2", towards_input=True)
+            g_verdict, g_reason = judge(g_decades, seeds, None, None, Spread(g_sd), None, None)
         row.update(grad_decades=g_decades, grad_decades_sd=g_sd, grad_verdict=g_verdict)
         if g_verdict != "stable":
             reasons.append(f"gradient: {g_reason}")

@@ -58,14 +58,20 @@ def leaves(model):
 
 
 def tensors(out):
-    """The floating tensors in a module's output: a tensor, or tuples, lists and dicts of them."""
+    """The floating and complex tensors in a module's output: a tensor, or tuples, lists and dicts of them."""
     if isinstance(out, torch.Tensor):
-        return [out] if out.is_floating_point() else []
+        return [out] if out.is_floating_point() or out.is_complex() else []
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (tuple, list)):
         return [t for item in out for t in tensors(item)]
     return []
+
+
+def real(t):
+    """t detached, in float64; a complex tensor as its real and imaginary parts, two numbers an element."""
+    t = t.detach()
+    return (torch.view_as_real(t.resolve_conj()) if t.is_complex() else t).double()
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,7 @@ def plan(cfg):
         x = torch.randn(rows, *cfg.input_shape[1:], dtype=getattr(torch, cfg.dtype))
         sizes = []
         names = leaves(model)
-        hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(sum(t.numel() for t in tensors(o))))
+        hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(sum(t.numel() * (1 + t.is_complex()) for t in tensors(o))))
                  for m in names]
         try:
             with torch.no_grad():
@@ -199,7 +205,7 @@ class Sums:
     """Running sums of one call's output (and its gradient), in float64: all a row needs."""
 
     FIELDS = ("n", "sum", "sumsq", "zeros", "near_zero", "non_finite", "fp16_overflow", "fp16_underflow",
-              "bf16_overflow", "bf16_underflow", "saturated", "grad_n", "grad_sum", "grad_sumsq")
+              "bf16_overflow", "bf16_underflow", "saturated", "grad_n", "grad_sum", "grad_sumsq", "grad_non_finite")
 
     def __init__(self, saturating):
         self.values = dict.fromkeys(self.FIELDS, 0.0)
@@ -209,7 +215,7 @@ class Sums:
 
     def add(self, t):
         """Fold a tensor of the output in, and forget it."""
-        x = t.detach().double().flatten()
+        x = real(t).flatten()
         a = x.abs()
         tiny = (a > 0)
         v = self.values
@@ -232,10 +238,11 @@ class Sums:
         self.shapes.append("x".join(map(str, t.shape)))
 
     def add_grad(self, g):
-        g = g.detach().double()
+        g = real(g)
         self.values["grad_n"] += g.numel()
         self.values["grad_sum"] += g.sum().item()
         self.values["grad_sumsq"] += (g * g).sum().item()
+        self.values["grad_non_finite"] += (~torch.isfinite(g)).sum().item()
 
     def stats(self):
         """The row's statistics: mean, std (torch.std's, n - 1), second moment, shares, max |x|, gradient std."""
@@ -249,7 +256,7 @@ class Sums:
         out["frac_saturated"] = v["saturated"] / n if self.saturating and n else math.nan
         gn = v["grad_n"]
         g_mean, g_m2 = (v["grad_sum"] / gn, v["grad_sumsq"] / gn) if gn else (math.nan, math.nan)
-        out.update(grad_std=_std(gn, g_mean, g_m2), grad_m2=g_m2)
+        out.update(grad_std=_std(gn, g_mean, g_m2), grad_m2=g_m2, grad_non_finite=int(v["grad_non_finite"]))
         return out
 
 
@@ -261,7 +268,7 @@ def _std(n, mean, m2):
 
 def log10_histogram(t):
     """Counts of log10|x| over HIST_RANGE in HIST_BINS bins; zeros in the first bin, inf and nan in the last."""
-    logs = torch.log10(t.detach().double().abs().flatten())
+    logs = torch.log10(real(t).abs().flatten())
     logs = logs.nan_to_num(nan=HIST_RANGE[1], posinf=HIST_RANGE[1], neginf=HIST_RANGE[0]).clamp(*HIST_RANGE)
     return torch.histc(logs, bins=HIST_BINS, min=HIST_RANGE[0], max=HIST_RANGE[1]).numpy()
 
@@ -316,7 +323,7 @@ def run_seed(builder, cfg, calls, seed):
                 if not outs:
                     raise UserCodeError(f"{cfg.model}()'s output does not depend on its parameters or input: "
                                         "nothing to push a gradient back through")
-                grads = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in outs]  # unit variance
+                grads = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in outs]  # E|g|^2 = 1
                 call(f"{cfg.model}() backward", torch.autograd.backward, outs, grads)
                 inputs.add_grad(x.grad)
     finally:

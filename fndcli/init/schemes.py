@@ -144,14 +144,19 @@ def lsuv(weights, x, acts, tol=0.1, max_iter=10):
     with torch.no_grad():
         for w, act in zip(weights, acts):
             for _ in range(max_iter):
-                var = (x @ w).var().item()
+                var = _var(x @ w)
                 if not math.isfinite(var) or var == 0 or abs(var - 1) < tol:
                     break
                 w /= math.sqrt(var)
             z = x @ w
-            variances.append(z.var().item())
+            variances.append(_var(z))
             x = act.fn(z)
     return variances
+
+
+def _var(z):
+    """torch's sample variance; NaN, without torch's warning, for a single value (batch 1 x width 1)."""
+    return z.var().item() if z.numel() > 1 else math.nan
 
 
 def predict_m2(scheme, params, width, depth, direction="forward"):

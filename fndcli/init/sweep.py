@@ -32,6 +32,7 @@ VERDICT_DECADES = 1.0   # a change of m2 over the stack beyond this (plus the no
 NOISE_SDS = 3.0         # how many standard deviations of finite-width noise an observation may stray
 SATURATED_FRAC = 0.5    # more than this share of the last layer's units pinned is saturated
 HIST_BINS = 60  # log10|x| bins of the heat map
+MIN_VALUES = 20  # a layer's m2 over fewer values (batch x width) is a handful of numbers: the verdict cannot tell
 
 
 @dataclass
@@ -191,7 +192,7 @@ def theory(scheme_name, act_name, cfg, direction="forward"):
     return Theory(log10_far - math.log10(near), var, log10_far)
 
 
-def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width):
+def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width, batch=None):
     """(verdict, reason) for one direction, from the observation and the theory together.
 
     exploding: an overflow, or m2 grew more than 1 decade plus NOISE_SDS sd of its noise.
@@ -199,25 +200,37 @@ def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width):
     vanishing (or exploding) when the typical network moves more than 1 decade although
     the observation happens to be inside. `vanishing (width)` when the scale is right
     (the mean moves 1 decade or less) but the typical network falls more than 1 decade:
-    depth is large against width, and that is the cause.
+    depth is large against width, and that is the cause. `cannot tell` when there is no
+    trend to fit, or, given the batch, when a layer holds under MIN_VALUES values: then only
+    an overflow or a change beyond the noise is a verdict (a ReLU zeroes one value half the
+    time, and the theory's noise is leading order in 1 / (batch x width)).
     """
     limit = VERDICT_DECADES + NOISE_SDS * th.decades_sd(seeds)
     allowed = f"(±{limit:.2g} allowed)"
     typical = th.typical
+    values = batch * width if batch is not None else None
+    few = values is not None and values < MIN_VALUES
     if overflow_layer is not None:
         verdict, reason = "exploding", f"overflow at layer {overflow_layer}"
     elif decades > limit:
         verdict, reason = "exploding", f"grew {decades:.1f} decades {allowed}"
-    elif underflow_layer is not None:
+    elif underflow_layer is not None and not few:
         verdict, reason = "vanishing", f"layer {underflow_layer} all zeros"
     elif decades < -limit:
         verdict, reason = "vanishing", f"fell {-decades:.1f} decades {allowed}"
+    elif few:
+        moved = (f"moved {decades:+.2f} decades {allowed}" if math.isfinite(decades) else
+                 f"layer {underflow_layer} all zeros" if underflow_layer is not None else "no trend to fit")
+        return "cannot tell", (f"{values} value{'s' if values > 1 else ''} a layer (batch {batch} x width {width}): "
+                               f"too few to tell a trend from noise; {moved}")
+    elif not math.isfinite(decades):
+        return "cannot tell", "no trend: fewer than two layers with a finite, non-zero m2"
     elif typical is not None and typical < -VERDICT_DECADES:
         verdict, reason = "vanishing", f"moved {decades:+.2f} decades, but the typical net falls {-typical:.1f}"
     elif typical is not None and typical > VERDICT_DECADES:
         verdict, reason = "exploding", f"moved {decades:+.2f} decades, but the typical net grows {typical:.1f}"
     else:
-        return "stable", f"moved {decades:+.2f} decades {allowed}" if math.isfinite(decades) else ""
+        return "stable", f"moved {decades:+.2f} decades {allowed}"
     scale_right = th.decades is not None and abs(th.decades) <= VERDICT_DECADES
     if verdict == "vanishing" and scale_right and typical < -VERDICT_DECADES:
         verdict = "vanishing (width)"
@@ -266,7 +279,7 @@ def summarize(layers, cfg):
         decades = _decades(run, depth, forward=True)
         overflow = _first_layer(run, ~run["finite"].astype(bool))
         underflow = _first_layer(run, run["frac_zero"] == 1.0)
-        verdict, reason = judge(decades, seeds, overflow, underflow, th, depth, cfg.width)
+        verdict, reason = judge(decades, seeds, overflow, underflow, th, depth, cfg.width, cfg.batch)
         saturated = float(last["frac_saturated"].mean())
         findings = [reason]
         if verdict == "stable" and saturated > SATURATED_FRAC:
@@ -292,12 +305,14 @@ def summarize(layers, cfg):
             else:
                 g_verdict, g_reason = judge(g_decades, seeds, _first_layer(grads, ~grads["finite"].astype(bool)),
                                             _first_layer(grads, grads["frac_zero"] == 1.0),
-                                            theory(scheme, act, cfg, "backward"), depth, cfg.width)
+                                            theory(scheme, act, cfg, "backward"), depth, cfg.width, cfg.batch)
                 row["grad_verdict"] = g_verdict
-                if g_verdict != "stable":
+                if g_verdict == verdict == "cannot tell":  # the same few values: their figures only
+                    findings.append(f"gradient: {g_reason.split('; ', 1)[1]}")
+                elif g_verdict != "stable":
                     findings.append(f"gradient: {g_reason}")
                     if verdict == "stable":
-                        verdict = f"{g_verdict.split(' ')[0]} (gradient)"
+                        verdict = f"{g_verdict.removesuffix(' (width)')} (gradient)"
         out.append({**row, "verdict": verdict, "reason": "; ".join(findings)})
     columns = SUMMARY_COLUMNS[:-2] + (BACKWARD_COLUMNS if backward else []) + SUMMARY_COLUMNS[-2:]
     summary = pd.DataFrame.from_records(out, columns=columns)

@@ -138,7 +138,8 @@ def crossover_table(crossovers, title):
     return table
 
 
-VERDICT_STYLE = {"stable": "green", "vanishing": "yellow", "exploding": "bold red", "saturated": "bold red"}
+VERDICT_STYLE = {"stable": "green", "vanishing": "yellow", "exploding": "bold red", "saturated": "bold red",
+                 "cannot": "yellow"}
 
 
 def _band(lo, hi):

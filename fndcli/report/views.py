@@ -72,8 +72,10 @@ def init_sweep_model(run):
         style = tables.VERDICT_STYLE.get(row.verdict.split(" ")[0], "bold red")
         yield (f"verdict: [{style}]{row.verdict}[/] over {row.seeds} seed(s) and {row.layers} layers: "
                f"{escape(row.reason)}")
-        if backward:
+        if backward and math.isfinite(row.grad_decades):
             yield f"gradient: {row.grad_verdict}, {row.grad_decades:+.2f} decades from the output back to the input"
+        elif backward:
+            yield f"gradient: {row.grad_verdict}; the trend in decades cannot be measured (the verdict says why)"
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the seeds that finished")
 
