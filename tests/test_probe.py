@@ -264,6 +264,19 @@ def test_a_deep_default_mlp_vanishes_with_fp16_underflow_and_kaiming_keeps_it(fn
     assert compared.exit_code == 1 and "BROKEN" in compared.stdout
     frame, _ = run_files(tmp_path / "cmp", "compare")
     assert {"verdict", "fp16 underflow from", "vanishing from"} <= set(frame.loc[frame["verdict"] == "BROKEN", "what"])
+    verdict_row = frame.set_index("what").loc["verdict"]
+    before, after = float(kaiming["decades"]), float(summary_of(tmp_path / "keep")["decades"])
+    assert verdict_row["note"] == f"decades {before:+.2f} -> {after:+.2f}"
+    # a run with no trend to fit (its decades empty, as fnd writes them then): said so, not "+nan"
+    summary = next((tmp_path / "keep").glob("init-sweep-*-summary.csv"))
+    import pandas as pd
+
+    edited = pd.read_csv(summary)
+    edited["decades"] = math.nan
+    edited.to_csv(summary, index=False)
+    compared = fnd("compare", tmp_path / "kaiming", tmp_path / "keep", "--out", tmp_path / "cmp2")
+    frame, _ = run_files(tmp_path / "cmp2", "compare")
+    assert frame.set_index("what").loc["verdict", "note"] == f"decades {before:+.2f} -> (no trend)"
 
 
 def test_the_layer_where_dead_and_fp16_overflow_start_is_named(fnd, tmp_path, models):

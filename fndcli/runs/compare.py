@@ -298,8 +298,8 @@ def model_rows(base, new, s):
     label = rn["model"] if rb["model"] == rn["model"] else f"{rb['model']} -> {rn['model']}"
     before, after = rb["verdict"], rn["verdict"]
     verdict = "same" if before == after else ("BROKEN" if before == "stable" else "changed")
-    out = [_row(label, "verdict", before, after, verdict, "" if verdict == "same" else
-                f"decades {rb['decades']:+.2f} -> {rn['decades']:+.2f}")]
+    out = [_row(label, "verdict", before, after, verdict, "" if verdict == "same" else "decades " + " -> ".join(
+        f"{d:+.2f}" if math.isfinite(d) else "(no trend)" for d in (rb["decades"], rn["decades"])))]
     for finding in FINDINGS:
         b, n = rb[first_column(finding)], rn[first_column(finding)]
         if b or n:
