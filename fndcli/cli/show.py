@@ -95,7 +95,7 @@ def _cell(column, value):
         return human_seconds(value)
     if value.is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    return sig3(value) if 1e-3 <= abs(value) < 1e6 else f"{value:.2e}"
+    return sig3(value)
 
 
 def _facts(saved):

@@ -25,11 +25,14 @@ def _num(x, fmt, nan=""):
 
 
 def sig3(x):
-    """Three significant figures, with thousands separators: 1.45, 0.0123, 87,800."""
+    """Three significant figures, with thousands separators: 1.45, 0.0123, 87,800; from a million up and below
+    a thousandth in exponent form (a gradient's std of 3.95e+19, not 39,500,000,000,000,000,000)."""
     if x is None or not math.isfinite(x):
         return ""
     if x == 0:
         return "0"
+    if not 1e-3 <= abs(x) < 1e6:
+        return f"{x:.2e}"
     rounded = round(x, 2 - math.floor(math.log10(abs(x))))
     digits = max(0, 2 - math.floor(math.log10(abs(rounded))))  # 9.996 rounds to 10.0, not 10.00
     return f"{rounded:,.{digits}f}"
