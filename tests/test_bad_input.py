@@ -62,7 +62,9 @@ def test_a_table_for_another_command_is_fine(fnd, tmp_path):
     ("[train]\nhidden = []\n", ["[train] hidden is an empty list; leave the key out for the default"]),
     # another command's table of a shared file: its keys and types are checked too, whichever command reads it
     ("[train]\nepochs = 2\n[gradcheck]\nbatchh = 3\n", ["unknown key 'batchh' in [gradcheck] (did you mean 'batch'?)"]),
-    ("[gradcheck]\nbatch = 'x'\n", ["[gradcheck] batch must be an integer, got 'x'"]),
+    ("[gradcheck]\nbatch = 'x'\n", ["[gradcheck] batch must be an integer, got \"x\""]),  # as TOML spells it
+    ("[train]\nepochs = true\n", ["[train] epochs must be an integer, got true"]),
+    ("[train]\nlr = [1, false]\n", ["[train] lr must be a number, got [1, false]"]),
 ])
 def test_a_bad_config_value_names_the_file_and_the_key(fnd, tmp_path, text, fragments):
     config = toml(tmp_path, text)

@@ -10,6 +10,7 @@ table of any other name is a misspelling, an error. A value the command itself r
 (`[train] lr = -1`) is blamed on the file and key it came from.
 """
 import difflib
+import json
 import tomllib
 import typing
 from pathlib import Path
@@ -113,7 +114,7 @@ def _table_map(where, command, table, ctx, coerce):
         for item in values:
             wanted = _check_type(param, item)
             if wanted:
-                raise typer.BadParameter(f"{where}: [{command.name}] {key} must be {wanted}, got {item!r}")
+                raise typer.BadParameter(f"{where}: [{command.name}] {key} must be {wanted}, got {_toml(item)}")
         if coerce:
             try:
                 param.process_value(ctx, value)  # typer's own coercion: choices, ranges, parsers
@@ -141,3 +142,14 @@ def config_callback(ctx: typer.Context, value):
     if value is not None:
         ctx.default_map = {**(ctx.default_map or {}), **load_config_table(value, ctx.command, ctx)}
     return value
+
+
+def _toml(value):
+    """A value as the file spells it (true, "x", [1, 2]), not as Python prints it (True, 'x')."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if isinstance(value, str) else str(value)
