@@ -253,6 +253,9 @@ def test_a_directorys_newest_run_corrupt_is_an_error_not_an_older_run_in_its_pla
     fake_matmul_run(tmp_path, {"torch": processes(1e-5)}, stamp="20261130-120000")
     (tmp_path / "matmul-bench-20261130-130000.json").write_text('{"command": "matmul-bench", "fi')  # cut off
     assert_one_line_error(fnd("show", tmp_path), "corrupt run sidecar", "20261130-130000", "the newest run")
+    (tmp_path / "matmul-bench-20261130-130000.json").write_text("[1, 2]")  # JSON, but not a sidecar
+    for named in (tmp_path, tmp_path / "matmul-bench-20261130-130000.json"):
+        assert_one_line_error(fnd("show", named), "is named like a run sidecar but is not one fnd writes")
     (tmp_path / "matmul-bench-20261130-130000.json").rename(tmp_path / "matmul-bench-20261130-110000.json")
     assert fnd("show", tmp_path).exit_code == 0  # an older corrupt one does not hide the newest good one
 

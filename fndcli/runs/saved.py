@@ -143,10 +143,11 @@ def _sidecar(path):
         meta = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{str(path)!r} is a corrupt run sidecar ({first_line(e)}): cut off mid-write, or edited?")
-    if isinstance(meta, dict) and meta.get("command") in COMMANDS and isinstance(meta.get("files"), list):
-        _check_sidecar(meta, path)
-        return meta
-    return None
+    if not (isinstance(meta, dict) and meta.get("command") in COMMANDS and isinstance(meta.get("files"), list)):
+        raise RunError(f"{str(path)!r} is named like a run sidecar but is not one fnd writes (no command and files "
+                       "list): edited?")
+    _check_sidecar(meta, path)
+    return meta
 
 
 def _check_sidecar(meta, path):
