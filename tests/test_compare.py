@@ -1,6 +1,7 @@
 """`fnd compare` and `fnd show`: the statistics on textbook cases, every verdict, every exit code, real runs."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -293,6 +294,24 @@ def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
     itself = fnd("compare", good, good.with_suffix(".json"), "--out", tmp_path / "o")
     assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr
     assert "every row is compared with itself" in itself.stderr, itself.output
+
+
+def test_a_sidecar_field_of_another_json_type_is_refused_and_an_int_in_a_float_field_is_read(fnd, tmp_path):
+    """JSON has no int/float split fnd could rely on (a float field written 2 reads back an int), but a bool is not a
+    count and a string is not a thread count: each refused on one line naming the field."""
+    whole = fake_matmul_run(tmp_path / "whole", {"torch": processes(1e-5)}, load_avg_start=2, rtol=1)
+    assert fnd("show", whole).exit_code == 0
+    for stamp, field, value in (("20261130-130000", "seed", True), ("20261130-140000", "threads", "2"),
+                                ("20261130-150000", "cpu_count", False)):
+        named = fake_matmul_run(tmp_path / field, {"torch": processes(1e-5)}, stamp=stamp, **{field: value})
+        assert_one_line_error(fnd("show", named), f"field {field} holds {value!r}: not as fnd writes it")
+
+
+def test_a_run_named_by_a_relative_and_an_absolute_path_is_the_same_run(fnd, tmp_path, monkeypatch):
+    good = fake_matmul_run(tmp_path / "runs", {"torch": processes(1e-5)})
+    monkeypatch.chdir(tmp_path)
+    itself = fnd("compare", Path("runs") / good.name, good, "--out", tmp_path / "o")
+    assert itself.exit_code == 0 and "Warning: BASE and NEW are the same run" in itself.stderr, itself.output
 
 
 def test_compare_and_show_load_neither_torch_nor_numba(tmp_path):

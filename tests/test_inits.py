@@ -185,6 +185,17 @@ def test_judge_events_and_typical_network():
     assert judge(-3.0, 1, None, 1, deep, 1, 1, batch=1)[0] == "cannot tell"  # one zeroed value is not vanishing
 
 
+def test_judge_cannot_tell_under_20_values_a_layer_and_judges_from_20():
+    """docs/init-sweep.md: under 20 values a layer (batch x width) the verdict cannot tell; 20 is enough."""
+    flat = Theory(None, None, None)
+    assert judge(0.2, 1, None, None, flat, 50, 19, batch=1) == (
+        "cannot tell", "19 values a layer (batch 1 x width 19): too few to tell a trend from noise; "
+                       "moved +0.20 decades (±1 allowed)")
+    assert judge(0.2, 1, None, None, flat, 50, 5, batch=4)[0] == "stable"  # 20 values
+    assert judge(0.2, 1, None, None, flat, 50, 1, batch=20)[0] == "stable"
+    assert judge(0.2, 1, None, 3, flat, 50, 10, batch=2)[0] == "vanishing"  # 20 values, a layer all zeros
+
+
 def test_log_m2_variance_matches_a_simulation():
     """Var of ln m2 at the last layer over 40 networks, against the theory, for ReLU and linear stacks."""
     for act, width in (("relu", 100), ("linear", 100), ("linear", 10)):

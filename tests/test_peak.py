@@ -216,7 +216,8 @@ GOOD = {"what": "fma", "kernel": "fma x64", "dtype": "float32", "threads": 1, "d
 @pytest.mark.parametrize("edit", [{"gflops": "abc"}, {"gflops": None}, {"gflops": 0}, {"gflops": -5.0},
                                   {"gflops": float("nan")}, {"gflops": True}, {"threads": 0}, {"threads": "2"},
                                   {"what": "flops"}, {"measured_utc": 5}, {"best_s": 0},
-                                  {"what": "bandwidth", "gflops": None, "gb_s": -1.0}])
+                                  {"what": "bandwidth", "gflops": None, "gb_s": -1.0},
+                                  {"work": 0}, {"work": -2e9}, {"threads": 1.5}, {"threads": 2.0}])
 def test_a_hand_edited_cache_row_is_not_a_ceiling(own_cache, edit):
     """A row fnd would not write (a hand-edited figure) makes the whole file measured again, with the caption's
     note, instead of a traceback or a % peak of -5 GFLOP/s."""

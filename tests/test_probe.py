@@ -352,6 +352,16 @@ def test_a_non_finite_gradient_is_named_where_it_starts_and_no_trend_is_claimed(
     assert "the trend in decades cannot be measured" in result.stdout
 
 
+def test_the_memory_plan_counts_a_complex_output_as_two_numbers_an_element(models):
+    """spectral: Linear(8, 8) gives 8 numbers a row, the FFT 8 complex ones, 16 real numbers: what is kept is 24."""
+    from fndcli.init.probe import plan
+    from fndcli.settings import ProbeConfig
+
+    path, _ = models
+    found = plan(ProbeConfig(model=f"{path}:spectral", input_shape=(16, 8)))
+    assert (found.largest_per_row, found.total_per_row) == (16, 24)
+
+
 @pytest.mark.parametrize("name", ["spectral", "Complex"])
 def test_a_complex_output_counts_as_its_real_and_imaginary_parts(fnd, tmp_path, models, name):
     path, module = models

@@ -111,3 +111,15 @@ def test_one_number_a_layer_cannot_tell_and_claims_no_verdict(fnd, tmp_path):
               "--seeds", "3", "--out", tmp_path / "far")  # x 0.01 a layer for 30 layers: beyond any noise
     summary = pd.read_csv(next((tmp_path / "far").glob("*-summary.csv"))).iloc[0]
     assert far.exit_code == 0 and summary["verdict"] == "vanishing", summary["reason"]
+
+
+def test_one_number_a_layer_with_backward_says_the_batch_once_and_the_gradients_figures(fnd, tmp_path):
+    """Forward and gradient both 'cannot tell' for the same few values: the gradient adds its own figures only."""
+    result = fnd("init-sweep", "--depth", "1", "--width", "1", "--batch", "1", "--backward", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(next(tmp_path.glob("*-summary.csv")), keep_default_na=False)
+    assert (summary["verdict"] == "cannot tell").all() and (summary["grad_verdict"] == "cannot tell").all()
+    for reason in summary["reason"]:
+        assert reason.count("(batch 1 x width 1)") == 1 and reason.count("too few") == 1, reason
+        gradient = reason.split("; gradient: ")[1]
+        assert gradient.startswith(("moved ", "layer ", "no trend")), reason

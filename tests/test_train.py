@@ -191,3 +191,18 @@ def test_classification_prints_the_majority_baseline(fnd, tmp_path):
     assert meta["baseline_metric"] == pytest.approx(share) and share > 0.3  # well above chance, 0.25
     assert f"predicts the majority class: {share:.4f}" in result.stdout
     assert "the hand-written step takes" in result.stdout and "x the twin's time" in result.stdout
+
+
+def test_train_prints_its_step_time_ratio_and_each_difference_from_the_twin(fnd, tmp_path):
+    """The printed lines against the run's own record: mine / twin (not twin / mine), and each difference with where
+    it is; a loss that matched the twin at every step (0) is a figure, not left out."""
+    result = fnd("train", "--epochs", "1", "--samples", "256", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    _, meta = run_files(tmp_path, "train")
+    text = " ".join(result.stdout.split())  # whatever the console's wrapping
+    ratio = meta["manual_step_s"] / meta["autograd_step_s"]
+    assert f"the hand-written step takes {ratio:.2f}x the twin's time" in text, text
+    assert (f"largest relative difference from the twin: loss {meta['max_rel_loss_diff']:.2e} at "
+            f"{meta['max_rel_loss_diff_at']}, parameters {meta['max_rel_param_diff']:.2e} at "
+            f"{meta['max_rel_param_diff_at']}; tolerance") in text, text
+    assert meta["max_rel_loss_diff_at"] != "None" and meta["max_rel_param_diff_at"].startswith("parameter ")

@@ -275,6 +275,17 @@ class WrongShapeGrad(Model):
         self.layers[0].w.g = torch.zeros(3)
 
 
+class TransposedGrad(Model):
+    def backward(self):
+        super().backward()
+        self.layers[0].w.g = self.layers[0].w.g.t().contiguous()  # as many numbers, (4, 5) for a (5, 4) tensor
+
+
+class VectorLoss(Model):
+    def __call__(self, x, targ):
+        return super().__call__(x, targ).expand(2)
+
+
 class CtrlCBeforeTwinStep3(Model):
     twin_steps = 0
 
@@ -296,6 +307,7 @@ def misbehaving(tmp_path):
 @pytest.mark.parametrize("option,name,failing", [
     ("--model", "FloatLoss", ["model (model(x, targ) returned a float, not a scalar tensor loss)"]),
     ("--model", "TupleLoss", ["model (model(x, targ) returned a tuple, not a scalar tensor loss)"]),
+    ("--model", "VectorLoss", ["model (model(x, targ) returned a tensor of shape (2,), not a scalar tensor loss)"]),
     ("--model", "RebuiltLoss", ["model (the loss of model(x, targ) under autograd does not depend on x or the "
                                 "parameters: it is detached from the graph"]),
     ("--model", "FirstLayerDetached", [f"d loss / d {t} (autograd found no gradient: the loss does not depend on "
@@ -321,6 +333,8 @@ def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_
     ("RebuiltLoss", ["in epoch 1, the loss of model(x, targ) (the autograd twin) does not depend on the parameters: "
                      "it is detached from the graph"]),
     ("WrongShapeGrad", ["in epoch 1, .g on lin1.w has shape (3,), not the tensor's (5, 4)"]),
+    ("TransposedGrad", ["in epoch 1, .g on lin1.w has shape (4, 5), not the tensor's (5, 4)"]),
+    ("VectorLoss", ["model(x, targ) returned a tensor of shape (2,), not a scalar tensor loss"]),
 ])
 def test_a_model_that_breaks_training_is_one_error_line(fnd, tmp_path, name, fragments):
     result = fnd("train", "--model", f"{misbehaving(tmp_path)}:{name}", *TINY_TRAIN, "--out", tmp_path / "out")
@@ -332,8 +346,15 @@ def test_a_model_that_breaks_training_is_one_error_line(fnd, tmp_path, name, fra
     assert meta["status"] == "failed"
 
 
-def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp_path):
-    """Interrupted after the hand-written step and before its twin's: the two are a step apart, not in disagreement."""
+def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp_path, monkeypatch):
+    """Interrupted after the hand-written step and before its twin's: the two are a step apart, not in disagreement.
+    The twin's step time is over the two steps it finished, not the three of the hand-written model."""
+    import types
+
+    from fndcli.backprop import train as train_module
+
+    ticks = iter(range(10 ** 6))  # a clock that moves 1 s a reading: each timed step takes exactly 1 s
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     result = fnd("train", "--model", f"{misbehaving(tmp_path)}:CtrlCBeforeTwinStep3", *TINY_TRAIN,
                  "--out", tmp_path / "out")
     assert result.exit_code == 130, result.output
@@ -342,6 +363,29 @@ def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp
     assert meta["status"] == "interrupted" and meta["steps"] == 3
     assert meta.get("max_rel_param_diff") is None and meta.get("max_rel_loss_diff") is None
     assert "hand-written step" in result.stdout and "largest relative difference" not in result.stdout
+    assert meta["manual_step_s"] == 1.0 and meta["autograd_step_s"] == 1.0  # 3 s over 3 steps, 2 s over 2
+
+
+def test_settings_changed_by_a_file_that_then_fails_to_import_are_restored(tmp_path):
+    """A file that changes torch's settings and then raises on import: the settings are put back all the same."""
+    import torch
+
+    from fndcli import userref
+
+    broken = write(tmp_path / "broken.py", """
+        import torch
+        torch.set_default_dtype(torch.float64)
+        torch.set_grad_enabled(False)
+        raise RuntimeError("half-imported")
+        """)
+    assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+    try:
+        with pytest.raises(userref.RefError, match="half-imported"):
+            userref.load(f"{broken}:Model")
+        assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+    finally:
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
 
 
 def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path):
