@@ -25,6 +25,11 @@ _loaded = {}      # reference -> object, once per process
 changed = []      # what loading user code changed of torch's settings (restored), for the sidecar
 
 
+def changes():
+    """What loading user code changed of torch's settings (restored since), for a sidecar's user_code_changed."""
+    return list(changed)
+
+
 class RefError(Exception):
     """A reference that cannot be loaded: the message is one line, for exit 2."""
 

@@ -305,7 +305,6 @@ def user_model_rows(cfg, cls, tracebacks):
     return rows + _grad_rows([("x", xh), *zip(names, ours)], [xr, *leaves], rtol, atol)
 
 
-
 def _user_model_fn(cls, target):
     def build(x, *params):
         model = usermodel.call("model(w1, b1, ...)", cls, *params)

@@ -92,4 +92,4 @@ def gradcheck(
                error=result.error, interrupted=result.interrupted,
                after=[f"\n{what}\n{text}" for what, text in result.tracebacks.items() if text], device=cfg.device,
                dtype=cfg.dtype, seed=seed, rtol=cfg.tolerance, atol=cfg.atol, fd_rtol=FD_RTOL, fd_atol=FD_ATOL,
-               fd_eps=FD_EPS, user_code_changed=list(userref.changed))
+               fd_eps=FD_EPS, user_code_changed=userref.changes())

@@ -174,7 +174,7 @@ def probe(ctx, model, shape, scheme, seeds, seed, dtype, scale, mode, backward, 
     run.finish(write_files, 130 if result.interrupted else (1 if result.error else 0),
                {**stack, "scheme": [name]}, error=result.error, interrupted=result.interrupted,
                after=[f"\n{result.traceback}"] if result.traceback else [], device="cpu", dtype=dtype, seed=seed,
-               user_code_changed=list(userref.changed))
+               user_code_changed=userref.changes())
 
 
 def _plan(cfg, shape):

@@ -13,6 +13,7 @@ from fndcli.cli.runs import Run, error_line
 from fndcli.memory import bench_bytes
 from fndcli.names import IMPL_SPECS
 from fndcli.settings import BenchConfig
+from fndcli import userref
 from fndcli.userref import RefError, is_reference, plugins
 
 DEFAULTS = BenchConfig()
@@ -127,7 +128,7 @@ def matmul_bench(
                worker_order=result.order, pyperf_args=result.pyperf_args, baseline=base,
                baseline_reason=baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else None,
                peak=result.ceilings, peak_note=result.peak_note, above_ceiling=above_ceiling(frame, result.ceilings),
-               user_code_changed=_user_changes(), load_avg_start=load, unstable=_unstable(frame, load),
+               user_code_changed=userref.changes(), load_avg_start=load, unstable=_unstable(frame, load),
                **_matmul_settings())
 
 
@@ -209,8 +210,6 @@ def _impls(impl, devices, dtype):
             continue
         if name not in IMPL_SPECS:  # a reference (_known checked the rest)
             try:
-                from fndcli import userref
-
                 userref.check_kernel(userref.load(name, "function of (a, b)"), name)
             except RefError as e:
                 raise typer.BadParameter(str(e), param_hint="'--impl'")
@@ -251,13 +250,6 @@ def _check_work(cfg, option):
         raise typer.BadParameter(f"every implementation at every shape is estimated to take longer than "
                                  f"--max-seconds {cfg.max_seconds:g}: nothing would be timed; use smaller shapes "
                                  "or a larger --max-seconds", param_hint=f"'{option}'")
-
-
-def _user_changes():
-    """What the user's code changed of torch's settings when it was imported (restored since)."""
-    from fndcli import userref
-
-    return list(userref.changed)
 
 
 def _matmul_settings():

@@ -114,7 +114,7 @@ def train_command(
                baseline="the majority class" if cfg.task == "classification" else "the training mean",
                diverged_epoch=result.diverged_epoch, max_rel_loss_diff=loss and loss.rel_diff,
                max_rel_loss_diff_at=loss and loss.where, max_rel_param_diff=param and param.rel_diff,
-               max_rel_param_diff_at=param and param.where, user_code_changed=list(userref.changed))
+               max_rel_param_diff_at=param and param.where, user_code_changed=userref.changes())
 
 
 def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):

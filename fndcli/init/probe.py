@@ -151,8 +151,9 @@ def plan(cfg):
         x = torch.randn(rows, *cfg.input_shape[1:], dtype=getattr(torch, cfg.dtype))
         sizes = []
         names = leaves(model)
-        hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(sum(t.numel() * (1 + t.is_complex()) for t in tensors(o))))
-                 for m in names]
+        def size(module, inputs, out):  # a complex element is two numbers
+            sizes.append(sum(t.numel() * (1 + t.is_complex()) for t in tensors(out)))
+        hooks = [m.register_forward_hook(size) for m in names]
         try:
             with torch.no_grad():
                 order = _calls(model, lambda: _forward(model, x, cfg, "forward", stage="input"))

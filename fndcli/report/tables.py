@@ -80,7 +80,8 @@ def peak_table(rows, title, caption):
     best = column == column.groupby([rows["what"], rows["dtype"], rows["threads"]]).transform("max")
     for row, top in zip(rows.itertuples(), best):
         bold = "[bold]{}[/]" if top else "{}"
-        table.add_row(("FMA" if row.what == "fma" else "bandwidth") + (" *" if top else ""), row.kernel, row.dtype, str(row.threads),
+        what = ("FMA" if row.what == "fma" else "bandwidth") + (" *" if top else "")
+        table.add_row(what, row.kernel, row.dtype, str(row.threads),
                       bold.format(_num(row.gflops, ".4g")), bold.format(_num(row.gb_s, ".3g")),
                       human_seconds(row.best_s), f"{str(row.measured_utc)[:16].replace('T', ' ')}"
                       f"{'' if row.source == 'measured' else ' (cached)'}")

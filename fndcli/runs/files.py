@@ -163,3 +163,10 @@ def run_metadata(started):
         "threads": torch.get_num_threads() if torch is not None else None,
         "git_commit": git_commit(),
     }
+
+
+# What each run_metadata field holds (None where it may be missing), for the readers of sidecars (runs.saved).
+METADATA_TYPES = {**dict.fromkeys(("command_line", "started_utc", "finished_utc", "fnd_version", "python_version",
+                                   "platform", "cpu_model"), (str,)),
+                  **dict.fromkeys(("torch_version", "pyperf_version", "gpu", "git_commit"), (str, type(None))),
+                  "cpu_count": (int, type(None)), "threads": (int, type(None))}

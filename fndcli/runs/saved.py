@@ -18,6 +18,7 @@ import pandas as pd
 
 from fndcli.names import FINDINGS, first_column
 from fndcli.numerics import first_line
+from fndcli.runs.files import METADATA_TYPES
 from fndcli.runs.sidecar import SCHEMA, Sidecar
 
 COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "peak")
@@ -71,10 +72,7 @@ def _types(annotation):
 
 # What a sidecar's fields hold: Sidecar's, and those of fndcli.runs.files.run_metadata, flattened into it.
 FIELD_TYPES = {**{f.name: _types(f.type) for f in dataclasses.fields(Sidecar) if f.name != "machine"},
-               **dict.fromkeys(("command_line", "started_utc", "finished_utc", "fnd_version", "python_version",
-                                "platform", "cpu_model"), (str,)),
-               **dict.fromkeys(("torch_version", "pyperf_version", "gpu", "git_commit"), (str, type(None))),
-               "cpu_count": (int, type(None)), "threads": (int, type(None))}
+               **METADATA_TYPES}
 MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
 
 
