@@ -10,7 +10,8 @@ import pytest
 
 from conftest import assert_one_line_error, run_files
 from fndcli.bench.stats import COLUMNS
-from fndcli.runs.compare import Settings, judge, timing_row
+from fndcli.runs.compare import Settings
+from fndcli.runs.judging import judge, timing_row
 from fndcli.backprop.gradcheck import COLUMNS as GRADCHECK_COLUMNS
 
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "gpu": None}
@@ -232,22 +233,6 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
         assert what in set(frame.loc[frame["verdict"] == "BROKEN", "what"]) and meta["compared"] == command
     assert "settings differ: --width 32 -> 2" in fnd("compare", tmp_path / "init-sweep" / "base",
                                                      tmp_path / "init-sweep" / "bad", "--out", tmp_path / "o").stdout
-
-
-def test_the_columns_show_and_compare_need_are_the_columns_each_command_writes():
-    from fndcli import reproduce
-    from fndcli.runs import saved
-    from fndcli.init import sweep
-    from fndcli.backprop import train
-    from fndcli.bench import peak
-    from fndcli.init import diagnose
-
-    written = {"matmul-bench": COLUMNS, "init-sweep": sweep.SUMMARY_COLUMNS, "gradcheck": GRADCHECK_COLUMNS,
-               "train": train.COLUMNS, "reproduce": reproduce.CLAIM_COLUMNS, saved.MODEL: diagnose.SUMMARY_COLUMNS,
-               "peak": peak.COLUMNS}
-    assert set(saved.REQUIRED) == set(written) == {*saved.COMMANDS, saved.MODEL}
-    for command, columns in saved.REQUIRED.items():
-        assert set(columns) <= set(written[command]), command
 
 
 def test_a_directorys_newest_run_corrupt_is_an_error_not_an_older_run_in_its_place(fnd, tmp_path):

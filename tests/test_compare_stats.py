@@ -8,7 +8,8 @@ from scipy import stats
 
 from conftest import assert_one_line_error, run_files
 from fndcli.runs import verdicts
-from fndcli.runs.compare import Settings, judge, timing_row
+from fndcli.runs.compare import Settings
+from fndcli.runs.judging import judge, timing_row
 from test_compare import fake_matmul_run
 
 KEY = "torch 4x4x4 float32 cpu 2t"

@@ -23,6 +23,7 @@ def test_show_prints_what_the_command_printed(fnd, tmp_path, command):
     assert printed.strip() and paths
     if command == "train":  # the title names the loss: a property of the task, not a key of the config
         assert ", cross-entropy, SGD lr 0.05 momentum 0.5, float32" in printed
+    _written_as_declared(paths)
     shown = fnd("show", paths[0])
     assert shown.exit_code == 0, shown.output
     facts = shown.stdout.splitlines()[:len(FACTS)]
@@ -42,3 +43,24 @@ def test_a_train_run_without_a_twin_or_a_finished_step_shows_what_it_has(fnd, tm
     shown = fnd("show", tmp_path)
     assert shown.exit_code == 0, shown.output
     assert "no training step finished" in shown.stdout and "interrupted" in shown.stdout
+
+
+def _written_as_declared(paths):
+    """The run's main CSV has its kind's columns (fndcli.kinds) in order, and its sidecar the kind's fields."""
+    import json
+
+    import pandas as pd
+
+    from fndcli.kinds import kind_of
+
+    from fndcli.runs.saved import find_sidecar
+
+    sidecar, _ = find_sidecar(paths[0])
+    meta = json.loads(sidecar.read_text())
+    kind = kind_of(meta)
+    main = sidecar.parent / (kind.main if kind.own_directory else sidecar.name[:-len(".json")] + kind.main)
+    assert list(pd.read_csv(main).columns) == [c.name for c in kind.columns if not c.sometimes]
+    common = ["command", "files", "status", "exit_code", "error", "config_file", "schema", "command_line"]
+    own = list(meta)[list(meta).index("git_commit") + 1:-1]
+    assert list(meta)[:len(common)] == common and list(meta)[-1] == "config"
+    assert own == [name for name, _ in kind.fields if name in own]

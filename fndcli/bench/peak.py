@@ -78,7 +78,7 @@ def cache_problem():
 
 def machine_key():
     """What a cached ceiling is valid for: this CPU, its cores, its vector unit, this fnd."""
-    from fndcli.runs.files import cpu_model
+    from fndcli.machine import cpu_model
 
     return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "isa": jitenv.isa()[0],
             "fnd_version": fndcli.__version__}

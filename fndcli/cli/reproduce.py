@@ -103,7 +103,7 @@ def _facts(started, cfg):
     import torch
 
     import fndcli
-    from fndcli.runs.files import cpu_model
+    from fndcli.machine import cpu_model
 
     return [("run", f"{started:%Y-%m-%d %H:%M} UTC, {'--quick' if cfg.quick else 'the default preset'}, "
                     f"seed {cfg.seed}"),

@@ -80,7 +80,7 @@ class Run:
     """
 
     def __init__(self, ctx, out, quiet):
-        from fndcli.runs.files import utc_now
+        from fndcli.machine import utc_now
 
         self.ctx, self.out, self.quiet = ctx, out_dir(out), quiet
         self.con = console()
@@ -97,7 +97,7 @@ class Run:
 
     def finish(self, write_files, code, resolved=None, error=None, failures=(), after=(), interrupted=False,
                show=None, paths_to_stderr=False, **fields):
-        """Write write_files(files), then the sidecar (`fields`: fndcli.runs.sidecar.Sidecar's), and end (`end`)."""
+        """Write write_files(files), then the sidecar (`fields`: the kind's own, fndcli.kinds), and end (`end`)."""
         from fndcli.runs.files import RunFiles
 
         files = RunFiles(self.out, self.ctx.command.name, self.started)
@@ -108,14 +108,14 @@ class Run:
 
     def sidecar(self, files, code, resolved=None, error=None, interrupted=False, **fields):
         """The sidecar's JSON object: what ran, how it ended, where; `resolved`: options the command filled in."""
-        from fndcli.runs.files import run_metadata
+        from fndcli.machine import run_metadata
         from fndcli.runs.sidecar import Sidecar
 
         config_file = self.ctx.params.get("config")
         status = "interrupted" if interrupted else ("failed" if error else "complete")
         return Sidecar(self.ctx.command.name, effective_config(self.ctx, **(resolved or {})), files, status, code,
                        error, str(config_file) if config_file else None, machine=run_metadata(self.started),
-                       **fields).to_dict(given=fields)
+                       own=fields).to_dict()
 
     def end(self, paths, code, error=None, failures=(), after=(), show=None, paths_to_stderr=False, sidecar=None):
         """Print the run as `fnd show` prints it (or with `show(console, sidecar)`; nothing when quiet), then

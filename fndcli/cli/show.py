@@ -11,18 +11,6 @@ from fndcli.cli.runs import console
 
 Format = choices("ShowFormat", ["table", "md", "csv", "json"])
 
-# The columns `--format md` shows, per command: enough to read, the CSV has the rest.
-MD_COLUMNS = {
-    "matmul-bench": ["impl", "m", "k", "n", "device", "median_s", "gflops", "speedup", "baseline", "pct_peak",
-                     "correct", "error", "skipped"],
-    "init-sweep": ["model", "input_shape", "scheme", "act", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi",
-                   "decades", "verdict", "reason"],
-    "gradcheck": ["check", "tensor", "shape", "dtype", "max_abs_diff", "rel_err", "rtol", "atol", "passed"],
-    "train": ["epoch", "train_loss", "valid_loss", "valid_metric", "step_s", "ref_step_s", "loss_rel_diff"],
-    "reproduce": ["section", "claim", "book", "fnd", "verdict", "rule"],
-    "peak": ["what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "measured_utc", "source"],
-}
-
 
 @command("show", "Show a saved run as the table its command printed.")
 def show(
@@ -60,7 +48,7 @@ def show(
     elif fmt == "md":
         from fndcli.report.tables import markdown_table
 
-        columns = [c for c in MD_COLUMNS[saved.command] if c in saved.rows]
+        columns = [c for c in saved.kind.names(md=True) if c in saved.rows]  # enough to read; the CSV has the rest
         cells = [[_cell(c, v) for c, v in zip(columns, row)] for row in saved.rows[columns].itertuples(index=False)]
         typer.echo(f"### fnd {saved.command}: {saved.stem}\n")
         typer.echo("\n".join(f"- {k}: {v}" for k, v in facts) + "\n")

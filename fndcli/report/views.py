@@ -9,6 +9,7 @@ import math
 
 from rich.markup import escape
 
+from fndcli import kinds
 from fndcli.report import tables
 from fndcli.settings import task_loss
 
@@ -48,9 +49,6 @@ def matmul_bench(run):
 
 def init_sweep(run):
     m, cfg = run.meta, run.meta.get("config", {})
-    if cfg.get("model"):
-        yield from init_sweep_model(run)
-        return
     yield tables.sweep_table(run.rows, tables.sweep_title(cfg.get("depth"), cfg.get("width"), cfg.get("batch"),
                                                           cfg.get("seeds"), m.get("dtype"), run.rows,
                                                           m.get("status") == "interrupted"))
@@ -131,10 +129,11 @@ def peak(run):
                                       rows, m.get("measured_rows") or 0, m.get("cache_file"), m.get("cache_note")))
 
 
-VIEWS = {"matmul-bench": matmul_bench, "init-sweep": init_sweep, "gradcheck": gradcheck, "train": train,
-         "reproduce": reproduce, "peak": peak}
+# Each kind of run show reads (fndcli.kinds), and its view; tests/test_kinds.py ties the two.
+VIEWS = {kinds.MATMUL_BENCH: matmul_bench, kinds.INIT_SWEEP: init_sweep, kinds.INIT_SWEEP_MODEL: init_sweep_model,
+         kinds.GRADCHECK: gradcheck, kinds.TRAIN: train, kinds.REPRODUCE: reproduce, kinds.PEAK: peak}
 
 
 def render(run):
     """What `run`'s command printed: its tables and the lines under them."""
-    return list(VIEWS[run.command](run))
+    return list(VIEWS[run.kind](run))

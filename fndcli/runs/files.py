@@ -13,18 +13,11 @@ interrupted run leaves no half-written file. The first file a run links claims i
 two runs that start in the same second and race for one name both pick it, one link
 wins, and the loser moves on to the next free stem.
 """
-import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
-import shlex
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-import fndcli
 
 
 _UMASK = os.umask(0)
@@ -49,10 +42,6 @@ def check_out_dir(out_dir):
     except OSError as e:
         raise OutputDirError(f"cannot write to output directory {str(out_dir)!r}: {e.strerror or e}") from e
     return out_dir
-
-
-def utc_now():
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class RunFiles:
@@ -110,63 +99,3 @@ class RunFiles:
 
     def write_json(self, suffix, obj):
         return self.write_text(suffix, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo, else what platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_commit():
-    """The commit of the fnd source tree, if it is a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(fndcli.__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _version(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def run_metadata(started):
-    """Where and with what a run ran: versions, machine, the command line, its start and finish.
-
-    torch is not imported here: a command that never loaded it (show, compare) records its
-    installed version, and no threads or GPU of its own.
-    """
-    torch = sys.modules.get("torch")
-    gpu = torch.cuda.get_device_name() if torch is not None and torch.cuda.is_available() else None
-    return {
-        "command_line": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "started_utc": started.isoformat(),
-        "finished_utc": utc_now().isoformat(),
-        "fnd_version": fndcli.__version__,
-        "torch_version": torch.__version__ if torch is not None else _version("torch"),
-        "python_version": platform.python_version(),
-        "pyperf_version": _version("pyperf"),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "gpu": gpu,
-        "threads": torch.get_num_threads() if torch is not None else None,
-        "git_commit": git_commit(),
-    }
-
-
-# What each run_metadata field holds (None where it may be missing), for the readers of sidecars (runs.saved).
-METADATA_TYPES = {**dict.fromkeys(("command_line", "started_utc", "finished_utc", "fnd_version", "python_version",
-                                   "platform", "cpu_model"), (str,)),
-                  **dict.fromkeys(("torch_version", "pyperf_version", "gpu", "git_commit"), (str, type(None))),
-                  "cpu_count": (int, type(None)), "threads": (int, type(None))}

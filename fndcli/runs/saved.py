@@ -16,52 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fndcli.names import FINDINGS, first_column
+from fndcli.kinds import BOOL, KINDS, NUMBER, READ, TEXT, kind_of
+from fndcli.machine import METADATA_TYPES
 from fndcli.numerics import first_line
-from fndcli.runs.files import METADATA_TYPES
-from fndcli.runs.sidecar import SCHEMA, Sidecar
+from fndcli.runs.sidecar import SCHEMA, Sidecar, holds
 
-COMMANDS = ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "peak")
-MODEL = "init-sweep --model"  # init-sweep's runs of the user's model: a summary of its own (fndcli.init.diagnose)
-FIRST_LAYER = tuple(map(first_column, FINDINGS))
-# Text columns: an empty cell reads back as NaN; these want "".
-TEXT_COLUMNS = {"matmul-bench": ("error", "skipped", "baseline", "unstable"), "init-sweep": ("reason", "grad_verdict"),
-                MODEL: ("reason", "grad_verdict", *FIRST_LAYER), "gradcheck": ("rule",), "train": (), "reproduce": (),
-                "peak": ()}
-# The main CSV's columns that show and compare read (a test checks each is a column its command writes).
-REQUIRED = {
-    "matmul-bench": ("impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "stdev_s", "min_s",
-                     "n_values", "gflops", "speedup", "baseline", "pct_peak", "rel_err", "correct", "error",
-                     "skipped", "compile_s"),
-    "init-sweep": ("scheme", "act", "seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo",
-                   "band_hi", "decades", "verdict", "reason"),
-    MODEL: ("model", "input_shape", "scheme", "seeds", "layers", "decades", "decades_sd", "allowed", *FIRST_LAYER,
-            "verdict", "reason"),
-    "gradcheck": ("check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol",
-                  "atol", "passed"),
-    "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
-              "loss_rel_diff"),
-    "reproduce": ("section", "claim", "book", "fnd", "verdict"),
-    "peak": ("what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "best_s", "measured_utc",
-             "source"),
-}
-# Of those, the ones that must read as numbers, as True/False, and as a value in every row (a row's key).
-NUMERIC = {"matmul-bench": ("m", "k", "n", "threads", "median_s", "stdev_s", "min_s", "n_values", "gflops", "speedup",
-                            "pct_peak", "rel_err", "compile_s"),
-           "init-sweep": ("seeds", "m2_last_geomean", "pred_m2_last", "log10_m2_last", "band_lo", "band_hi", "decades"),
-           MODEL: ("seeds", "layers", "decades", "decades_sd", "allowed"),
-           "gradcheck": ("max_abs_diff", "rel_err", "rtol", "atol"),
-           "train": ("epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "ref_train_loss", "ref_valid_loss",
-                     "loss_rel_diff"),
-           "peak": ("threads", "gflops", "gb_s", "best_s")}
-BOOLEAN = {"matmul-bench": ("correct",), "gradcheck": ("passed",)}
-KEYS = {"matmul-bench": ("impl", "m", "k", "n", "dtype", "device"), "init-sweep": ("scheme", "act", "verdict"),
-        MODEL: ("model", "scheme", "verdict"),
-        "gradcheck": ("check", "tensor", "shape", "dtype", "passed"), "train": ("epoch",), "reproduce": ("section", "claim", "verdict"),
-        "peak": ("what", "kernel", "dtype", "threads", "device")}
 NAMES = ("layer", "parameter", "finding", "shape")  # init-sweep --model's per-layer and per-parameter CSVs: text
-SIDECAR = {"reproduce": "reproduce.json"}  # a run in a directory of its own: its sidecar's fixed name
-NOT_READ = "compare"  # a command whose runs show and compare do not read: its verdicts are its CSV
+SIDECAR = {k.command: k.own_directory for k in KINDS if k.own_directory}  # a run in a directory of its own
+NOT_READ = tuple(k.command for k in KINDS if not k.read)  # show and compare do not read them: the CSV is the verdict
 
 
 def _types(annotation):
@@ -70,15 +32,9 @@ def _types(annotation):
     return tuple(kinds | ({int} if float in kinds else set()))
 
 
-# What a sidecar's fields hold: Sidecar's, and those of fndcli.runs.files.run_metadata, flattened into it.
-FIELD_TYPES = {**{f.name: _types(f.type) for f in dataclasses.fields(Sidecar) if f.name != "machine"},
-               **METADATA_TYPES}
-MAIN_CSV = {"init-sweep": "-summary.csv", "reproduce": "claims.csv"}
-
-
-def kind(meta):
-    """The command, or MODEL for an init-sweep of the user's model: what its main CSV holds."""
-    return MODEL if meta["command"] == "init-sweep" and (meta.get("config") or {}).get("model") else meta["command"]
+# What every sidecar's fields hold: Sidecar's, and those of fndcli.machine.run_metadata, flattened into it.
+COMMON_TYPES = {**{f.name: _types(f.type) for f in dataclasses.fields(Sidecar) if f.name not in ("machine", "own")},
+                **METADATA_TYPES}
 
 
 class RunError(Exception):
@@ -101,8 +57,8 @@ class SavedRun:
 
     @property
     def kind(self):
-        """What the rows are: the command's, or MODEL for init-sweep --model."""
-        return kind(self.meta)
+        """What the rows are (fndcli.kinds): the command's, or init-sweep --model's."""
+        return kind_of(self.meta)
 
     @property
     def stem(self):
@@ -127,10 +83,15 @@ class SavedRun:
                 for bench in suite.get_benchmarks()}
 
 
+def _not_read():
+    """The name prefixes of the runs show and compare do not read."""
+    return tuple(f"{c}-" for c in NOT_READ)
+
+
 def _might_be_sidecar(path):
     """A name fnd gives sidecars: <command>-<stamp>[-N].json, or reproduce.json."""
     return path.suffix == ".json" and not path.name.endswith(".pyperf.json") and (
-        path.name in SIDECAR.values() or any(path.name.startswith(f"{c}-") for c in COMMANDS))
+        path.name in SIDECAR.values() or any(path.name.startswith(f"{c}-") for c in READ))
 
 
 def _sidecar(path):
@@ -141,7 +102,7 @@ def _sidecar(path):
         meta = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{str(path)!r} is a corrupt run sidecar ({first_line(e)}): cut off mid-write, or edited?")
-    if not (isinstance(meta, dict) and meta.get("command") in COMMANDS and isinstance(meta.get("files"), list)):
+    if not (isinstance(meta, dict) and meta.get("command") in READ and isinstance(meta.get("files"), list)):
         raise RunError(f"{str(path)!r} is named like a run sidecar but is not one fnd writes (no command and files "
                        "list): edited?")
     _check_sidecar(meta, path)
@@ -154,9 +115,10 @@ def _check_sidecar(meta, path):
     if isinstance(meta.get("schema"), int) and meta["schema"] > SCHEMA:
         raise RunError(f"{str(path)!r} was written by a newer fnd (sidecar schema {meta['schema']}, this one reads "
                        f"{SCHEMA}): upgrade fnd to read it")
-    for name, kinds in FIELD_TYPES.items():
-        if name in meta and (not isinstance(meta[name], kinds) or isinstance(meta[name], bool) and bool not in kinds):
-            raise RunError(f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)")
+    for declared in (lambda: COMMON_TYPES.items(), lambda: kind_of(meta).fields):  # the kind once config is a dict
+        for name, kinds in declared():
+            if name in meta and not holds(meta[name], kinds):
+                raise RunError(f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)")
 
 
 def _sidecars(directory, command=None, corrupt=None):
@@ -194,11 +156,11 @@ def find_sidecar(path, command=None):
         if not found:
             what = f"no {command} run" if command else "no fnd run"
             orphans = sorted(p.name for p in path.glob(f"{command or '*'}-*.csv")  # a run's files without their sidecar
-                             if not p.name.startswith(f"{NOT_READ}-"))
+                             if not p.name.startswith(_not_read()))
             why = (f"; {corrupt[-1][1]}" if corrupt else
                    f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json" if orphans else
-                   f"; only {NOT_READ} runs, which are not read back (their verdicts are their CSVs)"
-                   if any(path.glob(f"{NOT_READ}-*.json")) else "")
+                   f"; only {' and '.join(NOT_READ)} runs, which are not read back (their verdicts are their CSVs)"
+                   if any(p.name.startswith(_not_read()) for p in path.glob("*.json")) else "")
             raise RunError(f"{what} in directory {str(path)!r}{why}")
         newer = [e for p, e in corrupt if _stamp(p) > _stamp(found[-1][0]) and p.name.startswith(command or "")]
         if newer:  # the newest run is the one asked for: never an older one in its place, unsaid
@@ -214,9 +176,9 @@ def find_sidecar(path, command=None):
     for sidecar, error in corrupt:  # the sidecar that would have listed it
         if path.name.startswith(sidecar.name[: -len(".json")]) or sidecar.name in SIDECAR.values():
             raise RunError(error)
-    if path.name.startswith(f"{NOT_READ}-"):
-        raise RunError(f"{str(path)!r} is from a {NOT_READ} run, which show and compare do not read back "
-                       f"(its verdicts are its CSV); they read the runs of {', '.join(COMMANDS)}")
+    if path.name.startswith(_not_read()):
+        raise RunError(f"{str(path)!r} is from a {path.name.split('-')[0]} run, which show and compare do not read "
+                       f"back (its verdicts are its CSV); they read the runs of {', '.join(READ)}")
     raise RunError(f"{str(path)!r} is not part of an fnd run (no sidecar beside it lists it)")
 
 
@@ -232,23 +194,24 @@ def load(path, command=None):
     own_directory = sidecar.name == SIDECAR.get(meta["command"])
     stem = "" if own_directory else sidecar.name[: -len(".json")]
     csvs = {}
-    text = dict.fromkeys([*TEXT_COLUMNS[kind(meta)], *NAMES], str)  # "1.10", a layer's name, is not a number
+    kind = kind_of(meta)
+    text = dict.fromkeys([*kind.of_type(TEXT), *NAMES], str)  # "1.10", a layer's name, is not a number
     for name in meta["files"]:
         if isinstance(name, str) and name.endswith(".csv"):
             try:
                 csvs[name[len(stem):]] = pd.read_csv(directory / name, dtype=text)
             except (OSError, ValueError) as e:
                 raise RunError(f"cannot read {str(directory / name)!r}: {first_line(e)}") from e
-    main = MAIN_CSV.get(meta["command"], ".csv")
+    main = kind.main
     if main not in csvs:
         raise RunError(f"run {stem or directory.name!r} has no {stem}{main}")
     rows = csvs.pop(main)
-    missing = [c for c in REQUIRED[kind(meta)] if c not in rows]
+    missing = [c for c in kind.names(read=True) if c not in rows]
     if missing:
         raise RunError(f"{str(directory / (stem + main))!r} lacks column(s) {', '.join(missing)}: not as fnd "
                        "writes it (another fnd version, or edited?)")
-    _check_values(rows, kind(meta), str(directory / (stem + main)))
-    for column in TEXT_COLUMNS[kind(meta)]:
+    _check_values(rows, kind, str(directory / (stem + main)))
+    for column in kind.of_type(TEXT):
         if column in rows:
             rows[column] = rows[column].astype(object).where(rows[column].notna(), "").astype(str)
     pyperf_name = f"{stem}.pyperf.json"
@@ -256,20 +219,20 @@ def load(path, command=None):
     return SavedRun(sidecar, meta, rows, csvs, pyperf_path)
 
 
-def _check_values(rows, command, path):
+def _check_values(rows, kind, path):
     """RunError unless the columns show and compare read hold what fnd writes there (numbers are made numeric)."""
     def refuse(column, what):
         raise RunError(f"{path!r}: column {column} {what}: not as fnd writes it (edited, or cut off?)")
-    for column in NUMERIC.get(command, ()):
+    for column in kind.names(read=True, type=NUMBER):
         numbers = pd.to_numeric(rows[column], errors="coerce")
         bad = rows[column][rows[column].notna() & numbers.isna()]
         if len(bad):
             refuse(column, f"holds {bad.iloc[0]!r}, not a number")
         rows[column] = numbers
-    for column in BOOLEAN.get(command, ()):
+    for column in kind.names(read=True, type=BOOL):
         odd = set(rows[column].dropna().astype(str)) - {"True", "False"}
         if odd:
             refuse(column, f"holds {sorted(odd)[0]!r}, not True or False")
-    for column in KEYS.get(command, ()):
+    for column in kind.names(key=True):
         if rows[column].isna().any():
             refuse(column, f"is empty in row {int(rows[column].isna().to_numpy().argmax()) + 1} (a short row?)")

@@ -1,0 +1,111 @@
+"""Each kind of run is declared once (fndcli.kinds); its readers, views, compare rules and writers are tied to it."""
+import json
+
+import pandas as pd
+import pytest
+
+from fndcli import kinds
+from fndcli.kinds import KINDS
+from fndcli.runs.sidecar import Sidecar
+
+READ = [k for k in KINDS if k.read]
+
+
+def test_every_kind_show_reads_has_a_view_and_every_view_a_kind():
+    from fndcli.report.views import VIEWS
+
+    assert set(VIEWS) == set(READ)
+
+
+def test_compare_has_rows_for_every_kind_it_reads_and_refuses_the_rest_by_name():
+    from fndcli.runs.compare import ROWS
+
+    assert set(ROWS) <= set(READ)
+    assert {k.name for k in READ if k not in ROWS} == {"reproduce", "peak"}  # a report, ceilings: fnd show them
+
+
+def test_each_kind_names_its_columns_once_and_keys_what_it_reads():
+    for kind in KINDS:
+        names = [c.name for c in kind.columns]
+        assert len(names) == len(set(names)), kind.name
+        assert all(c.type in (kinds.NUMBER, kinds.BOOL, kinds.TEXT, kinds.LABEL) for c in kind.columns)
+        if kind.read:
+            assert set(kind.names(key=True)) <= set(kind.names(read=True)), kind.name
+            assert kind.names(md=True) and kind.names(key=True), kind.name
+        assert len(dict(kind.fields)) == len(kind.fields), kind.name
+
+
+def test_the_columns_declared_are_the_columns_each_core_writes_in_order():
+    """The cores' own lists are the writers; a column added to one without its declaration fails here."""
+    from fndcli import reproduce
+    from fndcli.backprop import gradcheck, train
+    from fndcli.bench import peak, stats
+    from fndcli.init import diagnose, sweep
+    from fndcli.runs import judging
+
+    def always(kind):
+        return [c.name for c in kind.columns if not c.sometimes]
+
+    assert always(kinds.MATMUL_BENCH) == stats.COLUMNS
+    assert [c.name for c in kinds.INIT_SWEEP.columns] == sweep.SUMMARY_COLUMNS + sweep.BACKWARD_COLUMNS
+    assert always(kinds.INIT_SWEEP) == sweep.SUMMARY_COLUMNS
+    model = diagnose.SUMMARY_COLUMNS
+    assert always(kinds.INIT_SWEEP_MODEL) == model
+    assert [c.name for c in kinds.INIT_SWEEP_MODEL.columns] == model[:-2] + diagnose.GRAD_SUMMARY_COLUMNS + model[-2:]
+    assert always(kinds.GRADCHECK) == gradcheck.COLUMNS
+    assert always(kinds.TRAIN) == train.COLUMNS
+    assert always(kinds.REPRODUCE) == reproduce.CLAIM_COLUMNS
+    assert always(kinds.PEAK) == peak.COLUMNS
+    assert always(kinds.COMPARE) == judging.COLUMNS
+
+
+@pytest.mark.parametrize("meta, name", [
+    ({"command": "init-sweep", "config": {"model": "m.py:net"}}, "init-sweep --model"),
+    ({"command": "init-sweep", "config": {"model": None}}, "init-sweep"),
+    ({"command": "init-sweep"}, "init-sweep"),
+    *(({"command": k.command, "config": {}}, k.name) for k in KINDS if k is not kinds.INIT_SWEEP_MODEL)])
+def test_a_runs_kind_is_its_commands_or_init_sweeps_of_a_model(meta, name):
+    assert kinds.kind_of(meta).name == name
+
+
+def test_the_sidecar_writes_the_kinds_fields_in_its_order_and_refuses_others():
+    import numpy as np
+
+    own = {"fd_eps": 1e-6, "seed": np.int64(3), "device": "cpu", "rtol": 1}  # given out of order, a numpy int
+    written = Sidecar("gradcheck", {"batch": 4}, own=own).to_dict()
+    assert list(written)[-5:] == ["device", "seed", "rtol", "fd_eps", "config"]
+    assert written["seed"] == 3 and type(written["seed"]) is int
+    for bad in ({"preset": "quick"}, {"seed": "3"}, {"seed": True}, {"rtol": "1e-5"}):
+        with pytest.raises(TypeError, match=next(iter(bad))):
+            Sidecar("gradcheck", {}, own=bad).to_dict()
+    assert "user_code_changed" in dict(kinds.INIT_SWEEP_MODEL.fields)  # the --model kind's own field
+    with pytest.raises(TypeError, match="user_code_changed"):
+        Sidecar("init-sweep", {"model": None}, own={"user_code_changed": []}).to_dict()
+    Sidecar("init-sweep", {"model": "m.py:net"}, own={"user_code_changed": []}).to_dict()
+
+
+def test_a_sidecar_field_of_the_wrong_type_for_its_kind_is_refused_on_read(fnd, tmp_path):
+    from fndcli.runs.saved import RunError, load
+
+    from test_compare import fake_matmul_run, processes
+
+    csv = fake_matmul_run(tmp_path, {"torch": processes(1e-5)})
+    sidecar = csv.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    for field, value in (("preset", 5), ("load_avg_start", "high"), ("config", [1])):
+        sidecar.write_text(json.dumps({**meta, field: value}))
+        with pytest.raises(RunError, match=f"field {field} holds"):
+            load(csv)
+    sidecar.write_text(json.dumps({**meta, "measured_rows": "x"}))  # peak's field, not matmul-bench's: not read
+    assert load(csv).kind is kinds.MATMUL_BENCH
+
+
+def test_md_shows_the_declared_columns_in_order(fnd, tmp_path):
+    from test_compare import fake_matmul_run, processes
+
+    csv = fake_matmul_run(tmp_path, {"torch": processes(1e-5)})
+    shown = fnd("show", csv, "--format", "md")
+    header = next(line for line in shown.stdout.splitlines() if line.startswith("| impl"))
+    present = set(pd.read_csv(csv).columns)
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        c for c in kinds.MATMUL_BENCH.names(md=True) if c in present]
