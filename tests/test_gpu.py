@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import run_files
-from fndcli.bench.run import check_impl
+from fndcli.bench.check import check_impl
 from fndcli.bench.spec import Shape, make_inputs
 from fndcli.kernels.registry import IMPLS
 

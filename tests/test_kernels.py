@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from fndcli.bench.run import check_impl
+from fndcli.bench.check import check_impl
 from fndcli.bench.spec import Shape, make_inputs
 from fndcli.kernels.registry import IMPLS
 

@@ -102,12 +102,14 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(fnd, tmp_path, monkey
 
 def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
     """Ctrl-C during the second benchmark: exit 130, the first benchmark's row and pyperf data kept."""
-    real_worker = bench._run_worker
+    from fndcli.bench import processes
+
+    real_worker = processes.run_worker
 
     def interrupted_after_first(specs, *args):
         real_worker(specs[:1], *args)
         raise KeyboardInterrupt
-    monkeypatch.setattr(bench, "_run_worker", interrupted_after_first)
+    monkeypatch.setattr(processes, "run_worker", interrupted_after_first)
     result = fnd("matmul-bench", "--quick", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4",
                  "--out", tmp_path)
     assert result.exit_code == 130, result.output
@@ -123,7 +125,9 @@ def test_ctrl_c_before_any_worker_keeps_the_checks(fnd, tmp_path, monkeypatch):
     """The default preset, interleaved: Ctrl-C in the first worker process still keeps every check that ran."""
     def interrupted(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(bench, "_run_worker", interrupted)
+    from fndcli.bench import processes
+
+    monkeypatch.setattr(processes, "run_worker", interrupted)
     result = fnd("matmul-bench", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--out", tmp_path)
     assert result.exit_code == 130 and "interrupted" in result.stdout, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")

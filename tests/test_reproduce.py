@@ -84,12 +84,12 @@ def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, m
 def test_ctrl_c_keeps_the_sections_that_finished(fnd, tmp_path, monkeypatch):
     """Ctrl-C in the ladder's timing (the cores catch it and return what they have) or in training: exit 130,
     the report of the sections that finished, nothing judged on a section cut short."""
-    from fndcli.bench import run as bench
+    from fndcli.bench import processes
     from fndcli.backprop import train as fnd_train
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(bench, "_run_worker", interrupt)
+    monkeypatch.setattr(processes, "run_worker", interrupt)
     monkeypatch.setattr(fnd_train, "step_rel_diff", interrupt)
     for sections, kept in ((["ladder", "bridge"], set()), (["bridge", "train"], {"bridge"})):
         out = tmp_path / "-".join(sections)

@@ -5,7 +5,7 @@ benchmarks to check as `fndcli.bench.spec.WorkerArgs` (their inner loops are not
 
     python -m fndcli.bench.isolated --bench numba-tiled:cpu:1024x1024x1024:1 ... --dtype float32 --seed 0
 
-and reads one JSON line per benchmark: `bench` (as given) and the fields of `fndcli.bench.run.Check`.
+and reads one JSON line per benchmark: `bench` (as given) and the fields of `fndcli.bench.check.Check`.
 The first call at a shape is the compile (or the load from numba's cache), reported as compile_s.
 """
 import dataclasses
@@ -20,7 +20,7 @@ def main(argv=None):
 
     import torch
 
-    from fndcli.bench.run import check_impl
+    from fndcli.bench.check import check_impl
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -17,14 +17,12 @@ row it lacks is measured and added, `refresh` measures again. matmul-bench asks 
 the dtype and threads of its run.
 """
 import dataclasses
-import datetime as dt
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import fndcli
@@ -257,81 +255,10 @@ def _measure(device, fma, bandwidth):
     spec = json.dumps({"device": device, "fma": fma, "bandwidth": bandwidth})
     most = max([t for _, t in fma] + list(bandwidth))
     env = {**os.environ, **(jitenv.settings() if device == "cpu" else {}), "NUMBA_NUM_THREADS": str(most)}
-    proc = subprocess.run([sys.executable, "-m", "fndcli.bench.peak", spec], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "fndcli.bench.peak_worker", spec], env=env, capture_output=True, text=True)
     if proc.returncode == -2 or proc.returncode == 130:
         raise KeyboardInterrupt
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         raise PeakError(f"measuring the ceilings failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-
-
-# --- in the measuring process ---
-
-def _time(call, repeats):
-    """(best seconds, n): `call(n)` timed `repeats` times, n doubled until a call lasts CALL_S and twice the work
-    takes clearly longer, so the work, not a fixed cost (a stalled thread on a busy host), fills the call."""
-    def timed(n):
-        start = time.perf_counter()
-        call(n)
-        return time.perf_counter() - start
-    call(1)  # compiles, or loads from numba's cache; first touch
-    n, took, before = 1, timed(1), math.inf
-    while (took < CALL_S or took < 1.6 * before) and took < 25 * CALL_S:
-        n, before = 2 * n, took
-        took = timed(n)
-    return min(timed(n) for _ in range(repeats)), n
-
-
-def _cpu_rows(fma, bandwidth, repeats=REPEATS):
-    import numba
-    import numpy as np
-
-    from fndcli.kernels import peak
-
-    isa, now = jitenv.isa()[0], dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-    def row(what, kernel, dtype, threads, seconds, work, per):
-        return {"what": what, "kernel": kernel, "dtype": dtype, "threads": threads, "device": "cpu", "isa": isa,
-                "gflops": work / seconds / 1e9 if what == "fma" else None,
-                "gb_s": work / seconds / 1e9 if what == "bandwidth" else None,
-                "best_s": seconds, "work": work, "repeats": repeats, "measured_utc": now, "calls": per}
-    for dtype, threads in fma:
-        numba.set_num_threads(threads)
-        for n in peak.CHAINS:
-            kernel = getattr(peak, f"fma_{n}")
-            acc = np.zeros((threads, n), dtype=dtype)  # (threads, chains): one row of chains per thread
-            y = np.dtype(dtype).type(0.9990234375)  # exact in float16 and up: 1 - 2^-10
-            x = np.dtype(dtype).type(1) - y
-            seconds, iters = _time(lambda i: kernel(acc, y, x, i), repeats)
-            if not np.all((acc >= x) & (acc <= 1)):  # c rises from 0 towards x / (1 - y) = 1: every chain ran
-                raise RuntimeError(f"fma x{n} {dtype}: the chains ended at {acc.min()}..{acc.max()}, not in [x, 1]")
-            yield row("fma", f"fma x{n}", dtype, threads, seconds, 2.0 * n * iters * threads, iters)
-    if bandwidth:
-        size = stream_elements()
-        a, b, c = np.zeros(size), np.ones(size), np.full(size, 2.0)
-        for threads in bandwidth:
-            numba.set_num_threads(threads)
-            for kernel, arrays, call in (("copy", 2, lambda k: [peak.copy(a, b) for _ in range(k)]),
-                                         ("triad", 3, lambda k: [peak.triad(a, b, c, 3.0) for _ in range(k)])):
-                seconds, calls = _time(call, repeats)
-                yield row("bandwidth", kernel, "float64", threads, seconds, 8.0 * arrays * size * calls, calls)
-        if not (np.all(a == 7.0)):
-            raise RuntimeError("triad: a != b + 3 c")
-
-
-def main(argv=None):
-    spec = json.loads((argv or sys.argv[1:])[0])
-    if spec["device"] != "cpu":
-        from fndcli.kernels.cuda_peak import cuda_rows
-
-        rows = cuda_rows(spec["fma"], bool(spec["bandwidth"]), REPEATS)
-    else:
-        rows = _cpu_rows([tuple(x) for x in spec["fma"]], spec["bandwidth"])
-    for r in rows:
-        print(json.dumps(r), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,13 +16,7 @@ Flow for one run:
 An implementation that raises, returns the wrong shape or a wrong result is a row with
 correct False and the reason in `error`; it is not timed.
 """
-import json
-import math
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,37 +24,17 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli import userref
 
 from fndcli.bench import peak
+from fndcli.bench import processes
 from fndcli.bench import stats as benchstats
-
-from fndcli.kernels import jitenv
-from fndcli.bench.spec import (PRESETS, TOLERANCES, BenchSpec, Shape, WorkerArgs, benchmark_name,
-                               estimate_run_seconds, make_inputs, synchronize)
+from fndcli.bench.check import check_impl, probe_spec, reference_case
+from fndcli.bench.processes import BenchError
+from fndcli.bench.spec import PRESETS, BenchSpec, benchmark_name, estimate_run_seconds
 from fndcli.kernels.registry import IMPLS, resolve
-from fndcli.memory import is_out_of_memory, stops
-from fndcli.names import ImplSpec, dtype_name
-from fndcli.numerics import first_line, relative
+from fndcli.memory import stops
 
 COLUMNS = benchstats.COLUMNS
-
-# Environment variables the pyperf workers keep (pyperf drops most of the environment).
-INHERIT_ENVIRON = "OMP_NUM_THREADS,MKL_NUM_THREADS,CUDA_VISIBLE_DEVICES,NUMBA_NUM_THREADS,NUMBA_CACHE_DIR"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One implementation's output against float64 `a @ b` on the same inputs."""
-
-    max_abs_err: float
-    rel_err: float
-    correct: bool
-    call_s: float  # measured seconds per call, to size the pyperf values; NaN if not correct
-    compile_s: float  # first call minus a steady call, for compiled implementations; else NaN
-    error: str = ""   # why it is not correct: it raised, returned the wrong shape, or a wrong result
-    traceback: str = ""  # the user's frames, when the user's own code raised
-
 
 @dataclass
 class BenchResult:
@@ -74,100 +48,6 @@ class BenchResult:
     tracebacks: dict = field(default_factory=dict)  # {implementation: the user's traceback}, once each
     order: list = field(default_factory=list)  # the worker runs, in the order they ran (schedule's labels)
     peak_note: str | None = None  # why some rows have no ceiling (no pct_peak)
-
-
-class BenchError(Exception):
-    """A pyperf worker failed."""
-
-
-def reference_case(shape, dtype, seed, device="cpu"):
-    """The seeded inputs a, b and the float64 reference a @ b (m, n): one per shape and device."""
-    a, b = make_inputs(shape, dtype, seed, device)
-    return a, b, a.double() @ b.double()
-
-
-def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
-    """Compare one implementation with float64 a @ b, and measure its seconds per call (and compile time).
-
-    `case` is reference_case(...) for this shape, shared by every implementation run at it.
-    An implementation that raises or returns the wrong shape is not correct, and says why.
-    """
-    a, b, ref = case or reference_case(shape, dtype, seed, device)
-    implementation = resolve(impl)
-    fn, compiled = implementation.fn, implementation.compiled
-    try:
-        synchronize(device)
-        t0 = time.perf_counter()
-        out = fn(a, b)
-        synchronize(device)
-        first_s = time.perf_counter() - t0
-    except (Exception, SystemExit) as e:  # a kernel's bug (sys.exit() too) is a failing row; running out of memory isn't
-        if is_out_of_memory(e):
-            raise
-        return _failed(f"raised {type(e).__name__}: {first_line(e)}",
-                       "" if impl in IMPLS else userref.user_traceback(e))
-    if not isinstance(out, torch.Tensor):
-        return _failed(f"returned {type(out).__name__}, not a tensor")
-    if tuple(out.shape) != tuple(ref.shape):
-        return _failed(f"returned shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
-    if out.dtype != a.dtype:  # the chapter's torch.zeros(ar, bc) is float32 whatever the inputs
-        return _failed(f"returned {dtype_name(out.dtype)} from {dtype_name(a.dtype)} inputs (an output made with "
-                       f"torch.zeros(m, n) is float32 whatever the inputs; pass dtype=a.dtype)")
-    err = out.double() - ref
-    max_abs = err.abs().max().item()
-    rel = relative(err.norm().item(), ref.norm().item())
-    bad = (~torch.isfinite(out)).sum().item() if torch.isfinite(ref).all() else 0  # not "relative error inf"
-    if bad or not (math.isfinite(rel) and rel <= TOLERANCES[dtype]):
-        why = (f"{bad} of {out.numel()} values not finite (NaN or inf) where a @ b has none" if bad else
-               f"relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)")
-        return Check(max_abs, rel, False, math.nan, math.nan, f"wrong result: {why}")
-    call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
-    compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
-    return Check(max_abs, rel, True, call_s, compile_s)
-
-
-def _failed(reason, user_traceback=""):
-    return Check(math.nan, math.nan, False, math.nan, math.nan, reason, user_traceback)
-
-
-def probe_spec(impl, device, dtype):
-    """Facts for an implementation the registry does not know (the user's): its cost model comes from one
-    call at 8x8x8. Under 1 us per multiply-add it is costed as compiled code at 1 GFLOP/s plus that call's
-    overhead; above, as Python-level loops at the measured cost per multiply-add (so the three loops at
-    1024^3 are skipped by --max-seconds, as the built-in ones are)."""
-    shape = Shape(8, 8, 8)
-    a, b = make_inputs(shape, dtype, 0, device)
-    fn = resolve(impl).fn
-    try:
-        fn(a, b)  # first call: imports, compiles
-        synchronize(device)
-        t0 = time.perf_counter()
-        fn(a, b)
-        synchronize(device)
-        call = time.perf_counter() - t0
-    except (Exception, SystemExit):  # the check reports it
-        call = 0.0
-    per_mac = call / (shape.m * shape.k * shape.n)
-    if per_mac > 1e-6:
-        return ImplSpec(impl, "your code", lambda m, k, n: m * k * n, per_mac, math.inf)
-    return ImplSpec(impl, "your code", lambda m, k, n: 1, call, 1e9)
-
-
-def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
-    """Time batches of 1, 10, 100, ... calls until one lasts min_s; the first call counts only if
-    it was not a compile (first_s is inf for compiled implementations)."""
-    calls, elapsed = 1, first_s
-    if math.isinf(first_s):
-        calls, elapsed = 0, 0.0
-    while elapsed < min_s:
-        calls = max(1, calls * 10 if elapsed * 10 < min_s else max(calls + 1, math.ceil(calls * min_s / elapsed)))
-        synchronize(device)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn(a, b)
-        synchronize(device)
-        elapsed = time.perf_counter() - t0
-    return elapsed / calls
 
 
 @dataclass
@@ -201,7 +81,7 @@ def run_bench(cfg, log=lambda msg: None):
         torch.set_num_threads(before)  # a library call leaves torch as it found it; the timing is in workers
     if run.specs:
         _time_all(cfg, run, log)
-    frame = _frame(run.rows, _timings(run.suite), run.interrupted)
+    frame = _frame(run.rows, processes.timings(run.suite), run.interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
     ceilings, peak_note = ((benchstats.given_ceilings(frame, cfg.peak_gflops, peak.cached_bandwidth()), None)
                            if cfg.peak_gflops else peak.for_bench(benchstats.ceiling_keys(frame), log))
@@ -267,7 +147,7 @@ class _Checker:
         if resolve(impl).isolated:
             if impl not in self.isolated:
                 guarded = [key for key in _grid(cfg) if key[0] == impl and self.estimate(*key) <= cfg.max_seconds]
-                self.isolated[impl] = _isolated_checks(cfg, [BenchSpec(*key) for key in guarded])
+                self.isolated[impl] = processes.isolated_checks(cfg, [BenchSpec(*key) for key in guarded])
             return self.isolated[impl][(shape, device)]
         if (shape, device) not in self.cases:
             self.cases = {(shape, device): reference_case(shape, cfg.dtype, cfg.seed, device)}
@@ -284,13 +164,13 @@ def _time_all(cfg, run, log):
             mode = "once" if cfg.preset == "quick" else "shared" if preset.shared else None
             for group, runs, label in schedule(run.specs, cfg.order, mode, lambda impl: resolve(impl).isolated):
                 log(f"timing {label}")
-                run.pyperf_args.append(_run_worker(group, cfg, runs, suite_path))
+                run.pyperf_args.append(processes.run_worker(group, cfg, runs, suite_path))
                 run.order.append(label)
         except KeyboardInterrupt:
             run.interrupted = True
         except BenchError as e:
             run.error = str(e)
-        run.suite = _load_suite(suite_path)
+        run.suite = processes.load_suite(suite_path)
 
 
 def schedule(specs, order, mode=None, isolated=lambda impl: False):
@@ -325,84 +205,6 @@ def schedule(specs, order, mode=None, isolated=lambda impl: False):
         steps += [([spec], runs.one_process(), f"{spec.name_short} #{process + 1}")
                   for spec, runs in specs if process < runs.processes]
     return steps
-
-
-def _subprocess_env(cfg, isolated):
-    """The environment of a process fnd starts: fnd importable, --threads for numba too, and the numba
-    settings of an implementation that runs only in processes of its own."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])))
-    if cfg.threads:
-        env["NUMBA_NUM_THREADS"] = str(cfg.threads)
-    if isolated:
-        env.update(jitenv.settings())
-    return env
-
-
-def _isolated_checks(cfg, benches):
-    """check_impl for the benchmarks of an isolated implementation, in one process of its own:
-    {(shape, device): Check}."""
-    cmd = [sys.executable, "-m", "fndcli.bench.isolated", *_worker_args(cfg, benches).to_argv()]
-    proc = _run_process(cmd, _subprocess_env(cfg, True), f"{benches[0].impl}'s check in its own process")
-    checks = {}
-    for line in proc.stdout.splitlines():
-        data = json.loads(line)
-        spec = BenchSpec.decode(data.pop("bench"))
-        checks[(spec.shape, spec.device)] = Check(**data)
-    return checks
-
-
-def _run_worker(specs, cfg, runs, suite_path):
-    """Run the pyperf worker subprocess; it appends finished benchmarks to suite_path."""
-    isolated = any(resolve(spec.impl).isolated for spec in specs)
-    inherit = ",".join([INHERIT_ENVIRON, *(jitenv.NAMES if isolated else ())])
-    pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
-    cmd = [sys.executable, "-m", "fndcli.bench.worker", *_worker_args(cfg, specs).to_argv(), *pyperf_args,
-           "--quiet", "--append", str(suite_path)]
-    _run_process(cmd, _subprocess_env(cfg, isolated), "pyperf worker")
-    return pyperf_args
-
-
-def _worker_args(cfg, benches):
-    """What the processes fnd starts take from cfg: both the pyperf worker and an isolated check."""
-    return WorkerArgs(tuple(benches), cfg.dtype, cfg.seed, cfg.threads)
-
-
-def _run_process(cmd, env, what):
-    """Run a process fnd starts; BenchError with its last line of output if it fails."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
-        raise BenchError(f"{what} failed (exit {proc.returncode}): {lines[-1]}")
-    return proc
-
-
-def _package_root():
-    return str(Path(__file__).resolve().parents[2])
-
-
-def _load_suite(path):
-    try:
-        return pyperf.BenchmarkSuite.load(str(path))
-    except (OSError, ValueError):  # nothing finished, or cut off mid-write by Ctrl-C
-        return None
-
-
-def _timings(suite):
-    """{benchmark name: timing columns} from a pyperf suite. `threads` is what the worker
-    processes recorded (fndcli.bench.worker), not what the parent asked for."""
-    if suite is None:
-        return {}
-    out = {}
-    for bench in suite.get_benchmarks():
-        values = bench.get_values()
-        meta = bench.get_metadata()
-        means = [math.fsum(run.values) / len(run.values) for run in bench.get_runs() if run.values]
-        out[bench.get_name()] = {
-            "median_s": bench.median(), "mean_s": bench.mean(), "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
-            "min_s": min(values), "max_s": max(values), "n_values": len(values),
-            "processes": len(means), "unstable": benchstats.instability(means, values),
-            **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {})}
-    return out
 
 
 def _frame(rows, timed, interrupted):

@@ -14,6 +14,7 @@ from typer import _click as click  # Typer ships its own click; the real `click`
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 import fndcli
+from fndcli.cli.errors import clean, value_message
 
 
 class _PlainPlaceholders:
@@ -44,7 +45,7 @@ class OneLineErrorGroup(_PlainPlaceholders, TyperGroup):
             sys.exit(0)
         except click.ClickException as e:
             if isinstance(e, click.exceptions.BadParameter):
-                from fndcli.cli.config import blame_config  # here: config imports this module
+                from fndcli.cli.config import blame_config  # here: only a usage error needs it
 
                 e.message = value_message(e)
                 e = blame_config(e)
@@ -81,29 +82,6 @@ class FndCommand(_PlainPlaceholders, TyperCommand):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
-
-
-def clean(message):
-    """One line, without the 'Value error, ' that Typer's coercion puts before a parser's message."""
-    return " ".join(message.replace("Value error, ", "").split())
-
-
-# pydantic's 'Input should be ...', which Typer's coercion passes on, reworded to name the value
-_COERCION_MESSAGES = {
-    "int_parsing": "{input!r} is not an integer",
-    "float_parsing": "{input!r} is not a number",
-    "greater_than_equal": "must be {ge} or more, got {input}",
-    "less_than_equal": "must be {le} or less, got {input}",
-}
-
-
-def value_message(error):
-    """A BadParameter's message; one that Typer's coercion (pydantic) raised names the value it rejected."""
-    cause = error.__cause__
-    details = cause.errors() if hasattr(cause, "errors") else []
-    if details and details[0]["type"] in _COERCION_MESSAGES:
-        return _COERCION_MESSAGES[details[0]["type"]].format(input=details[0]["input"], **details[0].get("ctx", {}))
-    return error.message
 
 
 # Plain help (click's formatter): rich's panels and Markdown would double the time --help takes (0.28 s vs 0.19 s).

@@ -20,7 +20,7 @@ from typer import _click as click
 from typer._click.core import ParameterSource
 from typer.core import TyperOption
 
-from fndcli.cli.app import clean, value_message
+from fndcli.cli.errors import clean, value_message
 
 
 def _check_type(param, value):
