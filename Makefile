@@ -11,7 +11,7 @@ STAMP := $(VENV)/.fnd-installed
 GPU_WHEELS := pyperf==2.11.0 typer==0.29.2 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
 	typing-inspection==0.4.5 annotated-doc==0.0.7 shellingham==1.5.4
 
-.PHONY: demo test clean gpu-wheels
+.PHONY: demo test docs clean gpu-wheels
 
 $(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; run make PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -30,6 +30,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -m serial
+
+# make docs: rewrite docs/cli.md, the option reference, from fnd's --help (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m fndcli.cli.reference docs/cli.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

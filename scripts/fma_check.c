@@ -1,5 +1,6 @@
-/* An FMA-throughput loop independent of fnd (C, OpenMP, GCC's vector extensions): the check behind README's
-   "fnd peak against an independent loop". Each thread runs CHAINS independent vector chains c = c * y + x.
+/* An FMA-throughput loop independent of fnd (C, OpenMP, GCC's vector extensions): the check behind
+   docs/measured.md's "fma_check.c" rows, fnd peak against an independent loop. Each thread runs CHAINS
+   independent vector chains c = c * y + x.
 
    gcc -O3 -march=native -fopenmp scripts/fma_check.c -o /tmp/fma_check && /tmp/fma_check 2   # threads
    Prints float32 and float64 GFLOP/s, the best of 5 runs. */
