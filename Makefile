@@ -11,7 +11,7 @@ STAMP := $(VENV)/.fnd-installed
 GPU_WHEELS := pyperf==2.11.0 typer==0.29.2 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
 	typing-inspection==0.4.5 annotated-doc==0.0.7 shellingham==1.5.4
 
-.PHONY: demo test docs clean gpu-wheels
+.PHONY: demo test lint docs regen clean gpu-wheels
 
 $(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; run make PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -27,9 +27,19 @@ demo: $(STAMP)
 # The suite runs in two phases: everything but the timing-sensitive tests on 2 workers, one
 # torch thread each (2 cores, not oversubscribed), numba-tiled's float32 and float64 tests each on
 # one worker (xdist_group: each dtype compiles once), then the `serial` ones alone.
-test: $(STAMP)
+test: lint
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -m serial
+
+# make lint: ruff's lint and format checks (configured in pyproject.toml); make test runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# make regen: rewrite the generated kernels (.gitattributes marks them) from their *_source.py.
+regen: $(STAMP)
+	$(BIN)/python -m fndcli.kernels.gemm_source > fndcli/kernels/gemm.py.new && mv fndcli/kernels/gemm.py.new fndcli/kernels/gemm.py
+	$(BIN)/python -m fndcli.kernels.peak_source > fndcli/kernels/peak.py.new && mv fndcli/kernels/peak.py.new fndcli/kernels/peak.py
 
 # make docs: rewrite docs/cli.md, the option reference, from fnd's --help (tests/test_docs.py checks it).
 docs: $(STAMP)

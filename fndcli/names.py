@@ -19,7 +19,7 @@ class ImplSpec:
 
     The cost model decides what to skip before anything runs: seconds per call is about
     `py_s` per Python-level iteration plus 2*m*k*n flops at `flops` per second. The
-    constants are conservative figures for a 2-core x86 machine (../shared/REFERENCE.md);
+    constants are conservative figures for a 2-core x86 machine (docs/measured.md, "Commands");
     on a GPU each Python-level step is a kernel launch and the flops are far more.
     `compiled` implementations compile on their first call for a dtype and shape class;
     that time is measured apart and kept out of the timings. `scratch` is the memory the

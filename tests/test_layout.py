@@ -23,13 +23,22 @@ def test_every_room_is_a_package_and_the_top_holds_only_what_they_share():
     assert len(top) <= 10, top
 
 
-GENERATED = {"gemm.py", "peak.py"}  # fndcli/kernels/*_source.py writes them
+GENERATED = {"gemm.py", "peak.py"}  # fndcli/kernels/*_source.py writes them (make regen)
+
+
+def test_the_generated_kernels_are_marked_generated_and_left_to_their_generator():
+    attributes = (PACKAGE.parent / ".gitattributes").read_text()
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    for name in GENERATED:
+        assert f"fndcli/kernels/{name} linguist-generated=true" in attributes
+        assert f'"fndcli/kernels/{name}"' in pyproject  # ruff's extend-exclude: its generator formats it
+        assert (PACKAGE / "kernels" / name.replace(".py", "_source.py")).exists()
 
 
 @pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if not (p.name in GENERATED and
                                                                                  p.parent.name == "kernels")), ids=str)
-def test_no_module_but_generated_code_is_much_over_400_lines(path):
-    assert len(path.read_text().splitlines()) <= 420
+def test_no_module_but_generated_code_is_over_400_lines(path):
+    assert len(path.read_text().splitlines()) <= 400
 
 
 def test_each_command_body_reads_its_options_calls_its_core_and_ends_in_50_lines():

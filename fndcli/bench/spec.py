@@ -175,7 +175,7 @@ PRESETS = {
     "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
                       slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
     # For fnd compare: GATE_PROCESSES worker processes, each timing every benchmark in turn (`shared`), 10 values of
-    # 10 ms each (compare takes a process's fastest): sized by measurement (scripts/gate-calibration, README). A
+    # 10 ms each (compare takes a process's fastest): sized by measurement (scripts/gate-calibration, docs/measured.md). A
     # process costs 2.5-3 s here, nearly all `import torch`; its values ~0.1 s a benchmark. The slow loops: 5
     # processes of their own.
     "gate": Preset(Runs(("--processes", str(GATE_PROCESSES), "--values", "10", "--warmups", "1"), GATE_PROCESSES,

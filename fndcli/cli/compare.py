@@ -36,7 +36,7 @@ def compare_command(
                                          "the runs) timed in the same worker processes: the host's speed cancels.")] = None,
     run_noise: Annotated[float, typer.Option(
         "--run-noise", metavar="SD", min=0.0, max=1.0, help="Across runs: the least between-run noise (sd of a run's "
-                        "level, log scale) assumed, whatever a run's own structure says; measured here: README.")] = 0.02,
+                        "level, log scale) assumed, whatever a run's own structure says; measured: docs/measured.md.")] = 0.02,
     seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, metavar="N",
                                                 help="Seed of the paired bootstrap intervals.")] = 0,
     output_format: Annotated[Format, typer.Option(

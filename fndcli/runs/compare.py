@@ -48,7 +48,7 @@ class Settings:
     anchor: str | None = None    # across runs: each process's samples relative to this implementation's
 
 
-PAIRED_THRESHOLD = 0.05          # paired in one run the host's minute cancels: 5 % is measurable (README)
+PAIRED_THRESHOLD = 0.05          # paired in one run the host's minute cancels: 5 % is measurable (docs/measured.md)
 
 
 @dataclass

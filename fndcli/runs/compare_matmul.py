@@ -84,7 +84,7 @@ def matmul_rows(base, new, s):
     return out
 
 
-HOST_DRIFT = 0.5  # beyond any whole-run drift measured on these VMs (up to 30 %, README's gate figures)
+HOST_DRIFT = 0.5  # beyond any whole-run drift measured on these VMs (up to 30 %: docs/measured.md, the gate)
 
 
 def _doubt_the_anchor(out, base_rows, new_rows, anchor):
