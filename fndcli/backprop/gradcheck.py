@@ -21,10 +21,10 @@ import torch
 from fndcli.backprop import reference, usermodel
 from fndcli.backprop.bridge import HandWritten, MyRelu
 from fndcli.backprop.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
-from fndcli.backprop.usermodel import UserCodeError
 from fndcli.memory import stops
 from fndcli.names import dtype_name
 from fndcli.numerics import first_line, relative
+from fndcli.userref import UserCodeError, call
 
 MARGIN = 1e-3  # smallest |pre-activation| allowed in a finite-difference check
 FD_EPS = 1e-6
@@ -287,17 +287,17 @@ def user_model_rows(cfg, cls, tracebacks):
     try:
         ours = [t.clone() for t in tensors]
         xh = x.clone()
-        model = usermodel.call("model(w1, b1, ...)", cls, *ours)
-        loss = usermodel.scalar_loss(usermodel.call("model(x, targ)", model, xh, target), "model(x, targ)")
+        model = call("model(w1, b1, ...)", cls, *ours)
+        loss = usermodel.scalar_loss(call("model(x, targ)", model, xh, target), "model(x, targ)")
         ref_loss = reference.loss(reference.twin_of(tensors[0::2], tensors[1::2])(x), target, cfg.loss)
         rows.append(compare("forward", "loss against fnd's reference model", loss.detach(), ref_loss.detach(),
                             rtol, atol))
-        usermodel.call("model.backward()", model.backward)
+        call("model.backward()", model.backward)
         leaves = [t.clone().requires_grad_() for t in tensors]
         xr = x.clone().requires_grad_()
         what = "model(x, targ) under autograd"
-        auto = usermodel.call(what, cls, *leaves)
-        auto_loss = usermodel.scalar_loss(usermodel.call(what, auto, xr, target), what)
+        auto = call(what, cls, *leaves)
+        auto_loss = usermodel.scalar_loss(call(what, auto, xr, target), what)
         usermodel.attached(auto_loss, f"the loss of {what}", "x or the parameters").backward()
     except UserCodeError as e:
         tracebacks[str(e)] = e.traceback
@@ -307,11 +307,11 @@ def user_model_rows(cfg, cls, tracebacks):
 
 def _user_model_fn(cls, target):
     def build(x, *params):
-        model = usermodel.call("model(w1, b1, ...)", cls, *params)
-        value = usermodel.call("model(x, targ)", model, x, target)
+        model = call("model(w1, b1, ...)", cls, *params)
+        value = call("model(x, targ)", model, x, target)
 
         def backward(g):
-            usermodel.call("model.backward()", model.backward)
+            call("model.backward()", model.backward)
             return (g * usermodel.gradient(x, "x"), *(g * usermodel.gradient(p, n)
                                                         for n, p in zip(usermodel.names(len(params) // 2), params)))
         return usermodel.scalar_loss(value, "model(x, targ)"), backward
@@ -342,11 +342,11 @@ def _layer_case(cfg, cls, dtype, gen):
 
 def _layer_apply(cls, ctor, inp, target):
     """Build the user's layer from ctor and call it on inp (and target, for a loss): (layer, out), a tensor."""
-    layer = usermodel.call(f"{cls.__name__}(...)", cls, *ctor)
+    layer = call(f"{cls.__name__}(...)", cls, *ctor)
     what = f"{cls.__name__}(...)({'inp' if target is None else 'inp, targ'})"
     if target is None:
-        return layer, usermodel.tensor_out(usermodel.call(what, layer, inp), what)
-    return layer, usermodel.scalar_loss(usermodel.call(what, layer, inp, target), what)
+        return layer, usermodel.tensor_out(call(what, layer, inp), what)
+    return layer, usermodel.scalar_loss(call(what, layer, inp, target), what)
 
 
 def _layer_fn(cls, target, names):
@@ -357,7 +357,7 @@ def _layer_fn(cls, target, names):
         def backward(g):
             if target is None:
                 out.g = g  # a layer's backward reads the upstream gradient from out.g
-            usermodel.call(f"{cls.__name__}.backward()", layer.backward)
+            call(f"{cls.__name__}.backward()", layer.backward)
             grads = [usermodel.gradient(t, n) for n, t in zip(names, [x, *params])]
             return tuple(gr if target is None else g * gr for gr in grads)  # a loss's backward assumes 1 upstream
         return out, backward
@@ -376,7 +376,7 @@ def user_layer_rows(cfg, cls, tracebacks):
         upstream = None if target is not None else torch.randn(out.shape, generator=gen, dtype=dtype)
         if upstream is not None:
             out.g = upstream
-        usermodel.call(f"{cls.__name__}.backward()", layer.backward)
+        call(f"{cls.__name__}.backward()", layer.backward)
         leaves = [t.clone().requires_grad_() for t in [inp, *ctor]]
         auto = _layer_apply(cls, leaves[1:], leaves[0], target)[1]
         on = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))  # 'inp', 'inp, w or b'

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from fndcli import userref
-from fndcli.backprop.usermodel import UserCodeError, call
 from fndcli.init.schemes import InitParams, make_act, resolve_scheme
 from fndcli.init.stats import log10_abs, log10_histogram, near_zero, sample_std
+from fndcli.userref import UserCodeError, call
 
 TANH_SATURATION = 0.97  # Karpathy, makemore part 3: |tanh| above this passes (almost) no gradient
 FP16, BF16 = torch.finfo(torch.float16), torch.finfo(torch.bfloat16)
