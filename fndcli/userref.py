@@ -1,4 +1,4 @@
-"""References to the user's own code: `path/to/file.py:NAME`, `package.module:NAME`, and plugins.
+"""References to the user's own code (`path/to/file.py:NAME`, `package.module:NAME`, plugins), and calling it.
 
 Loading a file runs its code, as pytest's collection does. Each file is imported once per
 process, under a module name of its own. What it changes of torch's global settings at import
@@ -8,6 +8,9 @@ measurements. torch-free until a reference is loaded.
 Installed packages register matmul kernels under the entry-point group `fnd.matmul`
 (`[project.entry-points."fnd.matmul"] mykernel = "mypkg.kernels:matmul"`); their names
 join the registry's in `--impl` and `--help`, and `--impl all` includes them.
+
+What the user's code raises once loaded comes back as `UserCodeError` (`call`): one line naming the
+call, and the user's own frames of the traceback.
 """
 import functools
 import hashlib
@@ -192,6 +195,22 @@ def check_kernel(obj, text):
         signature.bind(None, None)
     except TypeError:
         raise RefError(f"{text!r} takes {signature}, not (a, b)") from None
+
+
+class UserCodeError(Exception):
+    """The user's code raised, or broke the protocol fnd calls it by; `traceback` holds the user's frames."""
+
+    def __init__(self, message, traceback=""):
+        super().__init__(message)
+        self.traceback = traceback
+
+
+def call(what, fn, *args):
+    """fn(*args), with an exception from the user's code turned into UserCodeError naming `what`."""
+    try:
+        return fn(*args)
+    except (Exception, SystemExit) as e:  # sys.exit() in the user's code is their bug, not an exit of fnd
+        raise UserCodeError(f"{what} raised {type(e).__name__}: {first_line(e)}", user_traceback(e)) from e
 
 
 def user_traceback(error):

@@ -144,7 +144,7 @@ def test_saturated_tanh_is_not_stable():
 
 
 def test_band_for_one_kaiming_relu_network_is_the_references():
-    """../shared/REFERENCE.md: [-1.92, +0.83] for one seed of Kaiming + ReLU at n 100, L 50; narrower with seeds."""
+    """docs/init-sweep.md: [-1.92, +0.83] for one seed of Kaiming + ReLU at n 100, L 50; narrower with seeds."""
     cfg = SweepConfig(width=100, depth=50, batch=200)
     th = theory("kaiming-normal", "relu", cfg)
     assert th.band(1) == pytest.approx((-1.92, 0.83), abs=0.01)

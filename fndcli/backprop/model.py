@@ -6,7 +6,7 @@ with two consumers come out right: a layer called twice (shared weights) pops it
 reverse order and accumulates, and a caller that feeds one tensor to two layers sums the
 two gradients it gets back. The chapter instead assigns `inp.g = ...`, which overwrites.
 
-Where the chapter is fragile, this is not (../shared/REFERENCE.md):
+Where the chapter's code (fastbook ch. 17) is fragile, this is not (docs/gradcheck.md, each with its test):
 - MSE averages over all N*k elements, and takes targets shaped (N,) or (N, k);
 - ReLU's gradient at exactly 0 is 0, as torch.relu's (autograd of clamp_min(0.) gives 1);
 - `Linear.backward` reads its own cached input (a version of the chapter's reads

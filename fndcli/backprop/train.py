@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from fndcli.backprop import reference
-
-from fndcli.backprop import usermodel
+from fndcli.backprop import reference, usermodel
+from fndcli.backprop.model import init_mlp
 from fndcli.bench.spec import synchronize
 from fndcli.memory import stops
-from fndcli.backprop.model import init_mlp
 from fndcli.numerics import relative
+from fndcli.userref import UserCodeError
 
 COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
            "ref_train_loss", "ref_valid_loss", "loss_rel_diff"]
@@ -147,7 +146,7 @@ def train(cfg, on_epoch=lambda row: None):
     baseline = baseline_metric(y_tr, y_va, cfg.task, cfg.outputs)
     try:
         model, twin = _models(cfg, x_tr)
-    except usermodel.UserCodeError as e:
+    except UserCodeError as e:
         return TrainResult(pd.DataFrame(columns=COLUMNS), math.nan, None, None, None, baseline,
                            error=f"before training, {e}", user_traceback=e.traceback)
     opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
@@ -222,7 +221,7 @@ def train(cfg, on_epoch=lambda row: None):
                 n = steps - steps_before
                 rows.append(evaluate(epoch, time.perf_counter() - t_epoch, (manual_s - manual_before) / n,
                                      (twin_s - twin_before) / n if twin else math.nan, loss_diff))
-        except usermodel.UserCodeError as e:
+        except UserCodeError as e:
             error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
     error = error or stopped.error
     compared = twin is not None and not in_step  # a step cut short (Ctrl-C, the user's model raising): no verdict

@@ -19,24 +19,7 @@ import torch
 
 from fndcli import userref
 from fndcli.backprop.model import Param
-from fndcli.numerics import first_line
-
-
-class UserCodeError(Exception):
-    """The user's code raised, or broke the protocol; `traceback` holds the user's frames."""
-
-    def __init__(self, message, traceback=""):
-        super().__init__(message)
-        self.traceback = traceback
-
-
-def call(what, fn, *args):
-    """fn(*args), with an exception from the user's code turned into UserCodeError naming `what`."""
-    try:
-        return fn(*args)
-    except (Exception, SystemExit) as e:  # sys.exit() in the user's code is their bug, not an exit of fnd
-        raise UserCodeError(f"{what} raised {type(e).__name__}: {first_line(e)}",
-                            userref.user_traceback(e)) from e
+from fndcli.userref import UserCodeError, call
 
 
 def _returned(value):

@@ -81,7 +81,8 @@ def gradcheck(
     run = Run(ctx, out, quiet)
 
     from fndcli import userref
-    from fndcli.backprop.gradcheck import FD_ATOL, FD_EPS, FD_RTOL, run_gradcheck
+    from fndcli.backprop.gradcheck import run_gradcheck
+    from fndcli.backprop.harness import FD_ATOL, FD_EPS, FD_RTOL
 
     with run.working("gradcheck"):
         result = run_gradcheck(cfg)

@@ -181,8 +181,8 @@ def _plan(cfg, shape):
     """The check pass (fndcli.init.probe.plan); a reference that does not load, a model that cannot be built or
     rejects the input shape is exit 2, one line."""
     from fndcli import userref
-    from fndcli.backprop.usermodel import UserCodeError
     from fndcli.init.probe import PROBE_BATCH, plan
+    from fndcli.userref import UserCodeError
 
     try:
         return plan(cfg)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fndcli.backprop.usermodel import UserCodeError
 from fndcli.init.probe import load_builder, run_seed
 from fndcli.init.sweep import NOISE_SDS, SATURATED_FRAC, VERDICT_DECADES, judge
 from fndcli.memory import stops
 from fndcli.names import FINDINGS, first_column
+from fndcli.userref import UserCodeError
 
 DEAD_SHARE = 0.9        # an activation's output this share exact zeros is dead
 UNDERFLOW_SHARE = 0.01  # this share of an output below a type's smallest normal is an underflow worth naming

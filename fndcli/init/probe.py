@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from fndcli import userref
-from fndcli.backprop.usermodel import UserCodeError, call
 from fndcli.init.schemes import InitParams, make_act, resolve_scheme
+from fndcli.init.stats import log10_abs, log10_histogram, near_zero, sample_std
+from fndcli.userref import UserCodeError, call
 
-NEAR_ZERO = 0.05     # fastai's "near zero", as init-sweep's stacks use it
 TANH_SATURATION = 0.97  # Karpathy, makemore part 3: |tanh| above this passes (almost) no gradient
 FP16, BF16 = torch.finfo(torch.float16), torch.finfo(torch.bfloat16)
 HIST_RANGE, HIST_BINS = (-30.0, 30.0), 120  # log10|x|, half a decade a bin; zeros in the first, inf/nan the last
@@ -224,7 +224,7 @@ class Sums:
         v["sum"] += x.sum().item()
         v["sumsq"] += (x * x).sum().item()
         v["zeros"] += (x == 0).sum().item()
-        v["near_zero"] += (a <= NEAR_ZERO).sum().item()
+        v["near_zero"] += near_zero(x).sum().item()
         v["non_finite"] += (~torch.isfinite(x)).sum().item()
         v["fp16_overflow"] += (a > FP16.max).sum().item()
         v["fp16_underflow"] += (tiny & (a < FP16.tiny)).sum().item()
@@ -262,16 +262,13 @@ class Sums:
 
 
 def _std(n, mean, m2):
-    if not n or not math.isfinite(m2):
-        return math.nan if not n else m2
-    return math.sqrt(max(m2 - mean * mean, 0.0) * n / max(n - 1, 1))
+    """stats.sample_std, but an overflowed output's std is its m2: inf, where torch.std says nan."""
+    return sample_std(n, mean, m2).item() if math.isfinite(m2) else m2
 
 
-def log10_histogram(t):
+def histogram(t):
     """Counts of log10|x| over HIST_RANGE in HIST_BINS bins; zeros in the first bin, inf and nan in the last."""
-    logs = torch.log10(real(t).abs().flatten())
-    logs = logs.nan_to_num(nan=HIST_RANGE[1], posinf=HIST_RANGE[1], neginf=HIST_RANGE[0]).clamp(*HIST_RANGE)
-    return torch.histc(logs, bins=HIST_BINS, min=HIST_RANGE[0], max=HIST_RANGE[1]).numpy()
+    return log10_histogram(log10_abs(real(t).flatten()), *HIST_RANGE, HIST_BINS)
 
 
 class Recorder:
@@ -291,7 +288,7 @@ class Recorder:
         for t in tensors(out):
             sums.add(t)
             if self.histograms:
-                self.hist[key] = self.hist.get(key, 0) + log10_histogram(t)
+                self.hist[key] = self.hist.get(key, 0) + histogram(t)
             if self.backward and t.requires_grad:
                 t.register_hook(sums.add_grad)
 
@@ -342,7 +339,8 @@ def run_seed(builder, cfg, calls, seed):
                    grad_data_ratio=weight.get("grad_data_ratio", math.nan))
     hist = None
     if recorder.histograms:
-        hist = np.stack([log10_histogram(x), *(recorder.hist.get(key, np.zeros(HIST_BINS)) for key in recorder.sums)])
+        counts = (recorder.hist.get(key, np.zeros(HIST_BINS)) for key in recorder.sums)
+        hist = np.stack([histogram(x), *counts])
     return rows, list(params.values()), hist
 
 

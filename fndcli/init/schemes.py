@@ -12,7 +12,8 @@ which scales the gradient on the way back (section 2.3, with fan_out).
 That is the mean over networks. One network of finite width n scatters around it: each
 layer multiplies m2 by the mean-field gain times an iid random factor, so ln m2_L is about
 Normal(L ln a - var/2, var) with var = kappa L / n, kappa = E act(z)^4 / (E act(z)^2)^2 - 1
-(Hanin and Rolnick 2018; Hanin 2018; ../shared/REFERENCE.md "Finite-width scatter").
+(Hanin and Rolnick 2018; Hanin 2018; derived and checked by simulation in docs/init-sweep.md,
+"Theory: one network's scatter").
 `log_m2_variance` gives var; fndcli.init.sweep turns it into a band and a verdict.
 """
 import math
@@ -191,7 +192,7 @@ def log_m2_variance(scheme, act, width, depth, batch):
     kappa L / n to leading order in 1/n (the batch shares the weights, so it barely helps a
     ReLU stack). A linear stack averages over the batch better: layer l adds
     (kappa / n) min(1, (l + 1) / n), which sums to (kappa / 2) (L^2 + L) / n^2 while L <= n
-    (../shared/REFERENCE.md) and grows by kappa / n a layer, one direction's walk, once the
+    (docs/init-sweep.md) and grows by kappa / n a layer, one direction's walk, once the
     product of the weights is dominated by its top direction; orthogonal weights (kappa 0)
     keep every row's norm. Plus 2L / (nB) for the batch's own rows, and 2 / (nB) for the
     input's m2. Checked by simulation: see docs and tests/test_inits.py.

@@ -18,9 +18,9 @@ import pandas as pd
 import torch
 
 from fndcli.init.schemes import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
+from fndcli.init.stats import log10_abs, log10_histogram, near_zero, sample_std
 from fndcli.memory import stops
 
-NEAR_ZERO = 0.05
 LAYER_COLUMNS = ["scheme", "act", "seed", "layer", "mean", "std", "m2", "frac_zero", "frac_near_zero",
                  "frac_saturated", "min", "max", "finite", "pred_m2", "pred_std"]
 SUMMARY_COLUMNS = ["scheme", "act", "depth", "width", "seeds", "m2_last_mean", "m2_last_geomean", "pred_m2_last",
@@ -55,10 +55,9 @@ def layer_stats(stack, saturation=None):
     saturated = (flat.abs() > saturation).sum(1) / n if saturation else torch.full((flat.shape[0],), math.nan)
     low, high = flat.min(1).values, flat.max(1).values  # both NaN if any element is
     mean, m2 = flat.mean(1), (flat * flat).mean(1)
-    std = ((m2 - mean * mean).clamp(min=0) * (n / max(n - 1, 1))).sqrt()  # torch.std's, in a third of the time
     return {
-        "mean": mean, "std": std, "m2": m2,
-        "frac_zero": (flat == 0).sum(1) / n, "frac_near_zero": (flat.abs() <= NEAR_ZERO).sum(1) / n,
+        "mean": mean, "std": sample_std(n, mean, m2), "m2": m2,  # torch.std's, in a third of the time
+        "frac_zero": (flat == 0).sum(1) / n, "frac_near_zero": near_zero(flat).sum(1) / n,
         "frac_saturated": saturated, "min": low, "max": high, "finite": torch.isfinite(low) & torch.isfinite(high),
     }
 
@@ -101,18 +100,18 @@ def _rows(stack, scheme_name, act_name, seed, pred, direction, saturation=None):
     return rows
 
 
-def log10_histogram(stack):
-    """Counts of log10|x| per layer over the finite, non-zero range of the whole run.
+def heatmap_counts(stack):
+    """Counts of log10|x| per layer over the run's finite, non-zero range, a decade spare each side.
 
-    Zeros fall in the first bin and inf/nan in the last, so underflow and overflow show.
+    Zeros fall in the first bin and inf/nan in the last (`stats.log10_histogram`).
     Returns (counts (layers, HIST_BINS), (low, high)).
     """
-    logs = torch.log10(stack.flatten(1).double().abs())  # (layers, B * n)
+    logs = log10_abs(stack.flatten(1))  # (layers, B * n)
     finite = logs[torch.isfinite(logs)]
-    low, high = (math.floor(finite.min().item()) - 1, math.ceil(finite.max().item()) + 1) if finite.numel() else (-1, 1)
-    logs = logs.nan_to_num(nan=high, posinf=high, neginf=low).clamp(low, high)
-    counts = np.stack([torch.histc(row, bins=HIST_BINS, min=low, max=high).numpy() for row in logs])
-    return counts, (float(low), float(high))
+    low, high = (-1, 1)
+    if finite.numel():
+        low, high = math.floor(finite.min().item()) - 1, math.ceil(finite.max().item()) + 1
+    return log10_histogram(logs, low, high, HIST_BINS), (float(low), float(high))
 
 
 def run_sweep(cfg):
@@ -134,7 +133,7 @@ def run_sweep(cfg):
                         run_rows += _rows(grads, scheme.name, act_name, seed, bwd_pred, "backward")
                     rows += run_rows  # a run's rows land together, so Ctrl-C keeps whole runs
                     if cfg.heatmap and heatmap is None:
-                        heatmap, log_range = log10_histogram(acts)
+                        heatmap, log_range = heatmap_counts(acts)
                         heatmap_run = (scheme.name, act_name, seed, log_range)
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
