@@ -1,9 +1,10 @@
 """Networks to try `fnd init-sweep --model` on, written as a user would write them.
 
-    fnd init-sweep --model examples/resnet.py:ResNet --input-shape 64x3x32x32 --backward --plot
-    fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100
-    fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100 --scheme kaiming
+fnd init-sweep --model examples/resnet.py:ResNet --input-shape 64x3x32x32 --backward --plot
+fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100
+fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100 --scheme kaiming
 """
+
 from torch import nn
 
 
@@ -16,7 +17,8 @@ def deep_mlp(depth=20, width=100):
 
 
 class Block(nn.Module):
-    """He et al. 2016's basic block: conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU (one ReLU module, twice)."""
+    """He et al. 2016's basic block: conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU (one ReLU module,
+    twice)."""
 
     def __init__(self, c_in, c_out, stride):
         super().__init__()
@@ -25,8 +27,11 @@ class Block(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU(inplace=True)
-        self.short = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
-            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.short = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))  # (B, c_out, H / stride, W / stride)

@@ -1,4 +1,5 @@
 """`python -m fndcli` is `fnd`."""
+
 from fndcli.cli import main
 
 main()

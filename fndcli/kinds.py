@@ -10,6 +10,7 @@ type), `fnd show --format md` (its columns), `report.views` and `runs.compare` (
 kind, tied to KINDS by tests/test_kinds.py, which also ties each kind's columns to what its
 command writes). Adding a command: docs/design.md. Torch-free: `fnd --help` may read it.
 """
+
 from dataclasses import dataclass
 
 from fndcli.names import FINDINGS, first_column
@@ -21,11 +22,11 @@ NONE = type(None)
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str = NUMBER      # NUMBER; BOOL (True/False, or empty); TEXT (an empty cell reads "", not NaN);
+    type: str = NUMBER  # NUMBER; BOOL (True/False, or empty); TEXT (an empty cell reads "", not NaN);
     #                         LABEL (a name, read as pandas reads it; empty is missing)
-    key: bool = False       # part of what names a row: never empty
-    md: bool = False        # one of `fnd show --format md`'s columns
-    read: bool = False      # show and compare read it: a run without it is refused, its values are checked
+    key: bool = False  # part of what names a row: never empty
+    md: bool = False  # one of `fnd show --format md`'s columns
+    read: bool = False  # show and compare read it: a run without it is refused, its values are checked
     sometimes: bool = False  # written by some runs only (an option adds it)
 
 
@@ -36,18 +37,22 @@ def col(spec, type=NUMBER, **flags):
 
 @dataclass(frozen=True)
 class Kind:
-    name: str                      # how show, compare and errors name it
-    command: str                   # the command whose runs these are
-    columns: tuple                 # the main CSV's Columns, in the order written
-    fields: tuple                  # (name, (JSON types)) of the sidecar fields it writes, in that order
-    main: str = ".csv"             # the main CSV: a suffix after the run's stem, or a name in own_directory
-    files: tuple = ()              # its other files: suffixes after the stem (names in own_directory)
+    name: str  # how show, compare and errors name it
+    command: str  # the command whose runs these are
+    columns: tuple  # the main CSV's Columns, in the order written
+    fields: tuple  # (name, (JSON types)) of the sidecar fields it writes, in that order
+    main: str = ".csv"  # the main CSV: a suffix after the run's stem, or a name in own_directory
+    files: tuple = ()  # its other files: suffixes after the stem (names in own_directory)
     own_directory: str | None = None  # a run in a directory of its own: its sidecar's name there
-    read: bool = True              # show and compare read its runs back (compare's runs: their CSV is the verdict)
+    read: bool = True  # show and compare read its runs back (compare's runs: their CSV is the verdict)
 
     def names(self, **flag):
         """The column names with each given flag set (key=True, md=True, ...), in order."""
         return tuple(c.name for c in self.columns if all(getattr(c, f) == v for f, v in flag.items()))
+
+    def written(self, sometimes=False):
+        """The main CSV's columns in order: those every run writes, and with `sometimes` the optional ones."""
+        return [c.name for c in self.columns if sometimes or not c.sometimes]
 
     def of_type(self, type):
         return tuple(c.name for c in self.columns if c.type == type)
@@ -66,94 +71,199 @@ def fields(spec, *types):
 MEASURED = fields("device dtype", str) + fields("seed", int)  # what a run measured under
 USER_CODE = fields("user_code_changed", list)  # torch settings the user's code changed on import (restored)
 MATMUL_BENCH = Kind(
-    "matmul-bench", "matmul-bench",
-    columns=(*col("impl", LABEL, key=True, md=True, read=True), *col("m k n", key=True, md=True, read=True),
-             *col("dtype", LABEL, key=True, read=True), *col("device", LABEL, key=True, md=True, read=True),
-             *col("threads", read=True), *col("median_s", md=True, read=True), *col("mean_s"),
-             *col("stdev_s min_s", read=True), *col("max_s"), *col("n_values", read=True), *col("processes"),
-             *col("gflops speedup", md=True, read=True), *col("baseline", TEXT, md=True, read=True),
-             *col("pct_peak", md=True, read=True), *col("intensity roof_gflops"), *col("bound", LABEL),
-             *col("max_abs_err"), *col("rel_err", read=True), *col("correct", BOOL, md=True, read=True),
-             *col("error skipped", TEXT, md=True, read=True), *col("compile_s", read=True), *col("unstable", TEXT)),
-    fields=(*MEASURED, *fields("preset order", str), *fields("worker_order pyperf_args", list),
-            *fields("baseline baseline_reason", str), *fields("peak", list), *fields("peak_note", str),
-            *fields("above_ceiling", list), *fields("tf32_matmul tf32_cudnn", bool),
-            *fields("float32_matmul_precision cuda_device", str), *USER_CODE, *fields("load_avg_start", float),
-            *fields("unstable", list)),
-    files=(".pyperf.json", "-crossovers.csv", "-roofline.png"))
+    "matmul-bench",
+    "matmul-bench",
+    columns=(
+        *col("impl", LABEL, key=True, md=True, read=True),
+        *col("m k n", key=True, md=True, read=True),
+        *col("dtype", LABEL, key=True, read=True),
+        *col("device", LABEL, key=True, md=True, read=True),
+        *col("threads", read=True),
+        *col("median_s", md=True, read=True),
+        *col("mean_s"),
+        *col("stdev_s min_s", read=True),
+        *col("max_s"),
+        *col("n_values", read=True),
+        *col("processes"),
+        *col("gflops speedup", md=True, read=True),
+        *col("baseline", TEXT, md=True, read=True),
+        *col("pct_peak", md=True, read=True),
+        *col("intensity roof_gflops"),
+        *col("bound", LABEL),
+        *col("max_abs_err"),
+        *col("rel_err", read=True),
+        *col("correct", BOOL, md=True, read=True),
+        *col("error skipped", TEXT, md=True, read=True),
+        *col("compile_s", read=True),
+        *col("unstable", TEXT),
+    ),
+    fields=(
+        *MEASURED,
+        *fields("preset order", str),
+        *fields("worker_order pyperf_args", list),
+        *fields("baseline baseline_reason", str),
+        *fields("peak", list),
+        *fields("peak_note", str),
+        *fields("above_ceiling", list),
+        *fields("tf32_matmul tf32_cudnn", bool),
+        *fields("float32_matmul_precision cuda_device", str),
+        *USER_CODE,
+        *fields("load_avg_start", float),
+        *fields("unstable", list),
+    ),
+    files=(".pyperf.json", "-crossovers.csv", "-roofline.png"),
+)
 
 INIT_SWEEP = Kind(
-    "init-sweep", "init-sweep",
-    columns=(*col("scheme act", LABEL, key=True, md=True, read=True), *col("depth width"), *col("seeds", read=True),
-             *col("m2_last_mean"), *col("m2_last_geomean pred_m2_last log10_m2_last band_lo band_hi decades", md=True,
-                                        read=True),
-             *col("decades_pred decades_sd growth_log10_per_layer overflow_layer underflow_layer frac_saturated_last"),
-             *col("verdict", LABEL, key=True, md=True, read=True), *col("reason", TEXT, md=True, read=True),
-             *col("grad_m2_input_geomean grad_pred_m2_input grad_decades", sometimes=True),
-             *col("grad_verdict", TEXT, sometimes=True)),
-    fields=MEASURED, main="-summary.csv", files=(".csv", "-std.png", "-heatmap.png"))
+    "init-sweep",
+    "init-sweep",
+    columns=(
+        *col("scheme act", LABEL, key=True, md=True, read=True),
+        *col("depth width"),
+        *col("seeds", read=True),
+        *col("m2_last_mean"),
+        *col("m2_last_geomean pred_m2_last log10_m2_last band_lo band_hi decades", md=True, read=True),
+        *col(
+            "decades_pred decades_sd growth_log10_per_layer overflow_layer underflow_layer "
+            "frac_saturated_last"
+        ),
+        *col("grad_m2_input_geomean grad_pred_m2_input grad_decades", sometimes=True),  # --backward
+        *col("grad_verdict", TEXT, sometimes=True),
+        *col("verdict", LABEL, key=True, md=True, read=True),
+        *col("reason", TEXT, md=True, read=True),
+    ),
+    fields=MEASURED,
+    main="-summary.csv",
+    files=(".csv", "-std.png", "-heatmap.png"),
+)
 
 INIT_SWEEP_MODEL = Kind(
-    "init-sweep --model", "init-sweep",
-    columns=(*col("model", LABEL, key=True, md=True, read=True), *col("input_shape", LABEL, md=True, read=True),
-             *col("scheme", LABEL, key=True, md=True, read=True), *col("seeds layers", read=True),
-             *col("decades", md=True, read=True), *col("decades_sd allowed", read=True),
-             *(Column(first_column(f), TEXT, read=True) for f in FINDINGS),
-             *col("grad_decades grad_decades_sd", sometimes=True), *col("grad_verdict", TEXT, sometimes=True),
-             *col("verdict", LABEL, key=True, md=True, read=True), *col("reason", TEXT, md=True, read=True)),
-    fields=(*MEASURED, *USER_CODE), main="-summary.csv", files=(".csv", "-params.csv", "-std.png", "-heatmap.png"))
+    "init-sweep --model",
+    "init-sweep",
+    columns=(
+        *col("model", LABEL, key=True, md=True, read=True),
+        *col("input_shape", LABEL, md=True, read=True),
+        *col("scheme", LABEL, key=True, md=True, read=True),
+        *col("seeds layers", read=True),
+        *col("decades", md=True, read=True),
+        *col("decades_sd allowed", read=True),
+        *(Column(first_column(f), TEXT, read=True) for f in FINDINGS),
+        *col("grad_decades grad_decades_sd", sometimes=True),
+        *col("grad_verdict", TEXT, sometimes=True),
+        *col("verdict", LABEL, key=True, md=True, read=True),
+        *col("reason", TEXT, md=True, read=True),
+    ),
+    fields=(*MEASURED, *USER_CODE),
+    main="-summary.csv",
+    files=(".csv", "-params.csv", "-std.png", "-heatmap.png"),
+)
 
 GRADCHECK = Kind(
-    "gradcheck", "gradcheck",
-    columns=(*col("check tensor shape dtype", LABEL, key=True, md=True, read=True),
-             *col("exact allclose", BOOL, read=True), *col("max_abs_diff rel_err rtol atol", md=True, read=True),
-             *col("rule", TEXT), *col("passed", BOOL, key=True, md=True, read=True)),
-    fields=(*MEASURED, *USER_CODE, *fields("rtol atol fd_rtol fd_atol fd_eps", float)))
+    "gradcheck",
+    "gradcheck",
+    columns=(
+        *col("check tensor shape dtype", LABEL, key=True, md=True, read=True),
+        *col("exact allclose", BOOL, read=True),
+        *col("max_abs_diff rel_err rtol atol", md=True, read=True),
+        *col("rule", TEXT),
+        *col("passed", BOOL, key=True, md=True, read=True),
+    ),
+    fields=(*MEASURED, *USER_CODE, *fields("rtol atol fd_rtol fd_atol fd_eps", float)),
+)
 
 TRAIN = Kind(
-    "train", "train",
-    columns=(*col("epoch", key=True, md=True, read=True), *col("train_loss valid_loss valid_metric", md=True, read=True),
-             *col("seconds", read=True), *col("step_s ref_step_s", md=True),
-             *col("ref_train_loss ref_valid_loss", read=True), *col("loss_rel_diff", md=True, read=True)),
-    fields=(*MEASURED, *fields("baseline", str), *USER_CODE, *fields("manual_step_s autograd_step_s", float),
-            *fields("steps", int), *fields("max_rel_loss_diff", float), *fields("max_rel_loss_diff_at", str),
-            *fields("max_rel_param_diff", float), *fields("max_rel_param_diff_at", str),
-            *fields("baseline_metric", float), *fields("diverged_epoch", int)),
-    files=("-loss.png",))
+    "train",
+    "train",
+    columns=(
+        *col("epoch", key=True, md=True, read=True),
+        *col("train_loss valid_loss valid_metric", md=True, read=True),
+        *col("seconds", read=True),
+        *col("step_s ref_step_s", md=True),
+        *col("ref_train_loss ref_valid_loss", read=True),
+        *col("loss_rel_diff", md=True, read=True),
+    ),
+    fields=(
+        *MEASURED,
+        *fields("baseline", str),
+        *USER_CODE,
+        *fields("manual_step_s autograd_step_s", float),
+        *fields("steps", int),
+        *fields("max_rel_loss_diff", float),
+        *fields("max_rel_loss_diff_at", str),
+        *fields("max_rel_param_diff", float),
+        *fields("max_rel_param_diff_at", str),
+        *fields("baseline_metric", float),
+        *fields("diverged_epoch", int),
+    ),
+    files=("-loss.png",),
+)
 
 REPRODUCE = Kind(
-    "reproduce", "reproduce",
-    columns=(*col("section claim", LABEL, key=True, md=True, read=True), *col("source", LABEL),
-             *col("book fnd", LABEL, md=True, read=True), *col("verdict", LABEL, key=True, md=True, read=True),
-             *col("rule", LABEL, md=True), *col("machine_dependent", BOOL)),
-    fields=fields("counts", dict), main="claims.csv", own_directory="reproduce.json",
-    files=("report.md", "report.html", "*.csv", "*.png"))
+    "reproduce",
+    "reproduce",
+    columns=(
+        *col("section claim", LABEL, key=True, md=True, read=True),
+        *col("source", LABEL),
+        *col("book fnd", LABEL, md=True, read=True),
+        *col("verdict", LABEL, key=True, md=True, read=True),
+        *col("rule", LABEL, md=True),
+        *col("machine_dependent", BOOL),
+    ),
+    fields=fields("counts", dict),
+    main="claims.csv",
+    own_directory="reproduce.json",
+    files=("report.md", "report.html", "*.csv", "*.png"),
+)
 
 PEAK = Kind(
-    "peak", "peak",
-    columns=(*col("what kernel dtype", LABEL, key=True, md=True, read=True), *col("threads", key=True, md=True, read=True),
-             *col("device", LABEL, key=True, md=True, read=True), *col("isa", LABEL, md=True, read=True),
-             *col("gflops gb_s", md=True, read=True), *col("best_s", read=True), *col("calls work repeats"),
-             *col("measured_utc source", LABEL, md=True, read=True)),
-    fields=(*fields("device", str), *fields("measured_rows", int), *fields("cache_file cache_note", str)))
+    "peak",
+    "peak",
+    columns=(
+        *col("what kernel dtype", LABEL, key=True, md=True, read=True),
+        *col("threads", key=True, md=True, read=True),
+        *col("device", LABEL, key=True, md=True, read=True),
+        *col("isa", LABEL, md=True, read=True),
+        *col("gflops gb_s", md=True, read=True),
+        *col("best_s", read=True),
+        *col("calls work repeats"),
+        *col("measured_utc source", LABEL, md=True, read=True),
+    ),
+    fields=(*fields("device", str), *fields("measured_rows", int), *fields("cache_file cache_note", str)),
+)
 
 COMPARE = Kind(
-    "compare", "compare",
-    columns=(*col("key what", LABEL, key=True), *col("base new", LABEL), *col("change ci_low ci_high p n_base n_new"),
-             *col("detectable", LABEL), *col("verdict", LABEL, key=True), *col("note", TEXT)),
-    fields=(*fields("compared base_run new_run", str), *fields("counts", dict), *fields("geomean_ratio", float),
-            *fields("machine_differs software_differs settings_differ", list), *fields("gated", int),
-            *fields("pair", list)),
-    read=False)
+    "compare",
+    "compare",
+    columns=(
+        *col("key what", LABEL, key=True),
+        *col("base new", LABEL),
+        *col("change ci_low ci_high p n_base n_new"),
+        *col("detectable", LABEL),
+        *col("verdict", LABEL, key=True),
+        *col("note", TEXT),
+    ),
+    fields=(
+        *fields("compared base_run new_run", str),
+        *fields("counts", dict),
+        *fields("geomean_ratio", float),
+        *fields("machine_differs software_differs settings_differ", list),
+        *fields("gated", int),
+        *fields("pair", list),
+    ),
+    read=False,
+)
 
 KINDS = (MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE)
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
-READ = tuple(dict.fromkeys(k.command for k in KINDS if k.read))  # the commands whose runs show and compare read
+READ = tuple(
+    dict.fromkeys(k.command for k in KINDS if k.read)
+)  # the commands whose runs show and compare read
 BY_NAME = {k.name: k for k in KINDS}
 
 
 def kind_of(meta):
-    """The Kind of a run from its sidecar: its command's, or INIT_SWEEP_MODEL for an init-sweep of a --model."""
+    """The Kind of a run from its sidecar: its command's, or INIT_SWEEP_MODEL for an init-sweep of a
+    --model."""
     if meta["command"] == "init-sweep" and (meta.get("config") or {}).get("model"):
         return INIT_SWEEP_MODEL
     return next(k for k in KINDS if k.command == meta["command"])

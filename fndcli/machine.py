@@ -3,6 +3,7 @@
 The ground floor: the commands' cores (`bench.peak` names the CPU in its cache) and the
 runs' files (`runs.sidecar`, `runs.saved`) read these alike. No torch is imported here.
 """
+
 import datetime as dt
 import importlib.metadata
 import os
@@ -33,8 +34,13 @@ def cpu_model():
 def git_commit():
     """The commit of the fnd source tree, if it is a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(fndcli.__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(fndcli.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -73,7 +79,20 @@ def run_metadata(started):
 
 
 # What each run_metadata field holds (None where it may be missing), for the readers of sidecars (runs.saved).
-METADATA_TYPES = {**dict.fromkeys(("command_line", "started_utc", "finished_utc", "fnd_version", "python_version",
-                                   "platform", "cpu_model"), (str,)),
-                  **dict.fromkeys(("torch_version", "pyperf_version", "gpu", "git_commit"), (str, type(None))),
-                  "cpu_count": (int, type(None)), "threads": (int, type(None))}
+METADATA_TYPES = {
+    **dict.fromkeys(
+        (
+            "command_line",
+            "started_utc",
+            "finished_utc",
+            "fnd_version",
+            "python_version",
+            "platform",
+            "cpu_model",
+        ),
+        (str,),
+    ),
+    **dict.fromkeys(("torch_version", "pyperf_version", "gpu", "git_commit"), (str, type(None))),
+    "cpu_count": (int, type(None)),
+    "threads": (int, type(None)),
+}

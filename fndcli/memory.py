@@ -6,6 +6,7 @@ Linux overcommits, in the OOM killer's silent kill. The estimates count the tens
 command holds at its largest step, with the temporaries it makes there; they are meant to
 be generous, not exact. Torch-free: the CPU's figure comes from /proc/meminfo.
 """
+
 import contextlib
 import math
 import os
@@ -49,8 +50,10 @@ def check(need, device, what, option):
     what needs it, how much is free, and which option makes it smaller."""
     have = available_bytes(device)
     if need > have:
-        raise NotEnoughMemory(f"{what} needs about {human_bytes(need)} of memory, and {human_bytes(have)} is "
-                              f"available on {device}; use a smaller {option}")
+        raise NotEnoughMemory(
+            f"{what} needs about {human_bytes(need)} of memory, and {human_bytes(have)} is "
+            f"available on {device}; use a smaller {option}"
+        )
 
 
 def bench_bytes(shape, dtype, impls):
@@ -69,7 +72,7 @@ def sweep_bytes(cfg):
     its float64 statistics and their temporaries (and the gradients with --backward), plus the rows."""
     it = ITEMSIZE[cfg.dtype]
     layers = (cfg.depth + 1) * cfg.batch * cfg.width
-    need = cfg.depth * cfg.width ** 2 * it + layers * (3 * it + 3 * 8 + 3)
+    need = cfg.depth * cfg.width**2 * it + layers * (3 * it + 3 * 8 + 3)
     if cfg.backward:
         need += layers * 2 * it
     rows = len(cfg.schemes) * len(cfg.acts) * cfg.seeds * (cfg.depth + 1) * (2 if cfg.backward else 1)
@@ -77,9 +80,9 @@ def sweep_bytes(cfg):
 
 
 def probe_bytes(cfg, plan, hist_bins=120):
-    """init-sweep --model: the model (and a scheme's float64 draw), the input, the largest leaf output with the
-    float64 temporaries of its statistics, with --backward every output autograd keeps and its gradient, the
-    histograms and the rows. `plan`: fndcli.init.probe.Plan, the sizes per input row."""
+    """init-sweep --model: the model (and a scheme's float64 draw), the input, the largest leaf output with
+    the float64 temporaries of its statistics, with --backward every output autograd keeps and its gradient,
+    the histograms and the rows. `plan`: fndcli.init.probe.Plan, the sizes per input row."""
     batch, it = cfg.input_shape[0], plan.itemsize
     inputs = math.prod(cfg.input_shape)
     need = plan.param_bytes * (4 if cfg.backward else 3) + inputs * (2 * it + 8)
@@ -114,7 +117,8 @@ def gradcheck_bytes(cfg):
 
 
 def is_out_of_memory(error):
-    """An allocation failure from Python or torch (CPU: RuntimeError 'can't allocate memory'; CUDA: OutOfMemoryError)."""
+    """An allocation failure from Python or torch (CPU: RuntimeError 'can't allocate memory'; CUDA:
+    OutOfMemoryError)."""
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
         return True
     text = str(error).lower()

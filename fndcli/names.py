@@ -5,6 +5,7 @@ without loading torch, pandas or numba. The heavy modules attach the code to the
 `fndcli.kernels.registry` the matmul functions, `fndcli.init.schemes` the init schemes and activations,
 `fndcli.backprop.model` the losses. A test checks that each registry and its code agree.
 """
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,8 +36,12 @@ class ImplSpec:
     dtypes: tuple = DTYPES
     compiled: bool = False
     scratch: Callable[[int, int, int], int] = lambda m, k, n: 0
-    isolated: bool = False  # runs only in processes fnd starts with its own numba settings (fndcli.kernels.jitenv)
-    elsewhere: str = ""  # what becomes of it on the devices it is not timed on, said when it is asked for there
+    isolated: bool = (
+        False  # runs only in processes fnd starts with its own numba settings (fndcli.kernels.jitenv)
+    )
+    elsewhere: str = (
+        ""  # what becomes of it on the devices it is not timed on, said when it is asked for there
+    )
 
     def estimate_seconds(self, m, k, n, device="cpu"):
         """Rough seconds for one call at shape m x k x n."""
@@ -52,23 +57,64 @@ def _packed(m, k, n):  # numba-tiled: a KC (<= 1024) block of b packed (n rounde
     return (n + 32) * 1024 + (m + 128) * 1024 + m * n  # (at most every row's, on many threads), the output
 
 
-IMPL_SPECS = {spec.name: spec for spec in [
-    ImplSpec("loops", "three Python loops", lambda m, k, n: m * k * n, 15e-6, 1e9),
-    ImplSpec("dot", "row x column, elementwise, summed", lambda m, k, n: m * n, 15e-6, 1e9,
-             scratch=lambda m, k, n: 2 * k),
-    ImplSpec("broadcast", "a row broadcast against b, summed over k", lambda m, k, n: m, 20e-6, 1e9,
-             scratch=lambda m, k, n: 2 * k * n),
-    ImplSpec("einsum", "torch.einsum('ik,kj->ij')", _one, 30e-6, 2e10),
-    ImplSpec("torch", "a @ b (BLAS, cuBLAS)", _one, 10e-6, 2e10),
-    ImplSpec("numba-loops", "the three loops compiled by numba", _one, 20e-6, 1e9, devices=("cpu",),
-             dtypes=("float32", "float64"), compiled=True),
-    ImplSpec("numba-tiled", "packed panels and a register micro-kernel sized for the CPU, parallel (numba)", _one, 30e-6, 2e10,
-             devices=("cpu",), dtypes=("float32", "float64"), compiled=True, scratch=_packed, isolated=True),
-    ImplSpec("triton", "tiled Triton kernel, grouped tile order", _one, 20e-6, 1e12, devices=("cuda",),
-             dtypes=("float32", "float16", "bfloat16"), compiled=True,
-             elsewhere="on the CPU, Triton's interpreter runs it in fnd's tests for correctness only, "
-                       "never for timing"),
-]}
+IMPL_SPECS = {
+    spec.name: spec
+    for spec in [
+        ImplSpec("loops", "three Python loops", lambda m, k, n: m * k * n, 15e-6, 1e9),
+        ImplSpec(
+            "dot",
+            "row x column, elementwise, summed",
+            lambda m, k, n: m * n,
+            15e-6,
+            1e9,
+            scratch=lambda m, k, n: 2 * k,
+        ),
+        ImplSpec(
+            "broadcast",
+            "a row broadcast against b, summed over k",
+            lambda m, k, n: m,
+            20e-6,
+            1e9,
+            scratch=lambda m, k, n: 2 * k * n,
+        ),
+        ImplSpec("einsum", "torch.einsum('ik,kj->ij')", _one, 30e-6, 2e10),
+        ImplSpec("torch", "a @ b (BLAS, cuBLAS)", _one, 10e-6, 2e10),
+        ImplSpec(
+            "numba-loops",
+            "the three loops compiled by numba",
+            _one,
+            20e-6,
+            1e9,
+            devices=("cpu",),
+            dtypes=("float32", "float64"),
+            compiled=True,
+        ),
+        ImplSpec(
+            "numba-tiled",
+            "packed panels and a register micro-kernel sized for the CPU, parallel (numba)",
+            _one,
+            30e-6,
+            2e10,
+            devices=("cpu",),
+            dtypes=("float32", "float64"),
+            compiled=True,
+            scratch=_packed,
+            isolated=True,
+        ),
+        ImplSpec(
+            "triton",
+            "tiled Triton kernel, grouped tile order",
+            _one,
+            20e-6,
+            1e12,
+            devices=("cuda",),
+            dtypes=("float32", "float16", "bfloat16"),
+            compiled=True,
+            elsewhere="on the CPU, Triton's interpreter runs it in fnd's tests for correctness only, "
+            "never for timing",
+        ),
+    ]
+}
 CHAPTER = ("loops", "dot", "broadcast", "einsum", "torch")  # the chapter's ladder, slowest rung first
 
 SCHEMES = {
@@ -83,10 +129,25 @@ SCHEMES = {
     "lsuv": "Mishkin & Matas 2015: orthogonal, then each layer rescaled on the batch to unit variance",
 }
 ALIASES = {"xavier": "xavier-normal", "kaiming": "kaiming-normal"}
-ACTS = {"linear": "identity", "relu": "max(x, 0)", "leaky-relu": "x, or --leak * x below 0", "tanh": "tanh(x)"}
-# init-sweep --model's findings per layer, in the order a row lists them; the summary names the first layer of each
-FINDINGS = ("dead", "saturated", "fp16 overflow", "fp16 underflow", "bf16 overflow", "bf16 underflow", "non-finite",
-            "exploding", "vanishing")
+ACTS = {
+    "linear": "identity",
+    "relu": "max(x, 0)",
+    "leaky-relu": "x, or --leak * x below 0",
+    "tanh": "tanh(x)",
+}
+# init-sweep --model's findings per layer, in the order a row lists them; the summary names the first layer of
+# each
+FINDINGS = (
+    "dead",
+    "saturated",
+    "fp16 overflow",
+    "fp16 underflow",
+    "bf16 overflow",
+    "bf16 underflow",
+    "non-finite",
+    "exploding",
+    "vanishing",
+)
 
 
 def first_column(finding):
@@ -94,11 +155,18 @@ def first_column(finding):
     return "first_" + finding.replace(" ", "_").replace("-", "_")
 
 
-LOSSES = {"mse": "mean squared error over all N*k elements",
-          "cross-entropy": "softmax cross-entropy, log-sum-exp (class indices)"}
-TASKS = {"regression": "MSE against a teacher network plus noise; metric R^2",
-         "classification": "cross-entropy; metric accuracy"}
-LABELS = {"teacher": "the argmax of a random teacher network", "clusters": "Gaussian clusters around random centres"}
+LOSSES = {
+    "mse": "mean squared error over all N*k elements",
+    "cross-entropy": "softmax cross-entropy, log-sum-exp (class indices)",
+}
+TASKS = {
+    "regression": "MSE against a teacher network plus noise; metric R^2",
+    "classification": "cross-entropy; metric accuracy",
+}
+LABELS = {
+    "teacher": "the argmax of a random teacher network",
+    "clusters": "Gaussian clusters around random centres",
+}
 
 
 def resolve_scheme_name(name):

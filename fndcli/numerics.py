@@ -1,4 +1,6 @@
-"""Conventions every check fnd prints shares: relative errors, and the one line an exception is reported by."""
+"""Conventions every check fnd prints shares: relative errors, and the one line an exception is reported
+by."""
+
 import math
 
 

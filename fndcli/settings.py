@@ -4,6 +4,7 @@ The cores take these frozen dataclasses; the CLI reads its option defaults from 
 (`SweepConfig.depth`), so a default is written once. The config layering is nanoGPT's:
 these defaults < the command's table in `--config FILE.toml` < flags.
 """
+
 from dataclasses import dataclass
 
 from fndcli.bench.spec import Shape
@@ -24,15 +25,15 @@ class BenchConfig:
     preset: str = "default"
     max_seconds: float = 60.0
     peak_gflops: float | None = None  # the ceiling of pct_peak; None: torch's best at a large shape, if run
-    sweep_dim: str | None = None      # set by --sweep: which dimension the crossover sizes are of
-    baseline: str | None = None       # the series speedups are over; None: see benchstats.choose_baseline
-    order: str = "interleaved"        # the worker processes: round-robin over benchmarks, or each one's in a row
+    sweep_dim: str | None = None  # set by --sweep: which dimension the crossover sizes are of
+    baseline: str | None = None  # the series speedups are over; None: see benchstats.choose_baseline
+    order: str = "interleaved"  # the worker processes: round-robin over benchmarks, or each one's in a row
 
 
 @dataclass(frozen=True)
 class PeakConfig:
     dtypes: tuple = ("float32", "float64")
-    threads: tuple = ()               # () in the defaults: every count from 1 to the cores
+    threads: tuple = ()  # () in the defaults: every count from 1 to the cores
     device: str = "cpu"
     bandwidth: bool = True
     refresh: bool = False
@@ -60,16 +61,16 @@ class SweepConfig:
 class ProbeConfig:
     """init-sweep --model: the user's nn.Module, diagnosed layer by layer (fndcli.init.probe)."""
 
-    model: str = ""             # FILE.py:NAME or package.module:NAME: a class or a function returning a module
-    input_shape: tuple = ()     # (B, ...): batch first, x ~ N(0, 1)
-    scheme: str = "keep"        # keep (the model's own init) or a scheme of the registry
+    model: str = ""  # FILE.py:NAME or package.module:NAME: a class or a function returning a module
+    input_shape: tuple = ()  # (B, ...): batch first, x ~ N(0, 1)
+    scheme: str = "keep"  # keep (the model's own init) or a scheme of the registry
     seeds: int = 1
     seed: int = 0
     dtype: str = "float32"
-    scale: float = 0.1          # the 'scaled' scheme's std
+    scale: float = 0.1  # the 'scaled' scheme's std
     mode: str = "fan_in"
     backward: bool = False
-    histograms: bool = False    # --plot: the colorful dimension of the first seed
+    histograms: bool = False  # --plot: the colorful dimension of the first seed
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ class TrainConfig:
     valid_frac: float = 0.2
     n_in: int = 100
     hidden: tuple = (50,)
-    n_out: int = 1        # regression outputs
-    classes: int = 4      # classification classes
+    n_out: int = 1  # regression outputs
+    classes: int = 4  # classification classes
     labels: str = "teacher"
     noise: float = 0.1
     init: str = "kaiming-normal"

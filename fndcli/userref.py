@@ -12,6 +12,7 @@ join the registry's in `--impl` and `--help`, and `--impl all` includes them.
 What the user's code raises once loaded comes back as `UserCodeError` (`call`): one line naming the
 call, and the user's own frames of the traceback.
 """
+
 import functools
 import hashlib
 import importlib
@@ -24,12 +25,13 @@ from pathlib import Path
 from fndcli.numerics import first_line
 
 PLUGIN_GROUP = "fnd.matmul"
-_loaded = {}      # reference -> object, once per process
-changed = []      # what loading user code changed of torch's settings (restored), for the sidecar
+_loaded = {}  # reference -> object, once per process
+changed = []  # what loading user code changed of torch's settings (restored), for the sidecar
 
 
 def changes():
-    """What loading user code changed of torch's settings (restored since), for a sidecar's user_code_changed."""
+    """What loading user code changed of torch's settings (restored since), for a sidecar's
+    user_code_changed."""
     return list(changed)
 
 
@@ -90,12 +92,16 @@ def _split(text):
 
 
 def _torch_settings():
-    """torch's global settings a user's file may change on import. torch is imported first if it is not yet: a file
-    that imports it itself would otherwise find it fresh, change it, and leave nothing to compare with."""
+    """torch's global settings a user's file may change on import. torch is imported first if it is not yet: a
+    file that imports it itself would otherwise find it fresh, change it, and leave nothing to compare
+    with."""
     import torch
 
-    return {"threads": torch.get_num_threads(), "default dtype": torch.get_default_dtype(),
-            "grad mode": torch.is_grad_enabled()}
+    return {
+        "threads": torch.get_num_threads(),
+        "default dtype": torch.get_default_dtype(),
+        "grad mode": torch.is_grad_enabled(),
+    }
 
 
 def _restore(before):
@@ -113,7 +119,8 @@ def _restore(before):
 
 
 def _watched(importer, what):
-    """importer(what), with torch's settings restored afterwards, and what it changed of them recorded in `changed`."""
+    """importer(what), with torch's settings restored afterwards, and what it changed of them recorded in
+    `changed`."""
     before = _torch_settings()
     try:
         return importer(what)
@@ -145,8 +152,13 @@ def a_kind(obj):
 def _is_path(location):
     """Does a reference's location name a file (or a directory: a mistake), rather than a module to import?"""
     path = Path(location).expanduser()
-    return (location.endswith(".py") or "/" in location or "\\" in location or path.is_file()
-            or (path.is_dir() and not (path / "__init__.py").is_file()))
+    return (
+        location.endswith(".py")
+        or "/" in location
+        or "\\" in location
+        or path.is_file()
+        or (path.is_dir() and not (path / "__init__.py").is_file())
+    )
 
 
 def load(text, what="callable"):
@@ -158,7 +170,9 @@ def load(text, what="callable"):
         if _is_path(location):
             path = Path(location).expanduser().resolve()
             if path.is_dir():
-                raise RefError(f"{location!r} is a directory, not a Python file (from {text!r}); name FILE.py:NAME")
+                raise RefError(
+                    f"{location!r} is a directory, not a Python file (from {text!r}); name FILE.py:NAME"
+                )
             if not path.is_file():
                 raise RefError(f"{location!r} does not exist (from {text!r})")
             if path.suffix != ".py":
@@ -218,7 +232,10 @@ def user_traceback(error):
     skip = [str(Path(__file__).resolve().parent)]
     if "torch" in sys.modules:
         skip.append(str(Path(sys.modules["torch"].__file__).resolve().parent))
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not any(str(Path(f.filename).resolve()).startswith(d) for d in skip)]
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not any(str(Path(f.filename).resolve()).startswith(d) for d in skip)
+    ]
     lines = traceback.format_list(frames) + traceback.format_exception_only(type(error), error)
     return "Traceback (the user's frames):\n" + "".join(lines)

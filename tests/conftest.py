@@ -1,4 +1,5 @@
 """Shared fixtures: a CliRunner on the real `fnd` app, and helpers to read a run's files."""
+
 import json
 import os
 
@@ -15,25 +16,55 @@ from typer.testing import CliRunner
 
 from fndcli.cli import app
 
-
 SEEDED_GFLOPS, SEEDED_GB_S = 1e5, 1e4  # far above any kernel here: no row is above its ceiling
 
 
 @pytest.fixture(autouse=True, scope="session")
 def ceilings_cache(tmp_path_factory):
-    """matmul-bench's % peak is of this machine's ceilings, from fnd peak's cache (`fndcli.bench.peak`). The suite
-    gets a cache of its own, seeded for every dtype and thread count with SEEDED_GFLOPS and SEEDED_GB_S, so a test's
-    run need not measure (a few seconds each); tests/test_peak.py measures for real, in caches of its own."""
+    """matmul-bench's % peak is of this machine's ceilings, from fnd peak's cache (`fndcli.bench.peak`). The
+    suite gets a cache of its own, seeded for every dtype and thread count with SEEDED_GFLOPS and SEEDED_GB_S,
+    so a test's run need not measure (a few seconds each); tests/test_peak.py measures for real, in caches of
+    its own."""
     from fndcli.bench.peak import cache_file, store_cache
 
     os.environ["FND_CACHE_DIR"] = str(tmp_path_factory.mktemp("fnd-cache"))
-    common = {"device": "cpu", "isa": jitenv.isa()[0], "best_s": 0.02, "calls": 1, "repeats": 1,
-              "measured_utc": "2026-01-01T00:00:00+00:00"}
-    store_cache([{**common, "what": "fma", "kernel": "fma x64", "dtype": d, "threads": t, "gflops": SEEDED_GFLOPS,
-                  "gb_s": None, "work": SEEDED_GFLOPS * 1e9 * 0.02}
-                 for d in ("float32", "float64") for t in range(1, (os.cpu_count() or 1) + 1)] +
-                [{**common, "what": "bandwidth", "kernel": "triad", "dtype": "float64", "threads": t, "gflops": None,
-                  "gb_s": SEEDED_GB_S, "work": SEEDED_GB_S * 1e9 * 0.02} for t in range(1, (os.cpu_count() or 1) + 1)])
+    common = {
+        "device": "cpu",
+        "isa": jitenv.isa()[0],
+        "best_s": 0.02,
+        "calls": 1,
+        "repeats": 1,
+        "measured_utc": "2026-01-01T00:00:00+00:00",
+    }
+    store_cache(
+        [
+            {
+                **common,
+                "what": "fma",
+                "kernel": "fma x64",
+                "dtype": d,
+                "threads": t,
+                "gflops": SEEDED_GFLOPS,
+                "gb_s": None,
+                "work": SEEDED_GFLOPS * 1e9 * 0.02,
+            }
+            for d in ("float32", "float64")
+            for t in range(1, (os.cpu_count() or 1) + 1)
+        ]
+        + [
+            {
+                **common,
+                "what": "bandwidth",
+                "kernel": "triad",
+                "dtype": "float64",
+                "threads": t,
+                "gflops": None,
+                "gb_s": SEEDED_GB_S,
+                "work": SEEDED_GB_S * 1e9 * 0.02,
+            }
+            for t in range(1, (os.cpu_count() or 1) + 1)
+        ]
+    )
     return cache_file()
 
 
@@ -45,6 +76,7 @@ def fnd(monkeypatch):
 
     def invoke(*args):
         return runner.invoke(app, [str(a) for a in args])
+
     return invoke
 
 
@@ -83,4 +115,5 @@ def fail_on_call(monkeypatch, owner, name, nth, error):
         if len(calls) == nth:
             raise error
         return real(*args, **kwargs)
+
     monkeypatch.setattr(owner, name, failing)

@@ -1,4 +1,5 @@
 """The activation statistics both init-sweep modes share (fndcli.init.stats), against hand-worked figures."""
+
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ def _sweep_stats(x):
 
 
 def _probe_stats(x):
-    sums = probe.Sums(None)
+    sums = stats.Sums(None)
     sums.add(x)
     return sums.stats()
 

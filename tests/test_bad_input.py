@@ -1,12 +1,14 @@
-"""Bad input gets one clear line and exit 2, before any work: config tables, --model classes, --help's placeholders."""
+"""Bad input gets one clear line and exit 2, before any work: config tables, --model classes, --help's
+placeholders."""
+
 import re
 import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import assert_one_line_error, assert_rejected
+
 from fndcli.cli.config import command_tables
 
 MODEL = Path(__file__).parent.parent / "examples" / "chapter_model.py"
@@ -22,13 +24,28 @@ def toml(tmp_path, text):
 
 # --- config tables -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("table,suggestion", [("init_sweep", "[init-sweep]"), ("init-swep", "[init-sweep]"),
-                                              ("trian", "[train]"), ("plot", None)])
+
+@pytest.mark.parametrize(
+    "table,suggestion",
+    [("init_sweep", "[init-sweep]"), ("init-swep", "[init-sweep]"), ("trian", "[train]"), ("plot", None)],
+)
 def test_an_unknown_table_names_itself_the_file_and_the_known_tables(fnd, tmp_path, table, suggestion):
     config = toml(tmp_path, f"[train]\nepochs = 2\n\n[{table}]\ndepth = 3\n")
-    result = assert_rejected(fnd, tmp_path, "train", ["--config", config], "'--config'", str(config),
-                             f"unknown table [{table}]", TABLES)
-    assert (f"(did you mean {suggestion}?)" in result.stderr) if suggestion else "did you mean" not in result.stderr
+    result = assert_rejected(
+        fnd,
+        tmp_path,
+        "train",
+        ["--config", config],
+        "'--config'",
+        str(config),
+        f"unknown table [{table}]",
+        TABLES,
+    )
+    assert (
+        (f"(did you mean {suggestion}?)" in result.stderr)
+        if suggestion
+        else "did you mean" not in result.stderr
+    )
 
 
 def test_the_known_tables_are_the_commands_that_take_config():
@@ -48,24 +65,43 @@ def test_a_table_for_another_command_is_fine(fnd, tmp_path):
     assert_one_line_error(result, "'--rtol'", "got -1.0")
 
 
-@pytest.mark.parametrize("text,fragments", [
-    ("seed = 3\n", ["'seed' is outside any table", "[train]"]),
-    ("train = 3\n", ["[train] must be a table"]),
-    ("[train]\nlrr = 0.1\n", ["unknown key 'lrr' in [train] (did you mean 'lr'?)"]),
-    # range errors from the file name the file and the key, whichever check finds them
-    ("[train]\nlr = -1\n", ["'--config'", "[train] lr: must be a positive finite number, got -1"]),
-    ("[train]\nepochs = 0\n", ["'--config'", "[train] epochs: must be 1 or more, got 0"]),
-    ("[train]\nbatch_size = 5000\n", ["'--config'", "[train] batch-size: 5000 is larger than the 3200 training"]),
-    ("[train]\nvalid-frac = 1.5\n", ["'--config'", "[train] valid-frac: must be between 0 and 1, got 1.5"]),
-    # one key spelt both ways; an empty list (which would silently mean the default)
-    ("[train]\nvalid-frac = 0.2\nvalid_frac = 0.3\n", ["sets valid-frac twice ('valid_frac' and 'valid-frac')"]),
-    ("[train]\nhidden = []\n", ["[train] hidden is an empty list; leave the key out for the default"]),
-    # another command's table of a shared file: its keys and types are checked too, whichever command reads it
-    ("[train]\nepochs = 2\n[gradcheck]\nbatchh = 3\n", ["unknown key 'batchh' in [gradcheck] (did you mean 'batch'?)"]),
-    ("[gradcheck]\nbatch = 'x'\n", ["[gradcheck] batch must be an integer, got \"x\""]),  # as TOML spells it
-    ("[train]\nepochs = true\n", ["[train] epochs must be an integer, got true"]),
-    ("[train]\nlr = [1, false]\n", ["[train] lr must be a number, got [1, false]"]),
-])
+@pytest.mark.parametrize(
+    "text,fragments",
+    [
+        ("seed = 3\n", ["'seed' is outside any table", "[train]"]),
+        ("train = 3\n", ["[train] must be a table"]),
+        ("[train]\nlrr = 0.1\n", ["unknown key 'lrr' in [train] (did you mean 'lr'?)"]),
+        # range errors from the file name the file and the key, whichever check finds them
+        ("[train]\nlr = -1\n", ["'--config'", "[train] lr: must be a positive finite number, got -1"]),
+        ("[train]\nepochs = 0\n", ["'--config'", "[train] epochs: must be 1 or more, got 0"]),
+        (
+            "[train]\nbatch_size = 5000\n",
+            ["'--config'", "[train] batch-size: 5000 is larger than the 3200 training"],
+        ),
+        (
+            "[train]\nvalid-frac = 1.5\n",
+            ["'--config'", "[train] valid-frac: must be between 0 and 1, got 1.5"],
+        ),
+        # one key spelt both ways; an empty list (which would silently mean the default)
+        (
+            "[train]\nvalid-frac = 0.2\nvalid_frac = 0.3\n",
+            ["sets valid-frac twice ('valid_frac' and 'valid-frac')"],
+        ),
+        ("[train]\nhidden = []\n", ["[train] hidden is an empty list; leave the key out for the default"]),
+        # another command's table of a shared file: its keys and types are checked too, whichever command
+        # reads it
+        (
+            "[train]\nepochs = 2\n[gradcheck]\nbatchh = 3\n",
+            ["unknown key 'batchh' in [gradcheck] (did you mean 'batch'?)"],
+        ),
+        (
+            "[gradcheck]\nbatch = 'x'\n",
+            ['[gradcheck] batch must be an integer, got "x"'],
+        ),  # as TOML spells it
+        ("[train]\nepochs = true\n", ["[train] epochs must be an integer, got true"]),
+        ("[train]\nlr = [1, false]\n", ["[train] lr must be a number, got [1, false]"]),
+    ],
+)
 def test_a_bad_config_value_names_the_file_and_the_key(fnd, tmp_path, text, fragments):
     config = toml(tmp_path, text)
     assert_rejected(fnd, tmp_path, "train", ["--config", config], f"config '{config}'", *fragments)
@@ -83,7 +119,7 @@ def test_a_directory_given_as_config(fnd, tmp_path):
 
 # --- --model: checked at load, like --layer ----------------------------------------------------
 
-MODELS = '''
+MODELS = """
 def f(a, b):
     return a @ b
 
@@ -116,37 +152,53 @@ class LinRaises:
         return inp
 
 CONSTANT = 3
-'''
+"""
 
 
 @pytest.mark.parametrize("command", ["gradcheck", "train"])
-@pytest.mark.parametrize("name,fragment", [
-    ("f", "'{models}:f' is a function, not a class"),
-    ("CONSTANT", "'{models}:CONSTANT' is an int, not a class"),
-    ("NotAModel", "NotAModel() cannot be built as NotAModel(w1, b1, w2, b2): a model of 100 -> 50 -> 1 is built "
-                  "from its 4 tensors"),
-    ("Raises", "Raises(w1, b1, w2, b2) raised ValueError: no thanks"),
-    ("NoBackward", "NoBackward(w1, b1, w2, b2) has no backward()"),
-    ("NotCallable", "NotCallable(w1, b1, w2, b2) cannot be called"),
-])
+@pytest.mark.parametrize(
+    "name,fragment",
+    [
+        ("f", "'{models}:f' is a function, not a class"),
+        ("CONSTANT", "'{models}:CONSTANT' is an int, not a class"),
+        (
+            "NotAModel",
+            "NotAModel() cannot be built as NotAModel(w1, b1, w2, b2): a model of 100 -> 50 -> 1 is built "
+            "from its 4 tensors",
+        ),
+        ("Raises", "Raises(w1, b1, w2, b2) raised ValueError: no thanks"),
+        ("NoBackward", "NoBackward(w1, b1, w2, b2) has no backward()"),
+        ("NotCallable", "NotCallable(w1, b1, w2, b2) cannot be called"),
+    ],
+)
 def test_a_model_that_is_not_one_is_exit_2_at_load(fnd, tmp_path, command, name, fragment):
     models = tmp_path / "models.py"
     models.write_text(MODELS)
-    assert_rejected(fnd, tmp_path, command, ["--model", f"{models}:{name}"], "'--model'",
-                    fragment.format(models=models))
+    assert_rejected(
+        fnd, tmp_path, command, ["--model", f"{models}:{name}"], "'--model'", fragment.format(models=models)
+    )
 
 
 def test_a_model_built_for_another_depth(fnd, tmp_path):
-    assert_rejected(fnd, tmp_path, "gradcheck", ["--model", f"{MODEL}:Model", "--hidden", "10", "--hidden", "8"],
-                    "'--model'", "Model(w1, b1, w2, b2) cannot be built as Model(w1, b1, w2, b2, w3, b3): a model of "
-                                 "100 -> 10 -> 8 -> 1 is built from its 6 tensors")
+    assert_rejected(
+        fnd,
+        tmp_path,
+        "gradcheck",
+        ["--model", f"{MODEL}:Model", "--hidden", "10", "--hidden", "8"],
+        "'--model'",
+        "Model(w1, b1, w2, b2) cannot be built as Model(w1, b1, w2, b2, w3, b3): a model of "
+        "100 -> 10 -> 8 -> 1 is built from its 6 tensors",
+    )
 
 
-@pytest.mark.parametrize("name,fragment", [
-    ("f", "is a function, not a class"),
-    ("NotAModel", "its constructor takes 0 argument(s) and it defines no __call__"),
-    ("LinRaises", "LinRaises(w, b) raised ValueError: bad lin"),
-])
+@pytest.mark.parametrize(
+    "name,fragment",
+    [
+        ("f", "is a function, not a class"),
+        ("NotAModel", "its constructor takes 0 argument(s) and it defines no __call__"),
+        ("LinRaises", "LinRaises(w, b) raised ValueError: bad lin"),
+    ],
+)
 def test_a_layer_that_is_not_one_is_exit_2(fnd, tmp_path, name, fragment):
     models = tmp_path / "models.py"
     models.write_text(MODELS)
@@ -154,6 +206,7 @@ def test_a_layer_that_is_not_one_is_exit_2(fnd, tmp_path, name, fragment):
 
 
 # --- --help and messages -----------------------------------------------------------------------
+
 
 def test_the_commands_listed_here_are_the_apps(fnd):
     listed = fnd("--help").stdout.split("Commands:")[1].split()
@@ -166,9 +219,14 @@ def test_help_shows_real_placeholders(fnd, command):
     result = fnd(command, "--help")
     assert result.exit_code == 0, result.output
     assert not re.findall(r"<[^<>\n]+>", result.stdout) and not re.findall(r"\{[^{}\n]+\}", result.stdout)
-    options = [line.split()[0:2] for line in result.stdout.split("Options:")[1].splitlines()
-               if line.startswith("  -")]
-    assert all(len(opt) == 2 for opt in options), options  # every option has its placeholder or help beside it
+    options = [
+        line.split()[0:2]
+        for line in result.stdout.split("Options:")[1].splitlines()
+        if line.startswith("  -")
+    ]
+    assert all(len(opt) == 2 for opt in options), (
+        options
+    )  # every option has its placeholder or help beside it
 
 
 def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
@@ -184,41 +242,83 @@ def test_arguments_and_long_choices_read_as_click_writes_them(fnd):
     assert "  --device cpu|cuda " in fnd("matmul-bench", "--help").stdout
 
 
-@pytest.mark.parametrize("command,args,fragments", [
-    ("gradcheck", ["--batch", "1.5"], ["'--batch'", "'1.5' is not an integer"]),
-    ("gradcheck", ["--hidden", "x"], ["'--hidden'", "'x' is not an integer"]),
-    ("init-sweep", ["--scale", "abc"], ["'--scale'", "'abc' is not a number"]),
-    ("train", ["--epochs", "0"], ["'--epochs'", "must be 1 or more, got 0"]),
-    ("compare", ["--seed", "-1", "a", "b"], ["'--seed'", "must be 0 or more, got -1"]),
-    ("matmul-bench", ["--impl", "{tmp}/k.py:CONSTANT"], ["'{tmp}/k.py:CONSTANT' is an int, not a function of (a, b)"]),
-    ("matmul-bench", ["--impl", "{tmp}/adir:mm"], ["'{tmp}/adir' is a directory, not a Python file"]),
-    ("matmul-bench", ["--impl", "{tmp}/adir.py:mm"], ["'{tmp}/adir.py' is a directory, not a Python file"]),
-    ("matmul-bench", ["--impl", "{tmp}/k.txt:mm"], ["'{tmp}/k.txt' is not a Python file"]),
-    ("matmul-bench", ["--impl", "{tmp}/k.py:Kernel"], ["'{tmp}/k.py:Kernel' is a class, not a function of (a, b)"]),
-    ("matmul-bench", ["--impl", "{tmp}/k.py:one"], ["'{tmp}/k.py:one' takes (a), not (a, b)"]),
-    ("matmul-bench", ["--quick", "--fast"], ["'--fast'", "not --quick and --fast"]),
-    ("matmul-bench", ["--threads", "100000"], ["'--threads'", "or less, got 100000"]),  # 100000 threads froze the host
-    ("matmul-bench", ["--impl", "{tmp}/exits.py:mm"], ["cannot import", "SystemExit: 5"]),  # sys.exit() on import
-    ("matmul-bench", ["--impl", "torch", "--baseline", "torch@"], ["'--baseline'", "'torch@' is not in this run"]),
-    ("train", ["--momentum", "1.5"], ["'--momentum'", "must be in [0, 1), got 1.5"]),
-    ("compare", ["--seed", str(2 ** 64), "a", "b"], ["'--seed'"]),
-    ("matmul-bench", ["--impl", "loops", "--shape", "2048x2048x2048"], ["'--shape'", "nothing would be timed"]),
-    ("train", ["--task", "regression", "--classes", "5"], ["'--classes'", "is for --task classification"]),
-    ("train", ["--task", "classification", "--n-out", "3"], ["'--n-out'", "is for --task regression"]),
-])
+@pytest.mark.parametrize(
+    "command,args,fragments",
+    [
+        ("gradcheck", ["--batch", "1.5"], ["'--batch'", "'1.5' is not an integer"]),
+        ("gradcheck", ["--hidden", "x"], ["'--hidden'", "'x' is not an integer"]),
+        ("init-sweep", ["--scale", "abc"], ["'--scale'", "'abc' is not a number"]),
+        ("train", ["--epochs", "0"], ["'--epochs'", "must be 1 or more, got 0"]),
+        ("compare", ["--seed", "-1", "a", "b"], ["'--seed'", "must be 0 or more, got -1"]),
+        (
+            "matmul-bench",
+            ["--impl", "{tmp}/k.py:CONSTANT"],
+            ["'{tmp}/k.py:CONSTANT' is an int, not a function of (a, b)"],
+        ),
+        ("matmul-bench", ["--impl", "{tmp}/adir:mm"], ["'{tmp}/adir' is a directory, not a Python file"]),
+        (
+            "matmul-bench",
+            ["--impl", "{tmp}/adir.py:mm"],
+            ["'{tmp}/adir.py' is a directory, not a Python file"],
+        ),
+        ("matmul-bench", ["--impl", "{tmp}/k.txt:mm"], ["'{tmp}/k.txt' is not a Python file"]),
+        (
+            "matmul-bench",
+            ["--impl", "{tmp}/k.py:Kernel"],
+            ["'{tmp}/k.py:Kernel' is a class, not a function of (a, b)"],
+        ),
+        ("matmul-bench", ["--impl", "{tmp}/k.py:one"], ["'{tmp}/k.py:one' takes (a), not (a, b)"]),
+        ("matmul-bench", ["--quick", "--fast"], ["'--fast'", "not --quick and --fast"]),
+        (
+            "matmul-bench",
+            ["--threads", "100000"],
+            ["'--threads'", "or less, got 100000"],
+        ),  # 100000 threads froze the host
+        (
+            "matmul-bench",
+            ["--impl", "{tmp}/exits.py:mm"],
+            ["cannot import", "SystemExit: 5"],
+        ),  # sys.exit() on import
+        (
+            "matmul-bench",
+            ["--impl", "torch", "--baseline", "torch@"],
+            ["'--baseline'", "'torch@' is not in this run"],
+        ),
+        ("train", ["--momentum", "1.5"], ["'--momentum'", "must be in [0, 1), got 1.5"]),
+        ("compare", ["--seed", str(2**64), "a", "b"], ["'--seed'"]),
+        (
+            "matmul-bench",
+            ["--impl", "loops", "--shape", "2048x2048x2048"],
+            ["'--shape'", "nothing would be timed"],
+        ),
+        (
+            "train",
+            ["--task", "regression", "--classes", "5"],
+            ["'--classes'", "is for --task classification"],
+        ),
+        ("train", ["--task", "classification", "--n-out", "3"], ["'--n-out'", "is for --task regression"]),
+    ],
+)
 def test_messages_name_the_value(fnd, tmp_path, command, args, fragments):
     (tmp_path / "k.py").write_text("CONSTANT = 3\n\nclass Kernel:\n    pass\n\ndef one(a):\n    return a\n")
     (tmp_path / "k.txt").write_text("mm = 3\n")
     (tmp_path / "exits.py").write_text("import sys\nsys.exit(5)\n")
     (tmp_path / "adir").mkdir()
     (tmp_path / "adir.py").mkdir()
-    assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path) for a in args],
-                    *[f.format(tmp=tmp_path) for f in fragments])
+    assert_rejected(
+        fnd,
+        tmp_path,
+        command,
+        [a.format(tmp=tmp_path) for a in args],
+        *[f.format(tmp=tmp_path) for f in fragments],
+    )
 
 
 def test_an_empty_out_is_not_the_current_directory(fnd, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # Path('') is '.': fnd would have written here
-    assert_one_line_error(fnd("gradcheck", "--batch", "2", "--out", ""), "'--out'", "is empty: name a directory")
+    assert_one_line_error(
+        fnd("gradcheck", "--batch", "2", "--out", ""), "'--out'", "is empty: name a directory"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -229,8 +329,18 @@ def test_show_a_name_too_long(fnd, tmp_path):
 def test_a_kernel_that_calls_sys_exit_is_a_failing_row(fnd, tmp_path):
     """sys.exit() inside the user's kernel is their bug: a row that says so, exit 1, the run written."""
     (tmp_path / "k.py").write_text("import sys\n\ndef mm(a, b):\n    sys.exit(3)\n")
-    result = fnd("matmul-bench", "--impl", f"{tmp_path}/k.py:mm", "--impl", "torch", "--shape", "4x4x4", "--quick",
-                 "--out", tmp_path / "out")
+    result = fnd(
+        "matmul-bench",
+        "--impl",
+        f"{tmp_path}/k.py:mm",
+        "--impl",
+        "torch",
+        "--shape",
+        "4x4x4",
+        "--quick",
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 1, result.output
     rows = pd.read_csv(next((tmp_path / "out").glob("*.csv"))).set_index("impl")
     assert rows.loc[f"{tmp_path}/k.py:mm", "error"] == "raised SystemExit: 3" and rows.loc["torch", "correct"]

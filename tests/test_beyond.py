@@ -1,4 +1,5 @@
 """Beyond the chapter's ladder on the CPU: compiled kernels, devices, dtypes, sweeps, crossovers, peak."""
+
 import dataclasses
 import time
 
@@ -7,29 +8,59 @@ import pandas as pd
 import pyperf
 import pytest
 import torch
+from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
 from numba import njit
 
-from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
-from fndcli.bench.stats import CROSSOVER_COLUMNS
 from fndcli.bench.spec import Shape, parse_sweep, sweep_shapes
-from fndcli.kernels.registry import IMPLS
+from fndcli.bench.stats import CROSSOVER_COLUMNS
 from fndcli.kernels.loops import three_loops
+from fndcli.kernels.registry import IMPLS
 
 
 def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
-    result = fnd("matmul-bench", "--impl", "torch", "--impl", "loops", "--shape", "4x8x3", "--sweep", "1,2,6",
-                 "--sweep-dim", "n", "--peak-gflops", "1000", "--quick", "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--impl",
+        "torch",
+        "--impl",
+        "loops",
+        "--shape",
+        "4x8x3",
+        "--sweep",
+        "1,2,6",
+        "--sweep-dim",
+        "n",
+        "--peak-gflops",
+        "1000",
+        "--quick",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     assert sorted(set(zip(frame["m"], frame["k"], frame["n"]))) == [(4, 8, 1), (4, 8, 2), (4, 8, 6)]
     assert frame["correct"].all() and len(frame) == 6
     assert (frame["pct_peak"] - frame["gflops"] / 10).abs().max() < 1e-9  # 100 * gflops / 1000
     threads = int(frame["threads"].iloc[0])
-    assert meta["peak"] == [{"device": "cpu", "dtype": "float32", "threads": threads, "gflops": 1000.0,
-                             "gb_s": SEEDED_GB_S, "source": "1000 GFLOP/s, --peak-gflops", "given": True}]
+    assert meta["peak"] == [
+        {
+            "device": "cpu",
+            "dtype": "float32",
+            "threads": threads,
+            "gflops": 1000.0,
+            "gb_s": SEEDED_GB_S,
+            "source": "1000 GFLOP/s, --peak-gflops",
+            "given": True,
+        }
+    ]
     # the roofline's bandwidth is the cache's (the session's seeded one): nothing measured, nothing dropped
-    intensity = 2 * frame["m"] * frame["k"] * frame["n"] / (4 * (frame["m"] * frame["k"] + frame["k"] * frame["n"]
-                                                                 + frame["m"] * frame["n"]))
+    intensity = (
+        2
+        * frame["m"]
+        * frame["k"]
+        * frame["n"]
+        / (4 * (frame["m"] * frame["k"] + frame["k"] * frame["n"] + frame["m"] * frame["n"]))
+    )
     assert np.allclose(frame["roof_gflops"], np.minimum(1000.0, SEEDED_GB_S * intensity))
     assert "% peak: of 1000 GFLOP/s, --peak-gflops" in result.stdout
     cross = pd.read_csv(next(tmp_path.glob("*-crossovers.csv")))
@@ -47,6 +78,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
         c = torch.zeros(a.shape[0], b.shape[1], dtype=a.dtype)
         fresh(a.numpy(), b.numpy(), c.numpy())
         return c
+
     monkeypatch.setitem(IMPLS, "numba-loops", dataclasses.replace(IMPLS["numba-loops"], fn=numba_loops))
     t0 = time.perf_counter()
     result = fnd("matmul-bench", "--impl", "all", "--shape", "3x4x5", "--quick", "--out", tmp_path)
@@ -61,29 +93,50 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     suite = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1]))
     tiled = next(b for b in suite.get_benchmarks() if b.get_name().startswith("numba-tiled"))
     assert tiled.get_metadata()["fnd_numba_slp"] is True
-    assert list(frame["impl"]) == ["loops", "dot", "broadcast", "einsum", "torch", "numba-loops", "numba-tiled"]
+    assert list(frame["impl"]) == [
+        "loops",
+        "dot",
+        "broadcast",
+        "einsum",
+        "torch",
+        "numba-loops",
+        "numba-tiled",
+    ]
     by_impl = frame.set_index("impl")
     # % peak of the machine's ceiling, here the suite's seeded cache (tests/conftest.py)
     assert by_impl["pct_peak"].tolist() == pytest.approx((100 * by_impl["gflops"] / SEEDED_GFLOPS).tolist())
-    # each compiled kernel's first call compiled it, or loaded it from numba's cache in a fresh process (numba-tiled):
+    # each compiled kernel's first call compiled it, or loaded it from numba's cache in a fresh process
+    # (numba-tiled):
     # far longer than a steady call, and part of this run
     for impl in ("numba-loops", "numba-tiled"):
         assert by_impl.loc[impl, "min_s"] < by_impl.loc[impl, "compile_s"] < elapsed, impl
     assert by_impl.loc[["loops", "torch"], "compile_s"].isna().all()
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--impl", "triton"], ["triton runs only on cuda", "use --device cuda", "interpreter", "correctness only"]),
-    (["--impl", "numba-tiled", "--dtype", "bfloat16"], ["numba-tiled does not support bfloat16", "float32, float64"]),
-    (["--sweep", "64:16"], ["'--sweep'", "LO:HI"]),
-    (["--sweep", "a,b"], ["'--sweep'"]),
-    (["--sweep-dim", "m"], ["'--sweep-dim'", "needs --sweep"]),
-    (["--sweep", "2,4", "--sweep-dim", "k", "--shape", "4x4x4", "--shape", "8x8x8"], ["'--sweep-dim'", "one --shape"]),
-    (["--peak-gflops", "0"], ["'--peak-gflops'"]),
-    (["--device", "tpu"], ["'--device'", "cuda"]),
-    (["--baseline", "numba-tiled"], ["'--baseline'", "'numba-tiled' is not in this run", "loops"]),
-    (["--impl", "torch", "--baseline", "torch@cuda"], ["'--baseline'", "'torch@cuda'"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (
+            ["--impl", "triton"],
+            ["triton runs only on cuda", "use --device cuda", "interpreter", "correctness only"],
+        ),
+        (
+            ["--impl", "numba-tiled", "--dtype", "bfloat16"],
+            ["numba-tiled does not support bfloat16", "float32, float64"],
+        ),
+        (["--sweep", "64:16"], ["'--sweep'", "LO:HI"]),
+        (["--sweep", "a,b"], ["'--sweep'"]),
+        (["--sweep-dim", "m"], ["'--sweep-dim'", "needs --sweep"]),
+        (
+            ["--sweep", "2,4", "--sweep-dim", "k", "--shape", "4x4x4", "--shape", "8x8x8"],
+            ["'--sweep-dim'", "one --shape"],
+        ),
+        (["--peak-gflops", "0"], ["'--peak-gflops'"]),
+        (["--device", "tpu"], ["'--device'", "cuda"]),
+        (["--baseline", "numba-tiled"], ["'--baseline'", "'numba-tiled' is not in this run", "loops"]),
+        (["--impl", "torch", "--baseline", "torch@cuda"], ["'--baseline'", "'torch@cuda'"]),
+    ],
+)
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "matmul-bench", args, *fragments)
 
@@ -105,5 +158,3 @@ def test_parse_sweep():
     for text in ("0:16", "a:b", "", "4,-1"):
         with pytest.raises(ValueError, match="is not LO:HI"):
             parse_sweep(text)
-
-

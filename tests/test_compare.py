@@ -1,4 +1,6 @@
-"""`fnd compare` and `fnd show`: the statistics on textbook cases, every verdict, every exit code, real runs."""
+"""`fnd compare` and `fnd show`: the statistics on textbook cases, every verdict, every exit code, real
+runs."""
+
 import json
 import math
 from pathlib import Path
@@ -7,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pyperf
 import pytest
-
 from conftest import assert_one_line_error, run_files
+
+from fndcli.backprop.gradcheck import COLUMNS as GRADCHECK_COLUMNS
 from fndcli.bench.stats import COLUMNS
 from fndcli.runs.compare import Settings
 from fndcli.runs.judging import judge, timing_row
-from fndcli.backprop.gradcheck import COLUMNS as GRADCHECK_COLUMNS
 
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "gpu": None}
 
@@ -29,22 +31,53 @@ def fake_matmul_run(directory, processes, stamp="20261130-120000", correct=None,
         name = f"{impl} 4x4x4 float32 cpu"
         values = [v for run in runs for v in run]
         ok = (correct or {}).get(impl, True)
-        rows.append({"impl": impl, "m": 4, "k": 4, "n": 4, "dtype": "float32", "device": "cpu", "threads": 2,
-                     "median_s": float(np.median(values)) if values else math.nan, "correct": ok,
-                     "error": "" if ok else "wrong result: relative error 1.00e+00 > 0.0001 (float32 tolerance)",
-                     "skipped": ""})
+        rows.append(
+            {
+                "impl": impl,
+                "m": 4,
+                "k": 4,
+                "n": 4,
+                "dtype": "float32",
+                "device": "cpu",
+                "threads": 2,
+                "median_s": float(np.median(values)) if values else math.nan,
+                "correct": ok,
+                "error": "" if ok else "wrong result: relative error 1.00e+00 > 0.0001 (float32 tolerance)",
+                "skipped": "",
+            }
+        )
         if runs:
-            benches.append(pyperf.Benchmark([pyperf.Run(run, warmups=[(1, run[0])], collect_metadata=False,
-                                                        metadata={"name": name, "loops": 1, "unit": "second"})
-                                             for run in runs]))
+            benches.append(
+                pyperf.Benchmark(
+                    [
+                        pyperf.Run(
+                            run,
+                            warmups=[(1, run[0])],
+                            collect_metadata=False,
+                            metadata={"name": name, "loops": 1, "unit": "second"},
+                        )
+                        for run in runs
+                    ]
+                )
+            )
     pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(directory / f"{stem}.csv", index=False)
     files = [f"{stem}.csv"]
     if benches:
         pyperf.BenchmarkSuite(benches).dump(str(directory / f"{stem}.pyperf.json"))
         files.append(f"{stem}.pyperf.json")
-    sidecar = {"command": "matmul-bench", "started_utc": f"2026-11-30T{stamp[9:11]}:00:00+00:00", "files": files,
-               "fnd_version": "0.1.0", "torch_version": "2.13.0", "python_version": "3.11.7",
-               "pyperf_version": "2.11.0", "preset": "gate", "config": {"seed": 0}, **MACHINE, **meta}
+    sidecar = {
+        "command": "matmul-bench",
+        "started_utc": f"2026-11-30T{stamp[9:11]}:00:00+00:00",
+        "files": files,
+        "fnd_version": "0.1.0",
+        "torch_version": "2.13.0",
+        "python_version": "3.11.7",
+        "pyperf_version": "2.11.0",
+        "preset": "gate",
+        "config": {"seed": 0},
+        **MACHINE,
+        **meta,
+    }
     (directory / f"{stem}.json").write_text(json.dumps(sidecar))
     return directory / f"{stem}.csv"
 
@@ -56,25 +89,32 @@ def processes(center, n=5, spread=0.01, seed=0, values=3):
     return [list(m * (1 + 0.002 * rng.standard_normal(values))) for m in means]
 
 
-@pytest.mark.parametrize("new_center,new_spread,expected", [
-    (1.30, 0.01, "REGRESSION"),
-    (0.70, 0.01, "improved"),
-    (1.10, 0.005, "small"),       # significant, on the threshold: neither beyond nor inside it
-    (1.00, 0.01, "same"),
-    (1.05, 0.20, "inconclusive"),  # noisy: the interval crosses 0 and 10 %
-])
+@pytest.mark.parametrize(
+    "new_center,new_spread,expected",
+    [
+        (1.30, 0.01, "REGRESSION"),
+        (0.70, 0.01, "improved"),
+        (1.10, 0.005, "small"),  # significant, on the threshold: neither beyond nor inside it
+        (1.00, 0.01, "same"),
+        (1.05, 0.20, "inconclusive"),  # noisy: the interval crosses 0 and 10 %
+    ],
+)
 def test_each_timing_verdict(new_center, new_spread, expected):
-    """16 processes a side, runs whose levels move by 2 %: each verdict (judge sets it, after Holm's correction)."""
+    """16 processes a side, runs whose levels move by 2 %: each verdict (judge sets it, after Holm's
+    correction)."""
     base = [np.mean(p) for p in processes(1.0, n=16, spread=0.005, seed=1)]
     new = [np.mean(p) for p in processes(new_center, n=16, spread=new_spread, seed=2)]
-    row = timing_row("k", "median s/call", base, new, Settings(), "", tau2=(0.02 ** 2, 0.02 ** 2))
+    row = timing_row("k", "median s/call", base, new, Settings(), "", tau2=(0.02**2, 0.02**2))
     assert judge([row], Settings())[0]["verdict"] == expected
 
 
 def test_a_true_slowdown_exits_1_through_the_real_command(fnd, tmp_path):
     fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5, seed=1), "einsum": processes(2e-5, seed=2)})
-    fake_matmul_run(tmp_path / "new", {"torch": processes(1.3e-5, seed=3), "einsum": processes(2e-5, seed=4)},
-                    stamp="20261130-130000")
+    fake_matmul_run(
+        tmp_path / "new",
+        {"torch": processes(1.3e-5, seed=3), "einsum": processes(2e-5, seed=4)},
+        stamp="20261130-130000",
+    )
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "out")
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: REGRESSION: torch 4x4x4 float32 cpu 2t (median s/call)")
@@ -85,32 +125,56 @@ def test_a_true_slowdown_exits_1_through_the_real_command(fnd, tmp_path):
     assert torch_row["n_base"] == 5 and torch_row["p"] < 0.05 / 2  # Holm over the two rows
     assert 0.2 < torch_row["change"] < 0.4 and meta["counts"] == {"REGRESSION": 1, "same": 1}
     assert "geometric mean of the NEW/BASE time ratios" in result.stdout and "exit 1" in result.stdout
-    assert meta["geomean_ratio"] == pytest.approx(math.sqrt((1 + torch_row["change"]) *
-                                                            (1 + frame.set_index("key").iloc[1]["change"])))
+    assert meta["geomean_ratio"] == pytest.approx(
+        math.sqrt((1 + torch_row["change"]) * (1 + frame.set_index("key").iloc[1]["change"]))
+    )
     # a compare run is its CSV: show says so, of its files and of a directory holding only compare runs
     for named in (tmp_path / "out" / meta["files"][0], next((tmp_path / "out").glob("compare-*.json"))):
-        assert_one_line_error(fnd("show", named), "is from a compare run, which show and compare do not read back")
+        assert_one_line_error(
+            fnd("show", named), "is from a compare run, which show and compare do not read back"
+        )
     assert_one_line_error(fnd("show", tmp_path / "out"), "only compare runs, which are not read back")
 
 
 def test_broken_missing_added_untimed_and_the_options_that_gate(fnd, tmp_path):
-    fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5, seed=1), "dot": processes(9e-5, seed=2),
-                                        "loops": processes(1e-2, seed=3), "broadcast": processes(5e-5, seed=5)})
-    fake_matmul_run(tmp_path / "new", {"torch": processes(0.5e-5, seed=4), "dot": [],
-                                       "einsum": processes(2e-5, seed=6), "broadcast": processes(5e-5, n=2)},
-                    stamp="20261130-130000", correct={"dot": False})
+    fake_matmul_run(
+        tmp_path / "base",
+        {
+            "torch": processes(1e-5, seed=1),
+            "dot": processes(9e-5, seed=2),
+            "loops": processes(1e-2, seed=3),
+            "broadcast": processes(5e-5, seed=5),
+        },
+    )
+    fake_matmul_run(
+        tmp_path / "new",
+        {
+            "torch": processes(0.5e-5, seed=4),
+            "dot": [],
+            "einsum": processes(2e-5, seed=6),
+            "broadcast": processes(5e-5, n=2),
+        },
+        stamp="20261130-130000",
+        correct={"dot": False},
+    )
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o1", "--format", "csv")
     assert result.exit_code == 1, result.output
     frame = pd.read_csv(pd.io.common.StringIO(result.stdout)).set_index("key")
     assert frame["verdict"].to_dict() == {
-        "torch 4x4x4 float32 cpu 2t": "improved", "dot 4x4x4 float32 cpu 2t": "BROKEN",
-        "loops 4x4x4 float32 cpu 2t": "missing", "broadcast 4x4x4 float32 cpu 2t": "insufficient",
-        "einsum 4x4x4 float32 cpu 2t": "added"}
+        "torch 4x4x4 float32 cpu 2t": "improved",
+        "dot 4x4x4 float32 cpu 2t": "BROKEN",
+        "loops 4x4x4 float32 cpu 2t": "missing",
+        "broadcast 4x4x4 float32 cpu 2t": "insufficient",
+        "einsum 4x4x4 float32 cpu 2t": "added",
+    }
     assert "re-run both with fnd matmul-bench --gate" in frame.loc["broadcast 4x4x4 float32 cpu 2t", "note"]
     assert "wrong result" in frame.loc["dot 4x4x4 float32 cpu 2t", "note"]
     # without the BROKEN row: improvements and insufficient rows gate only when asked
-    fake_matmul_run(tmp_path / "new2", {"torch": processes(0.5e-5, seed=4), "broadcast": processes(5e-5, n=2)},
-                    stamp="20261130-140000")
+    fake_matmul_run(
+        tmp_path / "new2",
+        {"torch": processes(0.5e-5, seed=4), "broadcast": processes(5e-5, n=2)},
+        stamp="20261130-140000",
+    )
     base, new2 = tmp_path / "base", tmp_path / "new2"
     assert fnd("compare", base, new2, "--out", tmp_path / "o2").exit_code == 0
     assert fnd("compare", base, new2, "--out", tmp_path / "o3", "--fail-on-improvement").exit_code == 1
@@ -120,54 +184,82 @@ def test_broken_missing_added_untimed_and_the_options_that_gate(fnd, tmp_path):
 
 def test_untimed_rows_are_shown_not_gated(fnd, tmp_path):
     fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5), "loops": []})
-    fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5, seed=3), "loops": []}, stamp="20261130-130000")
+    fake_matmul_run(
+        tmp_path / "new", {"torch": processes(1e-5, seed=3), "loops": []}, stamp="20261130-130000"
+    )
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     frame, _ = run_files(tmp_path / "o", "compare")
-    assert frame.set_index("key")["verdict"].to_dict() == {"torch 4x4x4 float32 cpu 2t": "same",
-                                                          "loops 4x4x4 float32 cpu 2t": "untimed"}
+    assert frame.set_index("key")["verdict"].to_dict() == {
+        "torch 4x4x4 float32 cpu 2t": "same",
+        "loops 4x4x4 float32 cpu 2t": "untimed",
+    }
 
 
 def test_different_machines_exit_2_unless_allowed(fnd, tmp_path):
     fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)})
-    fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5, seed=2)}, stamp="20261130-130000",
-                    cpu_model="Other CPU", torch_version="2.14.1")
+    fake_matmul_run(
+        tmp_path / "new",
+        {"torch": processes(1e-5, seed=2)},
+        stamp="20261130-130000",
+        cpu_model="Other CPU",
+        torch_version="2.14.1",
+    )
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o")
-    assert_one_line_error(result, "different machines", "cpu_model 'Test CPU' vs 'Other CPU'", "--allow-mismatch")
+    assert_one_line_error(
+        result, "different machines", "cpu_model 'Test CPU' vs 'Other CPU'", "--allow-mismatch"
+    )
     assert not (tmp_path / "o").exists()
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--allow-mismatch", "--out", tmp_path / "o")
     assert result.exit_code == 0 and "DIFFERENT MACHINES" in result.stdout
     assert "versions differ: torch_version 2.13.0 -> 2.14.1" in result.stdout  # listed, and allowed
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["missing.csv", "missing.csv"], ["does not exist"]),
-    (["{base}", "{other}"], ["BASE is a matmul-bench run and NEW a gradcheck run"]),
-    (["{empty}", "{other}"], ["no gradcheck run in directory"]),
-    (["{base}", "{empty}"], ["no matmul-bench run in directory"]),
-    (["{base}", "{orphan}"], ["no matmul-bench run in directory", "; matmul-bench-20261130-120000.csv is there "
-                              "without its sidecar matmul-bench-20261130-120000.json"]),
-    (["{base}", "{new}", "--threshold", "0"], ["'--threshold'"]),
-    (["{base}", "{disjoint}"], ["share no row: they measured different things (--threads 2 -> 1)"]),
-    (["{peak}", "{peak}"], ["not peak: fnd show it"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["missing.csv", "missing.csv"], ["does not exist"]),
+        (["{base}", "{other}"], ["BASE is a matmul-bench run and NEW a gradcheck run"]),
+        (["{empty}", "{other}"], ["no gradcheck run in directory"]),
+        (["{base}", "{empty}"], ["no matmul-bench run in directory"]),
+        (
+            ["{base}", "{orphan}"],
+            [
+                "no matmul-bench run in directory",
+                "; matmul-bench-20261130-120000.csv is there "
+                "without its sidecar matmul-bench-20261130-120000.json",
+            ],
+        ),
+        (["{base}", "{new}", "--threshold", "0"], ["'--threshold'"]),
+        (["{base}", "{disjoint}"], ["share no row: they measured different things (--threads 2 -> 1)"]),
+        (["{peak}", "{peak}"], ["not peak: fnd show it"]),
+    ],
+)
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
-    paths = {"base": fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)}, config={"seed": 0, "threads": 2}),
-             "new": fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5)}),
-             "disjoint": fake_matmul_run(tmp_path / "disjoint", {"einsum": processes(1e-5)},
-                                         config={"seed": 0, "threads": 1}),
-             "empty": tmp_path / "empty"}
+    paths = {
+        "base": fake_matmul_run(
+            tmp_path / "base", {"torch": processes(1e-5)}, config={"seed": 0, "threads": 2}
+        ),
+        "new": fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5)}),
+        "disjoint": fake_matmul_run(
+            tmp_path / "disjoint", {"einsum": processes(1e-5)}, config={"seed": 0, "threads": 1}
+        ),
+        "empty": tmp_path / "empty",
+    }
     (tmp_path / "empty").mkdir()
     other = tmp_path / "other"
     other.mkdir()
     (other / "gradcheck-20261130-120000.csv").write_text(",".join(GRADCHECK_COLUMNS) + "\n")
-    (other / "gradcheck-20261130-120000.json").write_text(json.dumps(
-        {"command": "gradcheck", "files": ["gradcheck-20261130-120000.csv"]}))
+    (other / "gradcheck-20261130-120000.json").write_text(
+        json.dumps({"command": "gradcheck", "files": ["gradcheck-20261130-120000.csv"]})
+    )
     paths["other"] = other / "gradcheck-20261130-120000.csv"
     from fndcli.bench.peak import COLUMNS as PEAK_COLUMNS
 
     (other / "peak-20261130-120000.csv").write_text(",".join([*PEAK_COLUMNS, "source"]) + "\n")
-    (other / "peak-20261130-120000.json").write_text(json.dumps({"command": "peak", "files": ["peak-20261130-120000.csv"]}))
+    (other / "peak-20261130-120000.json").write_text(
+        json.dumps({"command": "peak", "files": ["peak-20261130-120000.csv"]})
+    )
     paths["peak"] = other / "peak-20261130-120000.json"
     (tmp_path / "orphan").mkdir()  # a run's CSV copied without its sidecar
     (tmp_path / "orphan" / "matmul-bench-20261130-120000.csv").write_bytes(paths["base"].read_bytes())
@@ -180,7 +272,9 @@ def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
 def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
     """Real runs: --quick times in one process, so there is one sample a side."""
     for side in ("base", "new"):
-        result = fnd("matmul-bench", "--quick", "--impl", "torch", "--shape", "8x8x8", "--out", tmp_path / side)
+        result = fnd(
+            "matmul-bench", "--quick", "--impl", "torch", "--shape", "8x8x8", "--out", tmp_path / side
+        )
         assert result.exit_code == 0, result.output
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o", "--format", "md")
     assert result.exit_code == 0, result.output
@@ -195,7 +289,11 @@ def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
     csv = next((tmp_path / "new").glob("matmul-bench-*.csv"))
     pd.read_csv(csv).assign(unstable="process means spread 40 %").to_csv(csv, index=False)
     again = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o2", "--format", "md")
-    assert again.exit_code == 0 and "insufficient" in again.stdout and "unstable" not in again.stdout.split("verdicts")[1]
+    assert (
+        again.exit_code == 0
+        and "insufficient" in again.stdout
+        and "unstable" not in again.stdout.split("verdicts")[1]
+    )
 
 
 def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
@@ -203,14 +301,34 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
     divergence are BROKEN; an unchanged run is the same; show renders each."""
     from fndcli.backprop import model as fnd_model
 
-    small = {"init-sweep": ["--scheme", "kaiming", "--act", "relu", "--depth", "8", "--width", "32", "--batch", "16"],
-             "gradcheck": ["--batch", "8", "--n-in", "6", "--hidden", "5"],
-             "train": ["--samples", "300", "--epochs", "6", "--n-in", "8", "--hidden", "8"]}
+    small = {
+        "init-sweep": [
+            "--scheme",
+            "kaiming",
+            "--act",
+            "relu",
+            "--depth",
+            "8",
+            "--width",
+            "32",
+            "--batch",
+            "16",
+        ],
+        "gradcheck": ["--batch", "8", "--n-in", "6", "--hidden", "5"],
+        "train": ["--samples", "300", "--epochs", "6", "--n-in", "8", "--hidden", "8"],
+    }
     for command, args in small.items():
         assert fnd(command, *args, "--out", tmp_path / command / "base").exit_code == 0
         assert fnd(command, *args, "--out", tmp_path / command / "same").exit_code == 0
-        result = fnd("compare", tmp_path / command / "base", tmp_path / command / "same", "--out", tmp_path / "o",
-                     "--format", "csv")
+        result = fnd(
+            "compare",
+            tmp_path / command / "base",
+            tmp_path / command / "same",
+            "--out",
+            tmp_path / "o",
+            "--format",
+            "csv",
+        )
         assert result.exit_code == 0, (command, result.output)
         rows = pd.read_csv(pd.io.common.StringIO(result.stdout))
         timings = rows[rows["what"].str.contains("s/step")]
@@ -220,19 +338,40 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
         shown = fnd("show", tmp_path / command / "same")
         assert shown.exit_code == 0 and "versions: fnd" in shown.stdout, shown.output
     # a change for the worse in each: a stable verdict lost, a failing check, a divergence
-    assert fnd("init-sweep", *small["init-sweep"][:-4], "--width", "2", "--batch", "16",
-               "--out", tmp_path / "init-sweep" / "bad").exit_code == 0
+    assert (
+        fnd(
+            "init-sweep",
+            *small["init-sweep"][:-4],
+            "--width",
+            "2",
+            "--batch",
+            "16",
+            "--out",
+            tmp_path / "init-sweep" / "bad",
+        ).exit_code
+        == 0
+    )
     monkeypatch.setattr(fnd_model.MSE, "backward", lambda self, g=1.0: g * self._diff / self._diff.numel())
     assert fnd("gradcheck", *small["gradcheck"], "--out", tmp_path / "gradcheck" / "bad").exit_code == 1
     monkeypatch.undo()
     assert fnd("train", *small["train"], "--lr", "1000", "--out", tmp_path / "train" / "bad").exit_code == 1
     for command, what in (("init-sweep", "verdict"), ("gradcheck", "rel_err"), ("train", "diverged epoch")):
-        result = fnd("compare", tmp_path / command / "base", tmp_path / command / "bad", "--out", tmp_path / command)
+        result = fnd(
+            "compare", tmp_path / command / "base", tmp_path / command / "bad", "--out", tmp_path / command
+        )
         assert result.exit_code == 1 and "Error: BROKEN" in result.stderr, (command, result.output)
         frame, meta = run_files(tmp_path / command, "compare")
         assert what in set(frame.loc[frame["verdict"] == "BROKEN", "what"]) and meta["compared"] == command
-    assert "settings differ: --width 32 -> 2" in fnd("compare", tmp_path / "init-sweep" / "base",
-                                                     tmp_path / "init-sweep" / "bad", "--out", tmp_path / "o").stdout
+    assert (
+        "settings differ: --width 32 -> 2"
+        in fnd(
+            "compare",
+            tmp_path / "init-sweep" / "base",
+            tmp_path / "init-sweep" / "bad",
+            "--out",
+            tmp_path / "o",
+        ).stdout
+    )
 
 
 def test_a_directorys_newest_run_corrupt_is_an_error_not_an_older_run_in_its_place(fnd, tmp_path):
@@ -262,18 +401,29 @@ def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
     assert not (tmp_path / "o").exists()
     garbage = fake_matmul_run(tmp_path / "garbage", {"torch": processes(1e-5)}, stamp="20261130-150000")
     garbage.write_text(garbage.read_text().replace(",True,", ",maybe,"))
-    short = fake_matmul_run(tmp_path / "short", {"torch": processes(1e-5), "einsum": processes(2e-5)},
-                            stamp="20261130-160000")
+    short = fake_matmul_run(
+        tmp_path / "short", {"torch": processes(1e-5), "einsum": processes(2e-5)}, stamp="20261130-160000"
+    )
     short.write_text(short.read_text().rstrip() + "\nloops\n")
-    odd = fake_matmul_run(tmp_path / "odd", {"torch": processes(1e-5)}, stamp="20261130-170000", config="seed 0")
+    odd = fake_matmul_run(
+        tmp_path / "odd", {"torch": processes(1e-5)}, stamp="20261130-170000", config="seed 0"
+    )
     for named, fragment in ((garbage, "column correct holds 'maybe'"), (short, "column m is empty in row 3")):
         for command in (["compare", good, named, "--out", tmp_path / "o"], ["show", named]):
             assert_one_line_error(fnd(*command), fragment)
-    # a sidecar's fields as fnd writes them, or one line naming the field (not a traceback in compare's header)
-    late = fake_matmul_run(tmp_path / "late", {"torch": processes(1e-5)}, stamp="20261130-180000", started_utc=5)
-    newer = fake_matmul_run(tmp_path / "newer", {"torch": processes(1e-5)}, stamp="20261130-190000", schema=99)
-    for named, fragment in ((odd, "field config holds 'seed 0'"), (late, "field started_utc holds 5"),
-                            (newer, "written by a newer fnd (sidecar schema 99, this one reads 1)")):
+    # a sidecar's fields as fnd writes them, or one line naming the field (not a traceback in compare's
+    # header)
+    late = fake_matmul_run(
+        tmp_path / "late", {"torch": processes(1e-5)}, stamp="20261130-180000", started_utc=5
+    )
+    newer = fake_matmul_run(
+        tmp_path / "newer", {"torch": processes(1e-5)}, stamp="20261130-190000", schema=99
+    )
+    for named, fragment in (
+        (odd, "field config holds 'seed 0'"),
+        (late, "field started_utc holds 5"),
+        (newer, "written by a newer fnd (sidecar schema 99, this one reads 1)"),
+    ):
         for command in (["compare", good, named, "--out", tmp_path / "o"], ["show", named]):
             assert_one_line_error(fnd(*command), fragment)
     itself = fnd("compare", good, good.with_suffix(".json"), "--out", tmp_path / "o")
@@ -282,12 +432,15 @@ def test_malformed_runs_are_one_line_errors(fnd, tmp_path):
 
 
 def test_a_sidecar_field_of_another_json_type_is_refused_and_an_int_in_a_float_field_is_read(fnd, tmp_path):
-    """JSON has no int/float split fnd could rely on (a float field written 2 reads back an int), but a bool is not a
-    count and a string is not a thread count: each refused on one line naming the field."""
+    """JSON has no int/float split fnd could rely on (a float field written 2 reads back an int), but a bool
+    is not a count and a string is not a thread count: each refused on one line naming the field."""
     whole = fake_matmul_run(tmp_path / "whole", {"torch": processes(1e-5)}, load_avg_start=2, rtol=1)
     assert fnd("show", whole).exit_code == 0
-    for stamp, field, value in (("20261130-130000", "seed", True), ("20261130-140000", "threads", "2"),
-                                ("20261130-150000", "cpu_count", False)):
+    for stamp, field, value in (
+        ("20261130-130000", "seed", True),
+        ("20261130-140000", "threads", "2"),
+        ("20261130-150000", "cpu_count", False),
+    ):
         named = fake_matmul_run(tmp_path / field, {"torch": processes(1e-5)}, stamp=stamp, **{field: value})
         assert_one_line_error(fnd("show", named), f"field {field} holds {value!r}: not as fnd writes it")
 
@@ -304,8 +457,10 @@ def test_compare_and_show_load_neither_torch_nor_numba(tmp_path):
 
     fake_matmul_run(tmp_path / "base", {"torch": processes(1e-5)})
     fake_matmul_run(tmp_path / "new", {"torch": processes(1e-5, seed=2)}, stamp="20261130-130000")
-    for args in (["show", str(tmp_path / "new")], ["compare", str(tmp_path / "base"), str(tmp_path / "new"),
-                                                   "--out", str(tmp_path / "o")]):
+    for args in (
+        ["show", str(tmp_path / "new")],
+        ["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--out", str(tmp_path / "o")],
+    ):
         proc = fnd_without(("torch", "numba", "matplotlib"), *args)
         assert proc.returncode == 0, proc.stderr
         assert "torch" in proc.stdout

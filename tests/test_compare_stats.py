@@ -1,16 +1,17 @@
-"""`fnd compare`'s statistics pinned against computations made here: scipy's tests, a bootstrap written out, the
-TOST decision, Holm's step-down procedure, the error rates on simulated runs, the machine keys."""
+"""`fnd compare`'s statistics pinned against computations made here: scipy's tests, a bootstrap written out,
+the TOST decision, Holm's step-down procedure, the error rates on simulated runs, the machine keys."""
+
 import math
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from conftest import assert_one_line_error, run_files
+from scipy import stats
+from test_compare import fake_matmul_run
+
 from fndcli.runs import verdicts
 from fndcli.runs.compare import Settings
 from fndcli.runs.judging import judge, timing_row
-from test_compare import fake_matmul_run
 
 KEY = "torch 4x4x4 float32 cpu 2t"
 
@@ -25,7 +26,9 @@ def test_across_runs_without_run_noise_is_yuens_test_through_the_real_command(fn
     p = stats.ttest_ind(np.log(new) - math.log(1.1), np.log(base), alternative="greater", **yuen).pvalue
     fake_matmul_run(tmp_path / "base", {"torch": [[v * 1e-5] * 3 for v in base]})
     fake_matmul_run(tmp_path / "new", {"torch": [[v * 1e-5] * 3 for v in new]}, stamp="20261130-130000")
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--run-noise", "0", "--out", tmp_path / "out")
+    result = fnd(
+        "compare", tmp_path / "base", tmp_path / "new", "--run-noise", "0", "--out", tmp_path / "out"
+    )
     assert result.exit_code == 0, result.output
     row = run_files(tmp_path / "out", "compare")[0].set_index("key").loc[KEY]
     trimmed = lambda x: stats.trim_mean(np.log(x), 0.2)  # noqa: E731
@@ -43,8 +46,8 @@ def test_the_run_noise_adds_to_yuens_variance():
     est = verdicts.across_runs(base, new)
     assert est.log_ratio == pytest.approx(diff) and est.se == pytest.approx(diff / t.statistic)
     assert est.df == pytest.approx(t.df) and verdicts.p_value(est) == pytest.approx(t.pvalue)
-    wider = verdicts.across_runs(base, new, 0.02 ** 2, 0.03 ** 2)
-    assert wider.se ** 2 == pytest.approx((diff / t.statistic) ** 2 + 0.02 ** 2 + 0.03 ** 2)
+    wider = verdicts.across_runs(base, new, 0.02**2, 0.03**2)
+    assert wider.se**2 == pytest.approx((diff / t.statistic) ** 2 + 0.02**2 + 0.03**2)
 
 
 def test_run_noise_is_the_drift_between_blocks_beyond_their_scatter():
@@ -59,8 +62,8 @@ def test_run_noise_is_the_drift_between_blocks_beyond_their_scatter():
 
 
 def _bootstrap_here(a, b, level, resamples, seed):
-    """The paired percentile bootstrap of the 20 % trimmed mean of log b - log a, written out: resample process
-    indices, sort, drop 3 of 16 at each end."""
+    """The paired percentile bootstrap of the 20 % trimmed mean of log b - log a, written out: resample
+    process indices, sort, drop 3 of 16 at each end."""
     d = np.asarray(b) - np.asarray(a)
     rng = np.random.default_rng(seed)
     means = np.sort(d[rng.integers(0, len(d), (resamples, len(d)))], axis=1)[:, 3:-3].mean(axis=1)
@@ -79,7 +82,8 @@ def _yuen_one_sample(d, mu):
 
 def test_paired_is_yuens_test_on_log_ratios_and_a_paired_bootstrap():
     """p is Yuen's one-sample trimmed t-test on the log ratios, computed here from scipy.stats.mstats; the
-    interval agrees with a paired bootstrap of the trimmed mean written here; one disturbed pair barely moves it."""
+    interval agrees with a paired bootstrap of the trimmed mean written here; one disturbed pair barely moves
+    it."""
     rng = np.random.default_rng(5)
     drift = rng.normal(0, 0.1, 16)  # the host's minute, shared by the two samples of a process
     a, b = drift + rng.normal(0, 0.02, 16), drift + 0.08 + rng.normal(0, 0.02, 16)
@@ -97,15 +101,18 @@ def test_paired_is_yuens_test_on_log_ratios_and_a_paired_bootstrap():
 
 
 def test_same_is_tost():
-    """equivalent(1 - 2 alpha interval) is TOST's decision: both one-sided t-tests against -+threshold reject."""
+    """equivalent(1 - 2 alpha interval) is TOST's decision: both one-sided t-tests against -+threshold
+    reject."""
     rng = np.random.default_rng(11)
     threshold, alpha, agree = 0.10, 0.05, 0
     for _ in range(300):
         d = rng.normal(rng.uniform(-0.15, 0.15), rng.uniform(0.01, 0.1), int(rng.integers(5, 20)))
         est = verdicts.Estimate(d.mean(), d.std(ddof=1) / math.sqrt(len(d)), len(d) - 1)  # the plain t's
         ours = verdicts.equivalent(*verdicts.interval(est, 1 - 2 * alpha), threshold)
-        tost = (stats.ttest_1samp(d, math.log(1 + threshold), alternative="less").pvalue < alpha and
-                stats.ttest_1samp(d, math.log(1 - threshold), alternative="greater").pvalue < alpha)
+        tost = (
+            stats.ttest_1samp(d, math.log(1 + threshold), alternative="less").pvalue < alpha
+            and stats.ttest_1samp(d, math.log(1 - threshold), alternative="greater").pvalue < alpha
+        )
         agree += ours == tost
     assert agree == 300
 
@@ -135,15 +142,18 @@ def _simulated_pair(rng, shift, rows=4, processes=16, within=0.04, between=0.03)
     for _ in range(rows):
         base = rng.normal(rng.normal(0, between), within, processes)
         new = rng.normal(shift + rng.normal(0, between), within, processes)
-        records.append(timing_row("k", "median s/call", np.exp(base), np.exp(new), s, "",
-                                  tau2=(s.run_noise ** 2, s.run_noise ** 2)))
+        records.append(
+            timing_row(
+                "k", "median s/call", np.exp(base), np.exp(new), s, "", tau2=(s.run_noise**2, s.run_noise**2)
+            )
+        )
     return judge(records, s)
 
 
 def test_error_rates_on_simulated_runs():
     """Runs of identical code whose levels move by the floor's 3 %: the gate fires on at most 1 % of 300 pairs
-    (Holm over 4 rows) and calls a third or more of the rows same; a 1.3x slowdown is caught on at least 95 % of rows; a change
-    of `detectable` is called REGRESSION about 4 times in 5 (one row: no correction)."""
+    (Holm over 4 rows) and calls a third or more of the rows same; a 1.3x slowdown is caught on at least 95 %
+    of rows; a change of `detectable` is called REGRESSION about 4 times in 5 (one row: no correction)."""
     rng = np.random.default_rng(21)
     same = [_simulated_pair(rng, 0.0) for _ in range(300)]
     assert sum(any(r["verdict"] == "REGRESSION" for r in rows) for rows in same) <= 3
@@ -166,14 +176,17 @@ def test_runs_differing_only_in_core_count_are_different_machines(fnd, tmp_path)
 
 
 def test_run_noise_with_two_processes_a_block_worked_out_by_hand():
-    """8 processes, 4 blocks of 2 (the fewest it learns from): block means .01 .02 .11 .12, each block's variance
-    .0002: tau^2 = var(block means) - .0002 / 2. A benchmark too short to cut into blocks is skipped, not the end."""
+    """8 processes, 4 blocks of 2 (the fewest it learns from): block means .01 .02 .11 .12, each block's
+    variance .0002: tau^2 = var(block means) - .0002 / 2. A benchmark too short to cut into blocks is skipped,
+    not the end."""
     import statistics
 
     x = [0.00, 0.02, 0.01, 0.03, 0.10, 0.12, 0.11, 0.13]
-    blocks = [x[i:i + 2] for i in range(0, 8, 2)]
-    by_hand = statistics.variance([statistics.mean(b) for b in blocks]) - statistics.mean(
-        [statistics.variance(b) for b in blocks]) / 2
+    blocks = [x[i : i + 2] for i in range(0, 8, 2)]
+    by_hand = (
+        statistics.variance([statistics.mean(b) for b in blocks])
+        - statistics.mean([statistics.variance(b) for b in blocks]) / 2
+    )
     assert by_hand == pytest.approx(0.0101 / 3 - 0.0001)
     assert verdicts.run_noise([x]) == pytest.approx(by_hand, rel=1e-9)
     assert verdicts.run_noise([np.zeros(7), x]) == pytest.approx(by_hand, rel=1e-9)
@@ -185,18 +198,23 @@ def test_run_tau2_is_the_learned_drift_never_below_the_floor():
     x = [0.00, 0.02, 0.01, 0.03, 0.10, 0.12, 0.11, 0.13]
     drift = np.var([0.01, 0.02, 0.11, 0.12], ddof=1) - 0.0002 / 2
     assert verdicts.run_tau2({"a": 1e-5 * np.exp(x), "b": [1e-5]}, 0.02) == pytest.approx(drift, rel=1e-9)
-    assert verdicts.run_tau2({"a": [1e-5, 1.1e-5, 0.9e-5]}, 0.02) == pytest.approx(0.02 ** 2)
-    assert verdicts.run_tau2({"a": 1e-5 * np.exp(x)}, 0.1) == pytest.approx(0.1 ** 2)
+    assert verdicts.run_tau2({"a": [1e-5, 1.1e-5, 0.9e-5]}, 0.02) == pytest.approx(0.02**2)
+    assert verdicts.run_tau2({"a": 1e-5 * np.exp(x)}, 0.1) == pytest.approx(0.1**2)
 
 
 @pytest.mark.parametrize("factor,alternative,bound", [(0.7, "less", 0.9), (1.4, "greater", 1.1)])
-def test_p_beyond_is_the_one_sided_yuen_test_against_the_threshold_on_the_changes_side(factor, alternative, bound):
-    """A 30 % speed-up is tested against 0.9x, a 1.4x slowdown against 1.1x: scipy's one-sided Yuen-Welch test."""
+def test_p_beyond_is_the_one_sided_yuen_test_against_the_threshold_on_the_changes_side(
+    factor, alternative, bound
+):
+    """A 30 % speed-up is tested against 0.9x, a 1.4x slowdown against 1.1x: scipy's one-sided Yuen-Welch
+    test."""
     rng = np.random.default_rng(7)
     base = rng.normal(0, 0.05, 12)
     new = rng.normal(math.log(factor), 0.05, 10)
     est = verdicts.across_runs(base, new)
-    p = stats.ttest_ind(new - math.log(bound), base, equal_var=False, trim=0.2, alternative=alternative).pvalue
+    p = stats.ttest_ind(
+        new - math.log(bound), base, equal_var=False, trim=0.2, alternative=alternative
+    ).pvalue
     assert verdicts.p_beyond(est, 0.1) == pytest.approx(p, rel=1e-9) and p < 1e-4
 
 
@@ -207,11 +225,14 @@ def test_p_beyond_of_no_change_is_on_the_slowdown_side():
 
 
 def test_zero_spread_through_the_real_command(fnd, tmp_path):
-    """Every process of each run timed the same (--run-noise 0): no standard error, so the interval is the point,
-    the p of a 30 % slowdown beyond 10 % is 0 and the smallest detectable slowdown is the threshold itself."""
+    """Every process of each run timed the same (--run-noise 0): no standard error, so the interval is the
+    point, the p of a 30 % slowdown beyond 10 % is 0 and the smallest detectable slowdown is the threshold
+    itself."""
     fake_matmul_run(tmp_path / "base", {"torch": [[1e-5] * 3] * 6})
     fake_matmul_run(tmp_path / "new", {"torch": [[1.3e-5] * 3] * 6}, stamp="20261130-130000")
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--run-noise", "0", "--out", tmp_path / "out")
+    result = fnd(
+        "compare", tmp_path / "base", tmp_path / "new", "--run-noise", "0", "--out", tmp_path / "out"
+    )
     assert result.exit_code == 1, result.output
     row = run_files(tmp_path / "out", "compare")[0].set_index("key").loc[KEY]
     assert row["verdict"] == "REGRESSION" and row["p"] == 0.0
@@ -222,7 +243,9 @@ def test_zero_spread_through_the_real_command(fnd, tmp_path):
 def test_zero_spread_in_the_functions():
     slow, fine, fast = (verdicts.Estimate(math.log(r), 0.0, 5) for r in (1.2, 1.05, 0.8))
     assert [verdicts.p_beyond(e, 0.1) for e in (slow, fine, fast)] == [0.0, 1.0, 0.0]
-    assert verdicts.p_beyond(verdicts.Estimate(math.log1p(0.1), 0.0, 5), 0.1) == 1.0  # at the threshold: not beyond
+    assert (
+        verdicts.p_beyond(verdicts.Estimate(math.log1p(0.1), 0.0, 5), 0.1) == 1.0
+    )  # at the threshold: not beyond
     assert verdicts.p_value(slow) == 0.0 and verdicts.p_value(verdicts.Estimate(0.0, 0.0, 5)) == 1.0
     assert verdicts.interval(slow, 0.95) == (math.log(1.2), math.log(1.2))
     assert verdicts.detectable(verdicts.Estimate(0.0, 0.0, 5), 0.05, 0.1) == pytest.approx(0.1)
@@ -245,8 +268,9 @@ def test_paired_bootstrap_is_the_percentile_bootstrap_written_out_seeded():
 
 
 def test_a_regression_needs_the_holm_adjusted_p_and_the_interval():
-    """Interval beyond +10 % but the Holm-adjusted p not below alpha: not REGRESSION (the 95 % interval excludes
-    0: small). Paired, Yuen's p significant but the bootstrap's interval reaching into +-10 %: not improved."""
+    """Interval beyond +10 % but the Holm-adjusted p not below alpha: not REGRESSION (the 95 % interval
+    excludes 0: small). Paired, Yuen's p significant but the bootstrap's interval reaching into +-10 %: not
+    improved."""
     lo, hi = math.log(1.12), math.log(1.3)
     assert verdicts.verdict(0.2, 0.08, lo, hi, 0.1, 0.35, 0.05, 0.1) == "small"
     assert verdicts.verdict(0.2, 0.01, lo, hi, 0.1, 0.35, 0.05, 0.1) == "REGRESSION"

@@ -1,6 +1,7 @@
 """The docs keep up with the CLI: docs/cli.md is fnd's --help as it is now and names every option; README
 introduces every command with an example and a link to its page, and stays a front door; every `fnd ...`
 example parses against the real CLI; every relative link resolves."""
+
 import re
 import shlex
 from collections import Counter
@@ -32,7 +33,16 @@ COMMANDS = _commands()
 
 def test_commands_are_found():
     """The tests below are parametrized over the app's commands: an empty list would pass them all."""
-    assert {"matmul-bench", "peak", "init-sweep", "gradcheck", "train", "reproduce", "compare", "show"} <= dict(COMMANDS).keys()
+    assert {
+        "matmul-bench",
+        "peak",
+        "init-sweep",
+        "gradcheck",
+        "train",
+        "reproduce",
+        "compare",
+        "show",
+    } <= dict(COMMANDS).keys()
 
 
 @pytest.mark.parametrize("name,command", COMMANDS)
@@ -41,6 +51,7 @@ def test_every_command_has_an_example_in_its_help(name, command):
 
 
 # docs/cli.md, the option reference
+
 
 def test_the_option_reference_is_current():
     assert CLI_REFERENCE.read_text() == reference.markdown(), "docs/cli.md is stale: run `make docs`"
@@ -65,34 +76,43 @@ def test_every_option_is_in_the_reference(title, command):
     section = reference_section(title)
     for param in command.params:
         for name in param_names(param):
-            assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", section), \
+            assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", section), (
                 f"{name} of `{title}` is not in its section of docs/cli.md: run `make docs`"
+            )
 
 
 # README, the front door
 
+
 def test_readme_is_a_front_door():
     lines = len(README.read_text().splitlines())
-    assert lines <= README_MAX_LINES, f"README is {lines} lines; at most {README_MAX_LINES}: move detail to docs/"
+    assert lines <= README_MAX_LINES, (
+        f"README is {lines} lines; at most {README_MAX_LINES}: move detail to docs/"
+    )
 
 
 @pytest.mark.parametrize("name", [name for name, _ in COMMANDS])
 def test_readme_introduces_each_command_with_an_example_and_its_page(name):
     """A paragraph that starts **`fnd NAME`**, links docs/NAME.md, and is followed by an example of NAME."""
-    match = re.search(rf"^\*\*`fnd {re.escape(name)}`\*\*(.*?)\n\n```console\n(.*?)```", README.read_text(), re.M | re.S)
+    match = re.search(
+        rf"^\*\*`fnd {re.escape(name)}`\*\*(.*?)\n\n```console\n(.*?)```", README.read_text(), re.M | re.S
+    )
     assert match, f"README has no paragraph starting **`fnd {name}`** followed by a console example"
     paragraph, example = match.groups()
     assert f"](docs/{name}.md" in paragraph, f"README's paragraph on fnd {name} does not link docs/{name}.md"
     assert (ROOT / "docs" / f"{name}.md").is_file(), f"docs/{name}.md does not exist"
-    assert re.search(rf"^\$ fnd {re.escape(name)}\b", example, re.M), f"README's example after fnd {name} is not one"
+    assert re.search(rf"^\$ fnd {re.escape(name)}\b", example, re.M), (
+        f"README's example after fnd {name} is not one"
+    )
 
 
 def examples(path):
-    """Each `$ fnd ...` line of the page's console blocks, as the words fnd gets (no comment, no redirection)."""
+    """Each `$ fnd ...` line of the page's console blocks, as the words fnd gets (no comment, no
+    redirection)."""
     for line in re.findall(r"^\$ (fnd .*)$", path.read_text(), re.M):
         words = shlex.split(line, comments=True)
         ends = [i for i, word in enumerate(words) if word in ("|", ">", ">>", "&&", ";")]
-        args = words[1:ends[0] if ends else None]
+        args = words[1 : ends[0] if ends else None]
         yield pytest.param(args, id=f"{path.name}: fnd {' '.join(args)}")
 
 
@@ -127,8 +147,10 @@ def test_readme_has_examples_of_every_command():
 
 # links
 
+
 def without_code(text):
-    """Markdown with its fenced blocks and inline code taken out: what is in them is not a link or a heading."""
+    """Markdown with its fenced blocks and inline code taken out: what is in them is not a link or a
+    heading."""
     return re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
 
 
@@ -136,7 +158,9 @@ def anchors(path):
     """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces to hyphens, -1, -2
     for repeats."""
     seen = Counter()
-    for heading in re.findall(r"^#{1,6} (.+)$", re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S), re.M):
+    for heading in re.findall(
+        r"^#{1,6} (.+)$", re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S), re.M
+    ):
         slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         yield slug if not seen[slug] else f"{slug}-{seen[slug]}"
         seen[slug] += 1

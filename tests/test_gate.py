@@ -1,4 +1,6 @@
-"""The gate: --gate's shared worker processes (real ones), compare --pair, unstable rows, keys across checkouts."""
+"""The gate: --gate's shared worker processes (real ones), compare --pair, unstable rows, keys across
+checkouts."""
+
 import dataclasses
 import json
 import re
@@ -8,41 +10,67 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import assert_one_line_error, run_files
-from fndcli.bench.stats import busy_host, instability
 from test_compare import fake_matmul_run
+
+from fndcli.bench.stats import busy_host, instability
 
 KERNEL = "import torch\n\n\ndef mm(a, b):\n    return torch.mm(a, b)\n"
 
 
 def test_gate_times_every_benchmark_in_each_worker_process_and_pair_compares_them(fnd, tmp_path, monkeypatch):
-    """Real worker processes (--gate cut to 2 for time): each process times both kernels, in the order A B then
-    B A; a kernel's row key is its reference as typed (not a path made absolute), and --pair pairs the
+    """Real worker processes (--gate cut to 2 for time): each process times both kernels, in the order A B
+    then B A; a kernel's row key is its reference as typed (not a path made absolute), and --pair pairs the
     processes (with 2 a side: insufficient, exit 0)."""
     from fndcli.bench import spec
 
     gate = spec.PRESETS["gate"]
-    monkeypatch.setitem(spec.PRESETS, "gate", dataclasses.replace(
-        gate, runs=dataclasses.replace(gate.runs, processes=2, values=2)))
+    monkeypatch.setitem(
+        spec.PRESETS,
+        "gate",
+        dataclasses.replace(gate, runs=dataclasses.replace(gate.runs, processes=2, values=2)),
+    )
     for checkout in ("base", "head"):
         (tmp_path / checkout).mkdir()
         (tmp_path / checkout / "kern.py").write_text(KERNEL)
     monkeypatch.chdir(tmp_path)
-    result = fnd("matmul-bench", "--impl", "base/kern.py:mm", "--impl", "head/kern.py:mm", "--shape", "8x8x8",
-                 "--gate", "--threads", "1", "--out", tmp_path / "ab")
+    result = fnd(
+        "matmul-bench",
+        "--impl",
+        "base/kern.py:mm",
+        "--impl",
+        "head/kern.py:mm",
+        "--shape",
+        "8x8x8",
+        "--gate",
+        "--threads",
+        "1",
+        "--out",
+        tmp_path / "ab",
+    )
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path / "ab", "matmul-bench")
-    assert list(frame["impl"]) == ["base/kern.py:mm", "head/kern.py:mm"] and list(frame["processes"]) == [2, 2]
+    assert list(frame["impl"]) == ["base/kern.py:mm", "head/kern.py:mm"] and list(frame["processes"]) == [
+        2,
+        2,
+    ]
     assert [label.split(":")[0] for label in meta["worker_order"]] == ["in-process #1", "in-process #2"]
     suite = json.loads(next((tmp_path / "ab").glob("*.pyperf.json")).read_text())
-    dates = {b["metadata"]["name"].split()[0]: [r["metadata"]["date"] for r in b["runs"]] for b in suite["benchmarks"]}
+    dates = {
+        b["metadata"]["name"].split()[0]: [r["metadata"]["date"] for r in b["runs"]]
+        for b in suite["benchmarks"]
+    }
     first, second = dates["base/kern.py:mm"], dates["head/kern.py:mm"]
     assert first[0] < second[0] and second[1] < first[1]  # A B, then B A
-    result = fnd("compare", tmp_path / "ab", "--pair", "base/kern.py:mm", "head/kern.py:mm", "--out", tmp_path / "c")
+    result = fnd(
+        "compare", tmp_path / "ab", "--pair", "base/kern.py:mm", "head/kern.py:mm", "--out", tmp_path / "c"
+    )
     assert result.exit_code == 0, result.output
     row = run_files(tmp_path / "c", "compare")[0].iloc[0]
-    assert row["key"] == "head/kern.py:mm 8x8x8 float32 cpu vs base/kern.py:mm 1t" and row["verdict"] == "insufficient"
+    assert (
+        row["key"] == "head/kern.py:mm 8x8x8 float32 cpu vs base/kern.py:mm 1t"
+        and row["verdict"] == "insufficient"
+    )
 
 
 def _pair_run(directory, ratio, seed=0, n=16):
@@ -50,14 +78,21 @@ def _pair_run(directory, ratio, seed=0, n=16):
     times a, 1 % of process noise each."""
     rng = np.random.default_rng(seed)
     drift = 1e-5 * np.exp(rng.uniform(0, 0.3, n))
-    return fake_matmul_run(directory, {"a": [[d * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift],
-                                       "b": [[d * ratio * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift]})
+    return fake_matmul_run(
+        directory,
+        {
+            "a": [[d * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift],
+            "b": [[d * ratio * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift],
+        },
+    )
 
 
-@pytest.mark.parametrize("ratio,code,verdict", [(1.0, 0, "same"), (1.1, 1, "REGRESSION"), (0.9, 0, "improved")])
+@pytest.mark.parametrize(
+    "ratio,code,verdict", [(1.0, 0, "same"), (1.1, 1, "REGRESSION"), (0.9, 0, "improved")]
+)
 def test_pair_judges_b_against_a_in_one_run(fnd, tmp_path, ratio, code, verdict):
-    """Drift between processes of up to 30 % cancels in the pairs: a copy is same, 10 % slower a REGRESSION at the
-    default threshold of 5 %, exit 1, with the two-run compare's words, files and exit codes."""
+    """Drift between processes of up to 30 % cancels in the pairs: a copy is same, 10 % slower a REGRESSION at
+    the default threshold of 5 %, exit 1, with the two-run compare's words, files and exit codes."""
     _pair_run(tmp_path / "run", ratio)
     result = fnd("compare", tmp_path / "run", "--pair", "a", "b", "--out", tmp_path / "out")
     assert result.exit_code == code, result.output
@@ -66,12 +101,15 @@ def test_pair_judges_b_against_a_in_one_run(fnd, tmp_path, ratio, code, verdict)
     assert frame["detectable"].iloc[0] < 0.1 and "b against a in matmul-bench-" in result.stdout
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["run", "run", "--pair", "a", "b"], ["give two runs, BASE NEW, or one run and --pair A B"]),
-    (["run"], ["give two runs"]),
-    (["run", "--pair", "a", "c"], ["'c' is not in run matmul-bench-", "it ran a, b"]),
-    (["run", "--pair", "a", "a"], ["'--pair'", "a against itself: give two different implementations"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["run", "run", "--pair", "a", "b"], ["give two runs, BASE NEW, or one run and --pair A B"]),
+        (["run"], ["give two runs"]),
+        (["run", "--pair", "a", "c"], ["'c' is not in run matmul-bench-", "it ran a, b"]),
+        (["run", "--pair", "a", "a"], ["'--pair'", "a against itself: give two different implementations"]),
+    ],
+)
 def test_pair_bad_input_exits_2(fnd, tmp_path, args, fragments):
     _pair_run(tmp_path / "run", 1.0)
     result = fnd("compare", *[tmp_path / a if a == "run" else a for a in args], "--out", tmp_path / "out")
@@ -84,8 +122,12 @@ def test_unstable_rows_are_not_judged(fnd, tmp_path):
     line of the header."""
     slow = {"torch": [[1.3e-5 * (1 + 0.001 * i)] * 3 for i in range(8)]}
     fake_matmul_run(tmp_path / "base", {"torch": [[1e-5 * (1 + 0.001 * i)] * 3 for i in range(8)]})
-    csv = fake_matmul_run(tmp_path / "new", slow, stamp="20261130-130000",
-                          unstable=["torch at 4x4x4: min 0.01x the median", busy_host(3.9, 2)])
+    csv = fake_matmul_run(
+        tmp_path / "new",
+        slow,
+        stamp="20261130-130000",
+        unstable=["torch at 4x4x4: min 0.01x the median", busy_host(3.9, 2)],
+    )
     frame = pd.read_csv(csv)
     frame["unstable"] = "min 0.01x the median"
     frame.to_csv(csv, index=False)
@@ -97,7 +139,8 @@ def test_unstable_rows_are_not_judged(fnd, tmp_path):
 
 
 def test_instability_flags():
-    """Process means spread beyond 25 % of their median (IQR), a value under half the median, load above cores."""
+    """Process means spread beyond 25 % of their median (IQR), a value under half the median, load above
+    cores."""
     assert instability([1.0, 1.01, 0.99, 1.02], [1.0, 1.01, 0.99]) == ""
     assert instability([1.0, 1.5, 0.8, 2.0], [1.0]).startswith("process means spread")
     assert instability([1.0, 1.0], [1.0, 1.0, 0.3]) == "min 0.3x the median"
@@ -105,10 +148,14 @@ def test_instability_flags():
 
 
 def test_a_kernel_keyed_as_typed_compares_across_checkouts(fnd, tmp_path):
-    """Runs made in two checkouts name the kernel kern.py:mm alike: the rows pair up (1.3x slower: REGRESSION)."""
+    """Runs made in two checkouts name the kernel kern.py:mm alike: the rows pair up (1.3x slower:
+    REGRESSION)."""
     fake_matmul_run(tmp_path / "a", {"kern.py:mm": [[1e-5 * (1 + 0.002 * i)] * 3 for i in range(8)]})
-    fake_matmul_run(tmp_path / "b", {"kern.py:mm": [[1.3e-5 * (1 + 0.002 * i)] * 3 for i in range(8)]},
-                    stamp="20261130-130000")
+    fake_matmul_run(
+        tmp_path / "b",
+        {"kern.py:mm": [[1.3e-5 * (1 + 0.002 * i)] * 3 for i in range(8)]},
+        stamp="20261130-130000",
+    )
     result = fnd("compare", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "REGRESSION: kern.py:mm 4x4x4 float32 cpu 2t" in result.stderr
 
@@ -117,11 +164,19 @@ def _anchored_runs(directory, host, kern_ratio):
     """BASE and NEW runs of torch and kern.py:mm in shared processes; NEW's host `host` times slower in every
     process, kern `kern_ratio` times slower on top of it."""
     rng = np.random.default_rng(4)
-    for side, slow, ratio, stamp in (("base", 1.0, 1.0, "20261130-120000"), ("new", host, kern_ratio, "20261130-130000")):
+    for side, slow, ratio, stamp in (
+        ("base", 1.0, 1.0, "20261130-120000"),
+        ("new", host, kern_ratio, "20261130-130000"),
+    ):
         drift = slow * np.exp(rng.normal(0, 0.03, 16))  # each process's host speed, shared by both kernels
-        fake_matmul_run(directory / side, {
-            "torch": [[1e-5 * d * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift],
-            "kern.py:mm": [[8e-5 * d * ratio * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift]}, stamp=stamp)
+        fake_matmul_run(
+            directory / side,
+            {
+                "torch": [[1e-5 * d * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift],
+                "kern.py:mm": [[8e-5 * d * ratio * (1 + 0.005 * rng.standard_normal())] * 3 for d in drift],
+            },
+            stamp=stamp,
+        )
 
 
 @pytest.mark.parametrize("kern_ratio,code,verdict", [(1.0, 0, "same"), (1.3, 1, "REGRESSION")])
@@ -132,10 +187,15 @@ def test_anchor_cancels_the_hosts_speed_between_runs(fnd, tmp_path, kern_ratio, 
     absolute = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "abs")
     assert absolute.exit_code == 1 and "REGRESSION: torch 4x4x4" in absolute.stderr
     assert "tip: both runs timed torch in the same worker processes: --anchor torch" in absolute.stdout
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
+    result = fnd(
+        "compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out"
+    )
     assert result.exit_code == code, result.output
     assert "tip:" not in result.stdout
-    for side, stamp in (("base", "20261130-120000"), ("new", "20261130-130000")):  # torch alone: nothing to anchor
+    for side, stamp in (
+        ("base", "20261130-120000"),
+        ("new", "20261130-130000"),
+    ):  # torch alone: nothing to anchor
         fake_matmul_run(tmp_path / "alone" / side, {"torch": [[1e-5]] * 16}, stamp=stamp)
     alone = fnd("compare", tmp_path / "alone" / "base", tmp_path / "alone" / "new", "--out", tmp_path / "o3")
     assert alone.exit_code == 0 and "tip:" not in alone.stdout, alone.output
@@ -152,20 +212,46 @@ def test_an_anchor_that_changed_itself_is_doubted(fnd, tmp_path):
     anchor's row says torch moved where the others did not."""
     rng = np.random.default_rng(5)
     for side, torch_s, stamp in (("base", 1e-5, "20261130-120000"), ("new", 2e-5, "20261130-130000")):
-        fake_matmul_run(tmp_path / side, {
-            "torch": [[torch_s * (1 + 0.01 * rng.standard_normal())] * 3 for _ in range(16)],
-            "kern.py:mm": [[8e-5 * (1 + 0.01 * rng.standard_normal())] * 3 for _ in range(16)]}, stamp=stamp)
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out")
+        fake_matmul_run(
+            tmp_path / side,
+            {
+                "torch": [[torch_s * (1 + 0.01 * rng.standard_normal())] * 3 for _ in range(16)],
+                "kern.py:mm": [[8e-5 * (1 + 0.01 * rng.standard_normal())] * 3 for _ in range(16)],
+            },
+            stamp=stamp,
+        )
+    result = fnd(
+        "compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "out"
+    )
     rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == "improved", result.output
     note = rows.loc["torch 4x4x4 float32 cpu 2t", "note"]
-    _anchored_runs(tmp_path / "host", 1.8, 1.0)  # the host 80 % slower for both: the anchor moved with the others
-    assert fnd("compare", tmp_path / "host" / "base", tmp_path / "host" / "new", "--anchor", "torch", "--out",
-               tmp_path / "out2").exit_code == 0
-    assert "moved" not in run_files(tmp_path / "out2", "compare")[0].set_index("key").loc[
-        "torch 4x4x4 float32 cpu 2t", "note"]
-    assert re.fullmatch(r"torch moved \+(99|100|101)% while the others' medians moved [+-][01]%: if torch itself "
-                        r"changed, compare without --anchor", note), note
+    _anchored_runs(
+        tmp_path / "host", 1.8, 1.0
+    )  # the host 80 % slower for both: the anchor moved with the others
+    assert (
+        fnd(
+            "compare",
+            tmp_path / "host" / "base",
+            tmp_path / "host" / "new",
+            "--anchor",
+            "torch",
+            "--out",
+            tmp_path / "out2",
+        ).exit_code
+        == 0
+    )
+    assert (
+        "moved"
+        not in run_files(tmp_path / "out2", "compare")[0]
+        .set_index("key")
+        .loc["torch 4x4x4 float32 cpu 2t", "note"]
+    )
+    assert re.fullmatch(
+        r"torch moved \+(99|100|101)% while the others' medians moved [+-][01]%: if torch itself "
+        r"changed, compare without --anchor",
+        note,
+    ), note
 
 
 def test_a_reader_that_goes_early_leaves_the_exit_code_alone(tmp_path):
@@ -175,8 +261,21 @@ def test_a_reader_that_goes_early_leaves_the_exit_code_alone(tmp_path):
     _anchored_runs(tmp_path, 1.25, 1.0)
     for extra, code in (([], 1), (["--anchor", "torch"], 0)):
         out = tmp_path / f"out{code}"
-        proc = subprocess.Popen([sys.executable, "-m", "fndcli", "compare", str(tmp_path / "base"), str(tmp_path / "new"),
-                                 *extra, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fndcli",
+                "compare",
+                str(tmp_path / "base"),
+                str(tmp_path / "new"),
+                *extra,
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         proc.stdout.close()
         _, err = proc.communicate()
         assert proc.returncode == code and b"Traceback" not in err and b"BrokenPipe" not in err, err
@@ -185,23 +284,37 @@ def test_a_reader_that_goes_early_leaves_the_exit_code_alone(tmp_path):
 
 def test_anchor_bad_input_exits_2(fnd, tmp_path):
     _anchored_runs(tmp_path, 1.0, 1.0)
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "einsum", "--out", tmp_path / "out")
-    assert_one_line_error(result, "Invalid value for '--anchor'", "--anchor einsum must be an implementation both")
-    result = fnd("compare", tmp_path / "base", "--pair", "torch", "kern.py:mm", "--anchor", "torch", "--out",
-                 tmp_path / "out")
+    result = fnd(
+        "compare", tmp_path / "base", tmp_path / "new", "--anchor", "einsum", "--out", tmp_path / "out"
+    )
+    assert_one_line_error(
+        result, "Invalid value for '--anchor'", "--anchor einsum must be an implementation both"
+    )
+    result = fnd(
+        "compare",
+        tmp_path / "base",
+        "--pair",
+        "torch",
+        "kern.py:mm",
+        "--anchor",
+        "torch",
+        "--out",
+        tmp_path / "out",
+    )
     assert_one_line_error(result, "--pair already judges B relative to A")
     assert not (tmp_path / "out").exists()
 
 
 def test_instability_on_timings_in_seconds():
-    """The flags are ratios, whatever the unit: 10 us timings within 1 % are stable; a fall to 0.3x is flagged."""
+    """The flags are ratios, whatever the unit: 10 us timings within 1 % are stable; a fall to 0.3x is
+    flagged."""
     assert instability([1e-5, 1.01e-5, 0.99e-5, 1.02e-5], [1e-5, 1.01e-5, 0.99e-5]) == ""
     assert instability([2e-5] * 4, [2e-5, 2e-5, 0.6e-5]) == "min 0.3x the median"
 
 
 def test_instability_names_the_spread_of_the_process_means():
-    """5 process means, sorted 0.8 1.0 1.2 1.9 2.5: quartiles are the 2nd and 4th values (1.0, 1.9; numpy's linear
-    interpolation lands on them exactly), the median the 3rd (1.2): IQR / median = 0.9 / 1.2 = 75 %."""
+    """5 process means, sorted 0.8 1.0 1.2 1.9 2.5: quartiles are the 2nd and 4th values (1.0, 1.9; numpy's
+    linear interpolation lands on them exactly), the median the 3rd (1.2): IQR / median = 0.9 / 1.2 = 75 %."""
     from scipy import stats
 
     means = [1.2e-5, 2.5e-5, 0.8e-5, 1.9e-5, 1.0e-5]  # in the order the processes ran
@@ -212,8 +325,8 @@ def test_instability_names_the_spread_of_the_process_means():
 
 
 def test_instability_thresholds_are_strict():
-    """Exactly 25 % IQR (0.875 to 1.125 around 1.0) and a fastest value exactly half the median are not flagged:
-    the flags are for *beyond* those; nor is a load average equal to the cores."""
+    """Exactly 25 % IQR (0.875 to 1.125 around 1.0) and a fastest value exactly half the median are not
+    flagged: the flags are for *beyond* those; nor is a load average equal to the cores."""
     assert instability([0.5, 0.875, 1.0, 1.125, 2.0], [1.0, 1.0, 0.5]) == ""
     assert instability([0.5, 0.875, 1.0, 1.126, 2.0], [1.0, 1.0, 0.499]) != ""
     assert busy_host(2.0, 2) == "" and busy_host(2.01, 2) != ""

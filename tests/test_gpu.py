@@ -1,9 +1,10 @@
 """GPU checks: skipped without CUDA (CI is CPU-only); run by scripts/gpu-check on a GPU machine."""
+
 import pandas as pd
 import pytest
 import torch
-
 from conftest import run_files
+
 from fndcli.bench.check import check_impl
 from fndcli.bench.spec import Shape, make_inputs
 from fndcli.kernels.registry import IMPLS
@@ -27,7 +28,10 @@ def test_gpu_impl_matches_float64(impl, dtype, shape):
 def test_triton_large_and_odd_shapes():
     for shape in ["1000x1000x1000", "4096x512x2048"]:
         for dtype in ["bfloat16", "float16", "float32"]:
-            assert check_impl("triton", Shape.parse(shape), dtype, seed=1, device="cuda").correct, (shape, dtype)
+            assert check_impl("triton", Shape.parse(shape), dtype, seed=1, device="cuda").correct, (
+                shape,
+                dtype,
+            )
 
 
 def _cuda_event_seconds(fn, a, b, calls=50):
@@ -46,8 +50,21 @@ def _cuda_event_seconds(fn, a, b, calls=50):
 @pytest.mark.parametrize("impl,dtype", [("torch", "bfloat16"), ("triton", "float16")])
 def test_fnd_timing_agrees_with_cuda_events(fnd, tmp_path, impl, dtype):
     """Synchronised wall-clock timing in the pyperf workers within 5% of CUDA events at 8192^3."""
-    result = fnd("matmul-bench", "--device", "cuda", "--impl", impl, "--dtype", dtype, "--shape", "8192x8192x8192",
-                 "--quick", "--out", tmp_path, "--quiet")
+    result = fnd(
+        "matmul-bench",
+        "--device",
+        "cuda",
+        "--impl",
+        impl,
+        "--dtype",
+        dtype,
+        "--shape",
+        "8192x8192x8192",
+        "--quick",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     frame, _ = run_files(tmp_path, "matmul-bench")
     a, b = make_inputs(Shape(8192, 8192, 8192), dtype, 0, "cuda")
@@ -60,15 +77,31 @@ def test_train_and_gradcheck_on_cuda(fnd, tmp_path):
     assert result.exit_code == 0, result.output
     history, meta = run_files(tmp_path / "t", "train")
     assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0] and meta["device"] == "cuda"
-    for args in ([], ["--loss", "cross-entropy", "--n-out", "10", "--hidden", "64", "--hidden", "32"],
-                 ["--dtype", "float64", "--batch", "1"]):
+    for args in (
+        [],
+        ["--loss", "cross-entropy", "--n-out", "10", "--hidden", "64", "--hidden", "32"],
+        ["--dtype", "float64", "--batch", "1"],
+    ):
         result = fnd("gradcheck", "--device", "cuda", *args, "--out", tmp_path / "g", "--quiet")
         assert result.exit_code == 0, (args, result.output)
 
 
 def test_gpu_overtakes_cpu_in_a_sweep(fnd, tmp_path):
-    result = fnd("matmul-bench", "--device", "cpu", "--device", "cuda", "--impl", "torch", "--sweep", "16:2048",
-                 "--quick", "--out", tmp_path, "--quiet")
+    result = fnd(
+        "matmul-bench",
+        "--device",
+        "cpu",
+        "--device",
+        "cuda",
+        "--impl",
+        "torch",
+        "--sweep",
+        "16:2048",
+        "--quick",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     cross = pd.read_csv(next(tmp_path.glob("*-crossovers.csv")))
     assert ((cross["faster"] == "torch@cuda") & (cross["slower"] == "torch@cpu")).any()

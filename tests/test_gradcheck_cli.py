@@ -1,19 +1,34 @@
 """`fnd gradcheck` through the real Typer app: all-pass settings, broken backward passes, bad input."""
-import pytest
 
+import pytest
 from conftest import assert_rejected, run_files
+
 from fndcli.backprop import model as fnd_model
 from fndcli.backprop.gradcheck import COLUMNS
 
 
-@pytest.mark.parametrize("args", [
-    [],  # the chapter's 200x100 -> 50 -> 1, MSE, float32
-    ["--hidden", "64", "--hidden", "32", "--hidden", "16", "--n-in", "120", "--n-out", "4"],  # deeper, multi-output
-    ["--loss", "cross-entropy", "--n-out", "10", "--hidden", "128"],
-    ["--batch", "1", "--n-out", "3"],
-    ["--dtype", "float64", "--loss", "cross-entropy", "--n-out", "5", "--batch", "1"],
-    ["--init", "lsuv", "--batch", "32"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # the chapter's 200x100 -> 50 -> 1, MSE, float32
+        [
+            "--hidden",
+            "64",
+            "--hidden",
+            "32",
+            "--hidden",
+            "16",
+            "--n-in",
+            "120",
+            "--n-out",
+            "4",
+        ],  # deeper, multi-output
+        ["--loss", "cross-entropy", "--n-out", "10", "--hidden", "128"],
+        ["--batch", "1", "--n-out", "3"],
+        ["--dtype", "float64", "--loss", "cross-entropy", "--n-out", "5", "--batch", "1"],
+        ["--init", "lsuv", "--batch", "32"],
+    ],
+)
 def test_all_pass(fnd, tmp_path, args):
     result = fnd("gradcheck", *args, "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -21,15 +36,24 @@ def test_all_pass(fnd, tmp_path, args):
     assert list(frame.columns) == COLUMNS and frame["passed"].all()
     checks = frame.groupby("check").size()
     n_hidden = max(1, args.count("--hidden"))
-    assert checks["autograd"] == 1 + 1 + 2 * n_hidden + 1 + 2 * (n_hidden + 1)  # loss, x, activations, out, params
+    assert checks["autograd"] == 1 + 1 + 2 * n_hidden + 1 + 2 * (
+        n_hidden + 1
+    )  # loss, x, activations, out, params
     assert checks["finite-difference"] == 6  # linear, relu, mse, cross-entropy, the model, MyRelu
     assert "all checks pass" in result.stdout
     assert meta["rtol"] == (1e-12 if "float64" in args else 1e-5)
-    # every row states the tolerances behind its `passed`; allclose and exact are empty where they do not apply
+    # every row states the tolerances behind its `passed`; allclose and exact are empty where they do not
+    # apply
     auto, fd = frame[frame["check"] == "autograd"], frame[frame["check"] == "finite-difference"]
-    assert (auto["rtol"] == meta["rtol"]).all() and (auto["atol"] == 0).all() and auto["allclose"].notna().all()
+    assert (
+        (auto["rtol"] == meta["rtol"]).all() and (auto["atol"] == 0).all() and auto["allclose"].notna().all()
+    )
     assert (fd["rtol"] == 1e-3).all() and (fd["atol"] == 1e-5).all()  # torch.autograd.gradcheck's
-    assert fd["allclose"].isna().all() and fd["exact"].isna().all() and fd["rule"].str.contains("gradcheck").all()
+    assert (
+        fd["allclose"].isna().all()
+        and fd["exact"].isna().all()
+        and fd["rule"].str.contains("gradcheck").all()
+    )
 
 
 def _broken_mse(self, grad_out=1.0):
@@ -48,30 +72,58 @@ def _flipped_relu_mask(self, grad_out):
 
 
 def test_a_backward_that_raises_is_one_failing_row_that_says_why(fnd, tmp_path, monkeypatch):
-    monkeypatch.setattr(fnd_model.Linear, "backward", _transposed_weight_grad)  # 8x4 layer: the sum cannot fit
-    result = fnd("gradcheck", "--n-in", "8", "--hidden", "4", "--n-out", "2", "--batch", "16", "--out", tmp_path)
+    monkeypatch.setattr(
+        fnd_model.Linear, "backward", _transposed_weight_grad
+    )  # 8x4 layer: the sum cannot fit
+    result = fnd(
+        "gradcheck", "--n-in", "8", "--hidden", "4", "--n-out", "2", "--batch", "16", "--out", tmp_path
+    )
     assert result.exit_code == 1, result.output
     frame, _ = run_files(tmp_path, "gradcheck")
     row = frame[frame["check"] == "autograd"].squeeze()  # the only one: nothing else can be compared
-    assert row["tensor"].startswith("backward (raised RuntimeError: ") and row["rule"] == "the backward raised"
-    assert (row["shape"], row["dtype"], row["max_abs_diff"], row["passed"]) == ("16x8", "float32", float("inf"), False)
+    assert (
+        row["tensor"].startswith("backward (raised RuntimeError: ") and row["rule"] == "the backward raised"
+    )
+    assert (row["shape"], row["dtype"], row["max_abs_diff"], row["passed"]) == (
+        "16x8",
+        "float32",
+        float("inf"),
+        False,
+    )
     assert row[["exact", "allclose", "rtol", "atol"]].isna().all()
 
 
 def test_the_csv_columns_and_their_order():
-    assert COLUMNS == ["check", "tensor", "shape", "dtype", "exact", "allclose", "max_abs_diff", "rel_err", "rtol",
-                       "atol", "rule", "passed"]
+    assert COLUMNS == [
+        "check",
+        "tensor",
+        "shape",
+        "dtype",
+        "exact",
+        "allclose",
+        "max_abs_diff",
+        "rel_err",
+        "rtol",
+        "atol",
+        "rule",
+        "passed",
+    ]
 
 
-@pytest.mark.parametrize("cls,method,broken,failing", [
-    (fnd_model.MSE, "backward", _broken_mse, "d loss / d out"),
-    (fnd_model.Linear, "backward", _transposed_weight_grad, "d loss / d lin1.w"),
-    (fnd_model.ReLU, "backward", _flipped_relu_mask, "d loss / d lin1"),
-])
+@pytest.mark.parametrize(
+    "cls,method,broken,failing",
+    [
+        (fnd_model.MSE, "backward", _broken_mse, "d loss / d out"),
+        (fnd_model.Linear, "backward", _transposed_weight_grad, "d loss / d lin1.w"),
+        (fnd_model.ReLU, "backward", _flipped_relu_mask, "d loss / d lin1"),
+    ],
+)
 def test_a_broken_backward_fails_and_exits_1(fnd, tmp_path, monkeypatch, cls, method, broken, failing):
     monkeypatch.setattr(cls, method, broken)
     # square layers, so a transposed weight gradient still fits its buffer
-    result = fnd("gradcheck", "--n-in", "8", "--hidden", "8", "--n-out", "8", "--batch", "16", "--out", tmp_path)
+    result = fnd(
+        "gradcheck", "--n-in", "8", "--hidden", "8", "--n-out", "8", "--batch", "16", "--out", tmp_path
+    )
     assert result.exit_code == 1, result.output
     frame, meta = run_files(tmp_path, "gradcheck")
     failed = frame[~frame["passed"]]
@@ -87,17 +139,20 @@ def test_tolerance_flags_override(fnd, tmp_path):
     assert result.exit_code == 0 and "1e-06 + 0.001 * max|ref|" in result.stdout
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--batch", "0"], ["'--batch'"]),
-    (["--n-in", "-1"], ["'--n-in'"]),
-    (["--hidden", "0"], ["'--hidden'"]),
-    (["--n-out", "0"], ["'--n-out'"]),
-    (["--loss", "hinge"], ["'--loss'", "'hinge'", "cross-entropy"]),
-    (["--dtype", "float16"], ["'--dtype'", "float64"]),
-    (["--loss", "cross-entropy"], ["'--n-out'", "2 or more"]),
-    (["--rtol", "-1"], ["'--rtol'"]),
-    (["--init", "he"], ["'--init'", "kaiming"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--batch", "0"], ["'--batch'"]),
+        (["--n-in", "-1"], ["'--n-in'"]),
+        (["--hidden", "0"], ["'--hidden'"]),
+        (["--n-out", "0"], ["'--n-out'"]),
+        (["--loss", "hinge"], ["'--loss'", "'hinge'", "cross-entropy"]),
+        (["--dtype", "float16"], ["'--dtype'", "float64"]),
+        (["--loss", "cross-entropy"], ["'--n-out'", "2 or more"]),
+        (["--rtol", "-1"], ["'--rtol'"]),
+        (["--init", "he"], ["'--init'", "kaiming"]),
+    ],
+)
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "gradcheck", args, *fragments)
 
@@ -111,6 +166,7 @@ def _off_by_1e3(monkeypatch):
         out = real(self, grad_out, input_grad)
         self.w.grad.copy_(before + (self.w.grad - before) * (1 + 1e-3))
         return out
+
     monkeypatch.setattr(fnd_model.Linear, "backward", backward)
 
 
@@ -129,8 +185,21 @@ def test_a_relative_bug_of_1e3_fails_at_the_default_rtol_and_passes_at_1e2(fnd, 
 def test_finite_differences_of_the_correct_model_agree_to_1e_8(fnd, tmp_path):
     """Central differences in float64 at a small step are good to ~1e-10 on smooth functions (cross-entropy
     included), so every finite-difference row of the correct model agrees far inside gradcheck's 1e-3."""
-    result = fnd("gradcheck", "--loss", "cross-entropy", "--n-out", "3", "--n-in", "2", "--hidden", "2",
-                 "--batch", "4", "--out", tmp_path)
+    result = fnd(
+        "gradcheck",
+        "--loss",
+        "cross-entropy",
+        "--n-out",
+        "3",
+        "--n-in",
+        "2",
+        "--hidden",
+        "2",
+        "--batch",
+        "4",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, _ = run_files(tmp_path, "gradcheck")
     fd = frame[frame["check"] == "finite-difference"]

@@ -1,19 +1,31 @@
 """Imports flow one way (docs/design.md): no circle between modules or rooms, and none up a floor."""
+
 import ast
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "fndcli"
-# Each floor may import its own and those below it, never those above (the longest prefix names a module's floor).
+# Each floor may import its own and those below it, never those above (the longest prefix names a module's
+# floor).
 FLOORS = {
-    "fndcli": 0, "fndcli.names": 0, "fndcli.numerics": 0, "fndcli.machine": 0, "fndcli.userref": 0,
-    "fndcli.memory": 0, "fndcli.kinds": 0,                        # facts, registries' names, what every floor shares
-    "fndcli.kernels": 1,                                           # the code that runs: matmuls, FMA chains
-    "fndcli.settings": 2, "fndcli.bench": 2, "fndcli.init": 2, "fndcli.backprop": 2,  # the commands' cores
-    "fndcli.runs": 3, "fndcli.report": 3,                          # runs read back and compared; rendering
-    "fndcli.reproduce": 4,                                         # every room's core, for the chapter's claims
-    "fndcli.cli": 5, "fndcli.__main__": 5,                         # the command line
+    "fndcli": 0,
+    "fndcli.names": 0,
+    "fndcli.numerics": 0,
+    "fndcli.machine": 0,
+    "fndcli.userref": 0,
+    "fndcli.memory": 0,
+    "fndcli.kinds": 0,  # facts, registries' names, what every floor shares
+    "fndcli.kernels": 1,  # the code that runs: matmuls, FMA chains
+    "fndcli.settings": 2,
+    "fndcli.bench": 2,
+    "fndcli.init": 2,
+    "fndcli.backprop": 2,  # the commands' cores
+    "fndcli.runs": 3,
+    "fndcli.report": 3,  # runs read back and compared; rendering
+    "fndcli.reproduce": 4,  # every room's core, for the chapter's claims
+    "fndcli.cli": 5,
+    "fndcli.__main__": 5,  # the command line
 }
 
 
@@ -33,8 +45,10 @@ def imports(path):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("fndcli")}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fndcli"):
-            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
-                      for a in node.names}
+            found |= {
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
+                for a in node.names
+            }
     return found
 
 
@@ -58,10 +72,11 @@ def _cycle(graph):
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt, path + [nxt])):
                 return found
         state[node] = "done"
+
     return next((c for node in sorted(graph) if node not in state and (c := visit(node, [node]))), None)
 
 
@@ -70,8 +85,12 @@ def test_every_module_has_a_floor():
 
 
 def test_no_import_goes_up_a_floor():
-    up = sorted(f"{m} (floor {floor(m)}) imports {d} (floor {floor(d)})"
-                for m, deps in GRAPH.items() for d in deps if floor(d) > floor(m))
+    up = sorted(
+        f"{m} (floor {floor(m)}) imports {d} (floor {floor(d)})"
+        for m, deps in GRAPH.items()
+        for d in deps
+        if floor(d) > floor(m)
+    )
     assert not up, "\n".join(up)
 
 
@@ -87,17 +106,29 @@ def test_no_rooms_import_each_other_round_a_circle():
 
 
 def test_nothing_imports_the_cli_and_no_private_name_crosses_a_module():
-    assert not [m for m, deps in GRAPH.items() if not m.startswith("fndcli.cli") and m != "fndcli.__main__"
-                and any(d.startswith("fndcli.cli") for d in deps)]
+    assert not [
+        m
+        for m, deps in GRAPH.items()
+        if not m.startswith("fndcli.cli")
+        and m != "fndcli.__main__"
+        and any(d.startswith("fndcli.cli") for d in deps)
+    ]
     crossing = []
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fndcli"):
-                crossing += [f"{name}: {a.name} from {node.module}" for a in node.names if a.name.startswith("_")]
+                crossing += [
+                    f"{name}: {a.name} from {node.module}" for a in node.names if a.name.startswith("_")
+                ]
     assert not crossing, crossing
 
 
-@pytest.mark.parametrize("graph, circle", [({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
-                                           ({"a": {"b"}, "b": set(), "c": {"a", "b"}}, None)])
+@pytest.mark.parametrize(
+    "graph, circle",
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
+        ({"a": {"b"}, "b": set(), "c": {"a", "b"}}, None),
+    ],
+)
 def test_the_circle_finder_finds_circles(graph, circle):
     assert _cycle(graph) == circle

@@ -1,4 +1,5 @@
 """Init schemes and activation statistics against theory and against torch's own init functions."""
+
 import dataclasses
 import math
 
@@ -7,17 +8,18 @@ import pandas as pd
 import pytest
 import torch
 
-from fndcli.init.schemes import InitParams, SCHEMES, log_m2_variance, lsuv, make_act, orthogonal, predict_m2
-from fndcli.settings import SweepConfig
+from fndcli.init.schemes import SCHEMES, InitParams, log_m2_variance, lsuv, make_act, orthogonal, predict_m2
 from fndcli.init.sweep import Theory, judge, run_stack, run_sweep, summarize, theory
+from fndcli.settings import SweepConfig
 
 CLOSED_FORM = [s for s in SCHEMES.values() if s.variance is not None]
 
 
 def _ratios(scheme, act, depth, seeds, direction):
     """m2 / predicted m2 at the far end of the stack, one per seed, in float64."""
-    cfg = SweepConfig(depth=depth, width=100, batch=200, dtype="float64", backward=direction == "backward",
-                      scale=0.3)
+    cfg = SweepConfig(
+        depth=depth, width=100, batch=200, dtype="float64", backward=direction == "backward", scale=0.3
+    )
     params = InitParams(make_act(act), cfg.scale, cfg.mode)
     pred, _ = predict_m2(scheme, params, cfg.width, depth, direction)
     layer = depth if direction == "forward" else 0
@@ -55,7 +57,9 @@ def test_backward_relu_kaiming_fan_out_keeps_gradient_scale():
 
 def test_relu_post_activation_std_and_mean_at_layer_1():
     """For z ~ N(0, 2) (Kaiming), relu(z) has mean 1/sqrt(pi) and std sqrt(1 - 1/pi) (0.564, 0.826)."""
-    result = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("relu",), depth=1, seeds=8, dtype="float64"))
+    result = run_sweep(
+        SweepConfig(schemes=("kaiming-normal",), acts=("relu",), depth=1, seeds=8, dtype="float64")
+    )
     layer1 = result.layers[result.layers["layer"] == 1]
     assert layer1["mean"].mean() == pytest.approx(1 / math.sqrt(math.pi), rel=0.03)
     assert layer1["std"].mean() == pytest.approx(layer1["pred_std"].iloc[0], rel=0.03)
@@ -63,8 +67,8 @@ def test_relu_post_activation_std_and_mean_at_layer_1():
 
 
 def test_chapter_overflow_and_underflow_layers_in_float32():
-    """N(0, 1) through 100-wide linear layers grows 10x a layer: float32 (max 3.4e38) overflows near
-    layer 38. Weights x 0.01 shrink it 10x a layer: exact zeros once below the smallest subnormal (1.4e-45)."""
+    """N(0, 1) through 100-wide linear layers grows 10x a layer: float32 (max 3.4e38) overflows near layer 38.
+    Weights x 0.01 shrink it 10x a layer: exact zeros once below the smallest subnormal (1.4e-45)."""
     result = run_sweep(SweepConfig(schemes=("normal",), acts=("linear",), seeds=3))
     normal = result.summary.iloc[0]
     assert 36 <= normal["overflow_layer"] <= 39 and normal["verdict"] == "exploding"
@@ -76,8 +80,13 @@ def test_chapter_overflow_and_underflow_layers_in_float32():
 
 def test_chapter_verdicts():
     """1/sqrt(n) keeps linear layers and loses half the second moment at each ReLU; Kaiming keeps ReLU."""
-    result = run_sweep(SweepConfig(schemes=("xavier-normal", "kaiming-normal", "orthogonal", "lsuv"),
-                                   acts=("linear", "relu"), seeds=2))
+    result = run_sweep(
+        SweepConfig(
+            schemes=("xavier-normal", "kaiming-normal", "orthogonal", "lsuv"),
+            acts=("linear", "relu"),
+            seeds=2,
+        )
+    )
     verdicts = result.summary.set_index(["scheme", "act"])["verdict"].to_dict()
     assert verdicts[("xavier-normal", "linear")] == "stable"
     assert verdicts[("xavier-normal", "relu")] == "vanishing"
@@ -91,22 +100,28 @@ SEEDS = 24
 
 
 def _verdicts_per_seed(cfg):
-    """{(scheme, act): [(verdict, gradient verdict) for each seed]}, each seed judged alone, from one sweep."""
+    """{(scheme, act): [(verdict, gradient verdict) for each seed]}, each seed judged alone, from one
+    sweep."""
     result = run_sweep(cfg)
     out = {}
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         one = summarize(result.layers[result.layers["seed"] == seed], cfg)
         for row in one.itertuples():
-            out.setdefault((row.scheme, row.act), []).append((row.verdict, getattr(row, "grad_verdict", None)))
+            out.setdefault((row.scheme, row.act), []).append(
+                (row.verdict, getattr(row, "grad_verdict", None))
+            )
     return out
 
 
-@pytest.mark.parametrize("schemes,acts,backward,expected", [
-    (("kaiming-normal",), ("linear", "relu"), True, "stable"),
-    (("normal",), ("linear",), True, "exploding"),
-    (("scaled",), ("linear",), False, "vanishing"),  # x 0.01
-    (("xavier-normal", "torch-default"), ("relu",), False, "vanishing"),
-])
+@pytest.mark.parametrize(
+    "schemes,acts,backward,expected",
+    [
+        (("kaiming-normal",), ("linear", "relu"), True, "stable"),
+        (("normal",), ("linear",), True, "exploding"),
+        (("scaled",), ("linear",), False, "vanishing"),  # x 0.01
+        (("xavier-normal", "torch-default"), ("relu",), False, "vanishing"),
+    ],
+)
 def test_verdict_holds_on_every_seed_at_the_chapters_sizes(schemes, acts, backward, expected):
     """One network at a time (width 100, depth 50, batch 200) on 24 seeds, the gradient too where
     asked: a good init is never called bad, and a bad one is caught every time."""
@@ -120,12 +135,15 @@ def test_kaiming_relu_at_width_10_collapses_for_width_not_scale():
     cfg = SweepConfig(schemes=("kaiming-normal",), acts=("relu",), width=10, seeds=SEEDS)
     verdicts = [v for v, _ in _verdicts_per_seed(cfg)[("kaiming-normal", "relu")]]
     assert verdicts == ["vanishing (width)"] * SEEDS, verdicts
-    summary = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("relu",), width=10, seeds=4)).summary.iloc[0]
+    summary = run_sweep(
+        SweepConfig(schemes=("kaiming-normal",), acts=("relu",), width=10, seeds=4)
+    ).summary.iloc[0]
     assert "the scale is right" in summary["reason"] and "width 10" in summary["reason"]
 
 
 def test_gradient_after_a_forward_overflow_is_not_judged():
-    """ReLU's mask of inf and nan pre-activations means nothing; a linear stack's gradient does not use them."""
+    """ReLU's mask of inf and nan pre-activations means nothing; a linear stack's gradient does not use
+    them."""
     cfg = SweepConfig(schemes=("normal",), acts=("linear", "relu"), seeds=2, backward=True)
     summary = run_sweep(cfg).summary.set_index("act")
     assert summary.loc["linear", "grad_verdict"] == "exploding" and summary.loc["relu", "grad_verdict"] == ""
@@ -133,7 +151,8 @@ def test_gradient_after_a_forward_overflow_is_not_judged():
 
 
 def test_saturated_tanh_is_not_stable():
-    """N(0, 1) weights with tanh: m2 stays near 0.9, but the units are pinned at +-1 and the gradient explodes."""
+    """N(0, 1) weights with tanh: m2 stays near 0.9, but the units are pinned at +-1 and the gradient
+    explodes."""
     cfg = SweepConfig(schemes=("normal",), acts=("tanh",), seeds=6, backward=True)
     summary = run_sweep(cfg).summary.iloc[0]
     assert 0.8 < summary["m2_last_geomean"] < 1 and summary["frac_saturated_last"] > 0.7
@@ -144,7 +163,8 @@ def test_saturated_tanh_is_not_stable():
 
 
 def test_band_for_one_kaiming_relu_network_is_the_references():
-    """docs/init-sweep.md: [-1.92, +0.83] for one seed of Kaiming + ReLU at n 100, L 50; narrower with seeds."""
+    """docs/init-sweep.md: [-1.92, +0.83] for one seed of Kaiming + ReLU at n 100, L 50; narrower with
+    seeds."""
     cfg = SweepConfig(width=100, depth=50, batch=200)
     th = theory("kaiming-normal", "relu", cfg)
     assert th.band(1) == pytest.approx((-1.92, 0.83), abs=0.01)
@@ -153,7 +173,8 @@ def test_band_for_one_kaiming_relu_network_is_the_references():
 
 
 def test_band_covers_single_networks_as_it_claims():
-    """The 95 % band of one network's log10 m2 at the last layer holds most of 24 seeds, for ReLU and linear."""
+    """The 95 % band of one network's log10 m2 at the last layer holds most of 24 seeds, for ReLU and
+    linear."""
     result = run_sweep(SweepConfig(schemes=("kaiming-normal",), acts=("linear", "relu"), seeds=SEEDS))
     for act, run in result.layers[result.layers["layer"] == 50].groupby("act"):
         lo, hi = theory("kaiming-normal", act, SweepConfig()).band(1)
@@ -161,12 +182,15 @@ def test_band_covers_single_networks_as_it_claims():
         assert inside >= 20, (act, inside)
 
 
-@pytest.mark.parametrize("decades,seeds,verdict", [
-    (-2.0, 1, "stable"),       # within one network's noise (sd of D about 0.75 decades)
-    (-5.0, 1, "vanishing"),    # beyond 1 + 3 sd
-    (-2.0, 100, "vanishing"),  # the mean of 100 networks has a twentieth of the noise
-    (+2.0, 100, "exploding"),
-])
+@pytest.mark.parametrize(
+    "decades,seeds,verdict",
+    [
+        (-2.0, 1, "stable"),  # within one network's noise (sd of D about 0.75 decades)
+        (-5.0, 1, "vanishing"),  # beyond 1 + 3 sd
+        (-2.0, 100, "vanishing"),  # the mean of 100 networks has a twentieth of the noise
+        (+2.0, 100, "exploding"),
+    ],
+)
 def test_judge_weighs_the_observation_against_its_noise(decades, seeds, verdict):
     th = Theory(decades=0.0, var=2.5, log10_pred=0.0)  # Kaiming + ReLU at width 100, depth 50
     assert judge(decades, seeds, None, None, th, 50, 100)[0] == verdict
@@ -180,17 +204,25 @@ def test_judge_events_and_typical_network():
     assert judge(-3.0, 1, None, None, deep, 50, 10)[0] == "vanishing (width)"
     assert judge(-3.0, 1, None, 46, deep, 50, 10)[0] == "vanishing (width)"
     assert judge(0.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "stable"
-    assert judge(-1.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "vanishing"  # no theory: 1 decade
-    assert judge(math.nan, 1, None, None, Theory(None, None, None), 50, 100)[0] == "cannot tell"  # no trend, no event
-    assert judge(-3.0, 1, None, 1, deep, 1, 1, batch=1)[0] == "cannot tell"  # one zeroed value is not vanishing
+    assert (
+        judge(-1.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "vanishing"
+    )  # no theory: 1 decade
+    assert (
+        judge(math.nan, 1, None, None, Theory(None, None, None), 50, 100)[0] == "cannot tell"
+    )  # no trend, no event
+    assert (
+        judge(-3.0, 1, None, 1, deep, 1, 1, batch=1)[0] == "cannot tell"
+    )  # one zeroed value is not vanishing
 
 
 def test_judge_cannot_tell_under_20_values_a_layer_and_judges_from_20():
     """docs/init-sweep.md: under 20 values a layer (batch x width) the verdict cannot tell; 20 is enough."""
     flat = Theory(None, None, None)
     assert judge(0.2, 1, None, None, flat, 50, 19, batch=1) == (
-        "cannot tell", "19 values a layer (batch 1 x width 19): too few to tell a trend from noise; "
-                       "moved +0.20 decades (±1 allowed)")
+        "cannot tell",
+        "19 values a layer (batch 1 x width 19): too few to tell a trend from noise; "
+        "moved +0.20 decades (±1 allowed)",
+    )
     assert judge(0.2, 1, None, None, flat, 50, 5, batch=4)[0] == "stable"  # 20 values
     assert judge(0.2, 1, None, None, flat, 50, 1, batch=20)[0] == "stable"
     assert judge(0.2, 1, None, 3, flat, 50, 10, batch=2)[0] == "vanishing"  # 20 values, a layer all zeros
@@ -235,16 +267,23 @@ def test_init_std_matches_torch_nn_init():
     """Same distribution as torch.nn.init on an (out, in) weight: std and bound on a large matrix."""
     gen = torch.Generator().manual_seed(0)
     fi, fo = 400, 300
-    for act, torch_name, param in [("relu", "relu", None), ("leaky-relu", "leaky_relu", 0.01), ("tanh", "tanh", None)]:
+    for act, torch_name, param in [
+        ("relu", "relu", None),
+        ("leaky-relu", "leaky_relu", 0.01),
+        ("tanh", "tanh", None),
+    ]:
         params = InitParams(make_act(act))
         assert params.act.gain == pytest.approx(torch.nn.init.calculate_gain(torch_name, param))
         ours = SCHEMES["kaiming-normal"].init(fi, fo, params, gen, torch.float64)
-        theirs = torch.nn.init.kaiming_normal_(torch.empty(fo, fi, dtype=torch.float64), nonlinearity=torch_name,
-                                               a=param or 0)
+        theirs = torch.nn.init.kaiming_normal_(
+            torch.empty(fo, fi, dtype=torch.float64), nonlinearity=torch_name, a=param or 0
+        )
         assert ours.std().item() == pytest.approx(theirs.std().item(), rel=0.02)
     relu = InitParams(make_act("relu"))
-    for ours_name, fn in [("xavier-uniform", torch.nn.init.xavier_uniform_),
-                          ("kaiming-uniform", lambda t: torch.nn.init.kaiming_uniform_(t, nonlinearity="relu"))]:
+    for ours_name, fn in [
+        ("xavier-uniform", torch.nn.init.xavier_uniform_),
+        ("kaiming-uniform", lambda t: torch.nn.init.kaiming_uniform_(t, nonlinearity="relu")),
+    ]:
         ours = SCHEMES[ours_name].init(fi, fo, relu, gen, torch.float64)
         theirs = fn(torch.empty(fo, fi, dtype=torch.float64))
         assert ours.abs().max().item() <= theirs.abs().max().item() * 1.01
@@ -256,7 +295,8 @@ def test_init_std_matches_torch_nn_init():
 
 
 def test_backward_stack_is_autograds_gradient_at_every_layer():
-    """Each layer's dL/dx_l (L = sum(g * x_depth), g the stack's own top gradient) against torch.autograd.grad."""
+    """Each layer's dL/dx_l (L = sum(g * x_depth), g the stack's own top gradient) against
+    torch.autograd.grad."""
     weights = []
     scheme = SCHEMES["kaiming-normal"]
     recording = dataclasses.replace(scheme, init=lambda *a: weights.append(scheme.init(*a)) or weights[-1])

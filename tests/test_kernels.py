@@ -1,9 +1,11 @@
 """Every matmul kernel against float64 a @ b, on random shapes (fastbook ch. 17's ladder)."""
+
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fndcli.bench.check import check_impl
 from fndcli.bench.spec import Shape, make_inputs
@@ -20,7 +22,9 @@ def on_numba_worker(impl, dtype, *rest):
     return pytest.param(impl, dtype, *rest, marks=marks, id="-".join(map(str, (impl, dtype, *rest))))
 
 
-@pytest.mark.parametrize("impl,dtype", [on_numba_worker(i, d) for i in CPU_IMPLS for d in ("float32", "float64")])
+@pytest.mark.parametrize(
+    "impl,dtype", [on_numba_worker(i, d) for i in CPU_IMPLS for d in ("float32", "float64")]
+)
 @settings(max_examples=8, deadline=None)
 @given(m=dims, k=dims, n=dims, seed=st.integers(0, 2**16))
 def test_kernel_matches_float64_reference(impl, dtype, m, k, n, seed):
@@ -34,8 +38,10 @@ def test_kernel_matches_float64_reference(impl, dtype, m, k, n, seed):
     torch.testing.assert_close(out.double(), a.double() @ b.double(), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("impl,dtype,shape", [on_numba_worker(i, "float64", s) for i in CPU_IMPLS
-                                              for s in ("1x1x1", "7x1x3", "1x13x1", "3x5x2")])
+@pytest.mark.parametrize(
+    "impl,dtype,shape",
+    [on_numba_worker(i, "float64", s) for i in CPU_IMPLS for s in ("1x1x1", "7x1x3", "1x13x1", "3x5x2")],
+)
 def test_kernel_edge_shapes(impl, dtype, shape):
     check = check_impl(impl, Shape.parse(shape), dtype, seed=1)
     assert check.correct and check.rel_err < 1e-14
@@ -61,6 +67,7 @@ def test_checker_flags_a_wrong_kernel(monkeypatch):
 
     def drops_last_k(a, b):
         return a[:, :-1] @ b[:-1]
+
     monkeypatch.setitem(IMPLS, "torch", dataclasses.replace(IMPLS["torch"], fn=drops_last_k))
     check = check_impl("torch", Shape(5, 784, 10), "float32", seed=0)
     assert not check.correct and check.rel_err > 1e-3
@@ -102,19 +109,23 @@ def test_compiled_impl_reports_compile_time_apart():
 
 
 def test_the_committed_gemm_kernel_is_the_generators():
-    """fndcli/kernels/gemm.py is written by fndcli/kernels/gemm_source.py (numba's cache needs a real file): they must agree."""
+    """fndcli/kernels/gemm.py is written by fndcli/kernels/gemm_source.py (numba's cache needs a real file):
+    they must agree."""
     from pathlib import Path
 
     from fndcli.kernels import gemm_source
 
     committed = (Path(__file__).parent.parent / "fndcli" / "kernels" / "gemm.py").read_text()
-    assert committed == gemm_source.generate(), "run: python -m fndcli.kernels.gemm_source > fndcli/kernels/gemm.py"
+    assert committed == gemm_source.generate(), (
+        "run: python -m fndcli.kernels.gemm_source > fndcli/kernels/gemm.py"
+    )
 
 
 @pytest.mark.xdist_group("numba-tiled-float64")
 def test_numba_tiled_packs_into_cache_line_aligned_buffers():
-    """The packed panels start on 64-byte boundaries (numba's own arrays on 32 only): a zmm load that straddles
-    two cache lines cost the micro-kernel 10-20 % on an Intel Xeon. Distinct buffers, each its full shape."""
+    """The packed panels start on 64-byte boundaries (numba's own arrays on 32 only): a zmm load that
+    straddles two cache lines cost the micro-kernel 10-20 % on an Intel Xeon. Distinct buffers, each its full
+    shape."""
     import numpy as np
 
     from fndcli.kernels import gemm
@@ -128,9 +139,14 @@ def test_numba_tiled_packs_into_cache_line_aligned_buffers():
         assert [b.min() == b.max() == i for i, b in enumerate(buffers)] == [True] * len(buffers)
 
 
-@pytest.mark.parametrize("impl,dtype,shape", [on_numba_worker("numba-tiled", d, s) for d in ("float32", "float64")
-                                              for s in ("7x13x3", "65x129x33", "1x1x1", "1000x1x1000", "9x300x40",
-                                                        "129x257x65")])
+@pytest.mark.parametrize(
+    "impl,dtype,shape",
+    [
+        on_numba_worker("numba-tiled", d, s)
+        for d in ("float32", "float64")
+        for s in ("7x13x3", "65x129x33", "1x1x1", "1000x1x1000", "9x300x40", "129x257x65")
+    ],
+)
 def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
     """Tiles of 5x16 or 8x32 (float32), 5x8 or 8x16 (float64), blocks of about 100-250 rows and 128-256 of k:
     every shape that is not a multiple of them, and 1000 rows in blocks spread over the threads."""
@@ -139,10 +155,17 @@ def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
 
 
 @settings(max_examples=200, deadline=None)
-@given(m=st.integers(1, 5000), threads=st.integers(1, 64), vector=st.sampled_from([16, 32, 64]),
-       dtype=st.sampled_from(["float32", "float64"]), l1=st.sampled_from([16, 32, 48, 64]),
-       l2=st.sampled_from([256, 512, 1024, 2048]))
-def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(m, threads, vector, dtype, l1, l2):
+@given(
+    m=st.integers(1, 5000),
+    threads=st.integers(1, 64),
+    vector=st.sampled_from([16, 32, 64]),
+    dtype=st.sampled_from(["float32", "float64"]),
+    l1=st.sampled_from([16, 32, 48, 64]),
+    l2=st.sampled_from([256, 512, 1024, 2048]),
+)
+def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(
+    m, threads, vector, dtype, l1, l2
+):
     """KC x NR of B in L1, MC x KC of A in half of L2, MC a multiple of MR (blocks must not share rows),
     and no thread gets more than one block of MR rows beyond its fair share."""
     from fndcli.kernels import gemm_source
@@ -167,15 +190,32 @@ def test_the_schedule_interleaves_worker_processes():
     specs = [(BenchSpec(name, "cpu", Shape(4, 4, 4), 10), runs) for name in ("a", "b")]
     specs.append((BenchSpec("loops", "cpu", Shape(4, 4, 4), 1), PRESETS["default"].slow))  # 1 process only
     assert [label for _, _, label in schedule(specs, "interleaved", False)] == [
-        "a 4x4x4 cpu #1", "b 4x4x4 cpu #1", "loops 4x4x4 cpu #1", "a 4x4x4 cpu #2", "b 4x4x4 cpu #2"]
-    assert all(r.processes == 1 and "--processes" in r.pyperf_args for _, r, _ in schedule(specs, "interleaved", False))
+        "a 4x4x4 cpu #1",
+        "b 4x4x4 cpu #1",
+        "loops 4x4x4 cpu #1",
+        "a 4x4x4 cpu #2",
+        "b 4x4x4 cpu #2",
+    ]
+    assert all(
+        r.processes == 1 and "--processes" in r.pyperf_args
+        for _, r, _ in schedule(specs, "interleaved", False)
+    )
     assert [label for _, _, label in schedule(specs, "sequential", False)] == [
-        "a 4x4x4 cpu x2", "b 4x4x4 cpu x2", "loops 4x4x4 cpu x1"]
+        "a 4x4x4 cpu x2",
+        "b 4x4x4 cpu x2",
+        "loops 4x4x4 cpu x1",
+    ]
     in_process = schedule(specs[:2], "interleaved", "once")
     assert len(in_process) == 1 and len(in_process[0][0]) == 2
     # --gate: each process times every benchmark, the order reversed every other process; the slow loops apart
-    shared = schedule([(spec, PRESETS["gate"].runs) for spec, _ in specs[:2]] + [(specs[2][0], PRESETS["gate"].slow)],
-                      "interleaved", "shared")
+    shared = schedule(
+        [(spec, PRESETS["gate"].runs) for spec, _ in specs[:2]] + [(specs[2][0], PRESETS["gate"].slow)],
+        "interleaved",
+        "shared",
+    )
     orders = [[spec.impl for spec in group] for group, _, _ in shared]
-    assert orders[:3] == [["a", "b"], ["loops"], ["b", "a"]] and len(orders) == PRESETS["gate"].runs.processes + 5
+    assert (
+        orders[:3] == [["a", "b"], ["loops"], ["b", "a"]]
+        and len(orders) == PRESETS["gate"].runs.processes + 5
+    )
     assert all(r.pyperf_args[:3] == ("--in-process", "--processes", "1") for _, r, _ in shared)

@@ -1,4 +1,6 @@
-"""Each kind of run is declared once (fndcli.kinds); its readers, views, compare rules and writers are tied to it."""
+"""Each kind of run is declared once (fndcli.kinds); its readers, views, compare rules and writers are tied to
+it."""
+
 import json
 
 import pandas as pd
@@ -21,7 +23,10 @@ def test_compare_has_rows_for_every_kind_it_reads_and_refuses_the_rest_by_name()
     from fndcli.runs.compare import ROWS
 
     assert set(ROWS) <= set(READ)
-    assert {k.name for k in READ if k not in ROWS} == {"reproduce", "peak"}  # a report, ceilings: fnd show them
+    assert {k.name for k in READ if k not in ROWS} == {
+        "reproduce",
+        "peak",
+    }  # a report, ceilings: fnd show them
 
 
 def test_each_kind_names_its_columns_once_and_keys_what_it_reads():
@@ -35,35 +40,65 @@ def test_each_kind_names_its_columns_once_and_keys_what_it_reads():
         assert len(dict(kind.fields)) == len(kind.fields), kind.name
 
 
-def test_the_columns_declared_are_the_columns_each_core_writes_in_order():
-    """The cores' own lists are the writers; a column added to one without its declaration fails here."""
-    from fndcli import reproduce
-    from fndcli.backprop import gradcheck, train
-    from fndcli.bench import peak, stats
-    from fndcli.init import diagnose, sweep
-    from fndcli.runs import judging
+def test_gradchecks_rows_are_its_kinds_columns():
+    """gradcheck's rows are a dataclass (backprop.harness.CheckRow); other cores take their kind's list."""
+    from fndcli.backprop import harness
 
-    def always(kind):
-        return [c.name for c in kind.columns if not c.sometimes]
-
-    assert always(kinds.MATMUL_BENCH) == stats.COLUMNS
-    assert [c.name for c in kinds.INIT_SWEEP.columns] == sweep.SUMMARY_COLUMNS + sweep.BACKWARD_COLUMNS
-    assert always(kinds.INIT_SWEEP) == sweep.SUMMARY_COLUMNS
-    model = diagnose.SUMMARY_COLUMNS
-    assert always(kinds.INIT_SWEEP_MODEL) == model
-    assert [c.name for c in kinds.INIT_SWEEP_MODEL.columns] == model[:-2] + diagnose.GRAD_SUMMARY_COLUMNS + model[-2:]
-    assert always(kinds.GRADCHECK) == gradcheck.COLUMNS
-    assert always(kinds.TRAIN) == train.COLUMNS
-    assert always(kinds.REPRODUCE) == reproduce.CLAIM_COLUMNS
-    assert always(kinds.PEAK) == peak.COLUMNS
-    assert always(kinds.COMPARE) == judging.COLUMNS
+    assert harness.COLUMNS == kinds.GRADCHECK.written()
 
 
-@pytest.mark.parametrize("meta, name", [
-    ({"command": "init-sweep", "config": {"model": "m.py:net"}}, "init-sweep --model"),
-    ({"command": "init-sweep", "config": {"model": None}}, "init-sweep"),
-    ({"command": "init-sweep"}, "init-sweep"),
-    *(({"command": k.command, "config": {}}, k.name) for k in KINDS if k is not kinds.INIT_SWEEP_MODEL)])
+@pytest.mark.parametrize(
+    "args, kind",
+    [
+        (
+            [
+                "--depth",
+                "3",
+                "--width",
+                "8",
+                "--batch",
+                "4",
+                "--scheme",
+                "kaiming",
+                "--act",
+                "relu",
+                "--backward",
+            ],
+            kinds.INIT_SWEEP,
+        ),
+        (
+            ["--model", "examples/resnet.py:deep_mlp", "--input-shape", "4x100", "--backward"],
+            kinds.INIT_SWEEP_MODEL,
+        ),
+        (["--model", "examples/resnet.py:deep_mlp", "--input-shape", "4x100"], kinds.INIT_SWEEP_MODEL),
+    ],
+)
+def test_init_sweeps_files_hold_their_kinds_columns_with_and_without_backward(fnd, tmp_path, args, kind):
+    ran = fnd("init-sweep", *args, "--out", tmp_path)
+    assert ran.exit_code == 0, ran.output
+    summary = next(tmp_path.glob("*-summary.csv"))
+    assert list(pd.read_csv(summary).columns) == kind.written("--backward" in args)
+    meta = json.loads(next(p for p in tmp_path.glob("*.json")).read_text())
+    assert kinds.kind_of(meta) is kind
+
+
+def test_compares_file_holds_its_kinds_columns(fnd, tmp_path):
+    from test_compare import fake_matmul_run, processes
+
+    csv = fake_matmul_run(tmp_path, {"torch": processes(1e-5)})
+    assert fnd("compare", csv, csv, "--out", tmp_path / "o").exit_code == 0
+    assert list(pd.read_csv(next((tmp_path / "o").glob("compare-*.csv"))).columns) == kinds.COMPARE.written()
+
+
+@pytest.mark.parametrize(
+    "meta, name",
+    [
+        ({"command": "init-sweep", "config": {"model": "m.py:net"}}, "init-sweep --model"),
+        ({"command": "init-sweep", "config": {"model": None}}, "init-sweep"),
+        ({"command": "init-sweep"}, "init-sweep"),
+        *(({"command": k.command, "config": {}}, k.name) for k in KINDS if k is not kinds.INIT_SWEEP_MODEL),
+    ],
+)
 def test_a_runs_kind_is_its_commands_or_init_sweeps_of_a_model(meta, name):
     assert kinds.kind_of(meta).name == name
 
@@ -85,9 +120,9 @@ def test_the_sidecar_writes_the_kinds_fields_in_its_order_and_refuses_others():
 
 
 def test_a_sidecar_field_of_the_wrong_type_for_its_kind_is_refused_on_read(fnd, tmp_path):
-    from fndcli.runs.saved import RunError, load
-
     from test_compare import fake_matmul_run, processes
+
+    from fndcli.runs.saved import RunError, load
 
     csv = fake_matmul_run(tmp_path, {"torch": processes(1e-5)})
     sidecar = csv.with_suffix(".json")
@@ -96,7 +131,9 @@ def test_a_sidecar_field_of_the_wrong_type_for_its_kind_is_refused_on_read(fnd, 
         sidecar.write_text(json.dumps({**meta, field: value}))
         with pytest.raises(RunError, match=f"field {field} holds"):
             load(csv)
-    sidecar.write_text(json.dumps({**meta, "measured_rows": "x"}))  # peak's field, not matmul-bench's: not read
+    sidecar.write_text(
+        json.dumps({**meta, "measured_rows": "x"})
+    )  # peak's field, not matmul-bench's: not read
     assert load(csv).kind is kinds.MATMUL_BENCH
 
 
@@ -108,4 +145,5 @@ def test_md_shows_the_declared_columns_in_order(fnd, tmp_path):
     header = next(line for line in shown.stdout.splitlines() if line.startswith("| impl"))
     present = set(pd.read_csv(csv).columns)
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        c for c in kinds.MATMUL_BENCH.names(md=True) if c in present]
+        c for c in kinds.MATMUL_BENCH.names(md=True) if c in present
+    ]

@@ -1,18 +1,23 @@
-"""The layout issue 19 set: rooms by concern, short command bodies, no giant modules, few modules at the top."""
+"""The layout issue 19 set: rooms by concern, short command bodies, no giant modules, few modules at the
+top."""
+
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "fndcli"
-ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report"}
+ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report", "reproduce"}
 
 
 def _commands():
     for path in sorted((PACKAGE / "cli").glob("*.py")):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and any(
-                    isinstance(d, ast.Call) and getattr(d.func, "id", "") == "command" for d in node.decorator_list):
+                isinstance(d, ast.Call) and getattr(d.func, "id", "") == "command"
+                for d in node.decorator_list
+            ):
                 yield path.name, node
 
 
@@ -35,15 +40,31 @@ def test_the_generated_kernels_are_marked_generated_and_left_to_their_generator(
         assert (PACKAGE / "kernels" / name.replace(".py", "_source.py")).exists()
 
 
-@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if not (p.name in GENERATED and
-                                                                                 p.parent.name == "kernels")), ids=str)
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if not (p.name in GENERATED and p.parent.name == "kernels")),
+    ids=str,
+)
 def test_no_module_but_generated_code_is_over_400_lines(path):
     assert len(path.read_text().splitlines()) <= 400
 
 
-def test_each_command_body_reads_its_options_calls_its_core_and_ends_in_50_lines():
+def test_each_command_body_reads_its_options_calls_its_core_and_ends_in_30_statements():
+    """Statements, not lines: ruff's format lays a call over as many lines as it takes."""
     bodies = {}
     for name, node in _commands():
         body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # the docstring aside
-        bodies[node.name] = body[-1].end_lineno - body[0].lineno + 1
-    assert len(bodies) == 8 and max(bodies.values()) <= 50, bodies
+        bodies[node.name] = sum(isinstance(n, ast.stmt) for statement in body for n in ast.walk(statement))
+    assert len(bodies) == 8 and max(bodies.values()) <= 30, bodies
+
+
+def test_the_design_page_maps_every_module():
+    """docs/design.md's layout names each module in its room: a module no one listed is one no one finds."""
+    design = (PACKAGE.parent / "docs" / "design.md").read_text()
+    layout = design[design.index("## Layout") : design.index("How data flows")]
+    missing = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.stem not in ("__init__", "__main__") and not re.search(rf"\b{p.stem}\b", layout)
+    ]
+    assert not missing, missing

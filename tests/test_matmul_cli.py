@@ -1,4 +1,5 @@
 """`fnd matmul-bench` through the real Typer app and the real pyperf worker subprocess (--quick)."""
+
 import dataclasses
 import statistics
 import subprocess
@@ -9,9 +10,8 @@ import pandas as pd
 import pyperf
 import pytest
 import torch
-
 from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
-from fndcli.bench import run as bench
+
 from fndcli.bench.run import COLUMNS
 from fndcli.kernels.registry import IMPLS
 from fndcli.names import CHAPTER
@@ -32,22 +32,37 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
     loops = frame.loc[frame["impl"] == "loops", "median_s"].iloc[0]
     assert frame["speedup"].tolist() == pytest.approx((loops / frame["median_s"]).tolist())
     assert "speedup: the median of loops ÷ the row's median" in result.stdout
-    # % peak is of this machine's float32 FMA ceiling at the run's threads: the suite's seeded cache (conftest.py)
+    # % peak is of this machine's float32 FMA ceiling at the run's threads: the suite's seeded cache
+    # (conftest.py)
     assert frame["pct_peak"].tolist() == pytest.approx((100 * frame["gflops"] / SEEDED_GFLOPS).tolist())
     assert [(c["dtype"], c["threads"], c["gflops"], c["gb_s"]) for c in meta["peak"]] == [
-        ("float32", frame["threads"].iloc[0], SEEDED_GFLOPS, SEEDED_GB_S)]
+        ("float32", frame["threads"].iloc[0], SEEDED_GFLOPS, SEEDED_GB_S)
+    ]
     caption = " ".join(result.stdout.split())  # as wrapped to the table's width
     assert "% peak: of 1e+05 GFLOP/s, this machine's float32 FMA peak at" in caption
     assert "(fnd peak), measured 2026-01-01 00:00 UTC (cached)" in caption
-    for key in ("fnd_version", "torch_version", "threads", "cpu_model", "device", "dtype", "seed",
-                "git_commit", "command_line", "config", "started_utc"):
+    for key in (
+        "fnd_version",
+        "torch_version",
+        "threads",
+        "cpu_model",
+        "device",
+        "dtype",
+        "seed",
+        "git_commit",
+        "command_line",
+        "config",
+        "started_utc",
+    ):
         assert key in meta, key
     assert meta["seed"] == 3 and meta["config"]["seed"] == 3 and meta["config"]["shape"] == ["4x8x3"]
     assert meta["config"]["impl"] == list(CHAPTER) and meta["status"] == "complete"
     pyperf_file = tmp_path / meta["files"][1]
     suite = pyperf.BenchmarkSuite.load(str(pyperf_file))
     assert sorted(suite.get_benchmark_names()) == sorted(f"{i} 4x8x3 float32 cpu" for i in CHAPTER)
-    stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(pyperf_file)], capture_output=True, text=True)
+    stats = subprocess.run(
+        [sys.executable, "-m", "pyperf", "stats", str(pyperf_file)], capture_output=True, text=True
+    )
     assert stats.returncode == 0 and "torch 4x8x3 float32 cpu" in stats.stdout
     # every path written is printed, and the table has no colour codes (not a terminal, NO_COLOR)
     for name in meta["files"] + [pyperf_file.with_suffix("").with_suffix(".json").name]:
@@ -57,8 +72,10 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
 
 def test_config_file_beneath_flags(fnd, tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[matmul-bench]\nimpl = ["loops", "einsum"]\nshape = ["3x5x2"]\nquick = true\nseed = 7\n'
-                   'dtype = "float64"\n')
+    cfg.write_text(
+        '[matmul-bench]\nimpl = ["loops", "einsum"]\nshape = ["3x5x2"]\nquick = true\nseed = 7\n'
+        'dtype = "float64"\n'
+    )
     result = fnd("matmul-bench", "--config", cfg, "--impl", "torch", "--out", tmp_path / "r", "--quiet")
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path / "r", "matmul-bench")
@@ -66,34 +83,66 @@ def test_config_file_beneath_flags(fnd, tmp_path):
     assert (frame["dtype"] == "float64").all() and meta["seed"] == 7  # the file beats the defaults
     assert (frame[["m", "k", "n"]].values == [3, 5, 2]).all()
     # --quiet prints only the paths written
-    assert sorted(result.stdout.split()) == sorted(str(tmp_path / "r" / f) for f in meta["files"] + [
-        frame_path.name for frame_path in (tmp_path / "r").glob("*.json") if "pyperf" not in frame_path.name])
+    assert sorted(result.stdout.split()) == sorted(
+        str(tmp_path / "r" / f)
+        for f in meta["files"]
+        + [
+            frame_path.name
+            for frame_path in (tmp_path / "r").glob("*.json")
+            if "pyperf" not in frame_path.name
+        ]
+    )
 
 
 def test_wrong_implementation_exits_1_and_cost_guard_skips(fnd, tmp_path, monkeypatch):
-    """A wrong kernel is marked and exits 1; a run the cost guard estimates too long is skipped with a note."""
+    """A wrong kernel is marked and exits 1; a run the cost guard estimates too long is skipped with a
+    note."""
+
     def flipped_dot(a, b):
         return IMPLS["torch"].fn(a, b).flip(0)
+
     monkeypatch.setitem(IMPLS, "dot", dataclasses.replace(IMPLS["dot"], fn=flipped_dot))
-    result = fnd("matmul-bench", "--quick", "--impl", "dot", "--impl", "torch", "--impl", "loops",
-                 "--shape", "4x6x3", "--shape", "1024x1024x1024", "--max-seconds", "30", "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        "--impl",
+        "dot",
+        "--impl",
+        "torch",
+        "--impl",
+        "loops",
+        "--shape",
+        "4x6x3",
+        "--shape",
+        "1024x1024x1024",
+        "--max-seconds",
+        "30",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 1, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     small = frame[frame["m"] == 4].set_index("impl")
     assert small["correct"].to_dict() == {"dot": False, "torch": True, "loops": True}
     assert "wrong result: dot" in result.stdout and meta["exit_code"] == 1
-    assert "relative error" in small.loc["dot", "error"] and pd.isna(small.loc["dot", "median_s"])  # not timed
+    assert "relative error" in small.loc["dot", "error"] and pd.isna(
+        small.loc["dot", "median_s"]
+    )  # not timed
     big = frame[frame["m"] == 1024].set_index("impl")
     for slow in ("loops", "dot"):
-        assert big.loc[slow, "skipped"].startswith("estimated") and "--max-seconds 30" in big.loc[slow, "skipped"]
+        assert (
+            big.loc[slow, "skipped"].startswith("estimated")
+            and "--max-seconds 30" in big.loc[slow, "skipped"]
+        )
         assert pd.isna(big.loc[slow, "median_s"]) and pd.isna(big.loc[slow, "correct"])
     assert pd.isna(big.loc["torch", "skipped"]) and big.loc["torch", "correct"]
     # loops is skipped at 1024^3, so the baseline is torch, the one timed at both shapes, at both shapes
     assert (frame["baseline"] == "torch").all() and big.loc["torch", "speedup"] == 1.0
     torch_small = small.loc["torch", "median_s"]
     assert small.loc["loops", "speedup"] == pytest.approx(torch_small / small.loc["loops", "median_s"])
-    # the roofline: 1024^3 float32 moves 3 x 1024^2 x 4 bytes for 2 x 1024^3 FLOPs; bound by the FMA units here
-    assert big.loc["torch", "intensity"] == pytest.approx(2 * 1024 ** 3 / (3 * 1024 ** 2 * 4))
+    # the roofline: 1024^3 float32 moves 3 x 1024^2 x 4 bytes for 2 x 1024^3 FLOPs; bound by the FMA units
+    # here
+    assert big.loc["torch", "intensity"] == pytest.approx(2 * 1024**3 / (3 * 1024**2 * 4))
     assert big.loc["torch", "roof_gflops"] == pytest.approx(min(SEEDED_GFLOPS, SEEDED_GB_S * 1024 / 6))
     assert big.loc["torch", "bound"] == "compute" and small.loc["torch", "bound"] == "memory"
     assert "skipped: estimated" in result.stdout
@@ -109,9 +158,20 @@ def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
     def interrupted_after_first(specs, *args):
         real_worker(specs[:1], *args)
         raise KeyboardInterrupt
+
     monkeypatch.setattr(processes, "run_worker", interrupted_after_first)
-    result = fnd("matmul-bench", "--quick", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4",
-                 "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        "--impl",
+        "einsum",
+        "--impl",
+        "torch",
+        "--shape",
+        "4x4x4",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 130, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     assert list(frame["impl"]) == ["einsum", "torch"] and meta["status"] == "interrupted"
@@ -122,29 +182,39 @@ def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_before_any_worker_keeps_the_checks(fnd, tmp_path, monkeypatch):
-    """The default preset, interleaved: Ctrl-C in the first worker process still keeps every check that ran."""
+    """The default preset, interleaved: Ctrl-C in the first worker process still keeps every check that
+    ran."""
+
     def interrupted(*args):
         raise KeyboardInterrupt
+
     from fndcli.bench import processes
 
     monkeypatch.setattr(processes, "run_worker", interrupted)
     result = fnd("matmul-bench", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--out", tmp_path)
     assert result.exit_code == 130 and "interrupted" in result.stdout, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
-    assert list(frame["impl"]) == ["einsum", "torch"] and frame["correct"].all() and frame["rel_err"].notna().all()
+    assert (
+        list(frame["impl"]) == ["einsum", "torch"]
+        and frame["correct"].all()
+        and frame["rel_err"].notna().all()
+    )
     assert (frame["skipped"] == "interrupted before it was timed").all() and meta["status"] == "interrupted"
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--impl", "nope"], ["'--impl'", "'nope'", "loops"]),
-    (["--shape", "5x0x3"], ["'--shape'", "zero dimension"]),
-    (["--shape", "abc"], ["'--shape'", "MxKxN"]),
-    (["--dtype", "int8"], ["'--dtype'", "float32"]),
-    (["--threads", "0"], ["'--threads'"]),
-    (["--max-seconds", "-1"], ["'--max-seconds'", "positive"]),
-    (["--quick", "--fast"], ["--quick and --fast"]),
-    (["--config", "/nonexistent/fnd.toml"], ["'--config'", "cannot read", "/nonexistent/fnd.toml"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--impl", "nope"], ["'--impl'", "'nope'", "loops"]),
+        (["--shape", "5x0x3"], ["'--shape'", "zero dimension"]),
+        (["--shape", "abc"], ["'--shape'", "MxKxN"]),
+        (["--dtype", "int8"], ["'--dtype'", "float32"]),
+        (["--threads", "0"], ["'--threads'"]),
+        (["--max-seconds", "-1"], ["'--max-seconds'", "positive"]),
+        (["--quick", "--fast"], ["--quick and --fast"]),
+        (["--config", "/nonexistent/fnd.toml"], ["'--config'", "cannot read", "/nonexistent/fnd.toml"]),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "matmul-bench", args, *fragments)
 
@@ -155,17 +225,23 @@ def test_unwritable_out_exits_2(fnd, tmp_path):
     assert_one_line_error(result, "'--out'", "cannot write")
 
 
-@pytest.mark.parametrize("toml,fragments", [
-    ('[matmul-bench]\nimpls = ["torch"]\n', ["unknown key 'impls'", "known keys", "impl"]),
-    ('[matmul-bench]\nthreads = "4"\n', ["threads must be an integer, got \"4\""]),
-    ('[matmul-bench]\nseed = true\n', ["seed must be an integer, got true"]),  # TOML's bool is not an int here
-    ('[matmul-bench]\nquick = 1\n', ["quick must be true or false", "1"]),
-    ('[matmul-bench]\nmax-seconds = "10"\n', ["max-seconds must be a number"]),
-    ('[matmul-bench]\nimpl = "torch"\n', ["impl must be a list"]),
-    ('[matmul-bench]\nimpl = ["nope"]\n', ["impl", "'nope'"]),
-    ('[matmul-bench]\nshape = ["5x0x3"]\n', ["shape", "zero dimension"]),
-    ('[matmul-bench\n', ["not valid TOML"]),
-])
+@pytest.mark.parametrize(
+    "toml,fragments",
+    [
+        ('[matmul-bench]\nimpls = ["torch"]\n', ["unknown key 'impls'", "known keys", "impl"]),
+        ('[matmul-bench]\nthreads = "4"\n', ['threads must be an integer, got "4"']),
+        (
+            "[matmul-bench]\nseed = true\n",
+            ["seed must be an integer, got true"],
+        ),  # TOML's bool is not an int here
+        ("[matmul-bench]\nquick = 1\n", ["quick must be true or false", "1"]),
+        ('[matmul-bench]\nmax-seconds = "10"\n', ["max-seconds must be a number"]),
+        ('[matmul-bench]\nimpl = "torch"\n', ["impl must be a list"]),
+        ('[matmul-bench]\nimpl = ["nope"]\n', ["impl", "'nope'"]),
+        ('[matmul-bench]\nshape = ["5x0x3"]\n', ["shape", "zero dimension"]),
+        ("[matmul-bench\n", ["not valid TOML"]),
+    ],
+)
 def test_bad_config_exits_2_naming_key_and_file(fnd, tmp_path, toml, fragments):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(toml)
@@ -176,10 +252,14 @@ def test_bad_config_exits_2_naming_key_and_file(fnd, tmp_path, toml, fragments):
 
 def test_shipped_configs_are_valid(fnd, tmp_path):
     """ci.toml runs; book.toml's table loads (its full run is `make demo`)."""
-    result = fnd("matmul-bench", "--config", "configs/ci.toml", "--impl", "torch", "--out", tmp_path, "--quiet")
+    result = fnd(
+        "matmul-bench", "--config", "configs/ci.toml", "--impl", "torch", "--out", tmp_path, "--quiet"
+    )
     assert result.exit_code == 0, result.output
-    from fndcli.cli import app
     import typer.main
+
+    from fndcli.cli import app
+
     group = typer.main.get_command(app)
     for name in ("book", "ci"):
         with group.make_context("fnd", ["matmul-bench", "--help"], resilient_parsing=True) as ctx:
@@ -190,8 +270,9 @@ def test_shipped_configs_are_valid(fnd, tmp_path):
 
 
 def test_python_m_fndcli_one_line_error():
-    proc = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--impl", "nope"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fndcli", "matmul-bench", "--impl", "nope"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
 
@@ -206,8 +287,21 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
     values it promises.
     """
     asked = 1 if torch.get_num_threads() != 1 else 2  # not the default, so a worker that ignores it is seen
-    result = fnd("matmul-bench", "--impl", "broadcast", "--shape", "8x64x32", "--dtype", "float64", "--seed", "5",
-                 "--threads", asked, "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--impl",
+        "broadcast",
+        "--shape",
+        "8x64x32",
+        "--dtype",
+        "float64",
+        "--seed",
+        "5",
+        "--threads",
+        asked,
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     row = frame.iloc[0]
@@ -240,18 +334,24 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
         torch.set_num_threads(threads)
     ours = statistics.median(batches)
     # within 3x: a per-call figure off by inner_loops (hundreds) or by one call a value goes red; a host's
-    # transient drift between the workers' minute and this test's second (0.46x seen once on a quiet host) does not
+    # transient drift between the workers' minute and this test's second (0.46x seen once on a quiet host)
+    # does not
     assert 1 / 3 < row["median_s"] / ours < 3, (row["median_s"], ours)
 
 
 def test_worker_processes_interleave(fnd, tmp_path):
-    """The default preset's two processes a benchmark go round-robin (A B A B), the sidecar says so, and pyperf's
-    file still holds one benchmark per implementation with all its runs, in that order by pyperf's own clock."""
+    """The default preset's two processes a benchmark go round-robin (A B A B), the sidecar says so, and
+    pyperf's file still holds one benchmark per implementation with all its runs, in that order by pyperf's
+    own clock."""
     result = fnd("matmul-bench", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     _, meta = run_files(tmp_path, "matmul-bench")
     assert meta["order"] == "interleaved" and meta["worker_order"] == [
-        "einsum 4x4x4 cpu #1", "torch 4x4x4 cpu #1", "einsum 4x4x4 cpu #2", "torch 4x4x4 cpu #2"]
+        "einsum 4x4x4 cpu #1",
+        "torch 4x4x4 cpu #1",
+        "einsum 4x4x4 cpu #2",
+        "torch 4x4x4 cpu #2",
+    ]
     suite = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1]))
     assert suite.get_benchmark_names() == ["einsum 4x4x4 float32 cpu", "torch 4x4x4 float32 cpu"]
     assert [len(b.get_runs()) for b in suite.get_benchmarks()] == [2, 2]
@@ -263,17 +363,29 @@ BROKEN = {
     "einsum": (lambda a, b: (a @ b).t(), "returned shape (3, 4), expected (4, 3)"),
     "dot": (lambda a, b: 1 / 0, "raised ZeroDivisionError: division by zero"),
     "broadcast": (lambda a, b: (a @ b).tolist(), "returned list, not a tensor"),
-    "loops": (lambda a, b: (a @ b).index_fill(0, torch.tensor([1]), float("nan")),
-              "wrong result: 3 of 12 values not finite (NaN or inf) where a @ b has none"),
+    "loops": (
+        lambda a, b: (a @ b).index_fill(0, torch.tensor([1]), float("nan")),
+        "wrong result: 3 of 12 values not finite (NaN or inf) where a @ b has none",
+    ),
 }
 
 
 def test_a_kernel_that_breaks_is_a_failing_row(fnd, tmp_path, monkeypatch):
-    """Wrong shape, an exception, not a tensor, NaNs: row NO with the reason, exit 1, the other rows intact."""
+    """Wrong shape, an exception, not a tensor, NaNs: row NO with the reason, exit 1, the other rows
+    intact."""
     for name, (bad, _) in BROKEN.items():
         monkeypatch.setitem(IMPLS, name, dataclasses.replace(IMPLS[name], fn=bad))
-    result = fnd("matmul-bench", "--quick", *[a for name in BROKEN for a in ("--impl", name)], "--impl", "torch",
-                 "--shape", "4x5x3", "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        *[a for name in BROKEN for a in ("--impl", name)],
+        "--impl",
+        "torch",
+        "--shape",
+        "4x5x3",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     frame, meta = run_files(tmp_path, "matmul-bench")

@@ -1,11 +1,14 @@
-"""Every hand-written backward against torch autograd (float64, tight), including the chapter's fragile cases."""
+"""Every hand-written backward against torch autograd (float64, tight), including the chapter's fragile
+cases."""
+
 import math
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fndcli.backprop import reference
 from fndcli.backprop.bridge import LinearLayer, MyRelu
@@ -52,11 +55,16 @@ def test_relu_backward_matches_torch_relu_including_exact_zeros(n, k, seed):
     assert torch.equal(out, torch.relu(x)) and torch.equal(relu.backward(g), xr.grad)
 
 
-@pytest.mark.parametrize("n,k,target_shape", [(5, 1, (5,)), (5, 1, (5, 1)), (4, 3, (4, 3)), (1, 1, (1,)), (1, 4, (1, 4))])
+@pytest.mark.parametrize(
+    "n,k,target_shape", [(5, 1, (5,)), (5, 1, (5, 1)), (4, 3, (4, 3)), (1, 1, (1,)), (1, 4, (1, 4))]
+)
 def test_mse_averages_over_all_elements(n, k, target_shape):
     """The chapter's Mse squeezes: (N, 1) against (N,) is fine, but k > 1 or a (N, 1) target breaks it."""
     gen = torch.Generator().manual_seed(0)
-    pred, target = torch.randn(n, k, generator=gen, dtype=F64), torch.randn(*target_shape, generator=gen, dtype=F64)
+    pred, target = (
+        torch.randn(n, k, generator=gen, dtype=F64),
+        torch.randn(*target_shape, generator=gen, dtype=F64),
+    )
     mse = MSE()
     loss = mse.forward(pred, target)
     pr = _leaf(pred)
@@ -70,8 +78,14 @@ def test_mse_averages_over_all_elements(n, k, target_shape):
 @pytest.mark.parametrize("n,c", [(6, 4), (1, 3), (3, 2)])
 def test_cross_entropy_matches_autograd_and_is_stable(n, c, soft):
     gen = torch.Generator().manual_seed(1)
-    logits = torch.randn(n, c, generator=gen, dtype=F64) * 50 + 1000  # exp(1000) overflows without log-sum-exp
-    target = torch.softmax(torch.randn(n, c, generator=gen, dtype=F64), 1) if soft else torch.randint(0, c, (n,), generator=gen)
+    logits = (
+        torch.randn(n, c, generator=gen, dtype=F64) * 50 + 1000
+    )  # exp(1000) overflows without log-sum-exp
+    target = (
+        torch.softmax(torch.randn(n, c, generator=gen, dtype=F64), 1)
+        if soft
+        else torch.randint(0, c, (n,), generator=gen)
+    )
     ce = CrossEntropy()
     loss = ce.forward(logits, target)
     lr = _leaf(logits)
@@ -84,7 +98,8 @@ def test_cross_entropy_matches_autograd_and_is_stable(n, c, soft):
 
 
 def _model_grads_vs_autograd(model, x, target, loss_name):
-    """The hand-written model's loss and gradients, and the autograd reference's (fndcli.backprop.reference)."""
+    """The hand-written model's loss and gradients, and the autograd reference's
+    (fndcli.backprop.reference)."""
     model.zero_grad()
     loss = model.loss(x, target)
     gx = model.backward()
@@ -98,15 +113,26 @@ def _model_grads_vs_autograd(model, x, target, loss_name):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, TIGHT), (torch.float32, dict(rtol=1e-5, atol=1e-6))])
-@pytest.mark.parametrize("sizes,batch,loss_name", [([100, 50, 1], 200, "mse"), ([7, 5, 4, 3], 1, "mse"),
-                                                   ([6, 8, 5], 9, "cross-entropy"), ([3, 2, 2], 1, "cross-entropy")])
+@pytest.mark.parametrize(
+    "sizes,batch,loss_name",
+    [
+        ([100, 50, 1], 200, "mse"),
+        ([7, 5, 4, 3], 1, "mse"),
+        ([6, 8, 5], 9, "cross-entropy"),
+        ([3, 2, 2], 1, "cross-entropy"),
+    ],
+)
 def test_mlp_matches_autograd(sizes, batch, loss_name, dtype, tol):
     gen = torch.Generator().manual_seed(3)
     model = init_mlp(sizes, "kaiming", loss_name, gen, dtype)
     x = torch.randn(batch, sizes[0], generator=gen, dtype=dtype).t().contiguous().t()  # non-contiguous input
-    target = (torch.randint(0, sizes[-1], (batch,), generator=gen) if loss_name == "cross-entropy"
-              else torch.randn(batch, generator=gen, dtype=dtype) if sizes[-1] == 1
-              else torch.randn(batch, sizes[-1], generator=gen, dtype=dtype))
+    target = (
+        torch.randint(0, sizes[-1], (batch,), generator=gen)
+        if loss_name == "cross-entropy"
+        else torch.randn(batch, generator=gen, dtype=dtype)
+        if sizes[-1] == 1
+        else torch.randn(batch, sizes[-1], generator=gen, dtype=dtype)
+    )
     loss, gx, ref, xr, ref_grads = _model_grads_vs_autograd(model, x, target, loss_name)
     torch.testing.assert_close(loss, ref.detach(), **tol)
     torch.testing.assert_close(gx, xr.grad, **tol)
@@ -135,13 +161,19 @@ def test_two_consumers_accumulate():
         torch.testing.assert_close(ours, ref, **TIGHT)
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (lambda: Linear(torch.ones(3, 4), torch.ones(4)).forward(torch.ones(2, 5)), r"\(2, 5\).*\(3, 4\)"),
-    (lambda: Linear(torch.ones(3, 4), torch.ones(3)), r"\(3,\).*\(3, 4\)"),
-    (lambda: MSE().forward(torch.ones(4, 2), torch.ones(4, 3)), r"\(4, 2\).*\(4, 3\)"),
-    (lambda: MSE().forward(torch.ones(4, 2), torch.ones(4)), r"\(4, 2\).*\(4,\)"),
-    (lambda: CrossEntropy().forward(torch.ones(4, 2), torch.ones(3, dtype=torch.long)), r"\(4, 2\).*\(3,\)"),
-])
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda: Linear(torch.ones(3, 4), torch.ones(4)).forward(torch.ones(2, 5)), r"\(2, 5\).*\(3, 4\)"),
+        (lambda: Linear(torch.ones(3, 4), torch.ones(3)), r"\(3,\).*\(3, 4\)"),
+        (lambda: MSE().forward(torch.ones(4, 2), torch.ones(4, 3)), r"\(4, 2\).*\(4, 3\)"),
+        (lambda: MSE().forward(torch.ones(4, 2), torch.ones(4)), r"\(4, 2\).*\(4,\)"),
+        (
+            lambda: CrossEntropy().forward(torch.ones(4, 2), torch.ones(3, dtype=torch.long)),
+            r"\(4, 2\).*\(3,\)",
+        ),
+    ],
+)
 def test_shape_mismatch_names_both_shapes(make, fragment):
     with pytest.raises(ShapeError, match=fragment):
         make()
@@ -161,7 +193,9 @@ def test_myrelu_matches_torch_relu():
 def test_linear_layer_matches_nn_linear_and_chapter_init():
     gen = torch.Generator().manual_seed(5)
     layer = LinearLayer(400, 300, generator=gen, dtype=F64)
-    assert layer.weight.shape == (300, 400) and layer.weight.std().item() == pytest.approx(math.sqrt(2 / 400), rel=0.02)
+    assert layer.weight.shape == (300, 400) and layer.weight.std().item() == pytest.approx(
+        math.sqrt(2 / 400), rel=0.02
+    )
     assert torch.equal(layer.bias, torch.zeros(300, dtype=F64))
     ref = torch.nn.Linear(400, 300, dtype=F64)
     with torch.no_grad():
@@ -184,12 +218,16 @@ def test_lsuv_model_init_needs_a_batch():
 
 
 def test_user_model_forward_is_the_reference_forward():
-    """UserModel predicts as Linear -> ReLU -> Linear (no ReLU on the input), and the user's loss is their MSE."""
+    """UserModel predicts as Linear -> ReLU -> Linear (no ReLU on the input), and the user's loss is their
+    MSE."""
     chapter = load_class(f"{Path(__file__).parent.parent / 'examples' / 'chapter_model.py'}:Model")
     gen = torch.Generator().manual_seed(6)
     weights = [torch.randn(4, 3, generator=gen, dtype=F64), torch.randn(3, 1, generator=gen, dtype=F64)]
     biases = [torch.randn(3, generator=gen, dtype=F64), torch.randn(1, generator=gen, dtype=F64)]
-    x, y = torch.randn(5, 4, generator=gen, dtype=F64), torch.randn(5, generator=gen, dtype=F64)  # x has negatives
+    x, y = (
+        torch.randn(5, 4, generator=gen, dtype=F64),
+        torch.randn(5, generator=gen, dtype=F64),
+    )  # x has negatives
     model = UserModel(chapter, weights, biases)
     ref, _ = reference.forward(reference.twin_of(weights, biases), x)
     assert torch.allclose(model.forward(x), ref, **TIGHT)

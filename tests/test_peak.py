@@ -1,4 +1,6 @@
-"""fnd peak: the machine's ceilings, each figure against an independent count or clock; the cache; % peak of them."""
+"""fnd peak: the machine's ceilings, each figure against an independent count or clock; the cache; % peak of
+them."""
+
 import json
 import os
 import time
@@ -6,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_rejected, run_files
+
 from fndcli.bench import peak as core
 from fndcli.kernels import jitenv
 
@@ -23,6 +25,7 @@ def own_cache(tmp_path, monkeypatch):
 
 class Counted:
     """A number that counts the multiplies and adds done with it (a chain's FLOPs, counted, not derived)."""
+
     ops = 0
 
     def __init__(self, v):
@@ -40,8 +43,9 @@ class Counted:
 def test_the_committed_peak_kernels_are_the_generators():
     from fndcli.kernels import peak_source
 
-    assert (KERNELS / "peak.py").read_text() == peak_source.generate(), \
+    assert (KERNELS / "peak.py").read_text() == peak_source.generate(), (
         "run: python -m fndcli.kernels.peak_source > fndcli/kernels/peak.py"
+    )
 
 
 @pytest.mark.serial  # timed: alone on the host
@@ -49,7 +53,11 @@ def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, 
     result = fnd("peak", "--dtype", "float32", "--threads", "1", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "peak")
-    assert list(frame.columns) == core.COLUMNS and meta["measured_rows"] == len(frame) and meta["device"] == "cpu"
+    assert (
+        list(frame.columns) == core.COLUMNS
+        and meta["measured_rows"] == len(frame)
+        and meta["device"] == "cpu"
+    )
     fma = frame[frame["what"] == "fma"].set_index("kernel")
     from fndcli.kernels import peak
 
@@ -59,10 +67,13 @@ def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, 
         Counted.ops = 0
         getattr(peak, f"chains_{n}").py_func([Counted(0.0)] * n, Counted(0.5), Counted(0.25), 3)
         row = fma.loc[f"fma x{n}"]
-        assert row["work"] == Counted.ops / 3 * row["calls"]  # per iteration, times the iterations of a timing
+        assert (
+            row["work"] == Counted.ops / 3 * row["calls"]
+        )  # per iteration, times the iterations of a timing
         assert row["gflops"] == pytest.approx(row["work"] / row["best_s"] / 1e9)
     # the clock: the same chains timed here on this thread's CPU-time clock (a busy host's time slices do not
-    # count), with this test's own count. fnd's wall-clock best can be slowed by a neighbour (to a third with two
+    # count), with this test's own count. fnd's wall-clock best can be slowed by a neighbour (to a third with
+    # two
     # busy loops on both cores: README says to measure on a quiet host), never made faster than the CPU goes
     best = fma["gflops"].idxmax()
     n, iters = int(best.split("x")[1]), int(fma.loc[best, "calls"])
@@ -104,17 +115,25 @@ def test_stream_arrays_are_4x_the_last_level_cache_between_64_and_256_mib(monkey
 @pytest.mark.serial  # numba's threads: 2 (the parallel phase caps them at 1)
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_an_fma_row_counts_the_work_of_every_thread(monkeypatch):
-    """Each thread runs its own row of chains: at 2 threads a timing holds twice the FLOPs of 1 thread's at the same
-    iterations (the serial test above counts 1 thread's against the chains' source)."""
+    """Each thread runs its own row of chains: at 2 threads a timing holds twice the FLOPs of 1 thread's at
+    the same iterations (the serial test above counts 1 thread's against the chains' source)."""
     from fndcli.bench import peak_worker
 
-    monkeypatch.setattr(peak_worker, "time_best", lambda call, repeats: (call(3), (1.0, 3))[1])  # 3 iterations, "1 s"
-    rows = {(r["kernel"], r["threads"]): r for r in peak_worker.cpu_rows([("float32", 1), ("float32", 2)], [], 1)}
+    monkeypatch.setattr(
+        peak_worker, "time_best", lambda call, repeats: (call(3), (1.0, 3))[1]
+    )  # 3 iterations, "1 s"
+    rows = {
+        (r["kernel"], r["threads"]): r for r in peak_worker.cpu_rows([("float32", 1), ("float32", 2)], [], 1)
+    }
     from fndcli.kernels import peak
 
     for n in peak.CHAINS:
         one, two = rows[(f"fma x{n}", 1)], rows[(f"fma x{n}", 2)]
-        assert one["calls"] == two["calls"] == 3 and two["work"] == 2 * one["work"] and two["gflops"] == 2 * one["gflops"]
+        assert (
+            one["calls"] == two["calls"] == 3
+            and two["work"] == 2 * one["work"]
+            and two["gflops"] == 2 * one["gflops"]
+        )
 
 
 def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_path, own_cache):
@@ -123,12 +142,19 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
     assert first.exit_code == 0, first.output
     measured, meta = run_files(tmp_path / "a", "peak")
     assert meta["measured_rows"] == len(measured) == 3 and (measured["source"] == "measured").all()
-    starred = [line for line in first.stdout.splitlines() if "FMA *" in line]  # the ceiling, readable in a pipe
+    starred = [
+        line for line in first.stdout.splitlines() if "FMA *" in line
+    ]  # the ceiling, readable in a pipe
     assert len(starred) == 1 and f" {measured.loc[measured['gflops'].idxmax(), 'kernel']} " in starred[0]
-    assert meta["cache_file"] == str(own_cache) and json.loads(own_cache.read_text())["machine"] == core.machine_key()
+    assert (
+        meta["cache_file"] == str(own_cache)
+        and json.loads(own_cache.read_text())["machine"] == core.machine_key()
+    )
     start = time.perf_counter()
     second = fnd(*args, "--out", tmp_path / "b")
-    assert second.exit_code == 0 and time.perf_counter() - start < 1.5  # nothing measured: no process, no numba
+    assert (
+        second.exit_code == 0 and time.perf_counter() - start < 1.5
+    )  # nothing measured: no process, no numba
     cached, meta = run_files(tmp_path / "b", "peak")
     assert meta["measured_rows"] == 0 and (cached["source"] == "cached").all()
     assert cached["gflops"].tolist() == measured["gflops"].tolist() and "from the cache" in second.stdout
@@ -151,18 +177,49 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
 
 
 def test_matmul_bench_measures_the_ceiling_it_lacks_and_says_so(fnd, tmp_path, own_cache):
-    """The cache holds this machine's bandwidth, not its FMA peak: matmul-bench measures the FMA rows it lacks (the
-    bandwidth's measuring is the serial test's: 3 arrays of up to 256 MiB) and uses both."""
-    core.store_cache([{"what": "bandwidth", "kernel": "triad", "dtype": "float64", "threads": 1, "device": "cpu",
-                       "isa": jitenv.isa()[0], "gflops": None, "gb_s": 12.5, "best_s": 0.1, "calls": 1, "work": 1.25e9,
-                       "repeats": 5, "measured_utc": "2026-12-01T00:00:00+00:00"}])
-    result = fnd("matmul-bench", "--impl", "torch", "--shape", "64x64x64", "--threads", "1", "--quick", "--plot",
-                 "--out", tmp_path)
+    """The cache holds this machine's bandwidth, not its FMA peak: matmul-bench measures the FMA rows it lacks
+    (the bandwidth's measuring is the serial test's: 3 arrays of up to 256 MiB) and uses both."""
+    core.store_cache(
+        [
+            {
+                "what": "bandwidth",
+                "kernel": "triad",
+                "dtype": "float64",
+                "threads": 1,
+                "device": "cpu",
+                "isa": jitenv.isa()[0],
+                "gflops": None,
+                "gb_s": 12.5,
+                "best_s": 0.1,
+                "calls": 1,
+                "work": 1.25e9,
+                "repeats": 5,
+                "measured_utc": "2026-12-01T00:00:00+00:00",
+            }
+        ]
+    )
+    result = fnd(
+        "matmul-bench",
+        "--impl",
+        "torch",
+        "--shape",
+        "64x64x64",
+        "--threads",
+        "1",
+        "--quick",
+        "--plot",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     (ceiling,) = meta["peak"]
     fma = core.best(core.load_cache(), "fma", "float32", 1)
-    assert ceiling["gflops"] == fma["gflops"] and fma["measured_utc"] > "2026-12-01T00:00:00" and ceiling["gb_s"] == 12.5
+    assert (
+        ceiling["gflops"] == fma["gflops"]
+        and fma["measured_utc"] > "2026-12-01T00:00:00"
+        and ceiling["gb_s"] == 12.5
+    )
     assert frame["pct_peak"].iloc[0] == pytest.approx(100 * frame["gflops"].iloc[0] / fma["gflops"])
     caption = " ".join(result.stdout.split())  # as wrapped to the table's width
     assert "this machine's float32 FMA peak at 1 thread (fnd peak), measured" in caption
@@ -172,13 +229,43 @@ def test_matmul_bench_measures_the_ceiling_it_lacks_and_says_so(fnd, tmp_path, o
 
 
 def test_a_row_faster_than_its_ceiling_gets_no_pct_peak_and_the_caption_says_why(fnd, tmp_path, own_cache):
-    """A ceiling measured too low (a busy host): % peak would read 10^6; fnd says the ceiling is wrong instead."""
-    common = {"threads": 1, "device": "cpu", "isa": "AVX2", "best_s": 1.0, "calls": 1, "work": 1e5, "repeats": 5,
-              "measured_utc": "2026-12-01T00:00:00+00:00"}
-    core.store_cache([{**common, "what": "fma", "kernel": "fma x64", "dtype": "float32", "gflops": 1e-4, "gb_s": None},
-                      {**common, "what": "bandwidth", "kernel": "copy", "dtype": "float64", "gflops": None, "gb_s": 1.0}])
-    result = fnd("matmul-bench", "--impl", "torch", "--shape", "64x64x64", "--threads", "1", "--quick",
-                 "--out", tmp_path)
+    """A ceiling measured too low (a busy host): % peak would read 10^6; fnd says the ceiling is wrong
+    instead."""
+    common = {
+        "threads": 1,
+        "device": "cpu",
+        "isa": "AVX2",
+        "best_s": 1.0,
+        "calls": 1,
+        "work": 1e5,
+        "repeats": 5,
+        "measured_utc": "2026-12-01T00:00:00+00:00",
+    }
+    core.store_cache(
+        [
+            {**common, "what": "fma", "kernel": "fma x64", "dtype": "float32", "gflops": 1e-4, "gb_s": None},
+            {
+                **common,
+                "what": "bandwidth",
+                "kernel": "copy",
+                "dtype": "float64",
+                "gflops": None,
+                "gb_s": 1.0,
+            },
+        ]
+    )
+    result = fnd(
+        "matmul-bench",
+        "--impl",
+        "torch",
+        "--shape",
+        "64x64x64",
+        "--threads",
+        "1",
+        "--quick",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     assert frame["pct_peak"].isna().all() and frame["gflops"].iloc[0] > 1e-4
@@ -188,52 +275,103 @@ def test_a_row_faster_than_its_ceiling_gets_no_pct_peak_and_the_caption_says_why
     assert "run fnd peak --refresh" in caption
 
 
-@pytest.mark.parametrize("command,args", [("peak", ["--dtype", "float32", "--threads", "1"]),
-                                          ("matmul-bench", ["--impl", "torch", "--shape", "8x8x8", "--quick"])])
-def test_a_ceiling_cache_that_cannot_be_written_is_refused_before_anything_runs(fnd, tmp_path, monkeypatch, command,
-                                                                                 args):
+@pytest.mark.parametrize(
+    "command,args",
+    [
+        ("peak", ["--dtype", "float32", "--threads", "1"]),
+        ("matmul-bench", ["--impl", "torch", "--shape", "8x8x8", "--quick"]),
+    ],
+)
+def test_a_ceiling_cache_that_cannot_be_written_is_refused_before_anything_runs(
+    fnd, tmp_path, monkeypatch, command, args
+):
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
-    assert_rejected(fnd, tmp_path, command, args, "the ceiling cache cannot go in", "a-file is a file",
-                    "set FND_CACHE_DIR to a directory fnd may write")
+    assert_rejected(
+        fnd,
+        tmp_path,
+        command,
+        args,
+        "the ceiling cache cannot go in",
+        "a-file is a file",
+        "set FND_CACHE_DIR to a directory fnd may write",
+    )
     (tmp_path / "cache" / "peak.json").mkdir(parents=True)  # the file's own name taken by a directory
     monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "cache"))
     assert_rejected(fnd, tmp_path, command, args, "peak.json is a directory", "set FND_CACHE_DIR")
 
 
 def test_a_read_only_file_system_is_refused_before_anything_runs(fnd, tmp_path, monkeypatch):
-    """/sys is a directory anyone may 'access' as root, yet nothing can be created there: a real write decides."""
+    """/sys is a directory anyone may 'access' as root, yet nothing can be created there: a real write
+    decides."""
     if not Path("/sys/fs").is_dir():
         pytest.skip("no /sys/fs here")
     monkeypatch.setenv("FND_CACHE_DIR", "/sys/fs")
-    assert_rejected(fnd, tmp_path, "peak", ["--dtype", "float32", "--threads", "1", "--no-bandwidth"],
-                    "the ceiling cache cannot go in /sys/fs", "set FND_CACHE_DIR")
+    assert_rejected(
+        fnd,
+        tmp_path,
+        "peak",
+        ["--dtype", "float32", "--threads", "1", "--no-bandwidth"],
+        "the ceiling cache cannot go in /sys/fs",
+        "set FND_CACHE_DIR",
+    )
 
 
-GOOD = {"what": "fma", "kernel": "fma x64", "dtype": "float32", "threads": 1, "device": "cpu", "isa": "AVX2",
-        "gflops": 100.0, "gb_s": None, "best_s": 0.02, "calls": 10, "work": 2e9, "repeats": 5,
-        "measured_utc": "2026-12-01T00:00:00+00:00"}
+GOOD = {
+    "what": "fma",
+    "kernel": "fma x64",
+    "dtype": "float32",
+    "threads": 1,
+    "device": "cpu",
+    "isa": "AVX2",
+    "gflops": 100.0,
+    "gb_s": None,
+    "best_s": 0.02,
+    "calls": 10,
+    "work": 2e9,
+    "repeats": 5,
+    "measured_utc": "2026-12-01T00:00:00+00:00",
+}
 
 
-@pytest.mark.parametrize("edit", [{"gflops": "abc"}, {"gflops": None}, {"gflops": 0}, {"gflops": -5.0},
-                                  {"gflops": float("nan")}, {"gflops": True}, {"threads": 0}, {"threads": "2"},
-                                  {"what": "flops"}, {"measured_utc": 5}, {"best_s": 0},
-                                  {"what": "bandwidth", "gflops": None, "gb_s": -1.0},
-                                  {"work": 0}, {"work": -2e9}, {"threads": 1.5}, {"threads": 2.0}])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"gflops": "abc"},
+        {"gflops": None},
+        {"gflops": 0},
+        {"gflops": -5.0},
+        {"gflops": float("nan")},
+        {"gflops": True},
+        {"threads": 0},
+        {"threads": "2"},
+        {"what": "flops"},
+        {"measured_utc": 5},
+        {"best_s": 0},
+        {"what": "bandwidth", "gflops": None, "gb_s": -1.0},
+        {"work": 0},
+        {"work": -2e9},
+        {"threads": 1.5},
+        {"threads": 2.0},
+    ],
+)
 def test_a_hand_edited_cache_row_is_not_a_ceiling(own_cache, edit):
-    """A row fnd would not write (a hand-edited figure) makes the whole file measured again, with the caption's
-    note, instead of a traceback or a % peak of -5 GFLOP/s."""
+    """A row fnd would not write (a hand-edited figure) makes the whole file measured again, with the
+    caption's note, instead of a traceback or a % peak of -5 GFLOP/s."""
     core.store_cache([GOOD, {**GOOD, "kernel": "fma x128", **edit}])
     assert core.load_cache() == [] and "holds a row fnd does not write" in core.cache_note()
     core.store_cache([GOOD, {**GOOD, "kernel": "fma x128"}])
     assert len(core.load_cache()) == 2 and core.cache_note() is None
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--threads", "0"], ["'--threads'"]),
-    (["--threads", "4096"], ["'--threads'"]),
-    (["--dtype", "float16"], ["'--dtype'"]),
-    (["--device", "tpu"], ["'--device'"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--threads", "0"], ["'--threads'"]),
+        (["--threads", "4096"], ["'--threads'"]),
+        (["--dtype", "float16"], ["'--dtype'"]),
+        (["--device", "tpu"], ["'--device'"]),
+    ],
+)
 def test_bad_input_is_one_line_and_nothing_written(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "peak", args, *fragments)

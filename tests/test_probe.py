@@ -1,4 +1,6 @@
-"""`fnd init-sweep --model`: the user's own nn.Module, every column checked against the same tensors by hand."""
+"""`fnd init-sweep --model`: the user's own nn.Module, every column checked against the same tensors by
+hand."""
+
 import importlib.util
 import json
 import math
@@ -6,8 +8,8 @@ import textwrap
 
 import pytest
 import torch
-
 from conftest import assert_rejected, run_files
+
 from fndcli import memory
 
 MODELS = textwrap.dedent('''
@@ -107,7 +109,7 @@ MODELS = textwrap.dedent('''
 
 
     def infinite_gradient():
-        """x * 1e38 is finite in float32; its square is not, and neither is the gradient the square passes back."""
+        """x * 1e38 is finite in float32; its square is not, nor the gradient the square passes back."""
         return nn.Sequential(nn.Linear(8, 8), Huge(), Square(), nn.Linear(8, 4))
 
 
@@ -177,7 +179,8 @@ def summary_of(out):
 
 
 def by_hand(module, name, shape, seed=0):
-    """The model as fnd builds it at a seed, run with our own hooks: {(layer, call): (output, grad)}, params."""
+    """The model as fnd builds it at a seed, run with our own hooks: {(layer, call): (output, grad)},
+    params."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = getattr(module, name)()
@@ -191,6 +194,7 @@ def by_hand(module, name, shape, seed=0):
         key = (leaves[m], counts[leaves[m]])
         seen[key] = [out.detach().clone(), None]
         out.register_hook(lambda g: seen[key].__setitem__(1, g.detach().clone()))
+
     for m in leaves:
         m.register_forward_hook(hook)
     out = model(x)
@@ -202,27 +206,50 @@ def expected(t, saturating=False):
     x = t.double().flatten()
     a = x.abs()
     fp16, bf16 = torch.finfo(torch.float16), torch.finfo(torch.bfloat16)
-    return {"mean": x.mean(), "std": x.std(), "m2": (x * x).mean(), "frac_zero": (x == 0).double().mean(),
-            "frac_near_zero": (a <= 0.05).double().mean(), "max_abs": a.max(), "non_finite": (~x.isfinite()).sum(),
-            "fp16_overflow": (a > 65504).double().mean(), "fp16_underflow": ((a > 0) & (a < fp16.tiny)).double().mean(),
-            "bf16_overflow": (a > bf16.max).double().mean(), "bf16_underflow": ((a > 0) & (a < bf16.tiny)).double().mean(),
-            "frac_saturated": (a > 0.97).double().mean() if saturating else math.nan}
+    return {
+        "mean": x.mean(),
+        "std": x.std(),
+        "m2": (x * x).mean(),
+        "frac_zero": (x == 0).double().mean(),
+        "frac_near_zero": (a <= 0.05).double().mean(),
+        "max_abs": a.max(),
+        "non_finite": (~x.isfinite()).sum(),
+        "fp16_overflow": (a > 65504).double().mean(),
+        "fp16_underflow": ((a > 0) & (a < fp16.tiny)).double().mean(),
+        "bf16_overflow": (a > bf16.max).double().mean(),
+        "bf16_underflow": ((a > 0) & (a < bf16.tiny)).double().mean(),
+        "frac_saturated": (a > 0.97).double().mean() if saturating else math.nan,
+    }
 
 
 def test_every_column_against_our_own_hooks_on_the_same_tensors(fnd, tmp_path, models):
     path, module = models
-    result = fnd("init-sweep", "--model", f"{path}:Mixed", "--input-shape", "32x8", "--backward", "--out", tmp_path)
+    result = fnd(
+        "init-sweep", "--model", f"{path}:Mixed", "--input-shape", "32x8", "--backward", "--out", tmp_path
+    )
     assert result.exit_code == 0, result.output
     layers, meta = run_files(tmp_path, "init-sweep")
     x, seen, model = by_hand(module, "Mixed", (32, 8))
-    order = [("input", 1), ("fc1", 1), ("tanh", 1), ("fc2", 1), ("act", 1), ("fc3", 1), ("act", 2), ("fc4", 1)]
+    order = [
+        ("input", 1),
+        ("fc1", 1),
+        ("tanh", 1),
+        ("fc2", 1),
+        ("act", 1),
+        ("fc3", 1),
+        ("act", 2),
+        ("fc4", 1),
+    ]
     assert list(zip(layers["layer"], layers["call"])) == order and list(layers["order"]) == list(range(8))
     assert list(layers["type"]) == ["input", "Linear", "Tanh", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
     for row in layers.itertuples():
         out, grad = (x.detach(), x.grad) if row.layer == "input" else seen[(row.layer, row.call)]
         assert row.shape == "x".join(map(str, out.shape))
         for column, value in expected(out, row.type == "Tanh").items():
-            assert getattr(row, column) == pytest.approx(float(value), rel=1e-9, abs=1e-12, nan_ok=True), (row.layer, column)
+            assert getattr(row, column) == pytest.approx(float(value), rel=1e-9, abs=1e-12, nan_ok=True), (
+                row.layer,
+                column,
+            )
         g = grad.double()
         assert row.grad_std == pytest.approx(g.std().item(), rel=1e-9)
         assert row.grad_m2 == pytest.approx((g * g).mean().item(), rel=1e-9)
@@ -238,7 +265,9 @@ def test_every_column_against_our_own_hooks_on_the_same_tensors(fnd, tmp_path, m
     assert list(params["parameter"]) == [n for n, _ in model.named_parameters()]
     bias = params.set_index("parameter").loc["fc4.bias"]
     assert bias["grad_std"] == pytest.approx(model.fc4.bias.grad.double().std().item(), rel=1e-9)
-    findings = dict(zip(layers["layer"] + layers["call"].astype(str), layers["finding"].astype(object).fillna("")))
+    findings = dict(
+        zip(layers["layer"] + layers["call"].astype(str), layers["finding"].astype(object).fillna(""))
+    )
     assert "saturated" in findings["tanh1"] and "fp16 overflow" in findings["fc21"]
     assert "fp16 underflow" in findings["fc31"] and "dead" not in findings["act1"]
     assert meta["config"]["model"] == f"{path}:Mixed" and meta["config"]["depth"] is None
@@ -247,14 +276,32 @@ def test_every_column_against_our_own_hooks_on_the_same_tensors(fnd, tmp_path, m
 def test_a_deep_default_mlp_vanishes_with_fp16_underflow_and_kaiming_keeps_it(fnd, tmp_path, models):
     path, _ = models
     ref = f"{path}:deep_mlp"
-    assert fnd("init-sweep", "--model", ref, "--input-shape", "64x100", "--out", tmp_path / "keep").exit_code == 0
+    assert (
+        fnd("init-sweep", "--model", ref, "--input-shape", "64x100", "--out", tmp_path / "keep").exit_code
+        == 0
+    )
     keep = summary_of(tmp_path / "keep")
     assert keep["verdict"] == "vanishing" and keep["first_fp16_underflow"] and keep["first_vanishing"]
-    result = fnd("init-sweep", "--model", ref, "--input-shape", "64x100", "--scheme", "kaiming", "--seeds", "2",
-                 "--out", tmp_path / "kaiming")
+    result = fnd(
+        "init-sweep",
+        "--model",
+        ref,
+        "--input-shape",
+        "64x100",
+        "--scheme",
+        "kaiming",
+        "--seeds",
+        "2",
+        "--out",
+        tmp_path / "kaiming",
+    )
     assert result.exit_code == 0, result.output
     kaiming = summary_of(tmp_path / "kaiming")
-    assert kaiming["verdict"] == "stable" and not kaiming["first_vanishing"] and not kaiming["first_fp16_underflow"]
+    assert (
+        kaiming["verdict"] == "stable"
+        and not kaiming["first_vanishing"]
+        and not kaiming["first_fp16_underflow"]
+    )
     layers, _ = run_files(tmp_path / "kaiming", "init-sweep")
     assert set(layers.loc[layers["type"] == "Linear", "gain_from"]) == {"relu"}
     linear = layers.loc[layers["type"] == "Linear"]
@@ -263,7 +310,9 @@ def test_a_deep_default_mlp_vanishes_with_fp16_underflow_and_kaiming_keeps_it(fn
     compared = fnd("compare", tmp_path / "kaiming", tmp_path / "keep", "--out", tmp_path / "cmp")
     assert compared.exit_code == 1 and "BROKEN" in compared.stdout
     frame, _ = run_files(tmp_path / "cmp", "compare")
-    assert {"verdict", "fp16 underflow from", "vanishing from"} <= set(frame.loc[frame["verdict"] == "BROKEN", "what"])
+    assert {"verdict", "fp16 underflow from", "vanishing from"} <= set(
+        frame.loc[frame["verdict"] == "BROKEN", "what"]
+    )
     verdict_row = frame.set_index("what").loc["verdict"]
     before, after = float(kaiming["decades"]), float(summary_of(tmp_path / "keep")["decades"])
     assert verdict_row["note"] == f"decades {before:+.2f} -> {after:+.2f}"
@@ -282,78 +331,141 @@ def test_a_deep_default_mlp_vanishes_with_fp16_underflow_and_kaiming_keeps_it(fn
 def test_the_layer_where_dead_and_fp16_overflow_start_is_named(fnd, tmp_path, models):
     path, _ = models
     for name in ("dead_bias", "huge_weights"):
-        result = fnd("init-sweep", "--model", f"{path}:{name}", "--input-shape", "64x16", "--out", tmp_path / name)
+        result = fnd(
+            "init-sweep", "--model", f"{path}:{name}", "--input-shape", "64x16", "--out", tmp_path / name
+        )
         assert result.exit_code == 0, result.output
     dead, huge = summary_of(tmp_path / "dead_bias"), summary_of(tmp_path / "huge_weights")
     assert dead["first_dead"] == "3" and "dead from 3 (ReLU, after 2 (Linear))" in dead["reason"]
     assert huge["first_fp16_overflow"] == "2" and not huge["first_dead"]
 
 
-def test_a_small_resnet_with_batchnorm_is_stable_forward_and_backward_and_shows_the_same(fnd, tmp_path, models):
+def test_a_small_resnet_with_batchnorm_is_stable_forward_and_backward_and_shows_the_same(
+    fnd, tmp_path, models
+):
     path, _ = models
-    result = fnd("init-sweep", "--model", f"{path}:ResNet", "--input-shape", "8x3x16x16", "--backward", "--plot",
-                 "--out", tmp_path)
+    result = fnd(
+        "init-sweep",
+        "--model",
+        f"{path}:ResNet",
+        "--input-shape",
+        "8x3x16x16",
+        "--backward",
+        "--plot",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     summary = summary_of(tmp_path)
-    assert summary["verdict"] == "stable" and summary["grad_verdict"] == "stable" and not summary["first_dead"]
+    assert (
+        summary["verdict"] == "stable" and summary["grad_verdict"] == "stable" and not summary["first_dead"]
+    )
     layers, meta = run_files(tmp_path, "init-sweep")
-    assert ("blocks.0.relu", 2) in set(zip(layers["layer"], layers["call"]))  # a reused module: a row per call
+    assert ("blocks.0.relu", 2) in set(
+        zip(layers["layer"], layers["call"])
+    )  # a reused module: a row per call
     assert "blocks.0.short" in set(layers["layer"])  # parameter-free leaves too
-    assert {f[len(meta["files"][0]) - 4:] for f in meta["files"]} >= {"-std.png", "-heatmap.png", "-params.csv"}
+    assert {f[len(meta["files"][0]) - 4 :] for f in meta["files"]} >= {
+        "-std.png",
+        "-heatmap.png",
+        "-params.csv",
+    }
     shown = fnd("show", tmp_path / meta["files"][0])
     assert shown.exit_code == 0 and shown.stdout.endswith(result.stdout.split(str(tmp_path))[0])
 
 
 def test_the_users_error_mid_run_is_exit_1_with_their_traceback(fnd, tmp_path, models):
     path, _ = models
-    result = fnd("init-sweep", "--model", f"{path}:NoGrad", "--input-shape", "4x4", "--backward", "--out", tmp_path)
+    result = fnd(
+        "init-sweep", "--model", f"{path}:NoGrad", "--input-shape", "4x4", "--backward", "--out", tmp_path
+    )
     assert result.exit_code == 1
-    assert "this model refuses gradients" in result.stderr and "Traceback (the user's frames)" in result.stdout
+    assert (
+        "this model refuses gradients" in result.stderr and "Traceback (the user's frames)" in result.stdout
+    )
     assert 'raise ValueError("this model refuses gradients")' in result.stdout
     assert json.loads(next(tmp_path.glob("init-sweep-*.json")).read_text())["status"] == "failed"
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--model", "nowhere.py:Net", "--input-shape", "2x3"], ["'--model'", "does not exist"]),
-    (["--model", "{path}:NOT_A_MODEL", "--input-shape", "2x3"], ["is an int"]),
-    (["--model", "{path}:Broken", "--input-shape", "2x3"], ["'--model'", "RuntimeError: cannot build"]),
-    (["--model", "{path}:dead_bias", "--input-shape", "8x5"], ["'--input-shape'", "the model rejects input 8x5",
-                                                             "mat1 and mat2 shapes cannot be multiplied"]),
-    (["--model", "{path}:dead_bias", "--input-shape", "8x"], ["'--input-shape'", "is not BxCxHxW"]),
-    (["--model", "{path}:dead_bias"], ["--model needs the input's shape"]),
-    (["--model", "{path}:dead_bias", "--input-shape", "8x16", "--depth", "3"], ["'--depth'", "fnd's own stacks"]),
-    (["--model", "{path}:dead_bias", "--input-shape", "8x16", "--scheme", "all"], ["'--scheme'", "give one"]),
-    (["--model", "{path}:dead_bias", "--input-shape", "8x16", "--scheme", "lsuv"], ["'--scheme'", "lsuv"]),
-    (["--input-shape", "8x16"], ["'--input-shape'", "is for --model"]),
-    (["--scheme", "keep"], ["'--scheme'", "keep (the model's own init) is for --model"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--model", "nowhere.py:Net", "--input-shape", "2x3"], ["'--model'", "does not exist"]),
+        (["--model", "{path}:NOT_A_MODEL", "--input-shape", "2x3"], ["is an int"]),
+        (["--model", "{path}:Broken", "--input-shape", "2x3"], ["'--model'", "RuntimeError: cannot build"]),
+        (
+            ["--model", "{path}:dead_bias", "--input-shape", "8x5"],
+            ["'--input-shape'", "the model rejects input 8x5", "mat1 and mat2 shapes cannot be multiplied"],
+        ),
+        (["--model", "{path}:dead_bias", "--input-shape", "8x"], ["'--input-shape'", "is not BxCxHxW"]),
+        (["--model", "{path}:dead_bias"], ["--model needs the input's shape"]),
+        (
+            ["--model", "{path}:dead_bias", "--input-shape", "8x16", "--depth", "3"],
+            ["'--depth'", "fnd's own stacks"],
+        ),
+        (
+            ["--model", "{path}:dead_bias", "--input-shape", "8x16", "--scheme", "all"],
+            ["'--scheme'", "give one"],
+        ),
+        (
+            ["--model", "{path}:dead_bias", "--input-shape", "8x16", "--scheme", "lsuv"],
+            ["'--scheme'", "lsuv"],
+        ),
+        (["--input-shape", "8x16"], ["'--input-shape'", "is for --model"]),
+        (["--scheme", "keep"], ["'--scheme'", "keep (the model's own init) is for --model"]),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(fnd, tmp_path, models, args, fragments):
     path, _ = models
     assert_rejected(fnd, tmp_path, "init-sweep", [a.format(path=path) for a in args], *fragments)
 
 
 def test_a_model_too_large_for_memory_is_refused_before_it_runs(fnd, tmp_path, models, monkeypatch):
-    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 ** 5)
-    assert_rejected(fnd, tmp_path, "init-sweep", ["--model", f"{models[0]}:dead_bias", "--input-shape", "512x16"],
-                    "not enough memory", "--input-shape")
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10**5)
+    assert_rejected(
+        fnd,
+        tmp_path,
+        "init-sweep",
+        ["--model", f"{models[0]}:dead_bias", "--input-shape", "512x16"],
+        "not enough memory",
+        "--input-shape",
+    )
 
 
-@pytest.mark.parametrize("name, first, by", [("infinite_gradient", "0 (Linear", "1 (Huge)"),
-                                             ("inf_backward", "0 (Linear", "1 (InfGrad)")])
-def test_a_non_finite_gradient_is_named_where_it_starts_and_no_trend_is_claimed(fnd, tmp_path, models, name, first, by):
-    """The gradient goes from the output back: the first non-finite one is the deepest, passed back by the next call."""
-    result = fnd("init-sweep", "--model", f"{models[0]}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path)
+@pytest.mark.parametrize(
+    "name, first, by",
+    [("infinite_gradient", "0 (Linear", "1 (Huge)"), ("inf_backward", "0 (Linear", "1 (InfGrad)")],
+)
+def test_a_non_finite_gradient_is_named_where_it_starts_and_no_trend_is_claimed(
+    fnd, tmp_path, models, name, first, by
+):
+    """The gradient goes from the output back: the first non-finite one is the deepest, passed back by the
+    next call."""
+    result = fnd(
+        "init-sweep",
+        "--model",
+        f"{models[0]}:{name}",
+        "--input-shape",
+        "16x8",
+        "--backward",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     summary = summary_of(tmp_path)
     assert "+nan" not in result.stdout and "nan decades" not in result.stdout
     assert summary["grad_verdict"] == "exploding" and summary["grad_decades"] == ""
-    assert f"gradient: non-finite from {first}" in summary["reason"] and f"passed back by {by}" in summary["reason"]
+    assert (
+        f"gradient: non-finite from {first}" in summary["reason"]
+        and f"passed back by {by}" in summary["reason"]
+    )
     assert "nan" not in result.stdout.replace("\n", " ").split("verdict:")[1]
     assert "the trend in decades cannot be measured" in result.stdout
 
 
 def test_the_memory_plan_counts_a_complex_output_as_two_numbers_an_element(models):
-    """spectral: Linear(8, 8) gives 8 numbers a row, the FFT 8 complex ones, 16 real numbers: what is kept is 24."""
+    """spectral: Linear(8, 8) gives 8 numbers a row, the FFT 8 complex ones, 16 real numbers: what is kept is
+    24."""
     from fndcli.init.probe import plan
     from fndcli.settings import ProbeConfig
 
@@ -365,7 +477,9 @@ def test_the_memory_plan_counts_a_complex_output_as_two_numbers_an_element(model
 @pytest.mark.parametrize("name", ["spectral", "Complex"])
 def test_a_complex_output_counts_as_its_real_and_imaginary_parts(fnd, tmp_path, models, name):
     path, module = models
-    result = fnd("init-sweep", "--model", f"{path}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path)
+    result = fnd(
+        "init-sweep", "--model", f"{path}:{name}", "--input-shape", "16x8", "--backward", "--out", tmp_path
+    )
     assert result.exit_code == 0, result.output
     assert "does not depend" not in result.output and "nan" not in result.stdout.split("verdict:")[1]
     summary = summary_of(tmp_path)

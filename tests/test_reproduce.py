@@ -1,14 +1,16 @@
-"""`fnd reproduce`: the chapter's claims in one report; a planted fault fails it, a machine's figures only differ."""
+"""`fnd reproduce`: the chapter's claims in one report; a planted fault fails it, a machine's figures only
+differ."""
+
 import json
 import re
 
 import pandas as pd
 import pytest
-
 from conftest import assert_one_line_error
+
 from fndcli.backprop import model as fnd_model
-from fndcli import reproduce
-from fndcli.reproduce import CLAIM_COLUMNS
+from fndcli.reproduce import claims as reproduce
+from fndcli.reproduce.claims import CLAIM_COLUMNS
 
 
 def _report_dir(out):
@@ -20,7 +22,9 @@ def _report_dir(out):
 def test_quick_report_of_every_section(fnd, tmp_path, monkeypatch):
     """The real command, every section: the claims hold, figures the machine decides only differ, the
     report's images exist where its links point, report.html inlines them."""
-    monkeypatch.setitem(reproduce.BOOK_TIMES, "dot", 1.7e-6)  # a book 1000x off: the dot speedup can only differ
+    monkeypatch.setitem(
+        reproduce.BOOK_TIMES, "dot", 1.7e-6
+    )  # a book 1000x off: the dot speedup can only differ
     result = fnd("reproduce", "--quick", "--html", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     run = _report_dir(tmp_path)
@@ -41,7 +45,14 @@ def test_quick_report_of_every_section(fnd, tmp_path, monkeypatch):
     meta = json.loads((run / "reproduce.json").read_text())
     assert meta["exit_code"] == 0 and "report.md" in meta["files"]
     assert meta["counts"] == claims["verdict"].value_counts().to_dict()
-    for name in ("ladder.csv", "init-layers.csv", "init-summary.csv", "backprop.csv", "bridge.csv", "train.csv"):
+    for name in (
+        "ladder.csv",
+        "init-layers.csv",
+        "init-summary.csv",
+        "backprop.csv",
+        "bridge.csv",
+        "train.csv",
+    ):
         assert len(pd.read_csv(run / name)), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
@@ -54,6 +65,7 @@ def test_a_planted_backward_bug_fails_the_run(fnd, tmp_path, monkeypatch):
         out = real(self, grad_out, input_grad)
         self.w.grad.copy_(before + 0.5 * (self.w.grad - before))
         return out
+
     monkeypatch.setattr(fnd_model.Linear, "backward", half_weight_gradient)
     result = fnd("reproduce", "--quick", "--section", "backprop", "--out", tmp_path)
     assert result.exit_code == 1, result.output
@@ -62,10 +74,12 @@ def test_a_planted_backward_bug_fails_the_run(fnd, tmp_path, monkeypatch):
     assert "fails: The hand-written gradients match autograd's" in result.stdout
 
 
-@pytest.mark.parametrize("ok,machine,verdict", [(True, False, "holds"), (False, True, "differs"),
-                                                (False, False, "fails"), (True, True, "holds")])
+@pytest.mark.parametrize(
+    "ok,machine,verdict",
+    [(True, False, "holds"), (False, True, "differs"), (False, False, "fails"), (True, True, "holds")],
+)
 def test_verdicts(ok, machine, verdict):
-    assert reproduce._claim("s", "c", "src", "b", "f", ok, "r", machine)["verdict"] == verdict
+    assert reproduce.claim("s", "c", "src", "b", "f", ok, "r", machine)["verdict"] == verdict
 
 
 def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, monkeypatch):
@@ -73,7 +87,9 @@ def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, m
     from fndcli.bench import run as bench
 
     medians = {"loops": 1.0, "dot": 1e-4, "broadcast": 2e-4, "einsum": 5e-5, "torch": 1e-5}  # dot < broadcast
-    rows = pd.DataFrame([{"impl": i, "median_s": t, "correct": True, "threads": 1} for i, t in medians.items()])
+    rows = pd.DataFrame(
+        [{"impl": i, "median_s": t, "correct": True, "threads": 1} for i, t in medians.items()]
+    )
     monkeypatch.setattr(bench, "run_bench", lambda cfg: bench.BenchResult(rows, None))
     result = fnd("reproduce", "--quick", "--section", "ladder", "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -84,18 +100,22 @@ def test_the_ladders_order_is_a_timing_claim_it_can_only_differ(fnd, tmp_path, m
 def test_ctrl_c_keeps_the_sections_that_finished(fnd, tmp_path, monkeypatch):
     """Ctrl-C in the ladder's timing (the cores catch it and return what they have) or in training: exit 130,
     the report of the sections that finished, nothing judged on a section cut short."""
-    from fndcli.bench import processes
     from fndcli.backprop import train as fnd_train
+    from fndcli.bench import processes
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(processes, "run_worker", interrupt)
     monkeypatch.setattr(fnd_train, "step_rel_diff", interrupt)
     for sections, kept in ((["ladder", "bridge"], set()), (["bridge", "train"], {"bridge"})):
         out = tmp_path / "-".join(sections)
         result = fnd("reproduce", "--quick", *[a for s in sections for a in ("--section", s)], "--out", out)
         assert result.exit_code == 130, result.output
-        assert "Traceback" not in result.output and "interrupted: kept the sections that finished" in result.stdout
+        assert (
+            "Traceback" not in result.output
+            and "interrupted: kept the sections that finished" in result.stdout
+        )
         run = _report_dir(out)
         claims = pd.read_csv(run / "claims.csv")
         assert set(claims["section"]) == kept and (claims["verdict"] == "holds").all()
@@ -109,11 +129,13 @@ def test_show_reads_a_reproduce_run_every_way_it_is_named(fnd, tmp_path):
     printed = fnd("reproduce", "--quick", "--section", "bridge", "--out", tmp_path)
     assert printed.exit_code == 0, printed.output
     run = _report_dir(tmp_path)
-    table = printed.stdout[:printed.stdout.index(str(run))]  # the claims table, before the paths
+    table = printed.stdout[: printed.stdout.index(str(run))]  # the claims table, before the paths
     for named in (run, run / "report.md", run / "claims.csv", tmp_path):
         shown = fnd("show", named)
         assert shown.exit_code == 0, shown.output
         assert table in shown.stdout and f"run: {run.name} (complete, exit 0)" in shown.stdout
     md = fnd("show", run, "--format", "md").stdout
-    assert md.startswith(f"### fnd reproduce: {run.name}") and "| section | claim | book | fnd | verdict |" in md
+    assert (
+        md.startswith(f"### fnd reproduce: {run.name}") and "| section | claim | book | fnd | verdict |" in md
+    )
     assert_one_line_error(fnd("compare", run, run, "--out", tmp_path / "o"), "takes runs of", "not reproduce")

@@ -1,4 +1,5 @@
 """Run files: naming, never overwriting, atomic placement."""
+
 import datetime as dt
 
 import pandas as pd
@@ -34,6 +35,7 @@ def test_failed_write_leaves_nothing(tmp_path):
     def explode(path):
         path.write_text("half")
         raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         files.write(".csv", explode)
     assert list(tmp_path.iterdir()) == []
@@ -61,5 +63,10 @@ def test_two_runs_racing_for_one_name_both_land(tmp_path):
     assert '"b"' in (tmp_path / "train-20261129-233005-2.json").read_text()
     assert '"a"' in (tmp_path / "train-20261129-233005.json").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["train-20261129-233005.csv", "train-20261129-233005.json",
-         "train-20261129-233005-2.csv", "train-20261129-233005-2.json"])  # no temporaries left
+        [
+            "train-20261129-233005.csv",
+            "train-20261129-233005.json",
+            "train-20261129-233005-2.csv",
+            "train-20261129-233005-2.json",
+        ]
+    )  # no temporaries left

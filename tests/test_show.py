@@ -1,12 +1,26 @@
-"""`fnd show RUN` prints what the command printed: its title, its table, the lines under it (one renderer each)."""
+"""`fnd show RUN` prints what the command printed: its title, its table, the lines under it (one renderer
+each)."""
+
 import pytest
 
 RUNS = {
     "matmul-bench": ["--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--quick"],
     "init-sweep": ["--scheme", "kaiming", "--act", "relu", "--depth", "4", "--width", "8", "--batch", "4"],
     "gradcheck": ["--batch", "4", "--n-in", "5", "--hidden", "3", "--init", "kaiming"],
-    "train": ["--samples", "100", "--epochs", "2", "--n-in", "4", "--hidden", "4", "--task", "classification",
-              "--momentum", "0.5"],
+    "train": [
+        "--samples",
+        "100",
+        "--epochs",
+        "2",
+        "--n-in",
+        "4",
+        "--hidden",
+        "4",
+        "--task",
+        "classification",
+        "--momentum",
+        "0.5",
+    ],
     "reproduce": ["--quick", "--section", "bridge"],
     "peak": ["--dtype", "float32", "--threads", "1"],  # from the suite's seeded cache: nothing measured
 }
@@ -19,16 +33,16 @@ def test_show_prints_what_the_command_printed(fnd, tmp_path, command):
     assert ran.exit_code == 0, ran.output
     lines = ran.stdout.splitlines()
     paths = [line for line in lines if line.startswith(str(tmp_path))]
-    printed = "\n".join(lines[:len(lines) - len(paths)])
+    printed = "\n".join(lines[: len(lines) - len(paths)])
     assert printed.strip() and paths
     if command == "train":  # the title names the loss: a property of the task, not a key of the config
         assert ", cross-entropy, SGD lr 0.05 momentum 0.5, float32" in printed
     _written_as_declared(paths)
     shown = fnd("show", paths[0])
     assert shown.exit_code == 0, shown.output
-    facts = shown.stdout.splitlines()[:len(FACTS)]
+    facts = shown.stdout.splitlines()[: len(FACTS)]
     assert [line.split(":")[0] for line in facts] == list(FACTS)
-    assert "\n".join(shown.stdout.splitlines()[len(FACTS):]) == printed
+    assert "\n".join(shown.stdout.splitlines()[len(FACTS) :]) == printed
 
 
 def test_a_train_run_without_a_twin_or_a_finished_step_shows_what_it_has(fnd, tmp_path):
@@ -46,21 +60,21 @@ def test_a_train_run_without_a_twin_or_a_finished_step_shows_what_it_has(fnd, tm
 
 
 def _written_as_declared(paths):
-    """The run's main CSV has its kind's columns (fndcli.kinds) in order, and its sidecar the kind's fields."""
+    """The run's main CSV has its kind's columns (fndcli.kinds) in order, and its sidecar the kind's
+    fields."""
     import json
 
     import pandas as pd
 
     from fndcli.kinds import kind_of
-
     from fndcli.runs.saved import find_sidecar
 
     sidecar, _ = find_sidecar(paths[0])
     meta = json.loads(sidecar.read_text())
     kind = kind_of(meta)
-    main = sidecar.parent / (kind.main if kind.own_directory else sidecar.name[:-len(".json")] + kind.main)
+    main = sidecar.parent / (kind.main if kind.own_directory else sidecar.name[: -len(".json")] + kind.main)
     assert list(pd.read_csv(main).columns) == [c.name for c in kind.columns if not c.sometimes]
     common = ["command", "files", "status", "exit_code", "error", "config_file", "schema", "command_line"]
-    own = list(meta)[list(meta).index("git_commit") + 1:-1]
-    assert list(meta)[:len(common)] == common and list(meta)[-1] == "config"
+    own = list(meta)[list(meta).index("git_commit") + 1 : -1]
+    assert list(meta)[: len(common)] == common and list(meta)[-1] == "config"
     assert own == [name for name, _ in kind.fields if name in own]

@@ -1,26 +1,27 @@
-"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib or pyperf."""
+"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib or
+pyperf."""
+
 import subprocess
 import sys
 
 import pytest
 
 from fndcli import names
-
-from fndcli.init import schemes as inits
-
-from fndcli.kernels import registry as kernels
-
 from fndcli.backprop import model
+from fndcli.init import schemes as inits
+from fndcli.kernels import registry as kernels
 
 HEAVY = ("torch", "pandas", "numpy", "numba", "matplotlib", "pyperf", "scipy")
 
 
 def blocking(modules):
     """Python source that makes importing any of `modules` (or their submodules) raise ImportError."""
-    return (f"import sys\nclass Blocker:\n    def find_spec(self, name, path=None, target=None):\n"
-            f"        if name.split('.')[0] in {tuple(modules)!r}:\n"
-            f"            raise ImportError(f'import of {{name}} blocked by the test')\n"
-            f"sys.meta_path.insert(0, Blocker())\n")
+    return (
+        f"import sys\nclass Blocker:\n    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {tuple(modules)!r}:\n"
+        f"            raise ImportError(f'import of {{name}} blocked by the test')\n"
+        f"sys.meta_path.insert(0, Blocker())\n"
+    )
 
 
 def fnd_without(modules, *args):
@@ -40,21 +41,29 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
     bad_table.write_text("[init_sweep]\ndepth = 5\n")
     bad_value = tmp_path / "value.toml"
     bad_value.write_text("[train]\nlr = -1\n")
-    for args in (["--help"], ["--version"], *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train", "peak")]):
+    for args in (
+        ["--help"],
+        ["--version"],
+        *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train", "peak")],
+    ):
         proc = fnd_without_heavy_modules(*args)
         assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr)
         assert "Usage" in proc.stdout or proc.stdout.startswith("fnd "), args
-    for args, fragment in ((["matmul-bench", "--bogus"], "No such option: --bogus"),
-                           (["matmul-bench", "--shape", "5x0x3"], "zero dimension"),
-                           (["init-sweep", "--scheme", "he"], "'he'"),
-                           (["init-sweep", "--config", str(bad_key)], "unknown key 'widht'"),
-                           (["train", "--config", str(bad_table)], "unknown table [init_sweep]"),
-                           (["train", "--config", str(bad_value)], "[train] lr: must be a positive"),
-                           (["train", "--seed", str(2 ** 64)], "outside 0 to 2^64 - 1"),
-                           (["peak", "--threads", "0"], "'--threads'")):
+    for args, fragment in (
+        (["matmul-bench", "--bogus"], "No such option: --bogus"),
+        (["matmul-bench", "--shape", "5x0x3"], "zero dimension"),
+        (["init-sweep", "--scheme", "he"], "'he'"),
+        (["init-sweep", "--config", str(bad_key)], "unknown key 'widht'"),
+        (["train", "--config", str(bad_table)], "unknown table [init_sweep]"),
+        (["train", "--config", str(bad_value)], "[train] lr: must be a positive"),
+        (["train", "--seed", str(2**64)], "outside 0 to 2^64 - 1"),
+        (["peak", "--threads", "0"], "'--threads'"),
+    ):
         proc = fnd_without_heavy_modules(*args)
         assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
-        assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr
+        assert (
+            proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1 and fragment in proc.stderr
+        ), proc.stderr
 
 
 def test_the_blocker_blocks(tmp_path):
@@ -69,7 +78,10 @@ def test_version_names_fnd_and_python(fnd):
     import fndcli
 
     result = fnd("--version")
-    assert result.exit_code == 0 and result.stdout == f"fnd {fndcli.__version__} (Python {platform.python_version()})\n"
+    assert (
+        result.exit_code == 0
+        and result.stdout == f"fnd {fndcli.__version__} (Python {platform.python_version()})\n"
+    )
 
 
 def test_flags_show_no_value_placeholder_and_config_names_its_table(fnd):
@@ -84,11 +96,18 @@ def _unwrapped(text):
     return "".join(text.split())
 
 
-@pytest.mark.parametrize("command,registry", [
-    ("matmul-bench", {name: spec.summary for name, spec in names.IMPL_SPECS.items()}),
-    ("init-sweep", names.SCHEMES), ("init-sweep", names.ACTS), ("gradcheck", names.LOSSES),
-    ("train", names.TASKS), ("train", names.LABELS)],
-    ids=["impl", "scheme", "act", "loss", "task", "labels"])
+@pytest.mark.parametrize(
+    "command,registry",
+    [
+        ("matmul-bench", {name: spec.summary for name, spec in names.IMPL_SPECS.items()}),
+        ("init-sweep", names.SCHEMES),
+        ("init-sweep", names.ACTS),
+        ("gradcheck", names.LOSSES),
+        ("train", names.TASKS),
+        ("train", names.LABELS),
+    ],
+    ids=["impl", "scheme", "act", "loss", "task", "labels"],
+)
 def test_help_lists_each_name_with_its_summary(fnd, command, registry):
     """'name: summary', as names.listing writes it, for every entry of the registry the option takes."""
     result = fnd(command, "--help")
@@ -99,7 +118,9 @@ def test_help_lists_each_name_with_its_summary(fnd, command, registry):
 
 def test_registries_and_their_code_agree():
     assert list(kernels.IMPLS) == list(names.IMPL_SPECS)
-    assert all(kernels.IMPLS[n].devices == s.devices and kernels.IMPLS[n].fn for n, s in names.IMPL_SPECS.items())
+    assert all(
+        kernels.IMPLS[n].devices == s.devices and kernels.IMPLS[n].fn for n, s in names.IMPL_SPECS.items()
+    )
     assert list(inits.SCHEMES) == list(names.SCHEMES)
     assert [inits.make_act(a).name for a in names.ACTS] == list(names.ACTS)
     assert list(model.LOSSES) == list(names.LOSSES)
@@ -113,5 +134,7 @@ def test_aliases_resolve_to_their_scheme(alias, scheme):
 def test_a_scheme_resolves_to_itself_and_an_unknown_name_is_rejected():
     assert [names.resolve_scheme_name(s) for s in names.SCHEMES] == list(names.SCHEMES)
     assert set(names.ALIASES).isdisjoint(names.SCHEMES)
-    with pytest.raises(ValueError, match="unknown init scheme 'he'; known: normal, .*, lsuv, xavier, kaiming$"):
+    with pytest.raises(
+        ValueError, match="unknown init scheme 'he'; known: normal, .*, lsuv, xavier, kaiming$"
+    ):
         names.resolve_scheme_name("he")

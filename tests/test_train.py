@@ -1,22 +1,30 @@
 """`fnd train`: lockstep parity with the autograd twin, learning, divergence, and the CLI."""
+
 import re
 from collections import Counter
 
 import pytest
 import torch
-
 from conftest import assert_rejected, run_files
+
 from fndcli.backprop import train as fnd_train
-from fndcli.settings import TrainConfig
 from fndcli.backprop.train import COLUMNS, baseline_metric, make_data, metric, train
+from fndcli.settings import TrainConfig
 
 SMALL = dict(samples=256, n_in=12, hidden=(16, 8), epochs=3, batch_size=32)
 
 
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
-@pytest.mark.parametrize("extra", [dict(), dict(momentum=0.9, lr=0.02), dict(task="classification", classes=3),
-                                   dict(task="classification", labels="clusters", n_out=1, batch_size=1, epochs=1),
-                                   dict(n_out=3, init="lsuv")])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(),
+        dict(momentum=0.9, lr=0.02),
+        dict(task="classification", classes=3),
+        dict(task="classification", labels="clusters", n_out=1, batch_size=1, epochs=1),
+        dict(n_out=3, init="lsuv"),
+    ],
+)
 def test_lockstep_parity_with_autograd_twin(dtype, tol, extra):
     result = train(TrainConfig(**{**SMALL, **extra, "dtype": dtype}))
     assert result.steps > 0 and result.diverged_epoch is None
@@ -34,6 +42,7 @@ def test_twin_check_is_not_vacuous(monkeypatch):
         self.lr *= 1.01
         real_step(self)
         self.lr /= 1.01
+
     monkeypatch.setattr(fnd_train.ManualSGD, "step", long_step)
     result = train(TrainConfig(**SMALL))
     assert result.param_diff.rel_diff > 1e-4 and result.mismatch(1e-5) is not None
@@ -55,8 +64,22 @@ def test_defaults_learn_and_write_history(fnd, tmp_path):
 
 
 def test_classification_beats_chance(fnd, tmp_path):
-    result = fnd("train", "--task", "classification", "--classes", "5", "--labels", "clusters", "--epochs", "5",
-                 "--samples", "1000", "--out", tmp_path, "--quiet")
+    result = fnd(
+        "train",
+        "--task",
+        "classification",
+        "--classes",
+        "5",
+        "--labels",
+        "clusters",
+        "--epochs",
+        "5",
+        "--samples",
+        "1000",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     history, _ = run_files(tmp_path, "train")
     assert history["valid_metric"].iloc[-1] > 0.6  # chance is 0.2
@@ -71,7 +94,9 @@ def test_divergence_exits_1_names_the_epoch_and_keeps_the_csv(fnd, tmp_path):
 
 
 def test_no_check_autograd(fnd, tmp_path):
-    result = fnd("train", "--no-check-autograd", "--epochs", "2", "--samples", "400", "--out", tmp_path, "--quiet")
+    result = fnd(
+        "train", "--no-check-autograd", "--epochs", "2", "--samples", "400", "--out", tmp_path, "--quiet"
+    )
     assert result.exit_code == 0, result.output
     history, meta = run_files(tmp_path, "train")
     assert history["ref_train_loss"].isna().all() and meta["autograd_step_s"] is None
@@ -83,26 +108,34 @@ def test_config_table(fnd, tmp_path):
     result = fnd("train", "--config", cfg, "--epochs", "1", "--out", tmp_path, "--quiet")
     assert result.exit_code == 0, result.output
     history, meta = run_files(tmp_path, "train")
-    assert len(history) == 2 and meta["config"]["hidden"] == [8, 4] and meta["config"]["task"] == "classification"
+    assert (
+        len(history) == 2
+        and meta["config"]["hidden"] == [8, 4]
+        and meta["config"]["task"] == "classification"
+    )
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--lr", "0"], ["'--lr'", "positive"]),
-    (["--lr", "nan"], ["'--lr'"]),
-    (["--lr", "inf"], ["'--lr'"]),
-    (["--epochs", "0"], ["'--epochs'"]),
-    (["--batch-size", "0"], ["'--batch-size'"]),
-    (["--batch-size", "5000"], ["'--batch-size'", "larger than the 3200 training examples"]),
-    (["--task", "ranking"], ["'--task'", "'ranking'", "classification"]),
-    (["--init", "xavier-gaussian"], ["'--init'", "kaiming"]),
-    (["--valid-frac", "1"], ["'--valid-frac'"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--lr", "0"], ["'--lr'", "positive"]),
+        (["--lr", "nan"], ["'--lr'"]),
+        (["--lr", "inf"], ["'--lr'"]),
+        (["--epochs", "0"], ["'--epochs'"]),
+        (["--batch-size", "0"], ["'--batch-size'"]),
+        (["--batch-size", "5000"], ["'--batch-size'", "larger than the 3200 training examples"]),
+        (["--task", "ranking"], ["'--task'", "'ranking'", "classification"]),
+        (["--init", "xavier-gaussian"], ["'--init'", "kaiming"]),
+        (["--valid-frac", "1"], ["'--valid-frac'"]),
+    ],
+)
 def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     assert_rejected(fnd, tmp_path, "train", args, *fragments)
 
 
 def _off_twin_loss(monkeypatch, rel, after_step=0):
-    """The twin reports a loss off by `rel` (relative) from step `after_step` on; its gradients are untouched."""
+    """The twin reports a loss off by `rel` (relative) from step `after_step` on; its gradients are
+    untouched."""
     real, steps = fnd_train.twin_loss, []
 
     def twin_loss(twin, x, y, loss):
@@ -112,6 +145,7 @@ def _off_twin_loss(monkeypatch, rel, after_step=0):
             if len(steps) > after_step:
                 return value + rel * value.detach()
         return value
+
     monkeypatch.setattr(fnd_train, "twin_loss", twin_loss)
 
 
@@ -119,10 +153,15 @@ def test_a_twin_whose_loss_alone_is_off_exits_1_with_the_reason(fnd, tmp_path, m
     _off_twin_loss(monkeypatch, 1e-3)
     result = fnd("train", "--epochs", "2", "--samples", "400", "--out", tmp_path, "--quiet")
     assert result.exit_code == 1, result.output
-    assert re.fullmatch(r"Error: the hand-written model and its autograd twin disagree: step \d+ \(epoch \d\) "
-                        r"differs by \d\.\d\de-0[34] relative, beyond --rtol 1e-05\n", result.stderr), result.stderr
+    assert re.fullmatch(
+        r"Error: the hand-written model and its autograd twin disagree: step \d+ \(epoch \d\) "
+        r"differs by \d\.\d\de-0[34] relative, beyond --rtol 1e-05\n",
+        result.stderr,
+    ), result.stderr
     _, meta = run_files(tmp_path, "train")
-    assert meta["max_rel_param_diff"] == 0 and meta["exit_code"] == 1  # the parameters agree: only the loss is off
+    assert (
+        meta["max_rel_param_diff"] == 0 and meta["exit_code"] == 1
+    )  # the parameters agree: only the loss is off
 
 
 def test_a_late_mismatch_is_judged_against_its_own_step(monkeypatch):
@@ -150,13 +189,15 @@ def _held_tensors(obj):
             visited.add(id(o))
             for value in vars(o).values():
                 walk(value)
+
     walk(obj)
     return list(tensors.values())
 
 
 def test_evaluation_leaves_no_cache_so_memory_stays_flat():
     """Each epoch evaluates train and valid loss; those forward passes must not pile up caches. Counted by
-    walking the trained model (its layers' caches, outputs, gradients, parameters), not by its own `cached`."""
+    walking the trained model (its layers' caches, outputs, gradients, parameters), not by its own
+    `cached`."""
     held = []
     for epochs in (1, 4):
         tensors = _held_tensors(train(TrainConfig(**{**SMALL, "epochs": epochs})).model)
@@ -165,7 +206,8 @@ def test_evaluation_leaves_no_cache_so_memory_stays_flat():
 
 
 def test_r2_on_a_hand_computed_case():
-    """y = 1, 2, 3, 4 (mean 2.5, SST 5); predictions 1, 2, 3, 5 (SSE 1): R^2 = 0.8. Two outputs: each about its mean."""
+    """y = 1, 2, 3, 4 (mean 2.5, SST 5); predictions 1, 2, 3, 5 (SSE 1): R^2 = 0.8. Two outputs: each about
+    its mean."""
     y = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert metric(torch.tensor([[1.0], [2.0], [3.0], [5.0]]), y, "regression") == pytest.approx(0.8)
     y2 = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 2.0]])  # second column: mean 0.5, SST 3
@@ -174,7 +216,9 @@ def test_r2_on_a_hand_computed_case():
 
 
 def test_baseline_is_the_majority_class_or_the_training_mean():
-    assert baseline_metric(torch.tensor([0, 1, 1, 2]), torch.tensor([1, 1, 0, 2, 1]), "classification", 3) == 0.6
+    assert (
+        baseline_metric(torch.tensor([0, 1, 1, 2]), torch.tensor([1, 1, 0, 2, 1]), "classification", 3) == 0.6
+    )
     # the training mean 2 on valid y = 1, 3, 5 (mean 3, SST 8): SSE 1 + 1 + 9 = 11, R^2 = 1 - 11/8
     r2 = baseline_metric(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 3.0, 5.0]), "regression", 1)
     assert r2 == pytest.approx(1 - 11 / 8)
@@ -194,15 +238,17 @@ def test_classification_prints_the_majority_baseline(fnd, tmp_path):
 
 
 def test_train_prints_its_step_time_ratio_and_each_difference_from_the_twin(fnd, tmp_path):
-    """The printed lines against the run's own record: mine / twin (not twin / mine), and each difference with where
-    it is; a loss that matched the twin at every step (0) is a figure, not left out."""
+    """The printed lines against the run's own record: mine / twin (not twin / mine), and each difference with
+    where it is; a loss that matched the twin at every step (0) is a figure, not left out."""
     result = fnd("train", "--epochs", "1", "--samples", "256", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     _, meta = run_files(tmp_path, "train")
     text = " ".join(result.stdout.split())  # whatever the console's wrapping
     ratio = meta["manual_step_s"] / meta["autograd_step_s"]
     assert f"the hand-written step takes {ratio:.2f}x the twin's time" in text, text
-    assert (f"largest relative difference from the twin: loss {meta['max_rel_loss_diff']:.2e} at "
-            f"{meta['max_rel_loss_diff_at']}, parameters {meta['max_rel_param_diff']:.2e} at "
-            f"{meta['max_rel_param_diff_at']}; tolerance") in text, text
+    assert (
+        f"largest relative difference from the twin: loss {meta['max_rel_loss_diff']:.2e} at "
+        f"{meta['max_rel_loss_diff_at']}, parameters {meta['max_rel_param_diff']:.2e} at "
+        f"{meta['max_rel_param_diff_at']}; tolerance"
+    ) in text, text
     assert meta["max_rel_loss_diff_at"] != "None" and meta["max_rel_param_diff_at"].startswith("parameter ")

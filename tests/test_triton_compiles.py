@@ -5,9 +5,12 @@ Triton's compiler rejects, and it multiplies float32 in numpy whatever `input_pr
 to PTX needs no GPU (the wheel brings ptxas), so this checks both: the kernel compiles, and float32 is
 multiplied in IEEE fp32 (`fma.rn.f32`), not TF32 tensor-core instructions.
 """
+
 import pytest
 
-triton = pytest.importorskip("triton", reason="triton is not installed (pip install -e '.[test]' installs it)")
+triton = pytest.importorskip(
+    "triton", reason="triton is not installed (pip install -e '.[test]' installs it)"
+)
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
@@ -18,12 +21,20 @@ def compile_for_hopper(dtype, config):
     """The kernel's PTX for sm_90 at `dtype` ('fp16', 'fp32') with one autotune config."""
     kernel = triton_kernel._matmul_kernel.fn  # the JIT function under the autotuner
     constants = {"IEEE": dtype == "fp32", **config.kwargs}
-    signature = {name: "constexpr" if name in constants else f"*{dtype}" if name.endswith("_ptr") else "i32"
-                 for name in kernel.arg_names}
-    source = ASTSource(fn=kernel, signature=signature,
-                       constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()})
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": config.num_warps, "num_stages": config.num_stages}).asm["ptx"]
+    signature = {
+        name: "constexpr" if name in constants else f"*{dtype}" if name.endswith("_ptr") else "i32"
+        for name in kernel.arg_names
+    }
+    source = ASTSource(
+        fn=kernel,
+        signature=signature,
+        constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()},
+    )
+    return triton.compile(
+        source,
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": config.num_warps, "num_stages": config.num_stages},
+    ).asm["ptx"]
 
 
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")  # 3.9's default, as on a GPU

@@ -7,6 +7,7 @@ later; so the kernel runs in one spawned child process born with the variable se
 send it their inputs and compare what comes back here. What only a GPU can tell (speed, autotuning,
 bfloat16) is left to tests/test_gpu.py; IEEE against TF32 is read in the PTX (tests/test_triton_compiles.py).
 """
+
 import math
 import multiprocessing
 import os
@@ -14,7 +15,9 @@ import os
 import pytest
 import torch
 
-triton = pytest.importorskip("triton", reason="triton is not installed (pip install -e '.[test]' installs it)")
+triton = pytest.importorskip(
+    "triton", reason="triton is not installed (pip install -e '.[test]' installs it)"
+)
 import triton.language as tl
 
 from fndcli.kernels import triton_kernel
@@ -77,7 +80,9 @@ def assert_matches_float64(interpreter, a, b, meta):
 
 def inputs(m, k, n, dtype=torch.float32, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(m, k, generator=gen).to(dtype), torch.randn(k, n, generator=gen).to(dtype)  # (m, k), (k, n)
+    return torch.randn(m, k, generator=gen).to(dtype), torch.randn(k, n, generator=gen).to(
+        dtype
+    )  # (m, k), (k, n)
 
 
 def fenced(x):
@@ -100,22 +105,27 @@ def test_every_autotune_config_matches_float64(interpreter, meta):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
-@pytest.mark.parametrize("shape", [
-    "1x1x1",
-    "5x784x10",  # the chapter's: K = 24.5 blocks of 32
-    "100x37x130",  # M, N and K ragged
-    "70x5x70",  # K < BLOCK_K
-    "300x7x3",  # tall and skinny: five tile rows, one partial tile column
-    "3x7x300",  # wide and short
-    "128x64x128",  # whole blocks: no mask cuts anything
-])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "1x1x1",
+        "5x784x10",  # the chapter's: K = 24.5 blocks of 32
+        "100x37x130",  # M, N and K ragged
+        "70x5x70",  # K < BLOCK_K
+        "300x7x3",  # tall and skinny: five tile rows, one partial tile column
+        "3x7x300",  # wide and short
+        "128x64x128",  # whole blocks: no mask cuts anything
+    ],
+)
 def test_ragged_shapes_match_float64(interpreter, shape, dtype):
     m, k, n = map(int, shape.split("x"))
     assert_matches_float64(interpreter, *inputs(m, k, n, dtype), SMALLEST)
 
 
-@pytest.mark.skip(reason="Triton's interpreter returns garbage for bfloat16 (relative error 3e10: its tl.dot "
-                         "multiplies bfloat16's bits as integers); bfloat16 is checked on a GPU (tests/test_gpu.py)")
+@pytest.mark.skip(
+    reason="Triton's interpreter returns garbage for bfloat16 (relative error 3e10: its tl.dot "
+    "multiplies bfloat16's bits as integers); bfloat16 is checked on a GPU (tests/test_gpu.py)"
+)
 def test_bfloat16_matches_float64(interpreter):
     assert_matches_float64(interpreter, *inputs(5, 784, 10, torch.bfloat16), SMALLEST)
 
@@ -153,15 +163,28 @@ def test_tile_order_of_a_small_grid():
     assert pids == [[0, 2, 4], [1, 3, 5], [6, 8, 10], [7, 9, 11], [12, 13, 14]]
 
 
-@pytest.mark.parametrize("tiles_m,tiles_n,group_m", [
-    (5, 3, 2), (1, 1, 8), (9, 2, 8), (17, 3, 8), (8, 4, 8), (4, 5, 1), (3, 7, 4), (7, 1, 3), (2, 6, 8),
-    *[(2 * g + 3, 3, g) for g in sorted({c.kwargs["GROUP_M"] for c in CONFIGS})],  # the autotune list's
-])
+@pytest.mark.parametrize(
+    "tiles_m,tiles_n,group_m",
+    [
+        (5, 3, 2),
+        (1, 1, 8),
+        (9, 2, 8),
+        (17, 3, 8),
+        (8, 4, 8),
+        (4, 5, 1),
+        (3, 7, 4),
+        (7, 1, 3),
+        (2, 6, 8),
+        *[(2 * g + 3, 3, g) for g in sorted({c.kwargs["GROUP_M"] for c in CONFIGS})],  # the autotune list's
+    ],
+)
 def test_each_program_computes_its_tile_in_grouped_order(interpreter, tiles_m, tiles_n, group_m):
     """The kernel's own pid -> tile map, run under the interpreter: every tile is written by exactly
     one program, the one grouped_order gives it."""
     meta = {"BLOCK_M": 16, "BLOCK_N": 32, "GROUP_M": group_m}
-    pids = interpreter.apply_async(_interpreted_tile_map, (tiles_m * 16 - 3, tiles_n * 32 - 7, meta)).get(CHILD_SECONDS)
+    pids = interpreter.apply_async(_interpreted_tile_map, (tiles_m * 16 - 3, tiles_n * 32 - 7, meta)).get(
+        CHILD_SECONDS
+    )
     expected = torch.full((tiles_m, tiles_n), -1, dtype=torch.int32)
     for pid, tile in enumerate(grouped_order(tiles_m, tiles_n, group_m)):
         expected[tile] = pid
@@ -180,7 +203,8 @@ def test_cpu_tensors_are_refused_for_timing():
 
 
 def _interpreted_fma(programs, iters):
-    """In the child: fnd peak's GPU FMA kernel (fndcli/kernels/cuda_peak.py) on `programs` x BLOCK chains from 0."""
+    """In the child: fnd peak's GPU FMA kernel (fndcli/kernels/cuda_peak.py) on `programs` x BLOCK chains from
+    0."""
     assert os.environ.get("TRITON_INTERPRET") == "1"
     from fndcli.kernels import cuda_peak
 
@@ -193,4 +217,4 @@ def test_fnd_peaks_gpu_fma_kernel_runs_every_chain_every_step(interpreter):
     """c -> c * 0.5 + 0.25 from 0, 3 steps: 0.25, 0.375, 0.4375 = 0.5 (1 - 0.5^3), in every one of the chains
     (a program that skipped its block, or a step, would leave another value)."""
     acc = interpreter.apply_async(_interpreted_fma, (3, 3)).get(CHILD_SECONDS)
-    assert acc.shape == (3 * 1024,) and torch.all(acc == 0.5 * (1 - 0.5 ** 3))
+    assert acc.shape == (3 * 1024,) and torch.all(acc == 0.5 * (1 - 0.5**3))

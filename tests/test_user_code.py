@@ -1,11 +1,12 @@
-"""Your own code under fnd's checks: matmul kernels (--impl FILE.py:NAME), models and layers (--model, --layer)."""
+"""Your own code under fnd's checks: matmul kernels (--impl FILE.py:NAME), models and layers (--model,
+--layer)."""
+
 import sys
 import textwrap
 from pathlib import Path
 
 import pyperf
 import pytest
-
 from conftest import assert_rejected, run_files
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -15,8 +16,11 @@ MODEL = f"{EXAMPLES / 'chapter_model.py'}"
 # The chapter's LayerFunction cells as printed (fastbook ch. 17): the shipped copy with its one fix undone,
 # so Lin.bwd reads self.inp and self.out, which that class never sets.
 FIXED_LINE = "self.w.g = inp.t() @ out.g  # the chapter: self.inp.t() @ self.out.g"
-CHAPTER_LAYER_FUNCTION = (EXAMPLES / "chapter_layer_function.py").read_text().replace(
-    FIXED_LINE, "self.w.g = self.inp.t() @ self.out.g")
+CHAPTER_LAYER_FUNCTION = (
+    (EXAMPLES / "chapter_layer_function.py")
+    .read_text()
+    .replace(FIXED_LINE, "self.w.g = self.inp.t() @ self.out.g")
+)
 
 
 def write(path, source):
@@ -26,10 +30,23 @@ def write(path, source):
 
 # --- matmul kernels ---------------------------------------------------------------------------
 
+
 def test_your_kernels_checked_and_timed_beside_the_ladder(fnd, tmp_path):
     refs = [f"{KERNELS}:chapter_matmul", f"{KERNELS}:row_broadcast"]
-    result = fnd("matmul-bench", "--quick", "--impl", refs[0], "--impl", refs[1], "--impl", "torch",
-                 "--shape", "4x6x3", "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        "--impl",
+        refs[0],
+        "--impl",
+        refs[1],
+        "--impl",
+        "torch",
+        "--shape",
+        "4x6x3",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, meta = run_files(tmp_path, "matmul-bench")
     assert frame["impl"].tolist() == [*refs, "torch"] and frame["correct"].all()  # named as given
@@ -39,8 +56,20 @@ def test_your_kernels_checked_and_timed_beside_the_ladder(fnd, tmp_path):
 
 
 def test_the_chapters_float32_output_is_a_finding(fnd, tmp_path):
-    result = fnd("matmul-bench", "--quick", "--impl", f"{KERNELS}:chapter_matmul", "--impl", "torch",
-                 "--shape", "3x4x5", "--dtype", "float64", "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        "--impl",
+        f"{KERNELS}:chapter_matmul",
+        "--impl",
+        "torch",
+        "--shape",
+        "3x4x5",
+        "--dtype",
+        "float64",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     frame, _ = run_files(tmp_path, "matmul-bench")
     row = frame.set_index("impl").loc[f"{KERNELS}:chapter_matmul"]
@@ -49,15 +78,27 @@ def test_the_chapters_float32_output_is_a_finding(fnd, tmp_path):
 
 def test_a_slow_kernel_of_yours_meets_the_cost_guard(fnd, tmp_path):
     """Probed once at 8x8x8, the three loops cost about 15 us a multiply-add: 256^3 is skipped."""
-    result = fnd("matmul-bench", "--quick", "--impl", f"{KERNELS}:chapter_matmul", "--shape", "256x256x256",
-                 "--max-seconds", "20", "--out", tmp_path)
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        "--impl",
+        f"{KERNELS}:chapter_matmul",
+        "--shape",
+        "256x256x256",
+        "--max-seconds",
+        "20",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     frame, _ = run_files(tmp_path, "matmul-bench")
     assert frame["skipped"].iloc[0].startswith("estimated") and "--max-seconds 20" in frame["skipped"].iloc[0]
 
 
 def test_planted_bugs_fail_with_their_reasons_and_your_traceback(fnd, tmp_path):
-    bad = write(tmp_path / "bad.py", """
+    bad = write(
+        tmp_path / "bad.py",
+        """
         import torch
 
         def off_by_one(a, b):
@@ -71,10 +112,18 @@ def test_planted_bugs_fail_with_their_reasons_and_your_traceback(fnd, tmp_path):
 
         def raises(a, b):
             return helper(a)
-        """)
+        """,
+    )
     refs = [f"{bad}:off_by_one", f"{bad}:transposed", f"{bad}:raises"]
-    result = fnd("matmul-bench", "--quick", *[a for r in refs for a in ("--impl", r)], "--shape", "4x5x3",
-                 "--out", tmp_path / "out")
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        *[a for r in refs for a in ("--impl", r)],
+        "--shape",
+        "4x5x3",
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 1, result.output
     frame, _ = run_files(tmp_path / "out", "matmul-bench")
     errors = frame.set_index("impl")["error"]
@@ -87,19 +136,24 @@ def test_planted_bugs_fail_with_their_reasons_and_your_traceback(fnd, tmp_path):
     assert "fndcli" not in out.split("Traceback (the user's frames)")[1].split("\n\n")[0]  # their frames only
 
 
-@pytest.mark.parametrize("ref,fragments", [
-    ("{tmp}/missing.py:matmul", ["does not exist"]),
-    ("{tmp}/k.py:nope", ["has no 'nope'", "it defines matmul"]),
-    ("{tmp}/k.py:CONSTANT", ["is an int, not a function of (a, b)"]),
-    ("{tmp}/broken.py:matmul", ["cannot import", "SyntaxError"]),
-    ("no_such_package.mod:matmul", ["cannot import 'no_such_package.mod'", "ModuleNotFoundError"]),
-    ("{tmp}/k.py:", ["is not FILE.py:NAME"]),
-    ("nope", ["'nope' is not an implementation", "FILE.py:NAME"]),
-])
+@pytest.mark.parametrize(
+    "ref,fragments",
+    [
+        ("{tmp}/missing.py:matmul", ["does not exist"]),
+        ("{tmp}/k.py:nope", ["has no 'nope'", "it defines matmul"]),
+        ("{tmp}/k.py:CONSTANT", ["is an int, not a function of (a, b)"]),
+        ("{tmp}/broken.py:matmul", ["cannot import", "SyntaxError"]),
+        ("no_such_package.mod:matmul", ["cannot import 'no_such_package.mod'", "ModuleNotFoundError"]),
+        ("{tmp}/k.py:", ["is not FILE.py:NAME"]),
+        ("nope", ["'nope' is not an implementation", "FILE.py:NAME"]),
+    ],
+)
 def test_bad_references_exit_2_and_write_nothing(fnd, tmp_path, ref, fragments):
     write(tmp_path / "k.py", "CONSTANT = 3\ndef matmul(a, b):\n    return a @ b\n")
     write(tmp_path / "broken.py", "def matmul(a, b) return a @ b\n")
-    assert_rejected(fnd, tmp_path, "matmul-bench", ["--impl", ref.format(tmp=tmp_path)], "'--impl'", *fragments)
+    assert_rejected(
+        fnd, tmp_path, "matmul-bench", ["--impl", ref.format(tmp=tmp_path)], "'--impl'", *fragments
+    )
 
 
 def test_an_installed_plugin_joins_the_registry(fnd, tmp_path, monkeypatch):
@@ -116,12 +170,26 @@ def test_an_installed_plugin_joins_the_registry(fnd, tmp_path, monkeypatch):
     import os
     import subprocess
 
-    help_text = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--help"], capture_output=True,
-                               text=True, env={**os.environ, "PYTHONPATH": str(site)}).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fndcli", "matmul-bench", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    ).stdout
     assert "installed plugins (fnd.matmul): demo-mm" in " ".join(help_text.replace("│", " ").split())
     # float16 leaves out the numba kernels, which the plugin needs no help from
-    result = fnd("matmul-bench", "--quick", "--impl", "all", "--dtype", "float16", "--shape", "3x4x2",
-                 "--out", tmp_path / "out")
+    result = fnd(
+        "matmul-bench",
+        "--quick",
+        "--impl",
+        "all",
+        "--dtype",
+        "float16",
+        "--shape",
+        "3x4x2",
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 0, result.output
     frame, _ = run_files(tmp_path / "out", "matmul-bench")
     assert frame["impl"].tolist() == ["loops", "dot", "broadcast", "einsum", "torch", "demo-mm"]
@@ -132,7 +200,9 @@ def test_a_file_that_changes_torch_settings_is_undone_and_recorded(fnd, tmp_path
     import torch
 
     threads = torch.get_num_threads()
-    rude = write(tmp_path / "rude.py", """
+    rude = write(
+        tmp_path / "rude.py",
+        """
         import torch
         torch.set_num_threads(torch.get_num_threads() + 1)
         torch.set_default_dtype(torch.float64)
@@ -140,7 +210,8 @@ def test_a_file_that_changes_torch_settings_is_undone_and_recorded(fnd, tmp_path
 
         def matmul(a, b):
             return a @ b
-        """)
+        """,
+    )
     result = fnd("matmul-bench", "--quick", "--impl", f"{rude}:matmul", "--shape", "3x3x3", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert torch.get_num_threads() == threads and torch.get_default_dtype() == torch.float32
@@ -151,6 +222,7 @@ def test_a_file_that_changes_torch_settings_is_undone_and_recorded(fnd, tmp_path
 
 # --- models and layers -------------------------------------------------------------------------
 
+
 def test_the_chapters_model_pasted_unmodified_passes(fnd, tmp_path):
     result = fnd("gradcheck", "--model", f"{MODEL}:Model", "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -159,16 +231,23 @@ def test_the_chapters_model_pasted_unmodified_passes(fnd, tmp_path):
     assert {"d loss / d x", "d loss / d lin1.w", "d loss / d lin2.b"} <= set(frame["tensor"])
 
 
-@pytest.mark.parametrize("edit,failing", [
-    # forward: relu's kink moved; the backward still matches this forward, so only fnd's reference catches it
-    (("inp.clamp_min(0.)", "inp.clamp_min(0.01)"), "loss against fnd's reference model"),
-    # backward: the weight gradient's factor dropped
-    (("self.w.g = self.inp.t() @ self.out.g", "self.w.g = 0.5 * self.inp.t() @ self.out.g"), "d loss / d lin1.w"),
-    # shape: the bias gradient not summed over the batch
-    (("self.b.g = self.out.g.sum(0)", "self.b.g = self.out.g"), "d loss / d lin2.b"),
-    # protocol: the bias gradient never stored
-    (("        self.b.g = self.out.g.sum(0)\n", ""), "d loss / d lin1.b (no .g after backward())"),
-])
+@pytest.mark.parametrize(
+    "edit,failing",
+    [
+        # forward: relu's kink moved; the backward still matches this forward, so only fnd's reference catches
+        # it
+        (("inp.clamp_min(0.)", "inp.clamp_min(0.01)"), "loss against fnd's reference model"),
+        # backward: the weight gradient's factor dropped
+        (
+            ("self.w.g = self.inp.t() @ self.out.g", "self.w.g = 0.5 * self.inp.t() @ self.out.g"),
+            "d loss / d lin1.w",
+        ),
+        # shape: the bias gradient not summed over the batch
+        (("self.b.g = self.out.g.sum(0)", "self.b.g = self.out.g"), "d loss / d lin2.b"),
+        # protocol: the bias gradient never stored
+        (("        self.b.g = self.out.g.sum(0)\n", ""), "d loss / d lin1.b (no .g after backward())"),
+    ],
+)
 def test_a_planted_bug_in_your_model_fails_and_is_named(fnd, tmp_path, edit, failing):
     source = (EXAMPLES / "chapter_model.py").read_text()
     assert edit[0] in source
@@ -190,8 +269,13 @@ def test_the_chapters_layer_function_bug_is_reported_not_crashed(fnd, tmp_path):
     for name in ("Relu", "Mse"):  # its other layers are right
         assert fnd("gradcheck", "--layer", f"{pasted}:{name}", "--out", tmp_path / name).exit_code == 0
     for name in ("Lin", "Relu", "Mse"):  # the shipped copy, with the fix, passes
-        result = fnd("gradcheck", "--layer", f"{EXAMPLES / 'chapter_layer_function.py'}:{name}", "--out",
-                     tmp_path / f"fixed-{name}")
+        result = fnd(
+            "gradcheck",
+            "--layer",
+            f"{EXAMPLES / 'chapter_layer_function.py'}:{name}",
+            "--out",
+            tmp_path / f"fixed-{name}",
+        )
         assert result.exit_code == 0, result.output
         frame, _ = run_files(tmp_path / f"fixed-{name}", "gradcheck")
         assert (frame["check"] == "finite-difference").sum() == 1 and frame["passed"].all()
@@ -203,18 +287,27 @@ def test_train_your_model_in_lockstep_with_its_twin(fnd, tmp_path):
     history, meta = run_files(tmp_path, "train")
     assert history["valid_loss"].iloc[-1] < history["valid_loss"].iloc[0] / 2
     assert meta["max_rel_param_diff"] == 0 and meta["config"]["model"] == f"{MODEL}:Model"
-    bugged = write(tmp_path / "bugged.py", (EXAMPLES / "chapter_model.py").read_text().replace(
-        "self.b.g = self.out.g.sum(0)", "self.b.g = 2 * self.out.g.sum(0)"))
-    result = fnd("train", "--model", f"{bugged}:Model", "--epochs", "2", "--samples", "400", "--out", tmp_path / "b")
+    bugged = write(
+        tmp_path / "bugged.py",
+        (EXAMPLES / "chapter_model.py")
+        .read_text()
+        .replace("self.b.g = self.out.g.sum(0)", "self.b.g = 2 * self.out.g.sum(0)"),
+    )
+    result = fnd(
+        "train", "--model", f"{bugged}:Model", "--epochs", "2", "--samples", "400", "--out", tmp_path / "b"
+    )
     assert result.exit_code == 1 and "disagree" in result.stderr
 
 
-@pytest.mark.parametrize("command,args,fragments", [
-    ("gradcheck", ["--model", "{tmp}/nothere.py:Model"], ["'--model'", "does not exist"]),
-    ("gradcheck", ["--layer", "{model}:Nope"], ["'--layer'", "has no 'Nope'"]),
-    ("gradcheck", ["--model", "{model}:Model", "--layer", "{model}:Lin"], ["not both"]),
-    ("train", ["--model", "{tmp}/nothere.py:Model"], ["'--model'", "does not exist"]),
-])
+@pytest.mark.parametrize(
+    "command,args,fragments",
+    [
+        ("gradcheck", ["--model", "{tmp}/nothere.py:Model"], ["'--model'", "does not exist"]),
+        ("gradcheck", ["--layer", "{model}:Nope"], ["'--layer'", "has no 'Nope'"]),
+        ("gradcheck", ["--model", "{model}:Model", "--layer", "{model}:Lin"], ["not both"]),
+        ("train", ["--model", "{tmp}/nothere.py:Model"], ["'--model'", "does not exist"]),
+    ],
+)
 def test_bad_model_references_exit_2(fnd, tmp_path, command, args, fragments):
     assert_rejected(fnd, tmp_path, command, [a.format(tmp=tmp_path, model=MODEL) for a in args], *fragments)
 
@@ -278,7 +371,8 @@ class WrongShapeGrad(Model):
 class TransposedGrad(Model):
     def backward(self):
         super().backward()
-        self.layers[0].w.g = self.layers[0].w.g.t().contiguous()  # as many numbers, (4, 5) for a (5, 4) tensor
+        # as many numbers, (4, 5) for a (5, 4) tensor
+        self.layers[0].w.g = self.layers[0].w.g.t().contiguous()
 
 
 class VectorLoss(Model):
@@ -304,23 +398,54 @@ def misbehaving(tmp_path):
     return write(tmp_path / "misbehaving.py", (EXAMPLES / "chapter_model.py").read_text() + MISBEHAVING)
 
 
-@pytest.mark.parametrize("option,name,failing", [
-    ("--model", "FloatLoss", ["model (model(x, targ) returned a float, not a scalar tensor loss)"]),
-    ("--model", "TupleLoss", ["model (model(x, targ) returned a tuple, not a scalar tensor loss)"]),
-    ("--model", "VectorLoss", ["model (model(x, targ) returned a tensor of shape (2,), not a scalar tensor loss)"]),
-    ("--model", "RebuiltLoss", ["model (the loss of model(x, targ) under autograd does not depend on x or the "
-                                "parameters: it is detached from the graph"]),
-    ("--model", "FirstLayerDetached", [f"d loss / d {t} (autograd found no gradient: the loss does not depend on "
-                                       f"{t} through your forward, detached from the graph" for t in
-                                       ("x", "lin1.w", "lin1.b")]),
-    ("--layer", "NoneRelu", ["NoneRelu (NoneRelu(...)(inp) returned None, not a tensor)"]),
-    ("--layer", "FloatRelu", ["FloatRelu (FloatRelu(...)(inp) returned a float, not a tensor)"]),
-    ("--layer", "TupleMse", ["TupleMse (TupleMse(...)(inp, targ) returned a tuple, not a scalar tensor loss)"]),
-    ("--layer", "DetachedLin", ["DetachedLin (the output of DetachedLin under autograd does not depend "
-                                "on inp, w or b: it is detached from the graph"]),
-])
+@pytest.mark.parametrize(
+    "option,name,failing",
+    [
+        ("--model", "FloatLoss", ["model (model(x, targ) returned a float, not a scalar tensor loss)"]),
+        ("--model", "TupleLoss", ["model (model(x, targ) returned a tuple, not a scalar tensor loss)"]),
+        (
+            "--model",
+            "VectorLoss",
+            ["model (model(x, targ) returned a tensor of shape (2,), not a scalar tensor loss)"],
+        ),
+        (
+            "--model",
+            "RebuiltLoss",
+            [
+                "model (the loss of model(x, targ) under autograd does not depend on x or the "
+                "parameters: it is detached from the graph"
+            ],
+        ),
+        (
+            "--model",
+            "FirstLayerDetached",
+            [
+                f"d loss / d {t} (autograd found no gradient: the loss does not depend on "
+                f"{t} through your forward, detached from the graph"
+                for t in ("x", "lin1.w", "lin1.b")
+            ],
+        ),
+        ("--layer", "NoneRelu", ["NoneRelu (NoneRelu(...)(inp) returned None, not a tensor)"]),
+        ("--layer", "FloatRelu", ["FloatRelu (FloatRelu(...)(inp) returned a float, not a tensor)"]),
+        (
+            "--layer",
+            "TupleMse",
+            ["TupleMse (TupleMse(...)(inp, targ) returned a tuple, not a scalar tensor loss)"],
+        ),
+        (
+            "--layer",
+            "DetachedLin",
+            [
+                "DetachedLin (the output of DetachedLin under autograd does not depend "
+                "on inp, w or b: it is detached from the graph"
+            ],
+        ),
+    ],
+)
 def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_path, option, name, failing):
-    result = fnd("gradcheck", option, f"{misbehaving(tmp_path)}:{name}", *TINY_MODEL, "--out", tmp_path / "out")
+    result = fnd(
+        "gradcheck", option, f"{misbehaving(tmp_path)}:{name}", *TINY_MODEL, "--out", tmp_path / "out"
+    )
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     frame, _ = run_files(tmp_path / "out", "gradcheck")
     failed = frame.loc[~frame["passed"], "tensor"].tolist()
@@ -329,34 +454,53 @@ def test_what_your_code_returns_wrongly_is_a_failing_row_that_names_it(fnd, tmp_
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("name,fragments", [
-    ("RebuiltLoss", ["in epoch 1, the loss of model(x, targ) (the autograd twin) does not depend on the parameters: "
-                     "it is detached from the graph"]),
-    ("WrongShapeGrad", ["in epoch 1, .g on lin1.w has shape (3,), not the tensor's (5, 4)"]),
-    ("TransposedGrad", ["in epoch 1, .g on lin1.w has shape (4, 5), not the tensor's (5, 4)"]),
-    ("VectorLoss", ["model(x, targ) returned a tensor of shape (2,), not a scalar tensor loss"]),
-])
+@pytest.mark.parametrize(
+    "name,fragments",
+    [
+        (
+            "RebuiltLoss",
+            [
+                "in epoch 1, the loss of model(x, targ) (the autograd twin) does not depend on the "
+                "parameters: it is detached from the graph"
+            ],
+        ),
+        ("WrongShapeGrad", ["in epoch 1, .g on lin1.w has shape (3,), not the tensor's (5, 4)"]),
+        ("TransposedGrad", ["in epoch 1, .g on lin1.w has shape (4, 5), not the tensor's (5, 4)"]),
+        ("VectorLoss", ["model(x, targ) returned a tensor of shape (2,), not a scalar tensor loss"]),
+    ],
+)
 def test_a_model_that_breaks_training_is_one_error_line(fnd, tmp_path, name, fragments):
-    result = fnd("train", "--model", f"{misbehaving(tmp_path)}:{name}", *TINY_TRAIN, "--out", tmp_path / "out")
+    result = fnd(
+        "train", "--model", f"{misbehaving(tmp_path)}:{name}", *TINY_TRAIN, "--out", tmp_path / "out"
+    )
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, (
+        result.output
+    )
     assert all(f in lines[0] for f in fragments), lines[0]
     _, meta = run_files(tmp_path / "out", "train")
     assert meta["status"] == "failed"
 
 
 def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp_path, monkeypatch):
-    """Interrupted after the hand-written step and before its twin's: the two are a step apart, not in disagreement.
-    The twin's step time is over the two steps it finished, not the three of the hand-written model."""
+    """Interrupted after the hand-written step and before its twin's: the two are a step apart, not in
+    disagreement. The twin's step time is over the two steps it finished, not the three of the hand-written
+    model."""
     import types
 
     from fndcli.backprop import train as train_module
 
-    ticks = iter(range(10 ** 6))  # a clock that moves 1 s a reading: each timed step takes exactly 1 s
+    ticks = iter(range(10**6))  # a clock that moves 1 s a reading: each timed step takes exactly 1 s
     monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
-    result = fnd("train", "--model", f"{misbehaving(tmp_path)}:CtrlCBeforeTwinStep3", *TINY_TRAIN,
-                 "--out", tmp_path / "out")
+    result = fnd(
+        "train",
+        "--model",
+        f"{misbehaving(tmp_path)}:CtrlCBeforeTwinStep3",
+        *TINY_TRAIN,
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 130, result.output
     assert "disagree" not in result.stderr, result.stderr
     _, meta = run_files(tmp_path / "out", "train")
@@ -367,17 +511,21 @@ def test_ctrl_c_between_the_two_models_steps_gives_no_parameter_verdict(fnd, tmp
 
 
 def test_settings_changed_by_a_file_that_then_fails_to_import_are_restored(tmp_path):
-    """A file that changes torch's settings and then raises on import: the settings are put back all the same."""
+    """A file that changes torch's settings and then raises on import: the settings are put back all the
+    same."""
     import torch
 
     from fndcli import userref
 
-    broken = write(tmp_path / "broken.py", """
+    broken = write(
+        tmp_path / "broken.py",
+        """
         import torch
         torch.set_default_dtype(torch.float64)
         torch.set_grad_enabled(False)
         raise RuntimeError("half-imported")
-        """)
+        """,
+    )
     assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
     try:
         with pytest.raises(userref.RefError, match="half-imported"):
@@ -389,10 +537,13 @@ def test_settings_changed_by_a_file_that_then_fails_to_import_are_restored(tmp_p
 
 
 def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path):
-    """In a process that has not imported torch yet (any real `fnd` run), the file's import is still watched."""
+    """In a process that has not imported torch yet (any real `fnd` run), the file's import is still
+    watched."""
     import subprocess
 
-    rude = write(tmp_path / "k.py", """
+    rude = write(
+        tmp_path / "k.py",
+        """
         import torch
         BEFORE = torch.get_num_threads()
         torch.set_num_threads(BEFORE + 1)
@@ -401,34 +552,61 @@ def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path
             if torch.get_num_threads() != BEFORE:
                 raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads, not {BEFORE}")
             return a @ b
-        """)
-    proc = subprocess.run([sys.executable, "-m", "fndcli", "matmul-bench", "--impl", f"{rude}:mm", "--shape", "8x8x8",
-                           "--quick", "--quiet", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+        """,
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fndcli",
+            "matmul-bench",
+            "--impl",
+            f"{rude}:mm",
+            "--shape",
+            "8x8x8",
+            "--quick",
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _, meta = run_files(tmp_path / "out", "matmul-bench")
     assert len(meta["user_code_changed"]) == 1 and meta["user_code_changed"][0].startswith("threads ")
 
 
-@pytest.mark.parametrize("command,option,name,extra", [
-    ("gradcheck", "--model", "Model", TINY_MODEL), ("gradcheck", "--layer", "Lin", TINY_MODEL),
-    ("train", "--model", "Model", TINY_TRAIN), ("init-sweep", "--model", "Net", ["--input-shape", "4x5"]),
-])
-def test_every_command_that_loads_your_code_records_what_it_changed(fnd, tmp_path, monkeypatch, command, option,
-                                                                     name, extra):
+@pytest.mark.parametrize(
+    "command,option,name,extra",
+    [
+        ("gradcheck", "--model", "Model", TINY_MODEL),
+        ("gradcheck", "--layer", "Lin", TINY_MODEL),
+        ("train", "--model", "Model", TINY_TRAIN),
+        ("init-sweep", "--model", "Net", ["--input-shape", "4x5"]),
+    ],
+)
+def test_every_command_that_loads_your_code_records_what_it_changed(
+    fnd, tmp_path, monkeypatch, command, option, name, extra
+):
     import torch
 
     from fndcli import userref
 
     monkeypatch.setattr(userref, "changed", [])  # this run's changes only, not those of the tests before it
     dtype = torch.get_default_dtype()
-    rude = write(tmp_path / "rude.py", (EXAMPLES / "chapter_model.py").read_text() + textwrap.dedent("""
+    rude = write(
+        tmp_path / "rude.py",
+        (EXAMPLES / "chapter_model.py").read_text()
+        + textwrap.dedent("""
 
         import torch
         torch.set_grad_enabled(False)
         class Net(torch.nn.Sequential):
             def __init__(self):
                 super().__init__(torch.nn.Linear(5, 3), torch.nn.ReLU())
-        """))
+        """),
+    )
     result = fnd(command, option, f"{rude}:{name}", *extra, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert torch.is_grad_enabled() and torch.get_default_dtype() == dtype

@@ -5,6 +5,7 @@ backward, and an nn.Module with the chapter's Kaiming init. `HandWritten` runs a
 layer inside autograd, with the layer's own backward as the Function's backward, so
 torch.autograd.gradcheck can compare it with finite differences.
 """
+
 import math
 
 import torch

@@ -14,6 +14,7 @@ away from 0, so the kink does not spoil the differences.
 The rows, the rules and both comparisons are `harness`'s; the user's model and layers (`--model`,
 `--layer`) are checked the same way in `usercheck`.
 """
+
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -21,8 +22,15 @@ import torch
 
 from fndcli.backprop import reference, usermodel
 from fndcli.backprop.bridge import MyRelu
-from fndcli.backprop.harness import (COLUMNS, CheckRow, away_from_zero, compare, fd_row, make_batch,
-                                     small_model)
+from fndcli.backprop.harness import (
+    COLUMNS,
+    CheckRow,
+    away_from_zero,
+    compare,
+    fd_row,
+    make_batch,
+    small_model,
+)
 from fndcli.backprop.model import MLP, MSE, CrossEntropy, Linear, ReLU, init_mlp
 from fndcli.backprop.usercheck import user_layer_rows, user_model_fd_rows, user_model_rows
 from fndcli.memory import stops
@@ -62,6 +70,7 @@ def autograd_rows(cfg):
 
 # --- finite differences --------------------------------------------------------------------
 
+
 def _linear_fn(x, w, b):
     lin = Linear(w, b)
     out = lin.forward(x)
@@ -69,6 +78,7 @@ def _linear_fn(x, w, b):
     def backward(g):
         gx = lin.backward(g)
         return gx, lin.w.grad, lin.b.grad
+
     return out, backward
 
 
@@ -81,11 +91,13 @@ def _loss_fn(loss_cls, target):
     def build(pred):
         loss = loss_cls()
         return loss.forward(pred, target), lambda g: (loss.backward(g),)
+
     return build
 
 
 def _model_fn(loss, target):
     """The whole hand-written model as f(x, w1, b1, w2, b2, ...) -> loss."""
+
     def build(x, *params):
         model = MLP(params[0::2], params[1::2], loss)
         value = model.loss(x, target)
@@ -93,7 +105,9 @@ def _model_fn(loss, target):
         def backward(g):
             gx = model.backward()
             return (g * gx, *(g * p.grad for _, p in model.named_params()))
+
         return value, backward
+
     return build
 
 
@@ -111,26 +125,37 @@ def finite_difference_rows(cfg):
     f64 = dict(generator=gen, dtype=torch.float64)
     sizes, x, target, params = small_model(cfg)
     rows = [
-        fd_row("linear", _linear_fn,
-               [torch.randn(3, 4, **f64), torch.randn(4, 2, **f64), torch.randn(2, **f64)]),  # x, w, b
+        fd_row(
+            "linear", _linear_fn, [torch.randn(3, 4, **f64), torch.randn(4, 2, **f64), torch.randn(2, **f64)]
+        ),  # x, w, b
         fd_row("relu", _relu_fn, [away_from_zero(torch.randn(3, 4, **f64))]),
         fd_row("mse", _loss_fn(MSE, torch.randn(3, 2, **f64)), [torch.randn(3, 2, **f64)]),
-        fd_row("cross-entropy", _loss_fn(CrossEntropy, torch.randint(0, 4, (3,), generator=gen)),
-               [torch.randn(3, 4, **f64)]),
+        fd_row(
+            "cross-entropy",
+            _loss_fn(CrossEntropy, torch.randint(0, 4, (3,), generator=gen)),
+            [torch.randn(3, 4, **f64)],
+        ),
     ]
-    rows.append(fd_row(f"model {'-'.join(map(str, sizes))} ({cfg.loss})", _model_fn(cfg.loss, target),
-                       [x, *params]))
-    rows.append(fd_row("MyRelu (autograd.Function)", _myrelu_fn, [away_from_zero(torch.randn(3, 4, **f64))],
-                       function=MyRelu.apply))
+    rows.append(
+        fd_row(f"model {'-'.join(map(str, sizes))} ({cfg.loss})", _model_fn(cfg.loss, target), [x, *params])
+    )
+    rows.append(
+        fd_row(
+            "MyRelu (autograd.Function)",
+            _myrelu_fn,
+            [away_from_zero(torch.randn(3, 4, **f64))],
+            function=MyRelu.apply,
+        )
+    )
     return rows
 
 
 @dataclass
 class GradcheckResult:
     rows: pd.DataFrame
-    error: str | None = None                         # out of memory part-way; the rows before it are kept
-    tracebacks: dict = field(default_factory=dict)   # {what raised: the user's traceback}
-    interrupted: bool = False                        # Ctrl-C; the rows before it are kept
+    error: str | None = None  # out of memory part-way; the rows before it are kept
+    tracebacks: dict = field(default_factory=dict)  # {what raised: the user's traceback}
+    interrupted: bool = False  # Ctrl-C; the rows before it are kept
 
 
 def run_gradcheck(cfg):

@@ -5,6 +5,7 @@ A check is one `CheckRow`: a tensor of ours against its reference, and `passed` 
 as (value, backward), wrapped by `bridge.HandWritten`, and measures the largest difference from central
 differences itself. The chapter's checks (`gradcheck`) and the user's (`usercheck`) are both made of these.
 """
+
 import math
 from dataclasses import dataclass, fields
 from functools import partial
@@ -32,27 +33,38 @@ GRAPH_RULE = "autograd reaches the tensor through the user's forward"
 class CheckRow:
     """One row of gradcheck's CSV (COLUMNS): one tensor of ours against its reference."""
 
-    check: str             # 'forward', 'autograd' or 'finite-difference'
-    tensor: str            # what was checked, e.g. 'd loss / d lin1.w'; and why, when it could not be
-    shape: str             # the reference's, e.g. '100x50' or 'scalar'
-    dtype: str             # the reference's, e.g. 'float32'
+    check: str  # 'forward', 'autograd' or 'finite-difference'
+    tensor: str  # what was checked, e.g. 'd loss / d lin1.w'; and why, when it could not be
+    shape: str  # the reference's, e.g. '100x50' or 'scalar'
+    dtype: str  # the reference's, e.g. 'float32'
     # torch.equal; None where it does not apply (finite differences, a check that did not run)
     exact: bool | None
     # torch.allclose with its own defaults, as Karpathy's `cmp`, for information; None as exact
     allclose: bool | None
-    max_abs_diff: float    # max|ours - ref|; inf when the two cannot be compared
-    rel_err: float         # max_abs_diff / max|ref| (numerics.relative)
-    rtol: float | None     # the tolerances behind `passed`; None where nothing was compared
+    max_abs_diff: float  # max|ours - ref|; inf when the two cannot be compared
+    rel_err: float  # max_abs_diff / max|ref| (numerics.relative)
+    rtol: float | None  # the tolerances behind `passed`; None where nothing was compared
     atol: float | None
-    rule: str              # what `passed` means on this row
+    rule: str  # what `passed` means on this row
     passed: bool
 
     @classmethod
     def failed(cls, check, tensor, why, like, rule):
         """A check that could not compare anything: it fails, and `tensor` says why."""
-        return cls(check, f"{tensor} ({why})", shape_of(like), dtype_name(like.dtype), exact=None,
-                   allclose=None, max_abs_diff=math.inf, rel_err=math.inf, rtol=None, atol=None, rule=rule,
-                   passed=False)
+        return cls(
+            check,
+            f"{tensor} ({why})",
+            shape_of(like),
+            dtype_name(like.dtype),
+            exact=None,
+            allclose=None,
+            max_abs_diff=math.inf,
+            rel_err=math.inf,
+            rtol=None,
+            atol=None,
+            rule=rule,
+            passed=False,
+        )
 
     @classmethod
     def raised(cls, check, tensor, error, like):
@@ -83,15 +95,27 @@ def make_batch(batch, n_in, n_out, loss, gen, dtype):
 
 def compare(check, tensor, ours, ref, rtol, atol):
     """One row: our tensor against the reference, `passed` by AUTOGRAD_RULE with rtol and atol."""
-    row = partial(CheckRow, check, tensor, shape_of(ref), dtype_name(ref.dtype), rtol=rtol, atol=atol,
-                  rule=AUTOGRAD_RULE)
+    row = partial(
+        CheckRow,
+        check,
+        tensor,
+        shape_of(ref),
+        dtype_name(ref.dtype),
+        rtol=rtol,
+        atol=atol,
+        rule=AUTOGRAD_RULE,
+    )
     if ours.shape != ref.shape:
         return row(exact=False, allclose=False, max_abs_diff=math.inf, rel_err=math.inf, passed=False)
     max_abs = (ours - ref).abs().max().item() if ref.numel() else 0.0
     ref_max = ref.abs().max().item() if ref.numel() else 0.0
-    return row(exact=bool(torch.equal(ours, ref)), allclose=bool(torch.allclose(ours, ref)),
-               max_abs_diff=max_abs, rel_err=relative(max_abs, ref_max),
-               passed=bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max))
+    return row(
+        exact=bool(torch.equal(ours, ref)),
+        allclose=bool(torch.allclose(ours, ref)),
+        max_abs_diff=max_abs,
+        rel_err=relative(max_abs, ref_max),
+        passed=bool(math.isfinite(max_abs) and max_abs <= atol + rtol * ref_max),
+    )
 
 
 def away_from_zero(t, margin=0.1):
@@ -101,8 +125,11 @@ def away_from_zero(t, margin=0.1):
 
 def small_model(cfg):
     """A small float64 copy of cfg's model (same depth and loss), its ReLU inputs all >= MARGIN from 0."""
-    sizes = [min(cfg.n_in, 5), *(min(h, 4) for h in cfg.hidden), max(2, min(cfg.n_out, 3)) if cfg.loss ==
-             "cross-entropy" else min(cfg.n_out, 3)]
+    sizes = [
+        min(cfg.n_in, 5),
+        *(min(h, 4) for h in cfg.hidden),
+        max(2, min(cfg.n_out, 3)) if cfg.loss == "cross-entropy" else min(cfg.n_out, 3),
+    ]
     best = None
     for seed in range(cfg.seed, cfg.seed + 200):
         gen = torch.Generator().manual_seed(seed)
@@ -145,13 +172,24 @@ def fd_row(tensor, build, inputs, function=None):
     leaves = [t.clone().requires_grad_() for t in inputs]
     function = function or (lambda *a: HandWritten.apply(build, *a))
     try:
-        ok = torch.autograd.gradcheck(function, leaves, eps=FD_EPS, atol=FD_ATOL, rtol=FD_RTOL,
-                                      raise_exception=False)
+        ok = torch.autograd.gradcheck(
+            function, leaves, eps=FD_EPS, atol=FD_ATOL, rtol=FD_RTOL, raise_exception=False
+        )
         max_abs, ref_max = _fd_max_diff(build, inputs)
     except (RuntimeError, UserCodeError) as e:
         return CheckRow.raised("finite-difference", tensor, e, inputs[0])
     # exact and allclose do not apply: the reference is a numerical estimate
-    return CheckRow("finite-difference", tensor, shape_of(inputs[0]), "float64", exact=None, allclose=None,
-                    max_abs_diff=max_abs, rel_err=relative(max_abs, ref_max), rtol=FD_RTOL, atol=FD_ATOL,
-                    rule=FD_RULE, passed=bool(ok))
-
+    return CheckRow(
+        "finite-difference",
+        tensor,
+        shape_of(inputs[0]),
+        "float64",
+        exact=None,
+        allclose=None,
+        max_abs_diff=max_abs,
+        rel_err=relative(max_abs, ref_max),
+        rtol=FD_RTOL,
+        atol=FD_ATOL,
+        rule=FD_RULE,
+        passed=bool(ok),
+    )

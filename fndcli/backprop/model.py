@@ -13,6 +13,7 @@ Where the chapter's code (fastbook ch. 17) is fragile, this is not (docs/gradche
   `self.inp`, which its class never sets);
 - shapes are checked and a mismatch names both shapes.
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -55,7 +56,9 @@ class Linear:
     def forward(self, x, keep=True):
         """keep=False for a forward pass that no backward will follow (evaluation): nothing is cached."""
         if x.dim() != 2 or x.shape[1] != self.w.value.shape[0]:
-            raise ShapeError(f"linear: input {tuple(x.shape)} does not match weight {tuple(self.w.value.shape)}")
+            raise ShapeError(
+                f"linear: input {tuple(x.shape)} does not match weight {tuple(self.w.value.shape)}"
+            )
         if keep:
             self._inputs.append(x)
         return torch.addmm(self.b.value, x, self.w.value)  # b + (N, n_in) @ (n_in, n_out) -> (N, n_out)
@@ -117,7 +120,9 @@ class CrossEntropy:
         n, c = logits.shape
         if target.dim() == 1:
             if target.shape[0] != n:
-                raise ShapeError(f"cross-entropy: logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
+                raise ShapeError(
+                    f"cross-entropy: logits {tuple(logits.shape)} and target {tuple(target.shape)} differ"
+                )
             target = torch.nn.functional.one_hot(target.long(), c).to(logits.dtype)  # (N,) -> (N, C)
         _check_same_shape("cross-entropy", logits, target)
         top = logits.max(dim=1, keepdim=True).values  # subtract the max: exp never overflows
@@ -178,7 +183,9 @@ class MLP:
     @property
     def cached(self):
         """How many forward passes' caches wait for a backward, summed over layers (0 between steps)."""
-        return sum(len(layer._inputs) if isinstance(layer, Linear) else len(layer._masks) for layer in self.layers)
+        return sum(
+            len(layer._inputs) if isinstance(layer, Linear) else len(layer._masks) for layer in self.layers
+        )
 
     def backward(self, input_grad=True):
         """Back from the loss; parameters' gradients accumulate, so call zero_grad between steps.
@@ -199,7 +206,9 @@ class MLP:
             p.zero_grad()
 
 
-def init_mlp(sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32, x=None, leak=0.01, device="cpu"):
+def init_mlp(
+    sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32, x=None, leak=0.01, device="cpu"
+):
     """An MLP with weights from init-sweep's registry and zero biases, on `device`.
 
     Each layer's scheme uses the activation that follows it (ReLU for hidden layers,
@@ -210,7 +219,9 @@ def init_mlp(sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32,
     scheme = resolve_scheme(scheme)
     gen = gen if gen is not None else torch.Generator().manual_seed(0)
     acts = [make_act("relu", leak)] * (len(sizes) - 2) + [make_act("linear")]
-    weights = [scheme.init(fi, fo, InitParams(act), gen, dtype) for fi, fo, act in zip(sizes, sizes[1:], acts)]
+    weights = [
+        scheme.init(fi, fo, InitParams(act), gen, dtype) for fi, fo, act in zip(sizes, sizes[1:], acts)
+    ]
     if scheme.data_driven:
         if x is None:
             raise ValueError(f"init scheme {scheme.name!r} needs a batch to rescale on")

@@ -3,13 +3,15 @@
 torch's own pieces: nn.Linear (its weight is (out, in), the chapter's (in, out) transposed),
 nn.ReLU, F.mse_loss and F.cross_entropy, differentiated by autograd.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
 def twin_of(weights, biases):
-    """nn.Sequential Linear -> ReLU -> ... -> Linear holding copies of the chapter-layout weights (in, out)."""
+    """nn.Sequential Linear -> ReLU -> ... -> Linear holding copies of the chapter-layout weights (in,
+    out)."""
     layers = []
     for i, (w, b) in enumerate(zip(weights, biases)):
         if i:
@@ -25,8 +27,15 @@ def twin_of(weights, biases):
 def chapter_params(twin):
     """[(w (in, out), b), ...] of the twin, as the hand-written model names them, with their gradients."""
     linears = [layer for layer in twin if isinstance(layer, nn.Linear)]
-    return [(layer.weight.t(), None if layer.weight.grad is None else layer.weight.grad.t(),
-             layer.bias, layer.bias.grad) for layer in linears]
+    return [
+        (
+            layer.weight.t(),
+            None if layer.weight.grad is None else layer.weight.grad.t(),
+            layer.bias,
+            layer.bias.grad,
+        )
+        for layer in linears
+    ]
 
 
 def forward(twin, x, keep=False):

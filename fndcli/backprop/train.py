@@ -7,6 +7,7 @@ learning rate and momentum, on the same batches in the same order. After every s
 two losses are compared, relative to that step's own scale (`step_rel_diff`), so a large
 early loss does not hide a late mismatch; at the end, every parameter.
 """
+
 import math
 import time
 from dataclasses import dataclass
@@ -17,12 +18,12 @@ import torch
 from fndcli.backprop import reference, usermodel
 from fndcli.backprop.model import init_mlp
 from fndcli.bench.spec import synchronize
+from fndcli.kinds import TRAIN
 from fndcli.memory import stops
 from fndcli.numerics import relative
 from fndcli.userref import UserCodeError
 
-COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_metric", "seconds", "step_s", "ref_step_s",
-           "ref_train_loss", "ref_valid_loss", "loss_rel_diff"]
+COLUMNS = TRAIN.written()  # fndcli.kinds
 TEACHER_HIDDEN = 32
 
 
@@ -39,16 +40,16 @@ class TrainResult:
     history: pd.DataFrame
     manual_step_s: float
     autograd_step_s: float | None
-    loss_diff: Mismatch | None    # the largest |manual - twin| / |twin| over the steps' losses
-    param_diff: Mismatch | None   # the largest max|Δ| / max|twin| over the final parameters
-    #                               (both None without a twin, or when a step was cut short: the two a step apart)
-    baseline_metric: float        # the valid metric of a constant: the training mean, or the majority class
-    model: object = None          # the trained hand-written MLP
+    loss_diff: Mismatch | None  # the largest |manual - twin| / |twin| over the steps' losses
+    param_diff: Mismatch | None  # the largest max|Δ| / max|twin| over the final parameters
+    # (both None without a twin, or when a step was cut short: the two a step apart)
+    baseline_metric: float  # the valid metric of a constant: the training mean, or the majority class
+    model: object = None  # the trained hand-written MLP
     diverged_epoch: int | None = None
     interrupted: bool = False
     steps: int = 0
-    error: str | None = None      # an allocation that failed mid-run, or the user's model raised; epochs kept
-    user_traceback: str = ""      # the user's frames, when their model raised
+    error: str | None = None  # an allocation that failed mid-run, or the user's model raised; epochs kept
+    user_traceback: str = ""  # the user's frames, when their model raised
 
     def mismatch(self, tolerance):
         """The first comparison beyond tolerance, or None."""
@@ -91,7 +92,8 @@ def twin_loss(twin, x, y, loss):
 
 
 def metric(out, y, task):
-    """R^2 for regression (1 - SSE/SST over all outputs, SST about each output's mean), accuracy for classification."""
+    """R^2 for regression (1 - SSE/SST over all outputs, SST about each output's mean), accuracy for
+    classification."""
     if task == "classification":
         return (out.argmax(dim=1) == y).double().mean().item()
     y = y.view_as(out)
@@ -141,27 +143,41 @@ def step_rel_diff(loss, ref, out):
 
 
 def train(cfg, on_epoch=lambda row: None):
-    """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the comparisons."""
+    """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the
+    comparisons."""
     x_tr, y_tr, x_va, y_va = (t.to(cfg.device) for t in make_data(cfg))  # made on the CPU, from the seed
     baseline = baseline_metric(y_tr, y_va, cfg.task, cfg.outputs)
     try:
         model, twin = _models(cfg, x_tr)
     except UserCodeError as e:
-        return TrainResult(pd.DataFrame(columns=COLUMNS), math.nan, None, None, None, baseline,
-                           error=f"before training, {e}", user_traceback=e.traceback)
+        return TrainResult(
+            pd.DataFrame(columns=COLUMNS),
+            math.nan,
+            None,
+            None,
+            None,
+            baseline,
+            error=f"before training, {e}",
+            user_traceback=e.traceback,
+        )
     opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
     twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
 
     def evaluate(epoch, seconds, step_s, ref_step_s, loss_diff):
         with torch.no_grad():  # keep=False: an evaluation pass leaves no cache for a backward
-            row = {"epoch": epoch, "train_loss": model.loss(x_tr, y_tr, keep=False).item(),
-                   "valid_loss": model.loss(x_va, y_va, keep=False).item(),
-                   "valid_metric": metric(model.outputs["out"], y_va, cfg.task), "seconds": seconds,
-                   "step_s": step_s, "ref_step_s": ref_step_s,
-                   "ref_train_loss": twin_loss(twin, x_tr, y_tr, cfg.loss).item() if twin else math.nan,
-                   "ref_valid_loss": twin_loss(twin, x_va, y_va, cfg.loss).item() if twin else math.nan,
-                   "loss_rel_diff": loss_diff}
+            row = {
+                "epoch": epoch,
+                "train_loss": model.loss(x_tr, y_tr, keep=False).item(),
+                "valid_loss": model.loss(x_va, y_va, keep=False).item(),
+                "valid_metric": metric(model.outputs["out"], y_va, cfg.task),
+                "seconds": seconds,
+                "step_s": step_s,
+                "ref_step_s": ref_step_s,
+                "ref_train_loss": twin_loss(twin, x_tr, y_tr, cfg.loss).item() if twin else math.nan,
+                "ref_valid_loss": twin_loss(twin, x_va, y_va, cfg.loss).item() if twin else math.nan,
+                "loss_rel_diff": loss_diff,
+            }
         on_epoch(row)
         return row
 
@@ -194,11 +210,16 @@ def train(cfg, on_epoch=lambda row: None):
         try:
             rows.append(evaluate(0, 0.0, math.nan, math.nan, math.nan))
             for epoch in range(1, cfg.epochs + 1):
-                t_epoch, manual_before, twin_before, steps_before = time.perf_counter(), manual_s, twin_s, steps
+                t_epoch, manual_before, twin_before, steps_before = (
+                    time.perf_counter(),
+                    manual_s,
+                    twin_s,
+                    steps,
+                )
                 order = torch.randperm(len(x_tr), generator=shuffle).to(cfg.device)
                 loss_diff = 0.0 if twin else math.nan
                 for start in range(0, len(order), cfg.batch_size):
-                    idx = order[start:start + cfg.batch_size]
+                    idx = order[start : start + cfg.batch_size]
                     xb, yb = x_tr[idx], y_tr[idx]
                     in_step = True  # until the twin's step is done, the two models may be a step apart
                     seconds, loss = timed(manual_step, xb, yb)
@@ -219,31 +240,62 @@ def train(cfg, on_epoch=lambda row: None):
                 if diverged:
                     break
                 n = steps - steps_before
-                rows.append(evaluate(epoch, time.perf_counter() - t_epoch, (manual_s - manual_before) / n,
-                                     (twin_s - twin_before) / n if twin else math.nan, loss_diff))
+                rows.append(
+                    evaluate(
+                        epoch,
+                        time.perf_counter() - t_epoch,
+                        (manual_s - manual_before) / n,
+                        (twin_s - twin_before) / n if twin else math.nan,
+                        loss_diff,
+                    )
+                )
         except UserCodeError as e:
             error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
     error = error or stopped.error
-    compared = twin is not None and not in_step  # a step cut short (Ctrl-C, the user's model raising): no verdict
+    compared = (
+        twin is not None and not in_step
+    )  # a step cut short (Ctrl-C, the user's model raising): no verdict
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
-    return TrainResult(history, manual_s / max(steps, 1), twin_s / max(twin_steps, 1) if twin else None,
-                       worst if compared else None, _param_diff(model, twin) if compared else None, baseline, model,
-                       diverged, stopped.interrupted, steps, error, user_traceback)
+    return TrainResult(
+        history,
+        manual_s / max(steps, 1),
+        twin_s / max(twin_steps, 1) if twin else None,
+        worst if compared else None,
+        _param_diff(model, twin) if compared else None,
+        baseline,
+        model,
+        diverged,
+        stopped.interrupted,
+        steps,
+        error,
+        user_traceback,
+    )
 
 
 def _param_diff(model, twin):
     """The parameter furthest from its twin's, as max|Δ| / max|twin|."""
-    found = max((Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()), f"parameter {name}")
-                 for (name, p), t in zip(model.named_params(), twin.chapter_params())),
-                key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf)
+    found = max(
+        (
+            Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()), f"parameter {name}")
+            for (name, p), t in zip(model.named_params(), twin.chapter_params())
+        ),
+        key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf,
+    )
     return Mismatch(0.0, "every parameter") if found.rel_diff == 0 else found
 
 
 def _models(cfg, x_tr):
     """The hand-written model (fnd's, or the user's class built from the same tensors) and its autograd twin
     (torch's layers, or the user's own forward under autograd); None without --check-autograd."""
-    model = init_mlp(cfg.sizes, cfg.init, cfg.loss, torch.Generator().manual_seed(cfg.seed + 1),
-                     getattr(torch, cfg.dtype), x=x_tr, device=cfg.device)
+    model = init_mlp(
+        cfg.sizes,
+        cfg.init,
+        cfg.loss,
+        torch.Generator().manual_seed(cfg.seed + 1),
+        getattr(torch, cfg.dtype),
+        x=x_tr,
+        device=cfg.device,
+    )
     params = [p.value for _, p in model.named_params()]
     weights, biases = params[0::2], params[1::2]
     if not cfg.model:

@@ -5,14 +5,23 @@ Against autograd: the user's forward runs once more on leaves that require grad,
 on each is the reference for the `.g` the user's backward stored; a model's loss is also compared with fnd's
 reference model on the same tensors. Against finite differences: a small float64 case, as for fnd's model.
 """
+
 import math
 from dataclasses import replace
 
 import torch
 
 from fndcli.backprop import reference, usermodel
-from fndcli.backprop.harness import (GRAPH_RULE, PROTOCOL_RULE, CheckRow, away_from_zero, compare, fd_row,
-                                     make_batch, small_model)
+from fndcli.backprop.harness import (
+    GRAPH_RULE,
+    PROTOCOL_RULE,
+    CheckRow,
+    away_from_zero,
+    compare,
+    fd_row,
+    make_batch,
+    small_model,
+)
 from fndcli.backprop.model import init_mlp
 from fndcli.userref import UserCodeError, call
 
@@ -23,8 +32,10 @@ def _grad_rows(named, leaves, rtol, atol):
     for (name, tensor), leaf in zip(named, leaves):
         g, ref = getattr(tensor, "g", None), leaf.grad
         if ref is None:
-            why = (f"autograd found no gradient: the loss does not depend on {name} through your forward, "
-                   "detached from the graph")
+            why = (
+                f"autograd found no gradient: the loss does not depend on {name} through your forward, "
+                "detached from the graph"
+            )
             rows.append(CheckRow.failed("autograd", f"d loss / d {name}", why, leaf, GRAPH_RULE))
         elif not isinstance(g, torch.Tensor):
             why = "no .g after backward()" if g is None else f".g is a {type(g).__name__}"
@@ -53,8 +64,11 @@ def user_model_rows(cfg, cls, tracebacks):
         model = call("model(w1, b1, ...)", cls, *ours)
         loss = usermodel.scalar_loss(call("model(x, targ)", model, xh, target), "model(x, targ)")
         ref_loss = reference.loss(reference.twin_of(tensors[0::2], tensors[1::2])(x), target, cfg.loss)
-        rows.append(compare("forward", "loss against fnd's reference model", loss.detach(), ref_loss.detach(),
-                            rtol, atol))
+        rows.append(
+            compare(
+                "forward", "loss against fnd's reference model", loss.detach(), ref_loss.detach(), rtol, atol
+            )
+        )
         call("model.backward()", model.backward)
         leaves = [t.clone().requires_grad_() for t in tensors]
         xr = x.clone().requires_grad_()
@@ -70,6 +84,7 @@ def user_model_rows(cfg, cls, tracebacks):
 
 def _user_model_fn(cls, target):
     """The user's model as f(x, w1, b1, ...) -> loss, with its backward, for finite differences."""
+
     def build(x, *params):
         model = call("model(w1, b1, ...)", cls, *params)
         value = call("model(x, targ)", model, x, target)
@@ -79,7 +94,9 @@ def _user_model_fn(cls, target):
             names = usermodel.names(len(params) // 2)
             grads = [usermodel.gradient(x, "x"), *(usermodel.gradient(p, n) for n, p in zip(names, params))]
             return tuple(g * gr for gr in grads)
+
         return usermodel.scalar_loss(value, "model(x, targ)"), backward
+
     return build
 
 
@@ -98,7 +115,7 @@ def _layer_case(cfg, cls, dtype, gen):
     if kind == "linear":
         n_out = cfg.hidden[0]
         w = torch.randn(cfg.n_in, n_out, generator=gen, dtype=dtype) / math.sqrt(cfg.n_in)  # (n_in, n_out)
-        b = torch.randn(n_out, generator=gen, dtype=dtype) * 0.1                            # (n_out,)
+        b = torch.randn(n_out, generator=gen, dtype=dtype) * 0.1  # (n_out,)
         ctor = [w, b]
     target = None
     if role == "loss":
@@ -117,6 +134,7 @@ def _layer_apply(cls, ctor, inp, target):
 
 def _layer_fn(cls, target, names):
     """The user's layer as f(inp, *params) -> out, with its backward, for finite differences."""
+
     def build(x, *params):
         layer, out = _layer_apply(cls, params, x, target)
 
@@ -127,7 +145,9 @@ def _layer_fn(cls, target, names):
             grads = [usermodel.gradient(t, n) for n, t in zip(names, [x, *params])]
             # a loss's backward assumes an upstream gradient of 1
             return tuple(gr if target is None else g * gr for gr in grads)
+
         return out, backward
+
     return build
 
 
@@ -156,7 +176,11 @@ def user_layer_rows(cfg, cls, tracebacks):
     small = replace(cfg, batch=4, n_in=5, hidden=(3,), n_out=min(cfg.n_out, 3), dtype="float64")
     gen64 = torch.Generator().manual_seed(cfg.seed)
     ctor64, inp64, target64, _ = _layer_case(small, cls, torch.float64, gen64)
-    rows.append(fd_row(f"{cls.__name__} (yours)", _layer_fn(cls, target64, names),
-                       [inp64 if target64 is not None else away_from_zero(inp64), *ctor64]))
+    rows.append(
+        fd_row(
+            f"{cls.__name__} (yours)",
+            _layer_fn(cls, target64, names),
+            [inp64 if target64 is not None else away_from_zero(inp64), *ctor64],
+        )
+    )
     return rows
-

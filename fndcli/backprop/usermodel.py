@@ -13,6 +13,7 @@ The chapter's `LayerFunction` base (`forward`/`bwd`) is the same protocol.
 `UserModel` gives a user's class the interface of fnd's own MLP (`loss`, `backward`,
 `named_params`, `zero_grad`, `forward`), so gradcheck and train run it like their own.
 """
+
 import inspect
 
 import torch
@@ -26,7 +27,11 @@ def _returned(value):
     """'None', 'a float', 'a tensor of shape (4, 1)': what the user's code returned, for a message."""
     if value is None:
         return "None"
-    return f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else userref.a_kind(value)
+    return (
+        f"a tensor of shape {tuple(value.shape)}"
+        if isinstance(value, torch.Tensor)
+        else userref.a_kind(value)
+    )
 
 
 def tensor_out(value, what):
@@ -37,8 +42,8 @@ def tensor_out(value, what):
 
 
 def scalar_loss(value, what):
-    """value as a 0-d tensor; UserCodeError unless `what` returned a one-element tensor (a float or a tuple cannot
-    be differentiated, nor compared with the reference's loss)."""
+    """value as a 0-d tensor; UserCodeError unless `what` returned a one-element tensor (a float or a tuple
+    cannot be differentiated, nor compared with the reference's loss)."""
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         raise UserCodeError(f"{what} returned {_returned(value)}, not a scalar tensor loss")
     return value.reshape(())
@@ -47,8 +52,10 @@ def scalar_loss(value, what):
 def attached(value, what, on):
     """value, which autograd must reach `on` from; UserCodeError if it is detached from the graph."""
     if not value.requires_grad:
-        raise UserCodeError(f"{what} does not depend on {on}: it is detached from the graph (.item(), torch.tensor(), "
-                            ".detach() or numpy cut it)")
+        raise UserCodeError(
+            f"{what} does not depend on {on}: it is detached from the graph (.item(), torch.tensor(), "
+            ".detach() or numpy cut it)"
+        )
     return value
 
 
@@ -68,7 +75,8 @@ def gradient(tensor, name):
 
 
 class UserModel:
-    """The user's model class, built from fnd's tensors, behind the interface of `fndcli.backprop.model.MLP`."""
+    """The user's model class, built from fnd's tensors, behind the interface of
+    `fndcli.backprop.model.MLP`."""
 
     def __init__(self, cls, weights, biases, name="model"):
         self.name = name
@@ -98,11 +106,12 @@ class UserModel:
 
     def backward(self, input_grad=True):
         call(f"{self.name}.backward()", self.model.backward)
-        for (name, p) in self.named_params():
+        for name, p in self.named_params():
             p.grad = gradient(p.value, name)
             if p.grad.shape != p.value.shape:  # fnd's SGD subtracts it from the tensor in place
-                raise UserCodeError(f".g on {name} has shape {tuple(p.grad.shape)}, not the tensor's "
-                                    f"{tuple(p.value.shape)}")
+                raise UserCodeError(
+                    f".g on {name} has shape {tuple(p.grad.shape)}, not the tensor's {tuple(p.value.shape)}"
+                )
         return gradient(self._x, "x") if input_grad else None
 
     def zero_grad(self):
@@ -145,15 +154,18 @@ def load_class(reference):
 
 
 def check_model(cls, sizes, dtype):
-    """Build the user's model class once, as a run will, from zero tensors of the run's shapes: UserCodeError (one
-    line) if its constructor takes other arguments or raises, or what it builds lacks the protocol's call or backward."""
+    """Build the user's model class once, as a run will, from zero tensors of the run's shapes: UserCodeError
+    (one line) if its constructor takes other arguments or raises, or what it builds lacks the protocol's call
+    or backward."""
     n_layers = len(sizes) - 1
     built = f"{cls.__name__}({', '.join(f'{p}{i}' for i in range(1, n_layers + 1) for p in 'wb')})"
     try:
         inspect.signature(cls).bind(*range(2 * n_layers))
     except TypeError:
-        raise UserCodeError(f"{cls.__name__}{inspect.signature(cls)} cannot be built as {built}: a model of "
-                            f"{' -> '.join(map(str, sizes))} is built from its {2 * n_layers} tensors") from None
+        raise UserCodeError(
+            f"{cls.__name__}{inspect.signature(cls)} cannot be built as {built}: a model of "
+            f"{' -> '.join(map(str, sizes))} is built from its {2 * n_layers} tensors"
+        ) from None
     except ValueError:  # no signature to read (a builtin's): building it will tell
         pass
     tensors = [t for n_in, n_out in zip(sizes, sizes[1:]) for t in _zeros(n_in, n_out, dtype)]
@@ -161,31 +173,42 @@ def check_model(cls, sizes, dtype):
 
 
 def check_layer(cls, n_in, n_out, dtype):
-    """Build the user's layer class once, as gradcheck will: a Lin-like one from zero tensors w (n_in, n_out) and
-    b, a parameter-free one from nothing. UserCodeError (one line) if its signatures fit no layer (`layer_kind`),
-    its constructor raises, or what it builds has no backward()."""
+    """Build the user's layer class once, as gradcheck will: a Lin-like one from zero tensors w (n_in, n_out)
+    and b, a parameter-free one from nothing. UserCodeError (one line) if its signatures fit no layer
+    (`layer_kind`), its constructor raises, or what it builds has no backward()."""
     kind, role = layer_kind(cls)
     tensors = _zeros(n_in, n_out, dtype) if kind == "linear" else []
-    _build(cls, f"{cls.__name__}({'w, b' if tensors else ''})", tensors,
-           "loss = layer(inp, targ)" if role == "loss" else "out = layer(inp)")
+    _build(
+        cls,
+        f"{cls.__name__}({'w, b' if tensors else ''})",
+        tensors,
+        "loss = layer(inp, targ)" if role == "loss" else "out = layer(inp)",
+    )
 
 
 def _zeros(n_in, n_out, dtype):
     dtype = getattr(torch, dtype)
-    return [torch.zeros(n_in, n_out, dtype=dtype), torch.zeros(n_out, dtype=dtype)]  # w (n_in, n_out), b (n_out,)
+    return [
+        torch.zeros(n_in, n_out, dtype=dtype),
+        torch.zeros(n_out, dtype=dtype),
+    ]  # w (n_in, n_out), b (n_out,)
 
 
 def _build(cls, built, tensors, forward):
-    """cls(*tensors), which must raise nothing and give something the protocol can call and run backward() on."""
+    """cls(*tensors), which must raise nothing and give something the protocol can call and run backward()
+    on."""
     obj = call(built, cls, *tensors)
     if not callable(obj):
         raise UserCodeError(f"{built} cannot be called: the protocol runs the forward pass as {forward}")
     if not callable(getattr(obj, "backward", None)):
-        raise UserCodeError(f"{built} has no backward(): the protocol's backward() stores the gradients in .g")
+        raise UserCodeError(
+            f"{built} has no backward(): the protocol's backward() stores the gradients in .g"
+        )
 
 
 def _own(cls, name):
-    """cls's attribute `name` from the class or a base of the user's, not from object or type; None if none."""
+    """cls's attribute `name` from the class or a base of the user's, not from object or type; None if
+    none."""
     return next((vars(k)[name] for k in cls.__mro__[:-1] if name in vars(k)), None)
 
 
@@ -201,16 +224,21 @@ def _arity(fn):
 
 
 def layer_kind(cls):
-    """('linear' | 'free', 'layer' | 'loss') of a layer class, from its signatures: a constructor of
-    (w, b) is Lin-like, of nothing parameter-free; a call (or LayerFunction forward) of (inp, targ) is a loss."""
+    """('linear' | 'free', 'layer' | 'loss') of a layer class, from its signatures: a constructor of (w, b) is
+    Lin-like, of nothing parameter-free; a call (or LayerFunction forward) of (inp, targ) is a loss."""
     init, call_fn = _own(cls, "__init__"), _own(cls, "__call__")
     n_init = _arity(init) if init is not None else 0
     call_arity = _arity(call_fn) if call_fn is not None else None
     if call_arity is None and _own(cls, "forward") is not None:
         call_arity = _arity(cls.forward)
     if n_init not in (0, 2) or call_arity not in (1, 2):
-        called = ("it defines no __call__" if call_fn is None else
-                  f"its call takes {'any number of' if call_arity is None else call_arity} argument(s)")
-        raise UserCodeError(f"{cls.__name__} is neither Lin-like (w, b) nor parameter-free, called with (inp) or "
-                            f"(inp, targ): its constructor takes {n_init} argument(s) and {called}")
+        called = (
+            "it defines no __call__"
+            if call_fn is None
+            else f"its call takes {'any number of' if call_arity is None else call_arity} argument(s)"
+        )
+        raise UserCodeError(
+            f"{cls.__name__} is neither Lin-like (w, b) nor parameter-free, called with (inp) or "
+            f"(inp, targ): its constructor takes {n_init} argument(s) and {called}"
+        )
     return ("linear" if n_init == 2 else "free"), ("loss" if call_arity == 2 else "layer")

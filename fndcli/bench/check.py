@@ -4,6 +4,7 @@ matmul-bench checks every implementation before it times one (`fndcli.bench.run`
 process, or in a process of the implementation's own (`fndcli.bench.isolated`). A kernel that
 raises, returns the wrong shape or dtype, or a wrong result is a failed Check that says why.
 """
+
 import math
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Check:
     correct: bool
     call_s: float  # measured seconds per call, to size the pyperf values; NaN if not correct
     compile_s: float  # first call minus a steady call, for compiled implementations; else NaN
-    error: str = ""   # why it is not correct: it raised, returned the wrong shape, or a wrong result
+    error: str = ""  # why it is not correct: it raised, returned the wrong shape, or a wrong result
     traceback: str = ""  # the user's frames, when the user's own code raised
 
 
@@ -52,25 +53,34 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
         out = fn(a, b)
         synchronize(device)
         first_s = time.perf_counter() - t0
-    except (Exception, SystemExit) as e:  # a kernel's bug (sys.exit() too) is a failing row; running out of memory isn't
+    except (
+        Exception,
+        SystemExit,
+    ) as e:  # a kernel's bug (sys.exit() too) is a failing row; running out of memory isn't
         if is_out_of_memory(e):
             raise
-        return failed(f"raised {type(e).__name__}: {first_line(e)}",
-                       "" if impl in IMPLS else userref.user_traceback(e))
+        return failed(
+            f"raised {type(e).__name__}: {first_line(e)}", "" if impl in IMPLS else userref.user_traceback(e)
+        )
     if not isinstance(out, torch.Tensor):
         return failed(f"returned {type(out).__name__}, not a tensor")
     if tuple(out.shape) != tuple(ref.shape):
         return failed(f"returned shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
     if out.dtype != a.dtype:  # the chapter's torch.zeros(ar, bc) is float32 whatever the inputs
-        return failed(f"returned {dtype_name(out.dtype)} from {dtype_name(a.dtype)} inputs (an output made with "
-                       f"torch.zeros(m, n) is float32 whatever the inputs; pass dtype=a.dtype)")
+        return failed(
+            f"returned {dtype_name(out.dtype)} from {dtype_name(a.dtype)} inputs (an output made with "
+            f"torch.zeros(m, n) is float32 whatever the inputs; pass dtype=a.dtype)"
+        )
     err = out.double() - ref
     max_abs = err.abs().max().item()
     rel = relative(err.norm().item(), ref.norm().item())
     bad = (~torch.isfinite(out)).sum().item() if torch.isfinite(ref).all() else 0  # not "relative error inf"
     if bad or not (math.isfinite(rel) and rel <= TOLERANCES[dtype]):
-        why = (f"{bad} of {out.numel()} values not finite (NaN or inf) where a @ b has none" if bad else
-               f"relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)")
+        why = (
+            f"{bad} of {out.numel()} values not finite (NaN or inf) where a @ b has none"
+            if bad
+            else f"relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)"
+        )
         return Check(max_abs, rel, False, math.nan, math.nan, f"wrong result: {why}")
     call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
     compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
@@ -111,7 +121,9 @@ def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):
     if math.isinf(first_s):
         calls, elapsed = 0, 0.0
     while elapsed < min_s:
-        calls = max(1, calls * 10 if elapsed * 10 < min_s else max(calls + 1, math.ceil(calls * min_s / elapsed)))
+        calls = max(
+            1, calls * 10 if elapsed * 10 < min_s else max(calls + 1, math.ceil(calls * min_s / elapsed))
+        )
         synchronize(device)
         t0 = time.perf_counter()
         for _ in range(calls):

@@ -8,6 +8,7 @@ benchmarks to check as `fndcli.bench.spec.WorkerArgs` (their inner loops are not
 and reads one JSON line per benchmark: `bench` (as given) and the fields of `fndcli.bench.check.Check`.
 The first call at a shape is the compile (or the load from numba's cache), reported as compile_s.
 """
+
 import dataclasses
 import json
 import sys

@@ -16,6 +16,7 @@ CPU model, cores, vector unit, fnd's version) and by (what, kernel, dtype, threa
 row it lacks is measured and added, `refresh` measures again. matmul-bench asks `ceilings()` for
 the dtype and threads of its run.
 """
+
 import dataclasses
 import json
 import math
@@ -27,19 +28,21 @@ from pathlib import Path
 
 import fndcli
 from fndcli.kernels import jitenv
+from fndcli.kinds import PEAK
 
-CALL_S = 0.02        # a timed call lasts at least this long (a timer's resolution and a thread's start are noise)
-REPEATS = 5          # timed calls per kernel; the best is kept
+CALL_S = 0.02  # a timed call lasts at least this long (a timer's resolution and a thread's start are noise)
+REPEATS = 5  # timed calls per kernel; the best is kept
 STREAM_MIN_BYTES = 64 << 20
 # Each STREAM array at most this: a VM reports its socket's whole L3 (480 MB on the Intel Xeon VM, shared with
-# other tenants), and 4 x that is 5.8 GB to fill. Measured there, triad at 1 thread: 15.5 GB/s on 64 MB arrays,
+# other tenants), and 4 x that is 5.8 GB to fill. Measured there, triad at 1 thread: 15.5 GB/s on 64 MB
+# arrays,
 # 15.2 on 256 MB, 15.1 on 1.9 GB; filling the 1.9 GB ones took 8.6 s, the 256 MB ones 1.2 s. Copy is LLVM's
-# memcpy there, and glibc's memcpy switches to non-temporal stores (no write-allocate) above a threshold it sets
+# memcpy there, and glibc's memcpy switches to non-temporal stores (no write-allocate) above a threshold it
+# sets
 # from the L3's size: 2 threads copying 128 MB each read 27.5 GB/s, 256 MB each 45-48; triad 28-29 either way.
 STREAM_MAX_BYTES = 256 << 20
 CUDA_STREAM_BYTES = 256 << 20  # each array on a GPU (fndcli.kernels.cuda_peak.STREAM_BYTES; L2 is 50-60 MB)
-COLUMNS = ["what", "kernel", "dtype", "threads", "device", "isa", "gflops", "gb_s", "best_s", "calls", "work",
-           "repeats", "measured_utc", "source"]  # peak's CSV; the cache holds the same rows without `source`
+COLUMNS = PEAK.written()  # peak's CSV (fndcli.kinds); the cache holds the same rows without `source`
 
 
 class PeakError(Exception):
@@ -48,7 +51,10 @@ class PeakError(Exception):
 
 def cache_file():
     """$FND_CACHE_DIR/peak.json, else $XDG_CACHE_HOME/fnd/peak.json, else ~/.cache/fnd/peak.json."""
-    base = os.environ.get("FND_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fnd"
+    base = (
+        os.environ.get("FND_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fnd"
+    )
     return Path(base) / "peak.json"
 
 
@@ -56,8 +62,9 @@ FIX = "set FND_CACHE_DIR to a directory fnd may write"
 
 
 def cache_problem():
-    """Why the ceiling cache could not be written where cache_file() says (None if it can): checked before anything
-    is measured, so that a misplaced FND_CACHE_DIR is one line, not a traceback after seconds of measuring."""
+    """Why the ceiling cache could not be written where cache_file() says (None if it can): checked before
+    anything is measured, so that a misplaced FND_CACHE_DIR is one line, not a traceback after seconds of
+    measuring."""
     path = cache_file()
     if path.is_dir():
         return f"the ceiling cache {path} is a directory ({FIX})"
@@ -78,12 +85,17 @@ def machine_key():
     """What a cached ceiling is valid for: this CPU, its cores, its vector unit, this fnd."""
     from fndcli.machine import cpu_model
 
-    return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "isa": jitenv.isa()[0],
-            "fnd_version": fndcli.__version__}
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "isa": jitenv.isa()[0],
+        "fnd_version": fndcli.__version__,
+    }
 
 
 def stream_elements():
-    """float64 elements per STREAM array: 4 x the last-level cache, between STREAM_MIN_BYTES and STREAM_MAX_BYTES."""
+    """float64 elements per STREAM array: 4 x the last-level cache, between STREAM_MIN_BYTES and
+    STREAM_MAX_BYTES."""
     from fndcli.kernels.tiled import cache_sizes
 
     return min(max(4 * max(cache_sizes().values()), STREAM_MIN_BYTES), STREAM_MAX_BYTES) // 8
@@ -111,27 +123,41 @@ def _read_cache():
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         return [], f"{path} is not a ceiling cache fnd writes: measured again"
     if data.get("machine") != machine_key():
-        return [], (f"{path} held another machine's ceilings (CPU, cores, vector unit or fnd version differ): "
-                    "measured again")
+        return [], (
+            f"{path} held another machine's ceilings (CPU, cores, vector unit or fnd version differ): "
+            "measured again"
+        )
     if not all(map(_sound, data["rows"])):
-        return [], f"{path} holds a row fnd does not write (a ceiling that is not a positive number?): measured again"
+        return (
+            [],
+            f"{path} holds a row fnd does not write (a ceiling that is not a positive number?): measured "
+            "again",
+        )
     return data["rows"], None
 
 
 def _sound(row):
     """A cached row as fnd writes it: its figure (gflops for fma, gb_s for bandwidth), time and work positive
-    numbers, its threads a positive count; a hand-edited "abc", null or -5 would end as a traceback or a % peak
-    of a negative ceiling."""
+    numbers, its threads a positive count; a hand-edited "abc", null or -5 would end as a traceback or a %
+    peak of a negative ceiling."""
+
     def positive(x):
         return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf
-    return (isinstance(row, dict) and set(COLUMNS[:-1]) <= set(row) and row["what"] in ("fma", "bandwidth")
-            and all(isinstance(row[k], str) for k in ("kernel", "dtype", "device", "measured_utc"))
-            and isinstance(row["threads"], int) and positive(row["threads"])
-            and all(positive(row[k]) for k in ("gflops" if row["what"] == "fma" else "gb_s", "best_s", "work")))
+
+    return (
+        isinstance(row, dict)
+        and set(COLUMNS[:-1]) <= set(row)
+        and row["what"] in ("fma", "bandwidth")
+        and all(isinstance(row[k], str) for k in ("kernel", "dtype", "device", "measured_utc"))
+        and isinstance(row["threads"], int)
+        and positive(row["threads"])
+        and all(positive(row[k]) for k in ("gflops" if row["what"] == "fma" else "gb_s", "best_s", "work"))
+    )
 
 
 def cache_note():
-    """Why the cache on disk will not be used, for the caption (None if there is none, or it is this machine's)."""
+    """Why the cache on disk will not be used, for the caption (None if there is none, or it is this
+    machine's)."""
     return _read_cache()[1]
 
 
@@ -153,6 +179,7 @@ def store_cache(rows):
 @dataclasses.dataclass(frozen=True)
 class Ceiling:
     """A ceiling matmul-bench's % peak is of."""
+
     gflops: float
     dtype: str
     threads: int
@@ -165,8 +192,10 @@ class Ceiling:
         where = "this machine's" if self.device == "cpu" else "the GPU's"
         at = f" at {self.threads} thread{'s' * (self.threads != 1)}" if self.device == "cpu" else ""
         when = self.measured_utc[:16].replace("T", " ")
-        return (f"{self.gflops:.3g} GFLOP/s, {where} {self.dtype} FMA peak{at} (fnd peak), measured {when} UTC"
-                + (" (cached)" if self.source == "cached" else ""))
+        return (
+            f"{self.gflops:.3g} GFLOP/s, {where} {self.dtype} FMA peak{at} (fnd peak), measured {when} UTC"
+            + (" (cached)" if self.source == "cached" else "")
+        )
 
 
 def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
@@ -177,8 +206,11 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
     cached = [] if refresh else load_cache()
 
     def have(what, t, dtype=None):
-        return any(r["what"] == what and r["threads"] == t and r["device"] == device and dtype in (None, r["dtype"])
-                   for r in cached)
+        return any(
+            r["what"] == what and r["threads"] == t and r["device"] == device and dtype in (None, r["dtype"])
+            for r in cached
+        )
+
     wanted_fma = [(d, t) for d in dtypes for t in threads if not have("fma", t, d)]
     wanted_bw = [t for t in threads if bandwidth and not have("bandwidth", t)]
     fresh = _measure(device, wanted_fma, wanted_bw) if wanted_fma or wanted_bw else []
@@ -187,35 +219,46 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
     if fresh:
         store_cache(list(merged.values()))
     fresh_keys = {_row_key(r) for r in fresh}
-    keep = [{**r, "source": "measured" if _row_key(r) in fresh_keys else "cached"} for r in merged.values()
-            if r["device"] == device and r["threads"] in threads and
-            (r["dtype"] in dtypes if r["what"] == "fma" else bandwidth)]
+    keep = [
+        {**r, "source": "measured" if _row_key(r) in fresh_keys else "cached"}
+        for r in merged.values()
+        if r["device"] == device
+        and r["threads"] in threads
+        and (r["dtype"] in dtypes if r["what"] == "fma" else bandwidth)
+    ]
     keep.sort(key=lambda r: (r["what"] != "fma", r["dtype"], r["threads"], r["work"] / r["best_s"]))
     return keep, len(fresh)
 
 
 def cached_bandwidth():
-    """A lookup (device, threads) -> the cached bandwidth ceiling in GB/s, or None: the cache read once, nothing
-    measured."""
+    """A lookup (device, threads) -> the cached bandwidth ceiling in GB/s, or None: the cache read once,
+    nothing measured."""
     rows = load_cache()
 
     def lookup(device, threads):
         found = best(rows, "bandwidth", None, threads, device)
         return found["gb_s"] if found else None
+
     return lookup
 
 
 def best(rows, what, dtype, threads, device="cpu"):
     """The best row of `what` (fma, bandwidth) at dtype/threads/device, or None."""
-    rows = [r for r in rows if r["what"] == what and r["threads"] == threads and r["device"] == device
-            and (what == "bandwidth" or r["dtype"] == dtype)]
+    rows = [
+        r
+        for r in rows
+        if r["what"] == what
+        and r["threads"] == threads
+        and r["device"] == device
+        and (what == "bandwidth" or r["dtype"] == dtype)
+    ]
     column = "gflops" if what == "fma" else "gb_s"
     return max(rows, key=lambda r: r[column], default=None)
 
 
 def ceilings(wanted, refresh=False):
-    """{(device, dtype, threads): (Ceiling, bandwidth GB/s or None)} for matmul-bench's rows, measuring what the
-    cache lacks. `wanted`: (device, dtype, threads) triples; CUDA rows are measured on the GPU."""
+    """{(device, dtype, threads): (Ceiling, bandwidth GB/s or None)} for matmul-bench's rows, measuring what
+    the cache lacks. `wanted`: (device, dtype, threads) triples; CUDA rows are measured on the GPU."""
     out = {}
     for device in dict.fromkeys(w[0] for w in wanted):
         mine = [w for w in wanted if w[0] == device]
@@ -223,20 +266,28 @@ def ceilings(wanted, refresh=False):
         for key in mine:
             _, dtype, threads = key
             threads = 1 if device == "cuda" else threads
-            fma, bw = best(rows, "fma", dtype, threads, device), best(rows, "bandwidth", None, threads, device)
+            fma, bw = (
+                best(rows, "fma", dtype, threads, device),
+                best(rows, "bandwidth", None, threads, device),
+            )
             if fma is not None:
-                out[key] = (Ceiling(fma["gflops"], dtype, threads, device, fma["source"], fma["measured_utc"]),
-                            bw["gb_s"] if bw else None)
+                out[key] = (
+                    Ceiling(fma["gflops"], dtype, threads, device, fma["source"], fma["measured_utc"]),
+                    bw["gb_s"] if bw else None,
+                )
     return out
 
 
 def for_bench(keys, log=lambda message: None):
-    """(ceilings, note) for matmul-bench's (device, dtype, threads) keys: dicts of device, dtype, threads, gflops,
-    gb_s and source (what the ceiling is, for the caption), measured where the cache lacks them; `note` says why
-    a key has none (None if every one has)."""
+    """(ceilings, note) for matmul-bench's (device, dtype, threads) keys: dicts of device, dtype, threads,
+    gflops, gb_s and source (what the ceiling is, for the caption), measured where the cache lacks them;
+    `note` says why a key has none (None if every one has)."""
     measurable = [k for k in keys if k[0] == "cuda" or k[1] in ("float32", "float64")]
-    note = None if len(measurable) == len(keys) else ("fnd peak measures float32 and float64 on the CPU; "
-                                                      "--peak-gflops sets a ceiling for the others")
+    note = (
+        None
+        if len(measurable) == len(keys)
+        else ("fnd peak measures float32 and float64 on the CPU; --peak-gflops sets a ceiling for the others")
+    )
     if not measurable:
         return [], note
     log("measuring this machine's ceilings (fnd peak; cached after the first time)")
@@ -246,8 +297,10 @@ def for_bench(keys, log=lambda message: None):
         return [], str(e)
     except KeyboardInterrupt:
         return [], "interrupted while measuring the ceilings"
-    return [{"device": d, "dtype": t, "threads": n, "gflops": c.gflops, "gb_s": bw, "source": c.describe()}
-            for (d, t, n), (c, bw) in found.items()], note
+    return [
+        {"device": d, "dtype": t, "threads": n, "gflops": c.gflops, "gb_s": bw, "source": c.describe()}
+        for (d, t, n), (c, bw) in found.items()
+    ], note
 
 
 def _measure(device, fma, bandwidth):
@@ -255,7 +308,9 @@ def _measure(device, fma, bandwidth):
     spec = json.dumps({"device": device, "fma": fma, "bandwidth": bandwidth})
     most = max([t for _, t in fma] + list(bandwidth))
     env = {**os.environ, **(jitenv.settings() if device == "cpu" else {}), "NUMBA_NUM_THREADS": str(most)}
-    proc = subprocess.run([sys.executable, "-m", "fndcli.bench.peak_worker", spec], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fndcli.bench.peak_worker", spec], env=env, capture_output=True, text=True
+    )
     if proc.returncode == -2 or proc.returncode == 130:
         raise KeyboardInterrupt
     if proc.returncode != 0:

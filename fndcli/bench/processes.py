@@ -1,6 +1,7 @@
 """The processes matmul-bench starts: the pyperf worker (`fndcli.bench.worker`), an isolated
 implementation's checks (`fndcli.bench.isolated`), their environment, and what they hand back.
 """
+
 import json
 import math
 import os
@@ -27,7 +28,9 @@ class BenchError(Exception):
 def subprocess_env(cfg, isolated):
     """The environment of a process fnd starts: fnd importable, --threads for numba too, and the numba
     settings of an implementation that runs only in processes of its own."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")]))
+    )
     if cfg.threads:
         env["NUMBA_NUM_THREADS"] = str(cfg.threads)
     if isolated:
@@ -53,8 +56,16 @@ def run_worker(specs, cfg, runs, suite_path):
     isolated = any(resolve(spec.impl).isolated for spec in specs)
     inherit = ",".join([INHERIT_ENVIRON, *(jitenv.NAMES if isolated else ())])
     pyperf_args = [*runs.pyperf_args, "--loops", "1", "--inherit-environ", inherit]
-    cmd = [sys.executable, "-m", "fndcli.bench.worker", *worker_args(cfg, specs).to_argv(), *pyperf_args,
-           "--quiet", "--append", str(suite_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fndcli.bench.worker",
+        *worker_args(cfg, specs).to_argv(),
+        *pyperf_args,
+        "--quiet",
+        "--append",
+        str(suite_path),
+    ]
     run_process(cmd, subprocess_env(cfg, isolated), "pyperf worker")
     return pyperf_args
 
@@ -95,8 +106,14 @@ def timings(suite):
         meta = bench.get_metadata()
         means = [math.fsum(run.values) / len(run.values) for run in bench.get_runs() if run.values]
         out[bench.get_name()] = {
-            "median_s": bench.median(), "mean_s": bench.mean(), "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
-            "min_s": min(values), "max_s": max(values), "n_values": len(values),
-            "processes": len(means), "unstable": benchstats.instability(means, values),
-            **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {})}
+            "median_s": bench.median(),
+            "mean_s": bench.mean(),
+            "stdev_s": bench.stdev() if len(values) > 1 else 0.0,
+            "min_s": min(values),
+            "max_s": max(values),
+            "n_values": len(values),
+            "processes": len(means),
+            "unstable": benchstats.instability(means, values),
+            **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {}),
+        }
     return out

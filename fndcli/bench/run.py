@@ -16,6 +16,7 @@ Flow for one run:
 An implementation that raises, returns the wrong shape or a wrong result is a row with
 correct False and the reason in `error`; it is not timed.
 """
+
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,7 @@ import pandas as pd
 import pyperf
 import torch
 
-
-from fndcli.bench import peak
-from fndcli.bench import processes
+from fndcli.bench import peak, processes
 from fndcli.bench import stats as benchstats
 from fndcli.bench.check import check_impl, probe_spec, reference_case
 from fndcli.bench.processes import BenchError
@@ -36,11 +35,12 @@ from fndcli.memory import stops
 
 COLUMNS = benchstats.COLUMNS
 
+
 @dataclass
 class BenchResult:
     rows: pd.DataFrame
     suite: pyperf.BenchmarkSuite | None  # the benchmarks that finished
-    crossovers: pd.DataFrame = None     # benchstats.CROSSOVER_COLUMNS; empty unless a sweep ran
+    crossovers: pd.DataFrame = None  # benchstats.CROSSOVER_COLUMNS; empty unless a sweep ran
     pyperf_args: list = field(default_factory=list)  # one list per worker run
     interrupted: bool = False
     ceilings: list = field(default_factory=list)  # behind pct_peak: fndcli.bench.peak.for_bench's dicts
@@ -67,9 +67,8 @@ class _Run:
 def run_bench(cfg, log=lambda msg: None):
     """Check and time every (impl, shape) of cfg; returns rows in registry order.
 
-    Ctrl-C keeps every check that ran and every timing that finished. Running out of memory, or a pyperf worker
-    that fails, stops the run there with `error` set, keeping every row made before it.
-    """
+    Ctrl-C keeps every check that ran and every timing that finished. Running out of memory, or a pyperf
+    worker that fails, stops the run there with `error` set, keeping every row made before it."""
     run, before = _Run(), torch.get_num_threads()
     try:
         if cfg.threads:
@@ -83,11 +82,24 @@ def run_bench(cfg, log=lambda msg: None):
         _time_all(cfg, run, log)
     frame = _frame(run.rows, processes.timings(run.suite), run.interrupted)
     frame = benchstats.add_speedups(frame, benchstats.choose_baseline(frame, list(IMPLS), cfg.baseline))
-    ceilings, peak_note = ((benchstats.given_ceilings(frame, cfg.peak_gflops, peak.cached_bandwidth()), None)
-                           if cfg.peak_gflops else peak.for_bench(benchstats.ceiling_keys(frame), log))
+    ceilings, peak_note = (
+        (benchstats.given_ceilings(frame, cfg.peak_gflops, peak.cached_bandwidth()), None)
+        if cfg.peak_gflops
+        else peak.for_bench(benchstats.ceiling_keys(frame), log)
+    )
     frame = benchstats.add_pct_peak(frame, ceilings)[COLUMNS]
-    return BenchResult(frame, run.suite, benchstats.crossovers(frame, cfg.sweep_dim), run.pyperf_args,
-                       run.interrupted, ceilings, run.error, run.tracebacks, run.order, peak_note)
+    return BenchResult(
+        frame,
+        run.suite,
+        benchstats.crossovers(frame, cfg.sweep_dim),
+        run.pyperf_args,
+        run.interrupted,
+        ceilings,
+        run.error,
+        run.tracebacks,
+        run.order,
+        peak_note,
+    )
 
 
 def _check_all(cfg, run, log):
@@ -96,9 +108,17 @@ def _check_all(cfg, run, log):
     checker, threads = _Checker(cfg), torch.get_num_threads()
     for impl, device, shape in _grid(cfg):
         est = checker.estimate(impl, device, shape)  # the user's implementation: probed first, before its row
-        row = run.rows[(impl, device, shape)] = {"impl": impl, "m": shape.m, "k": shape.k, "n": shape.n,
-                                                 "dtype": cfg.dtype, "device": device, "threads": threads,
-                                                 "error": "", "skipped": ""}
+        row = run.rows[(impl, device, shape)] = {
+            "impl": impl,
+            "m": shape.m,
+            "k": shape.k,
+            "n": shape.n,
+            "dtype": cfg.dtype,
+            "device": device,
+            "threads": threads,
+            "error": "",
+            "skipped": "",
+        }
         if est > cfg.max_seconds:
             row["skipped"] = f"estimated {est:.3g} s > --max-seconds {cfg.max_seconds:g}"
             continue
@@ -111,8 +131,13 @@ def _check_all(cfg, run, log):
             row.update(correct=False, error=stopped.error)
             run.error = f"out of memory checking {impl} on {device} at {shape}; the rows before it are kept"
             return  # the checker and its inputs go with it
-        row.update(max_abs_err=check.max_abs_err, rel_err=check.rel_err, correct=check.correct,
-                   compile_s=check.compile_s, error=check.error)
+        row.update(
+            max_abs_err=check.max_abs_err,
+            rel_err=check.rel_err,
+            correct=check.correct,
+            compile_s=check.compile_s,
+            error=check.error,
+        )
         if check.traceback:
             run.tracebacks.setdefault(impl, check.traceback)
         if check.correct:  # a wrong kernel's speed means nothing
@@ -122,8 +147,13 @@ def _check_all(cfg, run, log):
 
 def _grid(cfg):
     """(impl, device, shape) for every implementation on every device it runs on, shape by shape."""
-    return [(impl, device, shape) for shape in cfg.shapes for device in cfg.devices for impl in cfg.impls
-            if device in resolve(impl).devices]
+    return [
+        (impl, device, shape)
+        for shape in cfg.shapes
+        for device in cfg.devices
+        for impl in cfg.impls
+        if device in resolve(impl).devices
+    ]
 
 
 class _Checker:
@@ -146,7 +176,9 @@ class _Checker:
         cfg = self.cfg
         if resolve(impl).isolated:
             if impl not in self.isolated:
-                guarded = [key for key in _grid(cfg) if key[0] == impl and self.estimate(*key) <= cfg.max_seconds]
+                guarded = [
+                    key for key in _grid(cfg) if key[0] == impl and self.estimate(*key) <= cfg.max_seconds
+                ]
                 self.isolated[impl] = processes.isolated_checks(cfg, [BenchSpec(*key) for key in guarded])
             return self.isolated[impl][(shape, device)]
         if (shape, device) not in self.cases:
@@ -155,14 +187,17 @@ class _Checker:
 
 
 def _time_all(cfg, run, log):
-    """Time run.specs with pyperf, one worker run at a time; Ctrl-C or a failing worker keeps what finished."""
+    """Time run.specs with pyperf, one worker run at a time; Ctrl-C or a failing worker keeps what
+    finished."""
     log(f"timing {len(run.specs)} benchmark(s) with pyperf ({cfg.preset}, {cfg.order})")
     with tempfile.TemporaryDirectory(prefix="fnd-bench-") as tmp:
         suite_path = Path(tmp) / "pyperf.json"
         try:
             preset = PRESETS[cfg.preset]
             mode = "once" if cfg.preset == "quick" else "shared" if preset.shared else None
-            for group, runs, label in schedule(run.specs, cfg.order, mode, lambda impl: resolve(impl).isolated):
+            for group, runs, label in schedule(
+                run.specs, cfg.order, mode, lambda impl: resolve(impl).isolated
+            ):
                 log(f"timing {label}")
                 run.pyperf_args.append(processes.run_worker(group, cfg, runs, suite_path))
                 run.order.append(label)
@@ -190,20 +225,31 @@ def schedule(specs, order, mode=None, isolated=lambda impl: False):
         for spec, runs in specs:
             groups.setdefault((runs, isolated(spec.impl)), []).append(spec)
         if mode == "once":
-            return [(group, runs, "in-process: " + ", ".join(s.name_short for s in group))
-                    for (runs, _), group in groups.items()]
+            return [
+                (group, runs, "in-process: " + ", ".join(s.name_short for s in group))
+                for (runs, _), group in groups.items()
+            ]
         steps = []
         for process in range(max(runs.processes for runs, _ in groups)):
-            steps += [(group[::-1] if process % 2 else group, runs.one_process(in_process=True),
-                       f"in-process #{process + 1}: " + ", ".join(s.name_short for s in group))
-                      for (runs, _), group in groups.items() if process < runs.processes]
+            steps += [
+                (
+                    group[::-1] if process % 2 else group,
+                    runs.one_process(in_process=True),
+                    f"in-process #{process + 1}: " + ", ".join(s.name_short for s in group),
+                )
+                for (runs, _), group in groups.items()
+                if process < runs.processes
+            ]
         return steps
     if order == "sequential":
         return [([spec], runs, f"{spec.name_short} x{runs.processes}") for spec, runs in specs]
     steps = []
     for process in range(max(runs.processes for _, runs in specs)):
-        steps += [([spec], runs.one_process(), f"{spec.name_short} #{process + 1}")
-                  for spec, runs in specs if process < runs.processes]
+        steps += [
+            ([spec], runs.one_process(), f"{spec.name_short} #{process + 1}")
+            for spec, runs in specs
+            if process < runs.processes
+        ]
     return steps
 
 
@@ -216,7 +262,11 @@ def _frame(rows, timed, interrupted):
         if timing:
             row = {**row, **timing, "gflops": shape.flops / timing["median_s"] / 1e9}
         elif interrupted and not row["skipped"] and row.get("correct", True):
-            row = {**row, "skipped": "interrupted before it was timed" if "correct" in row else
-                   "interrupted before its check"}
+            row = {
+                **row,
+                "skipped": "interrupted before it was timed"
+                if "correct" in row
+                else "interrupted before its check",
+            }
         records.append(row)
     return pd.DataFrame.from_records(records).reindex(columns=COLUMNS)

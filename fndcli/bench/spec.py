@@ -7,6 +7,7 @@ inputs from the same seed. torch is imported only where tensors are made: the CL
 and the worker's manager process never need it, and `import torch` costs about 1.5 s per
 process on a 2-core machine.
 """
+
 import argparse
 import re
 from dataclasses import dataclass, fields
@@ -51,13 +52,15 @@ class Shape:
 
 
 def benchmark_name(impl, shape, dtype, device):
-    """A benchmark's name in the pyperf file, stable across runs for compare_to: 'torch 5x784x10 float32 cpu'."""
+    """A benchmark's name in the pyperf file, stable across runs for compare_to: 'torch 5x784x10 float32
+    cpu'."""
     return f"{impl} {shape} {dtype} {device}"
 
 
 @dataclass(frozen=True)
 class BenchSpec:
-    """One benchmark: an implementation on a device at a shape, called `inner_loops` times per value when timed."""
+    """One benchmark: an implementation on a device at a shape, called `inner_loops` times per value when
+    timed."""
 
     impl: str
     device: str
@@ -102,15 +105,22 @@ class WorkerArgs:
     @classmethod
     def add_arguments(cls, parser):
         """Add the options to an argparse parser (pyperf's Runner.argparser, in the worker)."""
-        parser.add_argument("--bench", dest="benches", type=BenchSpec.decode, action="append", default=[],
-                            help="IMPL:DEVICE:MxKxN:INNER_LOOPS")
+        parser.add_argument(
+            "--bench",
+            dest="benches",
+            type=BenchSpec.decode,
+            action="append",
+            default=[],
+            help="IMPL:DEVICE:MxKxN:INNER_LOOPS",
+        )
         parser.add_argument("--dtype", default=cls.dtype)
         parser.add_argument("--seed", type=int, default=cls.seed)
         parser.add_argument("--threads", type=int, default=cls.threads)
 
     @classmethod
     def from_namespace(cls, namespace):
-        """The options out of a namespace that add_arguments' parser made (pyperf's options in it are left)."""
+        """The options out of a namespace that add_arguments' parser made (pyperf's options in it are
+        left)."""
         values = {f.name: getattr(namespace, f.name) for f in fields(cls)}
         return cls(**{**values, "benches": tuple(values["benches"])})
 
@@ -137,11 +147,16 @@ class Runs:
         return self.processes * (self.warmups + self.values)
 
     def one_process(self, in_process=False):
-        """The same values and warmups in one worker process: a step of the interleaved order. in_process: that
-        process times every benchmark of its step in turn (pyperf's --in-process), one import of torch for all."""
+        """The same values and warmups in one worker process: a step of the interleaved order. in_process:
+        that process times every benchmark of its step in turn (pyperf's --in-process), one import of torch
+        for all."""
         where = ("--in-process", "--processes", "1") if in_process else ("--processes", "1")
-        return Runs((*where, "--values", str(self.values), "--warmups", str(self.warmups)), 1, self.warmups,
-                    self.values)
+        return Runs(
+            (*where, "--values", str(self.values), "--warmups", str(self.warmups)),
+            1,
+            self.warmups,
+            self.values,
+        )
 
 
 @dataclass(frozen=True)
@@ -153,10 +168,9 @@ class Preset:
     another `import torch` (about 2 s on 2 cores) for little information.
 
     `shared`: each worker process times every benchmark of the run in turn, in an order reversed from one
-    process to the next (A B, B A, ...), so a process, its one `import torch` (2-2.5 s of the 2.5-3 s a process
-    costs here) shared, gives one sample of each benchmark, and the samples of A and B from one process are
-    neighbours in time: what `fnd compare RUN --pair A B` pairs.
-    """
+    process to the next (A B, B A, ...), so a process, its one `import torch` (2-2.5 s of the 2.5-3 s a
+    process costs here) shared, gives one sample of each benchmark, and the samples of A and B from one
+    process are neighbours in time: what `fnd compare RUN --pair A B` pairs."""
 
     runs: Runs
     target_s: float
@@ -172,17 +186,27 @@ GATE_PROCESSES = 16
 PRESETS = {
     # All five kernels at 5x784x10 in under 30 s on 2 cores, torch imports included:
     # 2 worker processes x (1 warmup + 3 values of >= 40 ms) each; the loops 1 x (1 + 4).
-    "default": Preset(Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3), 0.04,
-                      slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4)),
-    # For fnd compare: GATE_PROCESSES worker processes, each timing every benchmark in turn (`shared`), 10 values of
-    # 10 ms each (compare takes a process's fastest): sized by measurement (scripts/gate-calibration, docs/measured.md). A
+    "default": Preset(
+        Runs(("--processes", "2", "--values", "3", "--warmups", "1"), 2, 1, 3),
+        0.04,
+        slow=Runs(("--processes", "1", "--values", "4", "--warmups", "1"), 1, 1, 4),
+    ),
+    # For fnd compare: GATE_PROCESSES worker processes, each timing every benchmark in turn (`shared`), 10
+    # values of
+    # 10 ms each (compare takes a process's fastest): sized by measurement (scripts/gate-calibration,
+    # docs/measured.md). A
     # process costs 2.5-3 s here, nearly all `import torch`; its values ~0.1 s a benchmark. The slow loops: 5
     # processes of their own.
-    "gate": Preset(Runs(("--processes", str(GATE_PROCESSES), "--values", "10", "--warmups", "1"), GATE_PROCESSES,
-                        1, 10), 0.01, slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2),
-                   shared=True),
-    "quick": Preset(Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01),
-    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),          # pyperf's --fast: 10 processes x 2 values
+    "gate": Preset(
+        Runs(("--processes", str(GATE_PROCESSES), "--values", "10", "--warmups", "1"), GATE_PROCESSES, 1, 10),
+        0.01,
+        slow=Runs(("--processes", "5", "--values", "2", "--warmups", "1"), 5, 1, 2),
+        shared=True,
+    ),
+    "quick": Preset(
+        Runs(("--in-process", "--processes", "1", "--values", "3", "--warmups", "1"), 1, 1, 3), 0.01
+    ),
+    "fast": Preset(Runs(("--fast",), 10, 1, 2), 0.1),  # pyperf's --fast: 10 processes x 2 values
     "rigorous": Preset(Runs(("--rigorous",), 40, 1, 3), 0.1),  # pyperf's --rigorous: 40 processes x 3 values
 }
 
@@ -214,7 +238,8 @@ def synchronize(device):
 
 
 def parse_sweep(text):
-    """'16:2048' -> powers of two from 16 to 2048; '64,100,512' -> that list. ValueError says what is accepted."""
+    """'16:2048' -> powers of two from 16 to 2048; '64,100,512' -> that list. ValueError says what is
+    accepted."""
     text = text.strip()
     problem = "is not LO:HI (powers of two, e.g. 16:2048) or a list (e.g. 64,128,500) of positive integers"
     try:

@@ -20,20 +20,29 @@ figure says what it is relative to:
   faster at this one, "clearly" meaning that the two series' ranges of values (min to max)
   do not overlap. Noise alone makes no crossover.
 """
+
 import math
 
 import pandas as pd
 
+from fndcli.kinds import MATMUL_BENCH
 from fndcli.names import CHAPTER, ITEMSIZE
 
 SCRATCH = CHAPTER[:-1]  # the chapter's rungs written from scratch, slowest first (not @)
 
-COLUMNS = ["impl", "m", "k", "n", "dtype", "device", "threads", "median_s", "mean_s", "stdev_s",
-           "min_s", "max_s", "n_values", "processes", "gflops", "speedup", "baseline", "pct_peak", "intensity",
-           "roof_gflops", "bound", "max_abs_err", "rel_err", "correct", "error", "skipped", "compile_s",
-           "unstable"]  # matmul-bench's CSV
-CROSSOVER_COLUMNS = ["faster", "slower", "dim", "from_size", "size", "m", "k", "n", "faster_median_s",
-                     "slower_median_s"]
+COLUMNS = MATMUL_BENCH.written()  # matmul-bench's CSV (fndcli.kinds)
+CROSSOVER_COLUMNS = [
+    "faster",
+    "slower",
+    "dim",
+    "from_size",
+    "size",
+    "m",
+    "k",
+    "n",
+    "faster_median_s",
+    "slower_median_s",
+]
 
 
 def series_labels(frame):
@@ -55,8 +64,10 @@ def choose_baseline(frame, ladder, requested=None):
         if requested not in set(labels):
             if "@" not in requested and (frame["impl"] == requested).any():
                 return labels[frame["impl"] == requested].iloc[0]
-            raise ValueError(f"baseline {requested!r} is not one of the run's implementations: "
-                             f"{', '.join(dict.fromkeys(labels))}")
+            raise ValueError(
+                f"baseline {requested!r} is not one of the run's implementations: "
+                f"{', '.join(dict.fromkeys(labels))}"
+            )
         return requested
     timed = frame.assign(_label=labels)[frame["median_s"].notna()]
     if timed.empty:
@@ -64,8 +75,10 @@ def choose_baseline(frame, ladder, requested=None):
     users = list(dict.fromkeys(i for i in frame["impl"] if i not in ladder))
     devices = {d: i for i, d in enumerate(dict.fromkeys(frame["device"]))}
     coverage = timed.groupby(["_label", "impl", "device"], sort=False).size().reset_index(name="shapes")
-    coverage["_order"] = [(-s, _rank(i, ladder, users), devices[d]) for s, i, d in
-                          zip(coverage["shapes"], coverage["impl"], coverage["device"])]
+    coverage["_order"] = [
+        (-s, _rank(i, ladder, users), devices[d])
+        for s, i, d in zip(coverage["shapes"], coverage["impl"], coverage["device"])
+    ]
     return coverage.sort_values("_order").iloc[0]["_label"]
 
 
@@ -102,8 +115,11 @@ def add_speedups(frame, baseline):
         return frame
     labels = series_labels(frame)
     base = frame[labels == baseline].set_index(["m", "k", "n"])["median_s"]
-    base_at = pd.Series([base.get(key, math.nan) for key in zip(frame["m"], frame["k"], frame["n"])],
-                        index=frame.index, dtype=float)
+    base_at = pd.Series(
+        [base.get(key, math.nan) for key in zip(frame["m"], frame["k"], frame["n"])],
+        index=frame.index,
+        dtype=float,
+    )
     frame["speedup"] = base_at / frame["median_s"]
     return frame
 
@@ -117,12 +133,23 @@ def ceiling_keys(frame):
 def given_ceilings(frame, peak_gflops, bandwidth=lambda device, threads: None):
     """--peak-gflops as the FMA ceiling of every row's (device, dtype, threads); the roofline's bandwidth what
     `bandwidth(device, threads)` says (fnd peak's cache; nothing is measured), or None."""
-    return [{"device": d, "dtype": t, "threads": n, "gflops": float(peak_gflops), "gb_s": bandwidth(d, n),
-             "source": f"{peak_gflops:.4g} GFLOP/s, --peak-gflops", "given": True} for d, t, n in ceiling_keys(frame)]
+    return [
+        {
+            "device": d,
+            "dtype": t,
+            "threads": n,
+            "gflops": float(peak_gflops),
+            "gb_s": bandwidth(d, n),
+            "source": f"{peak_gflops:.4g} GFLOP/s, --peak-gflops",
+            "given": True,
+        }
+        for d, t, n in ceiling_keys(frame)
+    ]
 
 
 def add_pct_peak(frame, ceilings):
-    """pct_peak = 100 * gflops / the FMA ceiling of the row's (device, dtype, threads); the roofline's columns:
+    """pct_peak = 100 * gflops / the FMA ceiling of the row's (device, dtype, threads); the roofline's
+    columns:
 
     - intensity: 2mkn FLOPs over the bytes a @ b must move at least, (mk + kn + mn) x the element size;
     - roof_gflops: what the roofline allows at that intensity, min(FMA ceiling, bandwidth x intensity);
@@ -133,10 +160,14 @@ def add_pct_peak(frame, ceilings):
     """
     frame = frame.copy()
     by_key = {(c["device"], c["dtype"], int(c["threads"])): c for c in ceilings}
-    found = [by_key.get((d, t, int(n)) if n == n else None) for d, t, n in
-             zip(frame["device"], frame["dtype"], frame["threads"])]
+    found = [
+        by_key.get((d, t, int(n)) if n == n else None)
+        for d, t, n in zip(frame["device"], frame["dtype"], frame["threads"])
+    ]
     peak = pd.Series([c["gflops"] if c else math.nan for c in found], index=frame.index, dtype=float)
-    bandwidth = pd.Series([c["gb_s"] if c and c["gb_s"] else math.nan for c in found], index=frame.index, dtype=float)
+    bandwidth = pd.Series(
+        [c["gb_s"] if c and c["gb_s"] else math.nan for c in found], index=frame.index, dtype=float
+    )
     itemsize = frame["dtype"].map(ITEMSIZE).astype(float)
     m, k, n = (frame[c].astype(float) for c in ("m", "k", "n"))
     frame["intensity"] = 2 * m * k * n / ((m * k + k * n + m * n) * itemsize)
@@ -149,15 +180,20 @@ def add_pct_peak(frame, ceilings):
 
 
 def above_ceiling(frame, ceilings):
-    """'IMPL at MxKxN: G GFLOP/s' for each timed row faster than its ceiling (add_pct_peak left its pct_peak out)."""
+    """'IMPL at MxKxN: G GFLOP/s' for each timed row faster than its ceiling (add_pct_peak left its pct_peak
+    out)."""
     by_key = {(c["device"], c["dtype"], int(c["threads"])): c["gflops"] for c in ceilings}
     rows = frame[frame["gflops"].notna() & frame["pct_peak"].isna()]
-    return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.gflops:.4g} GFLOP/s" for r in rows.itertuples()
-            if (r.device, r.dtype, int(r.threads)) in by_key and r.gflops > by_key[(r.device, r.dtype, int(r.threads))]]
+    return [
+        f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.gflops:.4g} GFLOP/s"
+        for r in rows.itertuples()
+        if (r.device, r.dtype, int(r.threads)) in by_key
+        and r.gflops > by_key[(r.device, r.dtype, int(r.threads))]
+    ]
 
 
-SPREAD = 0.25    # process means whose IQR exceeds 25 % of their median (torch.utils.benchmark's "(! 25 %)")
-MIN_FALL = 0.5   # a value under half the median: a different regime (threads stalled, a core taken away)
+SPREAD = 0.25  # process means whose IQR exceeds 25 % of their median (torch.utils.benchmark's "(! 25 %)")
+MIN_FALL = 0.5  # a value under half the median: a different regime (threads stalled, a core taken away)
 
 
 def instability(process_means, values):
@@ -209,9 +245,20 @@ def crossovers(frame, dim):
                 x, y = ra.loc[size], rb.loc[size]
                 if x["max_s"] < y["min_s"]:
                     if last_apart is not None and not last_apart[1]:
-                        out.append({"faster": a, "slower": b, "dim": dim, "from_size": int(last_apart[0]),
-                                    "size": int(size), "m": int(x["m"]), "k": int(x["k"]), "n": int(x["n"]),
-                                    "faster_median_s": x["median_s"], "slower_median_s": y["median_s"]})
+                        out.append(
+                            {
+                                "faster": a,
+                                "slower": b,
+                                "dim": dim,
+                                "from_size": int(last_apart[0]),
+                                "size": int(size),
+                                "m": int(x["m"]),
+                                "k": int(x["k"]),
+                                "n": int(x["n"]),
+                                "faster_median_s": x["median_s"],
+                                "slower_median_s": y["median_s"],
+                            }
+                        )
                     last_apart = (size, True)
                 elif y["max_s"] < x["min_s"]:
                     last_apart = (size, False)

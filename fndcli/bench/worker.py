@@ -21,13 +21,14 @@ themselves: `fnd_dtype` and `fnd_device` of the input tensors, `fnd_threads` fro
 `fnd_seed`, and `fnd_input_sum` (a's sum, which the seed decides). fnd's tests read them back.
 On CUDA the timer is bracketed by torch.cuda.synchronize().
 """
+
 import sys
 import time
 
 import pyperf
 
-from fndcli.names import dtype_name
 from fndcli.bench.spec import WorkerArgs, make_inputs, synchronize
+from fndcli.names import dtype_name
 
 _prepared = {}  # BenchSpec -> (fn, a, b), in the process that times it
 
@@ -43,15 +44,22 @@ def prepare(spec, dtype, seed, threads):
 
     from fndcli.kernels.registry import resolve
 
-    fn = resolve(spec.impl).fn  # the user's file, if it is one, is imported here: once, before the threads are set
+    fn = resolve(
+        spec.impl
+    ).fn  # the user's file, if it is one, is imported here: once, before the threads are set
     if threads:
         torch.set_num_threads(threads)
     a, b = make_inputs(spec.shape, dtype, seed, spec.device)
     fn(a, b)  # compile / first touch, untimed
     _prepared[spec] = (fn, a, b)
-    record = {"fnd_impl": spec.impl, "fnd_dtype": dtype_name(a.dtype),
-              "fnd_device": a.device.type, "fnd_threads": torch.get_num_threads(), "fnd_seed": seed,
-              "fnd_input_sum": float(a.double().sum())}
+    record = {
+        "fnd_impl": spec.impl,
+        "fnd_dtype": dtype_name(a.dtype),
+        "fnd_device": a.device.type,
+        "fnd_threads": torch.get_num_threads(),
+        "fnd_seed": seed,
+        "fnd_input_sum": float(a.double().sum()),
+    }
     numba = sys.modules.get("numba")
     if numba is not None:  # a numba kernel ran: its threads, and whether fnd's numba settings were on
         record["fnd_numba_threads"] = numba.get_num_threads()
@@ -79,8 +87,9 @@ def main():
     for index, spec in enumerate(args.benches):
         times_here = pyperf_args.in_process or (pyperf_args.worker and pyperf_args.worker_task == index)
         metadata = prepare(spec, args.dtype, args.seed, args.threads) if times_here else None
-        runner.bench_time_func(spec.name(args.dtype), time_impl, spec, inner_loops=spec.inner_loops,
-                               metadata=metadata)
+        runner.bench_time_func(
+            spec.name(args.dtype), time_impl, spec, inner_loops=spec.inner_loops, metadata=metadata
+        )
 
 
 if __name__ == "__main__":

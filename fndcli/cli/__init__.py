@@ -6,6 +6,7 @@ the option choices come from `fndcli.names`, the defaults from `fndcli.settings`
 command imports its core only once its options are checked. So `--help`, `--version` and a
 usage error answer in a fraction of a second.
 """
+
 from fndcli.cli import compare, gradcheck, init_sweep, matmul_bench, peak, reproduce, show, train  # noqa: F401  (each registers)
 from fndcli.cli.app import app, main
 

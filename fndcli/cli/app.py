@@ -4,6 +4,7 @@ Exit codes: 0 success; 1 a check failed (a wrong kernel, a gradient mismatch, di
 training) or the run ran out of memory part-way; 2 bad usage or input (one line on stderr,
 nothing written); 130 Ctrl-C (rows already finished are kept).
 """
+
 import os
 import platform
 import sys
@@ -57,7 +58,8 @@ class OneLineErrorGroup(_PlainPlaceholders, TyperGroup):
 
 
 class FndCommand(_PlainPlaceholders, TyperCommand):
-    """A command of fnd's; its arguments show as click shows them (`BASE NEW`), not Typer's `{BASE} <path>`."""
+    """A command of fnd's; its arguments show as click shows them (`BASE NEW`), not Typer's `{BASE}
+    <path>`."""
 
     def collect_usage_pieces(self, ctx):
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -84,9 +86,15 @@ class FndCommand(_PlainPlaceholders, TyperCommand):
                     formatter.write_dl(rows)
 
 
-# Plain help (click's formatter): rich's panels and Markdown would double the time --help takes (0.28 s vs 0.19 s).
-app = typer.Typer(cls=OneLineErrorGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  pretty_exceptions_show_locals=False)
+# Plain help (click's formatter): rich's panels and Markdown would double the time --help takes (0.28 s vs
+# 0.19 s).
+app = typer.Typer(
+    cls=OneLineErrorGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_show_locals=False,
+)
 
 
 def command(name, short_help):
@@ -101,8 +109,14 @@ def _version(value: bool):
 
 
 @app.callback()
-def _root(version: Annotated[Optional[bool], typer.Option(
-        "--version", is_eager=True, callback=_version, metavar="", help="Print fnd's version and exit.")] = None):
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--version", is_eager=True, callback=_version, metavar="", help="Print fnd's version and exit."
+        ),
+    ] = None,
+):
     """fnd: a command-line lab for the foundations of neural networks (fastbook ch. 17).
 
     Every command writes DIR/COMMAND-UTCSTAMP.csv and a .json sidecar (--out DIR),
@@ -112,9 +126,9 @@ def _root(version: Annotated[Optional[bool], typer.Option(
 
 
 class _ReaderGone:
-    """stdout that goes quiet once its reader has gone (`fnd ... | head -1`): the run still finishes, writes its
-    files and exits with its own code. Without it click turns the BrokenPipeError into exit 1, which a CI script
-    reads as a failed check, while the run's sidecar says exit 0."""
+    """stdout that goes quiet once its reader has gone (`fnd ... | head -1`): the run still finishes, writes
+    its files and exits with its own code. Without it click turns the BrokenPipeError into exit 1, which a CI
+    script reads as a failed check, while the run's sidecar says exit 0."""
 
     def __init__(self, stream):
         self._stream = stream

@@ -9,6 +9,7 @@ One file may hold a table for each command that takes --config (configs/book.tom
 table of any other name is a misspelling, an error. A value the command itself rejects later
 (`[train] lr = -1`) is blamed on the file and key it came from.
 """
+
 import difflib
 import json
 import tomllib
@@ -76,13 +77,18 @@ def load_config_table(path, command, ctx):
         if name in tables and not isinstance(value, dict):
             raise typer.BadParameter(f"{where}: [{name}] must be a table")
         if not isinstance(value, dict):
-            raise typer.BadParameter(f"{where}: {name!r} is outside any table; option defaults go in a command's "
-                                     f"table: {listed}")
+            raise typer.BadParameter(
+                f"{where}: {name!r} is outside any table; option defaults go in a command's table: {listed}"
+            )
         if name not in tables:
-            raise typer.BadParameter(f"{where}: unknown table [{name}]"
-                                     f"{_did_you_mean(name, tables, lambda t: f'[{t}]')}; known tables: {listed}")
+            raise typer.BadParameter(
+                f"{where}: unknown table [{name}]"
+                f"{_did_you_mean(name, tables, lambda t: f'[{t}]')}; known tables: {listed}"
+            )
     group = ctx.parent.command if ctx.parent else None
-    for name in data:  # every table of the file, so a shared file's mistakes surface whichever command reads it
+    for (
+        name
+    ) in data:  # every table of the file, so a shared file's mistakes surface whichever command reads it
         other = group.commands[name] if hasattr(group, "commands") and name in group.commands else command
         if other is not command:
             _table_map(where, other, data[name], ctx, coerce=False)
@@ -100,21 +106,27 @@ def _table_map(where, command, table, ctx, coerce):
         if param is None:
             raise typer.BadParameter(
                 f"{where}: unknown key {key!r} in [{command.name}]{_did_you_mean(key, list(params), repr)}; "
-                f"known keys: {', '.join(sorted(params))}")
+                f"known keys: {', '.join(sorted(params))}"
+            )
         if param.name in default_map:  # max-seconds and max_seconds both
-            raise typer.BadParameter(f"{where}: [{command.name}] sets {_option_key(param)} twice ({key!r} and "
-                                     f"{given[param.name]!r}); keep one")
+            raise typer.BadParameter(
+                f"{where}: [{command.name}] sets {_option_key(param)} twice ({key!r} and "
+                f"{given[param.name]!r}); keep one"
+            )
         given[param.name] = key
         values = value if param.multiple else [value]
         if param.multiple and not isinstance(value, list):
             raise typer.BadParameter(f"{where}: [{command.name}] {key} must be a list")
         if param.multiple and not value:
-            raise typer.BadParameter(f"{where}: [{command.name}] {key} is an empty list; leave the key out for "
-                                     "the default")
+            raise typer.BadParameter(
+                f"{where}: [{command.name}] {key} is an empty list; leave the key out for the default"
+            )
         for item in values:
             wanted = _check_type(param, item)
             if wanted:
-                raise typer.BadParameter(f"{where}: [{command.name}] {key} must be {wanted}, got {_toml(item)}")
+                raise typer.BadParameter(
+                    f"{where}: [{command.name}] {key} must be {wanted}, got {_toml(item)}"
+                )
         if coerce:
             try:
                 param.process_value(ctx, value)  # typer's own coercion: choices, ranges, parsers
@@ -130,12 +142,21 @@ def blame_config(error):
     ctx, hint = error.ctx, error.param_hint
     if ctx is None or not ctx.params.get("config"):
         return error
-    param = error.param or next((p for p in ctx.command.params if isinstance(hint, str)
-                                 and hint.strip("'") in getattr(p, "opts", ())), None)
+    param = error.param or next(
+        (
+            p
+            for p in ctx.command.params
+            if isinstance(hint, str) and hint.strip("'") in getattr(p, "opts", ())
+        ),
+        None,
+    )
     if param is None or ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT_MAP:
         return error
-    return typer.BadParameter(f"{_where(ctx.params['config'])}: [{ctx.command.name}] {_option_key(param)}: "
-                              f"{error.message}", ctx=ctx, param_hint="'--config'")
+    return typer.BadParameter(
+        f"{_where(ctx.params['config'])}: [{ctx.command.name}] {_option_key(param)}: {error.message}",
+        ctx=ctx,
+        param_hint="'--config'",
+    )
 
 
 def config_callback(ctx: typer.Context, value):

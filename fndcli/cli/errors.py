@@ -1,4 +1,5 @@
-"""The CLI's one-line error messages, shared by the app (`cli.app`) and the config file's checks (`cli.config`)."""
+"""The CLI's one-line error messages, shared by the app (`cli.app`) and the config file's checks
+(`cli.config`)."""
 
 
 def clean(message):
@@ -20,5 +21,7 @@ def value_message(error):
     cause = error.__cause__
     details = cause.errors() if hasattr(cause, "errors") else []
     if details and details[0]["type"] in _COERCION_MESSAGES:
-        return _COERCION_MESSAGES[details[0]["type"]].format(input=details[0]["input"], **details[0].get("ctx", {}))
+        return _COERCION_MESSAGES[details[0]["type"]].format(
+            input=details[0]["input"], **details[0].get("ctx", {})
+        )
     return error.message

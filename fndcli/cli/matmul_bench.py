@@ -1,22 +1,30 @@
 """`fnd matmul-bench`: the chapter's matmul ladder, checked and timed (core: `fndcli.bench.run`)."""
+
 import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from fndcli.bench.spec import PRESETS, Shape, estimate_run_seconds, parse_sweep, sweep_shapes
-from fndcli.cli.app import command
-from fndcli.cli.options import (IMPL_HELP, BenchDtype, DeviceName, OutOption, QuietOption, SeedOption, SweepDim,
-                                check_devices, check_memory, choices, config_option, positive_finite)
-from fndcli.cli.runs import Run, error_line
-from fndcli.memory import bench_bytes
-from fndcli.names import IMPL_SPECS
-from fndcli.settings import BenchConfig
 from fndcli import userref
-from fndcli.userref import RefError, is_reference, plugins
+from fndcli.bench.spec import Shape
+from fndcli.cli.app import command
+from fndcli.cli.matmul_options import DEFAULTS, bench_config, known_impls
+from fndcli.cli.options import (
+    IMPL_HELP,
+    BenchDtype,
+    DeviceName,
+    OutOption,
+    QuietOption,
+    SeedOption,
+    SweepDim,
+    choices,
+    config_option,
+)
+from fndcli.cli.runs import Run, error_line
+from fndcli.names import IMPL_SPECS
+from fndcli.userref import plugins
 
-DEFAULTS = BenchConfig()
 OrderName = choices("OrderName", ["interleaved", "sequential"])
 
 
@@ -28,49 +36,116 @@ def _plugin_help():
 @command("matmul-bench", "Time the matmul ladder, each kernel checked against a @ b.")
 def matmul_bench(
     ctx: typer.Context,
-    impl: Annotated[Optional[list[str]], typer.Option(
-        "--impl", metavar="NAME|FILE.py:NAME", callback=lambda value: _known(value), help=(
-            f"Implementation to run; repeatable. Default: the chapter's five; 'all': every one that runs on the "
-            f"device(s) and dtype. {IMPL_HELP}{_plugin_help()}. Or your own: FILE.py:NAME or package.module:NAME, "
-            "a function of a (m, k) and b (k, n) returning c (m, n); loading a file runs its code."))] = None,
-    shape: Annotated[Optional[list[Shape]], typer.Option(
-        "--shape", metavar="MxKxN", parser=Shape.parse,
-        help="a is MxK, b is KxN; repeatable. Default: the book's 5x784x10.")] = None,
-    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of a and b.")] = BenchDtype(DEFAULTS.dtype),
-    device: Annotated[Optional[list[DeviceName]], typer.Option(
-        "--device", help="cpu or cuda; repeat both to compare them. Default: cpu.")] = None,
-    threads: Annotated[Optional[int], typer.Option(
-        "--threads", min=1, max=os.cpu_count() or 1, metavar="N",
-        help="torch threads (parent and workers), at most the cores. Default: torch's own.")] = None,
+    impl: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--impl",
+            metavar="NAME|FILE.py:NAME",
+            callback=lambda value: known_impls(value),
+            help=(
+                "Implementation to run; repeatable. Default: the chapter's five; 'all': every one that runs "
+                f"on the device(s) and dtype. {IMPL_HELP}{_plugin_help()}. Or your own: FILE.py:NAME or "
+                "package.module:NAME, a function of a (m, k) and b (k, n) returning c (m, n); loading a "
+                "file runs its code."
+            ),
+        ),
+    ] = None,
+    shape: Annotated[
+        Optional[list[Shape]],
+        typer.Option(
+            "--shape",
+            metavar="MxKxN",
+            parser=Shape.parse,
+            help="a is MxK, b is KxN; repeatable. Default: the book's 5x784x10.",
+        ),
+    ] = None,
+    dtype: Annotated[BenchDtype, typer.Option("--dtype", help="Element type of a and b.")] = BenchDtype(
+        DEFAULTS.dtype
+    ),
+    device: Annotated[
+        Optional[list[DeviceName]],
+        typer.Option("--device", help="cpu or cuda; repeat both to compare them. Default: cpu."),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads",
+            min=1,
+            max=os.cpu_count() or 1,
+            metavar="N",
+            help="torch threads (parent and workers), at most the cores. Default: torch's own.",
+        ),
+    ] = None,
     seed: SeedOption = DEFAULTS.seed,
-    quick: Annotated[bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")
+    ] = False,
     fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
     rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,
-    gate: Annotated[bool, typer.Option(
-        "--gate", help="Sized for fnd compare: 16 worker processes, each timing every benchmark in turn.")] = False,
-    max_seconds: Annotated[float, typer.Option(
-        "--max-seconds", metavar="S",
-        help="Skip an implementation whose estimated run at a shape exceeds this.")] = DEFAULTS.max_seconds,
-    sweep: Annotated[Optional[str], typer.Option(
-        "--sweep", metavar="LO:HI|S,S,...", help="Sizes to sweep: LO:HI for powers of two, or a list. Replaces "
-                                                 "--shape (which gives the other dimensions with --sweep-dim).")] = None,
-    sweep_dim: Annotated[SweepDim, typer.Option(
-        "--sweep-dim", help="all: square shapes SxSxS; m, k or n: vary that dimension of the (one) --shape. "
-                            "Needs --sweep.")] = SweepDim.all,
-    peak_gflops: Annotated[Optional[float], typer.Option(
-        "--peak-gflops", metavar="G", help="The ceiling for % peak. Default: this machine's FMA peak for the run's "
-                                           "dtype and threads, as fnd peak measures it (cached; measured once "
-                                           "if not).")] = None,
-    plot: Annotated[bool, typer.Option(
-        "--plot", help="Write a roofline PNG: the machine's ceilings, every row as a point.")] = False,
-    order: Annotated[OrderName, typer.Option(
-        "--order", help="interleaved: worker processes round-robin over the implementations (A B A B), so a host "
-                        "whose speed drifts hits all alike; sequential: each one's processes in a row, as pyperf "
-                        "does.")] = OrderName(DEFAULTS.order),
-    baseline: Annotated[Optional[str], typer.Option(
-        "--baseline", metavar="IMPL[@DEVICE]", help="What speedups are relative to. Default: the implementation "
-                                                    "timed at the most shapes; on a tie the slowest rung written "
-                                                    "from scratch, else the first of your kernels.")] = None,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate", help="Sized for fnd compare: 16 worker processes, each timing every benchmark in turn."
+        ),
+    ] = False,
+    max_seconds: Annotated[
+        float,
+        typer.Option(
+            "--max-seconds",
+            metavar="S",
+            help="Skip an implementation whose estimated run at a shape exceeds this.",
+        ),
+    ] = DEFAULTS.max_seconds,
+    sweep: Annotated[
+        Optional[str],
+        typer.Option(
+            "--sweep",
+            metavar="LO:HI|S,S,...",
+            help="Sizes to sweep: LO:HI for powers of two, or a list. Replaces "
+            "--shape (which gives the other dimensions with --sweep-dim).",
+        ),
+    ] = None,
+    sweep_dim: Annotated[
+        SweepDim,
+        typer.Option(
+            "--sweep-dim",
+            help="all: square shapes SxSxS; m, k or n: vary that dimension of the (one) --shape. "
+            "Needs --sweep.",
+        ),
+    ] = SweepDim.all,
+    peak_gflops: Annotated[
+        Optional[float],
+        typer.Option(
+            "--peak-gflops",
+            metavar="G",
+            help="The ceiling for % peak. Default: this machine's FMA peak for the run's "
+            "dtype and threads, as fnd peak measures it (cached; measured once "
+            "if not).",
+        ),
+    ] = None,
+    plot: Annotated[
+        bool,
+        typer.Option("--plot", help="Write a roofline PNG: the machine's ceilings, every row as a point."),
+    ] = False,
+    order: Annotated[
+        OrderName,
+        typer.Option(
+            "--order",
+            help="interleaved: worker processes round-robin over the implementations (A B A B), so a host "
+            "whose speed drifts hits all alike; sequential: each one's processes in a row, as pyperf "
+            "does.",
+        ),
+    ] = OrderName(DEFAULTS.order),
+    baseline: Annotated[
+        Optional[str],
+        typer.Option(
+            "--baseline",
+            metavar="IMPL[@DEVICE]",
+            help="What speedups are relative to. Default: the implementation "
+            "timed at the most shapes; on a tie the slowest rung written "
+            "from scratch, else the first of your kernels.",
+        ),
+    ] = None,
     config: config_option("matmul-bench") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -91,9 +166,21 @@ def matmul_bench(
         fnd matmul-bench --config configs/book.toml --out results/
         fnd matmul-bench --gate --out base/        # then fnd compare base/ new/
     """
-    cfg = _config(impl, shape, dtype, device, threads, seed, [p for p, on in (("quick", quick), ("fast", fast),
-                  ("rigorous", rigorous), ("gate", gate)) if on], max_seconds, peak_gflops, sweep, sweep_dim, baseline,
-                  order)
+    cfg = bench_config(
+        impl,
+        shape,
+        dtype,
+        device,
+        threads,
+        seed,
+        [p for p, on in (("quick", quick), ("fast", fast), ("rigorous", rigorous), ("gate", gate)) if on],
+        max_seconds,
+        peak_gflops,
+        sweep,
+        sweep_dim,
+        baseline,
+        order,
+    )
     run, load = Run(ctx, out, quiet), os.getloadavg()[0]  # before fnd's own work adds to it
 
     from fndcli.bench.run import BenchError, run_bench
@@ -120,16 +207,30 @@ def matmul_bench(
 
     wrong = frame["correct"].eq(False).any()
     base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None
-    run.finish(write_files, 130 if result.interrupted else (1 if wrong or result.error else 0),
-               {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(cfg.devices)},
-               error=result.error, interrupted=result.interrupted,
-               after=[f"\n{name} raised:\n{text}" for name, text in result.tracebacks.items()],
-               device=",".join(cfg.devices), dtype=cfg.dtype, seed=cfg.seed, preset=cfg.preset, order=cfg.order,
-               worker_order=result.order, pyperf_args=result.pyperf_args, baseline=base,
-               baseline_reason=baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else None,
-               peak=result.ceilings, peak_note=result.peak_note, above_ceiling=above_ceiling(frame, result.ceilings),
-               user_code_changed=userref.changes(), load_avg_start=load, unstable=_unstable(frame, load),
-               **_matmul_settings())
+    run.finish(
+        write_files,
+        130 if result.interrupted else (1 if wrong or result.error else 0),
+        {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(cfg.devices)},
+        error=result.error,
+        interrupted=result.interrupted,
+        after=[f"\n{name} raised:\n{text}" for name, text in result.tracebacks.items()],
+        device=",".join(cfg.devices),
+        dtype=cfg.dtype,
+        seed=cfg.seed,
+        preset=cfg.preset,
+        order=cfg.order,
+        worker_order=result.order,
+        pyperf_args=result.pyperf_args,
+        baseline=base,
+        baseline_reason=baseline_reason(frame, base, baseline, list(IMPL_SPECS)) if base else None,
+        peak=result.ceilings,
+        peak_note=result.peak_note,
+        above_ceiling=above_ceiling(frame, result.ceilings),
+        user_code_changed=userref.changes(),
+        load_avg_start=load,
+        unstable=_unstable(frame, load),
+        **_matmul_settings(),
+    )
 
 
 def _unstable(frame, load):
@@ -138,124 +239,18 @@ def _unstable(frame, load):
 
     rows = frame[frame["unstable"].notna() & (frame["unstable"].astype(str) != "")]
     busy = busy_host(load, os.cpu_count() or 1)
-    return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.unstable}" for r in rows.itertuples()] + ([busy] if busy else [])
-
-
-def _config(impl, shape, dtype, device, threads, seed, presets, max_seconds, peak_gflops, sweep, sweep_dim,
-            baseline, order):
-    """The run's BenchConfig from the options, every one checked: exit 2 with the option's name if not."""
-    if len(presets) > 1:
-        raise typer.BadParameter(f"choose one of --quick, --fast, --rigorous, --gate, not "
-                                 f"{' and '.join(f'--{p}' for p in presets)}", param_hint=f"'--{presets[1]}'")
-    positive_finite(max_seconds, "--max-seconds")
-    if peak_gflops is not None:
-        positive_finite(peak_gflops, "--peak-gflops")
-    else:
-        _check_ceiling_cache()
-    devices = tuple(dict.fromkeys(d.value for d in device)) if device else DEFAULTS.devices
-    check_devices(devices)
-    impls = _impls(impl, devices, dtype.value)
-    _check_baseline(baseline, impls, devices)
-    shapes = tuple(dict.fromkeys(shape)) if shape else DEFAULTS.shapes
-    if sweep is None and sweep_dim.value != "all":
-        raise typer.BadParameter(f"--sweep-dim {sweep_dim.value} needs --sweep (the sizes to give it)",
-                                 param_hint="'--sweep-dim'")
-    if sweep is not None and sweep_dim.value != "all" and len(shapes) > 1:
-        raise typer.BadParameter(f"--sweep-dim {sweep_dim.value} varies one shape's {sweep_dim.value}: give one "
-                                 f"--shape, not {len(shapes)}", param_hint="'--sweep-dim'")
-    if sweep is not None:
-        try:
-            shapes = tuple(sweep_shapes(parse_sweep(sweep), sweep_dim.value, shapes[0]))
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="'--sweep'")
-    cfg = BenchConfig(impls=impls, shapes=shapes, dtype=dtype.value, devices=devices, threads=threads, seed=seed,
-                      preset=presets[0] if presets else "default", max_seconds=max_seconds,
-                      peak_gflops=peak_gflops, sweep_dim=sweep_dim.value if sweep else None, baseline=baseline,
-                      order=order.value)
-    _check_work(cfg, "--sweep" if sweep else "--shape")
-    return cfg
-
-
-def _check_ceiling_cache():
-    """% peak's ceilings are measured into fnd peak's cache: a cache that cannot be written is refused now, before
-    anything runs (--peak-gflops needs none)."""
-    from fndcli.bench.peak import cache_problem
-
-    problem = cache_problem()
-    if problem:
-        raise typer.BadParameter(f"{problem}; or give the ceiling with --peak-gflops", param_hint="FND_CACHE_DIR")
-
-
-def _known(names):
-    """Each --impl is a registry name, 'all', a plugin, or has the form of a reference to the user's code."""
-    found = plugins()
-    for name in names or ():
-        if name not in IMPL_SPECS and name != "all" and name not in found and not is_reference(name):
-            raise typer.BadParameter(f"{name!r} is not an implementation; known: {', '.join([*IMPL_SPECS, *found])}, "
-                                     "all, or your own FILE.py:NAME")
-    return names
-
-
-def _impls(impl, devices, dtype):
-    """The implementations to run: the chapter's five by default, 'all' for every one that fits the
-    devices and dtype (and every installed plugin); an explicit one that cannot run is an error naming
-    what it can do; a reference to the user's code is loaded here, so a bad one stops the run (exit 2)."""
-    names = list(impl) if impl else list(DEFAULTS.impls)
-    found = plugins()
-    if "all" in names:
-        names = [n for n, s in IMPL_SPECS.items() if set(s.devices) & set(devices) and dtype in s.dtypes] + \
-                [n for n in names if n != "all" and n not in IMPL_SPECS] + list(found)
-    for name in names:
-        if name in found:
-            continue
-        if name not in IMPL_SPECS:  # a reference (_known checked the rest)
-            try:
-                userref.check_kernel(userref.load(name, "function of (a, b)"), name)
-            except RefError as e:
-                raise typer.BadParameter(str(e), param_hint="'--impl'")
-            continue
-        spec = IMPL_SPECS[name]
-        if not set(spec.devices) & set(devices):
-            raise typer.BadParameter(f"{name} runs only on {' or '.join(spec.devices)}; use --device {spec.devices[0]}"
-                                     + (f" ({spec.elsewhere})" if spec.elsewhere else ""), param_hint="'--impl'")
-        if dtype not in spec.dtypes:
-            raise typer.BadParameter(f"{name} does not support {dtype}; it takes {', '.join(spec.dtypes)}",
-                                     param_hint="'--dtype'")
-    return tuple(dict.fromkeys(names))
-
-
-def _check_baseline(baseline, impls, devices):
-    """--baseline must name one of the run's implementations (IMPL, or IMPL@DEVICE)."""
-    if baseline is None:
-        return
-    impl, at, device = baseline.partition("@")
-    if impl not in impls or (at and device not in devices):
-        runs = ", ".join(impls) + (f" on {', '.join(devices)}" if len(devices) > 1 else "")
-        raise typer.BadParameter(f"{baseline!r} is not in this run; it runs {runs}", param_hint="'--baseline'")
-
-
-def _check_work(cfg, option):
-    """Each shape that will run (the cost guard's skips left out) must fit, with every implementation there;
-    a run in which the cost guard would skip everything is refused: it would time nothing."""
-    preset = PRESETS[cfg.preset]
-    anything = False
-    for shape in cfg.shapes:
-        for device in cfg.devices:
-            runs = [i for i in cfg.impls if i not in IMPL_SPECS or (device in IMPL_SPECS[i].devices  # the user's: unknown
-                    and estimate_run_seconds(i, shape, preset, device) <= cfg.max_seconds)]
-            if runs:
-                anything = True
-                check_memory(bench_bytes(shape, cfg.dtype, runs), device, f"matmul-bench at {shape}", option)
-    if not anything:
-        raise typer.BadParameter(f"every implementation at every shape is estimated to take longer than "
-                                 f"--max-seconds {cfg.max_seconds:g}: nothing would be timed; use smaller shapes "
-                                 "or a larger --max-seconds", param_hint=f"'{option}'")
+    return [f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.unstable}" for r in rows.itertuples()] + (
+        [busy] if busy else []
+    )
 
 
 def _matmul_settings():
     """torch's matmul precision settings, for the sidecar (TF32 changes float32 results on the GPU)."""
     import torch
 
-    return {"tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-            "float32_matmul_precision": torch.get_float32_matmul_precision(),
-            "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }

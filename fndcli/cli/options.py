@@ -3,6 +3,7 @@
 Choices come from `fndcli.names`, so Typer validates them and `--help` lists them with their
 one-line summaries, without importing the code behind them.
 """
+
 import math
 from enum import Enum
 from pathlib import Path
@@ -15,7 +16,7 @@ from fndcli import memory
 from fndcli.cli.config import config_callback
 from fndcli.names import ACTS, ALIASES, DEVICES, DTYPES, IMPL_SPECS, LABELS, LOSSES, SCHEMES, TASKS, listing
 
-SEED_MAX = 2 ** 64 - 1  # torch.Generator.manual_seed takes 0 ... 2^64 - 1
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0 ... 2^64 - 1
 
 
 def choices(name, keys):
@@ -37,27 +38,43 @@ LabelSource = choices("LabelSource", LABELS)
 
 IMPL_HELP = listing({name: spec.summary for name, spec in IMPL_SPECS.items()})
 SCHEME_HELP = listing(SCHEMES)
-INIT_HELP = (f"Init scheme from init-sweep's registry: {', '.join(SCHEMES)}; "
-             f"{', '.join(f'{alias} = {name}' for alias, name in ALIASES.items())}.")
+INIT_HELP = (
+    f"Init scheme from init-sweep's registry: {', '.join(SCHEMES)}; "
+    f"{', '.join(f'{alias} = {name}' for alias, name in ALIASES.items())}."
+)
 
 
 def config_option(command):
     """--config, whose help names the command's own table."""
-    return Annotated[Optional[Path], typer.Option(
-        "--config", is_eager=True, callback=config_callback, metavar="FILE.toml",
-        help=f"TOML file whose [{command}] table sets option defaults; flags on the command line win.")]
+    return Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config",
+            is_eager=True,
+            callback=config_callback,
+            metavar="FILE.toml",
+            help=f"TOML file whose [{command}] table sets option defaults; flags on the command line win.",
+        ),
+    ]
 
 
 def _named_directory(value):
-    """--out '' would write into the current directory unasked (Path('') is '.'): a directory must be named."""
+    """--out '' would write into the current directory unasked (Path('') is '.'): a directory must be
+    named."""
     if value is not None and not str(value).strip():
         raise typer.BadParameter("is empty: name a directory (the default is results/; '.' for this one)")
     return value
 
 
-OutOption = Annotated[Path, typer.Option(
-    "--out", metavar="DIR", parser=_named_directory,
-    help="Directory for the CSV, its JSON sidecar and other outputs.")]
+OutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        metavar="DIR",
+        parser=_named_directory,
+        help="Directory for the CSV, its JSON sidecar and other outputs.",
+    ),
+]
 
 
 def refuse_given(ctx, names, why):
@@ -79,8 +96,15 @@ def _seed_in_range(value):
     return value
 
 
-SeedOption = Annotated[int, typer.Option(
-    "--seed", callback=_seed_in_range, metavar="N", help="Random seed, 0 to 2^64 - 1; runs are reproducible.")]
+SeedOption = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        callback=_seed_in_range,
+        metavar="N",
+        help="Random seed, 0 to 2^64 - 1; runs are reproducible.",
+    ),
+]
 
 
 def positive_finite(value, option):
@@ -94,12 +118,15 @@ def tolerance(value, option):
 
 
 def check_devices(devices):
-    """--device cuda needs CUDA; the message names the alternative. torch loads only when cuda is asked for."""
+    """--device cuda needs CUDA; the message names the alternative. torch loads only when cuda is asked
+    for."""
     if "cuda" in devices:
         import torch
 
         if not torch.cuda.is_available():
-            raise typer.BadParameter("CUDA is not available on this machine; use --device cpu", param_hint="'--device'")
+            raise typer.BadParameter(
+                "CUDA is not available on this machine; use --device cpu", param_hint="'--device'"
+            )
 
 
 def check_memory(need, device, what, option):
@@ -111,9 +138,9 @@ def check_memory(need, device, what, option):
 
 
 def load_user_class(reference, option, sizes, dtype):
-    """Load the class a --model or --layer names (fndcli.backprop.usermodel's protocol) and build it once, from zero
-    tensors of the run's `sizes` and `dtype`, as the run will; a bad one is exit 2, before any work. torch loads
-    only when one is given."""
+    """Load the class a --model or --layer names (fndcli.backprop.usermodel's protocol) and build it once,
+    from zero tensors of the run's `sizes` and `dtype`, as the run will; a bad one is exit 2, before any work.
+    torch loads only when one is given."""
     if reference is None:
         return
     from fndcli import userref
@@ -125,5 +152,5 @@ def load_user_class(reference, option, sizes, dtype):
             usermodel.check_layer(cls, sizes[0], sizes[1], dtype)
         else:
             usermodel.check_model(cls, sizes, dtype)
-    except (userref.RefError, usermodel.UserCodeError) as e:
+    except (userref.RefError, userref.UserCodeError) as e:
         raise typer.BadParameter(str(e), param_hint=f"'{option}'")

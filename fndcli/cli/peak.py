@@ -1,4 +1,6 @@
-"""`fnd peak`: this machine's ceilings, FMA GFLOP/s and memory GB/s, measured once and cached (core: `fndcli.bench.peak`)."""
+"""`fnd peak`: this machine's ceilings, FMA GFLOP/s and memory GB/s, measured once and cached (core:
+`fndcli.bench.peak`)."""
+
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,15 +20,34 @@ CORES = os.cpu_count() or 1
 @command("peak", "This machine's ceilings: FMA GFLOP/s and memory GB/s (cached).")
 def peak(
     ctx: typer.Context,
-    dtype: Annotated[Optional[list[ModelDtype]], typer.Option(
-        "--dtype", help="Element type of the FMA chains; repeatable. Default: float32 and float64.")] = None,
-    threads: Annotated[Optional[list[int]], typer.Option(
-        "--threads", min=1, max=CORES, metavar="N",
-        help=f"Thread count; repeatable. Default: every count from 1 to the cores ({CORES}).")] = None,
-    device: Annotated[DeviceName, typer.Option("--device", help="cpu, or cuda: the GPU's ceilings.")] = DeviceName.cpu,
-    bandwidth: Annotated[bool, typer.Option(
-        "--bandwidth/--no-bandwidth", help="Measure memory bandwidth too (STREAM copy and triad).")] = DEFAULTS.bandwidth,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again, replacing what is cached.")] = False,
+    dtype: Annotated[
+        Optional[list[ModelDtype]],
+        typer.Option(
+            "--dtype", help="Element type of the FMA chains; repeatable. Default: float32 and float64."
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[list[int]],
+        typer.Option(
+            "--threads",
+            min=1,
+            max=CORES,
+            metavar="N",
+            help=f"Thread count; repeatable. Default: every count from 1 to the cores ({CORES}).",
+        ),
+    ] = None,
+    device: Annotated[
+        DeviceName, typer.Option("--device", help="cpu, or cuda: the GPU's ceilings.")
+    ] = DeviceName.cpu,
+    bandwidth: Annotated[
+        bool,
+        typer.Option(
+            "--bandwidth/--no-bandwidth", help="Measure memory bandwidth too (STREAM copy and triad)."
+        ),
+    ] = DEFAULTS.bandwidth,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Measure again, replacing what is cached.")
+    ] = False,
     config: config_option("peak") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
@@ -48,9 +69,13 @@ def peak(
         fnd peak --device cuda
     """
     check_devices([device.value])
-    cfg = PeakConfig(dtypes=tuple(d.value for d in dtype) if dtype else DEFAULTS.dtypes,
-                     threads=tuple(sorted(set(threads))) if threads else tuple(range(1, CORES + 1)),
-                     device=device.value, bandwidth=bandwidth, refresh=refresh)
+    cfg = PeakConfig(
+        dtypes=tuple(d.value for d in dtype) if dtype else DEFAULTS.dtypes,
+        threads=tuple(sorted(set(threads))) if threads else tuple(range(1, CORES + 1)),
+        device=device.value,
+        bandwidth=bandwidth,
+        refresh=refresh,
+    )
     from fndcli.bench import peak as core
     from fndcli.memory import available_bytes, human_bytes
 
@@ -59,8 +84,10 @@ def peak(
         raise click.exceptions.UsageError(problem)
     need, have = core.stream_bytes(cfg.device), available_bytes(cfg.device)
     if cfg.bandwidth and need > have:
-        raise click.exceptions.UsageError(f"not enough memory: the bandwidth arrays need {human_bytes(need)} and "
-                                          f"{human_bytes(have)} is available on {cfg.device}; use --no-bandwidth")
+        raise click.exceptions.UsageError(
+            f"not enough memory: the bandwidth arrays need {human_bytes(need)} and "
+            f"{human_bytes(have)} is available on {cfg.device}; use --no-bandwidth"
+        )
     run, note = Run(ctx, out, quiet), None if cfg.refresh else core.cache_note()
     try:
         with run.working("measuring this machine's ceilings"):
@@ -74,6 +101,12 @@ def peak(
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=core.COLUMNS)
-    run.finish(lambda files: files.write_csv(".csv", frame), 0,
-               {"dtype": list(cfg.dtypes), "threads": list(cfg.threads)}, device=cfg.device,
-               measured_rows=measured, cache_file=str(core.cache_file()), cache_note=note)
+    run.finish(
+        lambda files: files.write_csv(".csv", frame),
+        0,
+        {"dtype": list(cfg.dtypes), "threads": list(cfg.threads)},
+        device=cfg.device,
+        measured_rows=measured,
+        cache_file=str(core.cache_file()),
+        cache_note=note,
+    )

@@ -5,6 +5,7 @@ stale. Two things would make the page differ from one machine to the next: help 
 width, and `--threads` is bounded by the machine's cores. So the help is laid out at a fixed width, in a
 fresh interpreter whose core count is a placeholder that the page writes as CORES.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +48,10 @@ def _section(title, help_text, page=None):
 
 def markdown():
     """The page as any machine makes it: render() in a child interpreter whose os.cpu_count() is CORES."""
-    code = (f"import os\nos.cpu_count = lambda: {CORES}\n"
-            "from fndcli.cli.reference import render\nprint(render(), end='')\n")
+    code = (
+        f"import os\nos.cpu_count = lambda: {CORES}\n"
+        "from fndcli.cli.reference import render\nprint(render(), end='')\n"
+    )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if child.returncode != 0:
         raise RuntimeError(f"rendering the reference failed:\n{child.stderr}")

@@ -1,4 +1,5 @@
 """`fnd reproduce`: the chapter's claims checked in one report (core: `fndcli.reproduce`)."""
+
 import json
 import os
 import tempfile
@@ -17,11 +18,20 @@ SectionName = choices("SectionName", ["ladder", "init", "backprop", "bridge", "t
 @command("reproduce", "Check the chapter's claims on this machine, in one report.")
 def reproduce(
     ctx: typer.Context,
-    quick: Annotated[bool, typer.Option(
-        "--quick", help="The whole report in under a minute, for CI: pyperf in-process, 3 seeds, 5 epochs.")] = False,
-    section: Annotated[Optional[list[SectionName]], typer.Option(
-        "--section", help="Only these sections; repeatable. Default: all five.")] = None,
-    html: Annotated[bool, typer.Option("--html", help="Also write report.html, self-contained (images inlined).")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="The whole report in under a minute, for CI: pyperf in-process, 3 seeds, 5 epochs.",
+        ),
+    ] = False,
+    section: Annotated[
+        Optional[list[SectionName]],
+        typer.Option("--section", help="Only these sections; repeatable. Default: all five."),
+    ] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write report.html, self-contained (images inlined).")
+    ] = False,
     seed: SeedOption = 0,
     config: config_option("reproduce") = None,
     out: OutOption = Path("results"),
@@ -41,25 +51,29 @@ def reproduce(
         fnd reproduce --quick
         fnd reproduce --section init --section backprop --html
     """
-    from fndcli.reproduce import SECTIONS, ReproduceConfig
+    from fndcli.reproduce.claims import SECTIONS, ReproduceConfig
 
     sections = tuple(dict.fromkeys(s.value for s in section)) if section else SECTIONS
     cfg = ReproduceConfig(quick=quick, sections=tuple(s for s in SECTIONS if s in sections), seed=seed)
     run = Run(ctx, out, quiet)
 
-    from fndcli.reproduce import run_reproduce
+    from fndcli.reproduce.run import run_reproduce
 
     with progress(run.con, quiet, len(cfg.sections), "reproducing") as advance:
         result = run_reproduce(cfg, on_section=lambda name: advance())
     code = 130 if result.interrupted else (1 if (result.claims["verdict"] == "fails").any() else 0)
     final = _write(run, cfg, result, html, code)
-    run.end([final / "report.md", *([final / "report.html"] if html else [])], code,
-            sidecar=final / "reproduce.json")
+    run.end(
+        [final / "report.md", *([final / "report.html"] if html else [])],
+        code,
+        sidecar=final / "reproduce.json",
+    )
 
 
 def _write(run, cfg, result, html, code):
     """DIR/reproduce-<stamp>/: every experiment's CSV, the claims, the figures, report.md (and .html), the
-    sidecar. Written in a hidden temporary directory and renamed into place: it appears whole, or not at all."""
+    sidecar. Written in a hidden temporary directory and renamed into place: it appears whole, or not at
+    all."""
     from fndcli.report.markdown import report_html, report_markdown
     from fndcli.runs.files import RunFiles
 
@@ -76,15 +90,25 @@ def _write(run, cfg, result, html, code):
             write(work / name)
         facts = _facts(run.started, cfg)
         if result.interrupted:
-            facts.append(("status", f"interrupted (Ctrl-C): {len(result.text)} of {len(cfg.sections)} section(s) "
-                                    "finished, their claims kept"))
+            facts.append(
+                (
+                    "status",
+                    f"interrupted (Ctrl-C): {len(result.text)} of {len(cfg.sections)} section(s) "
+                    "finished, their claims kept",
+                )
+            )
         markdown = report_markdown(result, facts, result.figures)
         (work / "report.md").write_text(markdown)
         if html:
             images = {name: (work / name).read_bytes() for name in result.figures}
             (work / "report.html").write_text(report_html(markdown, images))
-        meta = run.sidecar(sorted(p.name for p in work.iterdir()), code, {"section": list(cfg.sections)},
-                           interrupted=result.interrupted, counts=result.claims["verdict"].value_counts().to_dict())
+        meta = run.sidecar(
+            sorted(p.name for p in work.iterdir()),
+            code,
+            {"section": list(cfg.sections)},
+            interrupted=result.interrupted,
+            counts=result.claims["verdict"].value_counts().to_dict(),
+        )
         (work / "reproduce.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         os.chmod(work, 0o777 & ~_umask())
         os.rename(work, run.out / stem)  # fails rather than replace an existing directory
@@ -105,8 +129,19 @@ def _facts(started, cfg):
     import fndcli
     from fndcli.machine import cpu_model
 
-    return [("run", f"{started:%Y-%m-%d %H:%M} UTC, {'--quick' if cfg.quick else 'the default preset'}, "
-                    f"seed {cfg.seed}"),
-            ("machine", f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"),
-            ("versions", f"fnd {fndcli.__version__}, torch {torch.__version__}, Python {platform.python_version()}"),
-            ("the book", "fastbook chapter 17, \"A neural net from the foundations\" (first edition's printed figures)")]
+    return [
+        (
+            "run",
+            f"{started:%Y-%m-%d %H:%M} UTC, {'--quick' if cfg.quick else 'the default preset'}, "
+            f"seed {cfg.seed}",
+        ),
+        ("machine", f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"),
+        (
+            "versions",
+            f"fnd {fndcli.__version__}, torch {torch.__version__}, Python {platform.python_version()}",
+        ),
+        (
+            "the book",
+            'fastbook chapter 17, "A neural net from the foundations" (first edition\'s printed figures)',
+        ),
+    ]

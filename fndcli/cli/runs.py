@@ -2,6 +2,7 @@
 
 Layout of a run's files and why they are written the way they are: `fndcli.runs.files`.
 """
+
 import contextlib
 from pathlib import Path
 
@@ -61,12 +62,14 @@ def effective_config(ctx, **resolved):
 
     `resolved` replaces option values the command filled in itself (e.g. impl=all).
     """
+
     def plain(v):
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
         if isinstance(v, Path):
             return str(v)
         return getattr(v, "value", v)  # Enum -> its value
+
     values = {**ctx.params, **resolved}
     return {name.replace("_", "-"): plain(v) for name, v in values.items() if name not in ("quiet", "config")}
 
@@ -88,36 +91,63 @@ class Run:
 
     def working(self, message):
         """A spinner saying what runs, for a terminal; the core's log can update it."""
+
         @contextlib.contextmanager
         def spinner():
             with status(self.con, self.quiet) as live:
                 live.update(message)
                 yield live
+
         return spinner()
 
-    def finish(self, write_files, code, resolved=None, error=None, failures=(), after=(), interrupted=False,
-               show=None, paths_to_stderr=False, **fields):
-        """Write write_files(files), then the sidecar (`fields`: the kind's own, fndcli.kinds), and end (`end`)."""
+    def finish(
+        self,
+        write_files,
+        code,
+        resolved=None,
+        error=None,
+        failures=(),
+        after=(),
+        interrupted=False,
+        show=None,
+        paths_to_stderr=False,
+        **fields,
+    ):
+        """Write write_files(files), then the sidecar (`fields`: the kind's own, fndcli.kinds), and end
+        (`end`)."""
         from fndcli.runs.files import RunFiles
 
         files = RunFiles(self.out, self.ctx.command.name, self.started)
         write_files(files)
-        files.write_json(".json", self.sidecar([p.name for p in files.written], code, resolved, error, interrupted,
-                                               **fields))
+        files.write_json(
+            ".json",
+            self.sidecar([p.name for p in files.written], code, resolved, error, interrupted, **fields),
+        )
         self.end(files.written, code, error, failures, after, show, paths_to_stderr)
 
     def sidecar(self, files, code, resolved=None, error=None, interrupted=False, **fields):
-        """The sidecar's JSON object: what ran, how it ended, where; `resolved`: options the command filled in."""
+        """The sidecar's JSON object: what ran, how it ended, where; `resolved`: options the command filled
+        in."""
         from fndcli.machine import run_metadata
         from fndcli.runs.sidecar import Sidecar
 
         config_file = self.ctx.params.get("config")
         status = "interrupted" if interrupted else ("failed" if error else "complete")
-        return Sidecar(self.ctx.command.name, effective_config(self.ctx, **(resolved or {})), files, status, code,
-                       error, str(config_file) if config_file else None, machine=run_metadata(self.started),
-                       own=fields).to_dict()
+        return Sidecar(
+            self.ctx.command.name,
+            effective_config(self.ctx, **(resolved or {})),
+            files,
+            status,
+            code,
+            error,
+            str(config_file) if config_file else None,
+            machine=run_metadata(self.started),
+            own=fields,
+        ).to_dict()
 
-    def end(self, paths, code, error=None, failures=(), after=(), show=None, paths_to_stderr=False, sidecar=None):
+    def end(
+        self, paths, code, error=None, failures=(), after=(), show=None, paths_to_stderr=False, sidecar=None
+    ):
         """Print the run as `fnd show` prints it (or with `show(console, sidecar)`; nothing when quiet), then
         `after` (what only this run can show: the user's tracebacks), one `Error:` line for each of `failures`
         (checks that failed) and for `error` (what stopped the work), the paths (on stderr when stdout holds a

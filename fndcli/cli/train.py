@@ -1,4 +1,6 @@
-"""`fnd train`: the hand-written model trained from scratch beside an autograd twin (core: `fndcli.backprop.train`)."""
+"""`fnd train`: the hand-written model trained from scratch beside an autograd twin (core:
+`fndcli.backprop.train`)."""
+
 import math
 from pathlib import Path
 from typing import Annotated, Optional
@@ -6,9 +8,24 @@ from typing import Annotated, Optional
 import typer
 
 from fndcli.cli.app import command
-from fndcli.cli.options import (INIT_HELP, DeviceName, InitName, LabelSource, ModelDtype, OutOption, QuietOption, SeedOption,
-                                TaskName, check_devices, check_memory, config_option, load_user_class, positive_finite,
-                                refuse_given, tolerance)
+from fndcli.cli.options import (
+    INIT_HELP,
+    DeviceName,
+    InitName,
+    LabelSource,
+    ModelDtype,
+    OutOption,
+    QuietOption,
+    SeedOption,
+    TaskName,
+    check_devices,
+    check_memory,
+    config_option,
+    load_user_class,
+    positive_finite,
+    refuse_given,
+    tolerance,
+)
 from fndcli.cli.runs import Run, progress
 from fndcli.memory import train_bytes
 from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
@@ -20,51 +37,92 @@ DEFAULTS = TrainConfig()
 @command("train", "Train the hand-written model beside an autograd twin.")
 def train_command(
     ctx: typer.Context,
-    task: Annotated[TaskName, typer.Option(
-        "--task", metavar="NAME", help=f"{listing(TASKS)}.")] = TaskName(DEFAULTS.task),
-    samples: Annotated[int, typer.Option(
-        "--samples", min=2, metavar="N", help="Synthetic examples, before the split.")] = DEFAULTS.samples,
-    valid_frac: Annotated[float, typer.Option(
-        "--valid-frac", metavar="X", help="Fraction held out for validation.")] = DEFAULTS.valid_frac,
+    task: Annotated[TaskName, typer.Option("--task", metavar="NAME", help=f"{listing(TASKS)}.")] = TaskName(
+        DEFAULTS.task
+    ),
+    samples: Annotated[
+        int, typer.Option("--samples", min=2, metavar="N", help="Synthetic examples, before the split.")
+    ] = DEFAULTS.samples,
+    valid_frac: Annotated[
+        float, typer.Option("--valid-frac", metavar="X", help="Fraction held out for validation.")
+    ] = DEFAULTS.valid_frac,
     n_in: Annotated[int, typer.Option("--n-in", min=1, metavar="N", help="Input features.")] = DEFAULTS.n_in,
-    hidden: Annotated[Optional[list[int]], typer.Option(
-        "--hidden", min=1, metavar="N", help="Hidden layer width; repeat for depth. Default: the chapter's 50.")] = None,
-    n_out: Annotated[int, typer.Option("--n-out", min=1, metavar="N", help="Regression outputs.")] = DEFAULTS.n_out,
-    classes: Annotated[int, typer.Option("--classes", min=2, metavar="N", help="Classification classes.")] = DEFAULTS.classes,
-    labels: Annotated[LabelSource, typer.Option(
-        "--labels", metavar="NAME",
-        help=f"Classification labels. {listing(LABELS)}.")] = LabelSource(DEFAULTS.labels),
-    noise: Annotated[float, typer.Option(
-        "--noise", metavar="X", help="Std of the noise added to the regression teacher.")] = DEFAULTS.noise,
-    init: Annotated[InitName, typer.Option(
-        "--init", metavar="NAME", help=INIT_HELP)] = InitName(DEFAULTS.init),
+    hidden: Annotated[
+        Optional[list[int]],
+        typer.Option(
+            "--hidden",
+            min=1,
+            metavar="N",
+            help="Hidden layer width; repeat for depth. Default: the chapter's 50.",
+        ),
+    ] = None,
+    n_out: Annotated[
+        int, typer.Option("--n-out", min=1, metavar="N", help="Regression outputs.")
+    ] = DEFAULTS.n_out,
+    classes: Annotated[
+        int, typer.Option("--classes", min=2, metavar="N", help="Classification classes.")
+    ] = DEFAULTS.classes,
+    labels: Annotated[
+        LabelSource,
+        typer.Option("--labels", metavar="NAME", help=f"Classification labels. {listing(LABELS)}."),
+    ] = LabelSource(DEFAULTS.labels),
+    noise: Annotated[
+        float, typer.Option("--noise", metavar="X", help="Std of the noise added to the regression teacher.")
+    ] = DEFAULTS.noise,
+    init: Annotated[InitName, typer.Option("--init", metavar="NAME", help=INIT_HELP)] = InitName(
+        DEFAULTS.init
+    ),
     lr: Annotated[float, typer.Option("--lr", metavar="X", help="Learning rate.")] = DEFAULTS.lr,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Passes over the training set.")] = DEFAULTS.epochs,
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=1, metavar="N", help="Examples per SGD step.")] = DEFAULTS.batch_size,
-    momentum: Annotated[float, typer.Option(
-        "--momentum", metavar="X", help="SGD momentum, as torch.optim.SGD's (0: none).")] = DEFAULTS.momentum,
-    dtype: Annotated[ModelDtype, typer.Option(
-        "--dtype", help="Element type of the model and data.")] = ModelDtype(DEFAULTS.dtype),
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, metavar="N", help="Passes over the training set.")
+    ] = DEFAULTS.epochs,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, metavar="N", help="Examples per SGD step.")
+    ] = DEFAULTS.batch_size,
+    momentum: Annotated[
+        float, typer.Option("--momentum", metavar="X", help="SGD momentum, as torch.optim.SGD's (0: none).")
+    ] = DEFAULTS.momentum,
+    dtype: Annotated[
+        ModelDtype, typer.Option("--dtype", help="Element type of the model and data.")
+    ] = ModelDtype(DEFAULTS.dtype),
     seed: SeedOption = DEFAULTS.seed,
-    check_autograd: Annotated[bool, typer.Option(
-        "--check-autograd/--no-check-autograd",
-        help="Train an autograd twin in lockstep and compare.")] = DEFAULTS.check_autograd,
-    rtol: Annotated[Optional[float], typer.Option(
-        "--rtol", metavar="X", help=f"Relative tolerance against the twin. Default: {TRAIN_TOLERANCES['float32']:g} (float32), "
-                       f"{TRAIN_TOLERANCES['float64']:g} (float64).")] = None,
-    plot: Annotated[bool, typer.Option(
-        "--plot", help="Write a PNG of the loss curves, hand-written and autograd.")] = False,
-    device: Annotated[DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")] = DeviceName.cpu,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", metavar="FILE.py:NAME", help="Train your own model class instead of fnd's: NAME(w1, b1, w2, b2, "
-                                                "...), loss = model(x, targ), model.backward() stores .g; its twin "
-                                                "runs your forward under autograd. Loading a file runs its code.")] = None,
+    check_autograd: Annotated[
+        bool,
+        typer.Option(
+            "--check-autograd/--no-check-autograd", help="Train an autograd twin in lockstep and compare."
+        ),
+    ] = DEFAULTS.check_autograd,
+    rtol: Annotated[
+        Optional[float],
+        typer.Option(
+            "--rtol",
+            metavar="X",
+            help=f"Relative tolerance against the twin. Default: {TRAIN_TOLERANCES['float32']:g} (float32), "
+            f"{TRAIN_TOLERANCES['float64']:g} (float64).",
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Write a PNG of the loss curves, hand-written and autograd.")
+    ] = False,
+    device: Annotated[
+        DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")
+    ] = DeviceName.cpu,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            metavar="FILE.py:NAME",
+            help="Train your own model class instead of fnd's: NAME(w1, b1, w2, b2, "
+            "...), loss = model(x, targ), model.backward() stores .g; its twin "
+            "runs your forward under autograd. Loading a file runs its code.",
+        ),
+    ] = None,
     config: config_option("train") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
 ):
-    """Train the hand-written model on synthetic data with SGD from scratch, in lockstep with an autograd twin.
+    """Train the hand-written model on synthetic data with SGD from scratch, in lockstep with an autograd
+    twin.
 
     Exit 1 if the twin's losses or final parameters differ beyond --rtol, or if training
     diverges (a non-finite loss).
@@ -80,15 +138,38 @@ def train_command(
     check_devices([device.value])
     _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size)
     other = "classification" if task.value == "regression" else "regression"
-    refuse_given(ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}")
-    cfg = TrainConfig(task=task.value, samples=samples, valid_frac=valid_frac, n_in=n_in,
-                      hidden=tuple(hidden) if hidden else DEFAULTS.hidden, n_out=n_out, classes=classes,
-                      labels=labels.value, noise=noise, init=resolve_scheme_name(init.value), lr=lr, epochs=epochs,
-                      batch_size=batch_size, momentum=momentum, dtype=dtype.value, seed=seed,
-                      check_autograd=check_autograd, rtol=rtol, device=device.value, model=model)
+    refuse_given(
+        ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}"
+    )
+    cfg = TrainConfig(
+        task=task.value,
+        samples=samples,
+        valid_frac=valid_frac,
+        n_in=n_in,
+        hidden=tuple(hidden) if hidden else DEFAULTS.hidden,
+        n_out=n_out,
+        classes=classes,
+        labels=labels.value,
+        noise=noise,
+        init=resolve_scheme_name(init.value),
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        momentum=momentum,
+        dtype=dtype.value,
+        seed=seed,
+        check_autograd=check_autograd,
+        rtol=rtol,
+        device=device.value,
+        model=model,
+    )
     load_user_class(model, "--model", cfg.sizes, cfg.dtype)
-    check_memory(train_bytes(cfg), cfg.device, f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
-                 "--samples, --n-in or --hidden")
+    check_memory(
+        train_bytes(cfg),
+        cfg.device,
+        f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
+        "--samples, --n-in or --hidden",
+    )
     run = Run(ctx, out, quiet)
 
     from fndcli import userref
@@ -106,19 +187,34 @@ def train_command(
 
     failures = _failures(cfg, result, check_autograd)
     loss, param = result.loss_diff, result.param_diff  # None without a twin
-    run.finish(write_files, 130 if result.interrupted else (1 if failures or result.error else 0),
-               {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init}, result.error, failures,
-               after=[result.user_traceback] if result.user_traceback else [], interrupted=result.interrupted,
-               device=cfg.device, dtype=cfg.dtype, seed=seed, manual_step_s=result.manual_step_s,
-               autograd_step_s=result.autograd_step_s, steps=result.steps, baseline_metric=result.baseline_metric,
-               baseline="the majority class" if cfg.task == "classification" else "the training mean",
-               diverged_epoch=result.diverged_epoch, max_rel_loss_diff=loss and loss.rel_diff,
-               max_rel_loss_diff_at=loss and loss.where, max_rel_param_diff=param and param.rel_diff,
-               max_rel_param_diff_at=param and param.where, user_code_changed=userref.changes())
+    run.finish(
+        write_files,
+        130 if result.interrupted else (1 if failures or result.error else 0),
+        {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
+        result.error,
+        failures,
+        after=[result.user_traceback] if result.user_traceback else [],
+        interrupted=result.interrupted,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        seed=seed,
+        manual_step_s=result.manual_step_s,
+        autograd_step_s=result.autograd_step_s,
+        steps=result.steps,
+        baseline_metric=result.baseline_metric,
+        baseline="the majority class" if cfg.task == "classification" else "the training mean",
+        diverged_epoch=result.diverged_epoch,
+        max_rel_loss_diff=loss and loss.rel_diff,
+        max_rel_loss_diff_at=loss and loss.where,
+        max_rel_param_diff=param and param.rel_diff,
+        max_rel_param_diff_at=param and param.where,
+        user_code_changed=userref.changes(),
+    )
 
 
 def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):
-    """The checks Typer's ranges cannot make: finite positives, fractions, a batch the training set can fill."""
+    """The checks Typer's ranges cannot make: finite positives, fractions, a batch the training set can
+    fill."""
     positive_finite(lr, "--lr")
     tolerance(rtol, "--rtol")
     tolerance(noise, "--noise")
@@ -130,18 +226,29 @@ def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):
     if n_train < 1:
         raise typer.BadParameter(f"leaves no training examples of {samples}", param_hint="'--valid-frac'")
     if batch_size > n_train:
-        raise typer.BadParameter(f"{batch_size} is larger than the {n_train} training examples "
-                                 f"(--samples {samples}, --valid-frac {valid_frac})", param_hint="'--batch-size'")
+        raise typer.BadParameter(
+            f"{batch_size} is larger than the {n_train} training examples "
+            f"(--samples {samples}, --valid-frac {valid_frac})",
+            param_hint="'--batch-size'",
+        )
 
 
 def _failures(cfg, result, check_autograd):
     """What failed in a run that finished: its twin disagreed, it diverged."""
     errors = []
-    mismatch = result.mismatch(cfg.tolerance) if check_autograd and not (result.diverged_epoch or result.error) else None
+    mismatch = (
+        result.mismatch(cfg.tolerance)
+        if check_autograd and not (result.diverged_epoch or result.error)
+        else None
+    )
     if mismatch:
-        errors.append(f"the hand-written model and its autograd twin disagree: {mismatch.where} differs by "
-                      f"{mismatch.rel_diff:.2e} relative, beyond --rtol {cfg.tolerance:g}")
+        errors.append(
+            f"the hand-written model and its autograd twin disagree: {mismatch.where} differs by "
+            f"{mismatch.rel_diff:.2e} relative, beyond --rtol {cfg.tolerance:g}"
+        )
     if result.diverged_epoch:
-        errors.append(f"training diverged in epoch {result.diverged_epoch} (non-finite loss); "
-                      f"try a smaller --lr than {cfg.lr:g}")
+        errors.append(
+            f"training diverged in epoch {result.diverged_epoch} (non-finite loss); "
+            f"try a smaller --lr than {cfg.lr:g}"
+        )
     return errors

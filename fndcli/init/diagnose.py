@@ -1,13 +1,14 @@
-"""`fnd init-sweep --model`: the rows of every seed, each layer's findings, the first layer of each, the verdict.
+"""`fnd init-sweep --model`: the rows of every seed, each layer's findings, the first layer of each, the
+verdict.
 
-The verdict is init-sweep's (`fndcli.init.sweep.judge`): the fitted change of log10 m2 from
-the input to the last layer, in decades, against one decade plus NOISE_SDS standard deviations
-of its noise. A user's model has no mean-field theory, so the noise is measured: the standard
-error of the fitted change from the layers' (robust) scatter around the line, and the spread of
-the change across seeds (over the number of seeds). The line is Theil-Sen's, so that a step
-(an average pool divides the gradient per element by its window) does not read as a trend. A layer is `exploding` or `vanishing` when its
-own m2 has left the input's by more than that same allowance.
-"""
+The verdict is init-sweep's (`fndcli.init.sweep.judge`): the fitted change of log10 m2 from the input to the
+last layer, in decades, against one decade plus NOISE_SDS standard deviations of its noise. A user's model has
+no mean-field theory, so the noise is measured: the standard error of the fitted change from the layers'
+(robust) scatter around the line, and the spread of the change across seeds (over the number of seeds). The
+line is Theil-Sen's, so that a step (an average pool divides the gradient per element by its window) does not
+read as a trend. A layer is `exploding` or `vanishing` when its own m2 has left the input's by more than that
+same allowance."""
+
 import math
 from dataclasses import dataclass
 
@@ -16,31 +17,43 @@ import pandas as pd
 
 from fndcli.init.probe import load_builder, run_seed
 from fndcli.init.sweep import NOISE_SDS, SATURATED_FRAC, VERDICT_DECADES, judge
+from fndcli.kinds import INIT_SWEEP_MODEL
 from fndcli.memory import stops
 from fndcli.names import FINDINGS, first_column
 from fndcli.userref import UserCodeError
 
-DEAD_SHARE = 0.9        # an activation's output this share exact zeros is dead
+DEAD_SHARE = 0.9  # an activation's output this share exact zeros is dead
 UNDERFLOW_SHARE = 0.01  # this share of an output below a type's smallest normal is an underflow worth naming
-STATS = ["mean", "std", "m2", "frac_zero", "frac_near_zero", "max_abs", "non_finite", "fp16_overflow",
-         "fp16_underflow", "bf16_overflow", "bf16_underflow", "frac_saturated"]
+STATS = [
+    "mean",
+    "std",
+    "m2",
+    "frac_zero",
+    "frac_near_zero",
+    "max_abs",
+    "non_finite",
+    "fp16_overflow",
+    "fp16_underflow",
+    "bf16_overflow",
+    "bf16_underflow",
+    "frac_saturated",
+]
 LAYER_COLUMNS = ["seed", "order", "layer", "call", "type", "activation", "shape", *STATS]
 BACKWARD_COLUMNS = ["grad_std", "grad_m2", "grad_non_finite", "weight_grad_std", "grad_data_ratio"]
 PARAM_COLUMNS = ["seed", "parameter", "shape", "std", "grad_std", "grad_data_ratio"]
-SUMMARY_COLUMNS = ["model", "input_shape", "scheme", "seeds", "layers", "decades", "decades_sd", "allowed",
-                   *map(first_column, FINDINGS), "verdict", "reason"]
-GRAD_SUMMARY_COLUMNS = ["grad_decades", "grad_decades_sd", "grad_verdict"]
 
 
 @dataclass
 class ProbeResult:
-    layers: pd.DataFrame        # one row per seed x leaf call (and the input), in forward order
-    params: pd.DataFrame        # with --backward: one row per seed x parameter
-    summary: pd.DataFrame       # one row: the verdict, and the first layer of each finding
+    layers: pd.DataFrame  # one row per seed x leaf call (and the input), in forward order
+    params: pd.DataFrame  # with --backward: one row per seed x parameter
+    summary: pd.DataFrame  # one row: the verdict, and the first layer of each finding
     heatmap: np.ndarray | None  # (rows, HIST_BINS) counts of log10|x| for the first seed
     interrupted: bool = False
-    error: str | None = None    # the user's code raised, or memory ran out, part-way; whole seeds before it kept
-    traceback: str = ""         # the user's frames, when their code raised
+    error: str | None = (
+        None  # the user's code raised, or memory ran out, part-way; whole seeds before it kept
+    )
+    traceback: str = ""  # the user's frames, when their code raised
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ class Spread:
     """The measured noise of the fitted change, in the place of init-sweep's theory (`judge` reads these)."""
 
     sd: float
-    decades = None   # no prediction
+    decades = None  # no prediction
     typical = None
 
     def decades_sd(self, seeds):
@@ -58,9 +71,9 @@ class Spread:
 def fit(order, values, towards_input=False):
     """(change of log10 values over the depth, its standard error) of a Theil-Sen line (the median of the
     pairwise slopes) against the layer's order; non-finite and non-positive values left out. Robust, not least
-    squares: a pooling layer or a norm is a step, not a trend, and should not tilt the line. The standard error
-    is the residuals' robust scale (1.4826 MAD) as a least-squares slope would carry it. towards_input: the
-    change from the last layer back to the input (a gradient's growth)."""
+    squares: a pooling layer or a norm is a step, not a trend, and should not tilt the line. The standard
+    error is the residuals' robust scale (1.4826 MAD) as a least-squares slope would carry it. towards_input:
+    the change from the last layer back to the input (a gradient's growth)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.log10(np.asarray(values, dtype=float))
     x = np.asarray(order, dtype=float)
@@ -145,22 +158,39 @@ def summarize(layers, cfg):
     decades, sd = trend(layers, "m2")
     allowed = allowance(sd)
     input_m2 = layers[layers["layer"] == "input"].set_index("seed")["m2"]
-    layers = layers.assign(finding=[layer_findings(r, input_m2[r["seed"]], allowed) for _, r in layers.iterrows()])
+    layers = layers.assign(
+        finding=[layer_findings(r, input_m2[r["seed"]], allowed) for _, r in layers.iterrows()]
+    )
     seeds = layers["seed"].nunique()
-    firsts = {f: where(layers, layers["finding"].str.split(", ").apply(lambda fs, f=f: f in fs)) for f in FINDINGS}
+    firsts = {
+        f: where(layers, layers["finding"].str.split(", ").apply(lambda fs, f=f: f in fs)) for f in FINDINGS
+    }
     overflow = where(layers, layers["non_finite"] > 0)
     zeros = where(layers, (layers["frac_zero"] == 1.0) & (layers["layer"] != "input"))
     verdict, reason = judge(decades, seeds, overflow, zeros, Spread(sd), None, None)
-    row = {"model": cfg.model, "input_shape": "x".join(map(str, cfg.input_shape)), "scheme": cfg.scheme,
-           "seeds": seeds, "layers": int((layers["seed"] == layers["seed"].iloc[0]).sum() - 1), "decades": decades,
-           "decades_sd": sd, "allowed": allowed, **{first_column(f): firsts[f] or "" for f in FINDINGS}}
+    row = {
+        "model": cfg.model,
+        "input_shape": "x".join(map(str, cfg.input_shape)),
+        "scheme": cfg.scheme,
+        "seeds": seeds,
+        "layers": int((layers["seed"] == layers["seed"].iloc[0]).sum() - 1),
+        "decades": decades,
+        "decades_sd": sd,
+        "allowed": allowed,
+        **{first_column(f): firsts[f] or "" for f in FINDINGS},
+    }
     reasons = [reason]
     if cfg.backward:
         g_bad = where(layers, layers["grad_non_finite"] > 0, back=True)
         if g_bad is not None:  # inf or nan: the finite layers' fit would be a figure of nothing
             g_decades, g_sd = math.nan, math.nan
-            g_verdict, g_reason = "exploding", (f"non-finite from {g_bad}{fed_by(layers, g_bad, back=True)}, "
-                                                "so its trend cannot be measured")
+            g_verdict, g_reason = (
+                "exploding",
+                (
+                    f"non-finite from {g_bad}{fed_by(layers, g_bad, back=True)}, "
+                    "so its trend cannot be measured"
+                ),
+            )
         else:
             g_decades, g_sd = trend(layers, "grad_m2", towards_input=True)
             g_verdict, g_reason = judge(g_decades, seeds, None, None, Spread(g_sd), None, None)
@@ -171,7 +201,7 @@ def summarize(layers, cfg):
                 verdict = f"{g_verdict} (gradient)"
     reasons += [f"{f} from {name}{fed_by(layers, name)}" for f, name in firsts.items() if name]
     row.update(verdict=verdict, reason="; ".join(r for r in reasons if r))
-    columns = SUMMARY_COLUMNS[:-2] + (GRAD_SUMMARY_COLUMNS if cfg.backward else []) + SUMMARY_COLUMNS[-2:]
+    columns = INIT_SWEEP_MODEL.written(cfg.backward)
     return pd.DataFrame.from_records([row], columns=columns), layers
 
 
@@ -190,12 +220,22 @@ def run_probe(cfg, plan):
                 heatmap = hist if heatmap is None else heatmap
         except UserCodeError as e:
             error, trace = f"seed {seed}: {e}", e.traceback
-    columns = LAYER_COLUMNS + (["gain_from"] if cfg.scheme != "keep" else []) + (
-        BACKWARD_COLUMNS if cfg.backward else [])
+    columns = (
+        LAYER_COLUMNS
+        + (["gain_from"] if cfg.scheme != "keep" else [])
+        + (BACKWARD_COLUMNS if cfg.backward else [])
+    )
     layers = pd.DataFrame.from_records(rows, columns=columns)
     if len(layers):
         summary, layers = summarize(layers, cfg)
     else:
-        summary, layers = pd.DataFrame(columns=SUMMARY_COLUMNS), layers.assign(finding="")
-    return ProbeResult(layers, pd.DataFrame.from_records(params, columns=PARAM_COLUMNS), summary, heatmap,
-                       stopped.interrupted, stopped.error or error, trace)
+        summary, layers = pd.DataFrame(columns=INIT_SWEEP_MODEL.written()), layers.assign(finding="")
+    return ProbeResult(
+        layers,
+        pd.DataFrame.from_records(params, columns=PARAM_COLUMNS),
+        summary,
+        heatmap,
+        stopped.interrupted,
+        stopped.error or error,
+        trace,
+    )

@@ -11,6 +11,7 @@ Each seed rebuilds the model under `torch.manual_seed(seed)` (its own init draws
 global generator; fnd's state is restored after), draws the input x ~ N(0, 1) and, with a
 scheme, every Linear/Conv weight from a generator seeded the same.
 """
+
 import contextlib
 import inspect
 import math
@@ -22,15 +23,18 @@ from torch import nn
 
 from fndcli import userref
 from fndcli.init.schemes import InitParams, make_act, resolve_scheme
-from fndcli.init.stats import log10_abs, log10_histogram, near_zero, sample_std
+from fndcli.init.stats import Sums, log10_abs, log10_histogram, real
 from fndcli.userref import UserCodeError, call
 
-TANH_SATURATION = 0.97  # Karpathy, makemore part 3: |tanh| above this passes (almost) no gradient
-FP16, BF16 = torch.finfo(torch.float16), torch.finfo(torch.bfloat16)
-HIST_RANGE, HIST_BINS = (-30.0, 30.0), 120  # log10|x|, half a decade a bin; zeros in the first, inf/nan the last
-PROBE_BATCH = 2      # the batch of the check pass (shapes, order, memory); 2 so BatchNorm can run
+HIST_RANGE, HIST_BINS = (-30.0, 30.0), 120  # log10|x|, half a decade a bin; zeros first, inf/nan last
+PROBE_BATCH = 2  # the batch of the check pass (shapes, order, memory); 2 so BatchNorm can run
 ACT_GAINS = {nn.ReLU: "relu", nn.ReLU6: "relu", nn.LeakyReLU: "leaky-relu", nn.Tanh: "tanh"}
-SATURATING = {nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0), nn.Hardsigmoid: (0.0, 1.0)}
+SATURATING = {
+    nn.Tanh: (-1.0, 1.0),
+    nn.Hardtanh: (-1.0, 1.0),
+    nn.Sigmoid: (0.0, 1.0),
+    nn.Hardsigmoid: (0.0, 1.0),
+}
 NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -68,21 +72,15 @@ def tensors(out):
     return []
 
 
-def real(t):
-    """t detached, in float64; a complex tensor as its real and imaginary parts, two numbers an element."""
-    t = t.detach()
-    return (torch.view_as_real(t.resolve_conj()) if t.is_complex() else t).double()
-
-
 @dataclass(frozen=True)
 class Call:
     """One call of a leaf module, in the order the forward pass reaches it."""
 
-    layer: str       # named_modules()'s name
-    call: int        # 1 for the first call of the module, 2 for the second, ...
-    type: str        # the module's class name
+    layer: str  # named_modules()'s name
+    call: int  # 1 for the first call of the module, 2 for the second, ...
+    type: str  # the module's class name
     activation: bool  # an activation module (torch.nn.modules.activation, or a class named like one)
-    gain_from: str   # the activation whose gain a scheme gives this Linear/Conv ('' for other modules)
+    gain_from: str  # the activation whose gain a scheme gives this Linear/Conv ('' for other modules)
     leak: float = 0.01  # that activation's negative slope, when it is a LeakyReLU
 
 
@@ -93,20 +91,22 @@ class Plan:
     calls: tuple
     param_bytes: int
     itemsize: int
-    largest_per_row: float   # elements of the largest leaf output, per input row
-    total_per_row: float     # elements of every leaf output, per input row (what backward keeps)
+    largest_per_row: float  # elements of the largest leaf output, per input row
+    total_per_row: float  # elements of every leaf output, per input row (what backward keeps)
 
 
 def _is_activation(module):
     kind = type(module)
     return kind.__module__ == "torch.nn.modules.activation" or any(
-        word in kind.__name__.lower() for word in ("relu", "tanh", "sigmoid", "gelu", "silu", "swish"))
+        word in kind.__name__.lower() for word in ("relu", "tanh", "sigmoid", "gelu", "silu", "swish")
+    )
 
 
 def _gain_from(order, i):
-    """(name, negative slope) of the activation after the i-th call (a Linear/Conv), norms, dropout and pooling
-    skipped, whose gain the scheme uses; linear if a weighted layer or an activation without a gain comes first."""
-    for module, _ in order[i + 1:]:
+    """(name, negative slope) of the activation after the i-th call (a Linear/Conv), norms, dropout and
+    pooling skipped, whose gain the scheme uses; linear if a weighted layer or an activation without a gain
+    comes first."""
+    for module, _ in order[i + 1 :]:
         if type(module) in ACT_GAINS:
             return ACT_GAINS[type(module)], getattr(module, "negative_slope", 0.01)
         weighted = next(module.parameters(recurse=False), None) is not None
@@ -138,8 +138,8 @@ def _call_table(order):
 
 def plan(cfg):
     """Build the model once and run it at PROBE_BATCH rows under no_grad: the calls in order and the sizes.
-    userref.RefError for a bad reference; UserCodeError (its `stage` says which) if building or the forward pass
-    raises: the input shape is the usual culprit."""
+    userref.RefError for a bad reference; UserCodeError (its `stage` says which) if building or the forward
+    pass raises: the input shape is the usual culprit."""
     builder = load_builder(cfg.model)
     with _seeded(cfg.seed):
         try:
@@ -151,8 +151,10 @@ def plan(cfg):
         x = torch.randn(rows, *cfg.input_shape[1:], dtype=getattr(torch, cfg.dtype))
         sizes = []
         names = leaves(model)
+
         def size(module, inputs, out):  # a complex element is two numbers
             sizes.append(sum(t.numel() * (1 + t.is_complex()) for t in tensors(out)))
+
         hooks = [m.register_forward_hook(size) for m in names]
         try:
             with torch.no_grad():
@@ -181,7 +183,8 @@ def _seeded(seed):
 
 
 def reinit(model, calls, scheme_name, mode, scale, gen):
-    """Every Linear/Conv weight drawn anew by the scheme, with the gain of the activation after it (biases kept).
+    """Every Linear/Conv weight drawn anew by the scheme, with the gain of the activation after it (biases
+    kept).
 
     A weight (out, in, *k) is drawn as the scheme's (fan_in, out) matrix, transposed and reshaped, as
     torch.nn.init does (fan_in = in * prod(k)); a scheme whose variance depends on fan_out is rescaled to
@@ -197,82 +200,22 @@ def reinit(model, calls, scheme_name, mode, scale, gen):
             params = InitParams(make_act(c.gain_from, c.leak), scale, mode)
             drawn = scheme.init(fan_in, w.shape[0], params, gen, torch.float64)  # (fan_in, out)
             if scheme.variance is not None and scheme.kappa_shift == 0 and receptive > 1:
-                drawn *= math.sqrt(scheme.variance(fan_in, w.shape[0] * receptive, params)
-                                   / scheme.variance(fan_in, w.shape[0], params))
+                drawn *= math.sqrt(
+                    scheme.variance(fan_in, w.shape[0] * receptive, params)
+                    / scheme.variance(fan_in, w.shape[0], params)
+                )
             w.copy_(drawn.t().reshape(w.shape))
 
 
-class Sums:
-    """Running sums of one call's output (and its gradient), in float64: all a row needs."""
-
-    FIELDS = ("n", "sum", "sumsq", "zeros", "near_zero", "non_finite", "fp16_overflow", "fp16_underflow",
-              "bf16_overflow", "bf16_underflow", "saturated", "grad_n", "grad_sum", "grad_sumsq", "grad_non_finite")
-
-    def __init__(self, saturating):
-        self.values = dict.fromkeys(self.FIELDS, 0.0)
-        self.max_abs = 0.0
-        self.saturating = saturating  # (low, high) bounds of a saturating activation, or None
-        self.shapes = []
-
-    def add(self, t):
-        """Fold a tensor of the output in, and forget it."""
-        x = real(t).flatten()
-        a = x.abs()
-        tiny = (a > 0)
-        v = self.values
-        v["n"] += x.numel()
-        v["sum"] += x.sum().item()
-        v["sumsq"] += (x * x).sum().item()
-        v["zeros"] += (x == 0).sum().item()
-        v["near_zero"] += near_zero(x).sum().item()
-        v["non_finite"] += (~torch.isfinite(x)).sum().item()
-        v["fp16_overflow"] += (a > FP16.max).sum().item()
-        v["fp16_underflow"] += (tiny & (a < FP16.tiny)).sum().item()
-        v["bf16_overflow"] += (a > BF16.max).sum().item()
-        v["bf16_underflow"] += (tiny & (a < BF16.tiny)).sum().item()
-        if self.saturating:
-            low, high = self.saturating
-            v["saturated"] += ((x - (low + high) / 2).abs() > TANH_SATURATION * (high - low) / 2).sum().item()
-        if x.numel():
-            top = a.max().item()  # NaN if any element is
-            self.max_abs = math.nan if math.isnan(top) or math.isnan(self.max_abs) else max(self.max_abs, top)
-        self.shapes.append("x".join(map(str, t.shape)))
-
-    def add_grad(self, g):
-        g = real(g)
-        self.values["grad_n"] += g.numel()
-        self.values["grad_sum"] += g.sum().item()
-        self.values["grad_sumsq"] += (g * g).sum().item()
-        self.values["grad_non_finite"] += (~torch.isfinite(g)).sum().item()
-
-    def stats(self):
-        """The row's statistics: mean, std (torch.std's, n - 1), second moment, shares, max |x|, gradient std."""
-        v, n = self.values, self.values["n"]
-        mean, m2 = (v["sum"] / n, v["sumsq"] / n) if n else (math.nan, math.nan)
-        out = {"shape": ", ".join(self.shapes), "mean": mean, "std": _std(n, mean, m2), "m2": m2,
-               "frac_zero": v["zeros"] / n if n else math.nan, "frac_near_zero": v["near_zero"] / n if n else math.nan,
-               "max_abs": self.max_abs if n else math.nan, "non_finite": int(v["non_finite"])}
-        for key in ("fp16_overflow", "fp16_underflow", "bf16_overflow", "bf16_underflow"):
-            out[key] = v[key] / n if n else math.nan
-        out["frac_saturated"] = v["saturated"] / n if self.saturating and n else math.nan
-        gn = v["grad_n"]
-        g_mean, g_m2 = (v["grad_sum"] / gn, v["grad_sumsq"] / gn) if gn else (math.nan, math.nan)
-        out.update(grad_std=_std(gn, g_mean, g_m2), grad_m2=g_m2, grad_non_finite=int(v["grad_non_finite"]))
-        return out
-
-
-def _std(n, mean, m2):
-    """stats.sample_std, but an overflowed output's std is its m2: inf, where torch.std says nan."""
-    return sample_std(n, mean, m2).item() if math.isfinite(m2) else m2
-
-
 def histogram(t):
-    """Counts of log10|x| over HIST_RANGE in HIST_BINS bins; zeros in the first bin, inf and nan in the last."""
+    """Counts of log10|x| over HIST_RANGE in HIST_BINS bins; zeros in the first bin, inf and nan in the
+    last."""
     return log10_histogram(log10_abs(real(t).flatten()), *HIST_RANGE, HIST_BINS)
 
 
 class Recorder:
-    """Forward hooks on every leaf module, and, with backward, a hook on each output tensor for its gradient."""
+    """Forward hooks on every leaf module, and, with backward, a hook on each output tensor for its
+    gradient."""
 
     def __init__(self, model, backward, histograms):
         self.names, self.backward, self.histograms = leaves(model), backward, histograms
@@ -319,24 +262,38 @@ def run_seed(builder, cfg, calls, seed):
             if cfg.backward:
                 outs = [t for t in tensors(out) if t.requires_grad]
                 if not outs:
-                    raise UserCodeError(f"{cfg.model}()'s output does not depend on its parameters or input: "
-                                        "nothing to push a gradient back through")
+                    raise UserCodeError(
+                        f"{cfg.model}()'s output does not depend on its parameters or input: "
+                        "nothing to push a gradient back through"
+                    )
                 grads = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in outs]  # E|g|^2 = 1
                 call(f"{cfg.model}() backward", torch.autograd.backward, outs, grads)
                 inputs.add_grad(x.grad)
     finally:
         recorder.remove()
     gains = {(c.layer, c.call): c.gain_from for c in calls}
-    rows = [{"layer": "input", "call": 1, "type": "input", "activation": False, "gain_from": "", **inputs.stats()}]
+    rows = [
+        {"layer": "input", "call": 1, "type": "input", "activation": False, "gain_from": "", **inputs.stats()}
+    ]
     for key, sums in recorder.sums.items():
         kind, activation = recorder.kinds[key]
-        rows.append({"layer": key[0], "call": key[1], "type": kind, "activation": activation,
-                     "gain_from": gains.get(key, "") if cfg.scheme != "keep" else "", **sums.stats()})
+        rows.append(
+            {
+                "layer": key[0],
+                "call": key[1],
+                "type": kind,
+                "activation": activation,
+                "gain_from": gains.get(key, "") if cfg.scheme != "keep" else "",
+                **sums.stats(),
+            }
+        )
     params = {name: _param_row(name, p) for name, p in model.named_parameters()} if cfg.backward else {}
     for row in rows if cfg.backward else []:
         weight = params.get("weight" if row["layer"] == "(model)" else f"{row['layer']}.weight", {})
-        row.update(weight_grad_std=weight.get("grad_std", math.nan),
-                   grad_data_ratio=weight.get("grad_data_ratio", math.nan))
+        row.update(
+            weight_grad_std=weight.get("grad_std", math.nan),
+            grad_data_ratio=weight.get("grad_data_ratio", math.nan),
+        )
     hist = None
     if recorder.histograms:
         counts = (recorder.hist.get(key, np.zeros(HIST_BINS)) for key in recorder.sums)
@@ -345,10 +302,16 @@ def run_seed(builder, cfg, calls, seed):
 
 
 def _param_row(name, p):
-    """A parameter's std, its gradient's std, and grad:data, std(grad) / std(W) (Karpathy's ratio, without lr)."""
+    """A parameter's std, its gradient's std, and grad:data, std(grad) / std(W) (Karpathy's ratio, without
+    lr)."""
     data = p.detach().double()
     std = data.std().item() if p.numel() > 1 else math.nan
     g = p.grad.detach().double() if p.grad is not None else None
     g_std = (g.std().item() if p.numel() > 1 else math.nan) if g is not None else math.nan
-    return {"parameter": name, "shape": "x".join(map(str, p.shape)), "std": std, "grad_std": g_std,
-            "grad_data_ratio": g_std / std if std and math.isfinite(std) else math.nan}
+    return {
+        "parameter": name,
+        "shape": "x".join(map(str, p.shape)),
+        "std": std,
+        "grad_std": g_std,
+        "grad_data_ratio": g_std / std if std and math.isfinite(std) else math.nan,
+    }

@@ -16,6 +16,7 @@ Normal(L ln a - var/2, var) with var = kappa L / n, kappa = E act(z)^4 / (E act(
 "Theory: one network's scatter").
 `log_m2_variance` gives var; fndcli.init.sweep turns it into a band and a verdict.
 """
+
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -30,12 +31,12 @@ class Act:
     """An activation, its derivative, its init gain and its Gaussian moments."""
 
     name: str
-    fn: Callable            # z -> act(z)
-    grad: Callable          # z -> act'(z); at exactly 0 the gradient is 0, as torch.relu's
-    gain: float             # torch.nn.init.calculate_gain's value
+    fn: Callable  # z -> act(z)
+    grad: Callable  # z -> act'(z); at exactly 0 the gradient is 0, as torch.relu's
+    gain: float  # torch.nn.init.calculate_gain's value
     moments: Optional[Callable]  # s2 -> (mean, m2) of act(z) for z ~ N(0, s2); None: no closed form
-    grad_m2: Optional[float]     # E[act'(z)^2] for symmetric z; None: no closed form
-    kappa: Optional[float] = None      # E act(z)^4 / (E act(z)^2)^2 - 1 for Gaussian z; None: no random walk
+    grad_m2: Optional[float]  # E[act'(z)^2] for symmetric z; None: no closed form
+    kappa: Optional[float] = None  # E act(z)^4 / (E act(z)^2)^2 - 1 for Gaussian z; None: no random walk
     saturation: Optional[float] = None  # |act(z)| above this is pinned (tanh: 0.99 of its bound 1)
 
 
@@ -44,19 +45,28 @@ def make_act(name, leak=0.01):
     if name == "linear":
         return Act("linear", lambda z: z, torch.ones_like, 1.0, lambda s2: (0.0, s2), 1.0, kappa=2.0)
     if name == "relu":
-        return Act("relu", torch.relu, lambda z: (z > 0).to(z.dtype), math.sqrt(2.0),
-                   lambda s2: (math.sqrt(s2 / (2 * math.pi)), s2 / 2), 0.5, kappa=5.0)
+        return Act(
+            "relu",
+            torch.relu,
+            lambda z: (z > 0).to(z.dtype),
+            math.sqrt(2.0),
+            lambda s2: (math.sqrt(s2 / (2 * math.pi)), s2 / 2),
+            0.5,
+            kappa=5.0,
+        )
     if name == "leaky-relu":
-        return Act("leaky-relu", lambda z: torch.where(z > 0, z, leak * z),
-                   lambda z: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, leak)),
-                   math.sqrt(2.0 / (1 + leak ** 2)),
-                   lambda s2: ((1 - leak) * math.sqrt(s2 / (2 * math.pi)), (1 + leak ** 2) * s2 / 2),
-                   (1 + leak ** 2) / 2, kappa=6 * (1 + leak ** 4) / (1 + leak ** 2) ** 2 - 1)
+        return Act(
+            "leaky-relu",
+            lambda z: torch.where(z > 0, z, leak * z),
+            lambda z: torch.where(z > 0, torch.ones_like(z), torch.full_like(z, leak)),
+            math.sqrt(2.0 / (1 + leak**2)),
+            lambda s2: ((1 - leak) * math.sqrt(s2 / (2 * math.pi)), (1 + leak**2) * s2 / 2),
+            (1 + leak**2) / 2,
+            kappa=6 * (1 + leak**4) / (1 + leak**2) ** 2 - 1,
+        )
     if name == "tanh":  # no closed form; with gain 5/3 it has a fixed point (m2* = 0.424), no random walk
         return Act("tanh", torch.tanh, lambda z: 1 - torch.tanh(z) ** 2, 5.0 / 3, None, None, saturation=0.99)
     raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTS)}")
-
-
 
 
 @dataclass(frozen=True)
@@ -94,10 +104,10 @@ class Scheme:
     """A weight-init scheme: `init` draws w (fan_in, fan_out); `variance` is Var[w], or None."""
 
     name: str
-    init: Callable          # (fan_in, fan_out, InitParams, gen, dtype) -> w
+    init: Callable  # (fan_in, fan_out, InitParams, gen, dtype) -> w
     variance: Optional[Callable]  # (fan_in, fan_out, InitParams) -> Var[w]
-    data_driven: bool = False     # rescaled on a batch after drawing (LSUV)
-    kappa_shift: float = 0.0      # orthogonal weights remove the weights' own scatter: kappa - 2
+    data_driven: bool = False  # rescaled on a batch after drawing (LSUV)
+    kappa_shift: float = 0.0  # orthogonal weights remove the weights' own scatter: kappa - 2
 
 
 def _xavier_var(fi, fo, p):  # Glorot & Bengio 2010, eq. 12 (gain 1, as in the paper)
@@ -105,27 +115,51 @@ def _xavier_var(fi, fo, p):  # Glorot & Bengio 2010, eq. 12 (gain 1, as in the p
 
 
 def _kaiming_var(fi, fo, p):  # He et al. 2015, eq. 10 (forward, fan_in) or eq. 14 (backward, fan_out)
-    return p.act.gain ** 2 / _fan(fi, fo, p)
+    return p.act.gain**2 / _fan(fi, fo, p)
 
 
-SCHEMES = {s.name: s for s in [  # the names and summaries: fndcli.names.SCHEMES
-    Scheme("normal", lambda fi, fo, p, g, d: _normal(fi, fo, 1.0, g, d), lambda fi, fo, p: 1.0),
-    Scheme("scaled", lambda fi, fo, p, g, d: _normal(fi, fo, p.scale, g, d), lambda fi, fo, p: p.scale ** 2),
-    Scheme("xavier-normal", lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_xavier_var(fi, fo, p)), g, d),
-           _xavier_var),
-    Scheme("xavier-uniform", lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _xavier_var(fi, fo, p)), g, d),
-           _xavier_var),
-    Scheme("kaiming-normal", lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_kaiming_var(fi, fo, p)), g, d),
-           _kaiming_var),
-    Scheme("kaiming-uniform", lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _kaiming_var(fi, fo, p)), g, d),
-           _kaiming_var),
-    # nn.Linear: kaiming_uniform_(a=sqrt(5)) -> U(+-1/sqrt(fan_in)), Var = 1 / (3 fan_in)
-    Scheme("torch-default", lambda fi, fo, p, g, d: _uniform(fi, fo, 1 / math.sqrt(fi), g, d),
-           lambda fi, fo, p: 1 / (3 * fi)),
-    Scheme("orthogonal", lambda fi, fo, p, g, d: orthogonal(fi, fo, p.act.gain, g, d),
-           lambda fi, fo, p: p.act.gain ** 2 / max(fi, fo), kappa_shift=-2.0),
-    Scheme("lsuv", lambda fi, fo, p, g, d: orthogonal(fi, fo, 1.0, g, d), None, data_driven=True),
-]}
+SCHEMES = {
+    s.name: s
+    for s in [  # the names and summaries: fndcli.names.SCHEMES
+        Scheme("normal", lambda fi, fo, p, g, d: _normal(fi, fo, 1.0, g, d), lambda fi, fo, p: 1.0),
+        Scheme(
+            "scaled", lambda fi, fo, p, g, d: _normal(fi, fo, p.scale, g, d), lambda fi, fo, p: p.scale**2
+        ),
+        Scheme(
+            "xavier-normal",
+            lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_xavier_var(fi, fo, p)), g, d),
+            _xavier_var,
+        ),
+        Scheme(
+            "xavier-uniform",
+            lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _xavier_var(fi, fo, p)), g, d),
+            _xavier_var,
+        ),
+        Scheme(
+            "kaiming-normal",
+            lambda fi, fo, p, g, d: _normal(fi, fo, math.sqrt(_kaiming_var(fi, fo, p)), g, d),
+            _kaiming_var,
+        ),
+        Scheme(
+            "kaiming-uniform",
+            lambda fi, fo, p, g, d: _uniform(fi, fo, math.sqrt(3 * _kaiming_var(fi, fo, p)), g, d),
+            _kaiming_var,
+        ),
+        # nn.Linear: kaiming_uniform_(a=sqrt(5)) -> U(+-1/sqrt(fan_in)), Var = 1 / (3 fan_in)
+        Scheme(
+            "torch-default",
+            lambda fi, fo, p, g, d: _uniform(fi, fo, 1 / math.sqrt(fi), g, d),
+            lambda fi, fo, p: 1 / (3 * fi),
+        ),
+        Scheme(
+            "orthogonal",
+            lambda fi, fo, p, g, d: orthogonal(fi, fo, p.act.gain, g, d),
+            lambda fi, fo, p: p.act.gain**2 / max(fi, fo),
+            kappa_shift=-2.0,
+        ),
+        Scheme("lsuv", lambda fi, fo, p, g, d: orthogonal(fi, fo, 1.0, g, d), None, data_driven=True),
+    ]
+}
 
 
 def resolve_scheme(name):

@@ -10,6 +10,7 @@ The verdict (see `judge`) weighs the observation against the prediction and its
 finite-width noise, so one seed of a good init is not called bad, and a bad one is caught
 on every seed.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -19,30 +20,43 @@ import torch
 
 from fndcli.init.schemes import InitParams, log_m2_variance, lsuv, make_act, predict_m2, resolve_scheme
 from fndcli.init.stats import log10_abs, log10_histogram, near_zero, sample_std
+from fndcli.kinds import INIT_SWEEP
 from fndcli.memory import stops
 
-LAYER_COLUMNS = ["scheme", "act", "seed", "layer", "mean", "std", "m2", "frac_zero", "frac_near_zero",
-                 "frac_saturated", "min", "max", "finite", "pred_m2", "pred_std"]
-SUMMARY_COLUMNS = ["scheme", "act", "depth", "width", "seeds", "m2_last_mean", "m2_last_geomean", "pred_m2_last",
-                   "log10_m2_last", "band_lo", "band_hi", "decades", "decades_pred", "decades_sd",
-                   "growth_log10_per_layer", "overflow_layer", "underflow_layer", "frac_saturated_last",
-                   "verdict", "reason"]
-BACKWARD_COLUMNS = ["grad_m2_input_geomean", "grad_pred_m2_input", "grad_decades", "grad_verdict"]
-VERDICT_DECADES = 1.0   # a change of m2 over the stack beyond this (plus the noise) is exploding or vanishing
-NOISE_SDS = 3.0         # how many standard deviations of finite-width noise an observation may stray
-SATURATED_FRAC = 0.5    # more than this share of the last layer's units pinned is saturated
+LAYER_COLUMNS = [
+    "scheme",
+    "act",
+    "seed",
+    "layer",
+    "mean",
+    "std",
+    "m2",
+    "frac_zero",
+    "frac_near_zero",
+    "frac_saturated",
+    "min",
+    "max",
+    "finite",
+    "pred_m2",
+    "pred_std",
+]
+VERDICT_DECADES = 1.0  # a change of m2 over the stack beyond this (plus the noise) is exploding or vanishing
+NOISE_SDS = 3.0  # how many standard deviations of finite-width noise an observation may stray
+SATURATED_FRAC = 0.5  # more than this share of the last layer's units pinned is saturated
 HIST_BINS = 60  # log10|x| bins of the heat map
-MIN_VALUES = 20  # a layer's m2 over fewer values (batch x width) is a handful of numbers: the verdict cannot tell
+MIN_VALUES = (
+    20  # a layer's m2 over fewer values (batch x width) is a handful of numbers: the verdict cannot tell
+)
 
 
 @dataclass
 class SweepResult:
-    layers: pd.DataFrame    # one row per scheme x act x seed x layer (x direction with backward)
-    summary: pd.DataFrame   # one row per scheme x act
+    layers: pd.DataFrame  # one row per scheme x act x seed x layer (x direction with backward)
+    summary: pd.DataFrame  # one row per scheme x act
     heatmap: np.ndarray | None  # (depth + 1, HIST_BINS) counts of log10|x| for the first run
-    heatmap_run: tuple | None   # (scheme, act, seed, (log10 low, log10 high)) of that run
+    heatmap_run: tuple | None  # (scheme, act, seed, (log10 low, log10 high)) of that run
     interrupted: bool = False
-    error: str | None = None    # an allocation that failed mid-run; the whole runs before it are kept
+    error: str | None = None  # an allocation that failed mid-run; the whole runs before it are kept
 
 
 def layer_stats(stack, saturation=None):
@@ -56,9 +70,15 @@ def layer_stats(stack, saturation=None):
     low, high = flat.min(1).values, flat.max(1).values  # both NaN if any element is
     mean, m2 = flat.mean(1), (flat * flat).mean(1)
     return {
-        "mean": mean, "std": sample_std(n, mean, m2), "m2": m2,  # torch.std's, in a third of the time
-        "frac_zero": (flat == 0).sum(1) / n, "frac_near_zero": near_zero(flat).sum(1) / n,
-        "frac_saturated": saturated, "min": low, "max": high, "finite": torch.isfinite(low) & torch.isfinite(high),
+        "mean": mean,
+        "std": sample_std(n, mean, m2),
+        "m2": m2,  # torch.std's, in a third of the time
+        "frac_zero": (flat == 0).sum(1) / n,
+        "frac_near_zero": near_zero(flat).sum(1) / n,
+        "frac_saturated": saturated,
+        "min": low,
+        "max": high,
+        "finite": torch.isfinite(low) & torch.isfinite(high),
     }
 
 
@@ -125,10 +145,14 @@ def run_sweep(cfg):
             for act_name in cfg.acts:
                 params = InitParams(make_act(act_name, cfg.leak), cfg.scale, cfg.mode)
                 fwd_pred = predict_m2(scheme, params, cfg.width, cfg.depth, "forward")
-                bwd_pred = predict_m2(scheme, params, cfg.width, cfg.depth, "backward") if cfg.backward else None
+                bwd_pred = (
+                    predict_m2(scheme, params, cfg.width, cfg.depth, "backward") if cfg.backward else None
+                )
                 for seed in range(cfg.seed, cfg.seed + cfg.seeds):
                     acts, grads = run_stack(scheme, params, cfg, seed)
-                    run_rows = _rows(acts, scheme.name, act_name, seed, fwd_pred, direction, params.act.saturation)
+                    run_rows = _rows(
+                        acts, scheme.name, act_name, seed, fwd_pred, direction, params.act.saturation
+                    )
                     if grads is not None:
                         run_rows += _rows(grads, scheme.name, act_name, seed, bwd_pred, "backward")
                     rows += run_rows  # a run's rows land together, so Ctrl-C keeps whole runs
@@ -137,7 +161,9 @@ def run_sweep(cfg):
                         heatmap_run = (scheme.name, act_name, seed, log_range)
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
-    return SweepResult(layers, summarize(layers, cfg), heatmap, heatmap_run, stopped.interrupted, stopped.error)
+    return SweepResult(
+        layers, summarize(layers, cfg), heatmap, heatmap_run, stopped.interrupted, stopped.error
+    )
 
 
 def _geomean(values):
@@ -158,7 +184,8 @@ class Theory:
     log10_pred: float | None  # log10 of the predicted m2 at the far end
 
     def decades_sd(self, seeds):
-        """sd of the fitted decades D averaged over `seeds` networks (the fit has ~1.2x the endpoint's variance)."""
+        """sd of the fitted decades D averaged over `seeds` networks (the fit has ~1.2x the endpoint's
+        variance)."""
         return math.sqrt(1.2 * self.var / seeds) / math.log(10) if self.var is not None else 0.0
 
     @property
@@ -218,23 +245,38 @@ def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width, bat
     elif decades < -limit:
         verdict, reason = "vanishing", f"fell {-decades:.1f} decades {allowed}"
     elif few:
-        moved = (f"moved {decades:+.2f} decades {allowed}" if math.isfinite(decades) else
-                 f"layer {underflow_layer} all zeros" if underflow_layer is not None else "no trend to fit")
-        return "cannot tell", (f"{values} value{'s' if values > 1 else ''} a layer (batch {batch} x width {width}): "
-                               f"too few to tell a trend from noise; {moved}")
+        moved = (
+            f"moved {decades:+.2f} decades {allowed}"
+            if math.isfinite(decades)
+            else f"layer {underflow_layer} all zeros"
+            if underflow_layer is not None
+            else "no trend to fit"
+        )
+        return "cannot tell", (
+            f"{values} value{'s' if values > 1 else ''} a layer (batch {batch} x width {width}): "
+            f"too few to tell a trend from noise; {moved}"
+        )
     elif not math.isfinite(decades):
         return "cannot tell", "no trend: fewer than two layers with a finite, non-zero m2"
     elif typical is not None and typical < -VERDICT_DECADES:
-        verdict, reason = "vanishing", f"moved {decades:+.2f} decades, but the typical net falls {-typical:.1f}"
+        verdict, reason = (
+            "vanishing",
+            f"moved {decades:+.2f} decades, but the typical net falls {-typical:.1f}",
+        )
     elif typical is not None and typical > VERDICT_DECADES:
-        verdict, reason = "exploding", f"moved {decades:+.2f} decades, but the typical net grows {typical:.1f}"
+        verdict, reason = (
+            "exploding",
+            f"moved {decades:+.2f} decades, but the typical net grows {typical:.1f}",
+        )
     else:
         return "stable", f"moved {decades:+.2f} decades {allowed}"
     scale_right = th.decades is not None and abs(th.decades) <= VERDICT_DECADES
     if verdict == "vanishing" and scale_right and typical < -VERDICT_DECADES:
         verdict = "vanishing (width)"
-        reason += (f"; the scale is right, but at depth {depth} and width {width} "
-                   f"the typical net falls {-typical:.1f} decades")
+        reason += (
+            f"; the scale is right, but at depth {depth} and width {width} "
+            f"the typical net falls {-typical:.1f} decades"
+        )
     return verdict, reason
 
 
@@ -262,7 +304,8 @@ def _log10_geomean(values):
 
 
 def summarize(layers, cfg):
-    """One row per scheme x act: last-layer m2 across seeds against the theory's band, events, verdict, reason.
+    """One row per scheme x act: last-layer m2 across seeds against the theory's band, events, verdict,
+    reason.
 
     decades is the least-squares slope of log10(geometric-mean m2) against the layer, times
     the depth. With the backward pass, the gradient at the input is judged the same way;
@@ -285,26 +328,51 @@ def summarize(layers, cfg):
             verdict, reason = "saturated", f"{saturated:.0%} of units pinned at ±1"
             findings = [reason]
         band = th.band(seeds)
-        row = {"scheme": scheme, "act": act, "depth": depth, "width": cfg.width, "seeds": seeds,
-               "m2_last_mean": float(last["m2"].mean()), "m2_last_geomean": _geomean(last["m2"]),
-               "pred_m2_last": float(last["pred_m2"].iloc[0]), "log10_m2_last": _log10_geomean(last["m2"]),
-               "band_lo": band[0], "band_hi": band[1], "decades": decades,
-               "decades_pred": th.decades if th.decades is not None else math.nan,
-               "decades_sd": th.decades_sd(seeds) if th.var is not None else math.nan,
-               "growth_log10_per_layer": decades / depth, "overflow_layer": overflow, "underflow_layer": underflow,
-               "frac_saturated_last": saturated}
+        row = {
+            "scheme": scheme,
+            "act": act,
+            "depth": depth,
+            "width": cfg.width,
+            "seeds": seeds,
+            "m2_last_mean": float(last["m2"].mean()),
+            "m2_last_geomean": _geomean(last["m2"]),
+            "pred_m2_last": float(last["pred_m2"].iloc[0]),
+            "log10_m2_last": _log10_geomean(last["m2"]),
+            "band_lo": band[0],
+            "band_hi": band[1],
+            "decades": decades,
+            "decades_pred": th.decades if th.decades is not None else math.nan,
+            "decades_sd": th.decades_sd(seeds) if th.var is not None else math.nan,
+            "growth_log10_per_layer": decades / depth,
+            "overflow_layer": overflow,
+            "underflow_layer": underflow,
+            "frac_saturated_last": saturated,
+        }
         if backward:
-            grads = layers[(layers["direction"] == "backward") & (layers["scheme"] == scheme) & (layers["act"] == act)]
+            grads = layers[
+                (layers["direction"] == "backward") & (layers["scheme"] == scheme) & (layers["act"] == act)
+            ]
             g_decades = _decades(grads, depth, forward=False)
             at_input = grads[grads["layer"] == 0]
-            row.update(grad_m2_input_geomean=_geomean(at_input["m2"]), grad_pred_m2_input=float(at_input["pred_m2"].iloc[0]),
-                       grad_decades=g_decades, grad_verdict="")
+            row.update(
+                grad_m2_input_geomean=_geomean(at_input["m2"]),
+                grad_pred_m2_input=float(at_input["pred_m2"].iloc[0]),
+                grad_decades=g_decades,
+                grad_verdict="",
+            )
             if overflow is not None and act != "linear":
                 findings.append("gradient not judged: the forward pass overflowed")  # act'(inf) means nothing
             else:
-                g_verdict, g_reason = judge(g_decades, seeds, _first_layer(grads, ~grads["finite"].astype(bool)),
-                                            _first_layer(grads, grads["frac_zero"] == 1.0),
-                                            theory(scheme, act, cfg, "backward"), depth, cfg.width, cfg.batch)
+                g_verdict, g_reason = judge(
+                    g_decades,
+                    seeds,
+                    _first_layer(grads, ~grads["finite"].astype(bool)),
+                    _first_layer(grads, grads["frac_zero"] == 1.0),
+                    theory(scheme, act, cfg, "backward"),
+                    depth,
+                    cfg.width,
+                    cfg.batch,
+                )
                 row["grad_verdict"] = g_verdict
                 if g_verdict == verdict == "cannot tell":  # the same few values: their figures only
                     findings.append(f"gradient: {g_reason.split('; ', 1)[1]}")
@@ -313,6 +381,6 @@ def summarize(layers, cfg):
                     if verdict == "stable":
                         verdict = f"{g_verdict.removesuffix(' (width)')} (gradient)"
         out.append({**row, "verdict": verdict, "reason": "; ".join(findings)})
-    columns = SUMMARY_COLUMNS[:-2] + (BACKWARD_COLUMNS if backward else []) + SUMMARY_COLUMNS[-2:]
+    columns = INIT_SWEEP.written(backward)
     summary = pd.DataFrame.from_records(out, columns=columns)
     return summary.astype({"overflow_layer": "Int64", "underflow_layer": "Int64"})

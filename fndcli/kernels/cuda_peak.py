@@ -1,4 +1,5 @@
-"""`fnd peak --device cuda`'s kernels: the GPU's ceilings are measured with them by `fndcli.bench.peak_worker`.
+"""`fnd peak --device cuda`'s kernels: the GPU's ceilings are measured with them by
+`fndcli.bench.peak_worker`.
 
 FMA: a Triton kernel in which every program keeps BLOCK values in registers and runs ITERS
 steps of c = c * y + x on each (BLOCK / (32 x num_warps) independent chains per thread, enough to
@@ -7,6 +8,7 @@ Bandwidth: torch's own copy (a.copy_(b)) and a triad (torch.add(b, c, alpha=s, o
 arrays far beyond L2; bytes counted as STREAM counts them. Every call is bracketed by
 torch.cuda.synchronize(). Triton's interpreter runs the FMA kernel on the CPU for the tests.
 """
+
 import triton
 import triton.language as tl
 

@@ -13,6 +13,7 @@ kernel of a process, so fnd sets them only in the processes it starts for numba-
 `fnd peak`: their correctness check (`fndcli.bench.isolated`) and their workers. fnd's own
 process never runs them.
 """
+
 import functools
 
 NAMES = ("NUMBA_SLP_VECTORIZE", "NUMBA_LOOP_VECTORIZE", "NUMBA_CPU_FEATURES")
@@ -30,8 +31,11 @@ def host_features():
 def settings():
     """{variable: value} for the processes that run fnd's numba kernels."""
     features = host_features()
-    return {"NUMBA_SLP_VECTORIZE": "1", "NUMBA_LOOP_VECTORIZE": "0",
-            "NUMBA_CPU_FEATURES": f"{features},-prefer-256-bit" if features else ""}
+    return {
+        "NUMBA_SLP_VECTORIZE": "1",
+        "NUMBA_LOOP_VECTORIZE": "0",
+        "NUMBA_CPU_FEATURES": f"{features},-prefer-256-bit" if features else "",
+    }
 
 
 def isa():

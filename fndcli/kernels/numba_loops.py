@@ -4,6 +4,7 @@
 cached on disk (cache=True), so pyperf's worker processes load it instead of compiling again.
 numba-tiled's kernel is `fndcli.kernels.gemm`.
 """
+
 import numpy as np
 from numba import njit
 

@@ -4,6 +4,7 @@ Each kernel takes a (m, k) and b (k, n) and returns c (m, n) in a's dtype, on a'
 The chapter's versions build `torch.zeros(ar, bc)` in float32 whatever the inputs are;
 these build the output in the inputs' dtype, so float64 inputs give float64 results.
 """
+
 from dataclasses import dataclass, fields
 from typing import Callable
 
@@ -88,18 +89,26 @@ def triton_matmul(a, b):
 
 @dataclass(frozen=True)
 class Impl(ImplSpec):
-    """A registered implementation: its facts (`fndcli.names.ImplSpec`) and the function, a (m, k), b (k, n) -> c."""
+    """A registered implementation: its facts (`fndcli.names.ImplSpec`) and the function, a (m, k), b (k, n)
+    -> c."""
 
     fn: Callable = None
 
 
 FUNCTIONS = {
-    "loops": loops_matmul, "dot": dot_matmul, "broadcast": broadcast_matmul, "einsum": einsum_matmul,
-    "torch": torch_matmul, "numba-loops": numba_loops_matmul, "numba-tiled": numba_tiled_matmul,
+    "loops": loops_matmul,
+    "dot": dot_matmul,
+    "broadcast": broadcast_matmul,
+    "einsum": einsum_matmul,
+    "torch": torch_matmul,
+    "numba-loops": numba_loops_matmul,
+    "numba-tiled": numba_tiled_matmul,
     "triton": triton_matmul,
 }
-IMPLS = {name: Impl(**{f.name: getattr(spec, f.name) for f in fields(spec)}, fn=FUNCTIONS[name])
-         for name, spec in IMPL_SPECS.items()}
+IMPLS = {
+    name: Impl(**{f.name: getattr(spec, f.name) for f in fields(spec)}, fn=FUNCTIONS[name])
+    for name, spec in IMPL_SPECS.items()
+}
 
 
 def user_impl(name, fn, spec=None):

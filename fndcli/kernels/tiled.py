@@ -13,6 +13,7 @@ chosen here, per call, from what the machine says about itself, not tuned to one
   MC x KC block of A in at most half of L2, a multiple of MR (blocks must not share rows), the
   blocks of a thread as even as that allows.
 """
+
 import functools
 from pathlib import Path
 

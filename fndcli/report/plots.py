@@ -1,4 +1,5 @@
 """PNG plots with matplotlib (Agg): rendering only, from the cores' DataFrames and arrays."""
+
 import numpy as np
 
 
@@ -43,8 +44,13 @@ def activation_heatmap(counts, run, path):
     """fastai's 'colorful dimension': a histogram of log10|x| per layer, layers left to right."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.imshow(np.log1p(counts.T), origin="lower", aspect="auto", cmap="viridis",
-              extent=(-0.5, counts.shape[0] - 0.5, *run[3]))
+    ax.imshow(
+        np.log1p(counts.T),
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
+        extent=(-0.5, counts.shape[0] - 0.5, *run[3]),
+    )
     ax.set_xlabel("layer")
     ax.set_ylabel("log10 |activation| (0 at bottom, inf/nan at top)")
     ax.set_title(f"Activation histogram per layer: {run[0]} / {run[1]}, seed {run[2]}")
@@ -52,7 +58,8 @@ def activation_heatmap(counts, run, path):
 
 
 def _call_names(layers):
-    """A probe run's rows of its first seed, and their labels: the layer, and the call when a module runs twice."""
+    """A probe run's rows of its first seed, and their labels: the layer, and the call when a module runs
+    twice."""
     first = layers[layers["seed"] == layers["seed"].iloc[0]]
     return first, [n if c == 1 else f"{n} ({c})" for n, c in zip(first["layer"], first["call"])]
 
@@ -63,10 +70,21 @@ def std_per_call(layers, path):
     first, names = _call_names(layers)
     fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) + 2), 5.5))
     for i, (seed, run) in enumerate(layers.groupby("seed", sort=False)):
-        ax.plot(run["order"], run["std"], color="C0", alpha=1 if i == 0 else 0.35, label="activation" if i == 0 else None)
+        ax.plot(
+            run["order"],
+            run["std"],
+            color="C0",
+            alpha=1 if i == 0 else 0.35,
+            label="activation" if i == 0 else None,
+        )
         if "grad_std" in run:
-            ax.plot(run["order"], run["grad_std"], color="C1", alpha=1 if i == 0 else 0.35,
-                    label="gradient" if i == 0 else None)
+            ax.plot(
+                run["order"],
+                run["grad_std"],
+                color="C1",
+                alpha=1 if i == 0 else 0.35,
+                label="gradient" if i == 0 else None,
+            )
     found = first[first["finding"].astype(str).str.len() > 0]
     ax.scatter(found["order"], found["std"], color="C3", zorder=3, s=14, label="a finding")
     ax.set_yscale("log")
@@ -79,15 +97,21 @@ def std_per_call(layers, path):
 
 def colorful_dimension(layers, counts, log_range, path):
     """The course's colorful dimension for init-sweep --model: a histogram of log10|x| per leaf call, named,
-    cut to the decades that hold values. counts: (calls, bins) over log_range, as fndcli.init.probe bins them."""
+    cut to the decades that hold values. counts: (calls, bins) over log_range, as fndcli.init.probe bins
+    them."""
     plt = _pyplot()
     _, names = _call_names(layers)
     used = np.flatnonzero(counts.sum(0))
     lo, hi = (used[0], used[-1] + 1) if len(used) else (0, counts.shape[1])
     step = (log_range[1] - log_range[0]) / counts.shape[1]
     fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) + 2), 5))
-    ax.imshow(np.log1p(counts[:, lo:hi].T), origin="lower", aspect="auto", cmap="viridis",
-              extent=(-0.5, counts.shape[0] - 0.5, log_range[0] + lo * step, log_range[0] + hi * step))
+    ax.imshow(
+        np.log1p(counts[:, lo:hi].T),
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
+        extent=(-0.5, counts.shape[0] - 0.5, log_range[0] + lo * step, log_range[0] + hi * step),
+    )
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_ylabel("log10 |activation| (zeros at bottom, inf/nan at top)")
     ax.set_title("Colorful dimension: histogram of log10|x| per layer, first seed")
@@ -128,16 +152,19 @@ def ladder_times(ours, book, path):
 
 
 def roofline_title(ceilings):
-    """The roofline's title: where its ceilings came from (fnd peak, or --peak-gflops beside fnd peak's bandwidth)."""
+    """The roofline's title: where its ceilings came from (fnd peak, or --peak-gflops beside fnd peak's
+    bandwidth)."""
     source = "fnd peak"
     if any(c.get("given") for c in ceilings):
-        source = "--peak-gflops" + (" and fnd peak's bandwidth" if any(c.get("gb_s") for c in ceilings) else "")
+        source = "--peak-gflops" + (
+            " and fnd peak's bandwidth" if any(c.get("gb_s") for c in ceilings) else ""
+        )
     return f"matmul-bench on the roofline (ceilings from {source})"
 
 
 def roofline(rows, ceilings, path):
-    """The roofline (Williams, Waterman, Patterson 2009): each ceiling's FMA roof and bandwidth slope, log-log, and
-    every timed row as a point at its arithmetic intensity; one colour per implementation."""
+    """The roofline (Williams, Waterman, Patterson 2009): each ceiling's FMA roof and bandwidth slope,
+    log-log, and every timed row as a point at its arithmetic intensity; one colour per implementation."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     timed = rows[rows["gflops"].notna()]
@@ -147,8 +174,15 @@ def roofline(rows, ceilings, path):
     for i, c in enumerate(ceilings):
         label = f"{c['device']} {c['dtype']}, {c['threads']} thread(s)"
         roof = np.full_like(x, c["gflops"]) if not c.get("gb_s") else np.minimum(c["gflops"], c["gb_s"] * x)
-        ax.plot(x, roof, color="k", linestyle=["-", "--", ":", "-."][i % 4], linewidth=1.2,
-                label=f"roof: {label} ({c['gflops']:.3g} GFLOP/s" + (f", {c['gb_s']:.3g} GB/s)" if c.get("gb_s") else ")"))
+        ax.plot(
+            x,
+            roof,
+            color="k",
+            linestyle=["-", "--", ":", "-."][i % 4],
+            linewidth=1.2,
+            label=f"roof: {label} ({c['gflops']:.3g} GFLOP/s"
+            + (f", {c['gb_s']:.3g} GB/s)" if c.get("gb_s") else ")"),
+        )
     for i, (impl, run) in enumerate(timed.groupby("impl", sort=False)):
         ax.scatter(run["intensity"], run["gflops"], color=plt.cm.tab10(i % 10), label=impl, zorder=3)
     ax.set_xscale("log")

@@ -5,12 +5,14 @@ A command writes its files, reads its run back (`fndcli.runs.saved.load`) and pr
 did when it ran. A view takes only what the files hold (the rows and the sidecar) and
 yields rich renderables or markup strings. Nothing here computes a result.
 """
+
 import math
 
 from rich.markup import escape
 
 from fndcli import kinds
-from fndcli.report import tables
+from fndcli.report import bench_tables, tables
+from fndcli.report.figures import human_seconds
 from fndcli.settings import task_loss
 
 INTERRUPTED = "[yellow]interrupted: {what}[/]"
@@ -30,16 +32,25 @@ def _sizes(cfg):
 def matmul_bench(run):
     m, rows = run.meta, run.rows
     threads = int(rows["threads"].iloc[0]) if len(rows) else m.get("threads")
-    title = tables.bench_title(m.get("dtype"), str(m.get("device")).split(","), threads, m.get("preset"),
-                               m.get("order"))
+    title = bench_tables.bench_title(
+        m.get("dtype"), str(m.get("device")).split(","), threads, m.get("preset"), m.get("order")
+    )
     peak = m.get("peak") or []
-    yield tables.bench_table(rows, title, tables.bench_caption(m.get("baseline"), peak if isinstance(peak, list) else [],
-                                                               m.get("baseline_reason") or "", m.get("peak_note"),
-                                                               m.get("above_ceiling") or [],
-                                                               m.get("unstable") or []))
+    yield bench_tables.bench_table(
+        rows,
+        title,
+        bench_tables.bench_caption(
+            m.get("baseline"),
+            peak if isinstance(peak, list) else [],
+            m.get("baseline_reason") or "",
+            m.get("peak_note"),
+            m.get("above_ceiling") or [],
+            m.get("unstable") or [],
+        ),
+    )
     crossovers = run.extras.get("-crossovers.csv")
     if crossovers is not None and len(crossovers):
-        yield tables.crossover_table(crossovers, tables.CROSSOVER_TITLE)
+        yield bench_tables.crossover_table(crossovers, bench_tables.CROSSOVER_TITLE)
     wrong = rows[_is(rows["correct"], False)]
     if len(wrong):
         yield f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)"
@@ -49,9 +60,18 @@ def matmul_bench(run):
 
 def init_sweep(run):
     m, cfg = run.meta, run.meta.get("config", {})
-    yield tables.sweep_table(run.rows, tables.sweep_title(cfg.get("depth"), cfg.get("width"), cfg.get("batch"),
-                                                          cfg.get("seeds"), m.get("dtype"), run.rows,
-                                                          m.get("status") == "interrupted"))
+    yield tables.sweep_table(
+        run.rows,
+        tables.sweep_title(
+            cfg.get("depth"),
+            cfg.get("width"),
+            cfg.get("batch"),
+            cfg.get("seeds"),
+            m.get("dtype"),
+            run.rows,
+            m.get("status") == "interrupted",
+        ),
+    )
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the networks that finished")
 
@@ -63,17 +83,29 @@ def init_sweep_model(run):
         seeds = sorted(set(layers["seed"]))
         first = layers[layers["seed"] == seeds[0]]
         more = f" (the CSV has all {len(seeds)} seeds)" if len(seeds) > 1 else ""
-        yield tables.probe_table(first, f"init-sweep --model {cfg.get('model')}: input {cfg.get('input-shape')}, "
-                                        f"scheme {(cfg.get('scheme') or ['keep'])[0]}, {m.get('dtype')}, "
-                                        f"seed {seeds[0]}{more}", backward)
+        yield tables.probe_table(
+            first,
+            f"init-sweep --model {cfg.get('model')}: input {cfg.get('input-shape')}, "
+            f"scheme {(cfg.get('scheme') or ['keep'])[0]}, {m.get('dtype')}, "
+            f"seed {seeds[0]}{more}",
+            backward,
+        )
     for row in summary.itertuples():
         style = tables.VERDICT_STYLE.get(row.verdict.split(" ")[0], "bold red")
-        yield (f"verdict: [{style}]{row.verdict}[/] over {row.seeds} seed(s) and {row.layers} layers: "
-               f"{escape(row.reason)}")
+        yield (
+            f"verdict: [{style}]{row.verdict}[/] over {row.seeds} seed(s) and {row.layers} layers: "
+            f"{escape(row.reason)}"
+        )
         if backward and math.isfinite(row.grad_decades):
-            yield f"gradient: {row.grad_verdict}, {row.grad_decades:+.2f} decades from the output back to the input"
+            yield (
+                f"gradient: {row.grad_verdict}, {row.grad_decades:+.2f} decades "
+                "from the output back to the input"
+            )
         elif backward:
-            yield f"gradient: {row.grad_verdict}; the trend in decades cannot be measured (the verdict says why)"
+            yield (
+                f"gradient: {row.grad_verdict}; "
+                "the trend in decades cannot be measured (the verdict says why)"
+            )
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the seeds that finished")
 
@@ -81,33 +113,55 @@ def init_sweep_model(run):
 def gradcheck(run):
     m, cfg, rows = run.meta, run.meta.get("config", {}), run.rows
     whose = next((f"{cfg[k]}, " for k in ("model", "layer") if cfg.get(k)), "")
-    yield tables.gradcheck_table(rows, f"gradcheck: {whose}{cfg.get('batch')} x {_sizes(cfg)}, {cfg.get('loss')}, "
-                                       f"{m.get('dtype')}, init {cfg.get('init')}")
-    yield (f"autograd rows pass when max|diff| <= {m.get('atol'):g} + {m.get('rtol'):g} * max|ref|; "
-           f"finite-difference rows when torch.autograd.gradcheck (float64, eps {m.get('fd_eps'):g}) finds "
-           f"|analytic - numeric| <= {m.get('fd_atol'):g} + {m.get('fd_rtol'):g} * |numeric| at every element")
+    yield tables.gradcheck_table(
+        rows,
+        f"gradcheck: {whose}{cfg.get('batch')} x {_sizes(cfg)}, {cfg.get('loss')}, "
+        f"{m.get('dtype')}, init {cfg.get('init')}",
+    )
+    yield (
+        f"autograd rows pass when max|diff| <= {m.get('atol'):g} + {m.get('rtol'):g} * max|ref|; "
+        f"finite-difference rows when torch.autograd.gradcheck (float64, eps {m.get('fd_eps'):g}) finds "
+        f"|analytic - numeric| <= {m.get('fd_atol'):g} + {m.get('fd_rtol'):g} * |numeric| at every element"
+    )
     failed = rows[~_is(rows["passed"], True)]
-    yield ("[green]all checks pass[/]" if m.get("exit_code") == 0 else
-           f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}")
+    yield (
+        "[green]all checks pass[/]"
+        if m.get("exit_code") == 0
+        else f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}"
+    )
 
 
 def train(run):
     m, cfg = run.meta, run.meta.get("config", {})
-    metric, caption = tables.train_labels(cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan))
-    model = f", {cfg['model']}" if cfg.get("model") else f", {task_loss(cfg.get('task'))}"  # the user's: its own loss
+    metric, caption = tables.train_labels(
+        cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan)
+    )
+    model = (
+        f", {cfg['model']}" if cfg.get("model") else f", {task_loss(cfg.get('task'))}"
+    )  # the user's: its own loss
     momentum = f" momentum {cfg['momentum']:g}" if cfg.get("momentum") else ""
-    yield tables.train_table(run.rows, f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, SGD lr "
-                                       f"{cfg.get('lr'):g}{momentum}, {m.get('dtype')}", metric, caption)
+    yield tables.train_table(
+        run.rows,
+        f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, SGD lr "
+        f"{cfg.get('lr'):g}{momentum}, {m.get('dtype')}",
+        metric,
+        caption,
+    )
     mine, twin = m.get("manual_step_s"), m.get("autograd_step_s")
     if not m.get("steps") or not mine:
         yield "no training step finished: no step time"
     elif twin:
-        yield (f"hand-written step {tables.human_seconds(mine)}, autograd twin {tables.human_seconds(twin)}: the "
-               f"hand-written step takes {mine / twin:.2f}x the twin's time")
+        yield (
+            f"hand-written step {human_seconds(mine)}, autograd twin {human_seconds(twin)}: "
+            f"the hand-written step takes {mine / twin:.2f}x the twin's time"
+        )
     else:
-        yield f"hand-written step {tables.human_seconds(mine)}"
-    diffs = [f"{what} {m[key]:.2e} at {m.get(key + '_at')}" for what, key in
-             (("loss", "max_rel_loss_diff"), ("parameters", "max_rel_param_diff")) if m.get(key) is not None]
+        yield f"hand-written step {human_seconds(mine)}"
+    diffs = [
+        f"{what} {m[key]:.2e} at {m.get(key + '_at')}"
+        for what, key in (("loss", "max_rel_loss_diff"), ("parameters", "max_rel_param_diff"))
+        if m.get(key) is not None
+    ]
     if diffs:
         yield f"largest relative difference from the twin: {', '.join(diffs)}; tolerance {cfg.get('rtol'):g}"
     if m.get("status") == "interrupted":
@@ -124,14 +178,26 @@ def reproduce(run):
 
 def peak(run):
     m, rows = run.meta, run.rows
-    yield tables.peak_table(rows, f"this machine's ceilings: {m.get('cpu_model')}, {m.get('cpu_count')} cores, "
-                                  f"{rows['isa'].iloc[0] if len(rows) else ''}", tables.peak_caption(
-                                      rows, m.get("measured_rows") or 0, m.get("cache_file"), m.get("cache_note")))
+    yield bench_tables.peak_table(
+        rows,
+        f"this machine's ceilings: {m.get('cpu_model')}, {m.get('cpu_count')} cores, "
+        f"{rows['isa'].iloc[0] if len(rows) else ''}",
+        bench_tables.peak_caption(
+            rows, m.get("measured_rows") or 0, m.get("cache_file"), m.get("cache_note")
+        ),
+    )
 
 
 # Each kind of run show reads (fndcli.kinds), and its view; tests/test_kinds.py ties the two.
-VIEWS = {kinds.MATMUL_BENCH: matmul_bench, kinds.INIT_SWEEP: init_sweep, kinds.INIT_SWEEP_MODEL: init_sweep_model,
-         kinds.GRADCHECK: gradcheck, kinds.TRAIN: train, kinds.REPRODUCE: reproduce, kinds.PEAK: peak}
+VIEWS = {
+    kinds.MATMUL_BENCH: matmul_bench,
+    kinds.INIT_SWEEP: init_sweep,
+    kinds.INIT_SWEEP_MODEL: init_sweep_model,
+    kinds.GRADCHECK: gradcheck,
+    kinds.TRAIN: train,
+    kinds.REPRODUCE: reproduce,
+    kinds.PEAK: peak,
+}
 
 
 def render(run):

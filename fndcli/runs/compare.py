@@ -11,15 +11,18 @@ in each process. A verdict per row, first match wins:
     BROKEN        correct (or passing, or stable) in BASE, not in NEW
     insufficient  fewer than `min_samples` samples on either side
     unstable      either run flagged the row's timings as not to be trusted (bench.stats.instability)
-    anchor        with --anchor IMPL, that implementation's row: the host's drift, every other row relative to it
+    anchor        with --anchor IMPL, that implementation's row: the host's drift, every other row relative
+                  to it
     REGRESSION    significantly slower beyond the threshold (one-sided at alpha, Holm-corrected over the rows)
     improved      significantly faster beyond the threshold
     same          equivalent: the 1 - 2 alpha interval lies inside +-threshold (TOST)
-    small         the 95 % interval excludes no change, but it is neither beyond nor inside: shown, never gated
+    small         the 95 % interval excludes no change, but it is neither beyond nor inside: shown, never
+                  gated
     inconclusive  none of those
 
 Rows present on one side only are `missing` (BASE only) or `added` (NEW only).
 """
+
 import math
 from dataclasses import dataclass, field
 
@@ -29,8 +32,17 @@ import pandas as pd
 from fndcli.kinds import GRADCHECK, INIT_SWEEP, INIT_SWEEP_MODEL, MATMUL_BENCH, TRAIN
 from fndcli.names import FINDINGS, first_column
 from fndcli.runs.compare_matmul import matmul_rows, pair_rows
-from fndcli.runs.judging import (COLUMNS, CompareError, is_true, judge, one_sided, paired, pass_fail, row,
-                                 timing_row)
+from fndcli.runs.judging import (
+    COLUMNS,
+    CompareError,
+    is_true,
+    judge,
+    one_sided,
+    paired,
+    pass_fail,
+    row,
+    timing_row,
+)
 
 GATED = ("REGRESSION", "BROKEN")
 MACHINE = ("cpu_model", "cpu_count", "gpu")
@@ -40,24 +52,24 @@ SOFTWARE = ("fnd_version", "torch_version", "python_version", "pyperf_version")
 @dataclass(frozen=True)
 class Settings:
     alpha: float = 0.05
-    threshold: float = 0.10      # relative change that matters: +-10 % (paired in one run: PAIRED_THRESHOLD)
-    min_samples: int = 5         # fewer processes a side: insufficient
-    seed: int = 0                # of the paired bootstrap
+    threshold: float = 0.10  # relative change that matters: +-10 % (paired in one run: PAIRED_THRESHOLD)
+    min_samples: int = 5  # fewer processes a side: insufficient
+    seed: int = 0  # of the paired bootstrap
     resamples: int = 4000
-    run_noise: float = 0.02      # floor of a run's between-run sd on the log scale (scripts/gate-calibration)
-    anchor: str | None = None    # across runs: each process's samples relative to this implementation's
+    run_noise: float = 0.02  # floor of a run's between-run sd on the log scale (scripts/gate-calibration)
+    anchor: str | None = None  # across runs: each process's samples relative to this implementation's
 
 
-PAIRED_THRESHOLD = 0.05          # paired in one run the host's minute cancels: 5 % is measurable (docs/measured.md)
+PAIRED_THRESHOLD = 0.05  # paired in one run the host's minute cancels: 5 % is measurable (docs/measured.md)
 
 
 @dataclass
 class Comparison:
     command: str
-    rows: pd.DataFrame                                  # COLUMNS
-    machine: list = field(default_factory=list)         # [(key, base, new)] that differ: a different machine
-    software: list = field(default_factory=list)        # [(key, base, new)] versions that differ: allowed, listed
-    notes: list = field(default_factory=list)           # settings that differ (pyperf preset, sizes, ...)
+    rows: pd.DataFrame  # COLUMNS
+    machine: list = field(default_factory=list)  # [(key, base, new)] that differ: a different machine
+    software: list = field(default_factory=list)  # [(key, base, new)] versions that differ: allowed, listed
+    notes: list = field(default_factory=list)  # settings that differ (pyperf preset, sizes, ...)
 
     def counts(self):
         return self.rows["verdict"].value_counts().to_dict()
@@ -65,7 +77,8 @@ class Comparison:
     def geomean_ratio(self):
         """Geometric mean of NEW/BASE over the timing rows: of ratios, not of absolute times."""
         timing = (self.rows["what"].str.contains("s/") | self.rows["what"].str.startswith("x ")) & (
-            self.rows["verdict"] != "anchor")
+            self.rows["verdict"] != "anchor"
+        )
         ratios = self.rows.loc[timing, "change"].dropna() + 1
         ratios = ratios[ratios > 0]
         return float(np.exp(np.log(ratios).mean())) if len(ratios) else math.nan
@@ -80,8 +93,16 @@ def gradcheck_rows(base, new, s):
             continue
         before, after = is_true(rb["passed"]), is_true(rn["passed"])
         verdict = pass_fail(before, after)
-        out.append(row(label, "rel_err", rb["rel_err"], rn["rel_err"], verdict,
-                        "" if before == after else f"passed {before} -> {after}"))
+        out.append(
+            row(
+                label,
+                "rel_err",
+                rb["rel_err"],
+                rn["rel_err"],
+                verdict,
+                "" if before == after else f"passed {before} -> {after}",
+            )
+        )
     return out
 
 
@@ -91,8 +112,21 @@ def model_rows(base, new, s):
     label = rn["model"] if rb["model"] == rn["model"] else f"{rb['model']} -> {rn['model']}"
     before, after = rb["verdict"], rn["verdict"]
     verdict = "same" if before == after else ("BROKEN" if before == "stable" else "changed")
-    out = [row(label, "verdict", before, after, verdict, "" if verdict == "same" else "decades " + " -> ".join(
-        f"{d:+.2f}" if math.isfinite(d) else "(no trend)" for d in (rb["decades"], rn["decades"])))]
+    out = [
+        row(
+            label,
+            "verdict",
+            before,
+            after,
+            verdict,
+            ""
+            if verdict == "same"
+            else "decades "
+            + " -> ".join(
+                f"{d:+.2f}" if math.isfinite(d) else "(no trend)" for d in (rb["decades"], rn["decades"])
+            ),
+        )
+    ]
     for finding in FINDINGS:
         b, n = rb[first_column(finding)], rn[first_column(finding)]
         if b or n:
@@ -135,29 +169,62 @@ def _relative(before, after, higher_is_better, s):
 def train_rows(base, new, s):
     out, bm, nm = [], base.meta, new.meta
     b_div, n_div = bm.get("diverged_epoch"), nm.get("diverged_epoch")
-    out.append(row("training", "diverged epoch", b_div or "", n_div or "",
-                    pass_fail(not b_div, not n_div, both_failing="same")))
+    out.append(
+        row(
+            "training",
+            "diverged epoch",
+            b_div or "",
+            n_div or "",
+            pass_fail(not b_div, not n_div, both_failing="same"),
+        )
+    )
     b_twin, n_twin = _twin_mismatch(bm), _twin_mismatch(nm)
     if b_twin is not None and n_twin is not None:
-        out.append(row("autograd twin", "agrees", str(not b_twin), str(not n_twin),
-                        pass_fail(not b_twin, not n_twin, both_failing="same")))
+        out.append(
+            row(
+                "autograd twin",
+                "agrees",
+                str(not b_twin),
+                str(not n_twin),
+                pass_fail(not b_twin, not n_twin, both_failing="same"),
+            )
+        )
     b_last, n_last = base.rows.iloc[-1], new.rows.iloc[-1]
-    for column, what, higher in (("valid_loss", "final valid loss", False), ("valid_metric", "final valid metric", True)):
+    for column, what, higher in (
+        ("valid_loss", "final valid loss", False),
+        ("valid_metric", "final valid metric", True),
+    ):
         change, verdict = _relative(float(b_last[column]), float(n_last[column]), higher, s)
-        out.append(row("training", what, float(b_last[column]), float(n_last[column]), verdict, change=change))
+        out.append(
+            row("training", what, float(b_last[column]), float(n_last[column]), verdict, change=change)
+        )
     for column, what in (("step_s", "hand-written step s/step"), ("ref_step_s", "twin step s/step")):
         b_steps = base.rows[column].dropna() if column in base.rows else []
         n_steps = new.rows[column].dropna() if column in new.rows else []
         if len(b_steps) and len(n_steps):  # one run is one sample: its epochs share one process
-            out.append(timing_row("training", what, [b_steps.median()], [n_steps.median()], s,
-                                  "one train run is one sample (its epochs share one process, so they are not "
-                                  "independent); time kernels with fnd matmul-bench --gate", unit="run"))
+            out.append(
+                timing_row(
+                    "training",
+                    what,
+                    [b_steps.median()],
+                    [n_steps.median()],
+                    s,
+                    "one train run is one sample (its epochs share one process, so they are not "
+                    "independent); time kernels with fnd matmul-bench --gate",
+                    unit="run",
+                )
+            )
     return out
 
 
 # Each kind of run compare reads (fndcli.kinds), and its rows; tests/test_kinds.py ties the two.
-ROWS = {MATMUL_BENCH: matmul_rows, GRADCHECK: gradcheck_rows, INIT_SWEEP: sweep_rows, INIT_SWEEP_MODEL: model_rows,
-        TRAIN: train_rows}
+ROWS = {
+    MATMUL_BENCH: matmul_rows,
+    GRADCHECK: gradcheck_rows,
+    INIT_SWEEP: sweep_rows,
+    INIT_SWEEP_MODEL: model_rows,
+    TRAIN: train_rows,
+}
 
 
 def differences(base_meta, new_meta, keys):
@@ -182,27 +249,41 @@ def settings_notes(base, new):
 def compare(base, new, settings=Settings()):
     """Compare two SavedRuns of one command; CompareError if they cannot be."""
     if base.command != new.command:
-        raise CompareError(f"BASE is a {base.command} run and NEW a {new.command} run; compare runs of one command")
+        raise CompareError(
+            f"BASE is a {base.command} run and NEW a {new.command} run; compare runs of one command"
+        )
     if base.kind != new.kind:
         raise CompareError("one run is of fnd's stacks and the other of a --model: compare runs of one kind")
     if base.kind not in ROWS:
         commands = dict.fromkeys(kind.command for kind in ROWS)
-        raise CompareError(f"fnd compare takes runs of {', '.join(commands)}, not {base.command}: "
-                           + ("read its report, or fnd show it" if base.command == "reproduce" else "fnd show it"))
-    if settings.anchor and not (base.command == "matmul-bench" and {settings.anchor} <= set(base.rows["impl"]) &
-                                set(new.rows["impl"])):
-        raise CompareError(f"--anchor {settings.anchor} must be an implementation both matmul-bench runs timed",
-                           "--anchor")
+        raise CompareError(
+            f"fnd compare takes runs of {', '.join(commands)}, not {base.command}: "
+            + ("read its report, or fnd show it" if base.command == "reproduce" else "fnd show it")
+        )
+    if settings.anchor and not (
+        base.command == "matmul-bench" and {settings.anchor} <= set(base.rows["impl"]) & set(new.rows["impl"])
+    ):
+        raise CompareError(
+            f"--anchor {settings.anchor} must be an implementation both matmul-bench runs timed", "--anchor"
+        )
     rows = pd.DataFrame.from_records(judge(ROWS[base.kind](base, new, settings), settings), columns=COLUMNS)
     if not (~rows["verdict"].isin(["missing", "added"])).any():
         why = "; ".join(settings_notes(base, new))
-        raise CompareError(f"the two runs share no row: they measured different things{f' ({why})' if why else ''}")
-    return Comparison(base.command, rows, differences(base.meta, new.meta, MACHINE),
-                      differences(base.meta, new.meta, SOFTWARE), settings_notes(base, new))
+        raise CompareError(
+            f"the two runs share no row: they measured different things{f' ({why})' if why else ''}"
+        )
+    return Comparison(
+        base.command,
+        rows,
+        differences(base.meta, new.meta, MACHINE),
+        differences(base.meta, new.meta, SOFTWARE),
+        settings_notes(base, new),
+    )
 
 
 def compare_pair(run, a, b, settings):
-    """Implementation b against a inside one matmul-bench run (`pair_rows`); CompareError if they cannot be."""
+    """Implementation b against a inside one matmul-bench run (`pair_rows`); CompareError if they cannot
+    be."""
     rows = pd.DataFrame.from_records(judge(pair_rows(run, a, b, settings), settings), columns=COLUMNS)
     return Comparison(run.command, rows)
 

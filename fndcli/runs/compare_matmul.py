@@ -7,6 +7,7 @@ disturbed), warmups and calibration excluded, since values inside one process ar
 draws (pooling them makes identical code "significant" about a quarter of the time, measured on
 identical code: docs/compare.md).
 """
+
 import math
 
 import numpy as np
@@ -14,14 +15,15 @@ import numpy as np
 from fndcli.bench.spec import Shape, benchmark_name
 from fndcli.bench.stats import instability
 from fndcli.runs import verdicts as stats
-from fndcli.runs.judging import CompareError, one_sided, paired, positive_finite, row, timing_row, is_true
+from fndcli.runs.judging import CompareError, is_true, one_sided, paired, row, timing_row
 
 MATMUL_KEY = ["impl", "m", "k", "n", "dtype", "device", "threads"]
 
 
 def samples(run, s):
-    """{benchmark name: per-process samples} of a run; with an anchor, each divided by the anchor's sample from
-    the same process at the same shape, dtype and device (the anchor's own, and those without it, left out)."""
+    """{benchmark name: per-process samples} of a run; with an anchor, each divided by the anchor's sample
+    from the same process at the same shape, dtype and device (the anchor's own, and those without it, left
+    out)."""
     found = run.process_samples()
     if not s.anchor:
         return found
@@ -45,21 +47,35 @@ def _timed_or_not(label, rb, rn, b_means, n_means, name_b, name_n, min_samples=0
     unstable. Too few processes (under min_samples) is insufficient whatever their spread: timing_row says so,
     and re-running with --gate is the remedy either way."""
     if is_true(rb["correct"]) and not is_true(rn["correct"]):
-        return row(label, "correct", "yes", "no", "BROKEN", rn.get("error") or rn.get("skipped") or
-                    "wrong result against float64 a @ b")
+        return row(
+            label,
+            "correct",
+            "yes",
+            "no",
+            "BROKEN",
+            rn.get("error") or rn.get("skipped") or "wrong result against float64 a @ b",
+        )
     if not (b_means.get(name_b) and n_means.get(name_n)):
         why = next((r.get(c) for r in (rn, rb) for c in ("skipped", "error") if r.get(c)), "")
         return row(label, "median s/call", rb.get("median_s"), rn.get("median_s"), "untimed", why)
     unstable = _unstable(zip(("BASE", "NEW"), (rb, rn)))
     if unstable and min(len(b_means[name_b]), len(n_means[name_n])) >= min_samples:
-        return row(label, "median s/call", rb["median_s"], rn["median_s"], "unstable", unstable + ": re-run on a "
-                    "quiet host", change=rn["median_s"] / rb["median_s"] - 1)
+        return row(
+            label,
+            "median s/call",
+            rb["median_s"],
+            rn["median_s"],
+            "unstable",
+            unstable + ": re-run on a quiet host",
+            change=rn["median_s"] / rb["median_s"] - 1,
+        )
     return None
 
 
 def matmul_rows(base, new, s):
-    """Each (impl, shape, dtype, device, threads) of either run; with `s.anchor`, each row relative to the anchor
-    in its own processes (the host's speed in each run cancels), the anchor's row the host's drift, not judged."""
+    """Each (impl, shape, dtype, device, threads) of either run; with `s.anchor`, each row relative to the
+    anchor in its own processes (the host's speed in each run cancels), the anchor's row the host's drift, not
+    judged."""
     b_means, n_means = samples(base, s), samples(new, s)
     noise = (stats.run_tau2(b_means, s.run_noise), stats.run_tau2(n_means, s.run_noise))
     out = []
@@ -69,16 +85,37 @@ def matmul_rows(base, new, s):
         if rb is None or rn is None:
             out.append(one_sided(label, "median s/call", rb, rn))
         elif impl == s.anchor:
-            out.append(row(label, "median s/call", rb["median_s"], rn["median_s"], "anchor", "the host's speed, NEW's "
-                            "run against BASE's: not judged", rn["median_s"] / rb["median_s"] - 1))
+            out.append(
+                row(
+                    label,
+                    "median s/call",
+                    rb["median_s"],
+                    rn["median_s"],
+                    "anchor",
+                    "the host's speed, NEW's run against BASE's: not judged",
+                    rn["median_s"] / rb["median_s"] - 1,
+                )
+            )
         else:
             if s.anchor:  # the processes' spread cancels in the ratios: theirs decides
-                rb, rn = ({**r, "unstable": instability(x.get(name, []), ())} for r, x in ((rb, b_means), (rn, n_means)))
+                rb, rn = (
+                    {**r, "unstable": instability(x.get(name, []), ())}
+                    for r, x in ((rb, b_means), (rn, n_means))
+                )
             what = f"x {s.anchor}" if s.anchor else "median s/call"
-            out.append(_timed_or_not(label, rb, rn, b_means, n_means, name, name, s.min_samples) or
-                       timing_row(label, what, b_means[name], n_means[name], s,
-                                  "re-run both with fnd matmul-bench --gate", (rb["median_s"], rn["median_s"]),
-                                  tau2=noise))
+            out.append(
+                _timed_or_not(label, rb, rn, b_means, n_means, name, name, s.min_samples)
+                or timing_row(
+                    label,
+                    what,
+                    b_means[name],
+                    n_means[name],
+                    s,
+                    "re-run both with fnd matmul-bench --gate",
+                    (rb["median_s"], rn["median_s"]),
+                    tau2=noise,
+                )
+            )
     if s.anchor:
         _doubt_the_anchor(out, base.rows, new.rows, s.anchor)
     return out
@@ -92,12 +129,17 @@ def _doubt_the_anchor(out, base_rows, new_rows, anchor):
     BASE's, by over HOST_DRIFT, and by that much more than the other implementations' did (the host moves them
     all alike), its rows say so. The anchored verdicts stand; the note says where to look."""
     both = base_rows.merge(new_rows, on=MATMUL_KEY, suffixes=("_b", "_n"))
-    drift, mine = np.log(both["median_s_n"].astype(float) / both["median_s_b"].astype(float)), both["impl"] == anchor
+    drift, mine = (
+        np.log(both["median_s_n"].astype(float) / both["median_s_b"].astype(float)),
+        both["impl"] == anchor,
+    )
     moved, others = drift[mine].median(), drift[~mine].median()
     if abs(moved) > math.log1p(HOST_DRIFT) and abs(moved - others) > math.log1p(HOST_DRIFT):
         for row in (r for r in out if r["verdict"] == "anchor"):
-            row["note"] = (f"{anchor} moved {math.expm1(moved):+.0%} while the others' medians moved "
-                           f"{math.expm1(others):+.0%}: if {anchor} itself changed, compare without --anchor")
+            row["note"] = (
+                f"{anchor} moved {math.expm1(moved):+.0%} while the others' medians moved "
+                f"{math.expm1(others):+.0%}: if {anchor} itself changed, compare without --anchor"
+            )
 
 
 def pair_rows(run, a, b, s):
@@ -105,10 +147,14 @@ def pair_rows(run, a, b, s):
     process i's sample of b against process i's of a (neighbours in time). The rows' own flags of process
     spread do not apply (pairing cancels what the processes share): the pairs' ratios are checked instead."""
     if run.command != "matmul-bench":
-        raise CompareError(f"--pair compares two implementations of a matmul-bench run; this is a {run.command} run")
+        raise CompareError(
+            f"--pair compares two implementations of a matmul-bench run; this is a {run.command} run"
+        )
     if run.meta.get("order") == "sequential" and run.meta.get("preset") != "gate":
-        raise CompareError("--pair needs a run whose worker processes were interleaved (A B A B); this one ran "
-                           "--order sequential: re-run with fnd matmul-bench --gate")
+        raise CompareError(
+            "--pair needs a run whose worker processes were interleaved (A B A B); this one ran "
+            "--order sequential: re-run with fnd matmul-bench --gate"
+        )
     impls = list(dict.fromkeys(run.rows["impl"]))
     for name in (a, b):
         if name not in impls:
@@ -121,16 +167,42 @@ def pair_rows(run, a, b, s):
             continue
         name_a, name_b = (benchmark_name(i, Shape(m, k, n), dtype, device) for i in (a, b))
         label = f"{name_b} vs {a} {threads}t"
-        row = _timed_or_not(label, {**ra, "unstable": ""}, {**rb, "unstable": ""}, means, means, name_a, name_b)
+        row = _timed_or_not(
+            label, {**ra, "unstable": ""}, {**rb, "unstable": ""}, means, means, name_a, name_b
+        )
         if row is None and len(means[name_a]) != len(means[name_b]):
-            row = row(label, "median s/call", ra["median_s"], rb["median_s"], "insufficient",
-                       f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair")
+            row = row(
+                label,
+                "median s/call",
+                ra["median_s"],
+                rb["median_s"],
+                "insufficient",
+                f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair",
+            )
         elif row is None and instability(np.divide(means[name_b], means[name_a]), ()):
-            row = row(label, "median s/call", ra["median_s"], rb["median_s"], "unstable", "the B/A ratios of the "
-                       f"processes: {instability(np.divide(means[name_b], means[name_a]), ())}: re-run on a quiet host")
-        out.append(row or timing_row(label, "median s/call", means[name_a], means[name_b], s,
-                                     "re-run with fnd matmul-bench --gate", (ra["median_s"], rb["median_s"]),
-                                     unit="process pair", pairs=True))
+            row = row(
+                label,
+                "median s/call",
+                ra["median_s"],
+                rb["median_s"],
+                "unstable",
+                "the B/A ratios of the processes: "
+                f"{instability(np.divide(means[name_b], means[name_a]), ())}: re-run on a quiet host",
+            )
+        out.append(
+            row
+            or timing_row(
+                label,
+                "median s/call",
+                means[name_a],
+                means[name_b],
+                s,
+                "re-run with fnd matmul-bench --gate",
+                (ra["median_s"], rb["median_s"]),
+                unit="process pair",
+                pairs=True,
+            )
+        )
     if not out:
         raise CompareError(f"{a} and {b} share no shape in run {run.stem}: nothing to pair")
     return out

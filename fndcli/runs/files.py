@@ -13,12 +13,11 @@ interrupted run leaves no half-written file. The first file a run links claims i
 two runs that start in the same second and race for one name both pick it, one link
 wins, and the loser moves on to the next free stem.
 """
+
 import json
 import os
 import tempfile
 from pathlib import Path
-
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -5,14 +5,15 @@ row's p is known: Holm's correction over the rows); checks and verdicts by what 
 BASE and NEW (`pass_fail`). The statistics are `fndcli.runs.verdicts`'s; the verdicts are listed
 in `fndcli.runs.compare`'s docstring.
 """
+
 import math
 
 import numpy as np
 
+from fndcli.kinds import COMPARE
 from fndcli.runs import verdicts as stats
 
-COLUMNS = ["key", "what", "base", "new", "change", "ci_low", "ci_high", "p", "n_base", "n_new", "detectable",
-           "verdict", "note"]
+COLUMNS = COMPARE.written()  # compare's CSV (fndcli.kinds)
 
 
 class CompareError(Exception):
@@ -24,9 +25,9 @@ class CompareError(Exception):
 
 
 def timing_row(key, what, base, new, s, rerun, figures=None, unit="process", tau2=(0.0, 0.0), pairs=False):
-    """Per-sample timings NEW against BASE: the ratio of robust means, its 95 % interval, the p of a change beyond
-    the threshold, the smallest slowdown it could detect; the verdict is `judge`'s, once every row's p is known
-    (Holm's correction).
+    """Per-sample timings NEW against BASE: the ratio of robust means, its 95 % interval, the p of a change
+    beyond the threshold, the smallest slowdown it could detect; the verdict is `judge`'s, once every row's p
+    is known (Holm's correction).
 
     base, new: one sample per `unit` (a worker process's mean, a run); pairs: base[i] and new[i] come from
     one process (paired in one run), else two runs whose between-run variances are tau2. With too few samples
@@ -34,23 +35,50 @@ def timing_row(key, what, base, new, s, rerun, figures=None, unit="process", tau
     each run printed them) when given, else the samples' medians.
     """
     base, new = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
-    row = {"key": key, "what": what, "base": float(np.median(base)), "new": float(np.median(new)),
-           "change": float(np.median(new) / np.median(base)) - 1, "ci_low": math.nan, "ci_high": math.nan,
-           "p": math.nan, "n_base": len(base), "n_new": len(new), "detectable": math.nan, "note": ""}
+    row = {
+        "key": key,
+        "what": what,
+        "base": float(np.median(base)),
+        "new": float(np.median(new)),
+        "change": float(np.median(new) / np.median(base)) - 1,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p": math.nan,
+        "n_base": len(base),
+        "n_new": len(new),
+        "detectable": math.nan,
+        "note": "",
+    }
     if min(len(base), len(new)) < s.min_samples:
         if figures is not None and all(positive_finite(f) for f in figures):
-            row.update(base=float(figures[0]), new=float(figures[1]), change=float(figures[1] / figures[0]) - 1)
-        return {**row, "verdict": "insufficient",
-                "note": f"{len(base)} and {len(new)} samples (one per {unit}); the test needs {s.min_samples} a "
-                        f"side: {rerun}"}
+            row.update(
+                base=float(figures[0]), new=float(figures[1]), change=float(figures[1] / figures[0]) - 1
+            )
+        return {
+            **row,
+            "verdict": "insufficient",
+            "note": f"{len(base)} and {len(new)} samples (one per {unit}); the test needs {s.min_samples} a "
+            f"side: {rerun}",
+        }
     lb, ln = np.log(base), np.log(new)
     est = stats.paired(lb, ln) if pairs else stats.across_runs(lb, ln, *tau2)
-    low, high = (stats.paired_bootstrap(lb, ln, 0.95, s.seed, s.resamples) if pairs else stats.interval(est, 0.95))
-    return {**row, "change": math.expm1(est.log_ratio), "ci_low": math.expm1(low), "ci_high": math.expm1(high),
-            "p": stats.p_beyond(est, s.threshold), "detectable": stats.detectable(est, s.alpha, s.threshold),
-            "verdict": "",
-            "_tost": (stats.paired_bootstrap(lb, ln, 1 - 2 * s.alpha, s.seed, s.resamples) if pairs else
-                      stats.interval(est, 1 - 2 * s.alpha))}
+    low, high = (
+        stats.paired_bootstrap(lb, ln, 0.95, s.seed, s.resamples) if pairs else stats.interval(est, 0.95)
+    )
+    return {
+        **row,
+        "change": math.expm1(est.log_ratio),
+        "ci_low": math.expm1(low),
+        "ci_high": math.expm1(high),
+        "p": stats.p_beyond(est, s.threshold),
+        "detectable": stats.detectable(est, s.alpha, s.threshold),
+        "verdict": "",
+        "_tost": (
+            stats.paired_bootstrap(lb, ln, 1 - 2 * s.alpha, s.seed, s.resamples)
+            if pairs
+            else stats.interval(est, 1 - 2 * s.alpha)
+        ),
+    }
 
 
 def judge(records, s):
@@ -59,8 +87,10 @@ def judge(records, s):
     tested = [r for r in records if "_tost" in r]
     for r, p in zip(tested, stats.holm([r["p"] for r in tested])):
         low, high = r.pop("_tost")
-        r.update(p=float(p), verdict=stats.verdict(r["change"], p, low, high, r["ci_low"], r["ci_high"], s.alpha,
-                                                       s.threshold))
+        r.update(
+            p=float(p),
+            verdict=stats.verdict(r["change"], p, low, high, r["ci_low"], r["ci_high"], s.alpha, s.threshold),
+        )
     return records
 
 
@@ -73,9 +103,20 @@ def positive_finite(x):
 
 
 def row(key, what, base, new, verdict, note="", change=math.nan):
-    return {"key": key, "what": what, "base": base, "new": new, "change": change, "ci_low": math.nan,
-            "ci_high": math.nan, "p": math.nan, "n_base": math.nan, "n_new": math.nan, "verdict": verdict,
-            "note": note}
+    return {
+        "key": key,
+        "what": what,
+        "base": base,
+        "new": new,
+        "change": change,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p": math.nan,
+        "n_base": math.nan,
+        "n_new": math.nan,
+        "verdict": verdict,
+        "note": note,
+    }
 
 
 def pass_fail(before, after, both_failing="failing"):
@@ -97,5 +138,11 @@ def paired(base, new, key_columns):
 
 
 def one_sided(label, what, b, n):
-    return row(label, what, "" if b is None else "present", "" if n is None else "present",
-                "missing" if n is None else "added", "in BASE only" if n is None else "in NEW only")
+    return row(
+        label,
+        what,
+        "" if b is None else "present",
+        "" if n is None else "present",
+        "missing" if n is None else "added",
+        "in BASE only" if n is None else "in NEW only",
+    )

@@ -7,6 +7,7 @@ the CSV, the sidecar, the `.pyperf.json`, an extra CSV; a directory names its ne
 `reproduce-<stamp>/`, whose sidecar is `reproduce.json`: the directory, or any file in it,
 names it, and a directory of runs counts it among its runs.
 """
+
 import dataclasses
 import json
 import re
@@ -21,20 +22,30 @@ from fndcli.machine import METADATA_TYPES
 from fndcli.numerics import first_line
 from fndcli.runs.sidecar import SCHEMA, Sidecar, holds
 
-NAMES = ("layer", "parameter", "finding", "shape")  # init-sweep --model's per-layer and per-parameter CSVs: text
+NAMES = (
+    "layer",
+    "parameter",
+    "finding",
+    "shape",
+)  # init-sweep --model's per-layer and per-parameter CSVs: text
 SIDECAR = {k.command: k.own_directory for k in KINDS if k.own_directory}  # a run in a directory of its own
-NOT_READ = tuple(k.command for k in KINDS if not k.read)  # show and compare do not read them: the CSV is the verdict
+NOT_READ = tuple(
+    k.command for k in KINDS if not k.read
+)  # show and compare do not read them: the CSV is the verdict
 
 
 def _types(annotation):
-    """The JSON types a field of Sidecar may hold (a float may be written as an int; None where it is optional)."""
+    """The JSON types a field of Sidecar may hold (a float may be written as an int; None where it is
+    optional)."""
     kinds = set(annotation.__args__ if isinstance(annotation, types.UnionType) else (annotation,))
     return tuple(kinds | ({int} if float in kinds else set()))
 
 
 # What every sidecar's fields hold: Sidecar's, and those of fndcli.machine.run_metadata, flattened into it.
-COMMON_TYPES = {**{f.name: _types(f.type) for f in dataclasses.fields(Sidecar) if f.name not in ("machine", "own")},
-                **METADATA_TYPES}
+COMMON_TYPES = {
+    **{f.name: _types(f.type) for f in dataclasses.fields(Sidecar) if f.name not in ("machine", "own")},
+    **METADATA_TYPES,
+}
 
 
 class RunError(Exception):
@@ -47,7 +58,7 @@ class SavedRun:
 
     sidecar_path: Path
     meta: dict
-    rows: pd.DataFrame                          # the main CSV (init-sweep: the summary, one row per scheme x act)
+    rows: pd.DataFrame  # the main CSV (init-sweep: the summary, one row per scheme x act)
     extras: dict = field(default_factory=dict)  # suffix -> DataFrame of the other CSVs
     pyperf_path: Path | None = None
 
@@ -68,9 +79,9 @@ class SavedRun:
         return self.sidecar_path.name[: -len(".json")]
 
     def process_samples(self):
-        """{pyperf benchmark name: [each worker process's fastest value]}, warmups and calibration excluded, in
-        the order the processes ran. The fastest of a process's values is its least disturbed: measured here
-        (scripts/gate-calibration), run levels moved about half as much by it as by the mean."""
+        """{pyperf benchmark name: [each worker process's fastest value]}, warmups and calibration excluded,
+        in the order the processes ran. The fastest of a process's values is its least disturbed: measured
+        here (scripts/gate-calibration), run levels moved about half as much by it as by the mean."""
         if self.pyperf_path is None:
             return {}
         import pyperf
@@ -79,8 +90,10 @@ class SavedRun:
             suite = pyperf.BenchmarkSuite.load(str(self.pyperf_path))
         except (OSError, ValueError) as e:
             raise RunError(f"cannot read {self.pyperf_path}: {e}") from e
-        return {bench.get_name(): [min(run.values) for run in bench.get_runs() if run.values]
-                for bench in suite.get_benchmarks()}
+        return {
+            bench.get_name(): [min(run.values) for run in bench.get_runs() if run.values]
+            for bench in suite.get_benchmarks()
+        }
 
 
 def _not_read():
@@ -90,8 +103,11 @@ def _not_read():
 
 def _might_be_sidecar(path):
     """A name fnd gives sidecars: <command>-<stamp>[-N].json, or reproduce.json."""
-    return path.suffix == ".json" and not path.name.endswith(".pyperf.json") and (
-        path.name in SIDECAR.values() or any(path.name.startswith(f"{c}-") for c in READ))
+    return (
+        path.suffix == ".json"
+        and not path.name.endswith(".pyperf.json")
+        and (path.name in SIDECAR.values() or any(path.name.startswith(f"{c}-") for c in READ))
+    )
 
 
 def _sidecar(path):
@@ -101,10 +117,14 @@ def _sidecar(path):
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise RunError(f"{str(path)!r} is a corrupt run sidecar ({first_line(e)}): cut off mid-write, or edited?")
+        raise RunError(
+            f"{str(path)!r} is a corrupt run sidecar ({first_line(e)}): cut off mid-write, or edited?"
+        )
     if not (isinstance(meta, dict) and meta.get("command") in READ and isinstance(meta.get("files"), list)):
-        raise RunError(f"{str(path)!r} is named like a run sidecar but is not one fnd writes (no command and files "
-                       "list): edited?")
+        raise RunError(
+            f"{str(path)!r} is named like a run sidecar but is not one fnd writes (no command and files "
+            "list): edited?"
+        )
     _check_sidecar(meta, path)
     return meta
 
@@ -113,12 +133,19 @@ def _check_sidecar(meta, path):
     """RunError unless each field holds what fnd writes there (a hand-edited started_utc of 5 would end as a
     traceback in compare's header), and the schema is one this fnd reads."""
     if isinstance(meta.get("schema"), int) and meta["schema"] > SCHEMA:
-        raise RunError(f"{str(path)!r} was written by a newer fnd (sidecar schema {meta['schema']}, this one reads "
-                       f"{SCHEMA}): upgrade fnd to read it")
-    for declared in (lambda: COMMON_TYPES.items(), lambda: kind_of(meta).fields):  # the kind once config is a dict
+        raise RunError(
+            f"{str(path)!r} was written by a newer fnd (sidecar schema {meta['schema']}, this one reads "
+            f"{SCHEMA}): upgrade fnd to read it"
+        )
+    for declared in (
+        lambda: COMMON_TYPES.items(),
+        lambda: kind_of(meta).fields,
+    ):  # the kind once config is a dict
         for name, kinds in declared():
             if name in meta and not holds(meta[name], kinds):
-                raise RunError(f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)")
+                raise RunError(
+                    f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)"
+                )
 
 
 def _sidecars(directory, command=None, corrupt=None):
@@ -138,8 +165,11 @@ def _sidecars(directory, command=None, corrupt=None):
 
 
 def _stamp(sidecar):
-    """The UTC stamp in a sidecar's name (yyyymmdd-HHMMSS, sortable), or its directory's for reproduce.json."""
-    found = re.search(r"\d{8}-\d{6}", sidecar.name if sidecar.name != SIDECAR["reproduce"] else sidecar.parent.name)
+    """The UTC stamp in a sidecar's name (yyyymmdd-HHMMSS, sortable), or its directory's for
+    reproduce.json."""
+    found = re.search(
+        r"\d{8}-\d{6}", sidecar.name if sidecar.name != SIDECAR["reproduce"] else sidecar.parent.name
+    )
     return found.group(0) if found else ""
 
 
@@ -155,14 +185,25 @@ def find_sidecar(path, command=None):
         found = _sidecars(path, command, corrupt)
         if not found:
             what = f"no {command} run" if command else "no fnd run"
-            orphans = sorted(p.name for p in path.glob(f"{command or '*'}-*.csv")  # a run's files without their sidecar
-                             if not p.name.startswith(_not_read()))
-            why = (f"; {corrupt[-1][1]}" if corrupt else
-                   f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json" if orphans else
-                   f"; only {' and '.join(NOT_READ)} runs, which are not read back (their verdicts are their CSVs)"
-                   if any(p.name.startswith(_not_read()) for p in path.glob("*.json")) else "")
+            orphans = sorted(
+                p.name
+                for p in path.glob(f"{command or '*'}-*.csv")  # a run's files without their sidecar
+                if not p.name.startswith(_not_read())
+            )
+            why = (
+                f"; {corrupt[-1][1]}"
+                if corrupt
+                else f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json"
+                if orphans
+                else f"; only {' and '.join(NOT_READ)} runs, which are not read back (their verdicts are "
+                "their CSVs)"
+                if any(p.name.startswith(_not_read()) for p in path.glob("*.json"))
+                else ""
+            )
             raise RunError(f"{what} in directory {str(path)!r}{why}")
-        newer = [e for p, e in corrupt if _stamp(p) > _stamp(found[-1][0]) and p.name.startswith(command or "")]
+        newer = [
+            e for p, e in corrupt if _stamp(p) > _stamp(found[-1][0]) and p.name.startswith(command or "")
+        ]
         if newer:  # the newest run is the one asked for: never an older one in its place, unsaid
             raise RunError(f"{newer[-1]} (the newest run in {str(path)!r}; name an older one to read it)")
         return found[-1]
@@ -177,8 +218,10 @@ def find_sidecar(path, command=None):
         if path.name.startswith(sidecar.name[: -len(".json")]) or sidecar.name in SIDECAR.values():
             raise RunError(error)
     if path.name.startswith(_not_read()):
-        raise RunError(f"{str(path)!r} is from a {path.name.split('-')[0]} run, which show and compare do not read "
-                       f"back (its verdicts are its CSV); they read the runs of {', '.join(READ)}")
+        raise RunError(
+            f"{str(path)!r} is from a {path.name.split('-')[0]} run, which show and compare do not read "
+            f"back (its verdicts are its CSV); they read the runs of {', '.join(READ)}"
+        )
     raise RunError(f"{str(path)!r} is not part of an fnd run (no sidecar beside it lists it)")
 
 
@@ -199,7 +242,7 @@ def load(path, command=None):
     for name in meta["files"]:
         if isinstance(name, str) and name.endswith(".csv"):
             try:
-                csvs[name[len(stem):]] = pd.read_csv(directory / name, dtype=text)
+                csvs[name[len(stem) :]] = pd.read_csv(directory / name, dtype=text)
             except (OSError, ValueError) as e:
                 raise RunError(f"cannot read {str(directory / name)!r}: {first_line(e)}") from e
     main = kind.main
@@ -208,8 +251,10 @@ def load(path, command=None):
     rows = csvs.pop(main)
     missing = [c for c in kind.names(read=True) if c not in rows]
     if missing:
-        raise RunError(f"{str(directory / (stem + main))!r} lacks column(s) {', '.join(missing)}: not as fnd "
-                       "writes it (another fnd version, or edited?)")
+        raise RunError(
+            f"{str(directory / (stem + main))!r} lacks column(s) {', '.join(missing)}: not as fnd "
+            "writes it (another fnd version, or edited?)"
+        )
     _check_values(rows, kind, str(directory / (stem + main)))
     for column in kind.of_type(TEXT):
         if column in rows:
@@ -220,9 +265,12 @@ def load(path, command=None):
 
 
 def _check_values(rows, kind, path):
-    """RunError unless the columns show and compare read hold what fnd writes there (numbers are made numeric)."""
+    """RunError unless the columns show and compare read hold what fnd writes there (numbers are made
+    numeric)."""
+
     def refuse(column, what):
         raise RunError(f"{path!r}: column {column} {what}: not as fnd writes it (edited, or cut off?)")
+
     for column in kind.names(read=True, type=NUMBER):
         numbers = pd.to_numeric(rows[column], errors="coerce")
         bad = rows[column][rows[column].notna() & numbers.isna()]
@@ -235,4 +283,6 @@ def _check_values(rows, kind, path):
             refuse(column, f"holds {sorted(odd)[0]!r}, not True or False")
     for column in kind.names(key=True):
         if rows[column].isna().any():
-            refuse(column, f"is empty in row {int(rows[column].isna().to_numpy().argmax()) + 1} (a short row?)")
+            refuse(
+                column, f"is empty in row {int(rows[column].isna().to_numpy().argmax()) + 1} (a short row?)"
+            )

@@ -24,12 +24,13 @@ worker process (one sample of each benchmark per process: `fndcli.runs.saved.Sav
   look 10 % slower *and* be significantly so. `detectable` is the smallest slowdown called REGRESSION 4
   times in 5.
 """
+
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-TRIM = 0.2   # Yuen's trimmed means: 20 % off each end (Wilcox, Introduction to Robust Estimation, ch. 5)
+TRIM = 0.2  # Yuen's trimmed means: 20 % off each end (Wilcox, Introduction to Robust Estimation, ch. 5)
 POWER = 0.8  # of `detectable`
 
 
@@ -49,7 +50,7 @@ def trimmed(x, trim=TRIM):
     g = int(math.floor(trim * n))
     h = n - 2 * g
     winsorized = np.clip(x, x[g], x[n - g - 1])
-    return float(x[g:n - g].mean()), float((n - 1) * winsorized.var(ddof=1) / (h * (h - 1))), h
+    return float(x[g : n - g].mean()), float((n - 1) * winsorized.var(ddof=1) / (h * (h - 1))), h
 
 
 def run_noise(series, blocks=4):
@@ -66,17 +67,17 @@ def run_noise(series, blocks=4):
         size = len(x) // blocks
         if size < 2:
             continue
-        parts = x[:size * blocks].reshape(blocks, size)  # (blocks, size), in time order
+        parts = x[: size * blocks].reshape(blocks, size)  # (blocks, size), in time order
         within = parts.var(axis=1, ddof=1).mean()
         found.append(parts.mean(axis=1).var(ddof=1) - within / size)
     return max(0.0, float(np.mean(found))) if found else math.nan
 
 
 def run_tau2(found, floor):
-    """A run's between-run variance (log scale): `run_noise` of its benchmarks' samples ({name: samples}, in time
-    order), never below floor^2 (Settings.run_noise)."""
+    """A run's between-run variance (log scale): `run_noise` of its benchmarks' samples ({name: samples}, in
+    time order), never below floor^2 (Settings.run_noise)."""
     noise = run_noise([np.log(m) for m in found.values() if len(m) > 1])
-    return max(floor ** 2, 0.0 if math.isnan(noise) else noise)
+    return max(floor**2, 0.0 if math.isnan(noise) else noise)
 
 
 def across_runs(base, new, tau2_base=0.0, tau2_new=0.0):
@@ -84,7 +85,7 @@ def across_runs(base, new, tau2_base=0.0, tau2_new=0.0):
     mb, vb, hb = trimmed(base)
     mn, vn, hn = trimmed(new)
     var = vb + vn + tau2_base + tau2_new
-    df = var ** 2 / (vb ** 2 / (hb - 1) + vn ** 2 / (hn - 1)) if vb + vn > 0 else math.inf
+    df = var**2 / (vb**2 / (hb - 1) + vn**2 / (hn - 1)) if vb + vn > 0 else math.inf
     return Estimate(mn - mb, math.sqrt(var), df)
 
 
@@ -114,8 +115,11 @@ def p_beyond(est, threshold):
     bound = math.log1p(threshold) if est.log_ratio >= 0 else math.log1p(-threshold)
     if est.se == 0:
         return 0.0 if abs(est.log_ratio) > abs(bound) else 1.0
-    return float(stats.t.sf(abs(est.log_ratio - bound) / est.se * (1 if abs(est.log_ratio) > abs(bound) else -1),
-                            est.df))
+    return float(
+        stats.t.sf(
+            abs(est.log_ratio - bound) / est.se * (1 if abs(est.log_ratio) > abs(bound) else -1), est.df
+        )
+    )
 
 
 def interval(est, confidence):
@@ -130,9 +134,16 @@ def paired_bootstrap(a, b, confidence, seed, resamples):
     """Percentile bootstrap interval of the trimmed mean of log b - log a, processes resampled as pairs."""
     from scipy import stats
 
-    ci = stats.bootstrap((np.asarray(a, float), np.asarray(b, float)), _mean_log_ratio, paired=True,
-                         vectorized=True, confidence_level=confidence, n_resamples=resamples, method="percentile",
-                         random_state=np.random.default_rng(seed)).confidence_interval
+    ci = stats.bootstrap(
+        (np.asarray(a, float), np.asarray(b, float)),
+        _mean_log_ratio,
+        paired=True,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    ).confidence_interval
     return float(ci.low), float(ci.high)
 
 
@@ -148,8 +159,8 @@ def equivalent(low, high, threshold):
 
 
 def detectable(est, alpha, threshold):
-    """The smallest slowdown (NEW/BASE - 1) called REGRESSION with probability POWER (before Holm's correction):
-    the estimate must clear the threshold by the one-sided test's critical value."""
+    """The smallest slowdown (NEW/BASE - 1) called REGRESSION with probability POWER (before Holm's
+    correction): the estimate must clear the threshold by the one-sided test's critical value."""
     from scipy import stats
 
     margin = float(stats.t.ppf(1 - alpha, est.df) + stats.t.ppf(POWER, est.df)) * est.se if est.se else 0.0

@@ -1,0 +1,51 @@
+"""Figures as people read them: times with their unit, three significant figures, Markdown cells.
+
+Shared by the rich tables (`report.tables`, `report.bench_tables`), `fnd show --format md` and
+reproduce's report. Pure functions of their arguments.
+"""
+
+import math
+
+
+def missing(x):
+    """None or NaN: an empty cell."""
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def human_seconds(s):
+    """0.000012 -> '12.0 µs'; NaN -> ''."""
+    if missing(s):
+        return ""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(s) >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def num(x, fmt, nan=""):
+    return nan if missing(x) else format(x, fmt)
+
+
+def sig3(x):
+    """Three significant figures, with thousands separators: 1.45, 0.0123, 87,800; from a million up and below
+    a thousandth in exponent form (a gradient's std of 3.95e+19, not 39,500,000,000,000,000,000)."""
+    if x is None or not math.isfinite(x):
+        return ""
+    if x == 0:
+        return "0"
+    if not 1e-3 <= abs(x) < 1e6:
+        return f"{x:.2e}"
+    rounded = round(x, 2 - math.floor(math.log10(abs(x))))
+    digits = max(0, 2 - math.floor(math.log10(abs(rounded))))  # 9.996 rounds to 10.0, not 10.00
+    return f"{rounded:,.{digits}f}"
+
+
+def markdown_table(headers, rows):
+    """A GitHub-flavoured Markdown table of strings (a pipe inside a cell is escaped)."""
+
+    def cell(x):
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
