@@ -26,10 +26,11 @@ demo: $(STAMP)
 
 # The suite runs in two phases: everything but the timing-sensitive tests on 2 workers, one
 # torch thread each (2 cores, not oversubscribed), numba-tiled's float32 and float64 tests each on
-# one worker (xdist_group: each dtype compiles once), then the `serial` ones alone.
+# one worker (xdist_group: each dtype compiles once), then the `serial` ones alone (collecting only the
+# files that hold them: collecting all of tests/ imports torch, scipy and hypothesis, ~10 s).
 test: lint
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
-	$(BIN)/python -m pytest -m serial
+	$(BIN)/python -m pytest -m serial $$(grep -l "mark.serial" tests/test_*.py)
 
 # make lint: ruff's lint and format checks (configured in pyproject.toml); make test runs it first.
 lint: $(STAMP)

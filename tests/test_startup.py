@@ -34,6 +34,34 @@ def fnd_without_heavy_modules(*args):
     return fnd_without(HEAVY, *args)
 
 
+RUN_EACH = """
+import contextlib, io, json
+from fndcli.cli import main
+out = []
+for args in ARGS:
+    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
+    sys.argv = ["fnd", *args]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out.append([code, stdout.getvalue(), stderr.getvalue()])
+print(json.dumps(out))
+"""
+
+
+def fnd_each_without_heavy_modules(invocations):
+    """[(exit code, stdout, stderr)] of fnd's entry point called with each argument list in turn, in one fresh
+    process in which importing any of HEAVY fails (one process: a heavy import on any path still fails)."""
+    import json
+
+    code = blocking(HEAVY) + f"ARGS = {[list(a) for a in invocations]!r}\n" + RUN_EACH
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [tuple(r) for r in json.loads(proc.stdout)]
+
+
 def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
     bad_key = tmp_path / "bad.toml"
     bad_key.write_text("[init-sweep]\nwidht = 5\n")
@@ -41,15 +69,12 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
     bad_table.write_text("[init_sweep]\ndepth = 5\n")
     bad_value = tmp_path / "value.toml"
     bad_value.write_text("[train]\nlr = -1\n")
-    for args in (
+    helps = [
         ["--help"],
         ["--version"],
         *[[c, "--help"] for c in ("matmul-bench", "init-sweep", "gradcheck", "train", "peak")],
-    ):
-        proc = fnd_without_heavy_modules(*args)
-        assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr)
-        assert "Usage" in proc.stdout or proc.stdout.startswith("fnd "), args
-    for args, fragment in (
+    ]
+    errors = [
         (["matmul-bench", "--bogus"], "No such option: --bogus"),
         (["matmul-bench", "--shape", "5x0x3"], "zero dimension"),
         (["init-sweep", "--scheme", "he"], "'he'"),
@@ -58,12 +83,14 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
         (["train", "--config", str(bad_value)], "[train] lr: must be a positive"),
         (["train", "--seed", str(2**64)], "outside 0 to 2^64 - 1"),
         (["peak", "--threads", "0"], "'--threads'"),
-    ):
-        proc = fnd_without_heavy_modules(*args)
-        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout)
-        assert (
-            proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1 and fragment in proc.stderr
-        ), proc.stderr
+    ]
+    results = fnd_each_without_heavy_modules([*helps, *(args for args, _ in errors)])
+    for args, (code, stdout, stderr) in zip(helps, results):
+        assert code == 0 and stderr == "", (args, stderr)
+        assert "Usage" in stdout or stdout.startswith("fnd "), args
+    for (args, fragment), (code, stdout, stderr) in zip(errors, results[len(helps) :]):
+        assert code == 2 and stdout == "", (args, stdout)
+        assert stderr.startswith("Error: ") and stderr.count("\n") == 1 and fragment in stderr, stderr
 
 
 def test_the_blocker_blocks(tmp_path):
