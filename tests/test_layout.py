@@ -68,3 +68,15 @@ def test_the_design_page_maps_every_module():
         if p.stem not in ("__init__", "__main__") and not re.search(rf"\b{p.stem}\b", layout)
     ]
     assert not missing, missing
+
+
+def test_nothing_points_readers_at_a_file_outside_the_repository():
+    root = PACKAGE.parent
+    files = [
+        *PACKAGE.rglob("*.py"),
+        *(root / "docs").glob("*.md"),
+        root / "README.md",
+        root / "pyproject.toml",
+    ]
+    outside = [str(p.relative_to(root)) for p in files if "../shared" in p.read_text()]
+    assert not outside, outside
