@@ -1,5 +1,7 @@
-"""Shared fixtures: a CliRunner on the real `fnd` app, and helpers to read a run's files."""
+"""Shared fixtures: a CliRunner on the real `fnd` app, real runs several tests read, and helpers to read a
+run's files."""
 
+import dataclasses
 import json
 import os
 
@@ -78,6 +80,144 @@ def fnd(monkeypatch):
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+# --- runs several tests read -----------------------------------------------------------------
+# A matmul-bench run costs ~2.7 s here, most of it the pyperf worker's `import torch`. Where tests differ only
+# in what they read of a run, they share one: a session fixture below, each test keeping its own assertions.
+# A session fixture is made once per xdist worker that asks for it, so the tests that share one are in one
+# xdist_group named after it (ladder_run: "ladder-run"). They read its files and never change them.
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+KERNELS = f"{EXAMPLES / 'mykernels.py'}"
+CHAPTER_MATMUL = "mykernels.py:chapter_matmul"  # as named in examples/, where kernels_that_fail_run runs
+# the chapter's five (the default --impl), in one quick worker process
+LADDER = ("matmul-bench", "--quick", "--shape", "4x8x3", "--seed", "3")
+RUDE = """
+import torch
+torch.set_num_threads(torch.get_num_threads() + 1)
+torch.set_default_dtype(torch.float64)
+print("hello from the user's file")
+
+def matmul(a, b):
+    return a @ b
+"""
+
+
+def _nan_row(a, b):
+    import torch  # here, not at the top: conftest stays quick to import
+
+    return (a @ b).index_fill(0, torch.tensor([1]), float("nan"))
+
+
+BROKEN = {  # registry implementations broken four ways at 4x5x3: (kernel, the row's error)
+    "einsum": (lambda a, b: (a @ b).t(), "returned shape (3, 4), expected (4, 3)"),
+    "dot": (lambda a, b: 1 / 0, "raised ZeroDivisionError: division by zero"),
+    "broadcast": (lambda a, b: (a @ b).tolist(), "returned list, not a tensor"),
+    "loops": (_nan_row, "wrong result: 3 of 12 values not finite (NaN or inf) where a @ b has none"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedRun:
+    """A real run that several tests read: its (CliRunner's) Result, its --out directory, the --impl values
+    it was given, and torch's (threads, default dtype) in this process before and after it."""
+
+    result: object
+    out: Path
+    impls: tuple
+    torch_before: tuple
+    torch_after: tuple
+
+
+def shared_run(directory, *args, impls=(), patch=lambda mp: None):
+    """fnd(*args, --impl each of impls, --out directory/out) through the real Typer app, as the `fnd` fixture
+    runs it; patch(monkeypatch) sets what the run alone needs (undone after it)."""
+    import torch
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NO_COLOR", "1")
+        patch(mp)
+        before = (torch.get_num_threads(), torch.get_default_dtype())
+        argv = [*args, *[a for impl in impls for a in ("--impl", impl)], "--out", directory / "out"]
+        result = CliRunner().invoke(app, [str(a) for a in argv])
+        after = (torch.get_num_threads(), torch.get_default_dtype())
+    return SharedRun(result, directory / "out", tuple(impls), before, after)
+
+
+@pytest.fixture(scope="session")
+def ladder_run(tmp_path_factory):
+    """LADDER, exit 0. Read by test_matmul_cli.py (its files), test_show.py (show prints what it printed) and
+    test_compare.py (BASE of two quick runs)."""
+    return shared_run(tmp_path_factory.mktemp("ladder-run"), *LADDER)
+
+
+@pytest.fixture(scope="session")
+def interleaved_run(tmp_path_factory):
+    """The default preset, real worker processes: einsum and torch at 4x4x4, and at 60000^3, where the cost
+    guard skips both (no worker runs for them). Read by test_matmul_cli.py and test_memory.py."""
+    shapes = ("--shape", "4x4x4", "--shape", "60000x60000x60000")
+    return shared_run(
+        tmp_path_factory.mktemp("interleaved"), "matmul-bench", *shapes, impls=["einsum", "torch"]
+    )
+
+
+@pytest.fixture(scope="session")
+def kernels_that_pass_run(tmp_path_factory):
+    """Your kernels beside torch at 4x6x3, all correct, exit 0: mykernels.py's chapter_matmul and
+    row_broadcast, torch, and rude.py:matmul, whose file changes torch's settings on import. Read by
+    test_user_code.py."""
+    directory = tmp_path_factory.mktemp("kernels-that-pass")
+    (directory / "rude.py").write_text(RUDE)
+    impls = [
+        f"{KERNELS}:chapter_matmul",
+        f"{KERNELS}:row_broadcast",
+        "torch",
+        f"{directory / 'rude.py'}:matmul",
+    ]
+    return shared_run(directory, "matmul-bench", "--quick", "--shape", "4x6x3", impls=impls)
+
+
+@pytest.fixture(scope="session")
+def kernels_that_fail_run(tmp_path_factory):
+    """float64 at 4x5x3, exit 1, no traceback: the registry's einsum, dot, broadcast and loops broken as
+    BROKEN says, torch, and mykernels.py:chapter_matmul (its output is float32), named from examples/ as
+    CHAPTER_MATMUL (a longer name narrows the table's last column until BROKEN's reasons wrap). Read by
+    test_matmul_cli.py and test_user_code.py."""
+    from fndcli.kernels.registry import IMPLS
+
+    def patch(mp):
+        mp.chdir(EXAMPLES)
+        for name, (bad, _) in BROKEN.items():
+            mp.setitem(IMPLS, name, dataclasses.replace(IMPLS[name], fn=bad))
+
+    impls = [*BROKEN, "torch", CHAPTER_MATMUL]
+    args = ("matmul-bench", "--quick", "--dtype", "float64", "--shape", "4x5x3")
+    return shared_run(tmp_path_factory.mktemp("kernels-that-fail"), *args, impls=impls, patch=patch)
+
+
+@pytest.fixture(scope="session")
+def wrong_and_skipped_run(tmp_path_factory):
+    """exit 1: dot flipped (a wrong result), torch, loops, and exits.py:mm, which calls sys.exit(3); at 4x6x3,
+    and at 1024^3 under --max-seconds 30, where the cost guard skips loops and dot. Read by
+    test_matmul_cli.py and test_bad_input.py."""
+    from fndcli.kernels.registry import IMPLS
+
+    def flipped_dot(a, b):
+        return IMPLS["torch"].fn(a, b).flip(0)
+
+    directory = tmp_path_factory.mktemp("wrong-and-skipped")
+    (directory / "exits.py").write_text("import sys\n\ndef mm(a, b):\n    sys.exit(3)\n")
+    impls = ["dot", "torch", "loops", f"{directory / 'exits.py'}:mm"]
+    args = ("--shape", "4x6x3", "--shape", "1024x1024x1024", "--max-seconds", "30")
+    return shared_run(
+        directory,
+        "matmul-bench",
+        "--quick",
+        *args,
+        impls=impls,
+        patch=lambda mp: mp.setitem(IMPLS, "dot", dataclasses.replace(IMPLS["dot"], fn=flipped_dot)),
+    )
 
 
 def run_files(out_dir, command):

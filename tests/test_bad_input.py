@@ -326,21 +326,12 @@ def test_show_a_name_too_long(fnd, tmp_path):
     assert_one_line_error(fnd("show", tmp_path / ("x" * 300)), "'RUN'", "File name too long")
 
 
-def test_a_kernel_that_calls_sys_exit_is_a_failing_row(fnd, tmp_path):
+@pytest.mark.xdist_group("wrong-and-skipped-run")
+def test_a_kernel_that_calls_sys_exit_is_a_failing_row(wrong_and_skipped_run):
     """sys.exit() inside the user's kernel is their bug: a row that says so, exit 1, the run written."""
-    (tmp_path / "k.py").write_text("import sys\n\ndef mm(a, b):\n    sys.exit(3)\n")
-    result = fnd(
-        "matmul-bench",
-        "--impl",
-        f"{tmp_path}/k.py:mm",
-        "--impl",
-        "torch",
-        "--shape",
-        "4x4x4",
-        "--quick",
-        "--out",
-        tmp_path / "out",
-    )
-    assert result.exit_code == 1, result.output
-    rows = pd.read_csv(next((tmp_path / "out").glob("*.csv"))).set_index("impl")
-    assert rows.loc[f"{tmp_path}/k.py:mm", "error"] == "raised SystemExit: 3" and rows.loc["torch", "correct"]
+    result, exits = wrong_and_skipped_run.result, wrong_and_skipped_run.impls[-1]  # exits.py:mm: sys.exit(3)
+    assert result.exit_code == 1, result.output  # not sys.exit's 3
+    frame = pd.read_csv(next(wrong_and_skipped_run.out.glob("*.csv")))
+    rows = frame[frame["m"] == 4].set_index("impl")  # at 4x6x3; tests/test_matmul_cli.py reads the rest
+    assert rows.loc[exits, "error"] == "raised SystemExit: 3" and rows.loc["torch", "correct"]
+    assert not rows.loc[exits, "correct"]  # a failing row (exit 1 comes from the flipped dot's row as well)

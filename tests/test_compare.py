@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyperf
 import pytest
-from conftest import assert_one_line_error, run_files
+from conftest import LADDER, assert_one_line_error, run_files
 
 from fndcli.backprop.gradcheck import COLUMNS as GRADCHECK_COLUMNS
 from fndcli.bench.stats import COLUMNS
@@ -269,26 +269,29 @@ def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
     assert not (tmp_path / "o").exists()
 
 
-def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path):
-    """Real runs: --quick times in one process, so there is one sample a side."""
-    for side in ("base", "new"):
-        result = fnd(
-            "matmul-bench", "--quick", "--impl", "torch", "--shape", "8x8x8", "--out", tmp_path / side
-        )
-        assert result.exit_code == 0, result.output
-    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o", "--format", "md")
+@pytest.mark.xdist_group("ladder-run")
+def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path, ladder_run):
+    """Real runs: --quick times in one process, so there is one sample a side. BASE is conftest's ladder run,
+    NEW the same command again."""
+    base, new = ladder_run.out, tmp_path / "new"
+    assert ladder_run.result.exit_code == 0, ladder_run.result.output
+    result = fnd(*LADDER, "--out", new)
     assert result.exit_code == 0, result.output
-    assert "| torch 8x8x8 float32 cpu 2t | median s/call |" in result.stdout.replace(" 1t |", " 2t |")
+    result = fnd("compare", base, new, "--out", tmp_path / "o", "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert "| torch 4x8x3 float32 cpu 2t | median s/call |" in result.stdout.replace(" 1t |", " 2t |")
     assert "insufficient" in result.stdout and "re-run both with fnd matmul-bench --gate" in result.stdout
-    # too few samples to test: the row shows each run's own median, as its CSV and table have it
+    # too few samples to test: each row shows each run's own median, as its CSV and table have it
     compared, _ = run_files(tmp_path / "o", "compare")
-    medians = [run_files(tmp_path / side, "matmul-bench")[0]["median_s"].iloc[0] for side in ("base", "new")]
-    assert compared[["base", "new"]].iloc[0].tolist() == pytest.approx(medians, rel=1e-12)
-    assert compared["change"].iloc[0] == pytest.approx(medians[1] / medians[0] - 1)
+    medians = [run_files(side, "matmul-bench")[0]["median_s"] for side in (base, new)]
+    assert len(compared) == 5 and (compared["verdict"] == "insufficient").all()
+    assert compared["base"].tolist() == pytest.approx(medians[0].tolist(), rel=1e-12)
+    assert compared["new"].tolist() == pytest.approx(medians[1].tolist(), rel=1e-12)
+    assert compared["change"].tolist() == pytest.approx((medians[1] / medians[0] - 1).tolist())
     # flagged unstable too (as a busy host makes it): one process a side is still what to fix, with --gate
-    csv = next((tmp_path / "new").glob("matmul-bench-*.csv"))
+    csv = next(new.glob("matmul-bench-*.csv"))
     pd.read_csv(csv).assign(unstable="process means spread 40 %").to_csv(csv, index=False)
-    again = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o2", "--format", "md")
+    again = fnd("compare", base, new, "--out", tmp_path / "o2", "--format", "md")
     assert (
         again.exit_code == 0
         and "insufficient" in again.stdout

@@ -1,6 +1,5 @@
 """`fnd matmul-bench` through the real Typer app and the real pyperf worker subprocess (--quick)."""
 
-import dataclasses
 import statistics
 import subprocess
 import sys
@@ -10,17 +9,25 @@ import pandas as pd
 import pyperf
 import pytest
 import torch
-from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
+from conftest import (
+    BROKEN,
+    SEEDED_GB_S,
+    SEEDED_GFLOPS,
+    assert_one_line_error,
+    assert_rejected,
+    run_files,
+)
 
 from fndcli.bench.run import COLUMNS
 from fndcli.kernels.registry import IMPLS
 from fndcli.names import CHAPTER
 
 
-def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
-    result = fnd("matmul-bench", "--quick", "--shape", "4x8x3", "--seed", "3", "--out", tmp_path)
+@pytest.mark.xdist_group("ladder-run")
+def test_ladder_writes_csv_sidecar_and_pyperf_json(ladder_run):
+    result, out = ladder_run.result, ladder_run.out  # conftest.LADDER: the defaults but shape and seed
     assert result.exit_code == 0, result.output
-    frame, meta = run_files(tmp_path, "matmul-bench")
+    frame, meta = run_files(out, "matmul-bench")
     assert list(frame.columns) == COLUMNS
     assert list(frame["impl"]) == list(CHAPTER)  # the chapter's five, in its order
     assert frame["correct"].all() and (frame["rel_err"] < 1e-5).all() and frame["error"].isna().all()
@@ -57,7 +64,7 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(fnd, tmp_path):
         assert key in meta, key
     assert meta["seed"] == 3 and meta["config"]["seed"] == 3 and meta["config"]["shape"] == ["4x8x3"]
     assert meta["config"]["impl"] == list(CHAPTER) and meta["status"] == "complete"
-    pyperf_file = tmp_path / meta["files"][1]
+    pyperf_file = out / meta["files"][1]
     suite = pyperf.BenchmarkSuite.load(str(pyperf_file))
     assert sorted(suite.get_benchmark_names()) == sorted(f"{i} 4x8x3 float32 cpu" for i in CHAPTER)
     stats = subprocess.run(
@@ -94,36 +101,16 @@ def test_config_file_beneath_flags(fnd, tmp_path):
     )
 
 
-def test_wrong_implementation_exits_1_and_cost_guard_skips(fnd, tmp_path, monkeypatch):
+@pytest.mark.xdist_group("wrong-and-skipped-run")
+def test_wrong_implementation_exits_1_and_cost_guard_skips(wrong_and_skipped_run):
     """A wrong kernel is marked and exits 1; a run the cost guard estimates too long is skipped with a
     note."""
-
-    def flipped_dot(a, b):
-        return IMPLS["torch"].fn(a, b).flip(0)
-
-    monkeypatch.setitem(IMPLS, "dot", dataclasses.replace(IMPLS["dot"], fn=flipped_dot))
-    result = fnd(
-        "matmul-bench",
-        "--quick",
-        "--impl",
-        "dot",
-        "--impl",
-        "torch",
-        "--impl",
-        "loops",
-        "--shape",
-        "4x6x3",
-        "--shape",
-        "1024x1024x1024",
-        "--max-seconds",
-        "30",
-        "--out",
-        tmp_path,
-    )
+    result, out = wrong_and_skipped_run.result, wrong_and_skipped_run.out  # dot flipped: see conftest
     assert result.exit_code == 1, result.output
-    frame, meta = run_files(tmp_path, "matmul-bench")
+    frame, meta = run_files(out, "matmul-bench")
     small = frame[frame["m"] == 4].set_index("impl")
-    assert small["correct"].to_dict() == {"dot": False, "torch": True, "loops": True}
+    exits = wrong_and_skipped_run.impls[-1]  # calls sys.exit: tests/test_bad_input.py reads its row
+    assert small["correct"].to_dict() == {"dot": False, "torch": True, "loops": True, exits: False}
     assert "wrong result: dot" in result.stdout and meta["exit_code"] == 1
     assert "relative error" in small.loc["dot", "error"] and pd.isna(
         small.loc["dot", "median_s"]
@@ -146,7 +133,7 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(fnd, tmp_path, monkey
     assert big.loc["torch", "roof_gflops"] == pytest.approx(min(SEEDED_GFLOPS, SEEDED_GB_S * 1024 / 6))
     assert big.loc["torch", "bound"] == "compute" and small.loc["torch", "bound"] == "memory"
     assert "skipped: estimated" in result.stdout
-    assert not list(tmp_path.glob("*-crossovers.csv"))  # shapes given one by one are not a sweep
+    assert not list(out.glob("*-crossovers.csv"))  # shapes given one by one are not a sweep
 
 
 def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
@@ -339,56 +326,35 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
     assert 1 / 3 < row["median_s"] / ours < 3, (row["median_s"], ours)
 
 
-def test_worker_processes_interleave(fnd, tmp_path):
+@pytest.mark.xdist_group("interleaved-run")
+def test_worker_processes_interleave(interleaved_run):
     """The default preset's two processes a benchmark go round-robin (A B A B), the sidecar says so, and
     pyperf's file still holds one benchmark per implementation with all its runs, in that order by pyperf's
-    own clock."""
-    result = fnd("matmul-bench", "--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--out", tmp_path)
+    own clock. (At 60000^3 the cost guard skips both: tests/test_memory.py reads those rows.)"""
+    result, out = interleaved_run.result, interleaved_run.out
     assert result.exit_code == 0, result.output
-    _, meta = run_files(tmp_path, "matmul-bench")
+    _, meta = run_files(out, "matmul-bench")
     assert meta["order"] == "interleaved" and meta["worker_order"] == [
         "einsum 4x4x4 cpu #1",
         "torch 4x4x4 cpu #1",
         "einsum 4x4x4 cpu #2",
         "torch 4x4x4 cpu #2",
     ]
-    suite = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1]))
+    suite = pyperf.BenchmarkSuite.load(str(out / meta["files"][1]))
     assert suite.get_benchmark_names() == ["einsum 4x4x4 float32 cpu", "torch 4x4x4 float32 cpu"]
     assert [len(b.get_runs()) for b in suite.get_benchmarks()] == [2, 2]
     starts = [run.get_metadata()["date"] for b in suite.get_benchmarks() for run in b.get_runs()]
     assert sorted(starts) == [starts[0], starts[2], starts[1], starts[3]]  # e1 t1 e2 t2
 
 
-BROKEN = {
-    "einsum": (lambda a, b: (a @ b).t(), "returned shape (3, 4), expected (4, 3)"),
-    "dot": (lambda a, b: 1 / 0, "raised ZeroDivisionError: division by zero"),
-    "broadcast": (lambda a, b: (a @ b).tolist(), "returned list, not a tensor"),
-    "loops": (
-        lambda a, b: (a @ b).index_fill(0, torch.tensor([1]), float("nan")),
-        "wrong result: 3 of 12 values not finite (NaN or inf) where a @ b has none",
-    ),
-}
-
-
-def test_a_kernel_that_breaks_is_a_failing_row(fnd, tmp_path, monkeypatch):
+@pytest.mark.xdist_group("kernels-that-fail-run")
+def test_a_kernel_that_breaks_is_a_failing_row(kernels_that_fail_run):
     """Wrong shape, an exception, not a tensor, NaNs: row NO with the reason, exit 1, the other rows
     intact."""
-    for name, (bad, _) in BROKEN.items():
-        monkeypatch.setitem(IMPLS, name, dataclasses.replace(IMPLS[name], fn=bad))
-    result = fnd(
-        "matmul-bench",
-        "--quick",
-        *[a for name in BROKEN for a in ("--impl", name)],
-        "--impl",
-        "torch",
-        "--shape",
-        "4x5x3",
-        "--out",
-        tmp_path,
-    )
+    result = kernels_that_fail_run.result  # conftest.BROKEN's four, torch, and a kernel of yours, float64
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    frame, meta = run_files(tmp_path, "matmul-bench")
+    frame, meta = run_files(kernels_that_fail_run.out, "matmul-bench")
     rows = frame.set_index("impl")
     for name, (_, reason) in BROKEN.items():
         assert rows.loc[name, "error"] == reason and not rows.loc[name, "correct"], name

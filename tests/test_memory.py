@@ -58,24 +58,19 @@ def test_a_run_that_would_not_fit_is_refused_before_it_starts(fnd, tmp_path, com
     assert_rejected(fnd, tmp_path, command, args, *fragments)
 
 
-def test_the_cost_guard_skips_are_not_counted(fnd, tmp_path):
+@pytest.mark.xdist_group("interleaved-run")
+def test_the_cost_guard_skips_are_not_counted(interleaved_run):
     """At 60000^3 every implementation is skipped by the cost guard first, so nothing needs memory there
-    (4x4x4 runs: a run the cost guard skips whole is refused, tests/test_bad_input.py)."""
-    result = fnd(
-        "matmul-bench",
-        "--impl",
-        "torch",
-        "--shape",
-        "4x4x4",
-        "--shape",
-        "60000x60000x60000",
-        "--quick",
-        "--out",
-        tmp_path,
-    )
+    (4x4x4 runs: a run the cost guard skips whole is refused, tests/test_bad_input.py). The run: einsum and
+    torch, the default preset (conftest.py)."""
+    result = interleaved_run.result
     assert result.exit_code == 0, result.output
-    frame, _ = run_files(tmp_path, "matmul-bench")
-    assert frame["skipped"].fillna("").tolist()[0] == "" and frame["skipped"].iloc[1].startswith("estimated")
+    frame, _ = run_files(interleaved_run.out, "matmul-bench")
+    torch_rows = frame[frame["impl"] == "torch"]
+    assert torch_rows["skipped"].fillna("").tolist()[0] == "" and torch_rows["skipped"].iloc[1].startswith(
+        "estimated"
+    )
+    assert frame.loc[frame["m"] == 60000, "skipped"].str.startswith("estimated").all()  # einsum's too
 
 
 def test_estimates_grow_with_size_and_count_the_essentials():

@@ -3,8 +3,7 @@ each)."""
 
 import pytest
 
-RUNS = {
-    "matmul-bench": ["--impl", "einsum", "--impl", "torch", "--shape", "4x4x4", "--quick"],
+RUNS = {  # matmul-bench's is conftest.LADDER, the run tests/test_matmul_cli.py and test_compare.py read too
     "init-sweep": ["--scheme", "kaiming", "--act", "relu", "--depth", "4", "--width", "8", "--batch", "4"],
     "gradcheck": ["--batch", "4", "--n-in", "5", "--hidden", "3", "--init", "kaiming"],
     "train": [
@@ -27,12 +26,18 @@ RUNS = {
 FACTS = ("run", "when", "where", "versions", "command")
 
 
-@pytest.mark.parametrize("command", RUNS)
-def test_show_prints_what_the_command_printed(fnd, tmp_path, command):
-    ran = fnd(command, *RUNS[command], "--out", tmp_path)
+@pytest.mark.parametrize(
+    "command", [pytest.param("matmul-bench", marks=pytest.mark.xdist_group("ladder-run")), *RUNS]
+)
+def test_show_prints_what_the_command_printed(fnd, tmp_path, request, command):
+    if command == "matmul-bench":
+        ladder = request.getfixturevalue("ladder_run")
+        ran, out = ladder.result, ladder.out
+    else:
+        ran, out = fnd(command, *RUNS[command], "--out", tmp_path), tmp_path
     assert ran.exit_code == 0, ran.output
     lines = ran.stdout.splitlines()
-    paths = [line for line in lines if line.startswith(str(tmp_path))]
+    paths = [line for line in lines if line.startswith(str(out))]
     printed = "\n".join(lines[: len(lines) - len(paths)])
     assert printed.strip() and paths
     if command == "train":  # the title names the loss: a property of the task, not a key of the config

@@ -1,16 +1,15 @@
 """Your own code under fnd's checks: matmul kernels (--impl FILE.py:NAME), models and layers (--model,
 --layer)."""
 
+import os
+import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pyperf
 import pytest
-from conftest import assert_rejected, run_files
+from conftest import CHAPTER_MATMUL, EXAMPLES, KERNELS, assert_rejected, run_files
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
-KERNELS = f"{EXAMPLES / 'mykernels.py'}"
 MODEL = f"{EXAMPLES / 'chapter_model.py'}"
 
 # The chapter's LayerFunction cells as printed (fastbook ch. 17): the shipped copy with its one fix undone,
@@ -31,48 +30,25 @@ def write(path, source):
 # --- matmul kernels ---------------------------------------------------------------------------
 
 
-def test_your_kernels_checked_and_timed_beside_the_ladder(fnd, tmp_path):
+@pytest.mark.xdist_group("kernels-that-pass-run")
+def test_your_kernels_checked_and_timed_beside_the_ladder(kernels_that_pass_run):
     refs = [f"{KERNELS}:chapter_matmul", f"{KERNELS}:row_broadcast"]
-    result = fnd(
-        "matmul-bench",
-        "--quick",
-        "--impl",
-        refs[0],
-        "--impl",
-        refs[1],
-        "--impl",
-        "torch",
-        "--shape",
-        "4x6x3",
-        "--out",
-        tmp_path,
-    )
+    result, out = kernels_that_pass_run.result, kernels_that_pass_run.out
     assert result.exit_code == 0, result.output
-    frame, meta = run_files(tmp_path, "matmul-bench")
-    assert frame["impl"].tolist() == [*refs, "torch"] and frame["correct"].all()  # named as given
+    frame, meta = run_files(out, "matmul-bench")
+    rude = kernels_that_pass_run.impls[-1]  # rude.py:matmul, read by the test below
+    assert frame["impl"].tolist() == [*refs, "torch", rude] and frame["correct"].all()  # named as given
     assert (frame["median_s"] > 0).all()
-    names = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1])).get_benchmark_names()
+    names = pyperf.BenchmarkSuite.load(str(out / meta["files"][1])).get_benchmark_names()
     assert f"{refs[0]} 4x6x3 float32 cpu" in names  # timed by the worker, which imported the file itself
 
 
-def test_the_chapters_float32_output_is_a_finding(fnd, tmp_path):
-    result = fnd(
-        "matmul-bench",
-        "--quick",
-        "--impl",
-        f"{KERNELS}:chapter_matmul",
-        "--impl",
-        "torch",
-        "--shape",
-        "3x4x5",
-        "--dtype",
-        "float64",
-        "--out",
-        tmp_path,
-    )
+@pytest.mark.xdist_group("kernels-that-fail-run")
+def test_the_chapters_float32_output_is_a_finding(kernels_that_fail_run):
+    result = kernels_that_fail_run.result  # float64; beside torch and tests/test_matmul_cli.py's broken four
     assert result.exit_code == 1 and "Traceback" not in result.output
-    frame, _ = run_files(tmp_path, "matmul-bench")
-    row = frame.set_index("impl").loc[f"{KERNELS}:chapter_matmul"]
+    frame, _ = run_files(kernels_that_fail_run.out, "matmul-bench")
+    row = frame.set_index("impl").loc[CHAPTER_MATMUL]  # mykernels.py's, named from examples/
     assert row["error"].startswith("returned float32 from float64 inputs") and not row["correct"]
 
 
@@ -156,20 +132,47 @@ def test_bad_references_exit_2_and_write_nothing(fnd, tmp_path, ref, fragments):
     )
 
 
-def test_an_installed_plugin_joins_the_registry(fnd, tmp_path, monkeypatch):
-    """A distribution with an `fnd.matmul` entry point: listed in --help, run by --impl all and by name."""
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def fresh_process_run(tmp_path_factory):
+    """One `python -m fndcli matmul-bench` in a process of its own (it has not imported torch yet: any real
+    fnd run): --impl all in float16 (the numba kernels sit it out) with an installed plugin, demo-mm, on its
+    PYTHONPATH, and k.py:mm, whose file adds a torch thread as it is imported and fails on more threads.
+    (process, out, site, k.py:mm), for the two tests in xdist_group "fresh-process-run"."""
+    tmp = tmp_path_factory.mktemp("fresh-process")
+    site = tmp / "site"  # a distribution with an `fnd.matmul` entry point
     (site / "fnd_plugin_demo").mkdir(parents=True)
     write(site / "fnd_plugin_demo" / "__init__.py", "def matmul(a, b):\n    return a @ b\n")
     info = site / "fnd_plugin_demo-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fnd-plugin-demo\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[fnd.matmul]\ndemo-mm = fnd_plugin_demo:matmul\n")
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", str(site))  # for the pyperf worker processes
-    import os
-    import subprocess
+    rude = write(
+        tmp / "k.py",
+        """
+        import torch
+        BEFORE = torch.get_num_threads()
+        torch.set_num_threads(BEFORE + 1)
 
+        def mm(a, b):
+            if torch.get_num_threads() != BEFORE:
+                raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads, not {BEFORE}")
+            return a @ b
+        """,
+    )
+    argv = ["--impl", "all", "--impl", f"{rude}:mm", "--dtype", "float16", "--shape", "3x4x2", "--quick"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fndcli", "matmul-bench", *argv, "--quiet", "--out", str(tmp / "out")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},  # for fnd and its pyperf worker processes
+    )
+    return proc, tmp / "out", site, f"{rude}:mm"
+
+
+@pytest.mark.xdist_group("fresh-process-run")
+def test_an_installed_plugin_joins_the_registry(fresh_process_run):
+    """A distribution with an `fnd.matmul` entry point: listed in --help, run by --impl all and by name."""
+    proc, out, site, rude = fresh_process_run
     help_text = subprocess.run(
         [sys.executable, "-m", "fndcli", "matmul-bench", "--help"],
         capture_output=True,
@@ -177,45 +180,22 @@ def test_an_installed_plugin_joins_the_registry(fnd, tmp_path, monkeypatch):
         env={**os.environ, "PYTHONPATH": str(site)},
     ).stdout
     assert "installed plugins (fnd.matmul): demo-mm" in " ".join(help_text.replace("│", " ").split())
-    # float16 leaves out the numba kernels, which the plugin needs no help from
-    result = fnd(
-        "matmul-bench",
-        "--quick",
-        "--impl",
-        "all",
-        "--dtype",
-        "float16",
-        "--shape",
-        "3x4x2",
-        "--out",
-        tmp_path / "out",
-    )
-    assert result.exit_code == 0, result.output
-    frame, _ = run_files(tmp_path / "out", "matmul-bench")
-    assert frame["impl"].tolist() == ["loops", "dot", "broadcast", "einsum", "torch", "demo-mm"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    frame, _ = run_files(out, "matmul-bench")
+    assert frame["impl"].tolist() == ["loops", "dot", "broadcast", "einsum", "torch", rude, "demo-mm"]
     assert frame["correct"].all() and frame["median_s"].iloc[-1] > 0
 
 
-def test_a_file_that_changes_torch_settings_is_undone_and_recorded(fnd, tmp_path):
+@pytest.mark.xdist_group("kernels-that-pass-run")
+def test_a_file_that_changes_torch_settings_is_undone_and_recorded(kernels_that_pass_run):
+    """rude.py (conftest.RUDE) adds a thread and makes float64 the default dtype as it is imported."""
     import torch
 
-    threads = torch.get_num_threads()
-    rude = write(
-        tmp_path / "rude.py",
-        """
-        import torch
-        torch.set_num_threads(torch.get_num_threads() + 1)
-        torch.set_default_dtype(torch.float64)
-        print("hello from the user's file")
-
-        def matmul(a, b):
-            return a @ b
-        """,
-    )
-    result = fnd("matmul-bench", "--quick", "--impl", f"{rude}:matmul", "--shape", "3x3x3", "--out", tmp_path)
+    threads = kernels_that_pass_run.torch_before[0]
+    result = kernels_that_pass_run.result
     assert result.exit_code == 0, result.output
-    assert torch.get_num_threads() == threads and torch.get_default_dtype() == torch.float32
-    _, meta = run_files(tmp_path, "matmul-bench")
+    assert kernels_that_pass_run.torch_after == (threads, torch.float32)  # as before the run
+    _, meta = run_files(kernels_that_pass_run.out, "matmul-bench")
     assert f"threads {threads + 1} (restored to {threads})" in meta["user_code_changed"]
     assert any(c.startswith("default dtype torch.float64") for c in meta["user_code_changed"])
 
@@ -536,44 +516,14 @@ def test_settings_changed_by_a_file_that_then_fails_to_import_are_restored(tmp_p
         torch.set_grad_enabled(True)
 
 
-def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(tmp_path):
+@pytest.mark.xdist_group("fresh-process-run")
+def test_settings_a_kernel_file_changes_are_restored_in_a_fresh_process(fresh_process_run):
     """In a process that has not imported torch yet (any real `fnd` run), the file's import is still
-    watched."""
-    import subprocess
-
-    rude = write(
-        tmp_path / "k.py",
-        """
-        import torch
-        BEFORE = torch.get_num_threads()
-        torch.set_num_threads(BEFORE + 1)
-
-        def mm(a, b):
-            if torch.get_num_threads() != BEFORE:
-                raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads, not {BEFORE}")
-            return a @ b
-        """,
-    )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fndcli",
-            "matmul-bench",
-            "--impl",
-            f"{rude}:mm",
-            "--shape",
-            "8x8x8",
-            "--quick",
-            "--quiet",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    watched: k.py:mm runs, timed, on the threads it found."""
+    proc, out, _, rude = fresh_process_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    _, meta = run_files(tmp_path / "out", "matmul-bench")
+    frame, meta = run_files(out, "matmul-bench")
+    assert frame.set_index("impl").loc[rude, "median_s"] > 0
     assert len(meta["user_code_changed"]) == 1 and meta["user_code_changed"][0].startswith("threads ")
 
 
