@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import assert_one_line_error
 
 from fndcli import kinds
 from fndcli.kinds import KINDS
@@ -147,3 +148,19 @@ def test_md_shows_the_declared_columns_in_order(fnd, tmp_path):
     assert [c.strip() for c in header.strip("|").split("|")] == [
         c for c in kinds.MATMUL_BENCH.names(md=True) if c in present
     ]
+
+
+def test_a_tuple_field_is_written_as_the_list_json_reads_back():
+    written = Sidecar("compare", {}, own={"pair": ("a", "b"), "gated": 0}).to_dict()
+    assert written["pair"] == ["a", "b"] and type(written["pair"]) is list
+
+
+def test_compare_refuses_a_stack_run_against_a_model_run_by_kind(fnd, tmp_path):
+    stacks = ["--depth", "3", "--width", "8", "--batch", "4", "--scheme", "kaiming", "--act", "relu"]
+    model = ["--model", "examples/resnet.py:deep_mlp", "--input-shape", "4x100"]
+    for name, args in (("stacks", stacks), ("model", model)):
+        assert fnd("init-sweep", *args, "--out", tmp_path / name).exit_code == 0
+    for base, new in (("stacks", "model"), ("model", "stacks")):
+        result = fnd("compare", tmp_path / base, tmp_path / new, "--out", tmp_path / "o")
+        assert_one_line_error(result, "one run is of fnd's stacks and the other of a --model")
+    assert not (tmp_path / "o").exists()
