@@ -28,6 +28,9 @@ demo: $(STAMP)
 # torch thread each (2 cores, not oversubscribed), numba-tiled's float32 and float64 tests each on
 # one worker (xdist_group: each dtype compiles once), then the `serial` ones alone (collecting only the
 # files that hold them: collecting all of tests/ imports torch, scipy and hypothesis, ~10 s).
+# Python's own bytecode cache on, whatever the environment says (a sandbox may set PYTHONDONTWRITEBYTECODE):
+# without it every worker process compiles fnd and pytest rewrites every test module again, each run.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: lint
 	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
 	$(BIN)/python -m pytest -m serial $$(grep -l "mark.serial" tests/test_*.py)
