@@ -118,13 +118,24 @@ def _restore(before):
     torch.set_grad_enabled(before["grad mode"])
 
 
+class ExitOnImport(Exception):
+    """The user's code called os._exit() while it was imported: it would end fnd there, silently, with its
+    code (a CI step that passes having checked nothing)."""
+
+
+def _exit_on_import(code=0):
+    raise ExitOnImport(f"it calls os._exit({code}) on import, which would end fnd there")
+
+
 def _watched(importer, what):
     """importer(what), with torch's settings restored afterwards, and what it changed of them recorded in
-    `changed`."""
-    before = _torch_settings()
+    `changed`; os._exit() raises ExitOnImport meanwhile (sys.exit() raises SystemExit of itself)."""
+    before, real_exit = _torch_settings(), os._exit
+    os._exit = _exit_on_import
     try:
         return importer(what)
     finally:
+        os._exit = real_exit
         _restore(before)
 
 

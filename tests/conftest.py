@@ -257,3 +257,33 @@ def fail_on_call(monkeypatch, owner, name, nth, error):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, failing)
+
+
+RUN_EACH = """
+import contextlib, io, json, sys
+from fndcli.cli import main
+out = []
+for args in ARGS:
+    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
+    sys.argv = ["fnd", *args]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out.append([code, stdout.getvalue(), stderr.getvalue()])
+print(json.dumps(out))
+"""
+
+
+def fnd_each_in_a_fresh_process(invocations, prelude=""):
+    """[(exit code, stdout, stderr)] of fnd's entry point called with each argument list in turn, in one fresh
+    Python process that runs `prelude` first. A process that ends before it reports (os._exit somewhere) fails
+    the assertion here, rather than ending pytest's own process."""
+    import subprocess
+    import sys
+
+    code = prelude + f"\nARGS = {[[str(a) for a in args] for args in invocations]!r}\n" + RUN_EACH
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip(), (proc.returncode, proc.stdout, proc.stderr)
+    return [tuple(r) for r in json.loads(proc.stdout)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error, assert_rejected
+from conftest import assert_one_line_error, assert_rejected, fnd_each_in_a_fresh_process
 
 from fndcli.cli.config import command_tables
 
@@ -335,3 +335,23 @@ def test_a_kernel_that_calls_sys_exit_is_a_failing_row(wrong_and_skipped_run):
     rows = frame[frame["m"] == 4].set_index("impl")  # at 4x6x3; tests/test_matmul_cli.py reads the rest
     assert rows.loc[exits, "error"] == "raised SystemExit: 3" and rows.loc["torch", "correct"]
     assert not rows.loc[exits, "correct"]  # a failing row (exit 1 comes from the flipped dot's row as well)
+
+
+def test_a_file_that_calls_os_exit_on_import_is_refused_not_a_silent_pass(tmp_path):
+    """os._exit(0) at import ended fnd with exit 0, no output and nothing written: a CI step that passes. In a
+    process of their own (were it to exit, pytest's process would end with 0 too), every command that loads
+    the user's code says so in one line, exit 2, writing nothing."""
+    quits = tmp_path / "quits.py"
+    quits.write_text("import os\nos._exit(0)\n\ndef mm(a, b):\n    return a @ b\n")
+    out = tmp_path / "out"
+    invocations = [
+        ["matmul-bench", "--impl", f"{quits}:mm", "--quick", "--out", out],
+        ["gradcheck", "--model", f"{quits}:mm", "--out", out],
+        ["train", "--model", f"{quits}:mm", "--out", out],
+        ["init-sweep", "--model", f"{quits}:mm", "--input-shape", "4x10", "--out", out],
+    ]
+    for args, (code, stdout, stderr) in zip(invocations, fnd_each_in_a_fresh_process(invocations)):
+        assert code == 2 and stdout == "", (args, code, stdout)
+        assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+        assert str(quits) in stderr and "calls os._exit(0) on import" in stderr, stderr
+    assert not out.exists()

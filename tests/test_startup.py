@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import fnd_each_in_a_fresh_process
 
 from fndcli import names
 from fndcli.backprop import model
@@ -34,34 +35,6 @@ def fnd_without_heavy_modules(*args):
     return fnd_without(HEAVY, *args)
 
 
-RUN_EACH = """
-import contextlib, io, json
-from fndcli.cli import main
-out = []
-for args in ARGS:
-    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
-    sys.argv = ["fnd", *args]
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out.append([code, stdout.getvalue(), stderr.getvalue()])
-print(json.dumps(out))
-"""
-
-
-def fnd_each_without_heavy_modules(invocations):
-    """[(exit code, stdout, stderr)] of fnd's entry point called with each argument list in turn, in one fresh
-    process in which importing any of HEAVY fails (one process: a heavy import on any path still fails)."""
-    import json
-
-    code = blocking(HEAVY) + f"ARGS = {[list(a) for a in invocations]!r}\n" + RUN_EACH
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return [tuple(r) for r in json.loads(proc.stdout)]
-
-
 def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
     bad_key = tmp_path / "bad.toml"
     bad_key.write_text("[init-sweep]\nwidht = 5\n")
@@ -84,7 +57,7 @@ def test_help_version_and_usage_errors_need_no_heavy_module(tmp_path):
         (["train", "--seed", str(2**64)], "outside 0 to 2^64 - 1"),
         (["peak", "--threads", "0"], "'--threads'"),
     ]
-    results = fnd_each_without_heavy_modules([*helps, *(args for args, _ in errors)])
+    results = fnd_each_in_a_fresh_process([*helps, *(args for args, _ in errors)], blocking(HEAVY))
     for args, (code, stdout, stderr) in zip(helps, results):
         assert code == 0 and stderr == "", (args, stderr)
         assert "Usage" in stdout or stdout.startswith("fnd "), args
