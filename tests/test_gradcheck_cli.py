@@ -204,3 +204,20 @@ def test_finite_differences_of_the_correct_model_agree_to_1e_8(fnd, tmp_path):
     frame, _ = run_files(tmp_path, "gradcheck")
     fd = frame[frame["check"] == "finite-difference"]
     assert len(fd) == 6 and (fd["rel_err"] < 1e-8).all(), fd[["tensor", "rel_err"]]
+
+
+def test_an_interrupted_gradcheck_says_so_and_claims_no_failure(fnd, tmp_path, monkeypatch):
+    """Ctrl-C after the autograd rows: exit 130, the rows kept, 'interrupted', not '0 check(s) failed'."""
+    from conftest import fail_on_call, run_files
+
+    from fndcli.backprop import gradcheck
+
+    fail_on_call(monkeypatch, gradcheck, "finite_difference_rows", 1, KeyboardInterrupt)
+    result = fnd("gradcheck", "--batch", "4", "--out", tmp_path)
+    assert result.exit_code == 130, result.output
+    frame, meta = run_files(tmp_path, "gradcheck")
+    assert meta["status"] == "interrupted" and len(frame) and frame["passed"].all()
+    assert f"interrupted: kept the {len(frame)} check(s) that finished" in result.stdout
+    assert "failed" not in result.stdout and "all checks pass" not in result.stdout
+    shown = fnd("show", tmp_path)
+    assert f"interrupted: kept the {len(frame)} check(s) that finished" in shown.stdout

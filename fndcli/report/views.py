@@ -124,11 +124,12 @@ def gradcheck(run):
         f"|analytic - numeric| <= {m.get('fd_atol'):g} + {m.get('fd_rtol'):g} * |numeric| at every element"
     )
     failed = rows[~_is(rows["passed"], True)]
-    yield (
-        "[green]all checks pass[/]"
-        if m.get("exit_code") == 0
-        else f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}"
-    )
+    if m.get("exit_code") == 0:
+        yield "[green]all checks pass[/]"
+    elif len(failed):
+        yield f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed['tensor'])}"
+    if m.get("status") == "interrupted":  # the checks that did not run neither passed nor failed
+        yield INTERRUPTED.format(what=f"kept the {len(rows)} check(s) that finished")
 
 
 def train(run):
