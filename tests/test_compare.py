@@ -484,3 +484,11 @@ def test_show_formats(fnd, tmp_path):
     doc = json.loads(fnd("show", tmp_path / "run", "--format", "json").stdout)
     assert doc["run"]["command"] == "matmul-bench" and len(doc["rows"]) == 2
     assert_one_line_error(fnd("show", tmp_path / "nowhere"), "'RUN'", "does not exist")
+
+
+def test_a_directory_of_another_commands_runs_says_what_it_holds(fnd, tmp_path):
+    assert fnd("gradcheck", "--batch", "4", "--out", tmp_path / "gc").exit_code == 0
+    assert fnd("train", "--samples", "100", "--epochs", "1", "--out", tmp_path / "tr").exit_code == 0
+    result = fnd("compare", tmp_path / "gc", tmp_path / "tr", "--out", tmp_path / "o")
+    assert_one_line_error(result, "no train run in directory", "it holds gradcheck runs")
+    assert not (tmp_path / "o").exists()

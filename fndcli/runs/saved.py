@@ -190,11 +190,14 @@ def find_sidecar(path, command=None):
                 for p in path.glob(f"{command or '*'}-*.csv")  # a run's files without their sidecar
                 if not p.name.startswith(_not_read())
             )
+            held = sorted({meta["command"] for _, meta in _sidecars(path)}) if command else []
             why = (
                 f"; {corrupt[-1][1]}"
                 if corrupt
                 else f"; {orphans[-1]} is there without its sidecar {orphans[-1][:-4]}.json"
                 if orphans
+                else f"; it holds {' and '.join(held)} runs"
+                if held
                 else f"; only {' and '.join(NOT_READ)} runs, which are not read back (their verdicts are "
                 "their CSVs)"
                 if any(p.name.startswith(_not_read()) for p in path.glob("*.json"))
