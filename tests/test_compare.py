@@ -492,3 +492,17 @@ def test_a_directory_of_another_commands_runs_says_what_it_holds(fnd, tmp_path):
     result = fnd("compare", tmp_path / "gc", tmp_path / "tr", "--out", tmp_path / "o")
     assert_one_line_error(result, "no train run in directory", "it holds gradcheck runs")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_cut_short_is_named_in_the_header(fnd, tmp_path, monkeypatch):
+    from conftest import fail_on_call
+
+    from fndcli.backprop import gradcheck
+
+    assert fnd("gradcheck", "--batch", "4", "--out", tmp_path / "new").exit_code == 0
+    with monkeypatch.context() as patch:
+        fail_on_call(patch, gradcheck, "finite_difference_rows", 1, KeyboardInterrupt)
+        assert fnd("gradcheck", "--batch", "4", "--out", tmp_path / "base").exit_code == 130
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o")
+    assert "BASE: interrupted (Ctrl-C): its rows are those that finished" in result.stdout, result.output
+    assert "NEW: interrupted" not in result.stdout and "added" in result.stdout  # the rows BASE did not reach

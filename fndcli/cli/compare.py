@@ -276,12 +276,19 @@ def _header(result, base, new, pair=None):
 
 
 def _warnings(run, side=""):
-    """A run's warning of a busy host (bench.stats.busy_host; its rows' own warnings show as unstable
-    rows)."""
+    """A run's warnings: cut short (Ctrl-C, or a failure part-way), a busy host (bench.stats.busy_host; its
+    rows' own warnings show as unstable rows)."""
+    cut = {"interrupted": "interrupted (Ctrl-C)", "failed": "failed part-way"}.get(run.meta.get("status"))
     return [
         f"{side + ': ' if side else ''}{text}"
-        for text in run.meta.get("unstable") or []
-        if text.startswith("load average")
+        for text in [
+            *(
+                [f"{cut}: its rows are those that finished; rows it did not reach read as missing or added"]
+                if cut
+                else []
+            ),
+            *(t for t in run.meta.get("unstable") or [] if t.startswith("load average")),
+        ]
     ]
 
 
