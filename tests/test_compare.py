@@ -506,3 +506,11 @@ def test_a_run_cut_short_is_named_in_the_header(fnd, tmp_path, monkeypatch):
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "o")
     assert "BASE: interrupted (Ctrl-C): its rows are those that finished" in result.stdout, result.output
     assert "NEW: interrupted" not in result.stdout and "added" in result.stdout  # the rows BASE did not reach
+
+
+def test_pair_with_a_run_that_cannot_be_read_blames_the_run_not_pair(fnd, tmp_path):
+    result = fnd("compare", tmp_path / "nope", "--pair", "a", "b", "--out", tmp_path / "o")
+    assert_one_line_error(result, "Invalid value for 'BASE'", "nope' does not exist")
+    run = fake_matmul_run(tmp_path, {"torch": processes(1e-5), "einsum": processes(2e-5)})
+    result = fnd("compare", run, "--pair", "torch", "dot", "--out", tmp_path / "o")
+    assert_one_line_error(result, "Invalid value for '--pair'", "'dot' is not in run")

@@ -222,15 +222,11 @@ def _compare(base, new, pair, threshold, alpha, seed, run_noise, anchor):
             new_run = load(new)
             base_run = load(base, new_run.command if base.is_dir() else None)
         return compare(base_run, new_run, settings), base_run, new_run
-    except (RunError, CompareError) as e:
-        raise typer.BadParameter(
-            str(e),
-            param_hint=f"'{e.option}'"
-            if getattr(e, "option", None)
-            else "'BASE' / 'NEW'"
-            if not pair
-            else "'--pair'",
-        )
+    except RunError as e:  # a run that cannot be read: with --pair, BASE is the one run
+        raise typer.BadParameter(str(e), param_hint="'BASE'" if pair else "'BASE' / 'NEW'")
+    except CompareError as e:
+        hint = e.option or ("--pair" if pair else None)
+        raise typer.BadParameter(str(e), param_hint=f"'{hint}'" if hint else "'BASE' / 'NEW'")
     except (
         KeyError,
         TypeError,
