@@ -22,8 +22,9 @@ NONE = type(None)
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str = NUMBER  # NUMBER; BOOL (True/False, or empty); TEXT (an empty cell reads "", not NaN);
-    #                         LABEL (a name, read as pandas reads it; empty is missing)
+    # NUMBER; BOOL (True/False, or empty); TEXT (an empty cell reads "", not NaN); LABEL (a name, read as
+    # pandas reads it; empty is missing)
+    type: str = NUMBER
     key: bool = False  # part of what names a row: never empty
     md: bool = False  # one of `fnd show --format md`'s columns
     read: bool = False  # show and compare read it: a run without it is refused, its values are checked
@@ -47,7 +48,7 @@ class Kind:
     read: bool = True  # show and compare read its runs back (compare's runs: their CSV is the verdict)
 
     def names(self, **flag):
-        """The column names with each given flag set (key=True, md=True, ...), in order."""
+        """The column names whose flags hold the values given (key=True, read=True, type=NUMBER), in order."""
         return tuple(c.name for c in self.columns if all(getattr(c, f) == v for f, v in flag.items()))
 
     def written(self, sometimes=False):
@@ -70,6 +71,7 @@ def fields(spec, *types):
 
 MEASURED = fields("device dtype", str) + fields("seed", int)  # what a run measured under
 USER_CODE = fields("user_code_changed", list)  # torch settings the user's code changed on import (restored)
+
 MATMUL_BENCH = Kind(
     "matmul-bench",
     "matmul-bench",

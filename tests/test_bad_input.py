@@ -224,9 +224,8 @@ def test_help_shows_real_placeholders(fnd, command):
         for line in result.stdout.split("Options:")[1].splitlines()
         if line.startswith("  -")
     ]
-    assert all(len(opt) == 2 for opt in options), (
-        options
-    )  # every option has its placeholder or help beside it
+    # every option has its placeholder or help beside it
+    assert all(len(opt) == 2 for opt in options), options
 
 
 def test_arguments_and_long_choices_read_as_click_writes_them(fnd):

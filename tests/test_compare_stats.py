@@ -243,9 +243,8 @@ def test_zero_spread_through_the_real_command(fnd, tmp_path):
 def test_zero_spread_in_the_functions():
     slow, fine, fast = (verdicts.Estimate(math.log(r), 0.0, 5) for r in (1.2, 1.05, 0.8))
     assert [verdicts.p_beyond(e, 0.1) for e in (slow, fine, fast)] == [0.0, 1.0, 0.0]
-    assert (
-        verdicts.p_beyond(verdicts.Estimate(math.log1p(0.1), 0.0, 5), 0.1) == 1.0
-    )  # at the threshold: not beyond
+    # at the threshold: not beyond
+    assert verdicts.p_beyond(verdicts.Estimate(math.log1p(0.1), 0.0, 5), 0.1) == 1.0
     assert verdicts.p_value(slow) == 0.0 and verdicts.p_value(verdicts.Estimate(0.0, 0.0, 5)) == 1.0
     assert verdicts.interval(slow, 0.95) == (math.log(1.2), math.log(1.2))
     assert verdicts.detectable(verdicts.Estimate(0.0, 0.0, 5), 0.05, 0.1) == pytest.approx(0.1)

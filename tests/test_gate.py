@@ -226,9 +226,8 @@ def test_an_anchor_that_changed_itself_is_doubted(fnd, tmp_path):
     rows = run_files(tmp_path / "out", "compare")[0].set_index("key")
     assert rows.loc["kern.py:mm 4x4x4 float32 cpu 2t", "verdict"] == "improved", result.output
     note = rows.loc["torch 4x4x4 float32 cpu 2t", "note"]
-    _anchored_runs(
-        tmp_path / "host", 1.8, 1.0
-    )  # the host 80 % slower for both: the anchor moved with the others
+    # the host 80 % slower for both: the anchor moved with the others
+    _anchored_runs(tmp_path / "host", 1.8, 1.0)
     assert (
         fnd(
             "compare",

@@ -36,9 +36,8 @@ def test_all_pass(fnd, tmp_path, args):
     assert list(frame.columns) == COLUMNS and frame["passed"].all()
     checks = frame.groupby("check").size()
     n_hidden = max(1, args.count("--hidden"))
-    assert checks["autograd"] == 1 + 1 + 2 * n_hidden + 1 + 2 * (
-        n_hidden + 1
-    )  # loss, x, activations, out, params
+    # loss, x, activations, out, params
+    assert checks["autograd"] == 1 + 1 + 2 * n_hidden + 1 + 2 * (n_hidden + 1)
     assert checks["finite-difference"] == 6  # linear, relu, mse, cross-entropy, the model, MyRelu
     assert "all checks pass" in result.stdout
     assert meta["rtol"] == (1e-12 if "float64" in args else 1e-5)
@@ -72,9 +71,8 @@ def _flipped_relu_mask(self, grad_out):
 
 
 def test_a_backward_that_raises_is_one_failing_row_that_says_why(fnd, tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        fnd_model.Linear, "backward", _transposed_weight_grad
-    )  # 8x4 layer: the sum cannot fit
+    # 8x4 layer: the sum cannot fit
+    monkeypatch.setattr(fnd_model.Linear, "backward", _transposed_weight_grad)
     result = fnd(
         "gradcheck", "--n-in", "8", "--hidden", "4", "--n-out", "2", "--batch", "16", "--out", tmp_path
     )

@@ -218,15 +218,12 @@ def test_judge_events_and_typical_network():
     assert judge(-3.0, 1, None, None, deep, 50, 10)[0] == "vanishing (width)"
     assert judge(-3.0, 1, None, 46, deep, 50, 10)[0] == "vanishing (width)"
     assert judge(0.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "stable"
-    assert (
-        judge(-1.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "vanishing"
-    )  # no theory: 1 decade
-    assert (
-        judge(math.nan, 1, None, None, Theory(None, None, None), 50, 100)[0] == "cannot tell"
-    )  # no trend, no event
-    assert (
-        judge(-3.0, 1, None, 1, deep, 1, 1, batch=1)[0] == "cannot tell"
-    )  # one zeroed value is not vanishing
+    # no theory: 1 decade
+    assert judge(-1.2, 1, None, None, Theory(None, None, None), 50, 100)[0] == "vanishing"
+    # no trend, no event
+    assert judge(math.nan, 1, None, None, Theory(None, None, None), 50, 100)[0] == "cannot tell"
+    # one zeroed value is not vanishing
+    assert judge(-3.0, 1, None, 1, deep, 1, 1, batch=1)[0] == "cannot tell"
 
 
 def test_judge_cannot_tell_under_20_values_a_layer_and_judges_from_20():

@@ -132,9 +132,8 @@ def test_a_sidecar_field_of_the_wrong_type_for_its_kind_is_refused_on_read(fnd, 
         sidecar.write_text(json.dumps({**meta, field: value}))
         with pytest.raises(RunError, match=f"field {field} holds"):
             load(csv)
-    sidecar.write_text(
-        json.dumps({**meta, "measured_rows": "x"})
-    )  # peak's field, not matmul-bench's: not read
+    # peak's field, not matmul-bench's: not read
+    sidecar.write_text(json.dumps({**meta, "measured_rows": "x"}))
     assert load(csv).kind is kinds.MATMUL_BENCH
 
 

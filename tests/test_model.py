@@ -78,9 +78,8 @@ def test_mse_averages_over_all_elements(n, k, target_shape):
 @pytest.mark.parametrize("n,c", [(6, 4), (1, 3), (3, 2)])
 def test_cross_entropy_matches_autograd_and_is_stable(n, c, soft):
     gen = torch.Generator().manual_seed(1)
-    logits = (
-        torch.randn(n, c, generator=gen, dtype=F64) * 50 + 1000
-    )  # exp(1000) overflows without log-sum-exp
+    # exp(1000) overflows without log-sum-exp
+    logits = torch.randn(n, c, generator=gen, dtype=F64) * 50 + 1000
     target = (
         torch.softmax(torch.randn(n, c, generator=gen, dtype=F64), 1)
         if soft
@@ -224,10 +223,11 @@ def test_user_model_forward_is_the_reference_forward():
     gen = torch.Generator().manual_seed(6)
     weights = [torch.randn(4, 3, generator=gen, dtype=F64), torch.randn(3, 1, generator=gen, dtype=F64)]
     biases = [torch.randn(3, generator=gen, dtype=F64), torch.randn(1, generator=gen, dtype=F64)]
+    # x has negatives
     x, y = (
         torch.randn(5, 4, generator=gen, dtype=F64),
         torch.randn(5, generator=gen, dtype=F64),
-    )  # x has negatives
+    )
     model = UserModel(chapter, weights, biases)
     ref, _ = reference.forward(reference.twin_of(weights, biases), x)
     assert torch.allclose(model.forward(x), ref, **TIGHT)

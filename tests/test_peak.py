@@ -67,9 +67,8 @@ def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, 
         Counted.ops = 0
         getattr(peak, f"chains_{n}").py_func([Counted(0.0)] * n, Counted(0.5), Counted(0.25), 3)
         row = fma.loc[f"fma x{n}"]
-        assert (
-            row["work"] == Counted.ops / 3 * row["calls"]
-        )  # per iteration, times the iterations of a timing
+        # per iteration, times the iterations of a timing
+        assert row["work"] == Counted.ops / 3 * row["calls"]
         assert row["gflops"] == pytest.approx(row["work"] / row["best_s"] / 1e9)
     # the clock: the kernel fnd timed best, fma_N on one row of chains (one thread), timed here by this test's
     # own clock and count. Not chains_N called alone: LLVM compiles it apart from fma_N, and on an AVX2 part
@@ -127,9 +126,8 @@ def test_an_fma_row_counts_the_work_of_every_thread(monkeypatch):
     the same iterations (the serial test above counts 1 thread's against the chains' source)."""
     from fndcli.bench import peak_worker
 
-    monkeypatch.setattr(
-        peak_worker, "time_best", lambda call, repeats: (call(3), (1.0, 3))[1]
-    )  # 3 iterations, "1 s"
+    # 3 iterations, "1 s"
+    monkeypatch.setattr(peak_worker, "time_best", lambda call, repeats: (call(3), (1.0, 3))[1])
     rows = {
         (r["kernel"], r["threads"]): r for r in peak_worker.cpu_rows([("float32", 1), ("float32", 2)], [], 1)
     }
@@ -160,9 +158,8 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
     )
     start = time.perf_counter()
     second = fnd(*args, "--out", tmp_path / "b")
-    assert (
-        second.exit_code == 0 and time.perf_counter() - start < 1.5
-    )  # nothing measured: no process, no numba
+    # nothing measured: no process, no numba
+    assert second.exit_code == 0 and time.perf_counter() - start < 1.5
     cached, meta = run_files(tmp_path / "b", "peak")
     assert meta["measured_rows"] == 0 and (cached["source"] == "cached").all()
     assert cached["gflops"].tolist() == measured["gflops"].tolist() and "from the cache" in second.stdout

@@ -361,9 +361,8 @@ def test_a_small_resnet_with_batchnorm_is_stable_forward_and_backward_and_shows_
         summary["verdict"] == "stable" and summary["grad_verdict"] == "stable" and not summary["first_dead"]
     )
     layers, meta = run_files(tmp_path, "init-sweep")
-    assert ("blocks.0.relu", 2) in set(
-        zip(layers["layer"], layers["call"])
-    )  # a reused module: a row per call
+    # a reused module: a row per call
+    assert ("blocks.0.relu", 2) in set(zip(layers["layer"], layers["call"]))
     assert "blocks.0.short" in set(layers["layer"])  # parameter-free leaves too
     assert {f[len(meta["files"][0]) - 4 :] for f in meta["files"]} >= {
         "-std.png",

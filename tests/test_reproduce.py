@@ -22,9 +22,8 @@ def _report_dir(out):
 def test_quick_report_of_every_section(fnd, tmp_path, monkeypatch):
     """The real command, every section: the claims hold, figures the machine decides only differ, the
     report's images exist where its links point, report.html inlines them."""
-    monkeypatch.setitem(
-        reproduce.BOOK_TIMES, "dot", 1.7e-6
-    )  # a book 1000x off: the dot speedup can only differ
+    # a book 1000x off: the dot speedup can only differ
+    monkeypatch.setitem(reproduce.BOOK_TIMES, "dot", 1.7e-6)
     result = fnd("reproduce", "--quick", "--html", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     run = _report_dir(tmp_path)

@@ -62,6 +62,7 @@ def test_two_runs_racing_for_one_name_both_land(tmp_path):
     assert (tmp_path / "train-20261129-233005-2.csv").read_text() == "b\n"
     assert '"b"' in (tmp_path / "train-20261129-233005-2.json").read_text()
     assert '"a"' in (tmp_path / "train-20261129-233005.json").read_text()
+    # no temporaries left
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [
             "train-20261129-233005.csv",
@@ -69,4 +70,4 @@ def test_two_runs_racing_for_one_name_both_land(tmp_path):
             "train-20261129-233005-2.csv",
             "train-20261129-233005-2.json",
         ]
-    )  # no temporaries left
+    )

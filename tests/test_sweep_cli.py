@@ -169,6 +169,7 @@ def test_one_number_a_layer_cannot_tell_and_claims_no_verdict(fnd, tmp_path):
     assert (summary["verdict"] == "cannot tell").all(), summary[["scheme", "act", "verdict", "reason"]]
     assert summary["reason"].str.contains("1 value a layer (batch 1 x width 1)", regex=False).all()
     assert "typical net" not in result.stdout and "nan" not in summary["reason"].str.cat()
+    # x 0.01 a layer for 30 layers: beyond any noise
     far = fnd(
         "init-sweep",
         "--scheme",
@@ -185,7 +186,7 @@ def test_one_number_a_layer_cannot_tell_and_claims_no_verdict(fnd, tmp_path):
         "3",
         "--out",
         tmp_path / "far",
-    )  # x 0.01 a layer for 30 layers: beyond any noise
+    )
     summary = pd.read_csv(next((tmp_path / "far").glob("*-summary.csv"))).iloc[0]
     assert far.exit_code == 0 and summary["verdict"] == "vanishing", summary["reason"]
 

@@ -159,9 +159,8 @@ def test_a_twin_whose_loss_alone_is_off_exits_1_with_the_reason(fnd, tmp_path, m
         result.stderr,
     ), result.stderr
     _, meta = run_files(tmp_path, "train")
-    assert (
-        meta["max_rel_param_diff"] == 0 and meta["exit_code"] == 1
-    )  # the parameters agree: only the loss is off
+    # the parameters agree: only the loss is off
+    assert meta["max_rel_param_diff"] == 0 and meta["exit_code"] == 1
 
 
 def test_a_late_mismatch_is_judged_against_its_own_step(monkeypatch):

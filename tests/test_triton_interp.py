@@ -80,9 +80,8 @@ def assert_matches_float64(interpreter, a, b, meta):
 
 def inputs(m, k, n, dtype=torch.float32, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(m, k, generator=gen).to(dtype), torch.randn(k, n, generator=gen).to(
-        dtype
-    )  # (m, k), (k, n)
+    # (m, k), (k, n)
+    return torch.randn(m, k, generator=gen).to(dtype), torch.randn(k, n, generator=gen).to(dtype)
 
 
 def fenced(x):

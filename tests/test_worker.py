@@ -32,9 +32,8 @@ def test_cost_guard_counts_warmups_and_values_of_every_process():
     # the untimed first call, then 2 x (1 + 3) = 8 values of 40 ms each
     assert estimate_run_seconds("torch", book, default) == pytest.approx(torch_call + 8 * 0.04)
     loops_call = 5 * 784 * 10 * 15e-6 + 2 * 5 * 784 * 10 / 1e9  # 39,200 Python iterations
-    assert estimate_run_seconds("loops", book, default) == pytest.approx(
-        loops_call * (1 + 5)
-    )  # first call + 5
+    # first call + 5
+    assert estimate_run_seconds("loops", book, default) == pytest.approx(loops_call * (1 + 5))
 
 
 @pytest.mark.parametrize(

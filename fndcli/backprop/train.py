@@ -252,9 +252,8 @@ def train(cfg, on_epoch=lambda row: None):
         except UserCodeError as e:
             error, user_traceback = f"in epoch {len(rows)}, {e}", e.traceback
     error = error or stopped.error
-    compared = (
-        twin is not None and not in_step
-    )  # a step cut short (Ctrl-C, the user's model raising): no verdict
+    # a step cut short (Ctrl-C, the user's model raising): no verdict
+    compared = twin is not None and not in_step
     history = pd.DataFrame.from_records(rows, columns=COLUMNS)
     return TrainResult(
         history,

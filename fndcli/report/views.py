@@ -137,9 +137,8 @@ def train(run):
     metric, caption = tables.train_labels(
         cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan)
     )
-    model = (
-        f", {cfg['model']}" if cfg.get("model") else f", {task_loss(cfg.get('task'))}"
-    )  # the user's: its own loss
+    # the user's: its own loss
+    model = f", {cfg['model']}" if cfg.get("model") else f", {task_loss(cfg.get('task'))}"
     momentum = f" momentum {cfg['momentum']:g}" if cfg.get("momentum") else ""
     yield tables.train_table(
         run.rows,

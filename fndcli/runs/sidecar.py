@@ -24,9 +24,8 @@ class Sidecar:
     config_file: str | None = None  # --config FILE.toml, when given
     schema: int = SCHEMA
     machine: dict = field(default_factory=dict)  # where and with what: fndcli.machine.run_metadata, flattened
-    own: dict = field(
-        default_factory=dict
-    )  # the kind's own fields (fndcli.kinds), each as the command gave it
+    # the kind's own fields (fndcli.kinds), each as the command gave it
+    own: dict = field(default_factory=dict)
 
     def to_dict(self):
         """The JSON object: every run's fields, the machine's, then the kind's own in the order it declares
