@@ -1,6 +1,7 @@
 """Run files: naming, never overwriting, atomic placement."""
 
 import datetime as dt
+import os
 
 import pandas as pd
 import pytest
@@ -71,3 +72,33 @@ def test_two_runs_racing_for_one_name_both_land(tmp_path):
             "train-20261129-233005-2.json",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("gradcheck", ["--batch", "4"]),
+        (
+            "init-sweep",
+            ["--depth", "3", "--width", "8", "--batch", "4", "--scheme", "kaiming", "--act", "relu"],
+        ),
+        ("train", ["--samples", "100", "--epochs", "1"]),
+        ("matmul-bench", ["--impl", "torch", "--shape", "4x4x4", "--quick"]),
+    ],
+)
+def test_a_full_disk_is_one_line_exit_2_and_keeps_no_file(fnd, tmp_path, monkeypatch, command, args):
+    """The disk fills at the run's second file: one line naming it and the errno, exit 2, and neither the
+    first file nor a sidecar left (a CSV without its sidecar is a run show and compare refuse)."""
+    import errno
+
+    from conftest import fail_on_call
+
+    fail_on_call(monkeypatch, RunFiles, "write", 2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    result = fnd(command, *args, "--out", tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write {tmp_path}/{command}-"), (
+        result.stderr
+    )
+    assert "[Errno 28] No space left on device; none of this run's files were kept" in lines[0]
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []

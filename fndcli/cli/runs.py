@@ -118,11 +118,19 @@ class Run:
         from fndcli.runs.files import RunFiles
 
         files = RunFiles(self.out, self.ctx.command.name, self.started)
-        write_files(files)
-        files.write_json(
-            ".json",
-            self.sidecar([p.name for p in files.written], code, resolved, error, interrupted, **fields),
-        )
+        try:
+            write_files(files)
+            files.write_json(
+                ".json",
+                self.sidecar([p.name for p in files.written], code, resolved, error, interrupted, **fields),
+            )
+        except OSError as e:  # a full disk, a quota: the run's files land together or not at all
+            files.discard()
+            error_line(
+                f"cannot write {files.writing}: [Errno {e.errno}] {e.strerror or e}; "
+                "none of this run's files were kept"
+            )
+            raise typer.Exit(2)
         self.end(files.written, code, error, failures, after, show, paths_to_stderr)
 
     def sidecar(self, files, code, resolved=None, error=None, interrupted=False, **fields):

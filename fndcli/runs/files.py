@@ -51,6 +51,7 @@ class RunFiles:
         self._base = f"{command}-{started:%Y%m%d-%H%M%S}"
         self.written = []
         self.stem = self._free_stem(self._base, 1)
+        self.writing = None  # the file being written
 
     def _free_stem(self, base, n):
         """The first of base, base-2, base-3, ... (from the n-th) with neither a .csv nor a .json."""
@@ -66,6 +67,7 @@ class RunFiles:
 
     def write(self, suffix, write_to):
         """Call write_to(tmp_path), then move the file into place atomically; return its path."""
+        self.writing = self.path(suffix)  # for the message when it cannot be written
         fd, tmp = tempfile.mkstemp(prefix=f".{self.stem}{suffix}.", suffix=".tmp", dir=self.out_dir)
         os.close(fd)
         try:
@@ -89,6 +91,16 @@ class RunFiles:
                 if self.written:  # the stem is ours, so someone else wrote into it: refuse
                     raise
                 self.stem = self._free_stem(self._base, self._n + 1)
+
+    def discard(self):
+        """Remove the files written so far: a run whose files cannot all be written keeps none of them (a CSV
+        without its sidecar is a run show and compare refuse)."""
+        for path in self.written:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.written = []
 
     def write_text(self, suffix, text):
         return self.write(suffix, lambda p: p.write_text(text))
