@@ -138,3 +138,22 @@ def test_show_reads_a_reproduce_run_every_way_it_is_named(fnd, tmp_path):
         md.startswith(f"### fnd reproduce: {run.name}") and "| section | claim | book | fnd | verdict |" in md
     )
     assert_one_line_error(fnd("compare", run, run, "--out", tmp_path / "o"), "takes runs of", "not reproduce")
+
+
+def test_a_full_disk_is_one_line_exit_2_and_no_report_directory(fnd, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pandas as pd
+
+    real = pd.DataFrame.to_csv
+
+    def full(self, path=None, *args, **kwargs):
+        if str(path).endswith("claims.csv"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    result = fnd("reproduce", "--quick", "--section", "bridge", "--out", tmp_path)
+    assert_one_line_error(result, "claims.csv: [Errno 28] No space left on device; nothing kept")
+    assert list(tmp_path.iterdir()) == []  # no report directory, and no temporary one

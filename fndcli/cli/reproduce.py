@@ -10,7 +10,7 @@ import typer
 
 from fndcli.cli.app import command
 from fndcli.cli.options import OutOption, QuietOption, SeedOption, choices, config_option
-from fndcli.cli.runs import Run, progress
+from fndcli.cli.runs import Run, error_line, progress
 
 SectionName = choices("SectionName", ["ladder", "init", "backprop", "bridge", "train"])
 
@@ -62,7 +62,11 @@ def reproduce(
     with progress(run.con, quiet, len(cfg.sections), "reproducing") as advance:
         result = run_reproduce(cfg, on_section=lambda name: advance())
     code = 130 if result.interrupted else (1 if (result.claims["verdict"] == "fails").any() else 0)
-    final = _write(run, cfg, result, html, code)
+    try:
+        final = _write(run, cfg, result, html, code)
+    except OSError as e:  # a full disk: the run's directory appears whole or not at all
+        error_line(f"cannot write {e.filename or run.out}: [Errno {e.errno}] {e.strerror or e}; nothing kept")
+        raise typer.Exit(2)
     run.end(
         [final / "report.md", *([final / "report.html"] if html else [])],
         code,
