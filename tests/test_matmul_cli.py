@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import (
     BROKEN,
+    CHAPTER_MATMUL,
     SEEDED_GB_S,
     SEEDED_GFLOPS,
     assert_one_line_error,
@@ -359,4 +360,6 @@ def test_a_kernel_that_breaks_is_a_failing_row(kernels_that_fail_run):
         assert rows.loc[name, "error"] == reason and not rows.loc[name, "correct"], name
         assert pd.isna(rows.loc[name, "median_s"]) and reason in result.stdout
     assert rows.loc["torch", "correct"] and rows.loc["torch", "median_s"] > 0 and meta["exit_code"] == 1
-    assert "wrong result: einsum, dot, broadcast" in result.stdout
+    # NaNs are a wrong result; a wrong shape, an exception, no tensor, the wrong dtype gave none to check
+    assert "wrong result: loops (checked against float64 a @ b)" in result.stdout
+    assert f"no result to check: einsum, dot, broadcast, {CHAPTER_MATMUL} (raised" in result.stdout

@@ -51,9 +51,16 @@ def matmul_bench(run):
     crossovers = run.extras.get("-crossovers.csv")
     if crossovers is not None and len(crossovers):
         yield bench_tables.crossover_table(crossovers, bench_tables.CROSSOVER_TITLE)
-    wrong = rows[_is(rows["correct"], False)]
-    if len(wrong):
-        yield f"[bold red]wrong result:[/] {', '.join(wrong['impl'])} (checked against float64 a @ b)"
+    failed = rows[_is(rows["correct"], False)]
+    wrong = failed["error"].astype(str).str.startswith("wrong result")  # a raising kernel gave no result
+    if wrong.any():
+        names = ", ".join(failed.loc[wrong, "impl"])
+        yield f"[bold red]wrong result:[/] {names} (checked against float64 a @ b)"
+    if (~wrong).any():
+        yield (
+            f"[bold red]no result to check:[/] {', '.join(failed.loc[~wrong, 'impl'])} (raised, or returned "
+            "something other than a tensor of the right shape and dtype: the error column says which)"
+        )
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept every check that ran and every timing that finished")
 
