@@ -140,18 +140,35 @@ def _watched(importer, what):
 
 
 def _import_file(path):
+    """The user's file as a module of its own, imported as `python path` would run it: its directory first
+    on the path, so `from helpers import x` finds the helpers.py beside it. What it imports from its
+    directory leaves sys.modules again (the file's module keeps what it took), so two files, base/kern.py
+    and kern.py, each with a helpers.py, each get their own."""
     name = "fnd_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
+    home = path.parent
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
     sys.modules[name] = module
+    sys.path.insert(0, str(home))
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
+    finally:
+        sys.path.remove(str(home))
+        for key in set(sys.modules) - before - {name}:
+            if _within(getattr(sys.modules[key], "__file__", None), home):
+                del sys.modules[key]
     return module
+
+
+def _within(file, directory):
+    """Whether a module's file lies in `directory` (a sibling of the user's file, or a package beside it)."""
+    return bool(file) and Path(file).resolve().is_relative_to(directory)
 
 
 def a_kind(obj):

@@ -562,3 +562,27 @@ def test_every_command_that_loads_your_code_records_what_it_changed(
     assert torch.is_grad_enabled() and torch.get_default_dtype() == dtype
     _, meta = run_files(tmp_path / "out", command)
     assert "grad mode False (restored to True)" in meta["user_code_changed"]
+
+
+def test_each_file_imports_its_own_sibling_modules(fnd, tmp_path):
+    """README's paired recipe: base/kern.py and kern.py each `from helpers import SCALE`, each its own
+    helpers.py beside it (x1 and x2). Each file is imported with its directory first on the path and its
+    siblings its own, in fnd's process and in the pyperf worker: base is right and timed, head is wrong."""
+    for side, scale in (("base", 1.0), ("head", 2.0)):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "helpers.py").write_text(f"SCALE = {scale}\n")
+        (tmp_path / side / "kern.py").write_text(
+            "from helpers import SCALE\n\n\ndef mm(a, b):\n    return a @ b * SCALE\n"
+        )
+    base, head = (f"{tmp_path / side / 'kern.py'}:mm" for side in ("base", "head"))
+    result = fnd(
+        "matmul-bench", "--impl", base, "--impl", head, "--shape", "8x8x8", "--quick", "--out", tmp_path / "o"
+    )
+    assert result.exit_code == 1, result.output
+    frame, _ = run_files(tmp_path / "o", "matmul-bench")
+    rows = frame.set_index("impl")
+    assert rows.loc[base, "correct"] and rows.loc[base, "median_s"] > 0
+    assert not rows.loc[head, "correct"] and rows.loc[head, "error"].startswith(
+        "wrong result: relative error 1.00e+00"
+    )
+    assert "helpers" not in sys.modules  # the siblings left sys.modules again
