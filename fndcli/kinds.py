@@ -36,7 +36,7 @@ def col(spec, type=NUMBER, **flags):
     return tuple(Column(name, type, **flags) for name in spec.split())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # each kind is one object: compared and hashed by identity
 class Kind:
     name: str  # how show, compare and errors name it
     command: str  # the command whose runs these are
@@ -260,7 +260,6 @@ COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
 READ = tuple(
     dict.fromkeys(k.command for k in KINDS if k.read)
 )  # the commands whose runs show and compare read
-BY_NAME = {k.name: k for k in KINDS}
 
 
 def kind_of(meta):

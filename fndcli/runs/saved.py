@@ -137,15 +137,17 @@ def _check_sidecar(meta, path):
             f"{str(path)!r} was written by a newer fnd (sidecar schema {meta['schema']}, this one reads "
             f"{SCHEMA}): upgrade fnd to read it"
         )
-    for declared in (
-        lambda: COMMON_TYPES.items(),
-        lambda: kind_of(meta).fields,
-    ):  # the kind once config is a dict
-        for name, kinds in declared():
-            if name in meta and not holds(meta[name], kinds):
-                raise RunError(
-                    f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)"
-                )
+    _check_fields(meta, path, COMMON_TYPES.items())  # config is a dict before the kind is read from it
+    _check_fields(meta, path, kind_of(meta).fields)
+
+
+def _check_fields(meta, path, declared):
+    """RunError naming the first of `declared` ((name, JSON types)) that the sidecar holds otherwise."""
+    for name, kinds in declared:
+        if name in meta and not holds(meta[name], kinds):
+            raise RunError(
+                f"{str(path)!r}: field {name} holds {meta[name]!r}: not as fnd writes it (edited?)"
+            )
 
 
 def _sidecars(directory, command=None, corrupt=None):
