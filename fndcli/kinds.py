@@ -249,7 +249,7 @@ COMPARE = Kind(
         *fields("counts", dict),
         *fields("geomean_ratio", float),
         *fields("machine_differs software_differs settings_differ", list),
-        *fields("gated", int),
+        *fields("gated not_judged", int),
         *fields("pair", list),
     ),
     read=False,

@@ -176,10 +176,14 @@ def test_broken_missing_added_untimed_and_the_options_that_gate(fnd, tmp_path):
         stamp="20261130-140000",
     )
     base, new2 = tmp_path / "base", tmp_path / "new2"
-    assert fnd("compare", base, new2, "--out", tmp_path / "o2").exit_code == 0
+    unjudged = fnd("compare", base, new2, "--out", tmp_path / "o2")  # nothing failed, one row not judged
+    assert unjudged.exit_code == 3 and "NOT JUDGED: 1 of 4 row(s) (1 insufficient)" in unjudged.stdout
+    assert fnd("compare", base, new2, "--out", tmp_path / "o5", "--allow-unjudged").exit_code == 0
     assert fnd("compare", base, new2, "--out", tmp_path / "o3", "--fail-on-improvement").exit_code == 1
     strict = fnd("compare", base, new2, "--out", tmp_path / "o4", "--strict")
     assert strict.exit_code == 1 and "Error: insufficient: broadcast" in strict.stderr
+    both = fnd("compare", base, new2, "--out", tmp_path / "o6", "--strict", "--allow-unjudged")
+    assert_one_line_error(both, "'--strict'", "give one")
 
 
 def test_untimed_rows_are_shown_not_gated(fnd, tmp_path):
@@ -270,19 +274,25 @@ def test_bad_input_exits_2(fnd, tmp_path, args, fragments):
 
 
 @pytest.mark.xdist_group("ladder-run")
-def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path, ladder_run):
-    """Real runs: --quick times in one process, so there is one sample a side. BASE is conftest's ladder run,
-    NEW the same command again."""
+def test_quick_runs_are_insufficient_not_judged_and_exit_3(fnd, tmp_path, ladder_run):
+    """Real runs: --quick times in one process, so there is one sample a side: nothing is judged, which is not
+    a pass (exit 3, said in the headline and on stderr, no geometric mean). BASE is conftest's ladder run, NEW
+    the same command again."""
     base, new = ladder_run.out, tmp_path / "new"
     assert ladder_run.result.exit_code == 0, ladder_run.result.output
     result = fnd(*LADDER, "--out", new)
     assert result.exit_code == 0, result.output
     result = fnd("compare", base, new, "--out", tmp_path / "o", "--format", "md")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert "| torch 4x8x3 float32 cpu 2t | median s/call |" in result.stdout.replace(" 1t |", " 2t |")
     assert "insufficient" in result.stdout and "re-run both with fnd matmul-bench --gate" in result.stdout
+    assert "- NOT JUDGED: 5 of 5 row(s) (5 insufficient); exit 3" in result.stdout
+    assert "geometric mean" not in result.stdout and "5 not judged -> exit 3" in result.stdout
+    assert "Error: not judged: 5 row(s), none failed and none passed" in result.stderr
     # too few samples to test: each row shows each run's own median, as its CSV and table have it
-    compared, _ = run_files(tmp_path / "o", "compare")
+    compared, meta = run_files(tmp_path / "o", "compare")
+    assert meta["exit_code"] == 3 and meta["not_judged"] == 5 and meta["gated"] == 0
+    assert meta["geomean_ratio"] is None
     medians = [run_files(side, "matmul-bench")[0]["median_s"] for side in (base, new)]
     assert len(compared) == 5 and (compared["verdict"] == "insufficient").all()
     assert compared["base"].tolist() == pytest.approx(medians[0].tolist(), rel=1e-12)
@@ -293,7 +303,7 @@ def test_quick_runs_are_insufficient_and_exit_0(fnd, tmp_path, ladder_run):
     pd.read_csv(csv).assign(unstable="process means spread 40 %").to_csv(csv, index=False)
     again = fnd("compare", base, new, "--out", tmp_path / "o2", "--format", "md")
     assert (
-        again.exit_code == 0
+        again.exit_code == 3
         and "insufficient" in again.stdout
         and "unstable" not in again.stdout.split("verdicts")[1]
     )
@@ -335,9 +345,19 @@ def test_compare_and_show_the_other_commands(fnd, tmp_path, monkeypatch):
         assert result.exit_code == 0, (command, result.output)
         rows = pd.read_csv(pd.io.common.StringIO(result.stdout))
         timings = rows[rows["what"].str.contains("s/step")]
-        # one train run is one sample (its epochs share a process): never a verdict from epochs
-        assert (timings["verdict"] == "insufficient").all() and (timings["n_base"] == 1).all(), timings
+        # one train run is one sample (its epochs share a process): shown, never judged, and not a reason
+        # for exit 3 (it never could be judged); the change is of the two runs' median step times
+        assert (timings["verdict"] == "info").all(), timings
         assert len(timings) == (2 if command == "train" else 0)
+        if command == "train":
+            step = [
+                run_files(tmp_path / command / side, "train")[0]["step_s"].median()
+                for side in ("base", "same")
+            ]
+            hand = timings[timings["what"] == "hand-written step s/step"].iloc[0]
+            assert float(hand["base"]) == pytest.approx(step[0]) and hand["change"] == pytest.approx(
+                step[1] / step[0] - 1
+            )
         shown = fnd("show", tmp_path / command / "same")
         assert shown.exit_code == 0 and "versions: fnd" in shown.stdout, shown.output
     # a change for the worse in each: a stable verdict lost, a failing check, a divergence

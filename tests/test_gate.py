@@ -21,7 +21,7 @@ KERNEL = "import torch\n\n\ndef mm(a, b):\n    return torch.mm(a, b)\n"
 def test_gate_times_every_benchmark_in_each_worker_process_and_pair_compares_them(fnd, tmp_path, monkeypatch):
     """Real worker processes (--gate cut to 2 for time): each process times both kernels, in the order A B
     then B A; a kernel's row key is its reference as typed (not a path made absolute), and --pair pairs the
-    processes (with 2 a side: insufficient, exit 0)."""
+    processes (with 2 a side: insufficient, not judged: exit 3)."""
     from fndcli.bench import spec
 
     gate = spec.PRESETS["gate"]
@@ -65,7 +65,7 @@ def test_gate_times_every_benchmark_in_each_worker_process_and_pair_compares_the
     result = fnd(
         "compare", tmp_path / "ab", "--pair", "base/kern.py:mm", "head/kern.py:mm", "--out", tmp_path / "c"
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     row = run_files(tmp_path / "c", "compare")[0].iloc[0]
     assert (
         row["key"] == "head/kern.py:mm 8x8x8 float32 cpu vs base/kern.py:mm 1t"
@@ -132,10 +132,30 @@ def test_unstable_rows_are_not_judged(fnd, tmp_path):
     frame["unstable"] = "min 0.01x the median"
     frame.to_csv(csv, index=False)
     result = fnd("compare", tmp_path / "base", tmp_path / "new", "--out", tmp_path / "out")
-    assert result.exit_code == 0, result.output
-    row = run_files(tmp_path / "out", "compare")[0].iloc[0]
+    assert result.exit_code == 3, result.output  # nothing judged is not a pass
+    frame, meta = run_files(tmp_path / "out", "compare")
+    row = frame.iloc[0]
     assert row["verdict"] == "unstable" and row["note"].startswith("NEW: min 0.01x the median")
     assert "NEW: load average 3.90 at the start on 2 cores" in result.stdout
+    assert "NOT JUDGED: 1 of 1 row(s) (1 unstable)" in result.stdout.splitlines()[0]
+    assert "geometric mean" not in result.stdout and meta["geomean_ratio"] is None
+
+
+def test_a_pair_whose_process_ratios_spread_is_unstable_not_judged(fnd, tmp_path):
+    """Paired in one run, the B/A ratio of each process is checked: in every other process b ran 1.6x its a (a
+    neighbour on and off between the two), an IQR of the ratios 46 % of their median, over the 25 % allowed:
+    unstable, not judged, exit 3."""
+    rng = np.random.default_rng(0)
+    drift = 1e-5 * np.exp(rng.uniform(0, 0.3, 16))
+    b_over_a = [1.6 if i % 2 else 1.0 for i in range(16)]
+    run = fake_matmul_run(
+        tmp_path / "run",
+        {"a": [[d] * 3 for d in drift], "b": [[d * r] * 3 for d, r in zip(drift, b_over_a)]},
+    )
+    result = fnd("compare", run, "--pair", "a", "b", "--out", tmp_path / "out")
+    assert result.exit_code == 3, result.output
+    row = run_files(tmp_path / "out", "compare")[0].iloc[0]
+    assert row["verdict"] == "unstable" and row["note"].startswith("the B/A ratios of the processes: ")
 
 
 def test_instability_flags():

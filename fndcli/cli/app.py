@@ -121,7 +121,7 @@ def _root(
 
     Every command writes DIR/COMMAND-UTCSTAMP.csv and a .json sidecar (--out DIR),
     takes option defaults from --config FILE.toml, and exits 0 (ok), 1 (a check failed),
-    2 (bad input) or 130 (interrupted).
+    2 (bad input), 3 (compare: rows not judged) or 130 (interrupted).
     """
 
 

@@ -103,6 +103,14 @@ def compare_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 on insufficient, inconclusive and unstable rows too.")
     ] = False,
+    allow_unjudged: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unjudged",
+            help="Exit 0, not 3, when nothing failed but some rows were not judged "
+            "(insufficient, unstable, inconclusive).",
+        ),
+    ] = False,
     allow_mismatch: Annotated[
         bool,
         typer.Option(
@@ -114,7 +122,8 @@ def compare_command(
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
 ):
-    """Compare two saved runs of one command, row by row; exit 1 on a REGRESSION or a BROKEN row.
+    """Compare two saved runs of one command, row by row; exit 1 on a REGRESSION or a BROKEN row, 3 when
+    nothing failed but rows were not judged (--allow-unjudged: 0).
 
     Timings are compared per worker process, on log times. Across two runs: robust (20 %
     trimmed) means and a between-run noise term each run's own structure sets. With --pair A B
@@ -148,6 +157,11 @@ def compare_command(
         raise typer.BadParameter(
             f"{pair[0]} against itself: give two different implementations of the run", param_hint="'--pair'"
         )
+    if strict and allow_unjudged:
+        raise typer.BadParameter(
+            "--strict fails the rows not judged and --allow-unjudged passes them: give one",
+            param_hint="'--strict'",
+        )
     if pair and anchor:
         raise typer.BadParameter(
             "--pair already judges B relative to A; --anchor is for two runs", param_hint="'--anchor'"
@@ -160,7 +174,7 @@ def compare_command(
             "across machines: run both on one, or pass --allow-mismatch",
             param_hint="'BASE' / 'NEW'",
         )
-    from fndcli.runs.compare import gated
+    from fndcli.runs.compare import gated, not_judged
 
     run = Run(ctx, out, quiet)
     if pair is None and base_run.sidecar_path.resolve() == new_run.sidecar_path.resolve():
@@ -168,16 +182,21 @@ def compare_command(
             f"Warning: BASE and NEW are the same run ({base_run.stem}): every row is compared with itself",
             err=True,
         )
-    failing = gated(result, fail_on_improvement, strict)
-    code = 1 if len(failing) else 0
-    header, footer = _header(result, base_run, new_run, pair), _footer(result, failing, code)
+    failing, unjudged = gated(result, fail_on_improvement, strict), not_judged(result)
+    code = 1 if len(failing) else 3 if len(unjudged) and not allow_unjudged else 0
+    header = _not_judged(result, unjudged, code) + _header(result, base_run, new_run, pair)
+    footer = _footer(result, failing, unjudged, code)
     footer += _anchor_hint(result, base_run, new_run, pair or anchor)
     run.finish(
         lambda files: files.write_csv(".csv", result.rows),
         code,
         {"base": str(base_run.sidecar_path), "new": str(new_run.sidecar_path)},
         failures=[
-            f"{r.verdict}: {r.key} ({r.what}){f': {r.note}' if r.note else ''}" for r in failing.itertuples()
+            *(
+                f"{r.verdict}: {r.key} ({r.what}){f': {r.note}' if r.note else ''}"
+                for r in failing.itertuples()
+            ),
+            *(_unjudged_line(unjudged) if code == 3 else []),
         ],
         show=lambda con, _: _render(
             con, output_format.value, result, base_run, new_run, header, footer, pair
@@ -192,6 +211,7 @@ def compare_command(
         software_differs=result.software,
         settings_differ=result.notes,
         gated=len(failing),
+        not_judged=len(unjudged),
         pair=pair,
     )
 
@@ -288,13 +308,34 @@ def _warnings(run, side=""):
     ]
 
 
-def _footer(result, failing, code):
+def _not_judged(result, unjudged, code):
+    """The headline of a comparison with rows no test judged: how many, and that this is not a pass."""
+    if not len(unjudged):
+        return []
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(unjudged["verdict"].value_counts().items()))
+    outcome = "exit 3: not a pass" if code == 3 else f"exit {code}"
+    return [f"NOT JUDGED: {len(unjudged)} of {len(result.rows)} row(s) ({counts}); {outcome}"]
+
+
+def _unjudged_line(unjudged):
+    """The one stderr line of exit 3."""
+    return [
+        f"not judged: {len(unjudged)} row(s), none failed and none passed; re-run (with --gate, on a quiet "
+        "host) or pass --allow-unjudged to exit 0"
+    ]
+
+
+def _footer(result, failing, unjudged, code):
     counts = ", ".join(f"{n} {v}" for v, n in sorted(result.counts().items()))
     lines = [f"verdicts: {counts}"]
     geomean = result.geomean_ratio()
     if not math.isnan(geomean):
-        lines.append(f"geometric mean of the NEW/BASE time ratios: {geomean:.3f}x")
-    lines.append(f"gate: {len(failing)} row(s) fail it -> exit {code}")
+        judged = len(result.judged_timings())
+        lines.append(
+            f"geometric mean of the NEW/BASE time ratios over {judged} judged row(s): {geomean:.3f}x"
+        )
+    unjudged_part = f"; {len(unjudged)} not judged" if len(unjudged) else ""
+    lines.append(f"gate: {len(failing)} row(s) fail it{unjudged_part} -> exit {code}")
     return lines
 
 
@@ -324,7 +365,14 @@ def _render(con, fmt, result, base, new, header, footer, pair=None):
     )
     if fmt == "table":
         for line in header:
-            con.print(line, markup=False, style="bold red" if line.startswith("DIFFERENT") else None)
+            style = (
+                "bold red"
+                if line.startswith("DIFFERENT")
+                else "bold yellow"
+                if line.startswith("NOT")
+                else None
+            )
+            con.print(line, markup=False, style=style)
         con.print(compare_table(result.rows, title, "\n".join(footer)))
     elif fmt == "md":
         typer.echo(f"### {title}\n")

@@ -278,6 +278,7 @@ COMPARE_STYLE = {
     "untimed": "dim",
     "unstable": "bold yellow",
     "anchor": "dim",
+    "info": "dim",
 }
 
 

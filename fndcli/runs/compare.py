@@ -1,11 +1,11 @@
 """The core of `fnd compare`: two saved runs of one command (or two implementations of one run), row by row.
 
-Timings (matmul-bench, and train's step times) are compared as samples, not as single
-figures. For matmul-bench the sample unit is the worker process: the fastest of each pyperf run's values (its
-least disturbed), warmups and calibration excluded, since values inside one process are not independent draws
-(pooling them makes identical code "significant" a quarter of the time: docs/compare.md). The statistics are
-`fndcli.runs.verdicts`'s: across runs, robust (trimmed) means with a between-run noise term (with an
-anchor, of each process's ratio to the anchor); paired in one run (`compare_pair`), the log ratio of B to A
+matmul-bench's timings are compared as samples, not as single figures: the sample unit is the worker
+process, the fastest of each pyperf run's values (its least disturbed), warmups and calibration excluded,
+since values inside one process are not independent draws (pooling them makes identical code "significant"
+a quarter of the time: docs/compare.md). The statistics are `fndcli.runs.verdicts`'s: across runs, robust
+(trimmed) means with a between-run noise term (with an anchor, of each process's ratio to the anchor);
+paired in one run (`compare_pair`), the log ratio of B to A
 in each process. A verdict per row, first match wins:
 
     BROKEN        correct (or passing, or stable) in BASE, not in NEW
@@ -20,7 +20,10 @@ in each process. A verdict per row, first match wins:
                   gated
     inconclusive  none of those
 
-Rows present on one side only are `missing` (BASE only) or `added` (NEW only).
+Rows present on one side only are `missing` (BASE only) or `added` (NEW only). train's step times are
+`info`: one run is one sample, so they are shown and never judged. An insufficient, unstable or
+inconclusive row was not judged (`NOT_JUDGED`): `fnd compare` exits 3 when nothing failed but such a row
+remains, so CI can tell "not judged" from "passed".
 """
 
 import math
@@ -41,10 +44,10 @@ from fndcli.runs.judging import (
     paired,
     pass_fail,
     row,
-    timing_row,
 )
 
 GATED = ("REGRESSION", "BROKEN")
+NOT_JUDGED = ("insufficient", "unstable", "inconclusive")
 MACHINE = ("cpu_model", "cpu_count", "gpu")
 SOFTWARE = ("fnd_version", "torch_version", "python_version", "pyperf_version")
 
@@ -74,12 +77,16 @@ class Comparison:
     def counts(self):
         return self.rows["verdict"].value_counts().to_dict()
 
+    def judged_timings(self):
+        """The timing rows that were judged: not an anchor, not shown only (`info`), not NOT_JUDGED."""
+        rows = self.rows
+        timing = rows["what"].str.contains("s/") | rows["what"].str.startswith("x ")
+        return rows[timing & ~rows["verdict"].isin(["anchor", "info", *NOT_JUDGED])]
+
     def geomean_ratio(self):
-        """Geometric mean of NEW/BASE over the timing rows: of ratios, not of absolute times."""
-        timing = (self.rows["what"].str.contains("s/") | self.rows["what"].str.startswith("x ")) & (
-            self.rows["verdict"] != "anchor"
-        )
-        ratios = self.rows.loc[timing, "change"].dropna() + 1
+        """Geometric mean of NEW/BASE over the judged timing rows: of ratios, not of absolute times. NaN when
+        no timing was judged: a mean of figures no test stood behind would read as a result."""
+        ratios = self.judged_timings()["change"].dropna() + 1
         ratios = ratios[ratios > 0]
         return float(np.exp(np.log(ratios).mean())) if len(ratios) else math.nan
 
@@ -202,16 +209,17 @@ def train_rows(base, new, s):
         b_steps = base.rows[column].dropna() if column in base.rows else []
         n_steps = new.rows[column].dropna() if column in new.rows else []
         if len(b_steps) and len(n_steps):  # one run is one sample: its epochs share one process
+            b, n = float(b_steps.median()), float(n_steps.median())
             out.append(
-                timing_row(
+                row(
                     "training",
                     what,
-                    [b_steps.median()],
-                    [n_steps.median()],
-                    s,
-                    "one train run is one sample (its epochs share one process, so they are not "
-                    "independent); time kernels with fnd matmul-bench --gate",
-                    unit="run",
+                    b,
+                    n,
+                    "info",
+                    "shown, never judged: one train run is one sample (its epochs share one process); "
+                    "time kernels with fnd matmul-bench --gate",
+                    change=n / b - 1 if b > 0 else math.nan,
                 )
             )
     return out
@@ -291,5 +299,10 @@ def compare_pair(run, a, b, settings):
 def gated(comparison, fail_on_improvement=False, strict=False):
     """The verdicts that fail the gate (exit 1) under these options."""
     verdicts = set(GATED) | ({"improved"} if fail_on_improvement else set())
-    verdicts |= {"insufficient", "inconclusive", "unstable"} if strict else set()
+    verdicts |= set(NOT_JUDGED) if strict else set()
     return comparison.rows[comparison.rows["verdict"].isin(verdicts)]
+
+
+def not_judged(comparison):
+    """The rows no test judged (NOT_JUDGED): with none gated, `fnd compare` exits 3 for them."""
+    return comparison.rows[comparison.rows["verdict"].isin(NOT_JUDGED)]

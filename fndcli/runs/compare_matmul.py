@@ -167,11 +167,11 @@ def pair_rows(run, a, b, s):
             continue
         name_a, name_b = (benchmark_name(i, Shape(m, k, n), dtype, device) for i in (a, b))
         label = f"{name_b} vs {a} {threads}t"
-        row = _timed_or_not(
+        judged = _timed_or_not(
             label, {**ra, "unstable": ""}, {**rb, "unstable": ""}, means, means, name_a, name_b
         )
-        if row is None and len(means[name_a]) != len(means[name_b]):
-            row = row(
+        if judged is None and len(means[name_a]) != len(means[name_b]):
+            judged = row(
                 label,
                 "median s/call",
                 ra["median_s"],
@@ -179,8 +179,8 @@ def pair_rows(run, a, b, s):
                 "insufficient",
                 f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair",
             )
-        elif row is None and instability(np.divide(means[name_b], means[name_a]), ()):
-            row = row(
+        elif judged is None and instability(np.divide(means[name_b], means[name_a]), ()):
+            judged = row(
                 label,
                 "median s/call",
                 ra["median_s"],
@@ -190,7 +190,7 @@ def pair_rows(run, a, b, s):
                 f"{instability(np.divide(means[name_b], means[name_a]), ())}: re-run on a quiet host",
             )
         out.append(
-            row
+            judged
             or timing_row(
                 label,
                 "median s/call",
