@@ -57,12 +57,13 @@ def check(need, device, what, option):
 
 
 def bench_bytes(shape, dtype, impls):
-    """matmul-bench at one shape: the parent holds a, b, their float64 copies, the reference, an output and
-    the error's temporaries; the pyperf worker holds a, b and an output; either adds the kernel's scratch."""
+    """matmul-bench at one shape: the parent holds a, b, their float64 copies, the kernel's own copies of a
+    and b, the reference, an output and the error's temporaries; the pyperf worker holds a, b and an output;
+    either adds the kernel's scratch."""
     m, k, n = shape.m, shape.k, shape.n
     it = ITEMSIZE[dtype]
     scratch = max((IMPL_SPECS[i].scratch(m, k, n) for i in impls if i in IMPL_SPECS), default=0) * it
-    parent = (m * k + k * n) * (it + 8) + m * n * (8 + it + 3 * 8) + scratch
+    parent = (m * k + k * n) * (2 * it + 8) + m * n * (8 + it + 3 * 8) + scratch
     worker = (m * k + k * n + m * n) * it + scratch
     return parent + worker
 

@@ -2,7 +2,9 @@
 
 matmul-bench checks every implementation before it times one (`fndcli.bench.run`), in fnd's own
 process, or in a process of the implementation's own (`fndcli.bench.isolated`). A kernel that
-raises, returns the wrong shape or dtype, or a wrong result is a failed Check that says why.
+raises, returns the wrong shape or dtype, or a wrong result is a failed Check that says why. Each kernel
+gets its own copy of the shared inputs, and a kernel that writes to them is the failed one: the next
+kernel, checked on the same case, is not blamed for it.
 """
 
 import math
@@ -41,10 +43,12 @@ def reference_case(shape, dtype, seed, device="cpu"):
 def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     """Compare one implementation with float64 a @ b, and measure its seconds per call (and compile time).
 
-    `case` is reference_case(...) for this shape, shared by every implementation run at it.
-    An implementation that raises or returns the wrong shape is not correct, and says why.
+    `case` is reference_case(...) for this shape, shared by every implementation run at it: the kernel is
+    given copies of its a and b. An implementation that raises, returns the wrong shape or writes to its
+    inputs is not correct, and says why.
     """
-    a, b, ref = case or reference_case(shape, dtype, seed, device)
+    given_a, given_b, ref = case or reference_case(shape, dtype, seed, device)
+    a, b = given_a.clone(), given_b.clone()
     implementation = resolve(impl)
     fn, compiled = implementation.fn, implementation.compiled
     try:
@@ -61,6 +65,13 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
             raise
         return failed(
             f"raised {type(e).__name__}: {first_line(e)}", "" if impl in IMPLS else userref.user_traceback(e)
+        )
+    changed = [
+        name for name, mine, given in (("a", a, given_a), ("b", b, given_b)) if not torch.equal(mine, given)
+    ]
+    if changed:  # its result and its timing would be of other inputs
+        return failed(
+            f"wrote to its input {' and '.join(changed)}: a matmul must leave a and b as it found them"
         )
     if not isinstance(out, torch.Tensor):
         return failed(f"returned {type(out).__name__}, not a tensor")

@@ -52,14 +52,19 @@ def matmul_bench(run):
     if crossovers is not None and len(crossovers):
         yield bench_tables.crossover_table(crossovers, bench_tables.CROSSOVER_TITLE)
     failed = rows[_is(rows["correct"], False)]
-    wrong = failed["error"].astype(str).str.startswith("wrong result")  # a raising kernel gave no result
+    error = failed["error"].astype(str)
+    wrong, wrote = error.str.startswith("wrong result"), error.str.startswith("wrote to its input")
     if wrong.any():
         names = ", ".join(failed.loc[wrong, "impl"])
         yield f"[bold red]wrong result:[/] {names} (checked against float64 a @ b)"
-    if (~wrong).any():
+    if wrote.any():
+        names = ", ".join(failed.loc[wrote, "impl"])
+        yield f"[bold red]changed its inputs:[/] {names} (each kernel is checked on its own copy of a and b)"
+    if (~wrong & ~wrote).any():  # a raising kernel gave no result
+        names = ", ".join(failed.loc[~wrong & ~wrote, "impl"])
         yield (
-            f"[bold red]no result to check:[/] {', '.join(failed.loc[~wrong, 'impl'])} (raised, or returned "
-            "something other than a tensor of the right shape and dtype: the error column says which)"
+            f"[bold red]no result to check:[/] {names} (raised, or returned something other than a tensor of "
+            "the right shape and dtype: the error column says which)"
         )
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept every check that ran and every timing that finished")
