@@ -1,16 +1,19 @@
 """`fnd compare`'s statistics pinned against computations made here: scipy's tests, a bootstrap written out,
-the TOST decision, Holm's step-down procedure, the error rates on simulated runs, the machine keys."""
+the TOST decision, Holm's step-down procedure (and judge's use of it), the error rates on simulated runs, the
+machine keys, and which way train's loss and metric point."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import assert_one_line_error, run_files
 from scipy import stats
 from test_compare import fake_matmul_run
 
 from fndcli.runs import verdicts
-from fndcli.runs.compare import Settings
+from fndcli.runs.compare import Settings, train_rows
 from fndcli.runs.judging import judge, timing_row
 
 KEY = "torch 4x4x4 float32 cpu 2t"
@@ -275,3 +278,40 @@ def test_a_regression_needs_the_holm_adjusted_p_and_the_interval():
     assert verdicts.verdict(0.2, 0.01, lo, hi, 0.1, 0.35, 0.05, 0.1) == "REGRESSION"
     assert verdicts.verdict(-0.15, 0.01, math.log(0.8), math.log(0.95), -0.22, -0.03, 0.05, 0.1) == "small"
     assert verdicts.verdict(-0.15, 0.01, math.log(0.8), math.log(0.88), -0.22, -0.1, 0.05, 0.1) == "improved"
+
+
+def test_judge_holm_adjusts_each_rows_p_over_the_tested_rows_only():
+    """Three tested rows, each 30 % slower with an interval beyond +10 %, one-sided p .03 .04 .5, and one row
+    too small to test. Holm by hand over m = 3 (the untested row is not one of them): sorted, 3 x .03 = .09;
+    2 x .04 = .08, raised to the running .09; 1 x .5 = .5. Neither .09 is below alpha .05: no REGRESSION,
+    though .03 and .04 alone are (the 95 % interval excludes 0: small)."""
+    beyond = {"change": 0.3, "ci_low": 0.15, "ci_high": 0.45, "_tost": (math.log(1.2), math.log(1.4))}
+    records = [{**beyond, "p": p} for p in (0.03, 0.04, 0.5)]
+    records.insert(1, {"change": 0.3, "p": math.nan, "verdict": "insufficient"})
+    judged = judge(records, Settings())
+    assert [r["p"] for r in judged if r["verdict"] != "insufficient"] == pytest.approx([0.09, 0.09, 0.5])
+    assert [r["verdict"] for r in judged] == ["small", "insufficient", "small", "small"]
+
+
+@pytest.mark.parametrize(
+    "column,before,after,verdict",
+    [
+        ("valid_loss", 0.50, 0.60, "REGRESSION"),  # loss +20 %: worse
+        ("valid_loss", 0.50, 0.40, "improved"),  # loss -20 %: better
+        ("valid_loss", 0.50, 0.53, "same"),  # +6 %: inside +-10 %
+        ("valid_metric", 0.80, 0.60, "REGRESSION"),  # R^2 -25 %: worse
+        ("valid_metric", 0.60, 0.80, "improved"),  # R^2 +33 %: better
+        ("valid_metric", 0.80, 0.76, "same"),  # -5 %: inside +-10 %
+    ],
+)
+def test_train_compare_reads_a_lower_loss_and_a_higher_metric_as_better(column, before, after, verdict):
+    """train's final valid loss is lower-is-better and its valid metric (R^2, accuracy) higher-is-better;
+    change = (NEW - BASE) / |BASE|, judged against the default +-10 %."""
+    other = "valid_metric" if column == "valid_loss" else "valid_loss"
+    base, new = (
+        SimpleNamespace(meta={}, rows=pd.DataFrame({column: [9.0, value], other: [1.0, 1.0]}))
+        for value in (before, after)
+    )
+    found = {r["what"]: r for r in train_rows(base, new, Settings())}
+    row = found[f"final valid {column.removeprefix('valid_')}"]
+    assert row["change"] == pytest.approx((after - before) / before) and row["verdict"] == verdict

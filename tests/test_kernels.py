@@ -1,6 +1,7 @@
 """Every matmul kernel against float64 a @ b, on random shapes (fastbook ch. 17's ladder)."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,6 +181,47 @@ def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(
     busiest = -(-blocks // threads) * mc  # rows of the thread with the most blocks
     assert busiest <= -(-m // threads) + mc, (blocks, busiest)
     assert busiest <= -(-m // threads) + mr * (-(-blocks // threads)) or blocks <= threads
+
+
+@pytest.mark.parametrize(
+    "vector,dtype,m,threads,l1,l2,expected",
+    [
+        # SSE, float32 (5 x 8): KC = 64 KiB / (8 x 4 B) = 2048, capped at 1024; MC = half of L2's 512 KiB /
+        # (1024 x 4 B) = 64 rows, 60 in whole 5-row panels; 600 rows on 1 thread: 10 blocks of 60
+        (16, "float32", 600, 1, 64, 512, (5, 8, 1024, 60)),
+        # AVX2, float32 (5 x 16): KC = 32 KiB / (16 x 4 B) = 512; MC = 256 KiB / (512 x 4 B) = 128 rows, 125;
+        # 1010 rows on 2 threads: 5 blocks each, of 101 rows, rounded up to whole panels: 105
+        (32, "float32", 1010, 2, 32, 512, (5, 16, 512, 105)),
+        # AVX-512, float64 (8 x 16): KC = 4 KiB / (16 x 8 B) = 32, raised to 64; MC = 128 KiB / 512 B = 256
+        (64, "float64", 256, 1, 4, 256, (8, 16, 64, 256)),
+    ],
+)
+def test_numba_tiled_blocking_worked_out_by_hand(vector, dtype, m, threads, l1, l2, expected):
+    """KC: the KC x NR panel of B in L1, between 64 and 1024; MC: the MC x KC block of A in half of L2, whole
+    MR-row panels, the blocks spread evenly over the threads."""
+    from fndcli.kernels.tiled import blocking
+
+    assert blocking(dtype, m, threads, vector, {1: l1 << 10, 2: l2 << 10}) == expected
+
+
+def test_cache_sizes_reads_the_data_and_unified_caches_and_skips_the_instruction_cache(tmp_path, monkeypatch):
+    """A sysfs tree like cpu0's on an AMD EPYC: L1d 32K and L1i 64K at level 1, L2 1024K, L3 32M (K and M
+    are KiB and MiB: 32768, 1048576, 33554432 bytes). Built twice with index0 and index1 swapped, so that
+    whichever order the directory lists them in, one tree reads the instruction cache last: were it read,
+    L1 would be 64 KiB."""
+    from fndcli.kernels import tiled
+
+    sysfs = "/sys/devices/system/cpu/cpu0/cache"
+    level1 = [("1", "Data", "32K"), ("1", "Instruction", "64K")]
+    for order in (level1, level1[::-1]):
+        root = tmp_path / order[0][1]
+        for i, (level, kind, size) in enumerate([*order, ("2", "Unified", "1024K"), ("3", "Unified", "32M")]):
+            index = root / f"index{i}"
+            index.mkdir(parents=True)
+            for name, text in (("level", level), ("type", kind), ("size", size)):
+                (index / name).write_text(text + "\n")
+        monkeypatch.setattr(tiled, "Path", lambda path, root=root: root if path == sysfs else Path(path))
+        assert tiled.cache_sizes.__wrapped__() == {1: 32768, 2: 1048576, 3: 33554432}  # not functools' cache
 
 
 def test_the_schedule_interleaves_worker_processes():

@@ -1,7 +1,9 @@
 """`fnd train`: lockstep parity with the autograd twin, learning, divergence, and the CLI."""
 
+import math
 import re
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -251,3 +253,35 @@ def test_train_prints_its_step_time_ratio_and_each_difference_from_the_twin(fnd,
         f"{meta['max_rel_param_diff_at']}; tolerance"
     ) in text, text
     assert meta["max_rel_loss_diff_at"] != "None" and meta["max_rel_param_diff_at"].startswith("parameter ")
+
+
+def test_each_epochs_step_time_is_the_mean_of_that_epochs_steps(monkeypatch):
+    """On a clock that advances 1 ms at every reading, each step (read before and after) lasts exactly 1 ms,
+    the hand-written one and the twin's alike: every epoch's mean step time is 1 ms, the later epochs too
+    (the step count of that epoch, 2, divides its 2 ms, not the 4 and 6 steps run since the start)."""
+    clock = SimpleNamespace(readings=0)
+
+    def perf_counter():
+        clock.readings += 1
+        return clock.readings * 1e-3
+
+    monkeypatch.setattr(fnd_train, "time", SimpleNamespace(perf_counter=perf_counter))
+    result = train(TrainConfig(samples=40, n_in=4, hidden=(4,), epochs=3, batch_size=16))  # 32 train rows
+    h = result.history.iloc[1:]
+    assert result.steps == 6 and list(h["epoch"]) == [1, 2, 3]
+    assert h["step_s"].tolist() == pytest.approx([1e-3] * 3)
+    assert h["ref_step_s"].tolist() == pytest.approx([1e-3] * 3)
+    assert result.manual_step_s == pytest.approx(1e-3) and result.autograd_step_s == pytest.approx(1e-3)
+
+
+def test_a_nan_parameter_is_the_one_named_furthest_from_the_twin():
+    """lin1.w moved by 0.01 everywhere: 0.01 / max|w1| from the twin, a finite distance; lin2.w NaN: no
+    distance at all, so it is the parameter named, at inf (a NaN must fail the check, never hide behind a
+    finite one)."""
+    cfg = TrainConfig(samples=40, n_in=4, hidden=(4,), epochs=1)
+    model, twin = fnd_train._models(cfg, make_data(cfg)[0])
+    params = dict(model.named_params())
+    params["lin1.w"].value.add_(0.01)
+    params["lin2.w"].value.fill_(math.nan)
+    found = fnd_train._param_diff(model, twin)
+    assert found.where == "parameter lin2.w" and found.rel_diff == math.inf
