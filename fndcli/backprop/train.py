@@ -272,13 +272,13 @@ def train(cfg, on_epoch=lambda row: None):
 
 
 def _param_diff(model, twin):
-    """The parameter furthest from its twin's, as max|Δ| / max|twin|."""
+    """The parameter furthest from its twin's, as max|Δ| / max|twin| (inf for a NaN: numerics.relative)."""
     found = max(
         (
             Mismatch(relative((p.value - t).abs().max().item(), t.abs().max().item()), f"parameter {name}")
             for (name, p), t in zip(model.named_params(), twin.chapter_params())
         ),
-        key=lambda m: m.rel_diff if not math.isnan(m.rel_diff) else math.inf,
+        key=lambda m: m.rel_diff,
     )
     return Mismatch(0.0, "every parameter") if found.rel_diff == 0 else found
 
