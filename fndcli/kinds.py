@@ -110,6 +110,7 @@ MATMUL_BENCH = Kind(
         *fields("tf32_matmul tf32_cudnn", bool),
         *fields("float32_matmul_precision cuda_device", str),
         *USER_CODE,
+        *fields("threads_note", str),
         *fields("load_avg_start", float),
         *fields("unstable", list),
     ),

@@ -20,7 +20,8 @@ class BenchConfig:
     shapes: tuple = (Shape(5, 784, 10),)  # the book's m1 = randn(5, 784), m2 = randn(784, 10)
     dtype: str = "float32"
     devices: tuple = ("cpu",)
-    threads: int | None = None
+    threads: int | None = None  # None: torch's own choice (every core); bench_config chooses 1 for small work
+    threads_note: str | None = None  # why bench_config chose the threads, when --threads did not
     seed: int = 0
     preset: str = "default"
     max_seconds: float = 60.0

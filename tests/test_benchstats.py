@@ -53,6 +53,37 @@ def test_baseline_is_one_series_for_the_whole_run():
     assert out["speedup"].tolist() == [1.0, 0.125, 1.0] and (out["baseline"] == "torch").all()
 
 
+def test_a_row_not_to_be_trusted_gets_no_speedup_and_no_pct_peak_nor_do_rows_against_it():
+    """At 4^3 the baseline loops is flagged: no speedup there for anyone; at 8^3 torch is flagged: no speedup
+    and no % peak for it. By hand, of a 1e-6 GFLOP/s ceiling: loops at 8^3 does 2 * 8^3 FLOPs in 16 s, 6.4e-8
+    GFLOP/s, 6.4 %; torch at 4^3 2 * 4^3 in 1 s, 12.8 %."""
+    frame = _frame(
+        [
+            ("loops", "cpu", 4, 8.0, 8, 8),
+            ("torch", "cpu", 4, 1.0, 1, 1),
+            ("loops", "cpu", 8, 16.0, 16, 16),
+            ("torch", "cpu", 8, 2.0, 2, 2),
+        ]
+    ).assign(unstable=["process means spread 40 %", "", "", "min 0.1x the median"])
+    speedups = add_speedups(frame, "loops")["speedup"]
+    assert speedups.isna().tolist() == [True, True, False, True] and speedups[2] == 1.0
+    ceiling = {"device": "cpu", "dtype": "float32", "threads": 2, "gflops": 1e-6, "gb_s": None}
+    pct = add_pct_peak(frame, [ceiling])["pct_peak"]
+    assert pct.isna().tolist() == [True, False, False, True] and pct[2] == pytest.approx(6.4)
+    assert pct[1] == pytest.approx(12.8)
+    assert above_ceiling(add_pct_peak(frame, [ceiling]), [ceiling]) == []  # flagged is not "above"
+
+
+def test_one_thread_by_default_only_where_every_shape_is_under_4_mflop():
+    """2mkn by hand: 124x128x125 is 3,968,000 FLOPs (one thread), 125x128x125 4,000,000 and 128^3 4,194,304
+    (torch's own: None); a run with one shape above takes every core."""
+    from fndcli.bench.spec import Shape, auto_threads
+
+    assert auto_threads([Shape(5, 784, 10), Shape(124, 128, 125)])[0] == 1
+    assert auto_threads([Shape(125, 128, 125)]) == (None, None)
+    assert auto_threads([Shape(5, 784, 10), Shape(128, 128, 128)]) == (None, None)
+
+
 def test_baseline_ties_go_to_the_slowest_rung_then_requested_wins():
     frame = _frame([("torch", "cpu", 4, 1.0, 1, 1), ("loops", "cpu", 4, 8.0, 8, 8)])
     assert choose_baseline(frame, LADDER) == "loops"

@@ -48,6 +48,10 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(ladder_run):
     ]
     caption = " ".join(result.stdout.split())  # as wrapped to the table's width
     assert "% peak: of 1e+05 GFLOP/s, this machine's float32 FMA peak at" in caption
+    # no --threads, 192 FLOPs a call: one thread, chosen, recorded and said
+    assert (frame["threads"] == 1).all() and meta["config"]["threads"] == 1
+    assert meta["threads_note"].startswith("timed on 1 thread: every shape is under 4 MFLOP")
+    assert "timed on 1 thread: every shape is under 4 MFLOP" in caption
     assert "(fnd peak), measured 2026-01-01 00:00 UTC (cached)" in caption
     for key in (
         "fnd_version",

@@ -20,6 +20,26 @@ from fndcli.names import IMPL_SPECS
 # a dropped term) is off by order 1.
 TOLERANCES = {"float32": 1e-4, "float64": 1e-10, "float16": 1e-2, "bfloat16": 5e-2}
 
+# Below this many FLOPs at every shape of a run, matmul-bench times on one thread unless --threads says
+# otherwise (torch.utils.benchmark times on one thread always). A parallel region costs ~10 us to wake the
+# threads and meet at the barrier on a quiet host, and a whole scheduler slice when a neighbour holds a core
+# (the book's 5x784x10 on 2 threads with one busy neighbour: torch 8 ms a call instead of 8 us). 4 MFLOP is
+# ~100 us of one core's work: measured on the 2-core AMD EPYC VM (docs/measured.md), a second thread gained
+# 0.5x at 32^3, 0.9x at 64^3, 1.4x at 96^3, 1.7x at 128^3 (4.2 MFLOP).
+ONE_THREAD_FLOPS = 4e6
+
+
+def auto_threads(shapes):
+    """(threads, why) for a run that gave no --threads: 1 when every shape is under ONE_THREAD_FLOPS, else
+    None (torch's own choice: every core)."""
+    if max(shape.flops for shape in shapes) < ONE_THREAD_FLOPS:
+        return 1, (
+            f"timed on 1 thread: every shape is under {ONE_THREAD_FLOPS / 1e6:g} MFLOP, where a second "
+            "thread cannot pay and stalls when another job holds a core (--threads N to choose)"
+        )
+    return None, None
+
+
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 

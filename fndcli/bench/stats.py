@@ -13,6 +13,8 @@ figure says what it is relative to:
   dtype and threads (`fnd peak`, measured or cached: `fndcli.bench.peak`), or `--peak-gflops`.
   Not torch's best: a library is not the hardware's limit, and a ratio to it flips from one
   machine to the next. A row above its ceiling gets none: the ceiling is what is wrong.
+- A row whose timings are not to be trusted (`unstable`: `instability`) gets neither figure, and a baseline
+  row that is not gives no speedup at its shape: a ratio of a stalled median reads as a result.
 - **the roofline** (Williams, Waterman, Patterson 2009): each row's arithmetic intensity, what
   the roofline allows there, and whether memory or the FMA units bound it.
 - **crossovers** come only from a sweep (one dimension varies, so a size names one shape):
@@ -106,21 +108,28 @@ def baseline_reason(frame, baseline, requested, ladder):
     return widest + "the first in fnd's registry order in this run"
 
 
+def flagged(frame):
+    """True for each row whose timings `instability` flagged (none when the frame has no such column)."""
+    why = frame.get("unstable", pd.Series("", index=frame.index))
+    return why.notna() & (why.astype(str) != "")
+
+
 def add_speedups(frame, baseline):
-    """speedup = baseline's median / row's median at the same shape; `baseline` names the series."""
+    """speedup = baseline's median / row's median at the same shape; `baseline` names the series. None from
+    or against a flagged row."""
     frame = frame.copy()
     frame["baseline"] = baseline if baseline is not None else ""
     if baseline is None:
         frame["speedup"] = math.nan
         return frame
     labels = series_labels(frame)
-    base = frame[labels == baseline].set_index(["m", "k", "n"])["median_s"]
+    base = frame[(labels == baseline) & ~flagged(frame)].set_index(["m", "k", "n"])["median_s"]
     base_at = pd.Series(
         [base.get(key, math.nan) for key in zip(frame["m"], frame["k"], frame["n"])],
         index=frame.index,
         dtype=float,
     )
-    frame["speedup"] = base_at / frame["median_s"]
+    frame["speedup"] = (base_at / frame["median_s"]).where(~flagged(frame))
     return frame
 
 
@@ -156,7 +165,8 @@ def add_pct_peak(frame, ceilings):
     - bound: 'memory' where bandwidth x intensity is below the FMA ceiling, else 'compute'.
 
     `ceilings`: dicts with device, dtype, threads, gflops, gb_s (None: no bandwidth). A row above its ceiling
-    gets no pct_peak (the ceiling, not the kernel, is wrong); `above_ceiling` lists them.
+    gets no pct_peak (the ceiling, not the kernel, is wrong); `above_ceiling` lists them. A flagged row gets
+    none either.
     """
     frame = frame.copy()
     by_key = {(c["device"], c["dtype"], int(c["threads"])): c for c in ceilings}
@@ -175,7 +185,7 @@ def add_pct_peak(frame, ceilings):
     frame["bound"] = (bandwidth * frame["intensity"] < peak).map({True: "memory", False: "compute"})
     frame.loc[bandwidth.isna() | peak.isna(), "bound"] = ""
     pct = 100 * frame["gflops"] / peak
-    frame["pct_peak"] = pct.where(~(pct > 100))
+    frame["pct_peak"] = pct.where(~(pct > 100) & ~flagged(frame))
     return frame
 
 
@@ -183,7 +193,7 @@ def above_ceiling(frame, ceilings):
     """'IMPL at MxKxN: G GFLOP/s' for each timed row faster than its ceiling (add_pct_peak left its pct_peak
     out)."""
     by_key = {(c["device"], c["dtype"], int(c["threads"])): c["gflops"] for c in ceilings}
-    rows = frame[frame["gflops"].notna() & frame["pct_peak"].isna()]
+    rows = frame[frame["gflops"].notna() & frame["pct_peak"].isna() & ~flagged(frame)]
     return [
         f"{r.impl} at {r.m}x{r.k}x{r.n}: {r.gflops:.4g} GFLOP/s"
         for r in rows.itertuples()

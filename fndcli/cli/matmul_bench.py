@@ -73,7 +73,8 @@ def matmul_bench(
             min=1,
             max=os.cpu_count() or 1,
             metavar="N",
-            help="torch threads (parent and workers), at most the cores. Default: torch's own.",
+            help="torch threads (parent and workers), at most the cores. Default: 1 where every shape is "
+            "under 4 MFLOP (a second thread cannot pay there), else torch's own (every core).",
         ),
     ] = None,
     seed: SeedOption = DEFAULTS.seed,
@@ -210,7 +211,12 @@ def matmul_bench(
     run.finish(
         write_files,
         130 if result.interrupted else (1 if wrong or result.error else 0),
-        {"impl": list(cfg.impls), "shape": [str(s) for s in cfg.shapes], "device": list(cfg.devices)},
+        {
+            "impl": list(cfg.impls),
+            "shape": [str(s) for s in cfg.shapes],
+            "device": list(cfg.devices),
+            "threads": cfg.threads,
+        },
         error=result.error,
         interrupted=result.interrupted,
         after=[f"\n{name} raised:\n{text}" for name, text in result.tracebacks.items()],
@@ -227,6 +233,7 @@ def matmul_bench(
         peak_note=result.peak_note,
         above_ceiling=above_ceiling(frame, result.ceilings),
         user_code_changed=userref.changes(),
+        threads_note=cfg.threads_note,
         load_avg_start=load,
         unstable=_unstable(frame, load),
         **_matmul_settings(),

@@ -3,7 +3,7 @@
 import typer
 
 from fndcli import userref
-from fndcli.bench.spec import PRESETS, estimate_run_seconds, parse_sweep, sweep_shapes
+from fndcli.bench.spec import PRESETS, auto_threads, estimate_run_seconds, parse_sweep, sweep_shapes
 from fndcli.cli.options import check_devices, check_memory, positive_finite
 from fndcli.memory import bench_bytes
 from fndcli.names import IMPL_SPECS
@@ -60,12 +60,14 @@ def bench_config(
             shapes = tuple(sweep_shapes(parse_sweep(sweep), sweep_dim.value, shapes[0]))
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="'--sweep'")
+    threads, threads_note = (threads, None) if threads else auto_threads(shapes)
     cfg = BenchConfig(
         impls=impls,
         shapes=shapes,
         dtype=dtype.value,
         devices=devices,
         threads=threads,
+        threads_note=threads_note,
         seed=seed,
         preset=presets[0] if presets else "default",
         max_seconds=max_seconds,

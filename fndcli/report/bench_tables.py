@@ -135,16 +135,18 @@ def peak_caption(rows, measured, cache_file, cache_note=None):
 CROSSOVER_TITLE = "crossovers: where one overtakes another, their ranges of values apart on both sides"
 
 
-def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable=()):
+def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable=(), threads_note=None):
     """What speedup and % peak are relative to: baseline names the speedups' series (or None) and `why` it was
     chosen; ceilings are the sidecar's `peak` (device, dtype, threads, gflops, source); `above`: rows faster
     than their ceiling, whose % peak is left out; `unstable`: the sidecar's warnings
-    (bench.stats.instability)."""
+    (bench.stats.instability); `threads_note`: why the run chose its threads (bench.spec.auto_threads)."""
     why = f" (baseline: {why})" if why else ""
     notes = (
         [f"speedup: the median of {baseline} ÷ the row's median, at the same shape{why}"] if baseline else []
     )
     notes += [f"% peak: of {c['source']}" for c in ceilings]
+    if threads_note:
+        notes.append(threads_note)
     if any(c.get("gb_s") for c in ceilings):
         notes.append(
             "roofline (CSV: intensity, roof_gflops, bound): 2mkn FLOPs over the bytes of a, b and c; "
@@ -160,6 +162,10 @@ def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable
         )
         notes.append(f"[yellow]faster than the ceiling, so no % peak:[/] {'; '.join(above)}: {why}")
     notes += [f"[bold yellow]not to be trusted:[/] {escape(text)}" for text in unstable]
+    if any(" at " in text and not text.startswith("load average") for text in unstable):
+        notes.append(
+            "[yellow]a row not to be trusted gets no speedup and no % peak, nor do rows against it[/]"
+        )
     return "\n".join(notes)
 
 

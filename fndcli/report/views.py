@@ -46,6 +46,7 @@ def matmul_bench(run):
             m.get("peak_note"),
             m.get("above_ceiling") or [],
             m.get("unstable") or [],
+            m.get("threads_note"),
         ),
     )
     crossovers = run.extras.get("-crossovers.csv")
