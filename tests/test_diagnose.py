@@ -195,3 +195,23 @@ def test_a_scheme_gives_each_weight_its_fan_and_its_activations_gain(models, mod
     probe.reinit(model, found.calls, cfg.scheme, mode, cfg.scale, torch.Generator().manual_seed(0))
     assert model.conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan), rel=0.15)
     assert model.fc.weight.std().item() == pytest.approx(math.sqrt(2 / 128), rel=0.05)
+
+
+def test_a_jump_on_one_seed_of_three_is_not_named_but_cannot_be_told():
+    """A finding must hold on most seeds: fc jumps (m2 x0.001, RMS x0.0316) on seed 1 only."""
+    layers = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1, 2, 2],
+            "order": [0, 1] * 3,
+            "layer": ["input", "fc"] * 3,
+            "call": [1] * 6,
+            "type": ["input", "Linear"] * 3,
+            "m2": [1.0, 1.0, 1.0, 1e-3, 1.0, 1.0],
+            "in_m2": [math.nan, 1.0] * 3,
+            "finding": ["", "", "", "jump", "", ""],
+        }
+    )
+    found = diagnose.jumps(layers)
+    assert [(j.name, j.seeds) for j in found] == [("fc", 1)] and found[0].factor == pytest.approx(10**-1.5)
+    said = diagnose.headline_findings(layers, {"jump": None}, found, 3, "stable", 1.0)
+    assert said == ["cannot tell whether the scale jumps at fc (on 1 of 3 seeds)"]
