@@ -3,8 +3,12 @@
 fnd init-sweep --model examples/resnet.py:ResNet --input-shape 64x3x32x32 --backward --plot
 fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100
 fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100 --scheme kaiming
+fnd init-sweep --model examples/resnet.py:he_mlp_x01 --input-shape 64x100 --seeds 3
 """
 
+from collections import OrderedDict
+
+import torch
 from torch import nn
 
 
@@ -52,3 +56,13 @@ class ResNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))  # (B, classes)
+
+
+def he_mlp_x01(depth=10, width=100, scaled=4):
+    """Ten Linear + ReLU blocks at He's init, one Linear's weights x0.1 (net.8): RMS x0.14 there."""
+    net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.ReLU())])
+    for linear in net[::2]:
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
+    with torch.no_grad():
+        net[2 * scaled].weight.mul_(0.1)
+    return nn.Sequential(OrderedDict(net=net))

@@ -136,7 +136,7 @@ ACTS = {
     "tanh": "tanh(x)",
 }
 # init-sweep --model's findings per layer, in the order a row lists them; the summary names the first layer of
-# each
+# each (of a jump: the first that jumps on most seeds)
 FINDINGS = (
     "dead",
     "saturated",
@@ -147,6 +147,7 @@ FINDINGS = (
     "non-finite",
     "exploding",
     "vanishing",
+    "jump",
 )
 
 

@@ -146,8 +146,10 @@ def init_sweep(
 
     With --model, every leaf module of your network gets a row: its output's statistics,
     fp16/bf16 overflow and underflow, with --backward its gradient; each layer's findings
-    (dead, saturated, fp16 underflow, ...) name the first layer where they start, and the
-    verdict judges the trend of log m2 along the depth against its spread.
+    (dead, saturated, fp16 underflow, ...) name the first layer where they start, a layer
+    that moves its input's mean square 10x or more beyond its noise is named where the
+    scale jumps, and the verdict judges the trend of log m2 along the depth against its
+    spread.
 
     Examples:
 

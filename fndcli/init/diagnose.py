@@ -7,7 +7,9 @@ no mean-field theory, so the noise is measured: the standard error of the fitted
 (robust) scatter around the line, and the spread of the change across seeds (over the number of seeds). The
 line is Theil-Sen's, so that a step (an average pool divides the gradient per element by its window) does not
 read as a trend. A layer is `exploding` or `vanishing` when its own m2 has left the input's by more than that
-same allowance."""
+same allowance, and a `jump` when one call moves the m2 of its own input by more than JUMP_DECADES plus
+NOISE_SDS standard deviations of the noise its random weights give that move (`jump_sd`); the summary names a
+jump that holds on most seeds. The headline says exploding or vanishing only in the verdict's direction."""
 
 import math
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ from fndcli.userref import UserCodeError
 
 DEAD_SHARE = 0.9  # an activation's output this share exact zeros is dead
 UNDERFLOW_SHARE = 0.01  # this share of an output below a type's smallest normal is an underflow worth naming
+JUMP_DECADES = VERDICT_DECADES  # one call moving m2 as far as a whole network may: x10 in m2, x3.2 in RMS
+LISTED_JUMPS = 3  # the headline names this many jumps; the layer CSV has every one
+OPPOSITE = {"exploding": "vanishing", "vanishing": "exploding"}
 STATS = [
     "mean",
     "std",
@@ -38,7 +43,7 @@ STATS = [
     "bf16_underflow",
     "frac_saturated",
 ]
-LAYER_COLUMNS = ["seed", "order", "layer", "call", "type", "activation", "shape", *STATS]
+LAYER_COLUMNS = ["seed", "order", "layer", "call", "type", "activation", "shape", *STATS, "in_m2", "units"]
 BACKWARD_COLUMNS = ["grad_std", "grad_m2", "grad_non_finite", "weight_grad_std", "grad_data_ratio"]
 PARAM_COLUMNS = ["seed", "parameter", "shape", "std", "grad_std", "grad_data_ratio"]
 
@@ -107,6 +112,22 @@ def allowance(sd):
     return VERDICT_DECADES + NOISE_SDS * sd
 
 
+def jump_sd(units):
+    """The sd of log10 of a call's m2 gain that its own random weights give (0 without weights). Each of its
+    `units` iid weight rows w gives an output m2 of w^T C w (C: the input's second moments), of relative
+    variance 2 tr(C^2) / tr(C)^2 <= 2 for Gaussian rows (uniform rows less); their mean's is <= 2 / units, and
+    by the delta method sd(log10) = sqrt(2 / units) / ln 10."""
+    return math.sqrt(2 / units) / math.log(10) if units > 0 else 0.0
+
+
+def moved(row):
+    """log10(m2 / in_m2): the decades a call moves the mean square of its own input (nan where either is 0,
+    missing or not finite)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = float(np.log10(row["m2"]) - np.log10(row["in_m2"]))
+    return step if math.isfinite(step) else math.nan
+
+
 def layer_findings(row, input_m2, allowed):
     """The findings of one row, in FINDINGS' order."""
     found = []
@@ -127,7 +148,64 @@ def layer_findings(row, input_m2, allowed):
         found.append("exploding")
     elif change < -allowed:
         found.append("vanishing")
+    if abs(moved(row)) > JUMP_DECADES + NOISE_SDS * jump_sd(row["units"]):
+        found.append("jump")
     return ", ".join(found)
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A call that jumps on some seeds."""
+
+    name: str  # as `where` names it
+    order: int
+    seeds: int  # how many seeds it jumps on
+    factor: float  # its output's RMS over its input's: the geometric mean over those seeds
+
+
+def jumps(layers):
+    """Every call that jumps on some seed, in forward order."""
+    hit = layers[layers["finding"].str.split(", ").apply(lambda fs: "jump" in fs)]
+    found = []
+    for (layer, call), rows in hit.groupby(["layer", "call"], sort=False):
+        step = float(np.mean([moved(r) for _, r in rows.iterrows()]))
+        name = layer if call == 1 else f"{layer} (call {call})"
+        found.append(Jump(name, int(rows["order"].min()), len(rows), 10 ** (step / 2)))
+    return sorted(found, key=lambda j: j.order)
+
+
+def has(layers, finding):
+    return layers["finding"].str.split(", ").apply(lambda fs: finding in fs)
+
+
+def headline_findings(layers, firsts, found, seeds, verdict, allowed):
+    """The headline's findings: where each starts; the jumps on most seeds with their RMS factor (one on
+    fewer cannot be told); exploding or vanishing by name only in the forward verdict's own direction, the
+    other as a plain move, or not at all where a jump its way, at or before it, says it."""
+    held = [j for j in found if 2 * j.seeds > seeds]
+    said = []
+    for f, name in firsts.items():
+        if not name or f == "jump":
+            continue
+        if f not in OPPOSITE or verdict.split(" ")[0] == f:
+            said.append(f"{f} from {name}{fed_by(layers, name)}")
+            continue
+        up, start = f == "exploding", int(layers.loc[has(layers, f), "order"].min())
+        if not any((j.factor > 1) == up and j.order <= start for j in held):
+            side = "above" if up else "below"
+            said.append(f"m2 over {allowed:.2g} decades {side} the input's from {name}{fed_by(layers, name)}")
+    said += [
+        f"scale jumps x{j.factor:.3g} (RMS against its input) at {j.name}{fed_by(layers, j.name)}"
+        for j in held[:LISTED_JUMPS]
+    ]
+    if len(held) > LISTED_JUMPS:
+        said.append(f"{len(held) - LISTED_JUMPS} more jump(s) in the layer table")
+    unsure = [j for j in found if j not in held]
+    if unsure:
+        said.append(
+            f"cannot tell whether the scale jumps at {unsure[0].name} (on {unsure[0].seeds} of {seeds} seeds)"
+        )
+    return said
 
 
 def where(layers, mask, back=False):
@@ -168,6 +246,9 @@ def summarize(layers, cfg):
     overflow = where(layers, layers["non_finite"] > 0)
     zeros = where(layers, (layers["frac_zero"] == 1.0) & (layers["layer"] != "input"))
     verdict, reason = judge(decades, seeds, overflow, zeros, Spread(sd), None, None)
+    found = jumps(layers)
+    firsts["jump"] = next((j.name for j in found if 2 * j.seeds > seeds), None)
+    said = headline_findings(layers, firsts, found, seeds, verdict, allowed)
     row = {
         "model": cfg.model,
         "input_shape": "x".join(map(str, cfg.input_shape)),
@@ -199,7 +280,7 @@ def summarize(layers, cfg):
             reasons.append(f"gradient: {g_reason}")
             if verdict == "stable":
                 verdict = f"{g_verdict} (gradient)"
-    reasons += [f"{f} from {name}{fed_by(layers, name)}" for f, name in firsts.items() if name]
+    reasons += said
     row.update(verdict=verdict, reason="; ".join(r for r in reasons if r))
     columns = INIT_SWEEP_MODEL.written(cfg.backward)
     return pd.DataFrame.from_records([row], columns=columns), layers

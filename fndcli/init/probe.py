@@ -213,20 +213,42 @@ def histogram(t):
     return log10_histogram(log10_abs(real(t).flatten()), *HIST_RANGE, HIST_BINS)
 
 
+def units(module):
+    """The weight rows that make one output feature each: a Linear's out_features, a Conv's out_channels,
+    another module's weight rows (0 without a weight matrix); diagnose.jump_sd takes its gain's noise from
+    them."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.out_channels
+    weight = getattr(module, "weight", None)
+    return weight.shape[0] if isinstance(weight, torch.Tensor) and weight.dim() >= 2 else 0
+
+
+def mean_square(ts):
+    """E[x^2] over the floating tensors ts in float64 (nan for none): a call's input, beside its output's."""
+    parts = [real(t).flatten() for t in ts]
+    n = sum(p.numel() for p in parts)
+    return sum((p * p).sum().item() for p in parts) / n if n else math.nan
+
+
 class Recorder:
-    """Forward hooks on every leaf module, and, with backward, a hook on each output tensor for its
-    gradient."""
+    """Forward hooks on every leaf module (a pre-hook takes the input's m2 before an in-place module
+    overwrites it), and, with backward, a hook on each output tensor for its gradient."""
 
     def __init__(self, model, backward, histograms):
         self.names, self.backward, self.histograms = leaves(model), backward, histograms
-        self.sums, self.kinds, self.hist, self.counts = {}, {}, {}, {}
-        self.handles = [m.register_forward_hook(self._hook) for m in self.names]
+        self.sums, self.kinds, self.hist, self.counts, self.inputs, self.pending = {}, {}, {}, {}, {}, {}
+        self.handles = [m.register_forward_pre_hook(self._before) for m in self.names]
+        self.handles += [m.register_forward_hook(self._hook) for m in self.names]
+
+    def _before(self, module, inputs):
+        self.pending.setdefault(module, []).append(mean_square(tensors(inputs)))
 
     def _hook(self, module, inputs, out):
         name = self.names[module]
         self.counts[name] = self.counts.get(name, 0) + 1
         key = (name, self.counts[name])
         self.kinds[key] = (type(module).__name__, _is_activation(module))
+        self.inputs[key] = (self.pending[module].pop(), units(module))
         sums = self.sums[key] = Sums(SATURATING.get(type(module)))
         for t in tensors(out):
             sums.add(t)
@@ -273,10 +295,20 @@ def run_seed(builder, cfg, calls, seed):
         recorder.remove()
     gains = {(c.layer, c.call): c.gain_from for c in calls}
     rows = [
-        {"layer": "input", "call": 1, "type": "input", "activation": False, "gain_from": "", **inputs.stats()}
+        {
+            "layer": "input",
+            "call": 1,
+            "type": "input",
+            "activation": False,
+            "gain_from": "",
+            **inputs.stats(),
+            "in_m2": math.nan,
+            "units": 0,
+        }
     ]
     for key, sums in recorder.sums.items():
         kind, activation = recorder.kinds[key]
+        in_m2, rows_of_weights = recorder.inputs[key]
         rows.append(
             {
                 "layer": key[0],
@@ -285,6 +317,8 @@ def run_seed(builder, cfg, calls, seed):
                 "activation": activation,
                 "gain_from": gains.get(key, "") if cfg.scheme != "keep" else "",
                 **sums.stats(),
+                "in_m2": in_m2,
+                "units": rows_of_weights,
             }
         )
     params = {name: _param_row(name, p) for name, p in model.named_parameters()} if cfg.backward else {}
