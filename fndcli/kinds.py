@@ -150,7 +150,8 @@ INIT_SWEEP_MODEL = Kind(
         *col("seeds layers", read=True),
         *col("decades", md=True, read=True),
         *col("decades_sd allowed", read=True),
-        *(Column(first_column(f), TEXT, read=True) for f in FINDINGS),
+        # read: a run must hold them, all but first_jump, which runs written before the jump finding lack
+        *(Column(first_column(f), TEXT, read=f != "jump") for f in FINDINGS),
         *col("grad_decades grad_decades_sd", sometimes=True),
         *col("grad_verdict", TEXT, sometimes=True),
         *col("verdict", LABEL, key=True, md=True, read=True),

@@ -1,6 +1,7 @@
 """Each kind of run is declared once (fndcli.kinds); its readers, views, compare rules and writers are tied to
 it."""
 
+import io
 import json
 
 import pandas as pd
@@ -163,3 +164,20 @@ def test_compare_refuses_a_stack_run_against_a_model_run_by_kind(fnd, tmp_path):
         result = fnd("compare", tmp_path / base, tmp_path / new, "--out", tmp_path / "o")
         assert_one_line_error(result, "one run is of fnd's stacks and the other of a --model")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_run_written_before_the_jump_finding_is_still_read(fnd, tmp_path):
+    """A --model run whose summary lacks first_jump (written before that finding): show reads it, and compare
+    against a new run reads "no jump" on its side (deep_mlp has none on either: no row for it)."""
+    model = ["--model", "examples/resnet.py:deep_mlp", "--input-shape", "4x100"]
+    assert fnd("init-sweep", *model, "--out", tmp_path / "old").exit_code == 0
+    summary = next((tmp_path / "old").glob("*-summary.csv"))
+    pd.read_csv(summary, dtype=str, keep_default_na=False).drop(columns="first_jump").to_csv(
+        summary, index=False
+    )
+    assert fnd("show", tmp_path / "old").exit_code == 0
+    assert fnd("init-sweep", *model, "--out", tmp_path / "new").exit_code == 0
+    result = fnd("compare", tmp_path / "old", tmp_path / "new", "--out", tmp_path / "o", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(io.StringIO(result.stdout))
+    assert "jump from" not in set(rows["what"]) and (rows["verdict"] == "same").all()

@@ -135,7 +135,7 @@ def model_rows(base, new, s):
         )
     ]
     for finding in FINDINGS:
-        b, n = rb[first_column(finding)], rn[first_column(finding)]
+        b, n = rb.get(first_column(finding), ""), rn.get(first_column(finding), "")  # an older run: no jump
         if b or n:
             verdict = "same" if b == n else "BROKEN" if not b else "improved" if not n else "changed"
             note = {"BROKEN": f"{finding} appears", "improved": f"{finding} is gone"}.get(verdict, "")
