@@ -230,9 +230,14 @@ PEAK = Kind(
         *col("gflops gb_s", md=True, read=True),
         *col("best_s", read=True),
         *col("calls work repeats"),
+        *col("load_avg"),  # the 1-minute load average when it was measured (rows cached before: none)
         *col("measured_utc source", LABEL, md=True, read=True),
     ),
-    fields=(*fields("device", str), *fields("measured_rows", int), *fields("cache_file cache_note", str)),
+    fields=(
+        *fields("device", str),
+        *fields("measured_rows", int),
+        *fields("cache_file cache_note cache_refused", str),
+    ),
 )
 
 COMPARE = Kind(

@@ -31,6 +31,18 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def physical_cores():
+    """Cores without their SMT siblings: the distinct thread_siblings_list of the CPUs (os.cpu_count() if the
+    kernel does not say)."""
+    lists = set()
+    for cpu in Path("/sys/devices/system/cpu").glob("cpu[0-9]*"):
+        try:
+            lists.add((cpu / "topology" / "thread_siblings_list").read_text().strip())
+        except OSError:
+            continue
+    return len(lists) or os.cpu_count() or 1
+
+
 def git_commit():
     """The commit of the fnd source tree, if it is a git checkout."""
     try:

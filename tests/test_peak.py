@@ -225,8 +225,18 @@ def test_matmul_bench_measures_the_ceiling_it_lacks_and_says_so(fnd, tmp_path, o
         and fma["measured_utc"] > "2026-12-01T00:00:00"
         and ceiling["gb_s"] == 12.5
     )
-    assert frame["pct_peak"].iloc[0] == pytest.approx(100 * frame["gflops"].iloc[0] / fma["gflops"])
-    caption = " ".join(result.stdout.split())  # as wrapped to the table's width
+    # % peak of that ceiling, unless the run could not give one: a ceiling measured under load below torch's
+    # rate (issue 30, item 10: `nan == 113.55` under load), or a row flagged unstable
+    row, caption = frame.iloc[0], " ".join(result.stdout.split())  # as wrapped to the table's width
+    if row["gflops"] > fma["gflops"]:
+        assert (
+            np.isnan(row["pct_peak"])
+            and "faster than the ceiling, so no % peak: torch at 64x64x64" in caption
+        )
+    elif isinstance(row["unstable"], str) and row["unstable"]:
+        assert np.isnan(row["pct_peak"])
+    else:
+        assert row["pct_peak"] == pytest.approx(100 * row["gflops"] / fma["gflops"])
     assert "this machine's float32 FMA peak at 1 thread (fnd peak), measured" in caption
     assert "(cached)" not in caption.split("% peak:")[1].split("roofline")[0]
     png = tmp_path / meta["files"][2]

@@ -4,6 +4,7 @@ what `--refresh` leaves in the cache (issue 30, item 12)."""
 from types import SimpleNamespace
 
 import pytest
+from conftest import run_files
 
 from fndcli.bench import peak as core
 from fndcli.bench import peak_worker
@@ -61,8 +62,67 @@ def test_refresh_replaces_the_rows_it_measures_and_keeps_the_rest_of_the_cache(t
         return [_row("fma", "float32", 120.0)]
 
     monkeypatch.setattr(core, "_measure", measure)
-    rows, measured = core.run_peak(["float32"], [1], refresh=True, bandwidth=False)
+    rows, measured, _ = core.run_peak(["float32"], [1], refresh=True, bandwidth=False)
     assert asked == [("cpu", [("float32", 1)], [])] and measured == 1
     assert [(r["dtype"], r["gflops"], r["source"]) for r in rows] == [("float32", 120.0, "measured")]
     cached = {(r["what"], r["dtype"]): r["gflops"] or r["gb_s"] for r in core.load_cache()}
     assert cached == {("fma", "float32"): 120.0, ("fma", "float64"): 50.0, ("bandwidth", "float64"): 20.0}
+
+
+def _at(row, threads):
+    return {**row, "threads": threads}
+
+
+def test_ceilings_that_disagree_are_named_by_hand(monkeypatch):
+    """Two physical cores: 2 threads must run 0.8 x 2 = 1.6x to 2 / 0.8 = 2.5x one thread's FMA rate, and
+    float64 0.4x to 0.625x float32's. Only a disagreement that a row measured now takes part in is named."""
+    from fndcli import machine
+
+    monkeypatch.setattr(machine, "physical_cores", lambda: 2)
+    one = _row("fma", "float32", 100.0)
+
+    def named(*rows, fresh_rows=None):
+        keys = {core._row_key(r) for r in (fresh_rows if fresh_rows is not None else rows)}
+        return core.disagreements(rows, keys)
+
+    assert named(one, _at(_row("fma", "float32", 190.0), 2)) == []  # 1.9x
+    (busy,) = named(one, _at(_row("fma", "float32", 125.0), 2))  # issue 30's busy host: 1.25x
+    assert busy == (
+        "float32 at 2 threads 125 GFLOP/s is 1.25x 1 thread's 100 (on 2 physical cores: 1.6x to 2.5x)"
+    )
+    (low_one,) = named(one, _at(_row("fma", "float32", 260.0), 2))  # 2.6x: the one-thread row is the low one
+    assert "2.60x 1 thread's 100" in low_one
+    assert named(one, _row("fma", "float64", 50.0)) == []  # 0.5x
+    (lanes,) = named(one, _row("fma", "float64", 70.0))
+    assert (
+        lanes
+        == "float64 at 1 thread(s) 70 GFLOP/s is 0.70x float32's 100 (half the SIMD lanes: 0.4x to 0.625x)"
+    )
+    cached_only = [one, _at(_row("fma", "float32", 125.0), 2)]
+    assert named(*cached_only, fresh_rows=[_row("bandwidth", "float64", 20.0)]) == []
+    monkeypatch.setattr(machine, "physical_cores", lambda: 1)  # SMT siblings on one core: 2 threads ~1x
+    assert named(one, _at(_row("fma", "float32", 105.0), 2)) == []
+
+
+def test_a_ceiling_measured_on_a_busy_host_is_not_cached_and_fnd_peak_says_why(fnd, tmp_path, monkeypatch):
+    """The cache holds float32 at 1 thread, 100 GFLOP/s; fnd peak --threads 2 measures 2 threads at 125 (a
+    neighbour held a core): the real command shows it, says it was not cached and why, exit 0; the cache is
+    as it was, and matmul-bench's % peak takes no ceiling from such a measurement."""
+    from fndcli import machine
+
+    monkeypatch.setattr(machine, "physical_cores", lambda: 2)
+    monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "cache"))
+    core.store_cache([_row("fma", "float32", 100.0)])
+    monkeypatch.setattr(core, "_measure", lambda device, fma, bw: [_at(_row("fma", "float32", 125.0), 2)])
+    result = fnd("peak", "--dtype", "float32", "--threads", "2", "--no-bandwidth", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "1 row(s) measured now, not cached: float32 at 2 threads 125 GFLOP/s is 1.25x" in said
+    assert "fnd peak --refresh on a quiet host measures again" in said
+    frame, meta = run_files(tmp_path / "out", "peak")
+    assert meta["cache_refused"].startswith("not cached: float32 at 2 threads")
+    assert frame.set_index("threads").loc[2, "source"] == "measured, not cached"
+    assert frame["load_avg"].notna().sum() == 1  # the row measured now records its load; the cached one none
+    assert [(r["threads"], r["gflops"]) for r in core.load_cache()] == [(1, 100.0)]
+    ceilings, note = core.for_bench([("cpu", "float32", 2)])
+    assert ceilings == [] and note.startswith("the ceilings measured now disagree, so no % peak: not cached")

@@ -15,6 +15,11 @@ The cache, one JSON file (`cache_file()`), holds rows keyed by the machine (`mac
 CPU model, cores, vector unit, fnd's version) and by (what, kernel, dtype, threads, device); a
 row it lacks is measured and added, `refresh` measures again. matmul-bench asks `ceilings()` for
 the dtype and threads of its run.
+
+A ceiling measured on a busy host is low, and every % peak after it high, so what was measured is cached
+only if it agrees with itself and with the cache (`disagreements`): t threads on t cores at least SCALING x
+t x one thread's FMA rate (and not above t x it / SCALING), and float64's rate FLOAT64_RATIO of float32's
+(a SIMD register holds half as many float64 lanes). Each row records the load average it was measured at.
 """
 
 import dataclasses
@@ -43,6 +48,11 @@ STREAM_MIN_BYTES = 64 << 20
 STREAM_MAX_BYTES = 256 << 20
 CUDA_STREAM_BYTES = 256 << 20  # each array on a GPU (fndcli.kernels.cuda_peak.STREAM_BYTES; L2 is 50-60 MB)
 COLUMNS = PEAK.written()  # peak's CSV (fndcli.kinds); the cache holds the same rows without `source`
+# t threads on t physical cores must run at least this share of t x one thread's FMA rate: 2 threads >= 1.6x
+# (each core has its own FMA units; measured 1.9-2.0x on quiet hosts: docs/measured.md)
+SCALING = 0.8
+# float64's FMA rate over float32's on the CPU: half (the lanes), +-25 % for the clock and the timer
+FLOAT64_RATIO = (0.4, 0.625)
 
 
 class PeakError(Exception):
@@ -136,6 +146,42 @@ def _read_cache():
     return data["rows"], None
 
 
+def disagreements(rows, fresh):
+    """Why the FMA `rows` of one machine and device cannot all be right, each naming the row measured now
+    (in `fresh`, keys of _row_key) that takes part; [] if they agree. On the CPU: the best rate of each dtype
+    at t threads against t (at most the physical cores) x its rate at 1 thread, and float64's against
+    float32's at each thread count."""
+    from fndcli.machine import physical_cores
+
+    rates, new = {}, set()
+    for r in rows:
+        if r["what"] == "fma" and r["device"] == "cpu":
+            key = (r["dtype"], r["threads"])
+            rates[key] = max(rates.get(key, 0.0), r["gflops"])
+            new |= {key} if _row_key(r) in fresh else set()
+    out, cores = [], physical_cores()
+    for (dtype, t), rate in sorted(rates.items()):
+        one = rates.get((dtype, 1))
+        if t > 1 and one and {(dtype, t), (dtype, 1)} & new:
+            scale, expected = rate / one, min(t, cores)
+            if not SCALING * expected <= scale <= expected / SCALING:
+                out.append(
+                    f"{dtype} at {t} threads {rate:.4g} GFLOP/s is {scale:.2f}x 1 thread's {one:.4g} (on "
+                    f"{expected} physical cores: {SCALING * expected:.2g}x to {expected / SCALING:.2g}x)"
+                )
+        half = rates.get(("float32", t)) if dtype == "float64" else None
+        if (
+            half
+            and {("float64", t), ("float32", t)} & new
+            and not (FLOAT64_RATIO[0] <= rate / half <= FLOAT64_RATIO[1])
+        ):
+            out.append(
+                f"float64 at {t} thread(s) {rate:.4g} GFLOP/s is {rate / half:.2f}x float32's {half:.4g} "
+                f"(half the SIMD lanes: {FLOAT64_RATIO[0]:g}x to {FLOAT64_RATIO[1]:g}x)"
+            )
+    return out
+
+
 def _sound(row):
     """A cached row as fnd writes it: its figure (gflops for fma, gb_s for bandwidth), time and work positive
     numbers, its threads a positive count; a hand-edited "abc", null or -5 would end as a traceback or a %
@@ -146,7 +192,7 @@ def _sound(row):
 
     return (
         isinstance(row, dict)
-        and set(COLUMNS[:-1]) <= set(row)
+        and set(COLUMNS[:-1]) - {"load_avg"} <= set(row)  # rows cached before the load was recorded lack it
         and row["what"] in ("fma", "bandwidth")
         and all(isinstance(row[k], str) for k in ("kernel", "dtype", "device", "measured_utc"))
         and isinstance(row["threads"], int)
@@ -199,9 +245,11 @@ class Ceiling:
 
 
 def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
-    """(rows, measured): the FMA rows for every dtype x thread count and, with `bandwidth`, the STREAM rows
-    for every thread count, from the cache where it has them (unless `refresh`) and measured otherwise.
-    `measured` is how many rows this call measured. The cache is updated with what was measured."""
+    """(rows, measured, refused): the FMA rows for every dtype x thread count and, with `bandwidth`, the
+    STREAM rows for every thread count, from the cache where it has them (unless `refresh`) and measured
+    otherwise. `measured` is how many rows this call measured. The cache is updated with what was measured,
+    unless it disagrees with itself or the cache: then nothing is cached, and `refused` says why (else
+    None)."""
     threads = [1] if device == "cuda" else list(threads)  # a GPU's ceiling is the whole device's
     cached = [] if refresh else load_cache()
 
@@ -213,21 +261,38 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
 
     wanted_fma = [(d, t) for d in dtypes for t in threads if not have("fma", t, d)]
     wanted_bw = [t for t in threads if bandwidth and not have("bandwidth", t)]
-    fresh = _measure(device, wanted_fma, wanted_bw) if wanted_fma or wanted_bw else []
+    load = os.getloadavg()[0]
+    fresh = (
+        [{**r, "load_avg": load} for r in _measure(device, wanted_fma, wanted_bw)]
+        if wanted_fma or wanted_bw
+        else []
+    )
     base = load_cache() if fresh or refresh else cached  # re-read only to merge: another run may have written
     merged = {**{_row_key(r): r for r in base}, **{_row_key(r): r for r in fresh}}
-    if fresh:
-        store_cache(list(merged.values()))
     fresh_keys = {_row_key(r) for r in fresh}
+    problems = disagreements(merged.values(), fresh_keys)
+    refused = (
+        f"not cached: {'; '.join(problems)}. Measured at a load average of {load:.2f} on {os.cpu_count()} "
+        "cores: other work competed for them? fnd peak --refresh on a quiet host measures again"
+        if problems
+        else None
+    )
+    if fresh and not refused:
+        store_cache(list(merged.values()))
     keep = [
-        {**r, "source": "measured" if _row_key(r) in fresh_keys else "cached"}
+        {
+            **r,
+            "source": ("measured, not cached" if refused else "measured")
+            if _row_key(r) in fresh_keys
+            else "cached",
+        }
         for r in merged.values()
         if r["device"] == device
         and r["threads"] in threads
         and (r["dtype"] in dtypes if r["what"] == "fma" else bandwidth)
     ]
     keep.sort(key=lambda r: (r["what"] != "fma", r["dtype"], r["threads"], r["work"] / r["best_s"]))
-    return keep, len(fresh)
+    return keep, len(fresh), refused
 
 
 def cached_bandwidth():
@@ -262,7 +327,11 @@ def ceilings(wanted, refresh=False):
     out = {}
     for device in dict.fromkeys(w[0] for w in wanted):
         mine = [w for w in wanted if w[0] == device]
-        rows, _ = run_peak(sorted({w[1] for w in mine}), sorted({w[2] for w in mine}), device, refresh)
+        rows, _, refused = run_peak(
+            sorted({w[1] for w in mine}), sorted({w[2] for w in mine}), device, refresh
+        )
+        if refused:  # a % peak of a ceiling that disagrees with itself is not one
+            raise PeakError(f"the ceilings measured now disagree, so no % peak: {refused}")
         for key in mine:
             _, dtype, threads = key
             threads = 1 if device == "cuda" else threads

@@ -91,7 +91,9 @@ def peak(
     run, note = Run(ctx, out, quiet), None if cfg.refresh else core.cache_note()
     try:
         with run.working("measuring this machine's ceilings"):
-            rows, measured = core.run_peak(cfg.dtypes, cfg.threads, cfg.device, cfg.refresh, cfg.bandwidth)
+            rows, measured, refused = core.run_peak(
+                cfg.dtypes, cfg.threads, cfg.device, cfg.refresh, cfg.bandwidth
+            )
     except KeyboardInterrupt:
         error_line("interrupted: nothing measured is kept")
         raise typer.Exit(130)
@@ -109,4 +111,5 @@ def peak(
         measured_rows=measured,
         cache_file=str(core.cache_file()),
         cache_note=note,
+        cache_refused=refused,
     )

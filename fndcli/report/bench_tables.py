@@ -102,8 +102,9 @@ def peak_table(rows, title, caption):
     return table
 
 
-def peak_caption(rows, measured, cache_file, cache_note=None):
-    """What the ceilings are: the best of each group (bold), the ridge point, what came from the cache."""
+def peak_caption(rows, measured, cache_file, cache_note=None, refused=None):
+    """What the ceilings are: the best of each group (bold), the ridge point, what came from the cache;
+    `refused`: why what was measured now was not cached (bench.peak.disagreements)."""
     notes = [
         "* and bold: the ceiling (the best kernel); FMA: 2 FLOPs per fused multiply-add; bandwidth: STREAM's "
         "bytes (copy 2, triad 3 arrays; no write-allocate)"
@@ -121,11 +122,13 @@ def peak_caption(rows, measured, cache_file, cache_note=None):
             f"is bound by memory): {', '.join(ridges)}"
         )
     cached = len(rows) - measured
+    if refused:
+        notes.append(f"[bold yellow]{measured} row(s) measured now, {escape(refused)}[/]")
     notes.append(
         f"{measured} row(s) measured now, {cached} from the cache {cache_file} (fnd peak --refresh "
         "measures again)"
         if cached
-        else f"measured now; cached in {cache_file}"
+        else f"measured now; {'not cached' if refused else 'cached'} in {cache_file}"
     )
     if cache_note:
         notes.append(f"[yellow]the cache:[/] {escape(cache_note)}")

@@ -196,7 +196,11 @@ def peak(run):
         f"this machine's ceilings: {m.get('cpu_model')}, {m.get('cpu_count')} cores, "
         f"{rows['isa'].iloc[0] if len(rows) else ''}",
         bench_tables.peak_caption(
-            rows, m.get("measured_rows") or 0, m.get("cache_file"), m.get("cache_note")
+            rows,
+            m.get("measured_rows") or 0,
+            m.get("cache_file"),
+            m.get("cache_note"),
+            m.get("cache_refused"),
         ),
     )
 
