@@ -118,7 +118,7 @@ def test_a_ceiling_measured_on_a_busy_host_is_not_cached_and_fnd_peak_says_why(f
     assert result.exit_code == 0, result.output
     said = " ".join(result.stdout.split())
     assert "1 row(s) measured now, not cached: float32 at 2 threads 125 GFLOP/s is 1.25x" in said
-    assert "fnd peak --refresh on a quiet host measures again" in said
+    assert "fnd peak --refresh on a quiet host measures again" in said and "(cached)" not in said
     frame, meta = run_files(tmp_path / "out", "peak")
     assert meta["cache_refused"].startswith("not cached: float32 at 2 threads")
     assert frame.set_index("threads").loc[2, "source"] == "measured, not cached"

@@ -96,8 +96,7 @@ def peak_table(rows, title, caption):
             bold.format(num(row.gflops, ".4g")),
             bold.format(num(row.gb_s, ".3g")),
             human_seconds(row.best_s),
-            f"{str(row.measured_utc)[:16].replace('T', ' ')}"
-            f"{'' if row.source == 'measured' else ' (cached)'}",
+            f"{str(row.measured_utc)[:16].replace('T', ' ')}{' (cached)' if row.source == 'cached' else ''}",
         )
     return table
 
@@ -128,7 +127,11 @@ def peak_caption(rows, measured, cache_file, cache_note=None, refused=None):
         f"{measured} row(s) measured now, {cached} from the cache {cache_file} (fnd peak --refresh "
         "measures again)"
         if cached
-        else f"measured now; {'not cached' if refused else 'cached'} in {cache_file}"
+        else (
+            f"measured now; not written to {cache_file}"
+            if refused
+            else f"measured now; cached in {cache_file}"
+        )
     )
     if cache_note:
         notes.append(f"[yellow]the cache:[/] {escape(cache_note)}")
