@@ -382,6 +382,8 @@ def test_your_first_timed_kernel_beats_the_registry_even_after_kernels_that_fail
     failed = [(f"k{i}.py:mm", "cpu", 4, math.nan, math.nan, math.nan) for i in range(5)]
     frame = _frame([("torch", "cpu", 4, 1.0, 1, 1), *failed, ("k5.py:mm", "cpu", 4, 3.0, 3, 3)])
     assert choose_baseline(frame, LADDER) == "k5.py:mm"
+    # one shape, every timed series at it: kernels that were never timed do not make it "the most shapes"
+    assert baseline_reason(frame, "k5.py:mm", None, LADDER).startswith("the first of your kernels")
 
 
 def test_baseline_reason_names_a_series_on_one_of_two_devices_by_its_implementation():

@@ -8,7 +8,15 @@ import pandas as pd
 import pyperf
 import pytest
 import torch
-from conftest import SEEDED_GB_S, SEEDED_GFLOPS, assert_one_line_error, assert_rejected, run_files
+from conftest import (
+    SEEDED_GB_S,
+    SEEDED_GFLOPS,
+    assert_one_line_error,
+    assert_rejected,
+    assert_unless_flagged,
+    flagged,
+    run_files,
+)
 from numba import njit
 
 from fndcli.bench.spec import Shape, parse_sweep, sweep_shapes
@@ -40,7 +48,7 @@ def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
     frame, meta = run_files(tmp_path, "matmul-bench")
     assert sorted(set(zip(frame["m"], frame["k"], frame["n"]))) == [(4, 8, 1), (4, 8, 2), (4, 8, 6)]
     assert frame["correct"].all() and len(frame) == 6
-    assert (frame["pct_peak"] - frame["gflops"] / 10).abs().max() < 1e-9  # 100 * gflops / 1000
+    assert_unless_flagged(frame["pct_peak"], frame["gflops"] / 10, flagged(frame))  # 100 * gflops / 1000
     threads = int(frame["threads"].iloc[0])
     assert meta["peak"] == [
         {
@@ -104,7 +112,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     ]
     by_impl = frame.set_index("impl")
     # % peak of the machine's ceiling, here the suite's seeded cache (tests/conftest.py)
-    assert by_impl["pct_peak"].tolist() == pytest.approx((100 * by_impl["gflops"] / SEEDED_GFLOPS).tolist())
+    assert_unless_flagged(by_impl["pct_peak"], 100 * by_impl["gflops"] / SEEDED_GFLOPS, flagged(by_impl))
     # each compiled kernel's first call compiled it, or loaded it from numba's cache in a fresh process
     # (numba-tiled):
     # far longer than a steady call, and part of this run
@@ -131,6 +139,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
             ["--sweep", "2,4", "--sweep-dim", "k", "--shape", "4x4x4", "--shape", "8x8x8"],
             ["'--sweep-dim'", "one --shape"],
         ),
+        (["--sweep", "2,4", "--shape", "4x8x3"], ["'--shape'", "square shapes SxSxS and replaces --shape"]),
         (["--peak-gflops", "0"], ["'--peak-gflops'"]),
         (["--device", "tpu"], ["'--device'", "cuda"]),
         (["--baseline", "numba-tiled"], ["'--baseline'", "'numba-tiled' is not in this run", "loops"]),

@@ -110,7 +110,11 @@ def examples(path):
     """Each `$ fnd ...` line of the page's console blocks, as the words fnd gets (no comment, no
     redirection)."""
     for line in re.findall(r"^\$ (fnd .*)$", path.read_text(), re.M):
-        words = shlex.split(line, comments=True)
+        lexer = shlex.shlex(
+            line, posix=True, punctuation_chars=True
+        )  # `a; b` is three words, as bash reads it
+        lexer.whitespace_split, lexer.commenters = True, "#"
+        words = list(lexer)
         ends = [i for i, word in enumerate(words) if word in ("|", ">", ">>", "&&", ";")]
         args = words[1 : ends[0] if ends else None]
         yield pytest.param(args, id=f"{path.name}: fnd {' '.join(args)}")

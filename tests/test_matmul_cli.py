@@ -16,6 +16,8 @@ from conftest import (
     SEEDED_GFLOPS,
     assert_one_line_error,
     assert_rejected,
+    assert_unless_flagged,
+    flagged,
     run_files,
 )
 
@@ -38,11 +40,12 @@ def test_ladder_writes_csv_sidecar_and_pyperf_json(ladder_run):
     # speedups are over the three loops, the chapter's baseline, and say so
     assert (frame["baseline"] == "loops").all()
     loops = frame.loc[frame["impl"] == "loops", "median_s"].iloc[0]
-    assert frame["speedup"].tolist() == pytest.approx((loops / frame["median_s"]).tolist())
+    loops_flagged = flagged(frame)[frame["impl"] == "loops"].iloc[0]
+    assert_unless_flagged(frame["speedup"], loops / frame["median_s"], flagged(frame) | loops_flagged)
     assert "speedup: the median of loops ÷ the row's median" in result.stdout
     # % peak is of this machine's float32 FMA ceiling at the run's threads: the suite's seeded cache
     # (conftest.py)
-    assert frame["pct_peak"].tolist() == pytest.approx((100 * frame["gflops"] / SEEDED_GFLOPS).tolist())
+    assert_unless_flagged(frame["pct_peak"], 100 * frame["gflops"] / SEEDED_GFLOPS, flagged(frame))
     assert [(c["dtype"], c["threads"], c["gflops"], c["gb_s"]) for c in meta["peak"]] == [
         ("float32", frame["threads"].iloc[0], SEEDED_GFLOPS, SEEDED_GB_S)
     ]
@@ -128,9 +131,14 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(wrong_and_skipped_run
         assert pd.isna(big.loc[slow, "median_s"]) and pd.isna(big.loc[slow, "correct"])
     assert pd.isna(big.loc["torch", "skipped"]) and big.loc["torch", "correct"]
     # loops is skipped at 1024^3, so the baseline is torch, the one timed at both shapes, at both shapes
-    assert (frame["baseline"] == "torch").all() and big.loc["torch", "speedup"] == 1.0
+    assert (frame["baseline"] == "torch").all()
+    assert_unless_flagged([big.loc["torch", "speedup"]], [1.0], [flagged(big)["torch"]])
     torch_small = small.loc["torch", "median_s"]
-    assert small.loc["loops", "speedup"] == pytest.approx(torch_small / small.loc["loops", "median_s"])
+    assert_unless_flagged(
+        [small.loc["loops", "speedup"]],
+        [torch_small / small.loc["loops", "median_s"]],
+        [flagged(small)["loops"] or flagged(small)["torch"]],
+    )
     # the roofline: 1024^3 float32 moves 3 x 1024^2 x 4 bytes for 2 x 1024^3 FLOPs; bound by the FMA units
     # here
     assert big.loc["torch", "intensity"] == pytest.approx(2 * 1024**3 / (3 * 1024**2 * 4))

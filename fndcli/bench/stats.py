@@ -100,6 +100,7 @@ def baseline_reason(frame, baseline, requested, ladder):
         return "--baseline"
     impl = baseline.split("@")[0]
     shapes = frame.groupby(series_labels(frame).values)["median_s"].count()
+    shapes = shapes[shapes > 0]  # a series never timed (wrong, skipped) is not one timed at fewer shapes
     widest = "" if (shapes == shapes.max()).all() else "timed at the most shapes; "
     if impl in SCRATCH:
         return widest + "the slowest of the chapter's rungs in this run"

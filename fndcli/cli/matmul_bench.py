@@ -20,6 +20,7 @@ from fndcli.cli.options import (
     SweepDim,
     choices,
     config_option,
+    refuse_given,
 )
 from fndcli.cli.runs import Run, error_line
 from fndcli.names import IMPL_SPECS
@@ -167,6 +168,13 @@ def matmul_bench(
         fnd matmul-bench --config configs/book.toml --out results/
         fnd matmul-bench --gate --out base/        # then fnd compare base/ new/
     """
+    if sweep is not None and sweep_dim.value == "all":  # a config file's --shape is left unused
+        refuse_given(
+            ctx,
+            ["shape"],
+            "--sweep with --sweep-dim all times square shapes SxSxS and replaces "
+            "--shape: drop --shape, or give --sweep-dim m, k or n to vary one dimension of it",
+        )
     cfg = bench_config(
         impl,
         shape,
