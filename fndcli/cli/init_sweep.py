@@ -215,7 +215,7 @@ def init_sweep(
     )
     run = Run(ctx, out, quiet)
 
-    from fndcli.init.sweep import run_sweep
+    from fndcli.init.sweep import layer_bands, run_sweep
     from fndcli.report.plots import activation_heatmap, std_per_layer
 
     with run.working(f"init-sweep: {len(schemes)} scheme(s) x {len(acts)} act(s) x {seeds} seed(s)"):
@@ -225,7 +225,9 @@ def init_sweep(
         files.write_csv(".csv", result.layers)
         files.write_csv("-summary.csv", result.summary)
         if plot and len(result.layers):
-            files.write("-std.png", lambda p: std_per_layer(result.layers, p))
+            files.write(
+                "-std.png", lambda p: std_per_layer(result.layers, p, layer_bands(result.layers, cfg))
+            )
             files.write("-heatmap.png", lambda p: activation_heatmap(result.heatmap, result.heatmap_run, p))
 
     run.finish(

@@ -12,7 +12,7 @@ on every seed.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -216,6 +216,21 @@ def theory(scheme_name, act_name, cfg, direction="forward"):
     far, near = (m2[-1], m2[0]) if direction == "forward" else (m2[0], m2[-1])
     log10_far = math.log10(far) if far > 0 else -math.inf
     return Theory(log10_far - math.log10(near), var, log10_far)
+
+
+def layer_bands(layers, cfg):
+    """The summary's band (`Theory.band`, over each series' seeds) after every layer 0..depth, as the plot
+    shades it: {(scheme, act): (low, high) arrays of log10 m2}, NaN where there is no theory."""
+    fwd = layers[layers["direction"] == "forward"] if "direction" in layers else layers
+    return {
+        (scheme, act): np.array(
+            [
+                theory(scheme, act, replace(cfg, depth=d)).band(run["seed"].nunique())
+                for d in range(cfg.depth + 1)
+            ]
+        ).T
+        for (scheme, act), run in fwd.groupby(["scheme", "act"], sort=False)
+    }
 
 
 def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width, batch=None):
