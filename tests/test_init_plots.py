@@ -1,5 +1,5 @@
 """init-sweep's figures as matplotlib objects, not pixels (issue 30, item 11): the std plot shades each
-series' band."""
+series' band, the heat map has a panel per scheme x act on one colour scale, with a colour bar."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from fndcli.init.sweep import layer_bands, run_sweep
-from fndcli.report.plots import std_figure
+from fndcli.report.plots import heatmap_figure, std_figure
 from fndcli.settings import SweepConfig
 
 TINY = SweepConfig(
@@ -65,3 +65,20 @@ def test_std_plot_without_theory_draws_no_band():
     layers = run_sweep(cfg).layers
     ax = std_figure(layers, layer_bands(layers, cfg)).axes[0]
     assert len(ax.get_lines()) == 1 and not any(isinstance(c, PolyCollection) for c in ax.collections)
+
+
+def test_heatmap_has_a_panel_per_scheme_and_act_on_one_colour_scale(tiny):
+    fig = heatmap_figure(tiny.heatmaps)
+    images = [im for ax in fig.axes for im in ax.images]
+    assert sorted(im.axes.get_title() for im in images) == sorted(
+        f"{s} / {a}" for s in TINY.schemes for a in TINY.acts
+    )
+    assert len({(im.norm.vmin, im.norm.vmax) for im in images}) == 1  # one scale, so panels compare
+    (bar,) = [im.colorbar for im in images if im.colorbar is not None]  # one, for every panel
+    assert "per decade" in bar.ax.get_ylabel()
+    assert (bar.norm.vmin, bar.norm.vmax) == (images[0].norm.vmin, images[0].norm.vmax)
+    assert bar.norm.vmax == pytest.approx(max(np.nanmax(im.get_array()) for im in images))
+    for im in images:  # the colour is a density: each layer's column integrates to 1 over its decades
+        density = np.ma.filled(im.get_array(), 0.0)  # (bins, layers)
+        _, _, low, high = im.get_extent()
+        assert (density.sum(0) * (high - low) / density.shape[0]) == pytest.approx(1.0)

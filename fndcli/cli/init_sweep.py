@@ -228,7 +228,7 @@ def init_sweep(
             files.write(
                 "-std.png", lambda p: std_per_layer(result.layers, p, layer_bands(result.layers, cfg))
             )
-            files.write("-heatmap.png", lambda p: activation_heatmap(result.heatmap, result.heatmap_run, p))
+            files.write("-heatmap.png", lambda p: activation_heatmap(result.heatmaps, p))
 
     run.finish(
         write_files,

@@ -53,8 +53,9 @@ MIN_VALUES = (
 class SweepResult:
     layers: pd.DataFrame  # one row per scheme x act x seed x layer (x direction with backward)
     summary: pd.DataFrame  # one row per scheme x act
-    heatmap: np.ndarray | None  # (depth + 1, HIST_BINS) counts of log10|x| for the first run
-    heatmap_run: tuple | None  # (scheme, act, seed, (log10 low, log10 high)) of that run
+    # with cfg.heatmap, the first seed of each scheme x act:
+    # (scheme, act, seed, (depth + 1, HIST_BINS) counts of log10|x|, (log10 low, log10 high))
+    heatmaps: list
     interrupted: bool = False
     error: str | None = None  # an allocation that failed mid-run; the whole runs before it are kept
 
@@ -135,8 +136,8 @@ def heatmap_counts(stack):
 
 
 def run_sweep(cfg):
-    """Every scheme x act x seed of cfg; returns per-layer rows, the summary, and the heat map."""
-    rows, heatmap, heatmap_run = [], None, None
+    """Every scheme x act x seed of cfg; returns per-layer rows, the summary, and the heat maps."""
+    rows, heatmaps = [], []
     scheme_name = act_name = seed = None
     direction = "forward" if cfg.backward else None
     with stops(lambda: f"at {scheme_name} / {act_name}, seed {seed}") as stopped:
@@ -156,14 +157,11 @@ def run_sweep(cfg):
                     if grads is not None:
                         run_rows += _rows(grads, scheme.name, act_name, seed, bwd_pred, "backward")
                     rows += run_rows  # a run's rows land together, so Ctrl-C keeps whole runs
-                    if cfg.heatmap and heatmap is None:
-                        heatmap, log_range = heatmap_counts(acts)
-                        heatmap_run = (scheme.name, act_name, seed, log_range)
+                    if cfg.heatmap and seed == cfg.seed:
+                        heatmaps.append((scheme.name, act_name, seed, *heatmap_counts(acts)))
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
-    return SweepResult(
-        layers, summarize(layers, cfg), heatmap, heatmap_run, stopped.interrupted, stopped.error
-    )
+    return SweepResult(layers, summarize(layers, cfg), heatmaps, stopped.interrupted, stopped.error)
 
 
 def _geomean(values):

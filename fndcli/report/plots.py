@@ -94,21 +94,54 @@ def std_per_layer(layers, path, bands=None):
     return _write(std_figure(layers, bands), path)
 
 
-def activation_heatmap(counts, run, path):
-    """fastai's 'colorful dimension': a histogram of log10|x| per layer, layers left to right."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.imshow(
-        np.log1p(counts.T),
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        extent=(-0.5, counts.shape[0] - 0.5, *run[3]),
-    )
-    ax.set_xlabel("layer")
-    ax.set_ylabel("log10 |activation| (0 at bottom, inf/nan at top)")
-    ax.set_title(f"Activation histogram per layer: {run[0]} / {run[1]}, seed {run[2]}")
-    _save(plt, fig, path)
+def heatmap_figure(heatmaps):
+    """fastai's 'colorful dimension' for every scheme x act swept (rows: schemes, columns: acts), first seed:
+    a histogram of log10|x| per layer, layers left to right, every panel on one colour scale.
+
+    heatmaps: (scheme, act, seed, counts (layers, bins), (log10 low, log10 high)) each
+    (`fndcli.init.sweep.run_sweep`). The colour is a density, the share of a layer's values per decade of
+    |x|, so panels binned over different ranges compare.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    schemes = list(dict.fromkeys(h[0] for h in heatmaps))
+    acts = list(dict.fromkeys(h[1] for h in heatmaps))
+    densities = []
+    for _, _, _, counts, (low, high) in heatmaps:
+        per_decade = counts.shape[1] / (high - low)
+        densities.append(counts / np.maximum(counts.sum(1, keepdims=True), 1) * per_decade)  # (layers, bins)
+    positive = np.concatenate([d[d > 0] for d in densities]) if densities else np.ones(1)
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max())  # one scale, so panels compare
+    fig = Figure(figsize=(1.2 + 4.2 * len(acts), 1 + 1.9 * len(schemes)))
+    grid = fig.add_gridspec(len(schemes), len(acts) + 1, width_ratios=[1] * len(acts) + [0.04])
+    image = None
+    for (scheme, act, seed, counts, (low, high)), density in zip(heatmaps, densities):
+        ax = fig.add_subplot(grid[schemes.index(scheme), acts.index(act)])
+        image = ax.imshow(
+            np.ma.masked_equal(density.T, 0),  # (bins, layers); an empty bin is white
+            origin="lower",
+            aspect="auto",
+            cmap="viridis",
+            norm=norm,
+            extent=(-0.5, counts.shape[0] - 0.5, low, high),
+            interpolation="nearest",
+        )
+        ax.set_title(f"{scheme} / {act}", fontsize=9)
+        ax.set_ylabel("log10 |x|", fontsize=8)
+        ax.set_xlabel("layer", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if image is not None:
+        bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, -1]))
+        bar.set_label("share of the layer's values per decade of |x| (white: none)")
+    seed = f", seed {heatmaps[0][2]}" if heatmaps else ""
+    fig.suptitle(f"Histogram of log10 |x| per layer{seed}: zeros in the bottom bin, inf and nan in the top")
+    return fig
+
+
+def activation_heatmap(heatmaps, path):
+    """`heatmap_figure`, written to path."""
+    return _write(heatmap_figure(heatmaps), path)
 
 
 def _call_names(layers):
