@@ -111,7 +111,11 @@ def init_sweep(
     ] = False,
     plot: Annotated[
         bool,
-        typer.Option("--plot", help="Write PNGs: std per layer, and a histogram heat map of the first run."),
+        typer.Option(
+            "--plot",
+            help="Write PNGs: std per layer (fnd's stacks: with each series' expected band) and a histogram "
+            "heat map of log10|x| per layer (a panel per scheme x act).",
+        ),
     ] = False,
     model: Annotated[
         Optional[str],
