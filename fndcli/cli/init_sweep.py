@@ -111,7 +111,11 @@ def init_sweep(
     ] = False,
     plot: Annotated[
         bool,
-        typer.Option("--plot", help="Write PNGs: std per layer, and a histogram heat map of the first run."),
+        typer.Option(
+            "--plot",
+            help="Write PNGs: std per layer (fnd's stacks: with each series' expected band) and a histogram "
+            "heat map of log10|x| per layer (a panel per scheme x act).",
+        ),
     ] = False,
     model: Annotated[
         Optional[str],
@@ -215,7 +219,7 @@ def init_sweep(
     )
     run = Run(ctx, out, quiet)
 
-    from fndcli.init.sweep import run_sweep
+    from fndcli.init.sweep import layer_bands, run_sweep
     from fndcli.report.plots import activation_heatmap, std_per_layer
 
     with run.working(f"init-sweep: {len(schemes)} scheme(s) x {len(acts)} act(s) x {seeds} seed(s)"):
@@ -225,8 +229,10 @@ def init_sweep(
         files.write_csv(".csv", result.layers)
         files.write_csv("-summary.csv", result.summary)
         if plot and len(result.layers):
-            files.write("-std.png", lambda p: std_per_layer(result.layers, p))
-            files.write("-heatmap.png", lambda p: activation_heatmap(result.heatmap, result.heatmap_run, p))
+            files.write(
+                "-std.png", lambda p: std_per_layer(result.layers, p, layer_bands(result.layers, cfg))
+            )
+            files.write("-heatmap.png", lambda p: activation_heatmap(result.heatmaps, p))
 
     run.finish(
         write_files,

@@ -12,7 +12,7 @@ on every seed.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -53,8 +53,9 @@ MIN_VALUES = (
 class SweepResult:
     layers: pd.DataFrame  # one row per scheme x act x seed x layer (x direction with backward)
     summary: pd.DataFrame  # one row per scheme x act
-    heatmap: np.ndarray | None  # (depth + 1, HIST_BINS) counts of log10|x| for the first run
-    heatmap_run: tuple | None  # (scheme, act, seed, (log10 low, log10 high)) of that run
+    # with cfg.heatmap, the first seed of each scheme x act:
+    # (scheme, act, seed, (depth + 1, HIST_BINS) counts of log10|x|, (log10 low, log10 high))
+    heatmaps: list
     interrupted: bool = False
     error: str | None = None  # an allocation that failed mid-run; the whole runs before it are kept
 
@@ -135,8 +136,8 @@ def heatmap_counts(stack):
 
 
 def run_sweep(cfg):
-    """Every scheme x act x seed of cfg; returns per-layer rows, the summary, and the heat map."""
-    rows, heatmap, heatmap_run = [], None, None
+    """Every scheme x act x seed of cfg; returns per-layer rows, the summary, and the heat maps."""
+    rows, heatmaps = [], []
     scheme_name = act_name = seed = None
     direction = "forward" if cfg.backward else None
     with stops(lambda: f"at {scheme_name} / {act_name}, seed {seed}") as stopped:
@@ -156,14 +157,11 @@ def run_sweep(cfg):
                     if grads is not None:
                         run_rows += _rows(grads, scheme.name, act_name, seed, bwd_pred, "backward")
                     rows += run_rows  # a run's rows land together, so Ctrl-C keeps whole runs
-                    if cfg.heatmap and heatmap is None:
-                        heatmap, log_range = heatmap_counts(acts)
-                        heatmap_run = (scheme.name, act_name, seed, log_range)
+                    if cfg.heatmap and seed == cfg.seed:
+                        heatmaps.append((scheme.name, act_name, seed, *heatmap_counts(acts)))
     columns = LAYER_COLUMNS + (["direction"] if cfg.backward else [])
     layers = pd.DataFrame.from_records(rows, columns=columns)
-    return SweepResult(
-        layers, summarize(layers, cfg), heatmap, heatmap_run, stopped.interrupted, stopped.error
-    )
+    return SweepResult(layers, summarize(layers, cfg), heatmaps, stopped.interrupted, stopped.error)
 
 
 def _geomean(values):
@@ -216,6 +214,21 @@ def theory(scheme_name, act_name, cfg, direction="forward"):
     far, near = (m2[-1], m2[0]) if direction == "forward" else (m2[0], m2[-1])
     log10_far = math.log10(far) if far > 0 else -math.inf
     return Theory(log10_far - math.log10(near), var, log10_far)
+
+
+def layer_bands(layers, cfg):
+    """The summary's band (`Theory.band`, over each series' seeds) after every layer 0..depth, as the plot
+    shades it: {(scheme, act): (low, high) arrays of log10 m2}, NaN where there is no theory."""
+    fwd = layers[layers["direction"] == "forward"] if "direction" in layers else layers
+    return {
+        (scheme, act): np.array(
+            [
+                theory(scheme, act, replace(cfg, depth=d)).band(run["seed"].nunique())
+                for d in range(cfg.depth + 1)
+            ]
+        ).T
+        for (scheme, act), run in fwd.groupby(["scheme", "act"], sort=False)
+    }
 
 
 def judge(decades, seeds, overflow_layer, underflow_layer, th, depth, width, batch=None):

@@ -12,49 +12,136 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path):
-    """Every plot's last step: laid out, written as a 110-dpi PNG, closed (pyplot keeps open figures)."""
+def _write(fig, path):
+    """Every plot's last step: laid out, written as a 110-dpi PNG; the Figure comes back."""
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
+    return fig
+
+
+def _save(plt, fig, path):
+    """`_write` for a pyplot figure, then closed (pyplot keeps open figures)."""
+    _write(fig, path)
     plt.close(fig)
 
 
-def std_per_layer(layers, path):
-    """Std of each layer's output (geometric mean over seeds), log scale; predictions dashed."""
-    plt = _pyplot()
-    fwd = layers[layers["direction"] == "forward"] if "direction" in layers else layers
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+ZOOM = (1e-3, 1e3)  # the std plot's second panel, where a series spans more: the stable ones, readable
+
+
+def _std_series(ax, fwd, bands):
+    """Each scheme x act's std per layer (geometric mean over seeds), its prediction dashed, its band shaded;
+    True if a band was drawn."""
+    from matplotlib import colormaps
+
+    shaded = False
     for i, ((scheme, act), run) in enumerate(fwd.groupby(["scheme", "act"], sort=False)):
         with np.errstate(divide="ignore", invalid="ignore"):
             std = run.groupby("layer")["std"].agg(lambda s: np.exp(np.log(s.astype(float)).mean()))
-        color = plt.cm.tab20(i % 20)
+        color = colormaps["tab20"](i % 20)
         ax.plot(std.index, std.values, color=color, label=f"{scheme} / {act}")
-        pred = run.groupby("layer")["pred_std"].first()
-        if pred.notna().any():
-            ax.plot(pred.index, pred.values, color=color, linestyle="--", linewidth=1)
+        pred = run.groupby("layer")[["pred_m2", "pred_std"]].first()
+        if pred["pred_std"].notna().any():
+            ax.plot(pred.index, pred["pred_std"], color=color, linestyle="--", linewidth=1)
+        low, high = (bands or {}).get((scheme, act), (np.full(len(pred), np.nan),) * 2)
+        if np.isfinite(low).any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # the theory's std per rms: 0.826 after a ReLU, 1 for the N(0, 1) input and a linear layer
+                rms = np.sqrt(pred["pred_m2"].to_numpy(dtype=float))
+                std_per_rms = pred["pred_std"].to_numpy(dtype=float) / rms
+                low_std, high_std = std_per_rms * 10 ** (low / 2), std_per_rms * 10 ** (high / 2)
+            ax.fill_between(pred.index, low_std, high_std, color=color, alpha=0.15, linewidth=0)
+            shaded = True
     ax.set_yscale("log")
     ax.set_xlabel("layer")
+    return shaded
+
+
+def std_figure(layers, bands=None):
+    """Std of each layer's output (geometric mean over seeds), log scale; predictions dashed; beside it, the
+    same zoomed to std ZOOM when the series span more.
+
+    bands: {(scheme, act): (low, high) log10 m2 per layer} (`fndcli.init.sweep.layer_bands`, the summary's
+    band at every layer), shaded in the series' colour and drawn as std at the predicted std / rms.
+    A Figure outside pyplot: nothing to close, nothing drawn until it is written.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    fwd = layers[layers["direction"] == "forward"] if "direction" in layers else layers
+    std = fwd["std"].to_numpy(dtype=float)
+    std = std[np.isfinite(std) & (std > 0)]
+    zoom = len(std) > 0 and (std.min() < ZOOM[0] or std.max() > ZOOM[1])
+    fig = Figure(figsize=(15, 5.5) if zoom else (9, 5.5))
+    ax, *zoomed = fig.subplots(1, 2, width_ratios=(3, 2)) if zoom else [fig.subplots()]
+    shaded = _std_series(ax, fwd, bands)
     ax.set_ylabel("std of the layer's output (dashed: predicted)")
     ax.set_title("Activation std through the stack")
-    ax.legend(fontsize=7, ncol=2)
-    _save(plt, fig, path)
+    handles, _ = ax.get_legend_handles_labels()
+    if shaded:
+        note = "shaded: the table's expected band, at every layer\n"
+        note += "(95 % of the seeds' mean: theory, finite-width noise)"
+        handles.append(Patch(color="0.5", alpha=0.3, label=note))
+    ax.legend(handles=handles, fontsize=7, ncol=2)
+    for ax in zoomed:
+        _std_series(ax, fwd, bands)
+        ax.set_ylim(*ZOOM)
+        ax.set_title(f"The same, std {ZOOM[0]:g} to {ZOOM[1]:g}")
+    return fig
 
 
-def activation_heatmap(counts, run, path):
-    """fastai's 'colorful dimension': a histogram of log10|x| per layer, layers left to right."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.imshow(
-        np.log1p(counts.T),
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        extent=(-0.5, counts.shape[0] - 0.5, *run[3]),
-    )
-    ax.set_xlabel("layer")
-    ax.set_ylabel("log10 |activation| (0 at bottom, inf/nan at top)")
-    ax.set_title(f"Activation histogram per layer: {run[0]} / {run[1]}, seed {run[2]}")
-    _save(plt, fig, path)
+def std_per_layer(layers, path, bands=None):
+    """`std_figure`, written to path."""
+    return _write(std_figure(layers, bands), path)
+
+
+def heatmap_figure(heatmaps):
+    """fastai's 'colorful dimension' for every scheme x act swept (rows: schemes, columns: acts), first seed:
+    a histogram of log10|x| per layer, layers left to right, every panel on one colour scale.
+
+    heatmaps: (scheme, act, seed, counts (layers, bins), (log10 low, log10 high)) each
+    (`fndcli.init.sweep.run_sweep`). The colour is a density, the share of a layer's values per decade of
+    |x|, so panels binned over different ranges compare.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    schemes = list(dict.fromkeys(h[0] for h in heatmaps))
+    acts = list(dict.fromkeys(h[1] for h in heatmaps))
+    densities = []
+    for _, _, _, counts, (low, high) in heatmaps:
+        per_decade = counts.shape[1] / (high - low)
+        densities.append(counts / np.maximum(counts.sum(1, keepdims=True), 1) * per_decade)  # (layers, bins)
+    positive = np.concatenate([d[d > 0] for d in densities]) if densities else np.ones(1)
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max())  # one scale, so panels compare
+    fig = Figure(figsize=(1.2 + 4.2 * len(acts), 1 + 1.9 * len(schemes)))
+    grid = fig.add_gridspec(len(schemes), len(acts) + 1, width_ratios=[1] * len(acts) + [0.04])
+    image = None
+    for (scheme, act, seed, counts, (low, high)), density in zip(heatmaps, densities):
+        ax = fig.add_subplot(grid[schemes.index(scheme), acts.index(act)])
+        image = ax.imshow(
+            np.ma.masked_equal(density.T, 0),  # (bins, layers); an empty bin is white
+            origin="lower",
+            aspect="auto",
+            cmap="viridis",
+            norm=norm,
+            extent=(-0.5, counts.shape[0] - 0.5, low, high),
+            interpolation="nearest",
+        )
+        ax.set_title(f"{scheme} / {act}", fontsize=9)
+        ax.set_ylabel("log10 |x|", fontsize=8)
+        ax.set_xlabel("layer", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if image is not None:
+        bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, -1]))
+        bar.set_label("share of the layer's values per decade of |x| (white: none)")
+    seed = f", seed {heatmaps[0][2]}" if heatmaps else ""
+    fig.suptitle(f"Histogram of log10 |x| per layer{seed}: zeros in the bottom bin, inf and nan in the top")
+    return fig
+
+
+def activation_heatmap(heatmaps, path):
+    """`heatmap_figure`, written to path."""
+    return _write(heatmap_figure(heatmaps), path)
 
 
 def _call_names(layers):

@@ -24,6 +24,7 @@ def _first_layer(sweep, act):
 def init(cfg, result):
     """The initialisation experiments: x = randn(200, 100) through 50 layers of 100x100 weights."""
     from fndcli.init.schemes import SCHEMES, log_m2_variance, make_act
+    from fndcli.init.sweep import layer_bands
     from fndcli.report.plots import std_per_layer
 
     src = "Defining and initializing a layer"
@@ -41,7 +42,12 @@ def init(cfg, result):
     result.frames["init-summary.csv"] = pd.concat(
         [r.summary.assign(name=name) for name, (r, _) in runs.items()], ignore_index=True
     )
-    result.figures["init-std.png"] = lambda p: std_per_layer(layers, p)
+    bands = {
+        (f"{name} ({scheme})", act): band
+        for name, (r, sweep_cfg) in runs.items()
+        for (scheme, act), band in layer_bands(r.layers, sweep_cfg).items()
+    }
+    result.figures["init-std.png"] = lambda p: std_per_layer(layers, p, bands)
     summary = {name: r.summary.set_index("act") for name, (r, _) in runs.items()}
 
     def band(
