@@ -236,6 +236,7 @@ def matmul_bench(
         threads_note=cfg.threads_note,
         load_avg_start=load,
         unstable=_unstable(frame, load),
+        blas=result.blas,
         **_matmul_settings(),
     )
 
