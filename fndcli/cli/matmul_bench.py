@@ -73,7 +73,8 @@ def matmul_bench(
             min=1,
             max=os.cpu_count() or 1,
             metavar="N",
-            help="torch threads (parent and workers), at most the cores. Default: 1 where every shape is "
+            help="Threads of torch, numba and numpy's BLAS (parent and workers), at most the cores. "
+            "Default: 1 where every shape is "
             "under 4 MFLOP (a second thread cannot pay there), else torch's own (every core).",
         ),
     ] = None,
