@@ -113,6 +113,7 @@ MATMUL_BENCH = Kind(
         *fields("threads_note", str),
         *fields("load_avg_start", float),
         *fields("unstable", list),
+        *fields("blas", list),  # the BLAS numpy's a @ b (or the user's code) called, a row each
     ),
     files=(".pyperf.json", "-crossovers.csv", "-roofline.png"),
 )

@@ -42,6 +42,7 @@ class ImplSpec:
     elsewhere: str = (
         ""  # what becomes of it on the devices it is not timed on, said when it is asked for there
     )
+    blas: bool = False  # calls numpy's BLAS: the worker names that BLAS (threadpoolctl) in the row's metadata
 
     def estimate_seconds(self, m, k, n, device="cpu"):
         """Rough seconds for one call at shape m x k x n."""
@@ -79,6 +80,16 @@ IMPL_SPECS = {
         ),
         ImplSpec("einsum", "torch.einsum('ik,kj->ij')", _one, 30e-6, 2e10),
         ImplSpec("torch", "a @ b (BLAS, cuBLAS)", _one, 10e-6, 2e10),
+        ImplSpec(  # numpy's float16 matmul is a plain C loop (~0.3 GFLOP/s), no BLAS; it has no bfloat16
+            "numpy",
+            "numpy's a @ b (the BLAS it loaded: OpenBLAS, MKL)",
+            _one,
+            10e-6,
+            2e10,
+            devices=("cpu",),
+            dtypes=("float32", "float64"),
+            blas=True,
+        ),
         ImplSpec(
             "numba-loops",
             "the three loops compiled by numba",

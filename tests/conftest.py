@@ -167,18 +167,26 @@ def interleaved_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def kernels_that_pass_run(tmp_path_factory):
-    """Your kernels beside torch at 4x6x3, all correct, exit 0: mykernels.py's chapter_matmul and
-    row_broadcast, torch, and rude.py:matmul, whose file changes torch's settings on import. Read by
-    test_user_code.py."""
+    """Your kernels beside torch and numpy at 4x6x3, all correct, exit 0: mykernels.py's chapter_matmul and
+    row_broadcast, torch, numpy, and rude.py:matmul, whose file changes torch's settings on import. One thread
+    (auto_threads, at this shape), in an environment whose BLAS would otherwise take every core
+    (OMP_NUM_THREADS unset: make test sets it to 1). Read by test_user_code.py and test_beyond.py."""
     directory = tmp_path_factory.mktemp("kernels-that-pass")
     (directory / "rude.py").write_text(RUDE)
     impls = [
         f"{KERNELS}:chapter_matmul",
         f"{KERNELS}:row_broadcast",
         "torch",
+        "numpy",
         f"{directory / 'rude.py'}:matmul",
     ]
-    return shared_run(directory, "matmul-bench", "--quick", "--shape", "4x6x3", impls=impls)
+
+    def every_core_by_default(mp):
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            mp.delenv(name, raising=False)
+
+    args = ("matmul-bench", "--quick", "--shape", "4x6x3")
+    return shared_run(directory, *args, impls=impls, patch=every_core_by_default)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Beyond the chapter's ladder on the CPU: compiled kernels, devices, dtypes, sweeps, crossovers, peak."""
 
 import dataclasses
+import re
 import time
 
 import numpy as np
@@ -77,6 +78,27 @@ def test_sweep_along_one_dimension_with_crossovers_and_peak(fnd, tmp_path):
     assert meta["config"]["device"] == ["cpu"] and "tf32_matmul" in meta
 
 
+@pytest.mark.xdist_group("kernels-that-pass-run")
+def test_threads_reach_numpys_blas_in_the_worker(kernels_that_pass_run):
+    """One thread (auto_threads, at 4x6x3) reaches numpy's BLAS in the process that times it, where the
+    environment would give it every core (conftest: OMP_NUM_THREADS unset; a 1-core host cannot tell). The
+    worker names that BLAS for numpy's row and the user's code, not torch's (torch's BLAS is linked into it),
+    and the sidecar and the caption say it."""
+    result, out = kernels_that_pass_run.result, kernels_that_pass_run.out
+    assert result.exit_code == 0, result.output
+    _, meta = run_files(out, "matmul-bench")
+    suite = pyperf.BenchmarkSuite.load(str(out / meta["files"][1]))
+    named = {b.get_name(): b.get_metadata().get("fnd_blas") for b in suite.get_benchmarks()}
+    blas = named["numpy 4x6x3 float32 cpu"]
+    threads = re.findall(r"(\d+) threads?\)", blas)  # one per BLAS loaded: 'openblas 0.3.31 (Haswell, ...)'
+    assert threads and set(threads) == {"1"}, blas
+    assert named["torch 4x6x3 float32 cpu"] is None
+    assert named[f"{kernels_that_pass_run.impls[0]} 4x6x3 float32 cpu"] == blas  # the user's code may call it
+    assert f"numpy 4x6x3 float32 cpu: {blas}" in meta["blas"]
+    caption = " ".join(result.stdout.split())  # rich's wrapping undone
+    assert f"numpy's BLAS: {blas}" in caption
+
+
 @pytest.mark.xdist_group("numba-tiled-float32")  # on the worker that compiles numba-tiled in float32
 def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     """--impl all on the CPU; numba-loops here is a fresh, uncached dispatcher, so its first call compiles."""
@@ -107,6 +129,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
         "broadcast",
         "einsum",
         "torch",
+        "numpy",
         "numba-loops",
         "numba-tiled",
     ]
@@ -132,6 +155,7 @@ def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
             ["--impl", "numba-tiled", "--dtype", "bfloat16"],
             ["numba-tiled does not support bfloat16", "float32, float64"],
         ),
+        (["--impl", "numpy", "--dtype", "float16"], ["numpy does not support float16", "float32, float64"]),
         (["--sweep", "64:16"], ["'--sweep'", "LO:HI"]),
         (["--sweep", "a,b"], ["'--sweep'"]),
         (["--sweep-dim", "m"], ["'--sweep-dim'", "needs --sweep"]),

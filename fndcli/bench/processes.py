@@ -117,3 +117,13 @@ def timings(suite):
             **({"threads": meta["fnd_threads"]} if "fnd_threads" in meta else {}),
         }
     return out
+
+
+def blas_named(suite):
+    """'BENCHMARK: BLAS' for each benchmark whose worker processes named the BLAS it called (`fnd_blas`:
+    numpy's a @ b, the user's code), e.g. 'numpy 1024x1024x1024 float32 cpu: openblas 0.3.31 (Haswell,
+    pthreads, 1 thread)'."""
+    benches = suite.get_benchmarks() if suite is not None else []
+    return [
+        f"{b.get_name()}: {b.get_metadata()['fnd_blas']}" for b in benches if "fnd_blas" in b.get_metadata()
+    ]

@@ -25,7 +25,7 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli.bench import peak, processes
+from fndcli.bench import blas, peak, processes
 from fndcli.bench import stats as benchstats
 from fndcli.bench.check import check_impl, probe_spec, reference_case
 from fndcli.bench.processes import BenchError
@@ -48,6 +48,7 @@ class BenchResult:
     tracebacks: dict = field(default_factory=dict)  # {implementation: the user's traceback}, once each
     order: list = field(default_factory=list)  # the worker runs, in the order they ran (schedule's labels)
     peak_note: str | None = None  # why some rows have no ceiling (no pct_peak)
+    blas: list = field(default_factory=list)  # 'BENCHMARK: BLAS' the workers named (processes.blas_named)
 
 
 @dataclass
@@ -73,7 +74,8 @@ def run_bench(cfg, log=lambda msg: None):
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        _check_all(cfg, run, log)
+        with blas.limit(cfg.threads):  # numpy's BLAS and OpenMP's pools too, as the workers; restored after
+            _check_all(cfg, run, log)
     except KeyboardInterrupt:
         run.interrupted, run.specs = True, []
     finally:
@@ -99,6 +101,7 @@ def run_bench(cfg, log=lambda msg: None):
         run.tracebacks,
         run.order,
         peak_note,
+        processes.blas_named(run.suite),
     )
 
 

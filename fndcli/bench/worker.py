@@ -16,9 +16,12 @@ forwards them to the workers.
 The manager process never imports torch (2 s). A worker process prepares only the benchmark
 it runs (pyperf's `--worker-task` is its index in registration order): it sets the threads,
 builds the inputs and makes one untimed call (a compiled kernel compiles or loads from its
-cache there). It then records what it will time in the run's metadata, from the objects
+cache there). `--threads` reaches torch's pool, and numpy's BLAS and any OpenMP pool through threadpoolctl
+(`fndcli.bench.blas`). It then records what it will time in the run's metadata, from the objects
 themselves: `fnd_dtype` and `fnd_device` of the input tensors, `fnd_threads` from torch,
-`fnd_seed`, and `fnd_input_sum` (a's sum, which the seed decides). fnd's tests read them back.
+`fnd_seed`, `fnd_input_sum` (a's sum, which the seed decides), and for numpy's `a @ b` and the user's code
+`fnd_blas`, the BLAS loaded here and its threads ('openblas 0.3.31 (Haswell, pthreads, 1 thread)').
+fnd's tests read them back.
 On CUDA the timer is bracketed by torch.cuda.synchronize().
 """
 
@@ -27,6 +30,7 @@ import time
 
 import pyperf
 
+from fndcli.bench import blas
 from fndcli.bench.spec import WorkerArgs, make_inputs, synchronize
 from fndcli.names import dtype_name
 
@@ -44,14 +48,14 @@ def prepare(spec, dtype, seed, threads):
 
     from fndcli.kernels.registry import resolve
 
-    fn = resolve(
-        spec.impl
-    ).fn  # the user's file, if it is one, is imported here: once, before the threads are set
+    # the user's file, if it is one, is imported here: once, before the threads are set
+    impl = resolve(spec.impl)
     if threads:
         torch.set_num_threads(threads)
     a, b = make_inputs(spec.shape, dtype, seed, spec.device)
-    fn(a, b)  # compile / first touch, untimed
-    _prepared[spec] = (fn, a, b)
+    impl.fn(a, b)  # compile / first touch, untimed
+    blas.limit(threads)  # numpy's BLAS and any OpenMP pool, those the first call loaded too, from here on
+    _prepared[spec] = (impl.fn, a, b)
     record = {
         "fnd_impl": spec.impl,
         "fnd_dtype": dtype_name(a.dtype),
@@ -60,6 +64,9 @@ def prepare(spec, dtype, seed, threads):
         "fnd_seed": seed,
         "fnd_input_sum": float(a.double().sum()),
     }
+    named = blas.describe() if impl.blas else ""  # numpy's, or the user's code's
+    if named:
+        record["fnd_blas"] = named
     numba = sys.modules.get("numba")
     if numba is not None:  # a numba kernel ran: its threads, and whether fnd's numba settings were on
         record["fnd_numba_threads"] = numba.get_num_threads()

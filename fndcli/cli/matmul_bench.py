@@ -74,7 +74,8 @@ def matmul_bench(
             min=1,
             max=os.cpu_count() or 1,
             metavar="N",
-            help="torch threads (parent and workers), at most the cores. Default: 1 where every shape is "
+            help="Threads of torch, numba and numpy's BLAS (parent and workers), at most the cores. "
+            "Default: 1 where every shape is "
             "under 4 MFLOP (a second thread cannot pay there), else torch's own (every core).",
         ),
     ] = None,
@@ -244,6 +245,7 @@ def matmul_bench(
         threads_note=cfg.threads_note,
         load_avg_start=load,
         unstable=_unstable(frame, load),
+        blas=result.blas,
         **_matmul_settings(),
     )
 

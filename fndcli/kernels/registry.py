@@ -62,6 +62,16 @@ def torch_matmul(a, b):
     return a @ b
 
 
+def numpy_matmul(a, b):
+    """numpy's own `a @ b`, on the BLAS numpy loaded (OpenBLAS in numpy's wheels; CPU; float32, float64).
+
+    `.numpy()` and `torch.from_numpy` share the tensors' memory and copy nothing, so a call times numpy's
+    matmul and the allocation of its output, as torch's `a @ b` allocates its own, plus the three
+    conversions: ~6 us a call whatever the shape (4x4x4 here: 9.8 us against numpy's own 2.2 us)."""
+    _check(a, b)
+    return torch.from_numpy(a.numpy() @ b.numpy())
+
+
 def numba_loops_matmul(a, b):
     """The three loops compiled by numba (CPU; float32, float64)."""
     _check(a, b)
@@ -101,6 +111,7 @@ FUNCTIONS = {
     "broadcast": broadcast_matmul,
     "einsum": einsum_matmul,
     "torch": torch_matmul,
+    "numpy": numpy_matmul,
     "numba-loops": numba_loops_matmul,
     "numba-tiled": numba_tiled_matmul,
     "triton": triton_matmul,
@@ -113,8 +124,9 @@ IMPLS = {
 
 def user_impl(name, fn, spec=None):
     """An implementation from the user's code: `name` is the reference as given (the row's name).
-    Its facts are unknown, so it may run anywhere; its cost comes from a probe (`bench.probe_spec`)."""
-    spec = spec or ImplSpec(name, "your code", lambda m, k, n: m * k * n, 15e-6, 1e9)
+    Its facts are unknown, so it may run anywhere and may call numpy's BLAS; its cost comes from a probe
+    (`bench.probe_spec`)."""
+    spec = spec or ImplSpec(name, "your code", lambda m, k, n: m * k * n, 15e-6, 1e9, blas=True)
     return Impl(**{f.name: getattr(spec, f.name) for f in fields(spec)}, fn=fn)
 
 

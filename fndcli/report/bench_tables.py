@@ -141,11 +141,14 @@ def peak_caption(rows, measured, cache_file, cache_note=None, refused=None):
 CROSSOVER_TITLE = "crossovers: where one overtakes another, their ranges of values apart on both sides"
 
 
-def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable=(), threads_note=None):
+def bench_caption(
+    baseline, ceilings, why="", peak_note=None, above=(), unstable=(), threads_note=None, blas=()
+):
     """What speedup and % peak are relative to: baseline names the speedups' series (or None) and `why` it was
     chosen; ceilings are the sidecar's `peak` (device, dtype, threads, gflops, source); `above`: rows faster
     than their ceiling, whose % peak is left out; `unstable`: the sidecar's warnings
-    (bench.stats.instability); `threads_note`: why the run chose its threads (bench.spec.auto_threads)."""
+    (bench.stats.instability); `threads_note`: why the run chose its threads (bench.spec.auto_threads);
+    `blas`: the sidecar's 'BENCHMARK: BLAS' (bench.processes.blas_named), said once an implementation."""
     why = f" (baseline: {why})" if why else ""
     notes = (
         [f"speedup: the median of {baseline} ÷ the row's median, at the same shape{why}"] if baseline else []
@@ -153,6 +156,11 @@ def bench_caption(baseline, ceilings, why="", peak_note=None, above=(), unstable
     notes += [f"% peak: of {c['source']}" for c in ceilings]
     if threads_note:
         notes.append(threads_note)
+    named = (text.split(": ", 1) for text in blas)
+    notes += [
+        f"{escape(impl)}'s BLAS: {escape(lib)}"
+        for impl, lib in dict.fromkeys((name.rsplit(" ", 3)[0], lib) for name, lib in named)
+    ]
     if any(c.get("gb_s") for c in ceilings):
         notes.append(
             "roofline (CSV: intensity, roof_gflops, bound): 2mkn FLOPs over the bytes of a, b and c; "

@@ -47,6 +47,7 @@ def matmul_bench(run):
             m.get("above_ceiling") or [],
             m.get("unstable") or [],
             m.get("threads_note"),
+            m.get("blas") or [],
         ),
     )
     crossovers = run.extras.get("-crossovers.csv")
