@@ -120,6 +120,9 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(wrong_and_skipped_run
     exits = wrong_and_skipped_run.impls[-1]  # calls sys.exit: tests/test_bad_input.py reads its row
     assert small["correct"].to_dict() == {"dot": False, "torch": True, "loops": True, exits: False}
     assert "wrong result: dot" in result.stdout and meta["exit_code"] == 1
+    # exits.py raised at both shapes: named once under the table
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("no result to check:")]
+    assert line.count(exits) == 1 and (frame["impl"] == exits).sum() == 2
     # not timed
     assert "relative error" in small.loc["dot", "error"] and pd.isna(small.loc["dot", "median_s"])
     big = frame[frame["m"] == 1024].set_index("impl")

@@ -57,13 +57,13 @@ def matmul_bench(run):
     error = failed["error"].astype(str)
     wrong, wrote = error.str.startswith("wrong result"), error.str.startswith("wrote to its input")
     if wrong.any():
-        names = ", ".join(failed.loc[wrong, "impl"])
+        names = ", ".join(dict.fromkeys(failed.loc[wrong, "impl"]))
         yield f"[bold red]wrong result:[/] {names} (checked against float64 a @ b)"
     if wrote.any():
-        names = ", ".join(failed.loc[wrote, "impl"])
+        names = ", ".join(dict.fromkeys(failed.loc[wrote, "impl"]))
         yield f"[bold red]changed its inputs:[/] {names} (each kernel is checked on its own copy of a and b)"
     if (~wrong & ~wrote).any():  # a raising kernel gave no result
-        names = ", ".join(failed.loc[~wrong & ~wrote, "impl"])
+        names = ", ".join(dict.fromkeys(failed.loc[~wrong & ~wrote, "impl"]))
         yield (
             f"[bold red]no result to check:[/] {names} (raised, or returned something other than a tensor of "
             "the right shape and dtype: the error column says which)"
