@@ -349,3 +349,17 @@ def test_instability_thresholds_are_strict():
     assert instability([0.5, 0.875, 1.0, 1.125, 2.0], [1.0, 1.0, 0.5]) == ""
     assert instability([0.5, 0.875, 1.0, 1.126, 2.0], [1.0, 1.0, 0.499]) != ""
     assert busy_host(2.0, 2) == "" and busy_host(2.01, 2) != ""
+
+
+def test_a_pair_whose_processes_fall_in_two_regimes_is_unstable_not_a_verdict(fnd, tmp_path):
+    """A 4x overloaded host: in each process most values ran on a quarter of a core and the odd one got the
+    core to itself; the fastest value of each is then a lottery. b is 1.3x a, yet its lucky values (one in
+    each process) land at a's: the pair must not read "improved" or "same" (it did, p 2e-7, on this VM), but
+    unstable, exit 3, naming the two regimes."""
+    a = [[4e-5, 4.1e-5, 1e-5, 4.2e-5] for _ in range(16)]
+    b = [[5.2e-5, 5.3e-5, 0.9e-5, 5.4e-5] for _ in range(16)]
+    run = fake_matmul_run(tmp_path / "run", {"a": a, "b": b})
+    result = fnd("compare", run, "--pair", "a", "b", "--out", tmp_path / "out")
+    assert result.exit_code == 3, result.output
+    row = run_files(tmp_path / "out", "compare")[0].iloc[0]
+    assert row["verdict"] == "unstable" and row["note"].startswith("A: min 0.25x the median; B: min 0.17x")

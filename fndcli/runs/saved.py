@@ -82,6 +82,10 @@ class SavedRun:
         """{pyperf benchmark name: [each worker process's fastest value]}, warmups and calibration excluded,
         in the order the processes ran. The fastest of a process's values is its least disturbed: measured
         here (scripts/gate-calibration), run levels moved about half as much by it as by the mean."""
+        return {name: [min(values) for values in runs] for name, runs in self.process_values().items()}
+
+    def process_values(self):
+        """{pyperf benchmark name: [each worker process's values]}, warmups and calibration excluded."""
         if self.pyperf_path is None:
             return {}
         import pyperf
@@ -91,7 +95,7 @@ class SavedRun:
         except (OSError, ValueError) as e:
             raise RunError(f"cannot read {self.pyperf_path}: {e}") from e
         return {
-            bench.get_name(): [min(run.values) for run in bench.get_runs() if run.values]
+            bench.get_name(): [list(run.values) for run in bench.get_runs() if run.values]
             for bench in suite.get_benchmarks()
         }
 
