@@ -363,3 +363,7 @@ def test_a_pair_whose_processes_fall_in_two_regimes_is_unstable_not_a_verdict(fn
     assert result.exit_code == 3, result.output
     row = run_files(tmp_path / "out", "compare")[0].iloc[0]
     assert row["verdict"] == "unstable" and row["note"].startswith("A: min 0.25x the median; B: min 0.17x")
+    # too few processes comes first, whatever their values: re-running with --gate is the remedy either way
+    few = fake_matmul_run(tmp_path / "few", {"a": a[:2], "b": b[:2]})
+    result = fnd("compare", few, "--pair", "a", "b", "--out", tmp_path / "out2")
+    assert run_files(tmp_path / "out2", "compare")[0].iloc[0]["verdict"] == "insufficient"

@@ -85,10 +85,13 @@ def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, 
     try:
         kernel(acc, np.float32(0.5), np.float32(0.25), 1)
         own = []
+        # on this process's CPU clock, not the wall's: a neighbour that takes the core away stops it, so this
+        # clock holds on a busy host (two busy loops and make test on 2 cores: 21 GFLOP/s at best on the wall
+        # clock against fnd's 40), and fnd's wall-clock figure may only be lower
         for _ in range(5):
-            start = time.perf_counter()
+            start = time.process_time()
             kernel(acc, np.float32(0.5), np.float32(0.25), iters)
-            own.append(2 * n * iters / (time.perf_counter() - start) / 1e9)
+            own.append(2 * n * iters / (time.process_time() - start) / 1e9)
     finally:
         numba.set_num_threads(threads)
     assert 0 < fma.loc[best, "gflops"] / max(own) < 1.3, (fma.loc[best, "gflops"], own)
@@ -99,12 +102,15 @@ def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, 
     assert bw.loc["triad", "work"] == 3 * 8 * size * bw.loc["triad", "calls"]
     a, b = np.zeros(size), np.ones(size)
     np.copyto(a, b)
-    times = []
+    times = []  # on this process's CPU clock, as above
     for _ in range(5):
-        start = time.perf_counter()
+        start = time.process_time()
         np.copyto(a, b)
-        times.append(time.perf_counter() - start)
-    assert 0.5 < bw.loc["copy", "gb_s"] / (2 * a.nbytes / min(times) / 1e9) < 2.0
+        times.append(time.process_time() - start)
+    ratio = bw.loc["copy", "gb_s"] / (2 * a.nbytes / min(times) / 1e9)
+    # never far above what this clock sees (2x: copy's page faults and the timer); below it by up to 5x when a
+    # neighbour slowed fnd's own measuring (two busy loops on 2 cores: 0.46x): a ceiling may be low, not high
+    assert 0.2 < ratio < 2.0
     caption = " ".join(result.stdout.split())
     ridge = fma["gflops"].max() / bw["gb_s"].max()  # the FMA ceiling over the best bandwidth, 1 thread
     assert "this machine's ceilings" in caption and f"float32 {ridge:.3g} at 1 thread(s)" in caption

@@ -183,7 +183,7 @@ def pair_rows(run, a, b, s):
                 "insufficient",
                 f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair",
             )
-        elif judged is None and _regimes(values, name_a, name_b):
+        elif judged is None and len(means[name_a]) >= s.min_samples and _regimes(values, name_a, name_b):
             judged = row(
                 label,
                 "median s/call",
