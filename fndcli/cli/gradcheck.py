@@ -81,7 +81,7 @@ def gradcheck(
         Optional[str],
         typer.Option(
             "--model",
-            metavar="FILE.py:NAME[@REV]",
+            metavar="FILE.py:NAME",
             help="Check your own model class instead of fnd's: built as NAME(w1, b1, "
             "w2, b2, ...), loss = model(x, targ), model.backward() stores .g on x "
             "and every tensor. Loading a file runs its code; @REV: as it was at git revision REV.",

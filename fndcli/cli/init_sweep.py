@@ -121,7 +121,7 @@ def init_sweep(
         Optional[str],
         typer.Option(
             "--model",
-            metavar="FILE.py:NAME[@REV]",
+            metavar="FILE.py:NAME",
             help="Diagnose your own nn.Module instead of fnd's stacks: a class built "
             "without arguments, or a function returning a module (or "
             "package.module:NAME). Loading a file runs its code; @REV: as it was at git revision REV.",

@@ -41,7 +41,7 @@ def matmul_bench(
         Optional[list[str]],
         typer.Option(
             "--impl",
-            metavar="NAME|FILE.py:NAME[@REV]",
+            metavar="NAME|FILE.py:NAME",
             callback=lambda value: known_impls(value),
             help=(
                 "Implementation to run; repeatable. Default: the chapter's five; 'all': every one that runs "

@@ -111,7 +111,7 @@ def train_command(
         Optional[str],
         typer.Option(
             "--model",
-            metavar="FILE.py:NAME[@REV]",
+            metavar="FILE.py:NAME",
             help="Train your own model class instead of fnd's: NAME(w1, b1, w2, b2, "
             "...), loss = model(x, targ), model.backward() stores .g; its twin "
             "runs your forward under autograd. Loading a file runs its code; @REV: as it "
