@@ -70,7 +70,10 @@ def fields(spec, *types):
 
 
 MEASURED = fields("device dtype", str) + fields("seed", int)  # what a run measured under
-USER_CODE = fields("user_code_changed", list)  # torch settings the user's code changed on import (restored)
+USER_CODE = (
+    *fields("user_code_changed", list),  # torch settings the user's code changed on import (restored)
+    *fields("user_code_revisions", dict),  # {FILE.py:NAME@REV as typed: the commit REV resolved to}
+)
 
 MATMUL_BENCH = Kind(
     "matmul-bench",

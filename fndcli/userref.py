@@ -1,5 +1,9 @@
 """References to the user's own code (`path/to/file.py:NAME`, `package.module:NAME`, plugins), and calling it.
 
+`path/to/file.py:NAME@REV` loads the file as it was at git revision REV (`fndcli.gitrev`: its directory
+written out of the repository, the work tree untouched); the commit each REV resolved to is kept
+(`revisions`), and a process fnd starts is given it (`pin`), so it loads the same code.
+
 Loading a file runs its code, as pytest's collection does. Each file is imported once per
 process, under a module name of its own. What it changes of torch's global settings at import
 (threads, default dtype, grad mode) is restored and reported, so it cannot skew fnd's
@@ -18,15 +22,19 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
 
+from fndcli import gitrev
 from fndcli.numerics import first_line
 
 PLUGIN_GROUP = "fnd.matmul"
 _loaded = {}  # reference -> object, once per process
 changed = []  # what loading user code changed of torch's settings (restored), for the sidecar
+_revisions = {}  # FILE.py:NAME@REV as typed -> the commit REV resolved to, or was pinned to, in this process
+_AT_REV = re.compile(r"(.+):([^\W\d]\w*)@(.+)")  # FILE.py:NAME@REV; REV may hold ':' and '@' (HEAD@{1})
 
 
 def changes():
@@ -84,11 +92,27 @@ def _group(text):
     return out
 
 
+def revisions(references):
+    """{reference: commit} of the FILE.py:NAME@REV among `references`: what each REV resolved to here, for a
+    sidecar's user_code_revisions and for the processes fnd starts (`pin`)."""
+    return {ref: _revisions[ref] for ref in references if ref in _revisions}
+
+
+def pin(commits):
+    """Load each reference of {reference: commit} at that commit, as the parent resolved it: a moving REV
+    (HEAD, a branch) cannot give a process fnd starts other code than the parent checked."""
+    _revisions.update(commits)
+
+
 def _split(text):
+    """(location, NAME, REV or None) of a reference."""
+    match = _AT_REV.fullmatch(text)
+    if match:
+        return match.groups()
     location, sep, name = text.rpartition(":")
     if not sep or not location or not name.isidentifier():
-        raise RefError(f"{text!r} is not FILE.py:NAME or package.module:NAME")
-    return location, name
+        raise RefError(f"{text!r} is not FILE.py:NAME, FILE.py:NAME@REV or package.module:NAME")
+    return location, name, None
 
 
 def _torch_settings():
@@ -193,33 +217,54 @@ def load(text, what="callable"):
     """The object a reference names; RefError (one line) if it does not exist or is not callable."""
     if text in _loaded:
         return _loaded[text]
-    location, name = _split(text)
+    location, name, rev = _split(text)
+    where = repr(location)
     try:
-        if _is_path(location):
-            path = Path(location).expanduser().resolve()
-            if path.is_dir():
-                raise RefError(
-                    f"{location!r} is a directory, not a Python file (from {text!r}); name FILE.py:NAME"
-                )
-            if not path.is_file():
-                raise RefError(f"{location!r} does not exist (from {text!r})")
-            if path.suffix != ".py":
-                raise RefError(f"{location!r} is not a Python file (from {text!r}); name FILE.py:NAME")
+        if rev is not None:
+            path, where = _at_rev(text, location, rev)
             module = _watched(_import_file, path)
+        elif _is_path(location):
+            module = _watched(_import_file, _user_file(location, text))
         else:
             module = _watched(importlib.import_module, location)
     except RefError:
         raise
     except (Exception, SystemExit) as e:  # a file that calls sys.exit() on import is the user's bug too
-        raise RefError(f"cannot import {location!r}: {type(e).__name__}: {first_line(e)}") from e
+        raise RefError(f"cannot import {where}: {type(e).__name__}: {first_line(e)}") from e
     if not hasattr(module, name):
         known = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
-        raise RefError(f"{location!r} has no {name!r}; it defines {', '.join(known) or 'nothing callable'}")
+        raise RefError(f"{where} has no {name!r}; it defines {', '.join(known) or 'nothing callable'}")
     obj = getattr(module, name)
     if not callable(obj):
         raise RefError(f"{text!r} is {a_kind(obj)}, not a {what}")
     _loaded[text] = obj
     return obj
+
+
+def _user_file(location, text):
+    """The Python file a FILE.py:NAME reference names, resolved; RefError if it is none."""
+    path = Path(location).expanduser().resolve()
+    if path.is_dir():
+        raise RefError(f"{location!r} is a directory, not a Python file (from {text!r}); name FILE.py:NAME")
+    if not path.is_file():
+        raise RefError(f"{location!r} does not exist (from {text!r})")
+    if path.suffix != ".py":
+        raise RefError(f"{location!r} is not a Python file (from {text!r}); name FILE.py:NAME")
+    return path
+
+
+def _at_rev(text, location, rev):
+    """(path, how messages name it) of the file a FILE.py:NAME@REV names, written out as it was at REV's
+    commit (the one pinned, if the parent pinned it), which is recorded."""
+    if not location.endswith(".py"):
+        raise RefError(f"{text!r}: @REV takes a file, FILE.py:NAME@REV, and {location!r} is not a .py file")
+    try:
+        at = gitrev.resolve(Path(location).expanduser().resolve(), _revisions.get(text, rev))
+        path = gitrev.export(at)
+    except gitrev.RevError as e:
+        raise RefError(f"{text!r}: {e}") from None
+    _revisions[text] = at.commit
+    return path, f"{location!r} at {rev} ({at.commit[:12]})"
 
 
 def check_kernel(obj, text):

@@ -13,6 +13,7 @@ FLOORS = {
     "fndcli.names": 0,
     "fndcli.numerics": 0,
     "fndcli.machine": 0,
+    "fndcli.gitrev": 0,
     "fndcli.userref": 0,
     "fndcli.memory": 0,
     "fndcli.kinds": 0,  # facts, registries' names, what every floor shares

@@ -48,6 +48,7 @@ def test_cost_guard_counts_warmups_and_values_of_every_process():
             "bfloat16",
             7,
             threads=2,
+            pins=(("k.py:mm@HEAD~5", "0123abcd" * 5),),
         ),
     ],
 )

@@ -21,7 +21,10 @@ def main(argv=None):
 
     import torch
 
+    from fndcli import userref
     from fndcli.bench.check import check_impl
+
+    userref.pin(dict(args.pins))  # each FILE.py:NAME@REV at the commit the parent checked
 
     if args.threads:
         torch.set_num_threads(args.threads)

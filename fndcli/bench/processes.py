@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyperf
 
+from fndcli import userref
 from fndcli.bench import stats as benchstats
 from fndcli.bench.check import Check
 from fndcli.bench.spec import BenchSpec, WorkerArgs
@@ -71,8 +72,10 @@ def run_worker(specs, cfg, runs, suite_path):
 
 
 def worker_args(cfg, benches):
-    """What the processes fnd starts take from cfg: both the pyperf worker and an isolated check."""
-    return WorkerArgs(tuple(benches), cfg.dtype, cfg.seed, cfg.threads)
+    """What the processes fnd starts take from cfg: both the pyperf worker and an isolated check; each
+    FILE.py:NAME@REV pinned to the commit it resolved to here."""
+    pins = tuple(userref.revisions(dict.fromkeys(spec.impl for spec in benches)).items())
+    return WorkerArgs(tuple(benches), cfg.dtype, cfg.seed, cfg.threads, pins)
 
 
 def run_process(cmd, env, what):

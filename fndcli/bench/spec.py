@@ -109,17 +109,21 @@ class WorkerArgs:
     """What decides what a process fnd starts measures: the pyperf worker (`fndcli.bench.worker`) and the
     check of an isolated implementation (`fndcli.bench.isolated`) both take it, as this command line:
 
-        --bench IMPL:DEVICE:MxKxN:INNER ... --dtype float32 --seed 0 [--threads N]
+        --bench IMPL:DEVICE:MxKxN:INNER ... --dtype float32 --seed 0 [--threads N] [--pin REF=COMMIT ...]
     """
 
     benches: tuple = ()  # BenchSpec, in order: a pyperf worker's --worker-task is an index into it
     dtype: str = "float32"
     seed: int = 0
     threads: int | None = None  # None: torch's own choice
+    # (FILE.py:NAME@REV, commit): the commit the parent resolved each REV to, which the process loads
+    # (fndcli.userref.pin), so a moving REV (HEAD, a branch) cannot give it other code
+    pins: tuple = ()
 
     def to_argv(self):
         argv = [arg for spec in self.benches for arg in ("--bench", spec.encode())]
         argv += ["--dtype", self.dtype, "--seed", str(self.seed)]
+        argv += [arg for ref, commit in self.pins for arg in ("--pin", f"{ref}={commit}")]
         return argv + (["--threads", str(self.threads)] if self.threads else [])
 
     @classmethod
@@ -136,13 +140,16 @@ class WorkerArgs:
         parser.add_argument("--dtype", default=cls.dtype)
         parser.add_argument("--seed", type=int, default=cls.seed)
         parser.add_argument("--threads", type=int, default=cls.threads)
+        parser.add_argument(
+            "--pin", dest="pins", type=lambda t: tuple(t.rsplit("=", 1)), action="append", default=[]
+        )
 
     @classmethod
     def from_namespace(cls, namespace):
         """The options out of a namespace that add_arguments' parser made (pyperf's options in it are
         left)."""
         values = {f.name: getattr(namespace, f.name) for f in fields(cls)}
-        return cls(**{**values, "benches": tuple(values["benches"])})
+        return cls(**{**values, "benches": tuple(values["benches"]), "pins": tuple(values["pins"])})
 
     @classmethod
     def from_argv(cls, argv, prog=None):

@@ -22,7 +22,8 @@ themselves: `fnd_dtype` and `fnd_device` of the input tensors, `fnd_threads` fro
 `fnd_seed`, `fnd_input_sum` (a's sum, which the seed decides), and for numpy's `a @ b` and the user's code
 `fnd_blas`, the BLAS loaded here and its threads ('openblas 0.3.31 (Haswell, pthreads, 1 thread)').
 fnd's tests read them back.
-On CUDA the timer is bracketed by torch.cuda.synchronize().
+On CUDA the timer is bracketed by torch.cuda.synchronize(). A FILE.py:NAME@REV is loaded at the commit the
+parent resolved REV to (`--pin`), not at what REV names by the time the worker starts.
 """
 
 import sys
@@ -30,6 +31,7 @@ import time
 
 import pyperf
 
+from fndcli import userref
 from fndcli.bench import blas
 from fndcli.bench.spec import WorkerArgs, make_inputs, synchronize
 from fndcli.names import dtype_name
@@ -91,6 +93,7 @@ def main():
     WorkerArgs.add_arguments(runner.argparser)
     pyperf_args = runner.parse_args()
     args = WorkerArgs.from_namespace(pyperf_args)
+    userref.pin(dict(args.pins))  # each FILE.py:NAME@REV at the commit the parent checked
     for index, spec in enumerate(args.benches):
         times_here = pyperf_args.in_process or (pyperf_args.worker and pyperf_args.worker_task == index)
         metadata = prepare(spec, args.dtype, args.seed, args.threads) if times_here else None

@@ -138,8 +138,8 @@ def compare_command(
     \b
         fnd matmul-bench --gate --out base/ && fnd matmul-bench --gate --out new/
         fnd compare base/ new/
-        fnd matmul-bench --impl base/kern.py:mm --impl kern.py:mm --gate --out ab/
-        fnd compare ab/ --pair base/kern.py:mm kern.py:mm
+        fnd matmul-bench --impl kern.py:mm@origin/main --impl kern.py:mm --gate --out ab/
+        fnd compare ab/ --pair kern.py:mm@origin/main kern.py:mm
         fnd compare results/gradcheck-20261130-120000.csv results/ --format md
     """
     if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):

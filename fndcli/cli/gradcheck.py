@@ -84,7 +84,7 @@ def gradcheck(
             metavar="FILE.py:NAME",
             help="Check your own model class instead of fnd's: built as NAME(w1, b1, "
             "w2, b2, ...), loss = model(x, targ), model.backward() stores .g on x "
-            "and every tensor. Loading a file runs its code.",
+            "and every tensor. Loading a file runs its code; @REV: as it was at git revision REV.",
         ),
     ] = None,
     layer: Annotated[
@@ -174,4 +174,5 @@ def gradcheck(
         fd_atol=FD_ATOL,
         fd_eps=FD_EPS,
         user_code_changed=userref.changes(),
+        user_code_revisions=userref.revisions([cfg.model, cfg.layer]),
     )

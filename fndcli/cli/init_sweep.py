@@ -124,7 +124,7 @@ def init_sweep(
             metavar="FILE.py:NAME",
             help="Diagnose your own nn.Module instead of fnd's stacks: a class built "
             "without arguments, or a function returning a module (or "
-            "package.module:NAME). Loading a file runs its code.",
+            "package.module:NAME). Loading a file runs its code; @REV: as it was at git revision REV.",
         ),
     ] = None,
     input_shape: Annotated[
@@ -321,6 +321,7 @@ def probe(ctx, model, shape, scheme, seeds, seed, dtype, scale, mode, backward, 
         dtype=dtype,
         seed=seed,
         user_code_changed=userref.changes(),
+        user_code_revisions=userref.revisions([model]),
     )
 
 

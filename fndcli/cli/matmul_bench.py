@@ -47,7 +47,8 @@ def matmul_bench(
                 "Implementation to run; repeatable. Default: the chapter's five; 'all': every one that runs "
                 f"on the device(s) and dtype. {IMPL_HELP}{_plugin_help()}. Or your own: FILE.py:NAME or "
                 "package.module:NAME, a function of a (m, k) and b (k, n) returning c (m, n); loading a "
-                "file runs its code."
+                "file runs its code. FILE.py:NAME@REV: the file (and the modules beside it) as it was at git "
+                "revision REV (HEAD~5, origin/main, a tag), the work tree untouched."
             ),
         ),
     ] = None,
@@ -168,6 +169,7 @@ def matmul_bench(
         fnd matmul-bench --impl torch --device cpu --device cuda --sweep 16:4096
         fnd matmul-bench --config configs/book.toml --out results/
         fnd matmul-bench --gate --out base/        # then fnd compare base/ new/
+        fnd matmul-bench --impl kern.py:mm@HEAD~5 --impl kern.py:mm --gate   # your kernel at two commits
     """
     if sweep is not None and sweep_dim.value == "all":  # a config file's --shape is left unused
         refuse_given(
@@ -242,6 +244,7 @@ def matmul_bench(
         peak_note=result.peak_note,
         above_ceiling=above_ceiling(frame, result.ceilings),
         user_code_changed=userref.changes(),
+        user_code_revisions=userref.revisions(cfg.impls),
         threads_note=cfg.threads_note,
         load_avg_start=load,
         unstable=_unstable(frame, load),

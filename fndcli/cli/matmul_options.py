@@ -140,10 +140,10 @@ def resolve_impls(impl, devices, dtype):
 
 
 def check_baseline(baseline, impls, devices):
-    """--baseline must name one of the run's implementations (IMPL, or IMPL@DEVICE)."""
-    if baseline is None:
+    """--baseline must name one of the run's implementations: IMPL (FILE.py:NAME@REV too), or IMPL@DEVICE."""
+    if baseline is None or baseline in impls:
         return
-    impl, at, device = baseline.partition("@")
+    impl, at, device = baseline.rpartition("@") if "@" in baseline else (baseline, "", "")
     if impl not in impls or (at and device not in devices):
         runs = ", ".join(impls) + (f" on {', '.join(devices)}" if len(devices) > 1 else "")
         raise typer.BadParameter(

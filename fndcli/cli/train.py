@@ -114,7 +114,8 @@ def train_command(
             metavar="FILE.py:NAME",
             help="Train your own model class instead of fnd's: NAME(w1, b1, w2, b2, "
             "...), loss = model(x, targ), model.backward() stores .g; its twin "
-            "runs your forward under autograd. Loading a file runs its code.",
+            "runs your forward under autograd. Loading a file runs its code; @REV: as it "
+            "was at git revision REV.",
         ),
     ] = None,
     config: config_option("train") = None,
@@ -209,6 +210,7 @@ def train_command(
         max_rel_param_diff=param and param.rel_diff,
         max_rel_param_diff_at=param and param.where,
         user_code_changed=userref.changes(),
+        user_code_revisions=userref.revisions([cfg.model]),
     )
 
 
