@@ -30,6 +30,9 @@ def ceilings_cache(tmp_path_factory):
     from fndcli.bench.peak import cache_file, store_cache
 
     os.environ["FND_CACHE_DIR"] = str(tmp_path_factory.mktemp("fnd-cache"))
+    # every run adds itself to the history store (fndcli.history): the suite's go to a file of its own, never
+    # to the user's ~/.local/share/fnd/history.db
+    os.environ["FND_DB"] = f"sqlite:///{tmp_path_factory.mktemp('fnd-history') / 'history.db'}"
     common = {
         "device": "cpu",
         "isa": jitenv.isa()[0],

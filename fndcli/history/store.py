@@ -12,6 +12,7 @@ import os
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 
@@ -72,8 +73,6 @@ def _engine(url):
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection, record):
         dbapi_connection.isolation_level = None  # SQLAlchemy's BEGIN below, not pysqlite's own
-        with contextlib.suppress(sqlite3.Error):  # a damaged file: the first statement says so, wrapped
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
@@ -88,7 +87,9 @@ class Store:
     def __init__(self, url):
         self.url = url
         self.postgresql = url.get_backend_name() == "postgresql"
-        self.where = url.render_as_string(hide_password=True) if self.postgresql else url.database
+        # where, for people: the URL as typed (the password hidden, the socket's directory unescaped)
+        shown = url.set(drivername="postgresql") if url.drivername == "postgresql+psycopg" else url
+        self.where = unquote(shown.render_as_string(hide_password=True)) if self.postgresql else url.database
         self.engine = _engine(url)
 
     @classmethod
@@ -98,7 +99,20 @@ class Store:
         store = cls(parse_url(db))
         with store._writing() as conn:
             store._check(conn)
+        if not store.postgresql:
+            store._write_ahead_log()
         return store
+
+    def _write_ahead_log(self):
+        """SQLite's WAL mode, once the file is fnd's store (a refused file is left as it was): readers never
+        wait for a writer. It stays with the file; outside a transaction, as SQLite wants."""
+        connection = self.engine.raw_connection()
+        try:
+            connection.driver_connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as e:
+            raise StoreError(self._why(e)) from e
+        finally:
+            connection.close()
 
     def _check(self, conn):
         tables = set(sa.inspect(conn).get_table_names())
