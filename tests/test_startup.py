@@ -1,5 +1,5 @@
-"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib or
-pyperf."""
+"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib,
+pyperf or SQLAlchemy."""
 
 import subprocess
 import sys

@@ -96,31 +96,51 @@ class Commit:
     subject: str | None = None
 
 
-def _git(directory, *args):
-    """git's stdout in `directory`, or None when git fails (not a repository, no git)."""
+GIT = {  # what commit_of asks git, all at once (three processes, 4 ms rather than 11 here)
+    "top": ("rev-parse", "--show-toplevel"),
+    "status": ("status", "--porcelain=v2", "--branch", "--untracked-files=no"),
+    "last": ("log", "-1", "--date=iso-strict-local", "--format=%H%x00%cd%x00%s"),
+}
+
+
+def _git(directory):
+    """{name: git's stdout, or None where it failed} for each of GIT's questions about `directory`."""
     env = {**os.environ, "TZ": "UTC", "LC_ALL": "C"}
+    asked, said = {}, {}
     try:
-        out = subprocess.run(
-            ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10, env=env
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
+        for name, args in GIT.items():
+            asked[name] = subprocess.Popen(
+                ["git", "-C", str(directory), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
+    except OSError:  # no git
+        pass
+    for name, process in asked.items():
+        try:
+            out = process.communicate(timeout=10)[0]
+            said[name] = out if process.returncode == 0 else None
+        except subprocess.SubprocessError:
+            process.kill()
+            process.communicate()
+    return {name: said.get(name) for name in GIT}
 
 
 def commit_of(directory):
     """The git facts of the repository holding `directory` (Commit() when there is none)."""
-    top = _git(directory, "rev-parse", "--show-toplevel")
-    if top is None:
+    said = _git(directory)
+    if said["top"] is None:
         return Commit()
-    status = _git(directory, "status", "--porcelain=v2", "--branch", "--untracked-files=no") or ""
-    head = dict(line[2:].split(" ", 1) for line in status.splitlines() if line.startswith("# "))
-    last = (_git(directory, "log", "-1", "--date=iso-strict-local", "--format=%H%x00%cd%x00%s") or "").strip()
+    status = (said["status"] or "").splitlines()
+    head = dict(line[2:].split(" ", 1) for line in status if line.startswith("# "))
+    last = (said["last"] or "").strip()
     commit, when, subject = last.split("\0", 2) if last.count("\0") == 2 else (None, None, None)
     return Commit(
-        repo=top.strip(),
+        repo=said["top"].strip(),
         commit=commit,
-        dirty=any(not line.startswith("#") for line in status.splitlines()),
+        dirty=any(not line.startswith("#") for line in status),
         branch=None if head.get("branch.head", "(detached)") == "(detached)" else head["branch.head"],
         commit_utc=when,
         subject=subject,
