@@ -78,9 +78,8 @@ def effective_config(ctx, **resolved):
 
 
 def open_history(ctx):
-    """(the history store, the commit the run measures) for a command that adds its runs to the history and
-    was not told --no-history, else None. A store that cannot be reached or written is exit 2, before any
-    work; code outside a git repository is said once, and the run is kept with its commit unknown."""
+    """The history store, for a command that adds its runs to it and was not told --no-history, else None.
+    A store that cannot be reached or written is exit 2, before any work."""
     params = ctx.params
     if params.get("no_history", True):
         if params.get("db") and ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE:
@@ -88,13 +87,19 @@ def open_history(ctx):
                 "--no-history adds nothing to a store: drop one of them", param_hint="'--db'"
             )
         return None
-    from fndcli.history.facts import code_directory, commit_of
     from fndcli.history.store import Store, StoreError
 
     try:
-        store = Store.open(params.get("db"))
+        return Store.open(params.get("db"))
     except StoreError as e:
         raise click.exceptions.UsageError(str(e))
+
+
+def measured_commit(params):
+    """The git facts of the code the run measures, taken as it starts; code outside a git repository is said
+    once, on stderr, and the run is kept with its commit unknown."""
+    from fndcli.history.facts import code_directory, commit_of
+
     directory = code_directory(params)
     commit = commit_of(directory)
     if commit.repo is None:
@@ -102,7 +107,7 @@ def open_history(ctx):
             f"Note: {directory} is not in a git repository: the history keeps this run, its commit unknown",
             err=True,
         )
-    return store, commit
+    return commit
 
 
 class Run:
@@ -116,8 +121,9 @@ class Run:
     def __init__(self, ctx, out, quiet):
         from fndcli.machine import utc_now
 
-        self.history = open_history(ctx)  # a store that cannot be written: exit 2 before --out is made
+        store = open_history(ctx)  # a store that cannot be written: exit 2 before --out is made
         self.ctx, self.out, self.quiet = ctx, out_dir(out), quiet
+        self.history = store and (store, measured_commit(ctx.params))
         self.con = console()
         self.started = utc_now()
 
