@@ -9,7 +9,7 @@ STAMP := $(VENV)/.fnd-installed
 
 # Wheels for the GPU machine (Python 3.12, no network there): scripts/gpu-check installs them.
 GPU_WHEELS := pyperf==2.11.0 typer==0.29.2 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
-	typing-inspection==0.4.5 annotated-doc==0.0.7 shellingham==1.5.4
+	typing-inspection==0.4.5 annotated-doc==0.0.7 shellingham==1.5.4 sqlalchemy==2.1.9
 
 .PHONY: demo test lint docs regen clean gpu-wheels
 

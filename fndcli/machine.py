@@ -58,7 +58,8 @@ def git_commit():
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _version(package):
+def version(package):
+    """An installed package's version, without importing it; None if it is not installed."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -78,9 +79,9 @@ def run_metadata(started):
         "started_utc": started.isoformat(),
         "finished_utc": utc_now().isoformat(),
         "fnd_version": fndcli.__version__,
-        "torch_version": torch.__version__ if torch is not None else _version("torch"),
+        "torch_version": torch.__version__ if torch is not None else version("torch"),
         "python_version": platform.python_version(),
-        "pyperf_version": _version("pyperf"),
+        "pyperf_version": version("pyperf"),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),

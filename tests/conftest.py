@@ -4,6 +4,8 @@ run's files."""
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 
 from fndcli.kernels import jitenv
 
@@ -21,8 +23,22 @@ from fndcli.cli import app
 SEEDED_GFLOPS, SEEDED_GB_S = 1e5, 1e4  # far above any kernel here: no row is above its ceiling
 
 
+@pytest.fixture(scope="session")
+def history_store(tmp_path_factory):
+    """Every run adds itself to the history store (fndcli.history): the suite's runs go to an SQLite file of
+    the session's own (FND_DB), never to the user's ~/.local/share/fnd/history.db; in memory (/dev/shm) where
+    there is one, as a write's fsync on a disk costs 20 ms here, a second on every 50 runs."""
+    shm = Path("/dev/shm")
+    scratch = Path(tempfile.mkdtemp(prefix="fnd-history-", dir=shm)) if shm.is_dir() else None
+    directory = scratch or tmp_path_factory.mktemp("fnd-history")
+    os.environ["FND_DB"] = f"sqlite:///{directory / 'history.db'}"
+    yield os.environ["FND_DB"]
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True, scope="session")
-def ceilings_cache(tmp_path_factory):
+def ceilings_cache(tmp_path_factory, history_store):
     """matmul-bench's % peak is of this machine's ceilings, from fnd peak's cache (`fndcli.bench.peak`). The
     suite gets a cache of its own, seeded for every dtype and thread count with SEEDED_GFLOPS and SEEDED_GB_S,
     so a test's run need not measure (a few seconds each); tests/test_peak.py measures for real, in caches of

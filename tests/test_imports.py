@@ -24,6 +24,7 @@ FLOORS = {
     "fndcli.backprop": 2,  # the commands' cores
     "fndcli.runs": 3,
     "fndcli.report": 3,  # runs read back and compared; rendering
+    "fndcli.history": 3,  # runs remembered across commits
     "fndcli.reproduce": 4,  # every room's core, for the chapter's claims
     "fndcli.cli": 5,
     "fndcli.__main__": 5,  # the command line

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "fndcli"
-ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report", "reproduce"}
+ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report", "reproduce", "history"}
 
 
 def _commands():

@@ -1,5 +1,5 @@
-"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib or
-pyperf."""
+"""The front door: --help, --version and usage errors answer without torch, pandas, numba, matplotlib,
+pyperf or SQLAlchemy."""
 
 import subprocess
 import sys
@@ -12,7 +12,7 @@ from fndcli.backprop import model
 from fndcli.init import schemes as inits
 from fndcli.kernels import registry as kernels
 
-HEAVY = ("torch", "pandas", "numpy", "numba", "matplotlib", "pyperf", "scipy")
+HEAVY = ("torch", "pandas", "numpy", "numba", "matplotlib", "pyperf", "scipy", "sqlalchemy", "psycopg")
 
 
 def blocking(modules):

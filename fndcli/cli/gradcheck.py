@@ -9,10 +9,12 @@ import typer
 from fndcli.cli.app import command
 from fndcli.cli.options import (
     INIT_HELP,
+    DbOption,
     DeviceName,
     InitName,
     LossName,
     ModelDtype,
+    NoHistoryOption,
     OutOption,
     QuietOption,
     SeedOption,
@@ -100,6 +102,8 @@ def gradcheck(
     config: config_option("gradcheck") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
+    db: DbOption = None,
+    no_history: NoHistoryOption = False,
 ):
     """Check the hand-written gradients against torch autograd and finite differences; exit 1 on a mismatch.
 

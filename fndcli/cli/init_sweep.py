@@ -11,8 +11,10 @@ from fndcli.cli.options import (
     SCHEME_HELP,
     SEED_MAX,
     ActName,
+    DbOption,
     FanMode,
     ModelDtype,
+    NoHistoryOption,
     OutOption,
     QuietOption,
     SchemeName,
@@ -139,6 +141,8 @@ def init_sweep(
     config: config_option("init-sweep") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
+    db: DbOption = None,
+    no_history: NoHistoryOption = False,
 ):
     """Activation statistics through deep stacks of x = act(x @ w), under each init scheme, against theory;
     or, with --model, inside your own nn.Module.

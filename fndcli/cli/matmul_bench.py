@@ -13,7 +13,9 @@ from fndcli.cli.matmul_options import DEFAULTS, bench_config, known_impls
 from fndcli.cli.options import (
     IMPL_HELP,
     BenchDtype,
+    DbOption,
     DeviceName,
+    NoHistoryOption,
     OutOption,
     QuietOption,
     SeedOption,
@@ -153,6 +155,8 @@ def matmul_bench(
     config: config_option("matmul-bench") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
+    db: DbOption = None,
+    no_history: NoHistoryOption = False,
 ):
     """Time the chapter's matmul ladder, each implementation checked against float64 a @ b.
 

@@ -89,6 +89,21 @@ def refuse_given(ctx, names, why):
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the paths written.")]
 
+DbOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--db",
+        metavar="URL",
+        envvar="FND_DB",
+        help="The history store this run is added to, as SQLAlchemy spells it: sqlite:///PATH/TO/FILE or "
+        "postgresql://USER@HOST/DB (?host=/SOCKET/DIR). Default: $FND_DB, else "
+        "$XDG_DATA_HOME/fnd/history.db (~/.local/share/fnd/history.db).",
+    ),
+]
+NoHistoryOption = Annotated[
+    bool, typer.Option("--no-history", help="Add nothing to the history store (docs/history.md).")
+]
+
 
 def _seed_in_range(value):
     if not 0 <= value <= SEED_MAX:

@@ -9,7 +9,16 @@ import typer
 from typer import _click as click
 
 from fndcli.cli.app import command
-from fndcli.cli.options import DeviceName, ModelDtype, OutOption, QuietOption, check_devices, config_option
+from fndcli.cli.options import (
+    DbOption,
+    DeviceName,
+    ModelDtype,
+    NoHistoryOption,
+    OutOption,
+    QuietOption,
+    check_devices,
+    config_option,
+)
 from fndcli.cli.runs import Run, error_line
 from fndcli.settings import PeakConfig
 
@@ -51,6 +60,8 @@ def peak(
     config: config_option("peak") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
+    db: DbOption = None,
+    no_history: NoHistoryOption = False,
 ):
     """Measure this machine's ceilings: fused multiply-add throughput and memory bandwidth.
 

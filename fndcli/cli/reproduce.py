@@ -9,7 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from fndcli.cli.app import command
-from fndcli.cli.options import OutOption, QuietOption, SeedOption, choices, config_option
+from fndcli.cli.options import (
+    DbOption,
+    NoHistoryOption,
+    OutOption,
+    QuietOption,
+    SeedOption,
+    choices,
+    config_option,
+)
 from fndcli.cli.runs import Run, error_line, progress
 
 SectionName = choices("SectionName", ["ladder", "init", "backprop", "bridge", "train"])
@@ -36,6 +44,8 @@ def reproduce(
     config: config_option("reproduce") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
+    db: DbOption = None,
+    no_history: NoHistoryOption = False,
 ):
     """Run the chapter's experiments and check each of its claims on this machine, in one report.
 

@@ -7,6 +7,8 @@ import contextlib
 from pathlib import Path
 
 import typer
+from typer import _click as click
+from typer._click.core import ParameterSource
 
 
 def console():
@@ -71,7 +73,41 @@ def effective_config(ctx, **resolved):
         return getattr(v, "value", v)  # Enum -> its value
 
     values = {**ctx.params, **resolved}
-    return {name.replace("_", "-"): plain(v) for name, v in values.items() if name not in ("quiet", "config")}
+    unused = ("quiet", "config", "db", "no_history")  # how fnd ran, not what it measured
+    return {name.replace("_", "-"): plain(v) for name, v in values.items() if name not in unused}
+
+
+def open_history(ctx):
+    """The history store, for a command that adds its runs to it and was not told --no-history, else None.
+    A store that cannot be reached or written is exit 2, before any work."""
+    params = ctx.params
+    if params.get("no_history", True):
+        if params.get("db") and ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE:
+            raise typer.BadParameter(
+                "--no-history adds nothing to a store: drop one of them", param_hint="'--db'"
+            )
+        return None
+    from fndcli.history.store import Store, StoreError
+
+    try:
+        return Store.open(params.get("db"))
+    except StoreError as e:
+        raise click.exceptions.UsageError(str(e))
+
+
+def measured_commit(params):
+    """The git facts of the code the run measures, taken as it starts; code outside a git repository is said
+    once, on stderr, and the run is kept with its commit unknown."""
+    from fndcli.history.facts import code_directory, commit_of
+
+    directory = code_directory(params)
+    commit = commit_of(directory)
+    if commit.repo is None:
+        typer.echo(
+            f"Note: {directory} is not in a git repository: the history keeps this run, its commit unknown",
+            err=True,
+        )
+    return commit
 
 
 class Run:
@@ -85,7 +121,9 @@ class Run:
     def __init__(self, ctx, out, quiet):
         from fndcli.machine import utc_now
 
+        store = open_history(ctx)  # a store that cannot be written: exit 2 before --out is made
         self.ctx, self.out, self.quiet = ctx, out_dir(out), quiet
+        self.history = store and (store, measured_commit(ctx.params))
         self.con = console()
         self.started = utc_now()
 
@@ -159,12 +197,14 @@ class Run:
         """Print the run as `fnd show` prints it (or with `show(console, sidecar)`; nothing when quiet), then
         `after` (what only this run can show: the user's tracebacks), one `Error:` line for each of `failures`
         (checks that failed) and for `error` (what stopped the work), the paths (on stderr when stdout holds a
-        document); exit `code`. `sidecar`: the run's, when it is not the last of `paths`."""
+        document); exit `code`. `sidecar`: the run's, when it is not the last of `paths`. First the run is
+        added to the history (`remember`): if that fails, one more `Error:` line and exit 2 (130: Ctrl-C)."""
+        lost, code = self.remember(sidecar or paths[-1], code)
         if not self.quiet:
             (show or _view)(self.con, sidecar or paths[-1])
             for text in after:
                 self.con.print(text.rstrip(), markup=False, soft_wrap=True)
-        for message in [*failures, *([error] if error else [])]:
+        for message in [*failures, *([error] if error else []), *([lost] if lost else [])]:
             error_line(message)
         if paths_to_stderr and not self.quiet:
             for path in paths:
@@ -172,6 +212,31 @@ class Run:
         else:
             print_paths(self.con, paths)
         raise typer.Exit(code)
+
+    def remember(self, sidecar, code):
+        """Add the run whose sidecar is `sidecar` to the history in one transaction; an interrupted run (130)
+        is not added: its figures are partial. (None, code), or (the error line, the exit code) when the write
+        failed: the run's files stay, and the store is as it was."""
+        if self.history is None or code == 130:
+            return None, code
+        from fndcli.history.entry import entry_of
+        from fndcli.history.facts import this_machine
+        from fndcli.history.store import StoreError
+
+        store, commit = self.history
+        kept = "this run's files are kept"
+        try:
+            store.record(entry_of(sidecar, commit, this_machine()))
+        except KeyboardInterrupt:
+            return (
+                f"history write interrupted (Ctrl-C): the store is as it was, without this run; {kept}",
+                130,
+            )
+        except (StoreError, OSError, ValueError) as e:
+            return f"history write failed: {e}; {kept}", 2
+        finally:
+            store.close()
+        return None, code
 
 
 def _view(con, sidecar):

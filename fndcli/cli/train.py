@@ -10,10 +10,12 @@ import typer
 from fndcli.cli.app import command
 from fndcli.cli.options import (
     INIT_HELP,
+    DbOption,
     DeviceName,
     InitName,
     LabelSource,
     ModelDtype,
+    NoHistoryOption,
     OutOption,
     QuietOption,
     SeedOption,
@@ -121,6 +123,8 @@ def train_command(
     config: config_option("train") = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
+    db: DbOption = None,
+    no_history: NoHistoryOption = False,
 ):
     """Train the hand-written model on synthetic data with SGD from scratch, in lockstep with an autograd
     twin.
