@@ -370,7 +370,8 @@ def test_a_small_resnet_with_batchnorm_is_stable_forward_and_backward_and_shows_
         "-params.csv",
     }
     shown = fnd("show", tmp_path / meta["files"][0])
-    assert shown.exit_code == 0 and shown.stdout.endswith(result.stdout.split(str(tmp_path))[0])
+    printed = "".join(line for line in result.stdout.splitlines(True) if not line.startswith("Note: "))
+    assert shown.exit_code == 0 and shown.stdout.endswith(printed.split(str(tmp_path))[0])  # not the git note
 
 
 def test_the_users_error_mid_run_is_exit_1_with_their_traceback(fnd, tmp_path, models):

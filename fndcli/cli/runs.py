@@ -97,15 +97,15 @@ def open_history(ctx):
 
 def measured_commit(params):
     """The git facts of the code the run measures, taken as it starts; code outside a git repository is said
-    once, on stderr, and the run is kept with its commit unknown."""
+    once, in the output for people (not on stderr, which holds a failing run's one Error line; not with
+    --quiet), and the run is kept with its commit unknown."""
     from fndcli.history.facts import code_directory, commit_of
 
     directory = code_directory(params)
     commit = commit_of(directory)
-    if commit.repo is None:
+    if commit.repo is None and not params.get("quiet"):
         typer.echo(
-            f"Note: {directory} is not in a git repository: the history keeps this run, its commit unknown",
-            err=True,
+            f"Note: {directory} is not in a git repository: the history keeps this run, its commit unknown"
         )
     return commit
 
