@@ -126,3 +126,23 @@ def test_a_ceiling_measured_on_a_busy_host_is_not_cached_and_fnd_peak_says_why(f
     assert [(r["threads"], r["gflops"]) for r in core.load_cache()] == [(1, 100.0)]
     ceilings, note = core.for_bench([("cpu", "float32", 2)])
     assert ceilings == [] and note.startswith("the ceilings measured now disagree, so no % peak: not cached")
+
+
+def test_a_full_disk_loses_the_cache_not_the_run(fnd, tmp_path, monkeypatch):
+    """The disk fills as the cache is written: fnd peak still shows and writes what it measured, exit 0, says
+    the cache was not written and why (path and errno), and leaves the old cache and no temporary."""
+    import errno
+
+    from conftest import fail_on_call
+
+    monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path / "cache"))
+    core.store_cache([_row("fma", "float64", 50.0)])
+    monkeypatch.setattr(core, "_measure", lambda device, fma, bw: [_row("fma", "float32", 100.0)])
+    fail_on_call(monkeypatch, core.json, "dump", 1, OSError(errno.ENOSPC, "No space left on device"))
+    result = fnd("peak", "--dtype", "float32", "--threads", "1", "--no-bandwidth", "--out", tmp_path / "out")
+    assert result.exit_code == 0 and not result.stderr, result.output
+    said = " ".join(result.stdout.split())
+    assert f"not cached: cannot write {tmp_path / 'cache' / 'peak.json'}: [Errno 28] No space left" in said
+    assert [(r["dtype"], r["gflops"]) for r in core.load_cache()] == [("float64", 50.0)]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["peak.json"]
+    assert run_files(tmp_path / "out", "peak")[0]["gflops"].tolist() == [100.0]

@@ -217,9 +217,13 @@ def store_cache(rows):
     path = cache_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".peak.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"machine": machine_key(), "rows": rows}, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"machine": machine_key(), "rows": rows}, f, indent=1)
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the old file stays, and no temporary is left beside it
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +282,10 @@ def run_peak(dtypes, threads, device="cpu", refresh=False, bandwidth=True):
         else None
     )
     if fresh and not refused:
-        store_cache(list(merged.values()))
+        try:
+            store_cache(list(merged.values()))
+        except OSError as e:  # the figures stand; only the cache is lost
+            refused = f"not cached: cannot write {cache_file()}: [Errno {e.errno}] {e.strerror or e}"
     keep = [
         {
             **r,
