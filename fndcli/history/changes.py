@@ -21,7 +21,9 @@ import numpy as np
 from fndcli.runs.judging import judge, timing_row
 
 PENALTY = 3.0  # BIC's 2, made stricter: candidates are cheap to drop, but each costs a test (Holm)
-NOISE_FLOOR = 0.005  # the least commit-to-commit sd assumed on the log scale (identical data would split anywhere)
+NOISE_FLOOR = (
+    0.005  # the least commit-to-commit sd assumed on the log scale (identical data would split anywhere)
+)
 CHANGES = ("REGRESSION", "improved")
 
 

@@ -77,7 +77,9 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
         .join(TIMINGS, TIMINGS.c.run_id == RUNS.c.id)
         .outerjoin(
             threads,
-            sa.and_(threads.c.run_id == RUNS.c.id, threads.c.row == TIMINGS.c.row, threads.c.name == "threads"),
+            sa.and_(
+                threads.c.run_id == RUNS.c.id, threads.c.row == TIMINGS.c.row, threads.c.name == "threads"
+            ),
         )
         .where(
             MACHINES.c.fingerprint == fingerprint,
@@ -100,7 +102,9 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
             continue
         key = (r["benchmark"], None if r["threads"] is None else int(r["threads"]))
         commits = out.setdefault(key, {})
-        c = commits.setdefault(r["git_commit"], Commit(r["git_commit"], r["commit_utc"], r["subject"], r["branch"]))
+        c = commits.setdefault(
+            r["git_commit"], Commit(r["git_commit"], r["commit_utc"], r["subject"], r["branch"])
+        )
         c.samples.append(r["fastest"])
         c.runs.add(r["id"])
     return {key: list(commits.values()) for key, commits in out.items()}
