@@ -71,7 +71,14 @@ def test_a_row_not_to_be_trusted_gets_no_speedup_and_no_pct_peak_nor_do_rows_aga
     pct = add_pct_peak(frame, [ceiling])["pct_peak"]
     assert pct.isna().tolist() == [True, False, False, True] and pct[2] == pytest.approx(6.4)
     assert pct[1] == pytest.approx(12.8)
-    assert above_ceiling(add_pct_peak(frame, [ceiling]), [ceiling]) == []  # flagged is not "above"
+    assert above_ceiling(add_pct_peak(frame, [ceiling]), [ceiling]) == []  # none faster than 1e-6 GFLOP/s
+    # of 1e-7 GFLOP/s, torch at 4^3 (1.28e-7) and at 8^3 (flagged, 2 * 8^3 in 2 s: 5.12e-7) are above it: a
+    # flagged row was slowed, so it is above all the more, and names the ceiling as wrong too
+    low = {**ceiling, "gflops": 1e-7}
+    assert above_ceiling(add_pct_peak(frame, [low]), [low]) == [
+        "torch at 4x4x4: 1.28e-07 GFLOP/s",
+        "torch at 8x8x8: 5.12e-07 GFLOP/s",
+    ]
 
 
 def test_one_thread_by_default_only_where_every_shape_is_under_4_mflop():
