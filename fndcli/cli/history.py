@@ -202,7 +202,7 @@ def _cells(rows):
 def _by_benchmark(rows):
     out = {}
     for r in rows:
-        title = r["benchmark"] if r["threads"] is None else f"{r['benchmark']}, {r['threads']} threads"
+        title = r["benchmark"] if r["threads"] is None else f"{r['benchmark']} {r['threads']}t"
         out.setdefault(title, []).append(r)
     return out
 

@@ -102,7 +102,7 @@ def history_rows(series, s):
     for (name, threads), commits in series.items():
         found = change_points(name, commits, s)
         if found and found[max(found)]["verdict"] == "REGRESSION":
-            gated.append(name if threads is None else f"{name}, {threads} threads")
+            gated.append(name if threads is None else f"{name} {threads}t")
         for i, c in enumerate(commits):
             change = found.get(i, {})
             rows.append(
