@@ -266,7 +266,27 @@ COMPARE = Kind(
     read=False,
 )
 
-KINDS = (MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE)
+HISTORY = Kind(  # `fnd history`: a reader of the history store, one row per benchmark and commit
+    "history",
+    "history",
+    columns=(
+        *col("benchmark", LABEL, key=True),
+        *col("threads"),
+        *col("commit", LABEL, key=True),
+        *col("date", LABEL),
+        *col("subject", TEXT),
+        *col("median_s n"),
+        *col("change", LABEL),
+        *col("size p"),
+    ),
+    fields=(
+        *fields("store machine", str),
+        *fields("benchmarks change_points gated", int),
+    ),
+    read=False,
+)
+
+KINDS = (MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE, HISTORY)
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
 READ = tuple(
     dict.fromkeys(k.command for k in KINDS if k.read)

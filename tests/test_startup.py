@@ -12,7 +12,18 @@ from fndcli.backprop import model
 from fndcli.init import schemes as inits
 from fndcli.kernels import registry as kernels
 
-HEAVY = ("torch", "pandas", "numpy", "numba", "matplotlib", "pyperf", "scipy", "sqlalchemy", "psycopg")
+HEAVY = (
+    "torch",
+    "pandas",
+    "numpy",
+    "numba",
+    "matplotlib",
+    "pyperf",
+    "scipy",
+    "sqlalchemy",
+    "psycopg",
+    "ruptures",
+)
 
 
 def blocking(modules):

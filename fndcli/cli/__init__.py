@@ -7,7 +7,7 @@ command imports its core only once its options are checked. So `--help`, `--vers
 usage error answer in a fraction of a second.
 """
 
-from fndcli.cli import compare, gradcheck, init_sweep, matmul_bench, peak, reproduce, show, train  # noqa: F401  (each registers)
+from fndcli.cli import compare, gradcheck, history, init_sweep, matmul_bench, peak, reproduce, show, train  # noqa: F401  (each registers)
 from fndcli.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -81,7 +81,9 @@ def open_history(ctx):
     """The history store, for a command that adds its runs to it and was not told --no-history, else None.
     A store that cannot be reached or written is exit 2, before any work."""
     params = ctx.params
-    if params.get("no_history", True):
+    if "no_history" not in params:  # a command that adds nothing (fnd history reads its --db)
+        return None
+    if params["no_history"]:
         if params.get("db") and ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE:
             raise typer.BadParameter(
                 "--no-history adds nothing to a store: drop one of them", param_hint="'--db'"

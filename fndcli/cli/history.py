@@ -1,0 +1,241 @@
+"""`fnd history`: each benchmark's figure over commits from the history store, where it changed, and a gate
+(core: `fndcli.history.read`, `fndcli.history.changes`)."""
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer import _click as click
+
+from fndcli.cli.app import command
+from fndcli.cli.options import OutOption, QuietOption, choices
+
+Format = choices("Format", ["table", "md", "csv", "json"])
+HEADERS = ("commit", "date", "subject", "median", "n", "change", "size", "p")
+
+
+@command("history", "Each benchmark over commits from the history store: where it changed; --gate exits 1.")
+def history_command(
+    ctx: typer.Context,
+    pattern: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="[BENCHMARK]",
+            help="Only the benchmarks whose name ('torch 256x256x256 float32 cpu') holds this text, or "
+            "matches it as a glob (* ? [...]).",
+            show_default=False,
+        ),
+    ] = None,
+    db: Annotated[
+        Optional[str],
+        typer.Option(
+            "--db",
+            metavar="URL",
+            envvar="FND_DB",
+            help="The history store to read, as SQLAlchemy spells it: sqlite:///PATH/TO/FILE or "
+            "postgresql://USER@HOST/DB. Default: $FND_DB, else $XDG_DATA_HOME/fnd/history.db.",
+        ),
+    ] = None,
+    machine: Annotated[
+        Optional[str],
+        typer.Option(
+            "--machine",
+            metavar="FINGERPRINT",
+            help="The machine whose runs to read (16 hex digits: the store's machines.fingerprint). "
+            "Default: this machine's.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option("--since", metavar="DATE", help="Only commits made on or after DATE (2026-01-31)."),
+    ] = None,
+    branch: Annotated[
+        Optional[str], typer.Option("--branch", metavar="NAME", help="Only runs made on branch NAME.")
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold",
+            metavar="T",
+            help="The relative change that matters: a change point is reported only when fnd compare's "
+            "verdict between the segments around it is REGRESSION or improved beyond +-T.",
+        ),
+    ] = 0.10,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate", help="Exit 1 when a benchmark's newest change point is a REGRESSION (at head)."
+        ),
+    ] = False,
+    output_format: Annotated[
+        Format, typer.Option("--format", help="table for people; md for a CI job summary; csv; json.")
+    ] = Format.table,
+    out: OutOption = Path("results"),
+    quiet: QuietOption = False,
+):
+    """Each matmul-bench benchmark (implementation, shape, dtype, device, threads) over commits, on one
+    machine: one row per commit in commit order, its figure (the median of every worker process's fastest
+    value over that commit's runs), n (processes), and where a change starts: REGRESSION or improved, its size
+    and p. Change points are proposed by ruptures (PELT on log times) and each is confirmed by fnd compare's
+    verdict between the segments before and after it, on the per-process values. Reads the store; adds
+    nothing to it. Exit 2 on an empty store or bad input. Other commands' runs: not yet (docs/history.md).
+
+    Examples:
+
+    \b
+        fnd history
+        fnd history 'kern.py:mm*' --since 2026-01-01 --branch main --gate
+        fnd history --machine 6508426f80b6e21e --format md
+    """
+    if not (math.isfinite(threshold) and 0 < threshold < 1):
+        raise typer.BadParameter(
+            f"must be between 0 and 1 (0.1 is 10 %), got {threshold}", param_hint="'--threshold'"
+        )
+    from fndcli.cli.runs import Run
+    from fndcli.history.changes import history_rows
+    from fndcli.runs.compare import Settings
+
+    where, fingerprint, series = _read(db, machine, _since(since), branch, pattern)
+    rows, gated = history_rows(series, Settings(threshold=threshold))
+    changes = [r for r in rows if r["change"]]
+    code = 1 if gate and gated else 0
+    footer = _footer(changes, gated, gate, code)
+    run = Run(ctx, out, quiet)
+    run.finish(
+        lambda files: files.write_csv(".csv", _frame(rows)),
+        code,
+        failures=[f"REGRESSION at head: {name}" for name in gated] if gate else [],
+        show=lambda con, _: _render(con, output_format.value, rows, where, fingerprint, footer),
+        paths_to_stderr=output_format.value != "table",
+        store=where,
+        machine=fingerprint,
+        benchmarks=len(series),
+        change_points=len(changes),
+        gated=len(gated),
+    )
+
+
+def _since(text):
+    """--since as UTC ISO text, which the store's commit times sort against."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date: give 2026-01-31 or 2026-01-31T12:00", param_hint="'--since'"
+        )
+    return (when.astimezone(timezone.utc) if when.tzinfo else when).replace(tzinfo=None).isoformat()
+
+
+def _read(db, machine, since, branch, pattern):
+    """(where the store is, the machine's fingerprint, its series); exit 2 with one line when there is
+    nothing to show."""
+    from fndcli.history.facts import this_machine
+    from fndcli.history.read import machines, matmul_series, open_reading
+    from fndcli.history.store import StoreError
+
+    try:
+        store = open_reading(db)
+    except StoreError as e:
+        raise click.exceptions.UsageError(str(e))
+    try:
+        fingerprint = machine or this_machine().fingerprint
+        series, known = matmul_series(store, fingerprint, pattern, since, branch), machines(store)
+    except StoreError as e:
+        raise click.exceptions.UsageError(str(e))
+    finally:
+        store.close()
+    if not series:
+        asked = "".join(
+            f" {what} {value!r}"
+            for what, value in (("matching", pattern), ("since", since), ("on", branch))
+            if value
+        )
+        others = ", ".join(f"{f} ({cpu})" for f, cpu in known.items() if f != fingerprint) or "none"
+        raise click.exceptions.UsageError(
+            f"no matmul-bench runs{asked} at a known commit on machine {fingerprint} in the history store "
+            f"{store.where} (its other machines: {others})"
+        )
+    return store.where, fingerprint, series
+
+
+def _frame(rows):
+    import pandas as pd
+
+    from fndcli.kinds import HISTORY
+
+    return pd.DataFrame.from_records(rows, columns=HISTORY.written())
+
+
+def _footer(changes, gated, gate, code):
+    lines = [f"change points: {len(changes)} confirmed"]
+    if gated:
+        lines.append(f"the newest change is a REGRESSION at head: {'; '.join(gated)}")
+    if gate:
+        lines.append(f"gate: {len(gated)} benchmark(s) fail it -> exit {code}")
+    return lines
+
+
+def _cells(rows):
+    from fndcli.report.figures import human_seconds
+
+    return [
+        (
+            r["commit"],
+            r["date"],
+            r["subject"],
+            human_seconds(r["median_s"]),
+            str(r["n"]),
+            r["change"],
+            f"{r['size']:+.1%}" if r["change"] else "",
+            f"{r['p']:.2g}" if r["change"] else "",
+        )
+        for r in rows
+    ]
+
+
+def _by_benchmark(rows):
+    out = {}
+    for r in rows:
+        title = r["benchmark"] if r["threads"] is None else f"{r['benchmark']} {r['threads']}t"
+        out.setdefault(title, []).append(r)
+    return out
+
+
+def _render(con, fmt, rows, where, fingerprint, footer):
+    header = f"fnd history: {where}, machine {fingerprint}"
+    if fmt == "table":
+        from rich.table import Table
+
+        con.print(header, markup=False)
+        for title, part in _by_benchmark(rows).items():
+            table = Table(title=title, title_justify="left")
+            for h in HEADERS:
+                table.add_column(h, justify="right" if h in ("median", "n", "size", "p") else "left")
+            for cells, r in zip(_cells(part), part):
+                table.add_row(*cells, style="bold red" if r["change"] == "REGRESSION" else None)
+            con.print(table)
+        for line in footer:
+            con.print(line, markup=False)
+    elif fmt == "md":
+        from fndcli.report.figures import markdown_table
+
+        typer.echo(f"### {header}\n")
+        for title, part in _by_benchmark(rows).items():
+            typer.echo(f"#### {title}\n\n{markdown_table(HEADERS, _cells(part))}\n")
+        typer.echo("\n".join(f"- {line}" for line in footer))
+    elif fmt == "csv":
+        typer.echo(_frame(rows).to_csv(index=False), nl=False)
+    else:
+        doc = {
+            "store": where,
+            "machine": fingerprint,
+            "footer": footer,
+            "rows": json.loads(_frame(rows).to_json(orient="records")),
+        }
+        typer.echo(json.dumps(doc, indent=2))

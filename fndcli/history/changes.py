@@ -1,0 +1,122 @@
+"""Where a benchmark's time changed over commits: change points proposed by ruptures, each confirmed by fnd's
+own two-sample verdict (`fndcli.runs.judging.timing_row`, `judge`) between the segments around it.
+
+1. **Candidates**: ruptures' PELT (l2 cost) on the log of each commit's figure (the median of its worker
+   processes' fastest values), with the penalty PENALTY * sigma^2 * log(commits), sigma the commit-to-commit
+   noise read from the series itself (the MAD of successive differences over sqrt 2: a step is one
+   difference, it does not inflate it), never below NOISE_FLOOR.
+2. **Confirmation**: at each candidate, every worker process's fastest value of the segment before
+   (back to the previous candidate) against the segment after (up to the next), as `fnd compare` judges two
+   runs: robust means on log times, Yuen's errors, and a between-run term per side, the segment's
+   between-commit variance (pooled over the segments, never below `Settings.run_noise`^2) over its number of
+   commits; Holm over the benchmark's candidates. A candidate stays only when the verdict is REGRESSION or
+   improved (significantly beyond --threshold); the others are dropped, their segments merged, and the rest
+   judged again, until every one left is confirmed.
+"""
+
+import math
+
+import numpy as np
+
+from fndcli.runs.judging import judge, timing_row
+
+PENALTY = 3.0  # BIC's 2, made stricter: candidates are cheap to drop, but each costs a test (Holm)
+NOISE_FLOOR = (
+    0.005  # the least commit-to-commit sd assumed on the log scale (identical data would split anywhere)
+)
+CHANGES = ("REGRESSION", "improved")
+
+
+def figure(commit):
+    return float(np.median(commit.samples))
+
+
+def candidates(commits):
+    """The indices of the commits where ruptures proposes that a change starts."""
+    y = np.log([figure(c) for c in commits])
+    if len(y) < 2:
+        return []
+    d = np.diff(y)
+    sigma = max(NOISE_FLOOR, 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2))
+    import ruptures
+
+    algo = ruptures.Pelt(model="l2", min_size=1, jump=1).fit(y.reshape(-1, 1))
+    return [int(b) for b in algo.predict(pen=PENALTY * sigma**2 * math.log(len(y)))[:-1]]
+
+
+def between_commits(commits, starts):
+    """The variance of commits' log levels around their segment's beyond their processes' scatter, pooled over
+    the segments (NaN when no segment has two commits)."""
+    edges = [0, *starts, len(commits)]
+    residuals, scatter = [], []
+    for lo, hi in zip(edges, edges[1:]):
+        if hi - lo < 2:
+            continue
+        logs = [np.log(c.samples) for c in commits[lo:hi]]
+        means = np.array([x.mean() for x in logs])
+        residuals += list(means - means.mean())
+        scatter += [x.var(ddof=1) / len(x) for x in logs if len(x) > 1]
+    dof = len(residuals) - sum(1 for lo, hi in zip(edges, edges[1:]) if hi - lo >= 2)
+    if dof < 1:
+        return math.nan
+    return float(np.sum(np.square(residuals)) / dof - (np.mean(scatter) if scatter else 0.0))
+
+
+def judged(key, commits, starts, s):
+    """compare's timing row for each start: the segment after it against the one before, Holm over them."""
+    edges = [0, *starts, len(commits)]
+    between = between_commits(commits, starts)
+    tau2 = max(s.run_noise**2, 0.0 if math.isnan(between) else between)
+    rows = []
+    for i, start in enumerate(starts):
+        before, after = commits[edges[i] : start], commits[start : edges[i + 2]]
+        rows.append(
+            timing_row(
+                key,
+                f"{len(after)} commit(s) from {after[0].commit[:10]} against {len(before)} before",
+                [v for c in before for v in c.samples],
+                [v for c in after for v in c.samples],
+                s,
+                "more worker processes (or runs) per commit",
+                tau2=(tau2 / len(before), tau2 / len(after)),
+            )
+        )
+    return judge(rows, s)
+
+
+def change_points(key, commits, s):
+    """{index of the commit where a confirmed change starts: its judged row} of one benchmark's series."""
+    starts = candidates(commits)
+    while True:
+        rows = judged(key, commits, starts, s)
+        kept = [start for start, r in zip(starts, rows) if r["verdict"] in CHANGES]
+        if kept == starts:
+            return dict(zip(starts, rows))
+        starts = kept
+
+
+def history_rows(series, s):
+    """(the rows of `fnd history`, one per benchmark and commit as fndcli.kinds.HISTORY names them; the
+    benchmarks whose newest confirmed change is a REGRESSION, still there at head)."""
+    rows, gated = [], []
+    for (name, threads), commits in series.items():
+        found = change_points(name, commits, s)
+        if found and found[max(found)]["verdict"] == "REGRESSION":
+            gated.append(name if threads is None else f"{name} {threads}t")
+        for i, c in enumerate(commits):
+            change = found.get(i, {})
+            rows.append(
+                {
+                    "benchmark": name,
+                    "threads": threads,
+                    "commit": c.commit[:10],
+                    "date": (c.commit_utc or "")[:16].replace("T", " "),
+                    "subject": c.subject or "",
+                    "median_s": figure(c),
+                    "n": len(c.samples),
+                    "change": change.get("verdict", ""),
+                    "size": change.get("change", math.nan),
+                    "p": change.get("p", math.nan),
+                }
+            )
+    return rows, gated

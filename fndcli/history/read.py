@@ -1,0 +1,116 @@
+"""What `fnd history` reads back from the store: matmul-bench's timings per benchmark and commit, on one
+machine, each worker process's fastest value (as `fnd compare` samples a run: `SavedRun.process_samples`).
+
+Read only: a store that holds no runs is said, never made.
+"""
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from fndcli.history.schema import CELLS, MACHINES, RUNS, SCHEMA, STORE, TIMINGS
+from fndcli.history.store import Store, StoreError, parse_url
+
+
+@dataclass
+class Commit:
+    """One commit of one benchmark's series: its facts and every worker process's fastest value, over all of
+    that commit's runs on the machine."""
+
+    commit: str
+    commit_utc: str
+    subject: str
+    branch: str | None
+    samples: list = field(default_factory=list)  # seconds, one per worker process
+    runs: set = field(default_factory=set)
+
+
+def open_reading(db):
+    """The store `db` names (--db, FND_DB; None: the default file), for reading; StoreError when there is no
+    store there, or it is not fnd's, or a newer fnd wrote it."""
+    url = parse_url(db)
+    if url.get_backend_name() == "sqlite" and not Path(url.database).is_file():
+        raise StoreError(f"the history store {url.database} does not exist: no run has been added to it yet")
+    store = Store(url)
+    with store._faults(), store.engine.connect() as conn:
+        if STORE.name not in sa.inspect(conn).get_table_names():
+            store.close()
+            raise StoreError(f"the history store {store.where} is empty: no run has been added to it yet")
+        found = conn.execute(sa.select(STORE.c.value).where(STORE.c.key == "schema")).scalar()
+    if (found or "").isdigit() and int(found) > SCHEMA:
+        store.close()
+        raise StoreError(
+            f"the history store {store.where} was written by a newer fnd (history schema {found}; this fnd "
+            f"reads {SCHEMA}): upgrade fnd"
+        )
+    return store
+
+
+def matching(name, pattern):
+    """Whether a benchmark's name matches the pattern: a glob when it holds * ? or [, else a substring."""
+    if not pattern:
+        return True
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
+def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
+    """{(benchmark, threads): [Commit, ...] in commit order (commit time, then the first run's id)} of the
+    complete matmul-bench runs made on the machine `fingerprint` at a known commit."""
+    threads = CELLS.alias("threads")
+    query = (
+        sa.select(
+            RUNS.c.id,
+            RUNS.c.git_commit,
+            RUNS.c.commit_utc,
+            RUNS.c.subject,
+            RUNS.c.branch,
+            TIMINGS.c.benchmark,
+            TIMINGS.c.process,
+            sa.func.min(TIMINGS.c.seconds).label("fastest"),
+            threads.c.number.label("threads"),
+        )
+        .join(MACHINES, RUNS.c.machine_id == MACHINES.c.id)
+        .join(TIMINGS, TIMINGS.c.run_id == RUNS.c.id)
+        .outerjoin(
+            threads,
+            sa.and_(
+                threads.c.run_id == RUNS.c.id, threads.c.row == TIMINGS.c.row, threads.c.name == "threads"
+            ),
+        )
+        .where(
+            MACHINES.c.fingerprint == fingerprint,
+            RUNS.c.command == "matmul-bench",
+            RUNS.c.status == "complete",
+            RUNS.c.git_commit.is_not(None),
+        )
+        .group_by(RUNS.c.id, TIMINGS.c.benchmark, TIMINGS.c.process, threads.c.number)
+        .order_by(RUNS.c.commit_utc, RUNS.c.id, TIMINGS.c.benchmark, TIMINGS.c.process)
+    )
+    if since:
+        query = query.where(RUNS.c.commit_utc >= since)
+    if branch:
+        query = query.where(RUNS.c.branch == branch)
+    with store._faults(), store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    out = {}
+    for r in rows:
+        if not matching(r["benchmark"], pattern):
+            continue
+        key = (r["benchmark"], None if r["threads"] is None else int(r["threads"]))
+        commits = out.setdefault(key, {})
+        c = commits.setdefault(
+            r["git_commit"], Commit(r["git_commit"], r["commit_utc"], r["subject"], r["branch"])
+        )
+        c.samples.append(r["fastest"])
+        c.runs.add(r["id"])
+    return {key: list(commits.values()) for key, commits in out.items()}
+
+
+def machines(store):
+    """{fingerprint: cpu model} of the machines the store holds runs of."""
+    with store._faults(), store.engine.connect() as conn:
+        return dict(conn.execute(sa.select(MACHINES.c.fingerprint, MACHINES.c.cpu_model)).all())

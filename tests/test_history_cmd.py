@@ -1,0 +1,117 @@
+"""`fnd history` (issue 31, item 2): one row per benchmark and commit from the history store, change points
+proposed by ruptures and confirmed by compare's verdict, and a gate.
+
+The runs are not measured here (ten real matmul-bench runs would cost half a minute): fake runs on disk, as
+fnd writes them (tests/test_compare.py's fake_matmul_run), each added to a store by the path a real run
+takes (`entry_of` with the git facts `commit_of` reads, `Store.record`), one per commit of a real git
+repository."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error
+from test_compare import fake_matmul_run
+
+from fndcli.history import store as history
+from fndcli.history.entry import entry_of
+from fndcli.history.facts import commit_of, this_machine
+from fndcli.kinds import HISTORY
+
+BENCHMARK = "kern.py:mm 4x4x4 float32 cpu"
+
+
+def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0):
+    """A store of one matmul-bench run per commit of a git repository of `commits` commits, 8 to 16 worker
+    processes each of values around 1e-5 with 2 % noise, `factor` times slower from commit `slower_at`.
+    (the store's URL, [each commit's hash])."""
+    repo = tmp_path / "kernels"
+    repo.mkdir()
+    rng = np.random.default_rng(seed)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    store, machine, hashes = history.Store.open(db), this_machine(), []
+
+    def git(*args, when=None):
+        env = {**os.environ, **({"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when} if when else {})}
+        return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=True, env=env)
+
+    git("init", "-q", "-b", "main")
+    try:
+        for i in range(1, commits + 1):
+            (repo / "kern.py").write_text(f"# version {i}\n")
+            git("add", ".")
+            when = f"2026-01-{i:02d}T12:00:00+00:00"
+            git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"kernel v{i}", when=when)
+            level = 1e-5 * (factor if slower_at and i >= slower_at else 1.0)
+            runs = [list(level * (1 + 0.02 * rng.standard_normal(3))) for _ in range(rng.integers(8, 17))]
+            csv = fake_matmul_run(
+                tmp_path / "runs" / str(i),
+                {"kern.py:mm": runs},
+                stamp=f"20260101-{i:02d}0000",
+                status="complete",
+                exit_code=0,
+                finished_utc=when,
+            )
+            commit = commit_of(repo)
+            store.record(entry_of(csv.with_suffix(".json"), commit, machine))
+            hashes.append(commit.commit)
+    finally:
+        store.close()
+    return db, hashes
+
+
+def history_json(fnd, tmp_path, db, *args):
+    result = fnd("history", "--db", db, "--format", "json", "--out", tmp_path / "o", *args)
+    return result, (json.loads(result.stdout) if result.exit_code in (0, 1) else None)
+
+
+def test_a_kernel_15x_slower_from_commit_6_is_one_regression_there_and_the_gate_fails(fnd, tmp_path):
+    db, hashes = make_history(tmp_path, 10, slower_at=6)
+    result, doc = history_json(fnd, tmp_path, db)
+    assert result.exit_code == 0, result.output
+    rows = [r for r in doc["rows"] if r["benchmark"] == BENCHMARK]
+    assert [r["commit"] for r in rows] == [h[:10] for h in hashes]  # one row per commit, in commit order
+    assert [r["subject"] for r in rows] == [f"kernel v{i}" for i in range(1, 11)]
+    assert all(8 <= r["n"] <= 16 and r["threads"] == 2 for r in rows)
+    marked = [(r["commit"], r["change"]) for r in rows if r["change"]]
+    assert marked == [(hashes[5][:10], "REGRESSION")]
+    (six,) = [r for r in rows if r["change"]]
+    assert 0.4 < six["size"] < 0.6 and six["p"] < 0.05
+    assert rows[6]["median_s"] / rows[4]["median_s"] == pytest.approx(1.5, rel=0.05)
+    written = pd.read_csv(next((tmp_path / "o").glob("history-*.csv")))
+    assert list(written.columns) == HISTORY.written() and len(written) == 10
+
+    gate = fnd("history", "--db", db, "--gate", "--out", tmp_path / "g")
+    assert gate.exit_code == 1, gate.output
+    assert "REGRESSION" in gate.stdout and BENCHMARK in gate.stderr
+    before = fnd(
+        "history", "--db", db, "--gate", "--out", tmp_path / "g", "--since", "2026-01-01", "*:mm 4x4x4*"
+    )
+    assert before.exit_code == 1  # a glob matching it
+    none = fnd("history", "--db", db, "--gate", "--out", tmp_path / "g", "torch")
+    assert_one_line_error(none, "no matmul-bench runs", "torch")
+
+
+def test_identical_code_over_30_commits_shows_no_change_point(fnd, tmp_path):
+    db, hashes = make_history(tmp_path, 30, seed=1)
+    result, doc = history_json(fnd, tmp_path, db, "--gate")
+    assert result.exit_code == 0, result.output
+    assert len(doc["rows"]) == 30 and not [r for r in doc["rows"] if r["change"]]
+
+
+def test_an_empty_store_and_bad_input_are_one_line_and_exit_2(fnd, tmp_path):
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert_one_line_error(fnd("history", "--db", missing, "--out", tmp_path / "o"), "does not exist")
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "o").exists()
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    history.Store.open(empty).close()
+    assert_one_line_error(fnd("history", "--db", empty, "--out", tmp_path / "o"), "no matmul-bench runs")
+    for args, fragment in (
+        (["--since", "last week"], "--since"),
+        (["--threshold", "2"], "--threshold"),
+        (["--machine", "0123456789abcdef"], "0123456789abcdef"),
+    ):
+        assert_one_line_error(fnd("history", "--db", empty, "--out", tmp_path / "o", *args), fragment)
