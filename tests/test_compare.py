@@ -133,7 +133,9 @@ def test_a_true_slowdown_exits_1_through_the_real_command(fnd, tmp_path):
         assert_one_line_error(
             fnd("show", named), "is from a compare run, which show and compare do not read back"
         )
-    assert_one_line_error(fnd("show", tmp_path / "out"), "only compare runs, which are not read back")
+    assert_one_line_error(
+        fnd("show", tmp_path / "out"), "only compare and history runs, which are not read back"
+    )
 
 
 def test_broken_missing_added_untimed_and_the_options_that_gate(fnd, tmp_path):
