@@ -197,6 +197,7 @@ def not_fnds(path):
         (lambda p: "mysql://u@h/db", ["in sqlite or postgresql, not mysql"]),
         (lambda p: "sqlite://", ["in memory, which keeps nothing"]),
         (lambda p: f"sqlite:///{p.parent / 'no-such-dir' / 'h.db'}", ["no-such-dir does not exist"]),
+        (lambda p: " ", ["--db (or FND_DB) is empty: give a URL"]),  # --db "$UNSET": not the home store
     ],
     ids=[
         "corrupt",
@@ -207,6 +208,7 @@ def not_fnds(path):
         "mysql",
         "in-memory",
         "no-directory",
+        "empty",
     ],
 )
 def test_a_store_that_cannot_be_written_is_one_line_and_exit_2_before_any_work(

@@ -146,3 +146,16 @@ def test_a_full_disk_loses_the_cache_not_the_run(fnd, tmp_path, monkeypatch):
     assert [(r["dtype"], r["gflops"]) for r in core.load_cache()] == [("float64", 50.0)]
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["peak.json"]
     assert run_files(tmp_path / "out", "peak")[0]["gflops"].tolist() == [100.0]
+
+
+def test_the_caption_says_whether_the_rows_measured_now_went_into_the_cache():
+    import pandas as pd
+
+    from fndcli.report.bench_tables import peak_caption
+
+    rows = pd.DataFrame([_row("fma", "float32", 100.0), _row("fma", "float64", 50.0)])
+    assert "1 row(s) measured now (added to the cache), 1 from the cache /c" in peak_caption(rows, 1, "/c")
+    refused = peak_caption(rows, 1, "/c", refused="not cached: x")
+    assert "1 row(s) measured now (not written to the cache), 1 from the cache /c" in refused
+    assert "0 row(s) measured now, 2 from the cache /c" in peak_caption(rows, 0, "/c")
+    assert "measured now; cached in /c" in peak_caption(rows, 2, "/c")

@@ -37,7 +37,10 @@ def auto_threads(shapes):
             f"timed on 1 thread: every shape is under {ONE_THREAD_FLOPS / 1e6:g} MFLOP, where a second "
             "thread cannot pay and stalls when another job holds a core (--threads N to choose)"
         )
-    return None, None
+    return None, (
+        f"timed on torch's own threads (every core): a shape is {ONE_THREAD_FLOPS / 1e6:g} MFLOP or more "
+        "(--threads N to choose)"
+    )
 
 
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*$")

@@ -37,8 +37,11 @@ def default_path():
 
 def parse_url(db=None):
     """The SQLAlchemy URL that `db` (--db, FND_DB) names; None: the SQLite file at default_path(), its
-    directory made."""
-    if not db:
+    directory made. An empty one is refused: `--db "$UNSET"` in a CI script must not write to a home
+    directory's store."""
+    if db is not None and not db.strip():
+        raise StoreError("--db (or FND_DB) is empty: give a URL, sqlite:///PATH/TO/FILE or postgresql://...")
+    if db is None:
         path = default_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -123,16 +123,14 @@ def peak_caption(rows, measured, cache_file, cache_note=None, refused=None):
     cached = len(rows) - measured
     if refused:
         notes.append(f"[bold yellow]{measured} row(s) measured now, {escape(refused)}[/]")
-    notes.append(
-        f"{measured} row(s) measured now, {cached} from the cache {cache_file} (fnd peak --refresh "
-        "measures again)"
-        if cached
-        else (
-            f"measured now; not written to {cache_file}"
-            if refused
-            else f"measured now; cached in {cache_file}"
+    kept = "not written to" if refused else "added to"
+    if cached:
+        now = (
+            f"{measured} row(s) measured now ({kept} the cache), " if measured else "0 row(s) measured now, "
         )
-    )
+        notes.append(f"{now}{cached} from the cache {cache_file} (fnd peak --refresh measures again)")
+    else:
+        notes.append(f"measured now; {'not written to' if refused else 'cached in'} {cache_file}")
     if cache_note:
         notes.append(f"[yellow]the cache:[/] {escape(cache_note)}")
     return "\n".join(notes)
