@@ -24,7 +24,7 @@ from fndcli.kinds import HISTORY
 BENCHMARK = "kern.py:mm 4x4x4 float32 cpu"
 
 
-def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0):
+def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0, processes=(8, 17)):
     """A store of one matmul-bench run per commit of a git repository of `commits` commits, 8 to 16 worker
     processes each of values around 1e-5 with 2 % noise, `factor` times slower from commit `slower_at`.
     (the store's URL, [each commit's hash])."""
@@ -46,7 +46,9 @@ def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0):
             when = f"2026-01-{i:02d}T12:00:00+00:00"
             git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"kernel v{i}", when=when)
             level = 1e-5 * (factor if slower_at and i >= slower_at else 1.0)
-            runs = [list(level * (1 + 0.02 * rng.standard_normal(3))) for _ in range(rng.integers(8, 17))]
+            runs = [
+                list(level * (1 + 0.02 * rng.standard_normal(3))) for _ in range(rng.integers(*processes))
+            ]
             csv = fake_matmul_run(
                 tmp_path / "runs" / str(i),
                 {"kern.py:mm": runs},
@@ -65,7 +67,7 @@ def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0):
 
 def history_json(fnd, tmp_path, db, *args):
     result = fnd("history", "--db", db, "--format", "json", "--out", tmp_path / "o", *args)
-    return result, (json.loads(result.stdout) if result.exit_code in (0, 1) else None)
+    return result, (json.loads(result.stdout) if result.exit_code in (0, 1, 3) else None)
 
 
 def test_a_kernel_15x_slower_from_commit_6_is_one_regression_there_and_the_gate_fails(fnd, tmp_path):
@@ -115,3 +117,17 @@ def test_an_empty_store_and_bad_input_are_one_line_and_exit_2(fnd, tmp_path):
         (["--machine", "0123456789abcdef"], "0123456789abcdef"),
     ):
         assert_one_line_error(fnd("history", "--db", empty, "--out", tmp_path / "o", *args), fragment)
+
+
+def test_a_change_too_few_processes_can_judge_is_not_judged_and_the_gate_exits_3(fnd, tmp_path):
+    """--quick runs: one worker process a commit, 1.75x slower from commit 5 of 6. ruptures proposes commit 5,
+    but 4 samples before it and 2 after cannot be tested (compare needs 5 a side): the row says `not judged`,
+    and --gate exits 3, not 0: a change nobody could judge is not a pass (issue 31; compare's exit 3)."""
+    db, hashes = make_history(tmp_path, 6, slower_at=5, factor=1.75, processes=(1, 2))
+    result, doc = history_json(fnd, tmp_path, db, "--gate")
+    assert result.exit_code == 3, result.output
+    marked = {r["commit"]: r["change"] for r in doc["rows"] if r["change"]}
+    assert hashes[4][:10] in marked and set(marked.values()) == {"not judged"}, marked
+    assert any(f"{len(marked)} proposed but not judged" in line for line in doc["footer"])
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"Error: not judged: a change proposed at {BENCHMARK} 2t at {hashes[4][:10]}")

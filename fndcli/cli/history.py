@@ -101,14 +101,17 @@ def history_command(
 
     where, fingerprint, series = _read(db, machine, _since(since), branch, pattern)
     rows, gated = history_rows(series, Settings(threshold=threshold))
-    changes = [r for r in rows if r["change"]]
-    code = 1 if gate and gated else 0
-    footer = _footer(changes, gated, gate, code)
+    changes, unjudged = _changes(rows)
+    code = (1 if gated else 3 if unjudged else 0) if gate else 0
+    footer = _footer(changes, unjudged, gated, gate, code)
     run = Run(ctx, out, quiet)
     run.finish(
         lambda files: files.write_csv(".csv", _frame(rows)),
         code,
-        failures=[f"REGRESSION at head: {name}" for name in gated] if gate else [],
+        failures=[
+            *(f"REGRESSION at head: {name}" for name in gated if gate),
+            *_unjudged_line(unjudged, code),
+        ],
         show=lambda con, _: _render(con, output_format.value, rows, where, fingerprint, footer),
         paths_to_stderr=output_format.value != "table",
         store=where,
@@ -172,8 +175,28 @@ def _frame(rows):
     return pd.DataFrame.from_records(rows, columns=HISTORY.written())
 
 
-def _footer(changes, gated, gate, code):
+def _changes(rows):
+    """(the rows where a confirmed change starts, those where one was proposed but could not be judged)."""
+    return [r for r in rows if r["change"] in ("REGRESSION", "improved")], [
+        r for r in rows if r["change"] == "not judged"
+    ]
+
+
+def _unjudged_line(unjudged, code):
+    """--gate's one stderr line of exit 3."""
+    if code != 3:
+        return []
+    where = "; ".join(f"{_title(r)} at {r['commit']}" for r in unjudged)
+    return [
+        f"not judged: a change proposed at {where}, with too few worker processes to tell; time more "
+        "(--gate) at each commit, or more commits"
+    ]
+
+
+def _footer(changes, unjudged, gated, gate, code):
     lines = [f"change points: {len(changes)} confirmed"]
+    if unjudged:
+        lines[0] += f"; {len(unjudged)} proposed but not judged (too few worker processes to tell)"
     if gated:
         lines.append(f"the newest change is a REGRESSION at head: {'; '.join(gated)}")
     if gate:
@@ -202,7 +225,7 @@ def _cells(rows):
 def _by_benchmark(rows):
     out = {}
     for r in rows:
-        title = r["benchmark"] if r["threads"] is None else f"{r['benchmark']} {r['threads']}t"
+        title = _title(r)
         out.setdefault(title, []).append(r)
     return out
 
@@ -239,3 +262,8 @@ def _render(con, fmt, rows, where, fingerprint, footer):
             "rows": json.loads(_frame(rows).to_json(orient="records")),
         }
         typer.echo(json.dumps(doc, indent=2))
+
+
+def _title(row):
+    """A benchmark as compare keys it: 'torch 64x64x64 float32 cpu 2t'."""
+    return row["benchmark"] if row["threads"] is None else f"{row['benchmark']} {row['threads']}t"

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from fndcli.runs.compare import NOT_JUDGED
 from fndcli.runs.judging import judge, timing_row
 
 PENALTY = 3.0  # BIC's 2, made stricter: candidates are cheap to drop, but each costs a test (Holm)
@@ -85,26 +86,29 @@ def judged(key, commits, starts, s):
 
 
 def change_points(key, commits, s):
-    """{index of the commit where a confirmed change starts: its judged row} of one benchmark's series."""
-    starts = candidates(commits)
+    """({index of the commit where a confirmed change starts: its judged row}, {index of a proposed one that
+    could not be judged (too few processes, unstable): its row}) of one benchmark's series."""
+    starts, unjudged = candidates(commits), {}
     while True:
         rows = judged(key, commits, starts, s)
         kept = [start for start, r in zip(starts, rows) if r["verdict"] in CHANGES]
+        unjudged.update((start, r) for start, r in zip(starts, rows) if r["verdict"] in NOT_JUDGED)
         if kept == starts:
-            return dict(zip(starts, rows))
+            return dict(zip(starts, rows)), {i: r for i, r in unjudged.items() if i not in kept}
         starts = kept
 
 
 def history_rows(series, s):
     """(the rows of `fnd history`, one per benchmark and commit as fndcli.kinds.HISTORY names them; the
-    benchmarks whose newest confirmed change is a REGRESSION, still there at head)."""
+    benchmarks whose newest confirmed change is a REGRESSION, still there at head). A change proposed but not
+    judged reads `not judged` in its row: not a change, not nothing either."""
     rows, gated = [], []
     for (name, threads), commits in series.items():
-        found = change_points(name, commits, s)
+        found, unjudged = change_points(name, commits, s)
         if found and found[max(found)]["verdict"] == "REGRESSION":
             gated.append(name if threads is None else f"{name} {threads}t")
         for i, c in enumerate(commits):
-            change = found.get(i, {})
+            change = found.get(i) or ({"verdict": "not judged"} if i in unjudged else {})
             rows.append(
                 {
                     "benchmark": name,
