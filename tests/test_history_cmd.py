@@ -24,7 +24,9 @@ from fndcli.kinds import HISTORY
 BENCHMARK = "kern.py:mm 4x4x4 float32 cpu"
 
 
-def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0, processes=(8, 17)):
+def make_history(
+    tmp_path, commits, slower_at=None, factor=1.5, seed=0, processes=(8, 17), impls=("kern.py:mm",)
+):
     """A store of one matmul-bench run per commit of a git repository of `commits` commits, 8 to 16 worker
     processes each of values around 1e-5 with 2 % noise, `factor` times slower from commit `slower_at`.
     (the store's URL, [each commit's hash])."""
@@ -51,7 +53,7 @@ def make_history(tmp_path, commits, slower_at=None, factor=1.5, seed=0, processe
             ]
             csv = fake_matmul_run(
                 tmp_path / "runs" / str(i),
-                {"kern.py:mm": runs},
+                dict.fromkeys(impls, runs),
                 stamp=f"20260101-{i:02d}0000",
                 status="complete",
                 exit_code=0,
@@ -131,3 +133,13 @@ def test_a_change_too_few_processes_can_judge_is_not_judged_and_the_gate_exits_3
     assert any(f"{len(marked)} proposed but not judged" in line for line in doc["footer"])
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith(f"Error: not judged: a change proposed at {BENCHMARK} 2t at {hashes[4][:10]}")
+
+
+def test_a_kernel_loaded_at_another_revision_is_left_out_of_the_history(fnd, tmp_path):
+    """The paired gate times kern.py:mm@HEAD~1 beside kern.py:mm in each run: the @REV row's code is not the
+    commit its run is filed under (a newcomer's trial: a HEAD~2 series labelled with each head's subject), so
+    only kern.py:mm's series is shown; its own commits' runs give the base's figures."""
+    db, hashes = make_history(tmp_path, 3, impls=("kern.py:mm@HEAD~1", "kern.py:mm"))
+    result, doc = history_json(fnd, tmp_path, db)
+    assert result.exit_code == 0, result.output
+    assert {r["benchmark"] for r in doc["rows"]} == {BENCHMARK} and len(doc["rows"]) == 3

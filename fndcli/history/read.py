@@ -5,6 +5,7 @@ Read only: a store that holds no runs is said, never made.
 """
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,9 +58,20 @@ def matching(name, pattern):
     return pattern in name
 
 
+AT_REV = re.compile(r".+:[^\W\d]\w*@.+")  # FILE.py:NAME@REV, as fndcli.userref reads it
+
+
+def at_rev(benchmark):
+    """Whether a benchmark times the user's code at another revision (`kern.py:mm@origin/main 64x64x64
+    float32 cpu`): not the code of the commit its run is filed under."""
+    return bool(AT_REV.fullmatch(benchmark.rsplit(" ", 3)[0]))
+
+
 def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
     """{(benchmark, threads): [Commit, ...] in commit order (commit time, then the first run's id)} of the
-    complete matmul-bench runs made on the machine `fingerprint` at a known commit."""
+    complete matmul-bench runs made on the machine `fingerprint` at a known commit. A kernel loaded at
+    another revision (`@REV`: the paired gate's base) is left out: its code is not that commit's, and the
+    runs made at its own commit give its series."""
     threads = CELLS.alias("threads")
     query = (
         sa.select(
@@ -98,7 +110,7 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
         rows = conn.execute(query).mappings().all()
     out = {}
     for r in rows:
-        if not matching(r["benchmark"], pattern):
+        if not matching(r["benchmark"], pattern) or at_rev(r["benchmark"]):
             continue
         key = (r["benchmark"], None if r["threads"] is None else int(r["threads"]))
         commits = out.setdefault(key, {})
