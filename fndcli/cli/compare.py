@@ -8,10 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from fndcli.cli.app import command
-from fndcli.cli.options import SEED_MAX, OutOption, QuietOption, choices, config_option
+from fndcli.cli.options import SEED_MAX, Format, OutOption, QuietOption, config_option
 from fndcli.cli.runs import Run
-
-Format = choices("Format", ["table", "md", "csv", "json"])
 
 
 @command("compare", "Compare two saved runs (or two kernels of one) row by row; exit 1 on a regression.")

@@ -11,9 +11,8 @@ import typer
 from typer import _click as click
 
 from fndcli.cli.app import command
-from fndcli.cli.options import OutOption, QuietOption, choices
+from fndcli.cli.options import Format, OutOption, QuietOption
 
-Format = choices("Format", ["table", "md", "csv", "json"])
 HEADERS = ("commit", "date", "subject", "median", "n", "change", "size", "p")
 
 
@@ -68,7 +67,9 @@ def history_command(
     gate: Annotated[
         bool,
         typer.Option(
-            "--gate", help="Exit 1 when a benchmark's newest change point is a REGRESSION (at head)."
+            "--gate",
+            help="Exit 1 when a benchmark's newest change point is a REGRESSION (at head); 3 when a change "
+            "was proposed that too few worker processes could judge.",
         ),
     ] = False,
     output_format: Annotated[

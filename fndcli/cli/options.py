@@ -87,6 +87,9 @@ def refuse_given(ctx, names, why):
             raise typer.BadParameter(why, param_hint=f"'--{name.replace('_', '-')}'")
 
 
+# --format of the commands that print a document (compare, history): a table for people, or md, csv, json
+Format = choices("Format", ["table", "md", "csv", "json"])
+
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the paths written.")]
 
 DbOption = Annotated[

@@ -174,34 +174,9 @@ def pair_rows(run, a, b, s):
         judged = _timed_or_not(
             label, {**ra, "unstable": ""}, {**rb, "unstable": ""}, means, means, name_a, name_b
         )
-        if judged is None and len(means[name_a]) != len(means[name_b]):
-            judged = row(
-                label,
-                "median s/call",
-                ra["median_s"],
-                rb["median_s"],
-                "insufficient",
-                f"{len(means[name_a])} and {len(means[name_b])} processes: they do not pair",
-            )
-        elif judged is None and len(means[name_a]) >= s.min_samples and _regimes(values, name_a, name_b):
-            judged = row(
-                label,
-                "median s/call",
-                ra["median_s"],
-                rb["median_s"],
-                "unstable",
-                f"{_regimes(values, name_a, name_b)}: two regimes in the processes: re-run on a quiet host",
-            )
-        elif judged is None and instability(np.divide(means[name_b], means[name_a]), ()):
-            judged = row(
-                label,
-                "median s/call",
-                ra["median_s"],
-                rb["median_s"],
-                "unstable",
-                "the B/A ratios of the processes: "
-                f"{instability(np.divide(means[name_b], means[name_a]), ())}: re-run on a quiet host",
-            )
+        why = None if judged else _not_pairable(values, means, name_a, name_b, s.min_samples)
+        if why:
+            judged = row(label, "median s/call", ra["median_s"], rb["median_s"], *why)
         out.append(
             judged
             or timing_row(
@@ -219,6 +194,21 @@ def pair_rows(run, a, b, s):
     if not out:
         raise CompareError(f"{a} and {b} share no shape in run {run.stem}: nothing to pair")
     return out
+
+
+def _not_pairable(values, means, name_a, name_b, min_samples):
+    """(verdict, note) when the processes' pairs cannot be tested, first match wins: counts that do not pair
+    (insufficient), two regimes inside the processes, B/A ratios that spread (unstable); None if they can."""
+    count_a, count_b = len(means[name_a]), len(means[name_b])
+    if count_a != count_b:
+        return "insufficient", f"{count_a} and {count_b} processes: they do not pair"
+    regimes = _regimes(values, name_a, name_b) if count_a >= min_samples else ""
+    if regimes:
+        return "unstable", f"{regimes}: two regimes in the processes: re-run on a quiet host"
+    spread = instability(np.divide(means[name_b], means[name_a]), ())
+    if spread:
+        return "unstable", f"the B/A ratios of the processes: {spread}: re-run on a quiet host"
+    return None
 
 
 def _regimes(values, name_a, name_b):
