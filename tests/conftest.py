@@ -225,7 +225,8 @@ def kernels_that_fail_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def wrong_and_skipped_run(tmp_path_factory):
-    """exit 1: dot flipped (a wrong result), torch, loops, and exits.py:mm, which calls sys.exit(3); at 4x6x3,
+    """exit 1: dot flipped (a wrong result), torch, loops, later.py:mm, which raises on its third call, and
+    exits.py:mm, which calls sys.exit(3); at 4x6x3,
     and at 1024^3 under --max-seconds 30, where the cost guard skips loops and dot. Read by
     test_matmul_cli.py and test_bad_input.py."""
     from fndcli.kernels.registry import IMPLS
@@ -235,7 +236,13 @@ def wrong_and_skipped_run(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("wrong-and-skipped")
     (directory / "exits.py").write_text("import sys\n\ndef mm(a, b):\n    sys.exit(3)\n")
-    impls = ["dot", "torch", "loops", f"{directory / 'exits.py'}:mm"]
+    (
+        directory / "later.py"
+    ).write_text(  # right on its first call at a shape (8x8x8 is fnd's probe), not its third
+        "CALLS = {}\n\ndef mm(a, b):\n    n = CALLS[a.shape] = CALLS.get(a.shape, 0) + 1\n"
+        "    if n == 3 and a.shape[0] != 8:\n        raise ValueError('third call')\n    return a @ b\n"
+    )
+    impls = ["dot", "torch", "loops", f"{directory / 'later.py'}:mm", f"{directory / 'exits.py'}:mm"]
     args = ("--shape", "4x6x3", "--shape", "1024x1024x1024", "--max-seconds", "30")
     return shared_run(
         directory,

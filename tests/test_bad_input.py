@@ -336,6 +336,18 @@ def test_a_kernel_that_calls_sys_exit_is_a_failing_row(wrong_and_skipped_run):
     assert not rows.loc[exits, "correct"]  # a failing row (exit 1 comes from the flipped dot's row as well)
 
 
+def test_a_kernel_right_once_that_raises_when_called_again_is_a_failing_row(wrong_and_skipped_run):
+    """A kernel whose first call is right and whose third raises (in the calls that size its values) was a
+    traceback of fnd's: now a failing row that says when, with the user's frames."""
+    later = wrong_and_skipped_run.impls[-2]
+    frame = pd.read_csv(next(wrong_and_skipped_run.out.glob("*.csv")))
+    row = frame[frame["m"] == 4].set_index("impl").loc[later]
+    assert row["error"] == "raised ValueError when called again: third call" and not row["correct"]
+    assert "later.py" in wrong_and_skipped_run.result.output and "Traceback (most recent" not in (
+        wrong_and_skipped_run.result.output
+    )
+
+
 def test_a_file_that_calls_os_exit_on_import_is_refused_not_a_silent_pass(tmp_path):
     """os._exit(0) at import ended fnd with exit 0, no output and nothing written: a CI step that passes. In a
     process of their own (were it to exit, pytest's process would end with 0 too), every command that loads

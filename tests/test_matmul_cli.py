@@ -117,8 +117,16 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(wrong_and_skipped_run
     assert result.exit_code == 1, result.output
     frame, meta = run_files(out, "matmul-bench")
     small = frame[frame["m"] == 4].set_index("impl")
-    exits = wrong_and_skipped_run.impls[-1]  # calls sys.exit: tests/test_bad_input.py reads its row
-    assert small["correct"].to_dict() == {"dot": False, "torch": True, "loops": True, exits: False}
+    later, exits = wrong_and_skipped_run.impls[
+        -2:
+    ]  # raise, call sys.exit: tests/test_bad_input.py reads them
+    assert small["correct"].to_dict() == {
+        "dot": False,
+        "torch": True,
+        "loops": True,
+        later: False,
+        exits: False,
+    }
     assert "wrong result: dot" in result.stdout and meta["exit_code"] == 1
     # exits.py raised at both shapes: named once under the table
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("no result to check:")]
@@ -153,15 +161,15 @@ def test_wrong_implementation_exits_1_and_cost_guard_skips(wrong_and_skipped_run
 
 def test_ctrl_c_keeps_finished_rows(fnd, tmp_path, monkeypatch):
     """Ctrl-C during the second benchmark: exit 130, the first benchmark's row and pyperf data kept."""
-    from fndcli.bench import processes
+    from fndcli.bench import here
 
-    real_worker = processes.run_worker
+    real_timer = here.time_here  # --quick times in fnd's own process
 
     def interrupted_after_first(specs, *args):
-        real_worker(specs[:1], *args)
+        real_timer(specs[:1], *args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(processes, "run_worker", interrupted_after_first)
+    monkeypatch.setattr(here, "time_here", interrupted_after_first)
     result = fnd(
         "matmul-bench",
         "--quick",
@@ -202,6 +210,41 @@ def test_ctrl_c_before_any_worker_keeps_the_checks(fnd, tmp_path, monkeypatch):
         and frame["rel_err"].notna().all()
     )
     assert (frame["skipped"] == "interrupted before it was timed").all() and meta["status"] == "interrupted"
+
+
+def test_quick_times_in_fnds_own_process_and_a_kernel_failing_there_keeps_the_rows_before(
+    fnd, tmp_path, monkeypatch
+):
+    """--quick starts no worker process: its values are timed here, at the threads asked, with the worker's
+    record (threads, the seeded input's sum) in pyperf's file. A kernel that passes its check and raises on a
+    later call stops the timing as a failing worker does: exit 1, one line, the benchmark before it kept."""
+    from fndcli.bench import processes
+
+    def no_worker(*args):
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(processes, "run_worker", no_worker)
+    kern = tmp_path / "late.py"
+    kern.write_text(  # right on the check's inputs (one object throughout), raises on the timing's own
+        "SEEN = []\n\ndef mm(a, b):\n    if a.shape == (4, 4):\n"
+        "        SEEN.append(a) if not SEEN else None\n"
+        "        assert a is SEEN[0], 'new inputs'\n    return a @ b\n"
+    )
+    before = torch.get_num_threads()
+    args = ("matmul-bench", "--quick", "--shape", "4x4x4", "--threads", "1", "--out")
+    result = fnd(*args, tmp_path / "a", "--impl", "torch", "--impl", f"{kern}:mm")
+    assert torch.get_num_threads() == before
+    assert result.exit_code == 1, result.output
+    assert f"timing {kern}:mm 4x4x4 float32 cpu failed: AssertionError: new inputs" in result.output
+    frame, meta = run_files(tmp_path / "a", "matmul-bench")
+    assert frame["median_s"].notna().tolist() == [True, False] and meta["status"] == "failed"
+    suite = pyperf.BenchmarkSuite.load(str(next((tmp_path / "a").glob("*.pyperf.json"))))
+    (bench,) = suite.get_benchmarks()
+    meta = bench.get_metadata()
+    assert bench.get_name() == "torch 4x4x4 float32 cpu" and len(bench.get_values()) == 3
+    assert meta["fnd_threads"] == 1 and meta["fnd_timed_in"] == "fnd's own process"
+    a = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))  # the seed's a, as the chapter draws it
+    assert meta["fnd_input_sum"] == pytest.approx(float(a.double().sum()), rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -100,12 +100,12 @@ def test_ctrl_c_keeps_the_sections_that_finished(fnd, tmp_path, monkeypatch):
     """Ctrl-C in the ladder's timing (the cores catch it and return what they have) or in training: exit 130,
     the report of the sections that finished, nothing judged on a section cut short."""
     from fndcli.backprop import train as fnd_train
-    from fndcli.bench import processes
+    from fndcli.bench import here
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(processes, "run_worker", interrupt)
+    monkeypatch.setattr(here, "time_here", interrupt)  # --quick times in fnd's own process
     monkeypatch.setattr(fnd_train, "step_rel_diff", interrupt)
     for sections, kept in ((["ladder", "bridge"], set()), (["bridge", "train"], {"bridge"})):
         out = tmp_path / "-".join(sections)

@@ -60,12 +60,8 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
     except (
         Exception,
         SystemExit,
-    ) as e:  # a kernel's bug (sys.exit() too) is a failing row; running out of memory isn't
-        if is_out_of_memory(e):
-            raise
-        return failed(
-            f"raised {type(e).__name__}: {first_line(e)}", "" if impl in IMPLS else userref.user_traceback(e)
-        )
+    ) as e:  # a kernel's bug (sys.exit() too) is a failing row; out of memory isn't
+        return _raised(e, impl)
     changed = [
         name for name, mine, given in (("a", a, given_a), ("b", b, given_b)) if not torch.equal(mine, given)
     ]
@@ -93,9 +89,19 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
             else f"relative error {rel:.2e} > {TOLERANCES[dtype]:g} ({dtype} tolerance)"
         )
         return Check(max_abs, rel, False, math.nan, math.nan, f"wrong result: {why}")
-    call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
+    try:
+        call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
+    except (Exception, SystemExit) as e:  # right once, then raised when called again
+        return _raised(e, impl, " when called again")
     compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
     return Check(max_abs, rel, True, call_s, compile_s)
+
+
+def _raised(e, impl, when=""):
+    if is_out_of_memory(e):
+        raise e
+    user = "" if impl in IMPLS else userref.user_traceback(e)
+    return failed(f"raised {type(e).__name__}{when}: {first_line(e)}", user)
 
 
 def failed(reason, user_traceback=""):

@@ -25,7 +25,7 @@ import pandas as pd
 import pyperf
 import torch
 
-from fndcli.bench import blas, peak, processes
+from fndcli.bench import blas, here, peak, processes
 from fndcli.bench import stats as benchstats
 from fndcli.bench.check import check_impl, probe_spec, reference_case
 from fndcli.bench.processes import BenchError
@@ -202,7 +202,11 @@ def _time_all(cfg, run, log):
                 run.specs, cfg.order, mode, lambda impl: resolve(impl).isolated
             ):
                 log(f"timing {label}")
-                run.pyperf_args.append(processes.run_worker(group, cfg, runs, suite_path))
+                in_parent = (
+                    mode == "once" and not resolve(group[0].impl).isolated
+                )  # --quick: no worker process
+                timer = here.time_here if in_parent else processes.run_worker
+                run.pyperf_args.append(timer(group, cfg, runs, suite_path))
                 run.order.append(label)
         except KeyboardInterrupt:
             run.interrupted = True

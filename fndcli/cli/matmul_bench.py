@@ -84,7 +84,10 @@ def matmul_bench(
     ] = None,
     seed: SeedOption = DEFAULTS.seed,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A few seconds: pyperf in-process, 3 values.")
+        bool,
+        typer.Option(
+            "--quick", help="A few seconds: timed in fnd's own process, no worker process; 3 values."
+        ),
     ] = False,
     fast: Annotated[bool, typer.Option("--fast", help="pyperf's --fast.")] = False,
     rigorous: Annotated[bool, typer.Option("--rigorous", help="pyperf's --rigorous.")] = False,

@@ -30,7 +30,7 @@ def reproduce(
         bool,
         typer.Option(
             "--quick",
-            help="The whole report in under a minute, for CI: pyperf in-process, 3 seeds, 5 epochs.",
+            help="The whole report in under a minute, for CI: timed in fnd's own process, 3 seeds, 5 epochs.",
         ),
     ] = False,
     section: Annotated[

@@ -24,7 +24,9 @@ BOOK_SOURCES = {
 
 @dataclass(frozen=True)
 class ReproduceConfig:
-    quick: bool = False  # the whole report in under a minute: pyperf in-process, fewer seeds and epochs
+    quick: bool = (
+        False  # the whole report in under a minute: timed in fnd's own process, fewer seeds and epochs
+    )
     sections: tuple = SECTIONS
     seed: int = 0
 
