@@ -1,8 +1,8 @@
 """`fnd history --html DIR` and `--plot` (issue 31, item 3): a self-contained page with a chart per benchmark,
 loaded in a real headless browser (Debian's chromium), and a PNG per benchmark.
 
-One store and one run for the module (test_history_cmd.make_history: a real git repository, 8 commits, two
-kernels 1.5x slower from commit 5), whose subjects at commits 2 and 5 are markup; the browser is started
+One store and one run for the module (test_history_cmd.make_history: a real git repository, 6 commits, two
+kernels 1.5x slower from commit 4), whose subjects at commits 2 and 4 are markup; the browser is started
 once, as soon as the page is written, and read by the tests at the end of the file."""
 
 import dataclasses
@@ -11,6 +11,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections import Counter
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -28,7 +29,8 @@ KERNELS = ("kern.py:mm", "kern.py:mm2")
 # a subject that would run script if it became markup (it sets a marker on <html>), at the regression's commit
 IMG = '<img src=x onerror="document.documentElement.dataset.pwned=1">'
 SCRIPT = "</script><script>document.documentElement.dataset.pwned=2</script>"
-SUBJECTS = {2: SCRIPT, 5: IMG}
+SUBJECTS = {2: SCRIPT, 4: IMG}
+COMMITS = 6
 
 
 @dataclasses.dataclass
@@ -44,7 +46,7 @@ class PageRun:
 def page_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("history-page")
     db, _ = make_history(
-        tmp, 8, slower_at=5, impls=KERNELS, subject=lambda i: SUBJECTS.get(i, f"kernel v{i}")
+        tmp, COMMITS, slower_at=4, impls=KERNELS, subject=lambda i: SUBJECTS.get(i, f"kernel v{i}")
     )
     args = ["history", "--db", db, "--html", tmp / "page", "--plot", "--out", tmp / "out"]
     result = CliRunner().invoke(app, [str(a) for a in args])
@@ -72,15 +74,17 @@ def page_run(tmp_path_factory):
 
 
 class Dom(HTMLParser):
-    """A dumped DOM, read: the <html> element's attributes, how many of each element, the text."""
+    """A dumped DOM, read: the <html> element's attributes, how many of each element and of each class
+    attribute, the text."""
 
     def __init__(self, markup):
         super().__init__()
-        self.root, self.count, self.text = {}, {}, []
+        self.root, self.count, self.classes, self.text = {}, Counter(), Counter(), []
         self.feed(markup)
 
     def handle_starttag(self, tag, attrs):
-        self.count[tag] = self.count.get(tag, 0) + 1
+        self.count[tag] += 1
+        self.classes[dict(attrs).get("class")] += 1
         if tag == "html":
             self.root = dict(attrs)
 
@@ -188,11 +192,12 @@ def test_html_in_a_place_it_cannot_write_is_one_line_and_exit_2_with_nothing_wri
 def test_the_page_loads_in_a_browser_without_errors_and_draws_every_series(dom):
     assert "data-errors" not in dom.root, dom.root  # no script error, no fetch the policy blocked
     assert dom.root["data-series"] == str(len(KERNELS))
-    assert dom.root["data-points"] == str(8 * len(KERNELS))
+    assert dom.root["data-points"] == str(COMMITS * len(KERNELS))
+    assert dom.classes["point regression"] == len(KERNELS)  # each kernel's change point, at commit 4
 
 
 def test_a_subject_that_is_markup_stays_text_in_the_browser(dom):
     assert "data-pwned" not in dom.root
-    assert dom.count.get("img", 0) == 0 and dom.count["script"] == 1
+    assert dom.count["img"] == 0 and dom.count["script"] == 1
     text = "".join(dom.text)
     assert IMG in text and SCRIPT in text
