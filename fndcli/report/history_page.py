@@ -2,7 +2,7 @@
 file. No script library and no fetch of any kind: the page's Content-Security-Policy allows its own style and
 script (by hash) and nothing else, so it works offline and a stray URL cannot load.
 
-Every string from the user (commit subjects, benchmark names, the store's URL, the filters) goes through
+Every string from the user (commit subjects, benchmark names, the store's URL) goes through
 `html.escape` once, in `_text`: it is text on the page, never markup. A pure function of the rows: the CLI
 writes what it returns."""
 
@@ -78,6 +78,7 @@ def _text(value):
 
 
 def _hash(source):
+    """The Content-Security-Policy source that allows this inline style or script, and no other."""
     return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
 
 
@@ -90,6 +91,7 @@ def _span(values):
 
 
 def _drawable(v):
+    """A figure the log axis can place."""
     return v is not None and math.isfinite(v) and v > 0
 
 
@@ -130,6 +132,7 @@ def _mark(row, x, y):
 
 
 def _shape(mark, x, y, cls="", inside=""):
+    """A mark's dot or polygon at (x, y), with more classes (cls) and content (inside)."""
     if mark.polygon is None:
         return f'<circle class="{cls}{mark.cls}" cx="{x:.1f}" cy="{y:.1f}" r="4.5">{inside}</circle>'
     where = f"translate({x:.1f} {y:.1f})"
@@ -180,6 +183,7 @@ def chart(title, rows):
 
 
 def _changes_table(rows):
+    """The benchmark's change points as a table, as the command's table shows them."""
     changed = [r for r in rows if r["change"]]
     if not changed:
         return "<p>No change point.</p>"
@@ -194,6 +198,7 @@ def _changes_table(rows):
 
 
 def _legend():
+    """Each mark and what it means."""
     icon = '<svg width="20" height="20" aria-hidden="true">{}</svg>'
     items = [f"<span>{icon.format(_shape(m, 10, 10))}{_text(m.text)}</span>" for m in MARKS.values()]
     return f'<p class="legend">{"".join(items)}</p>'
