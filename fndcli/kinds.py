@@ -282,7 +282,9 @@ HISTORY = Kind(  # `fnd history`: a reader of the history store, one row per ben
     fields=(
         *fields("store machine", str),
         *fields("benchmarks change_points gated", int),
+        *fields("html", str),  # --html's page (DIR/index.html), outside the run's directory
     ),
+    files=("-*.png",),  # --plot: one a benchmark, named after it
     read=False,
 )
 

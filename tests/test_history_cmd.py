@@ -25,11 +25,18 @@ BENCHMARK = "kern.py:mm 4x4x4 float32 cpu"
 
 
 def make_history(
-    tmp_path, commits, slower_at=None, factor=1.5, seed=0, processes=(8, 17), impls=("kern.py:mm",)
+    tmp_path,
+    commits,
+    slower_at=None,
+    factor=1.5,
+    seed=0,
+    processes=(8, 17),
+    impls=("kern.py:mm",),
+    subject="kernel v{}".format,
 ):
     """A store of one matmul-bench run per commit of a git repository of `commits` commits, 8 to 16 worker
-    processes each of values around 1e-5 with 2 % noise, `factor` times slower from commit `slower_at`.
-    (the store's URL, [each commit's hash])."""
+    processes each of values around 1e-5 with 2 % noise, `factor` times slower from commit `slower_at`;
+    commit i's subject is subject(i). (the store's URL, [each commit's hash])."""
     repo = tmp_path / "kernels"
     repo.mkdir()
     rng = np.random.default_rng(seed)
@@ -46,7 +53,7 @@ def make_history(
             (repo / "kern.py").write_text(f"# version {i}\n")
             git("add", ".")
             when = f"2026-01-{i:02d}T12:00:00+00:00"
-            git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"kernel v{i}", when=when)
+            git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", subject(i), when=when)
             level = 1e-5 * (factor if slower_at and i >= slower_at else 1.0)
             runs = [
                 list(level * (1 + 0.02 * rng.standard_normal(3))) for _ in range(rng.integers(*processes))

@@ -3,6 +3,7 @@
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,7 +12,7 @@ import typer
 from typer import _click as click
 
 from fndcli.cli.app import command
-from fndcli.cli.options import Format, OutOption, QuietOption
+from fndcli.cli.options import Format, OutOption, QuietOption, named_directory
 
 HEADERS = ("commit", "date", "subject", "median", "n", "change", "size", "p")
 
@@ -75,6 +76,20 @@ def history_command(
     output_format: Annotated[
         Format, typer.Option("--format", help="table for people; md for a CI job summary; csv; json.")
     ] = Format.table,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html",
+            metavar="DIR",
+            parser=named_directory,
+            help="Also write DIR/index.html (replacing it): a chart per benchmark over commits, change "
+            "points marked, each point's commit, date, subject and figure on hover; one file, works offline.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Write a PNG per benchmark beside the CSV, change points marked.")
+    ] = False,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
 ):
@@ -91,12 +106,13 @@ def history_command(
         fnd history
         fnd history 'kern.py:mm*' --since 2026-01-01 --branch main --gate
         fnd history --machine 6508426f80b6e21e --format md
+        fnd history --html public/ --plot   # a page to open in a browser; a PNG per benchmark
     """
     if not (math.isfinite(threshold) and 0 < threshold < 1):
         raise typer.BadParameter(
             f"must be between 0 and 1 (0.1 is 10 %), got {threshold}", param_hint="'--threshold'"
         )
-    from fndcli.cli.runs import Run
+    from fndcli.cli.runs import Run, out_dir
     from fndcli.history.changes import history_rows
     from fndcli.runs.compare import Settings
 
@@ -105,9 +121,12 @@ def history_command(
     changes, unjudged = _changes(rows)
     code = (1 if gated else 3 if unjudged else 0) if gate else 0
     footer = _footer(changes, unjudged, gated, gate, code)
+    page = html and out_dir(html, "--html") / "index.html"
     run = Run(ctx, out, quiet)
+    if page:
+        _write_page(page, _by_benchmark(rows), _header(where, fingerprint), footer)
     run.finish(
-        lambda files: files.write_csv(".csv", _frame(rows)),
+        lambda files: _write_files(files, rows, plot),
         code,
         failures=[
             *(f"REGRESSION at head: {name}" for name in gated if gate),
@@ -115,11 +134,13 @@ def history_command(
         ],
         show=lambda con, _: _render(con, output_format.value, rows, where, fingerprint, footer),
         paths_to_stderr=output_format.value != "table",
+        elsewhere=[page] if page else [],
         store=where,
         machine=fingerprint,
         benchmarks=len(series),
         change_points=len(changes),
         gated=len(gated),
+        html=str(page) if page else None,
     )
 
 
@@ -174,6 +195,35 @@ def _frame(rows):
     from fndcli.kinds import HISTORY
 
     return pd.DataFrame.from_records(rows, columns=HISTORY.written())
+
+
+def _write_files(files, rows, plot):
+    """The rows' CSV; with --plot a PNG per benchmark, named after the run and the benchmark."""
+    files.write_csv(".csv", _frame(rows))
+    if plot:
+        from fndcli.report.plots import history_plot
+
+        names = []  # a benchmark's name as a file name: letters, digits, '.', the rest '-'
+        for title, part in _by_benchmark(rows).items():
+            names.append(re.sub(r"[^\w.]+", "-", title).strip("-")[:80])
+            twin = names.count(names[-1])  # two names alike once their other characters are '-'
+            files.write(
+                f"-{names[-1]}{f'-{twin}' if twin > 1 else ''}.png", lambda p: history_plot(title, part, p)
+            )
+
+
+def _write_page(page, charts, header, footer):
+    """--html's DIR/index.html, replaced atomically; exit 2 with one line when it cannot be written (before
+    the run's own files: nothing is written)."""
+    from fndcli.cli.runs import error_line
+    from fndcli.report.history_page import history_page
+    from fndcli.runs.files import replace_file
+
+    try:
+        replace_file(page, history_page(charts, header, footer))
+    except OSError as e:
+        error_line(f"cannot write {page}: [Errno {e.errno}] {e.strerror or e}; this run wrote nothing")
+        raise typer.Exit(2)
 
 
 def _changes(rows):
@@ -231,8 +281,12 @@ def _by_benchmark(rows):
     return out
 
 
+def _header(where, fingerprint):
+    return f"fnd history: {where}, machine {fingerprint}"
+
+
 def _render(con, fmt, rows, where, fingerprint, footer):
-    header = f"fnd history: {where}, machine {fingerprint}"
+    header = _header(where, fingerprint)
     if fmt == "table":
         from rich.table import Table
 

@@ -58,11 +58,11 @@ def config_option(command):
     ]
 
 
-def _named_directory(value):
-    """--out '' would write into the current directory unasked (Path('') is '.'): a directory must be
-    named."""
+def named_directory(value):
+    """--out '' (history's --html '') would write into the current directory unasked (Path('') is '.'): a
+    directory must be named."""
     if value is not None and not str(value).strip():
-        raise typer.BadParameter("is empty: name a directory (the default is results/; '.' for this one)")
+        raise typer.BadParameter("is empty: name a directory ('.' for this one)")
     return value
 
 
@@ -71,7 +71,7 @@ OutOption = Annotated[
     typer.Option(
         "--out",
         metavar="DIR",
-        parser=_named_directory,
+        parser=named_directory,
         help="Directory for the CSV, its JSON sidecar and other outputs.",
     ),
 ]

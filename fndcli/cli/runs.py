@@ -49,14 +49,15 @@ def progress(con, quiet, total, description):
         yield lambda *args: bar.advance(task)
 
 
-def out_dir(out):
-    """--out, created and proven writable before any work; exit 2 if it cannot be."""
+def out_dir(out, option="--out"):
+    """A directory option (--out, history's --html), created and proven writable before any work; exit 2 if
+    it cannot be."""
     from fndcli.runs.files import OutputDirError, check_out_dir
 
     try:
         return check_out_dir(out)
     except OutputDirError as e:
-        raise typer.BadParameter(str(e), param_hint="'--out'")
+        raise typer.BadParameter(str(e), param_hint=f"'{option}'")
 
 
 def effective_config(ctx, **resolved):
@@ -151,10 +152,12 @@ class Run:
         interrupted=False,
         show=None,
         paths_to_stderr=False,
+        elsewhere=(),
         **fields,
     ):
         """Write write_files(files), then the sidecar (`fields`: the kind's own, fndcli.kinds), and end
-        (`end`)."""
+        (`end`); `elsewhere`: files the run wrote outside its directory (history's --html page), printed
+        first."""
         from fndcli.runs.files import RunFiles
 
         files = RunFiles(self.out, self.ctx.command.name, self.started)
@@ -171,7 +174,7 @@ class Run:
                 "none of this run's files were kept"
             )
             raise typer.Exit(2)
-        self.end(files.written, code, error, failures, after, show, paths_to_stderr)
+        self.end([*elsewhere, *files.written], code, error, failures, after, show, paths_to_stderr)
 
     def sidecar(self, files, code, resolved=None, error=None, interrupted=False, **fields):
         """The sidecar's JSON object: what ran, how it ended, where; `resolved`: options the command filled

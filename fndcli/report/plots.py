@@ -279,3 +279,48 @@ def roofline(rows, ceilings, path):
     ax.set_title(roofline_title(ceilings))
     ax.legend(fontsize=7)
     _save(plt, fig, path)
+
+
+def history_figure(title, rows):
+    """One benchmark over commits (fnd history --plot): the median per commit, seconds on a log axis, each
+    change point marked as on --html's page (`history_page.MARKS`), a dashed line where it starts.
+    rows: the benchmark's (fndcli.kinds.HISTORY) in commit order. A Figure outside pyplot."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    from fndcli.report.figures import human_seconds
+    from fndcli.report.history_page import MARKS
+
+    fig = Figure(figsize=(9, 4))
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    ax.plot(x, [r["median_s"] for r in rows], color=MARKS[""].colour, marker="o", markersize=4)
+    for change, mark in MARKS.items():
+        at = [i for i, r in enumerate(rows) if change and r["change"] == change]  # "": no change
+        for i in at:
+            ax.axvline(i - 0.5, color=mark.colour, linestyle="--", linewidth=1)
+        if at:
+            face = "white" if mark.hollow else mark.colour
+            y = [rows[i]["median_s"] for i in at]
+            ax.scatter(
+                at, y, marker=mark.marker, s=80, color=face, edgecolors=mark.colour, zorder=3, label=change
+            )
+    every = max(1, len(rows) // 15)
+    ax.set_xticks(x[::every], [r["commit"][:7] for r in rows[::every]], rotation=45, fontsize=7)
+    ax.set_yscale("log")
+    seconds = FuncFormatter(lambda v, _: human_seconds(v))
+    ax.yaxis.set_major_formatter(seconds)
+    values = [r["median_s"] for r in rows if r["median_s"] > 0] or [1]
+    narrow = max(values) < 10 * min(values)  # within a decade, the minor ticks are the labels there are
+    ax.yaxis.set_minor_formatter(seconds if narrow else NullFormatter())
+    ax.set_xlabel("commit, in commit order")
+    ax.set_ylabel("median seconds (log scale)")
+    ax.set_title(title, fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def history_plot(title, rows, path):
+    """`history_figure`, written to path."""
+    return _write(history_figure(title, rows), path)

@@ -43,6 +43,22 @@ def check_out_dir(out_dir):
     return out_dir
 
 
+def replace_file(path, text):
+    """Write text to path, replacing what is there atomically (a reader sees the old file or the new one,
+    never half of one): a temporary file beside it, then os.replace. A failed write leaves no temporary."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 class RunFiles:
     """The files of one run, named from the command and the run's UTC start time."""
 
