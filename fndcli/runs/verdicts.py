@@ -100,33 +100,39 @@ def paired(a, b):
 
 def p_value(est):
     """Two-sided p of 'no change' (a t-test)."""
-    from scipy import stats
-
     if est.se == 0:
         return 0.0 if est.log_ratio else 1.0
-    return float(2 * stats.t.sf(abs(est.log_ratio) / est.se, est.df))
+    return float(2 * _t_sf(abs(est.log_ratio) / est.se, est.df))
+
+
+# Student's t from scipy.special (0.3 s to import) rather than scipy.stats (1.1 s): `fnd compare` and
+# `fnd history` start faster. stdtr(df, -x) is stats.t.sf(x, df), stdtrit(df, p) stats.t.ppf(p, df).
+def _t_sf(x, df):
+    from scipy import special
+
+    return special.stdtr(df, -x)
+
+
+def _t_ppf(p, df):
+    from scipy import special
+
+    return special.stdtrit(df, p)
 
 
 def p_beyond(est, threshold):
     """One-sided p of 'the change is within the threshold on the estimate's side': small when NEW/BASE is
     significantly above 1 + threshold (or below 1 - threshold)."""
-    from scipy import stats
-
     bound = math.log1p(threshold) if est.log_ratio >= 0 else math.log1p(-threshold)
     if est.se == 0:
         return 0.0 if abs(est.log_ratio) > abs(bound) else 1.0
     return float(
-        stats.t.sf(
-            abs(est.log_ratio - bound) / est.se * (1 if abs(est.log_ratio) > abs(bound) else -1), est.df
-        )
+        _t_sf(abs(est.log_ratio - bound) / est.se * (1 if abs(est.log_ratio) > abs(bound) else -1), est.df)
     )
 
 
 def interval(est, confidence):
     """The t interval of log(NEW/BASE) at `confidence`."""
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + confidence / 2, est.df)) * est.se if est.se else 0.0
+    half = float(_t_ppf(0.5 + confidence / 2, est.df)) * est.se if est.se else 0.0
     return est.log_ratio - half, est.log_ratio + half
 
 
@@ -161,9 +167,7 @@ def equivalent(low, high, threshold):
 def detectable(est, alpha, threshold):
     """The smallest slowdown (NEW/BASE - 1) called REGRESSION with probability POWER (before Holm's
     correction): the estimate must clear the threshold by the one-sided test's critical value."""
-    from scipy import stats
-
-    margin = float(stats.t.ppf(1 - alpha, est.df) + stats.t.ppf(POWER, est.df)) * est.se if est.se else 0.0
+    margin = float(_t_ppf(1 - alpha, est.df) + _t_ppf(POWER, est.df)) * est.se if est.se else 0.0
     return math.expm1(math.log1p(threshold) + margin)
 
 
