@@ -25,6 +25,8 @@ from fndcli.cli import app
 from fndcli.report.history_page import chart, history_page
 from fndcli.report.plots import history_figure
 
+pytestmark = pytest.mark.xdist_group("history-page")  # one xdist worker builds the module's store and page
+
 KERNELS = ("kern.py:mm", "kern.py:mm2")
 # a subject that would run script if it became markup (it sets a marker on <html>), at the regression's commit
 IMG = '<img src=x onerror="document.documentElement.dataset.pwned=1">'

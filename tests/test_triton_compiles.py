@@ -39,9 +39,14 @@ def compile_for_hopper(dtype, config):
 
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")  # 3.9's default, as on a GPU
 @pytest.mark.parametrize("dtype,instruction", [("fp32", "fma.rn.f32"), ("fp16", "mma.sync.aligned")])
-def test_the_kernel_compiles_for_hopper(monkeypatch, tmp_path, dtype, instruction):
-    """float32 in IEEE fused multiply-adds and no TF32 anywhere; float16 on the tensor cores."""
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not read from ~/.triton
+def test_the_kernel_compiles_for_hopper(monkeypatch, request, tmp_path, dtype, instruction):
+    """float32 in IEEE fused multiply-adds and no TF32 anywhere; float16 on the tensor cores.
+
+    Compiled into pytest's own cache (.pytest_cache/d/triton), not ~/.triton: Triton keys what it keeps by
+    the kernel's source, its constants, the target and its own version, so a warm suite reads back the PTX
+    of this very kernel and a change to any of them compiles afresh (4 s here)."""
+    cache = request.config.cache.mkdir("triton") if request.config.cache else tmp_path
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(cache))
     smallest = min(triton_kernel._CONFIGS, key=lambda c: c.num_warps)
     ptx = compile_for_hopper(dtype, smallest)
     assert instruction in ptx and "tf32" not in ptx

@@ -78,3 +78,34 @@ class Twin:
     def chapter_params(self):
         """[w1 (in, out), b1, w2, ...], in the order the hand-written model names its parameters."""
         return [t for w, _, b, _ in chapter_params(self.net) for t in (w, b)]
+
+
+class TorchSGD:
+    """torch's own SGD update for the twin: `torch.optim.sgd.sgd`, the function torch.optim.SGD.step calls
+    (v = mu * v + g, the first v being g; p -= lr * v), without the optimizer object around it, whose
+    param groups import torch._dynamo (2 s a process here) when it is made. The hand-written model's
+    update (`train.ManualSGD`) is fnd's; this one stays torch's: the lockstep checks one against the other."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.buffers = [None] * len(self.params)  # torch.optim.SGD's momentum_buffer, per parameter
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        from torch.optim.sgd import sgd
+
+        sgd(
+            self.params,
+            [p.grad for p in self.params],
+            self.buffers,  # filled in place, as SGD.step's state is
+            weight_decay=0.0,
+            momentum=self.momentum,
+            lr=self.lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+        )

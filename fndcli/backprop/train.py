@@ -2,10 +2,10 @@
 with an autograd twin.
 
 The twin is `fndcli.backprop.reference`'s nn.Sequential of nn.Linear / nn.ReLU with the same starting
-weights (transposed into nn.Linear's (out, in) layout), trained by torch.optim.SGD with the same
-learning rate and momentum, on the same batches in the same order. After every step the
-two losses are compared, relative to that step's own scale (`step_rel_diff`), so a large
-early loss does not hide a late mismatch; at the end, every parameter.
+weights (transposed into nn.Linear's (out, in) layout), trained by torch's own SGD update
+(`reference.TorchSGD`) with the same learning rate and momentum, on the same batches in the same order.
+After every step the two losses are compared, relative to that step's own scale (`step_rel_diff`), so a
+large early loss does not hide a late mismatch; at the end, every parameter.
 """
 
 import math
@@ -161,7 +161,7 @@ def train(cfg, on_epoch=lambda row: None):
             user_traceback=e.traceback,
         )
     opt = ManualSGD([p for _, p in model.named_params()], cfg.lr, cfg.momentum)
-    twin_opt = torch.optim.SGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
+    twin_opt = reference.TorchSGD(twin.parameters(), lr=cfg.lr, momentum=cfg.momentum) if twin else None
     shuffle = torch.Generator().manual_seed(cfg.seed + 2)
 
     def evaluate(epoch, seconds, step_s, ref_step_s, loss_diff):
@@ -189,7 +189,7 @@ def train(cfg, on_epoch=lambda row: None):
         return loss
 
     def twin_step(xb, yb):
-        twin_opt.zero_grad(set_to_none=True)
+        twin_opt.zero_grad()
         ref = twin_loss(twin, xb, yb, cfg.loss)
         ref.backward()
         twin_opt.step()

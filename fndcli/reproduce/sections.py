@@ -229,6 +229,6 @@ def train_section(cfg, result):
     result.text["train"] = (
         f"The chapter's 100 -> 50 -> 1 model trained by SGD written from scratch for {cfg.epochs} "
         "epochs on a synthetic regression task, beside an nn.Linear twin trained by "
-        "torch.optim.SGD on the same batches."
+        "torch's own SGD update on the same batches."
     )
     return claims
