@@ -170,6 +170,15 @@ def test_md_shows_the_declared_columns_in_order(fnd, tmp_path):
     ]
 
 
+def test_no_kind_declares_a_field_that_every_sidecar_writes():
+    """A kind's own field named as one of every run's (`command`) would overwrite it, and the run would read
+    back as another command's."""
+    import dataclasses
+
+    every = {f.name for f in dataclasses.fields(Sidecar)} - {"machine", "own"}
+    assert {k.name: every & set(k.field_types) for k in KINDS if every & set(k.field_types)} == {}
+
+
 def test_a_tuple_field_is_written_as_the_list_json_reads_back():
     written = Sidecar("compare", {}, own={"pair": ("a", "b"), "gated": 0}).to_dict()
     assert written["pair"] == ["a", "b"] and type(written["pair"]) is list
