@@ -36,6 +36,20 @@ def col(spec, type=NUMBER, **flags):
     return tuple(Column(name, type, **flags) for name in spec.split())
 
 
+@dataclass(frozen=True)
+class Follow:
+    """What `fnd history --command` follows of a kind's runs (fndcli.history.figures): each row of the
+    main CSV gives a series per figure, named by its key columns (verdicts, figures and `last` aside)."""
+
+    figures: tuple  # (figure column, its verdict column or None): a series each
+    failing: tuple = ()  # the verdicts that fail (--gate), as the CSV writes them (a bool: 'False')
+    # a key column counting rows (train's epoch): not in the series' name, so its last row gives the figure
+    last: str | None = None
+    once: str | None = None  # names the measurement a row reports: each is counted once (peak's cached rows)
+    measured: bool = False  # a measured rate, not a deterministic figure: each run's value is one sample
+    settings: bool = True  # runs of other settings (the sidecar's config, --out aside) are series apart
+
+
 @dataclass(frozen=True, eq=False)  # each kind is one object: compared and hashed by identity
 class Kind:
     name: str  # how show, compare and errors name it
@@ -46,6 +60,7 @@ class Kind:
     files: tuple = ()  # its other files: suffixes after the stem (names in own_directory)
     own_directory: str | None = None  # a run in a directory of its own: its sidecar's name there
     read: bool = True  # show and compare read its runs back (compare's runs: their CSV is the verdict)
+    history: Follow | None = None  # what `fnd history --command` follows of its runs
 
     def names(self, **flag):
         """The column names whose flags hold the values given (key=True, read=True, type=NUMBER), in order."""
@@ -142,6 +157,17 @@ INIT_SWEEP = Kind(
     fields=MEASURED,
     main="-summary.csv",
     files=(".csv", "-std.png", "-heatmap.png"),
+    history=Follow(
+        figures=(
+            ("decades", "verdict"),
+            ("grad_decades", "grad_verdict"),
+        ),  # verdict: both ways' (--backward)
+        # every verdict fndcli.init.sweep.judge and init-sweep's summary give but stable and cannot tell
+        failing=(
+            *("vanishing", "vanishing (width)", "vanishing (gradient)"),
+            *("exploding", "exploding (gradient)", "saturated"),
+        ),
+    ),
 )
 
 INIT_SWEEP_MODEL = Kind(
@@ -164,6 +190,7 @@ INIT_SWEEP_MODEL = Kind(
     fields=(*MEASURED, *USER_CODE),
     main="-summary.csv",
     files=(".csv", "-params.csv", "-std.png", "-heatmap.png"),
+    history=INIT_SWEEP.history,
 )
 
 GRADCHECK = Kind(
@@ -177,6 +204,7 @@ GRADCHECK = Kind(
         *col("passed", BOOL, key=True, md=True, read=True),
     ),
     fields=(*MEASURED, *USER_CODE, *fields("rtol atol fd_rtol fd_atol fd_eps", float)),
+    history=Follow(figures=(("rel_err", "passed"),), failing=("False",)),
 )
 
 TRAIN = Kind(
@@ -204,6 +232,9 @@ TRAIN = Kind(
         *fields("diverged_epoch", int),
     ),
     files=("-loss.png",),
+    history=Follow(
+        figures=(("train_loss", None), ("valid_loss", None), ("valid_metric", None)), last="epoch"
+    ),
 )
 
 REPRODUCE = Kind(
@@ -221,6 +252,7 @@ REPRODUCE = Kind(
     main="claims.csv",
     own_directory="reproduce.json",
     files=("report.md", "report.html", "*.csv", "*.png"),
+    history=Follow(figures=(("fnd", "verdict"),), failing=("fails",)),  # a text figure: shown, not compared
 )
 
 PEAK = Kind(
@@ -241,6 +273,9 @@ PEAK = Kind(
         *fields("device", str),
         *fields("measured_rows", int),
         *fields("cache_file cache_note cache_refused", str),
+    ),
+    history=Follow(
+        figures=(("gflops", None), ("gb_s", None)), once="measured_utc", measured=True, settings=False
     ),
 )
 
@@ -288,16 +323,41 @@ HISTORY = Kind(  # `fnd history`: a reader of the history store, one row per ben
     read=False,
 )
 
-KINDS = (MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE, HISTORY)
+# `fnd history --command NAME`: one row per series (a row's key values, and its settings) and commit
+HISTORY_FIGURES = Kind(
+    "history --command",
+    "history",
+    columns=(
+        *col("series figure commit", LABEL, key=True),  # figure: the column followed
+        *col("date", LABEL),
+        *col("subject", TEXT),
+        *col("value verdict", LABEL),  # value: a number, or a text figure (reproduce's fnd column)
+        *col("runs"),
+        *col("change", LABEL),
+        *col("size p"),
+    ),
+    fields=(*fields("store machine", str), *fields("series changes gated", int)),  # the command: in config
+    read=False,
+)
+
+KINDS = (
+    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE),
+    *(HISTORY, HISTORY_FIGURES),
+)
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
+# the commands `fnd history --command` follows: matmul-bench's timings, and each kind's Follow
+FOLLOWED = (MATMUL_BENCH.command, *dict.fromkeys(k.command for k in KINDS if k.history))
 READ = tuple(
     dict.fromkeys(k.command for k in KINDS if k.read)
 )  # the commands whose runs show and compare read
 
 
 def kind_of(meta):
-    """The Kind of a run from its sidecar: its command's, or INIT_SWEEP_MODEL for an init-sweep of a
-    --model."""
-    if meta["command"] == "init-sweep" and (meta.get("config") or {}).get("model"):
+    """The Kind of a run from its sidecar: its command's, INIT_SWEEP_MODEL for an init-sweep of a --model,
+    HISTORY_FIGURES for a history of another command than matmul-bench."""
+    config = meta.get("config") or {}
+    if meta["command"] == "init-sweep" and config.get("model"):
         return INIT_SWEEP_MODEL
+    if meta["command"] == "history" and config.get("command", MATMUL_BENCH.command) != MATMUL_BENCH.command:
+        return HISTORY_FIGURES
     return next(k for k in KINDS if k.command == meta["command"])

@@ -98,11 +98,31 @@ def test_compares_file_holds_its_kinds_columns(fnd, tmp_path):
         ({"command": "init-sweep", "config": {"model": "m.py:net"}}, "init-sweep --model"),
         ({"command": "init-sweep", "config": {"model": None}}, "init-sweep"),
         ({"command": "init-sweep"}, "init-sweep"),
-        *(({"command": k.command, "config": {}}, k.name) for k in KINDS if k is not kinds.INIT_SWEEP_MODEL),
+        ({"command": "history", "config": {"command": "gradcheck"}}, "history --command"),
+        ({"command": "history", "config": {"command": "matmul-bench"}}, "history"),
+        *(
+            ({"command": k.command, "config": {}}, k.name)
+            for k in KINDS
+            if k not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES)
+        ),
     ],
 )
 def test_a_runs_kind_is_its_commands_or_init_sweeps_of_a_model(meta, name):
     assert kinds.kind_of(meta).name == name
+
+
+def test_what_fnd_history_follows_of_a_kind_is_its_own_columns():
+    """Each Follow names columns of its kind: figures and verdicts, `last` a key, `once` a column; and
+    `fnd history --command` offers matmul-bench and the commands of the kinds that declare one."""
+    followed = [k for k in KINDS if k.history]
+    for kind in followed:
+        follow = kind.history
+        named = {c for pair in follow.figures for c in pair if c} | ({follow.once} - {None})
+        assert named <= {c.name for c in kind.columns}, kind.name
+        assert follow.last is None or follow.last in kind.names(key=True), kind.name
+        assert not follow.failing or all(verdict for _, verdict in follow.figures), kind.name
+    assert kinds.FOLLOWED == ("matmul-bench", "init-sweep", "gradcheck", "train", "reproduce", "peak")
+    assert {k.command for k in followed} == set(kinds.FOLLOWED) - {"matmul-bench"}
 
 
 def test_the_sidecar_writes_the_kinds_fields_in_its_order_and_refuses_others():
@@ -148,6 +168,15 @@ def test_md_shows_the_declared_columns_in_order(fnd, tmp_path):
     assert [c.strip() for c in header.strip("|").split("|")] == [
         c for c in kinds.MATMUL_BENCH.names(md=True) if c in present
     ]
+
+
+def test_no_kind_declares_a_field_that_every_sidecar_writes():
+    """A kind's own field named as one of every run's (`command`) would overwrite it, and the run would read
+    back as another command's."""
+    import dataclasses
+
+    every = {f.name for f in dataclasses.fields(Sidecar)} - {"machine", "own"}
+    assert {k.name: every & set(k.field_types) for k in KINDS if every & set(k.field_types)} == {}
 
 
 def test_a_tuple_field_is_written_as_the_list_json_reads_back():

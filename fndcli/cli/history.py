@@ -1,5 +1,5 @@
-"""`fnd history`: each benchmark's figure over commits from the history store, where it changed, and a gate
-(core: `fndcli.history.read`, `fndcli.history.changes`)."""
+"""`fnd history`: each benchmark's (or check's, metric's, claim's) figure over commits from the history store,
+where it changed, and a gate (core: `fndcli.history.figures`, over `read` and `changes`)."""
 
 import json
 import math
@@ -12,23 +12,40 @@ import typer
 from typer import _click as click
 
 from fndcli.cli.app import command
-from fndcli.cli.options import Format, OutOption, QuietOption, named_directory
+from fndcli.cli.options import Format, OutOption, QuietOption, choices, named_directory
+from fndcli.kinds import FOLLOWED, HISTORY, HISTORY_FIGURES, MATMUL_BENCH
 
 HEADERS = ("commit", "date", "subject", "median", "n", "change", "size", "p")
+HistoryOf = choices("HistoryOf", FOLLOWED)
+# what the footer and --gate's lines call (a change, a sample, the line of a series that fails, a series)
+WORDS = {
+    HISTORY: ("change points", "worker processes", "REGRESSION at head", "benchmark(s)"),
+    HISTORY_FIGURES: ("changes", "runs", "failing at head", "series"),
+}
 
 
-@command("history", "Each benchmark over commits from the history store: where it changed; --gate exits 1.")
+@command("history", "Each benchmark (check, metric) over commits from the history store; --gate exits 1.")
 def history_command(
     ctx: typer.Context,
     pattern: Annotated[
         Optional[str],
         typer.Argument(
             metavar="[BENCHMARK]",
-            help="Only the benchmarks whose name ('torch 256x256x256 float32 cpu') holds this text, or "
-            "matches it as a glob (* ? [...]).",
+            help="Only the benchmarks (series) whose name ('torch 256x256x256 float32 cpu') holds this "
+            "text, or matches it as a glob (* ? [...]).",
             show_default=False,
         ),
     ] = None,
+    command: Annotated[
+        HistoryOf,
+        typer.Option(
+            "--command",
+            metavar="NAME",
+            help="Whose runs: matmul-bench's times per benchmark; init-sweep's decades per scheme and "
+            "activation, gradcheck's error per check, train's last epoch per metric, reproduce's claims, "
+            "peak's ceilings, with their verdicts (docs/history.md).",
+        ),
+    ] = HistoryOf[MATMUL_BENCH.command],
     db: Annotated[
         Optional[str],
         typer.Option(
@@ -70,7 +87,8 @@ def history_command(
         typer.Option(
             "--gate",
             help="Exit 1 when a benchmark's newest change point is a REGRESSION (at head); 3 when a change "
-            "was proposed that too few worker processes could judge.",
+            "was proposed that too few worker processes could judge. With --command: 1 when a series' "
+            "newest verdict change, at head, is into a failing verdict.",
         ),
     ] = False,
     output_format: Annotated[
@@ -97,8 +115,13 @@ def history_command(
     machine: one row per commit in commit order, its figure (the median of every worker process's fastest
     value over that commit's runs), n (processes), and where a change starts: REGRESSION or improved, its size
     and p. Change points are proposed by ruptures (PELT on log times) and each is confirmed by fnd compare's
-    verdict between the segments before and after it, on the per-process values. Reads the store; adds
-    nothing to it. Exit 2 on an empty store or bad input. Other commands' runs: not yet (docs/history.md).
+    verdict between the segments before and after it, on the per-process values.
+
+    --command NAME: another command's figures, per series (init-sweep's scheme and activation, gradcheck's
+    check, train's metric at the last epoch, reproduce's claim, peak's kernel and threads), with their
+    verdicts; a change where the verdict changes, or the figure moves beyond 1e-4 relative (peak's rates:
+    judged as times are); --gate exits 1 when a series' newest verdict change, at head, is into a failing
+    verdict. Reads the store; adds nothing to it. Exit 2 on an empty store or bad input (docs/history.md).
 
     Examples:
 
@@ -107,40 +130,42 @@ def history_command(
         fnd history 'kern.py:mm*' --since 2026-01-01 --branch main --gate
         fnd history --machine 6508426f80b6e21e --format md
         fnd history --html public/ --plot   # a page to open in a browser; a PNG per benchmark
+        fnd history --command gradcheck --gate   # exit 1: a check that passed fails at head
+        fnd history --command train valid_loss --format csv
     """
     if not (math.isfinite(threshold) and 0 < threshold < 1):
         raise typer.BadParameter(
             f"must be between 0 and 1 (0.1 is 10 %), got {threshold}", param_hint="'--threshold'"
         )
+    kind = HISTORY if command.value == MATMUL_BENCH.command else HISTORY_FIGURES
+    if kind is HISTORY_FIGURES and (html or plot):
+        raise typer.BadParameter(
+            f"draws matmul-bench's timings only, not {command.value}'s figures",
+            param_hint="'--html' / '--plot'",
+        )
     from fndcli.cli.runs import Run, out_dir
-    from fndcli.history.changes import history_rows
     from fndcli.runs.compare import Settings
 
-    where, fingerprint, series = _read(db, machine, _since(since), branch, pattern)
-    rows, gated = history_rows(series, Settings(threshold=threshold))
-    changes, unjudged = _changes(rows)
-    code = (1 if gated else 3 if unjudged else 0) if gate else 0
-    footer = _footer(changes, unjudged, gated, gate, code)
+    s = Settings(threshold=threshold)
+    where, fingerprint, found = _read(db, machine, _since(since), branch, pattern, command.value, s)
+    changes, unjudged = _changes(found.rows)
+    code = (1 if found.gated else 3 if found.unjudged else 0) if gate else 0
+    footer = _footer(kind, changes, unjudged, found.gated, gate, code)
     page = html and out_dir(html, "--html") / "index.html"
     run = Run(ctx, out, quiet)
     if page:
-        _write_page(page, _by_benchmark(rows), _header(where, fingerprint), footer)
+        _write_page(page, _by_benchmark(found.rows), _header(where, fingerprint), footer)
     run.finish(
-        lambda files: _write_files(files, rows, plot),
+        lambda files: _write_files(files, kind, found.rows, plot),
         code,
         failures=[
-            *(f"REGRESSION at head: {name}" for name in gated if gate),
-            *_unjudged_line(unjudged, code),
+            *(f"{WORDS[kind][2]}: {name}" for name in found.gated if gate),
+            *_unjudged_line(found.unjudged, code),
         ],
-        show=lambda con, _: _render(con, output_format.value, rows, where, fingerprint, footer),
+        show=lambda con, _: _render(con, output_format.value, kind, found.rows, where, fingerprint, footer),
         paths_to_stderr=output_format.value != "table",
         elsewhere=[page] if page else [],
-        store=where,
-        machine=fingerprint,
-        benchmarks=len(series),
-        change_points=len(changes),
-        gated=len(gated),
-        html=str(page) if page else None,
+        **_fields(kind, where, fingerprint, found, changes, page),
     )
 
 
@@ -157,11 +182,12 @@ def _since(text):
     return (when.astimezone(timezone.utc) if when.tzinfo else when).replace(tzinfo=None).isoformat()
 
 
-def _read(db, machine, since, branch, pattern):
-    """(where the store is, the machine's fingerprint, its series); exit 2 with one line when there is
-    nothing to show."""
+def _read(db, machine, since, branch, pattern, command, s):
+    """(where the store is, the machine's fingerprint, the History of `command`'s runs there); exit 2 with one
+    line when there is nothing to show."""
     from fndcli.history.facts import this_machine
-    from fndcli.history.read import machines, matmul_series, open_reading
+    from fndcli.history.figures import commands, history
+    from fndcli.history.read import machines, open_reading
     from fndcli.history.store import StoreError
 
     try:
@@ -170,12 +196,13 @@ def _read(db, machine, since, branch, pattern):
         raise click.exceptions.UsageError(str(e))
     try:
         fingerprint = machine or this_machine().fingerprint
-        series, known = matmul_series(store, fingerprint, pattern, since, branch), machines(store)
+        found = history(store, command, fingerprint, s, pattern, since, branch)
+        known, held = machines(store), commands(store, fingerprint)
     except StoreError as e:
         raise click.exceptions.UsageError(str(e))
     finally:
         store.close()
-    if not series:
+    if not found.rows:
         asked = "".join(
             f" {what} {value!r}"
             for what, value in (("matching", pattern), ("since", since), ("on", branch))
@@ -183,23 +210,30 @@ def _read(db, machine, since, branch, pattern):
         )
         others = ", ".join(f"{f} ({cpu})" for f, cpu in known.items() if f != fingerprint) or "none"
         raise click.exceptions.UsageError(
-            f"no matmul-bench runs{asked} at a known commit on machine {fingerprint} in the history store "
-            f"{store.where} (its other machines: {others})"
+            f"no {command} runs{asked} at a known commit on machine {fingerprint} in the history store "
+            f"{store.where} (the commands it holds for that machine: {', '.join(held) or 'none'}; its other "
+            f"machines: {others})"
         )
-    return store.where, fingerprint, series
+    return store.where, fingerprint, found
 
 
-def _frame(rows):
+def _fields(kind, where, fingerprint, found, changes, page):
+    """The sidecar's own fields, as fndcli.kinds declares them for HISTORY and HISTORY_FIGURES."""
+    mine = {"store": where, "machine": fingerprint, "gated": len(found.gated)}
+    if kind is HISTORY:
+        return {**mine, "benchmarks": found.series, "change_points": len(changes), "html": page and str(page)}
+    return {**mine, "series": found.series, "changes": len(changes)}
+
+
+def _frame(kind, rows):
     import pandas as pd
 
-    from fndcli.kinds import HISTORY
-
-    return pd.DataFrame.from_records(rows, columns=HISTORY.written())
+    return pd.DataFrame.from_records(rows, columns=kind.written())
 
 
-def _write_files(files, rows, plot):
+def _write_files(files, kind, rows, plot):
     """The rows' CSV; with --plot a PNG per benchmark, named after the run and the benchmark."""
-    files.write_csv(".csv", _frame(rows))
+    files.write_csv(".csv", _frame(kind, rows))
     if plot:
         from fndcli.report.plots import history_plot
 
@@ -227,8 +261,8 @@ def _write_page(page, charts, header, footer):
 
 
 def _changes(rows):
-    """(the rows where a confirmed change starts, those where one was proposed but could not be judged)."""
-    return [r for r in rows if r["change"] in ("REGRESSION", "improved")], [
+    """(the rows where a change starts, those where one was proposed but could not be judged)."""
+    return [r for r in rows if r["change"] not in ("", "not judged")], [
         r for r in rows if r["change"] == "not judged"
     ]
 
@@ -244,14 +278,15 @@ def _unjudged_line(unjudged, code):
     ]
 
 
-def _footer(changes, unjudged, gated, gate, code):
-    lines = [f"change points: {len(changes)} confirmed"]
+def _footer(kind, changes, unjudged, gated, gate, code):
+    changed, samples, at_head, series = WORDS[kind]
+    lines = [f"{changed}: {len(changes)}{' confirmed' if kind is HISTORY else ''}"]
     if unjudged:
-        lines[0] += f"; {len(unjudged)} proposed but not judged (too few worker processes to tell)"
+        lines[0] += f"; {len(unjudged)} proposed but not judged (too few {samples} to tell)"
     if gated:
-        lines.append(f"the newest change is a REGRESSION at head: {'; '.join(gated)}")
+        lines.append(f"{at_head}: {'; '.join(gated)}")
     if gate:
-        lines.append(f"gate: {len(gated)} benchmark(s) fail it -> exit {code}")
+        lines.append(f"gate: {len(gated)} {series} fail it -> exit {code}")
     return lines
 
 
@@ -285,17 +320,22 @@ def _header(where, fingerprint):
     return f"fnd history: {where}, machine {fingerprint}"
 
 
-def _render(con, fmt, rows, where, fingerprint, footer):
+def _render(con, fmt, kind, rows, where, fingerprint, footer):
+    from fndcli.report.figures import FIGURE_HEADERS, figure_cells, missing
+
     header = _header(where, fingerprint)
+    headers, cells_of = (HEADERS, _cells) if kind is HISTORY else (FIGURE_HEADERS, figure_cells)
     if fmt == "table":
         from rich.table import Table
 
         con.print(header, markup=False)
         for title, part in _by_benchmark(rows).items():
             table = Table(title=title, title_justify="left")
-            for h in HEADERS:
-                table.add_column(h, justify="right" if h in ("median", "n", "size", "p") else "left")
-            for cells, r in zip(_cells(part), part):
+            for h in headers:
+                table.add_column(
+                    h, justify="right" if h in ("median", "n", "value", "runs", "size", "p") else "left"
+                )
+            for cells, r in zip(cells_of(part), part):
                 table.add_row(*cells, style="bold red" if r["change"] == "REGRESSION" else None)
             con.print(table)
         for line in footer:
@@ -305,20 +345,28 @@ def _render(con, fmt, rows, where, fingerprint, footer):
 
         typer.echo(f"### {header}\n")
         for title, part in _by_benchmark(rows).items():
-            typer.echo(f"#### {title}\n\n{markdown_table(HEADERS, _cells(part))}\n")
+            typer.echo(f"#### {title}\n\n{markdown_table(headers, cells_of(part))}\n")
         typer.echo("\n".join(f"- {line}" for line in footer))
     elif fmt == "csv":
-        typer.echo(_frame(rows).to_csv(index=False), nl=False)
+        typer.echo(_frame(kind, rows).to_csv(index=False), nl=False)
     else:
         doc = {
             "store": where,
             "machine": fingerprint,
             "footer": footer,
-            "rows": json.loads(_frame(rows).to_json(orient="records")),
+            # each float to its last bit (to_json keeps 10 decimals: a 6.03e-08 error, 1.2346e-05 s); NaN null
+            "rows": [
+                {k: None if missing(v) else v for k, v in r.items()}
+                for r in _frame(kind, rows).to_dict("records")
+            ],
         }
         typer.echo(json.dumps(doc, indent=2))
 
 
 def _title(row):
-    """A benchmark as compare keys it: 'torch 64x64x64 float32 cpu 2t'."""
+    """A benchmark as compare keys it, 'torch 64x64x64 float32 cpu 2t'; another command's series: figure."""
+    if "series" in row:
+        from fndcli.history.figures import title
+
+        return title(row["series"], row["figure"])
     return row["benchmark"] if row["threads"] is None else f"{row['benchmark']} {row['threads']}t"

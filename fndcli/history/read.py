@@ -1,5 +1,6 @@
 """What `fnd history` reads back from the store: matmul-bench's timings per benchmark and commit, on one
-machine, each worker process's fastest value (as `fnd compare` samples a run: `SavedRun.process_samples`).
+machine, each worker process's fastest value (as `fnd compare` samples a run: `SavedRun.process_samples`);
+`runs_kept`, the runs every reader counts.
 
 Read only: a store that holds no runs is said, never made.
 """
@@ -67,6 +68,18 @@ def at_rev(benchmark):
     return bool(AT_REV.fullmatch(benchmark.rsplit(" ", 3)[0]))
 
 
+def runs_kept(query, fingerprint, command=None, since=None, branch=None):
+    """The query (of RUNS) kept to the complete runs at a known commit on the machine `fingerprint`: those of
+    `command`, of commits made since `since` (UTC ISO text), made on `branch`, where given."""
+    query = query.join(MACHINES, RUNS.c.machine_id == MACHINES.c.id).where(
+        MACHINES.c.fingerprint == fingerprint, RUNS.c.status == "complete", RUNS.c.git_commit.is_not(None)
+    )
+    for column, value in ((RUNS.c.command, command), (RUNS.c.branch, branch)):
+        if value:
+            query = query.where(column == value)
+    return query.where(RUNS.c.commit_utc >= since) if since else query
+
+
 def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
     """{(benchmark, threads): [Commit, ...] in commit order (commit time, then the first run's id)} of the
     complete matmul-bench runs made on the machine `fingerprint` at a known commit. A kernel loaded at
@@ -85,7 +98,6 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
             sa.func.min(TIMINGS.c.seconds).label("fastest"),
             threads.c.number.label("threads"),
         )
-        .join(MACHINES, RUNS.c.machine_id == MACHINES.c.id)
         .join(TIMINGS, TIMINGS.c.run_id == RUNS.c.id)
         .outerjoin(
             threads,
@@ -93,19 +105,10 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
                 threads.c.run_id == RUNS.c.id, threads.c.row == TIMINGS.c.row, threads.c.name == "threads"
             ),
         )
-        .where(
-            MACHINES.c.fingerprint == fingerprint,
-            RUNS.c.command == "matmul-bench",
-            RUNS.c.status == "complete",
-            RUNS.c.git_commit.is_not(None),
-        )
         .group_by(RUNS.c.id, TIMINGS.c.benchmark, TIMINGS.c.process, threads.c.number)
         .order_by(RUNS.c.commit_utc, RUNS.c.id, TIMINGS.c.benchmark, TIMINGS.c.process)
     )
-    if since:
-        query = query.where(RUNS.c.commit_utc >= since)
-    if branch:
-        query = query.where(RUNS.c.branch == branch)
+    query = runs_kept(query, fingerprint, "matmul-bench", since, branch)
     with store._faults(), store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     out = {}

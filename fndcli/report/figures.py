@@ -49,3 +49,24 @@ def markdown_table(headers, rows):
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+FIGURE_HEADERS = ("commit", "date", "subject", "value", "verdict", "runs", "change", "size", "p")
+
+
+def percent(x):
+    """0.331 -> '+33.1%', 3e6 -> '+3e+08%': a relative change to 3 significant figures; NaN -> ''."""
+    return "" if missing(x) else f"{x * 100:+.3g}%"
+
+
+def figure_cells(rows):
+    """The cells of `fnd history --command`'s rows (fndcli.kinds.HISTORY_FIGURES): a number to 6 significant
+    figures (a change is one beyond 1e-4 relative), a text figure as it is."""
+    return [
+        (
+            *(r["commit"], r["date"], r["subject"]),
+            r["value"] if isinstance(r["value"], str) else num(r["value"], ".6g"),
+            *(r["verdict"] or "", str(r["runs"]), r["change"], percent(r["size"]), num(r["p"], ".2g")),
+        )
+        for r in rows
+    ]
