@@ -125,6 +125,7 @@ def _verdicts_per_seed(cfg):
     return out
 
 
+@pytest.mark.xdist_group("kaiming-24")  # the first case is KAIMING_24: one sweep for it and the band test
 @pytest.mark.parametrize(
     "schemes,acts,backward,expected",
     [
@@ -184,6 +185,7 @@ def test_band_for_one_kaiming_relu_network_is_the_references():
     assert hi - lo == pytest.approx((0.83 + 1.92) / 4, abs=0.01)
 
 
+@pytest.mark.xdist_group("kaiming-24")
 def test_band_covers_single_networks_as_it_claims():
     """The 95 % band of one network's log10 m2 at the last layer holds most of 24 seeds, for ReLU and
     linear."""
