@@ -477,3 +477,23 @@ def test_two_writers_at_once_on_postgresql_both_land(postgres, ladder_run, monke
     assert not errors
     runs = stored(url)
     assert len(runs) == 2 and runs[0] == runs[1] and len(runs[0]["timings"]) == len(entry.timings)
+
+
+@SHARED
+def test_fnd_history_reads_the_same_from_postgresql_as_from_sqlite(fnd, postgres, tmp_path):
+    """The same runs (a kernel 1.5x slower from commit 6 of 10) kept in a real PostgreSQL server and in an
+    SQLite file: `fnd history` gives the same rows, the regression at commit 6 alone, and the same gate."""
+    from test_history_cmd import history_json, make_history
+
+    docs, codes = [], []
+    for name, db in (("sqlite", None), ("postgresql", postgres.database("history-cmd"))):
+        (tmp_path / name).mkdir()
+        url, hashes = make_history(tmp_path / name, 10, slower_at=6, db=db)
+        result, doc = history_json(fnd, tmp_path / name, url)
+        assert result.exit_code == 0, result.output
+        docs.append({**doc, "store": None})
+        codes.append(fnd("history", "--db", url, "--gate", "--out", tmp_path / name / "g", "-q").exit_code)
+    assert docs[0] == docs[1] and codes == [1, 1]
+    assert [(r["commit"], r["change"]) for r in docs[1]["rows"] if r["change"]] == [
+        (hashes[5][:10], "REGRESSION")
+    ]

@@ -33,14 +33,16 @@ def make_history(
     processes=(8, 17),
     impls=("kern.py:mm",),
     subject="kernel v{}".format,
+    db=None,
 ):
-    """A store of one matmul-bench run per commit of a git repository of `commits` commits, 8 to 16 worker
-    processes each of values around 1e-5 with 2 % noise, `factor` times slower from commit `slower_at`;
-    commit i's subject is subject(i). (the store's URL, [each commit's hash])."""
+    """A store (`db`, else a new SQLite file) of one matmul-bench run per commit of a git repository of
+    `commits` commits, 8 to 16 worker processes each of values around 1e-5 with 2 % noise, `factor` times
+    slower from commit `slower_at`; commit i's subject is subject(i).
+    (the store's URL, [each commit's hash])."""
     repo = tmp_path / "kernels"
     repo.mkdir()
     rng = np.random.default_rng(seed)
-    db = f"sqlite:///{tmp_path / 'h.db'}"
+    db = db or f"sqlite:///{tmp_path / 'h.db'}"
     store, machine, hashes = history.Store.open(db), this_machine(), []
 
     def git(*args, when=None):
