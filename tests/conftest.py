@@ -2,6 +2,7 @@
 run's files."""
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer.main
+import typer.testing
 from typer.testing import CliRunner
 
 from fndcli.cli import app
@@ -86,10 +89,18 @@ def ceilings_cache(tmp_path_factory, history_store):
     return cache_file()
 
 
+@functools.cache
+def _command(app):
+    """The click command Typer builds from the app (~20 ms here), once a process as `fnd` itself builds it:
+    typer's CliRunner would build it again for every invocation, hundreds of times a suite."""
+    return typer.main.get_command(app)
+
+
 @pytest.fixture
 def fnd(monkeypatch):
     """fnd(*args) -> Result, through the real Typer app; stdout is not a terminal."""
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr(typer.testing, "_get_command", _command)
     runner = CliRunner()
 
     def invoke(*args):

@@ -30,8 +30,8 @@ NAMES = (
 )  # init-sweep --model's per-layer and per-parameter CSVs: text
 SIDECAR = {k.command: k.own_directory for k in KINDS if k.own_directory}  # a run in a directory of its own
 NOT_READ = tuple(
-    k.command for k in KINDS if not k.read
-)  # show and compare do not read them: the CSV is the verdict
+    dict.fromkeys(k.command for k in KINDS if not k.read)
+)  # show and compare do not read them: the CSV is the verdict (history's two kinds are one command)
 
 
 def _types(annotation):
