@@ -13,7 +13,7 @@ from typer import _click as click
 from fndcli.cli.app import command
 from fndcli.cli.options import Format, OutOption, QuietOption
 
-HEADERS = ("commit", "date", "subject", "median", "n", "change", "size", "p")
+HEADERS = ("commit", "date", "subject", "median", "95% interval", "n", "change", "size", "p")
 
 
 @command("history", "Each benchmark over commits from the history store: where it changed; --gate exits 1.")
@@ -214,6 +214,7 @@ def _cells(rows):
             r["date"],
             r["subject"],
             human_seconds(r["median_s"]),
+            "" if math.isnan(r["low_s"]) else f"{human_seconds(r['low_s'])} – {human_seconds(r['high_s'])}",
             str(r["n"]),
             r["change"],
             f"{r['size']:+.1%}" if r["change"] else "",

@@ -26,10 +26,26 @@ NOISE_FLOOR = (
     0.005  # the least commit-to-commit sd assumed on the log scale (identical data would split anywhere)
 )
 CHANGES = ("REGRESSION", "improved")
+CONFIDENCE = 0.95  # of each commit's interval (median_interval)
 
 
 def figure(commit):
+    """A commit's figure: the median of its worker processes' fastest values."""
     return float(np.median(commit.samples))
+
+
+def median_interval(samples, confidence=CONFIDENCE):
+    """(low, high): the distribution-free interval of the median that the samples are drawn around, at
+    `confidence` or more: the order statistics [X(k), X(n+1-k)], k the largest with P(Binomial(n, 1/2) < k)
+    <= (1 - confidence) / 2 (the sign test's interval: Conover, Practical Nonparametric Statistics, 3rd ed.,
+    3.2). No distribution assumed, so the runs' skew and outliers cost nothing; (NaN, NaN) under 6 samples,
+    too few for 95 % (two processes a commit, the default preset, give none)."""
+    x = np.sort(np.asarray(samples, dtype=float))
+    n, k, tail = len(x), 0, 0.0
+    while k < n and tail + math.comb(n, k) / 2**n <= (1 - confidence) / 2:
+        tail += math.comb(n, k) / 2**n
+        k += 1
+    return (float(x[k - 1]), float(x[n - k])) if k else (math.nan, math.nan)
 
 
 def candidates(commits):
@@ -109,6 +125,7 @@ def history_rows(series, s):
             gated.append(name if threads is None else f"{name} {threads}t")
         for i, c in enumerate(commits):
             change = found.get(i) or ({"verdict": "not judged"} if i in unjudged else {})
+            low, high = median_interval(c.samples)
             rows.append(
                 {
                     "benchmark": name,
@@ -117,6 +134,8 @@ def history_rows(series, s):
                     "date": (c.commit_utc or "")[:16].replace("T", " "),
                     "subject": c.subject or "",
                     "median_s": figure(c),
+                    "low_s": low,
+                    "high_s": high,
                     "n": len(c.samples),
                     "change": change.get("verdict", ""),
                     "size": change.get("change", math.nan),
