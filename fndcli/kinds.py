@@ -310,7 +310,7 @@ HISTORY = Kind(  # `fnd history`: a reader of the history store, one row per ben
         *col("commit", LABEL, key=True),
         *col("date", LABEL),
         *col("subject", TEXT),
-        *col("median_s n"),
+        *col("median_s low_s high_s n"),
         *col("change", LABEL),
         *col("size p"),
     ),

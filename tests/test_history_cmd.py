@@ -17,6 +17,7 @@ from conftest import assert_one_line_error
 from test_compare import fake_matmul_run
 
 from fndcli.history import store as history
+from fndcli.history.changes import median_interval
 from fndcli.history.entry import entry_of
 from fndcli.history.facts import commit_of, this_machine
 from fndcli.kinds import HISTORY
@@ -94,6 +95,7 @@ def test_a_kernel_15x_slower_from_commit_6_is_one_regression_there_and_the_gate_
     (six,) = [r for r in rows if r["change"]]
     assert 0.4 < six["size"] < 0.6 and six["p"] < 0.05
     assert rows[6]["median_s"] / rows[4]["median_s"] == pytest.approx(1.5, rel=0.05)
+    assert all(r["low_s"] < r["median_s"] < r["high_s"] < 1.1 * r["low_s"] for r in rows)  # 2 % noise
     written = pd.read_csv(next((tmp_path / "o").glob("history-*.csv")))
     assert list(written.columns) == HISTORY.written() and len(written) == 10
 
@@ -106,6 +108,22 @@ def test_a_kernel_15x_slower_from_commit_6_is_one_regression_there_and_the_gate_
     assert before.exit_code == 1  # a glob matching it
     none = fnd("history", "--db", db, "--gate", "--out", tmp_path / "g", "torch")
     assert_one_line_error(none, "no matmul-bench runs", "torch")
+
+
+@pytest.mark.parametrize("n, low, high", [(5, None, None), (6, 1, 6), (10, 2, 9), (20, 6, 15)])
+def test_a_commits_interval_is_the_order_statistics_a_binomial_gives(n, low, high):
+    """Hand-worked: [X(k), X(n+1-k)] covers the median with probability 1 - 2 P(Binomial(n, 1/2) <= k - 1);
+    k is the largest that keeps it >= 95 %. n = 10: P(<= 1) = 11/1024 = 1.1 %, P(<= 2) = 56/1024 = 5.5 %,
+    so k = 2. Five samples: even (min, max) covers only 1 - 2/32 = 93.75 %, no interval. scipy checks the
+    hand's k, and the coverage it gives."""
+    from scipy.stats import binom
+
+    k = int(binom.ppf(0.025, n, 0.5))  # the least k with P(<= k) >= 2.5 %: P(<= k - 1) is under it
+    assert (k or None) == low and (high is None or high == n + 1 - k)
+    assert k == 0 or 1 - 2 * binom.cdf(k - 1, n, 0.5) >= 0.95 > 1 - 2 * binom.cdf(k, n, 0.5)
+    x = np.random.default_rng(n).permutation(np.arange(1.0, n + 1))  # X(i) = i
+    got = median_interval(x)
+    assert got == ((low, high) if low else pytest.approx((np.nan, np.nan), nan_ok=True))
 
 
 def test_identical_code_over_30_commits_shows_no_change_point(fnd, tmp_path):

@@ -15,7 +15,7 @@ from fndcli.cli.app import command
 from fndcli.cli.options import Format, OutOption, QuietOption, choices, named_directory
 from fndcli.kinds import FOLLOWED, HISTORY, HISTORY_FIGURES, MATMUL_BENCH
 
-HEADERS = ("commit", "date", "subject", "median", "n", "change", "size", "p")
+HEADERS = ("commit", "date", "subject", "median", "95% interval", "n", "change", "size", "p")
 HistoryOf = choices("HistoryOf", FOLLOWED)
 # what the footer and --gate's lines call (a change, a sample, the line of a series that fails, a series)
 WORDS = {
@@ -299,6 +299,7 @@ def _cells(rows):
             r["date"],
             r["subject"],
             human_seconds(r["median_s"]),
+            "" if math.isnan(r["low_s"]) else f"{human_seconds(r['low_s'])} – {human_seconds(r['high_s'])}",
             str(r["n"]),
             r["change"],
             f"{r['size']:+.1%}" if r["change"] else "",
