@@ -307,6 +307,9 @@ HISTORY = Kind(  # `fnd history`: a reader of the history store, one row per ben
     columns=(
         *col("benchmark", LABEL, key=True),
         *col("threads"),
+        *col(
+            "anchor", LABEL
+        ),  # --anchor IMPL: median_s, low_s and high_s are then times over IMPL's, no unit
         *col("commit", LABEL, key=True),
         *col("date", LABEL),
         *col("subject", TEXT),
@@ -318,6 +321,7 @@ HISTORY = Kind(  # `fnd history`: a reader of the history store, one row per ben
         *fields("store machine", str),
         *fields("benchmarks change_points gated", int),
         *fields("html", str),  # --html's page (DIR/index.html), outside the run's directory
+        *fields("anchor", str),  # --anchor IMPL
     ),
     files=("-*.png",),  # --plot: one a benchmark, named after it
     read=False,

@@ -35,11 +35,15 @@ def make_history(
     impls=("kern.py:mm",),
     subject="kernel v{}".format,
     db=None,
+    steady=None,
+    host_noise=0.0,
 ):
     """A store (`db`, else a new SQLite file) of one matmul-bench run per commit of a git repository of
     `commits` commits, 8 to 16 worker processes each of values around 1e-5 with 2 % noise, `factor` times
     slower from commit `slower_at`; commit i's subject is subject(i).
-    (the store's URL, [each commit's hash])."""
+    With `steady` (one of impls), that one keeps its level throughout, and each worker process runs at a
+    speed of its own (sd `host_noise` on the log scale) shared by every benchmark it times, as a --gate run's
+    processes do on a busy host. (the store's URL, [each commit's hash])."""
     repo = tmp_path / "kernels"
     repo.mkdir()
     rng = np.random.default_rng(seed)
@@ -58,12 +62,23 @@ def make_history(
             when = f"2026-01-{i:02d}T12:00:00+00:00"
             git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", subject(i), when=when)
             level = 1e-5 * (factor if slower_at and i >= slower_at else 1.0)
-            runs = [
-                list(level * (1 + 0.02 * rng.standard_normal(3))) for _ in range(rng.integers(*processes))
-            ]
+            if steady:
+                hosts = np.exp(host_noise * rng.standard_normal(rng.integers(*processes)))
+                timed = {
+                    impl: [
+                        list(h * (1e-5 if impl == steady else level) * (1 + 0.02 * rng.standard_normal(3)))
+                        for h in hosts
+                    ]
+                    for impl in impls
+                }
+            else:
+                runs = [
+                    list(level * (1 + 0.02 * rng.standard_normal(3))) for _ in range(rng.integers(*processes))
+                ]
+                timed = dict.fromkeys(impls, runs)
             csv = fake_matmul_run(
                 tmp_path / "runs" / str(i),
-                dict.fromkeys(impls, runs),
+                timed,
                 stamp=f"20260101-{i:02d}0000",
                 status="complete",
                 exit_code=0,
@@ -124,6 +139,36 @@ def test_a_commits_interval_is_the_order_statistics_a_binomial_gives(n, low, hig
     x = np.random.default_rng(n).permutation(np.arange(1.0, n + 1))  # X(i) = i
     got = median_interval(x)
     assert got == ((low, high) if low else pytest.approx((np.nan, np.nan), nan_ok=True))
+
+
+def test_an_anchor_from_the_same_processes_finds_a_5_percent_step_the_hosts_speed_hides(fnd, tmp_path):
+    """Each process's speed moves ~20 % (a busy host) and moves torch alike; the kernel is 5 % slower from
+    commit 11 of 20. On its own times the step is lost; over torch's from the same processes (--anchor) it is
+    the one REGRESSION, at commit 11, and --gate fails; torch's own series is left out."""
+    db, hashes = make_history(
+        tmp_path, 20, slower_at=11, factor=1.05, impls=("kern.py:mm", "torch"), steady="torch", host_noise=0.2
+    )
+    _, plain = history_json(fnd, tmp_path, db, "kern.py:mm*", "--threshold", "0.01")
+    assert (hashes[10][:10], "REGRESSION") not in [(r["commit"], r["change"]) for r in plain["rows"]]
+    result, doc = history_json(fnd, tmp_path, db, "--anchor", "torch", "--threshold", "0.01")
+    assert result.exit_code == 0, result.output
+    rows = doc["rows"]
+    assert {r["benchmark"] for r in rows} == {BENCHMARK} and {r["anchor"] for r in rows} == {"torch"}
+    assert [(r["commit"], r["change"]) for r in rows if r["change"]] == [(hashes[10][:10], "REGRESSION")]
+    # each process's fastest kernel value over its fastest torch value: ~1 before, ~1.05 after
+    assert rows[5]["median_s"] == pytest.approx(1.0, abs=0.02) and rows[15]["median_s"] == pytest.approx(
+        1.05, abs=0.02
+    )
+    assert 0.03 < rows[10]["size"] < 0.07
+    table = fnd("history", "--db", db, "--anchor", "torch", "--threshold", "0.01", "--out", tmp_path / "t")
+    assert "x torch" in table.stdout and " µs" not in table.stdout
+    gate = fnd(
+        "history", "--db", db, "--anchor", "torch", "--threshold", "0.01", "--gate", "--out", tmp_path / "g"
+    )
+    assert gate.exit_code == 1, gate.output
+    assert_one_line_error(
+        fnd("history", "--db", db, "--command", "gradcheck", "--anchor", "torch"), "--anchor", "matmul-bench"
+    )
 
 
 def test_identical_code_over_30_commits_shows_no_change_point(fnd, tmp_path):

@@ -15,7 +15,6 @@ from fndcli.cli.app import command
 from fndcli.cli.options import Format, OutOption, QuietOption, choices, named_directory
 from fndcli.kinds import FOLLOWED, HISTORY, HISTORY_FIGURES, MATMUL_BENCH
 
-HEADERS = ("commit", "date", "subject", "median", "95% interval", "n", "change", "size", "p")
 HistoryOf = choices("HistoryOf", FOLLOWED)
 # what the footer and --gate's lines call (a change, a sample, the line of a series that fails, a series)
 WORDS = {
@@ -108,6 +107,17 @@ def history_command(
     plot: Annotated[
         bool, typer.Option("--plot", help="Write a PNG per benchmark beside the CSV, change points marked.")
     ] = False,
+    anchor: Annotated[
+        Optional[str],
+        typer.Option(
+            "--anchor",
+            metavar="IMPL",
+            help="Each benchmark's times over IMPL's (e.g. torch, unchanged across the commits) from the "
+            "same worker processes, as fnd compare --anchor: the host's speed cancels. Best with --gate "
+            "runs (every process times both) and a small --threshold (docs/history.md: error rates).",
+            show_default=False,
+        ),
+    ] = None,
     out: OutOption = Path("results"),
     quiet: QuietOption = False,
 ):
@@ -138,16 +148,12 @@ def history_command(
             f"must be between 0 and 1 (0.1 is 10 %), got {threshold}", param_hint="'--threshold'"
         )
     kind = HISTORY if command.value == MATMUL_BENCH.command else HISTORY_FIGURES
-    if kind is HISTORY_FIGURES and (html or plot):
-        raise typer.BadParameter(
-            f"draws matmul-bench's timings only, not {command.value}'s figures",
-            param_hint="'--html' / '--plot'",
-        )
+    _timings_only(kind, command.value, html=html or plot, anchor=anchor)
     from fndcli.cli.runs import Run, out_dir
     from fndcli.runs.compare import Settings
 
     s = Settings(threshold=threshold)
-    where, fingerprint, found = _read(db, machine, _since(since), branch, pattern, command.value, s)
+    where, fingerprint, found = _read(db, machine, _since(since), branch, pattern, command.value, s, anchor)
     changes, unjudged = _changes(found.rows)
     code = (1 if found.gated else 3 if found.unjudged else 0) if gate else 0
     footer = _footer(kind, changes, unjudged, found.gated, gate, code)
@@ -165,8 +171,18 @@ def history_command(
         show=lambda con, _: _render(con, output_format.value, kind, found.rows, where, fingerprint, footer),
         paths_to_stderr=output_format.value != "table",
         elsewhere=[page] if page else [],
-        **_fields(kind, where, fingerprint, found, changes, page),
+        **_fields(kind, where, fingerprint, found, changes, page, anchor),
     )
+
+
+def _timings_only(kind, command, **given):
+    """--html, --plot and --anchor are of matmul-bench's timings: exit 2, one line, for another command's."""
+    hints = {"html": "'--html' / '--plot'", "anchor": "'--anchor'"}
+    for option, value in given.items():
+        if kind is HISTORY_FIGURES and value:
+            raise typer.BadParameter(
+                f"is for matmul-bench's timings only, not {command}'s figures", param_hint=hints[option]
+            )
 
 
 def _since(text):
@@ -182,7 +198,7 @@ def _since(text):
     return (when.astimezone(timezone.utc) if when.tzinfo else when).replace(tzinfo=None).isoformat()
 
 
-def _read(db, machine, since, branch, pattern, command, s):
+def _read(db, machine, since, branch, pattern, command, s, anchor=None):
     """(where the store is, the machine's fingerprint, the History of `command`'s runs there); exit 2 with one
     line when there is nothing to show."""
     from fndcli.history.facts import this_machine
@@ -196,7 +212,7 @@ def _read(db, machine, since, branch, pattern, command, s):
         raise click.exceptions.UsageError(str(e))
     try:
         fingerprint = machine or this_machine().fingerprint
-        found = history(store, command, fingerprint, s, pattern, since, branch)
+        found = history(store, command, fingerprint, s, pattern, since, branch, anchor)
         known, held = machines(store), commands(store, fingerprint)
     except StoreError as e:
         raise click.exceptions.UsageError(str(e))
@@ -217,11 +233,17 @@ def _read(db, machine, since, branch, pattern, command, s):
     return store.where, fingerprint, found
 
 
-def _fields(kind, where, fingerprint, found, changes, page):
+def _fields(kind, where, fingerprint, found, changes, page, anchor):
     """The sidecar's own fields, as fndcli.kinds declares them for HISTORY and HISTORY_FIGURES."""
     mine = {"store": where, "machine": fingerprint, "gated": len(found.gated)}
     if kind is HISTORY:
-        return {**mine, "benchmarks": found.series, "change_points": len(changes), "html": page and str(page)}
+        return {
+            **mine,
+            "benchmarks": found.series,
+            "change_points": len(changes),
+            "html": page and str(page),
+            "anchor": anchor,
+        }
     return {**mine, "series": found.series, "changes": len(changes)}
 
 
@@ -290,25 +312,6 @@ def _footer(kind, changes, unjudged, gated, gate, code):
     return lines
 
 
-def _cells(rows):
-    from fndcli.report.figures import human_seconds
-
-    return [
-        (
-            r["commit"],
-            r["date"],
-            r["subject"],
-            human_seconds(r["median_s"]),
-            "" if math.isnan(r["low_s"]) else f"{human_seconds(r['low_s'])} – {human_seconds(r['high_s'])}",
-            str(r["n"]),
-            r["change"],
-            f"{r['size']:+.1%}" if r["change"] else "",
-            f"{r['p']:.2g}" if r["change"] else "",
-        )
-        for r in rows
-    ]
-
-
 def _by_benchmark(rows):
     out = {}
     for r in rows:
@@ -322,10 +325,10 @@ def _header(where, fingerprint):
 
 
 def _render(con, fmt, kind, rows, where, fingerprint, footer):
-    from fndcli.report.figures import FIGURE_HEADERS, figure_cells, missing
+    from fndcli.report.figures import FIGURE_HEADERS, TIMING_HEADERS, figure_cells, missing, timing_cells
 
     header = _header(where, fingerprint)
-    headers, cells_of = (HEADERS, _cells) if kind is HISTORY else (FIGURE_HEADERS, figure_cells)
+    headers, cells_of = (TIMING_HEADERS, timing_cells) if kind is HISTORY else (FIGURE_HEADERS, figure_cells)
     if fmt == "table":
         from rich.table import Table
 

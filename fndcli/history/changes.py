@@ -125,10 +125,11 @@ def change_points(key, commits, s):
         starts = kept
 
 
-def history_rows(series, s):
+def history_rows(series, s, anchor=None):
     """(the rows of `fnd history`, one per benchmark and commit as fndcli.kinds.HISTORY names them; the
     benchmarks whose newest confirmed change is a REGRESSION, still there at head). A change proposed but not
-    judged reads `not judged` in its row: not a change, not nothing either."""
+    judged reads `not judged` in its row: not a change, not nothing either. With `anchor`, the series are
+    `read.matmul_series`'s ratios to it: the figures are times over the anchor's, each row names it."""
     rows, gated = [], []
     for (name, threads), commits in series.items():
         found, unjudged = change_points(name, commits, s)
@@ -141,6 +142,7 @@ def history_rows(series, s):
                 {
                     "benchmark": name,
                     "threads": threads,
+                    "anchor": anchor or "",
                     "commit": c.commit[:10],
                     "date": (c.commit_utc or "")[:16].replace("T", " "),
                     "subject": c.subject or "",

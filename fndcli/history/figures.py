@@ -62,12 +62,12 @@ class Run:
     rows: dict = field(default_factory=dict)  # {row: {column: a number, a text, 'True'/'False' for a bool}}
 
 
-def history(store, command, fingerprint, s, pattern=None, since=None, branch=None):
+def history(store, command, fingerprint, s, pattern=None, since=None, branch=None, anchor=None):
     """The History of `command`'s complete runs at a known commit on the machine `fingerprint`: matmul-bench's
     timings per benchmark (`read.matmul_series`, `changes.history_rows`), the others' figures per series."""
     if command == MATMUL_BENCH.command:
-        series = read.matmul_series(store, fingerprint, pattern, since, branch)
-        rows, gated = changes.history_rows(series, s)
+        series = read.matmul_series(store, fingerprint, pattern, since, branch, anchor)
+        rows, gated = changes.history_rows(series, s, anchor)
         return History(rows, gated, [r for r in rows if r["change"] == "not judged"], len(series))
     runs = _runs(store, command, fingerprint, since, branch)
     series = figure_series(runs, pattern)

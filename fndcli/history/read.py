@@ -80,11 +80,14 @@ def runs_kept(query, fingerprint, command=None, since=None, branch=None):
     return query.where(RUNS.c.commit_utc >= since) if since else query
 
 
-def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
+def matmul_series(store, fingerprint, pattern=None, since=None, branch=None, anchor=None):
     """{(benchmark, threads): [Commit, ...] in commit order (commit time, then the first run's id)} of the
     complete matmul-bench runs made on the machine `fingerprint` at a known commit. A kernel loaded at
     another revision (`@REV`: the paired gate's base) is left out: its code is not that commit's, and the
-    runs made at its own commit give its series."""
+    runs made at its own commit give its series. With `anchor` (an implementation), each sample is over the
+    anchor's from the same run and worker process at the same shape, dtype, device and threads, as
+    `fnd compare --anchor` divides them: the host's speed at that minute cancels. The anchor's own series,
+    and a sample whose process has no anchor, are left out."""
     threads = CELLS.alias("threads")
     query = (
         sa.select(
@@ -111,16 +114,24 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None):
     query = runs_kept(query, fingerprint, "matmul-bench", since, branch)
     with store._faults(), store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
+    fastest = {(r["id"], r["benchmark"], r["process"], r["threads"]): r["fastest"] for r in rows}
     out = {}
     for r in rows:
-        if not matching(r["benchmark"], pattern) or at_rev(r["benchmark"]):
+        impl, rest = r["benchmark"].rsplit(" ", 3)[0], r["benchmark"].rsplit(" ", 3)[1:]
+        if not matching(r["benchmark"], pattern) or at_rev(r["benchmark"]) or (anchor and impl == anchor):
             continue
+        value = r["fastest"]
+        if anchor:
+            ref = fastest.get((r["id"], " ".join([anchor, *rest]), r["process"], r["threads"]))
+            if not ref:
+                continue
+            value /= ref
         key = (r["benchmark"], None if r["threads"] is None else int(r["threads"]))
         commits = out.setdefault(key, {})
         c = commits.setdefault(
             r["git_commit"], Commit(r["git_commit"], r["commit_utc"], r["subject"], r["branch"])
         )
-        c.samples.append(r["fastest"])
+        c.samples.append(value)
         c.runs.add(r["id"])
     return {key: list(commits.values()) for key, commits in out.items()}
 

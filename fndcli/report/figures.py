@@ -22,6 +22,14 @@ def human_seconds(s):
     return f"{s / 1e-9:.3g} ns"
 
 
+def timing_text(s, anchor=""):
+    """A history row's figure: seconds (human_seconds), or with an anchor the time over the anchor's,
+    '1.05x torch'; NaN -> ''."""
+    if not anchor or missing(s):
+        return human_seconds(s)
+    return f"{s:.3g}x {anchor}"
+
+
 def num(x, fmt, nan=""):
     return nan if missing(x) else format(x, fmt)
 
@@ -70,3 +78,32 @@ def figure_cells(rows):
         )
         for r in rows
     ]
+
+
+TIMING_HEADERS = ("commit", "date", "subject", "median", "95% interval", "n", "change", "size", "p")
+
+
+def timing_cells(rows):
+    """`fnd history`'s table cells of matmul-bench rows (fndcli.kinds.HISTORY), headed by TIMING_HEADERS."""
+    return [
+        (
+            r["commit"],
+            r["date"],
+            r["subject"],
+            timing_text(r["median_s"], r["anchor"]),
+            _interval(r),
+            str(r["n"]),
+            r["change"],
+            f"{r['size']:+.1%}" if r["change"] else "",
+            f"{r['p']:.2g}" if r["change"] else "",
+        )
+        for r in rows
+    ]
+
+
+def _interval(row):
+    """A row's 95 % interval of its median: '9.8 µs – 10.2 µs', or with an anchor '0.99 – 1.02x torch'."""
+    if missing(row["low_s"]):
+        return ""
+    low = f"{row['low_s']:.3g}" if row["anchor"] else timing_text(row["low_s"])
+    return f"{low} – {timing_text(row['high_s'], row['anchor'])}"

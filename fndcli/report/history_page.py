@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from html import escape
 
-from fndcli.report.figures import human_seconds
+from fndcli.report.figures import timing_text
 
 WIDTH, HEIGHT = 880, 260  # the SVG's own units; it scales to the page's width
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 12, 40  # margins: the seconds' labels left, the commits' below
@@ -119,7 +119,7 @@ def _tooltip(row):
     lines = [
         f"commit {row['commit']}, {row['date']}",
         row["subject"],
-        f"median {human_seconds(row['median_s'])} over {row['n']} worker processes",
+        f"median {timing_text(row['median_s'], row.get('anchor'))} over {row['n']} worker processes",
     ]
     if row["change"]:
         lines.append(f"{row['change']} here: {row['size']:+.1%}, p {row['p']:.2g}")
@@ -143,6 +143,7 @@ def chart(title, rows):
     """One benchmark's inline SVG: its median per commit (x: commits in commit order; y: seconds, log),
     a dashed line where each change starts, each point with a tooltip."""
     low, high = _span([r["median_s"] for r in rows])
+    anchored = bool(rows[0].get("anchor"))  # times over an anchor's: the ticks are ratios, '1.05x'
     step = (WIDTH - LEFT - RIGHT) / len(rows)
     bottom = HEIGHT - BOTTOM
 
@@ -154,9 +155,10 @@ def chart(title, rows):
 
     out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{_text(title)}">']
     for t in _ticks(low, high):
+        label = f"{t:.3g}x" if anchored else timing_text(t)
         out.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
-            f'<text x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{_text(human_seconds(t))}</text>'
+            f'<text x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{_text(label)}</text>'
         )
     out.append(f'<path class="axis" d="M{LEFT} {TOP}V{bottom}H{WIDTH - RIGHT}"/>')
     every = math.ceil(LABEL_PX / step)

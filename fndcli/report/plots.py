@@ -308,13 +308,14 @@ def history_figure(title, rows):
     every = max(1, len(rows) // 15)
     ax.set_xticks(x[::every], [r["commit"][:7] for r in rows[::every]], rotation=45, fontsize=7)
     ax.set_yscale("log")
-    seconds = FuncFormatter(lambda v, _: human_seconds(v))
+    anchor = rows[0].get("anchor")  # times over an anchor's: ratios, not seconds
+    seconds = FuncFormatter(lambda v, _: f"{v:.3g}x" if anchor else human_seconds(v))
     ax.yaxis.set_major_formatter(seconds)
     values = [r["median_s"] for r in rows if r["median_s"] > 0] or [1]
     narrow = max(values) < 10 * min(values)  # within a decade, the minor ticks are the labels there are
     ax.yaxis.set_minor_formatter(seconds if narrow else NullFormatter())
     ax.set_xlabel("commit, in commit order")
-    ax.set_ylabel("median seconds (log scale)")
+    ax.set_ylabel(f"median time over {anchor}'s (log scale)" if anchor else "median seconds (log scale)")
     ax.set_title(title, fontsize=10)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
