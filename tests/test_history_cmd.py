@@ -37,13 +37,15 @@ def make_history(
     db=None,
     steady=None,
     host_noise=0.0,
+    fixed_at=None,
 ):
     """A store (`db`, else a new SQLite file) of one matmul-bench run per commit of a git repository of
     `commits` commits, 8 to 16 worker processes each of values around 1e-5 with 2 % noise, `factor` times
     slower from commit `slower_at`; commit i's subject is subject(i).
     With `steady` (one of impls), that one keeps its level throughout, and each worker process runs at a
     speed of its own (sd `host_noise` on the log scale) shared by every benchmark it times, as a --gate run's
-    processes do on a busy host. (the store's URL, [each commit's hash])."""
+    processes do on a busy host. With `fixed_at`, the kernel is back to its level from that commit on, timed
+    by 2 worker processes a commit there (a --quick-like few). (the store's URL, [each commit's hash])."""
     repo = tmp_path / "kernels"
     repo.mkdir()
     rng = np.random.default_rng(seed)
@@ -61,7 +63,11 @@ def make_history(
             git("add", ".")
             when = f"2026-01-{i:02d}T12:00:00+00:00"
             git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", subject(i), when=when)
-            level = 1e-5 * (factor if slower_at and i >= slower_at else 1.0)
+            level = 1e-5 * (
+                factor if slower_at and i >= slower_at and not (fixed_at and i >= fixed_at) else 1.0
+            )
+            if fixed_at and i >= fixed_at:
+                processes = (2, 3)
             if steady:
                 hosts = np.exp(host_noise * rng.standard_normal(rng.integers(*processes)))
                 timed = {
@@ -171,6 +177,20 @@ def test_an_anchor_from_the_same_processes_finds_a_5_percent_step_the_hosts_spee
     )
 
 
+def test_a_regression_then_a_fix_too_few_processes_can_judge_is_not_a_regression_at_head(fnd, tmp_path):
+    """1.5x slower from commit 4, back from commit 9, where 2 processes a commit cannot judge the step: the
+    regression is confirmed, the fix reads `not judged`, and --gate exits 3 (it cannot tell whether head
+    still regresses), not 1 ("REGRESSION at head" blamed a head that had fixed it)."""
+    db, hashes = make_history(tmp_path, 10, slower_at=4, fixed_at=9)
+    result, doc = history_json(fnd, tmp_path, db, "--gate")
+    marked = [(r["commit"], r["change"]) for r in doc["rows"] if r["change"]]
+    assert marked == [(hashes[3][:10], "REGRESSION"), (hashes[8][:10], "not judged")], marked
+    assert result.exit_code == 3, result.output
+    assert "REGRESSION at head" not in result.output
+    table = fnd("history", "--db", db, "--out", tmp_path / "t")
+    assert "nan" not in table.stdout  # a not-judged row's size and p: blank
+
+
 def test_identical_code_over_30_commits_shows_no_change_point(fnd, tmp_path):
     db, hashes = make_history(tmp_path, 30, seed=1)
     result, doc = history_json(fnd, tmp_path, db, "--gate")
@@ -215,3 +235,17 @@ def test_a_kernel_loaded_at_another_revision_is_left_out_of_the_history(fnd, tmp
     result, doc = history_json(fnd, tmp_path, db)
     assert result.exit_code == 0, result.output
     assert {r["benchmark"] for r in doc["rows"]} == {BENCHMARK} and len(doc["rows"]) == 3
+
+
+def test_runs_at_an_unknown_commit_are_counted_in_the_no_runs_line(fnd, tmp_path, monkeypatch):
+    """A gradcheck made outside a git repository is kept with its commit unknown; history, which follows
+    commits, has nothing to show, and its line says it holds such a run rather than 'none'."""
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    assert fnd("gradcheck", "--batch", "4", "--db", db, "-q", "--out", tmp_path / "r").exit_code == 0
+    assert_one_line_error(
+        fnd("history", "--command", "gradcheck", "--db", db, "--out", tmp_path / "o"),
+        "no gradcheck runs",
+        "the commands it holds for that machine: none",
+        "1 run(s) there at an unknown commit, made outside a git repository",
+    )

@@ -589,3 +589,14 @@ def test_each_file_imports_its_own_sibling_modules(fnd, tmp_path):
         "wrong result: relative error 1.00e+00"
     )
     assert "helpers" not in sys.modules  # the siblings left sys.modules again
+
+
+def test_a_kernel_that_prints_prints_on_its_first_calls_only(fnd, tmp_path):
+    """A print in the kernel printed on every call, thousands of lines even with --quiet (the calls that size
+    its values, --quick's timing): now only the probe's and the check's first calls print."""
+    kern = write(tmp_path / "chatty.py", "def mm(a, b):\n    print('hello from mm')\n    return a @ b\n")
+    result = fnd(
+        "matmul-bench", "--impl", f"{kern}:mm", "--shape", "16x24x8", "--quick", "-q", "--out", tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert 1 <= result.stdout.count("hello from mm") <= 3, result.stdout.count("hello from mm")

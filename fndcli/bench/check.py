@@ -7,7 +7,9 @@ gets its own copy of the shared inputs, and a kernel that writes to them is the 
 kernel, checked on the same case, is not blamed for it.
 """
 
+import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -90,7 +92,8 @@ def check_impl(impl, shape, dtype, seed, device="cpu", case=None):
         )
         return Check(max_abs, rel, False, math.nan, math.nan, f"wrong result: {why}")
     try:
-        call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
+        with unprinted():
+            call_s = _seconds_per_call(fn, a, b, math.inf if compiled else first_s, device)
     except (Exception, SystemExit) as e:  # right once, then raised when called again
         return _raised(e, impl, " when called again")
     compile_s = max(first_s - call_s, 0.0) if compiled else math.nan
@@ -129,6 +132,15 @@ def probe_spec(impl, device, dtype):
     if per_mac > 1e-6:
         return ImplSpec(impl, "your code", lambda m, k, n: m * k * n, per_mac, math.inf)
     return ImplSpec(impl, "your code", lambda m, k, n: 1, call, 1e9)
+
+
+@contextlib.contextmanager
+def unprinted():
+    """What a kernel prints while fnd calls it over and over (sizing its values, --quick's timing) goes
+    nowhere, as a pyperf worker's output does: thousands of lines would bury the table, and --quiet's paths.
+    Its first call, in the check, prints as it likes."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 def _seconds_per_call(fn, a, b, first_s, device, min_s=0.02):

@@ -17,6 +17,7 @@ torch's threads and the BLAS pools are set for the timing and given back after i
 import pyperf
 
 from fndcli.bench import blas, worker
+from fndcli.bench.check import unprinted
 from fndcli.bench.processes import BenchError
 
 
@@ -39,9 +40,10 @@ def time_here(specs, cfg, runs, suite_path):
 def _run(spec, cfg, runs):
     name = spec.name(cfg.dtype)
     try:
-        record = worker.prepare(spec, cfg.dtype, cfg.seed, cfg.threads)
-        warmups = [(1, _value(spec)) for _ in range(runs.warmups)]
-        values = [_value(spec) for _ in range(runs.values)]
+        with unprinted():
+            record = worker.prepare(spec, cfg.dtype, cfg.seed, cfg.threads)
+            warmups = [(1, _value(spec)) for _ in range(runs.warmups)]
+            values = [_value(spec) for _ in range(runs.values)]
     except (Exception, SystemExit) as e:  # the user's kernel, failing on a later call than its check's
         raise BenchError(f"timing {name} failed: {type(e).__name__}: {e}") from None
     metadata = {"name": name, "loops": 1, "inner_loops": spec.inner_loops, "unit": "second", **record}

@@ -148,7 +148,7 @@ def history_command(
             f"must be between 0 and 1 (0.1 is 10 %), got {threshold}", param_hint="'--threshold'"
         )
     kind = HISTORY if command.value == MATMUL_BENCH.command else HISTORY_FIGURES
-    _timings_only(kind, command.value, html=html or plot, anchor=anchor)
+    _timings_only(kind, command.value, html=html, plot=plot, anchor=anchor)
     from fndcli.cli.runs import Run, out_dir
     from fndcli.runs.compare import Settings
 
@@ -177,11 +177,10 @@ def history_command(
 
 def _timings_only(kind, command, **given):
     """--html, --plot and --anchor are of matmul-bench's timings: exit 2, one line, for another command's."""
-    hints = {"html": "'--html' / '--plot'", "anchor": "'--anchor'"}
     for option, value in given.items():
         if kind is HISTORY_FIGURES and value:
             raise typer.BadParameter(
-                f"is for matmul-bench's timings only, not {command}'s figures", param_hint=hints[option]
+                f"is for matmul-bench's timings only, not {command}'s figures", param_hint=f"'--{option}'"
             )
 
 
@@ -213,7 +212,7 @@ def _read(db, machine, since, branch, pattern, command, s, anchor=None):
     try:
         fingerprint = machine or this_machine().fingerprint
         found = history(store, command, fingerprint, s, pattern, since, branch, anchor)
-        known, held = machines(store), commands(store, fingerprint)
+        known, (held, unknown) = machines(store), commands(store, fingerprint)
     except StoreError as e:
         raise click.exceptions.UsageError(str(e))
     finally:
@@ -229,6 +228,11 @@ def _read(db, machine, since, branch, pattern, command, s, anchor=None):
             f"no {command} runs{asked} at a known commit on machine {fingerprint} in the history store "
             f"{store.where} (the commands it holds for that machine: {', '.join(held) or 'none'}; its other "
             f"machines: {others})"
+            + (
+                f"; {unknown} run(s) there at an unknown commit, made outside a git repository"
+                if unknown
+                else ""
+            )
         )
     return store.where, fingerprint, found
 

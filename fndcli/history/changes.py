@@ -133,7 +133,9 @@ def history_rows(series, s, anchor=None):
     rows, gated = [], []
     for (name, threads), commits in series.items():
         found, unjudged = change_points(name, commits, s)
-        if found and found[max(found)]["verdict"] == "REGRESSION":
+        # at head only if nothing was proposed after it: a later change that could not be judged (a fix?) is
+        # `not judged`, which --gate reads as exit 3, not as a regression still there
+        if found and found[max(found)]["verdict"] == "REGRESSION" and max(found) > max(unjudged, default=-1):
             gated.append(name if threads is None else f"{name} {threads}t")
         for i, c in enumerate(commits):
             change = found.get(i) or ({"verdict": "not judged"} if i in unjudged else {})

@@ -31,6 +31,7 @@ def timing_text(s, anchor=""):
 
 
 def num(x, fmt, nan=""):
+    """x formatted, or `nan` where it is missing (NaN, None)."""
     return nan if missing(x) else format(x, fmt)
 
 
@@ -94,8 +95,8 @@ def timing_cells(rows):
             _interval(r),
             str(r["n"]),
             r["change"],
-            f"{r['size']:+.1%}" if r["change"] else "",
-            f"{r['p']:.2g}" if r["change"] else "",
+            num(r["size"], "+.1%"),
+            num(r["p"], ".2g"),
         )
         for r in rows
     ]

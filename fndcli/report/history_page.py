@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from html import escape
 
-from fndcli.report.figures import timing_text
+from fndcli.report.figures import num, timing_text
 
 WIDTH, HEIGHT = 880, 260  # the SVG's own units; it scales to the page's width
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 12, 40  # margins: the seconds' labels left, the commits' below
@@ -122,7 +122,7 @@ def _tooltip(row):
         f"median {timing_text(row['median_s'], row.get('anchor'))} over {row['n']} worker processes",
     ]
     if row["change"]:
-        lines.append(f"{row['change']} here: {row['size']:+.1%}, p {row['p']:.2g}")
+        lines.append(f"{row['change']} here: {num(row['size'], '+.1%')}, p {num(row['p'], '.2g')}")
     return _text("\n".join(str(line) for line in lines))
 
 
@@ -193,7 +193,7 @@ def _changes_table(rows):
     body = "".join(
         f'<tr class="{MARKS[r["change"]].cls}"><td><code>{_text(r["commit"])}</code></td>'
         f"<td>{_text(r['date'])}</td><td>{_text(r['subject'])}</td><td>{_text(r['change'])}</td>"
-        f"<td>{r['size']:+.1%}</td><td>{r['p']:.2g}</td></tr>"
+        f"<td>{num(r['size'], '+.1%')}</td><td>{num(r['p'], '.2g')}</td></tr>"
         for r in changed
     )
     return f"<table><tr>{head}</tr>{body}</table>"
