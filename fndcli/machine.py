@@ -86,6 +86,7 @@ def run_metadata(started):
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
+        # torch's threads in this process as the run ends (matmul-bench times at config.threads: see its rows)
         "threads": torch.get_num_threads() if torch is not None else None,
         "git_commit": git_commit(),
     }
