@@ -209,6 +209,7 @@ def test_an_empty_store_and_bad_input_are_one_line_and_exit_2(fnd, tmp_path):
         (["--since", "last week"], "--since"),
         (["--threshold", "2"], "--threshold"),
         (["--machine", "0123456789abcdef"], "0123456789abcdef"),
+        (["--machine", "zz"], "'zz' is not a machine fingerprint"),
     ):
         assert_one_line_error(fnd("history", "--db", empty, "--out", tmp_path / "o", *args), fragment)
 

@@ -203,3 +203,20 @@ def test_a_subject_that_is_markup_stays_text_in_the_browser(dom):
     assert dom.count["img"] == 0 and dom.count["script"] == 1
     text = "".join(dom.text)
     assert IMG in text and SCRIPT in text
+
+
+def test_the_pngs_axis_labels_2_and_5_of_each_decade_over_a_wide_range():
+    """14.6 µs to 590 µs (a 40x regression and its fix): the decades alone labelled only '100 µs' on the axis;
+    now 20, 50, 200 and 500 µs too. Within a decade, every minor tick is labelled, as before."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def labels(values):
+        fig = history_figure("b", [row(i, median_s=v) for i, v in enumerate(values)])
+        FigureCanvasAgg(fig).draw()
+        ax = fig.axes[0]
+        return [t.get_text() for t in (*ax.yaxis.get_majorticklabels(), *ax.yaxis.get_minorticklabels())]
+
+    wide = labels([14.6e-6, 590e-6, 592e-6, 14.6e-6])
+    assert {"20 µs", "50 µs", "200 µs", "500 µs", "100 µs"} <= set(wide)
+    assert "30 µs" not in wide  # 2 and 5 only: the rest of the minor ticks unlabelled
+    assert {"20 µs", "30 µs", "40 µs"} <= set(labels([20e-6, 25e-6, 40e-6]))

@@ -23,6 +23,15 @@ WORDS = {
 }
 
 
+def _fingerprint(text):
+    """--machine: 16 hex digits, as the store's machines.fingerprint holds them (any case)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{16}", text):
+        raise typer.BadParameter(
+            f"{text!r} is not a machine fingerprint: 16 hex digits, as `fnd history` prints"
+        )
+    return text.lower()
+
+
 @command("history", "Each benchmark (check, metric) over commits from the history store; --gate exits 1.")
 def history_command(
     ctx: typer.Context,
@@ -62,6 +71,7 @@ def history_command(
             metavar="FINGERPRINT",
             help="The machine whose runs to read (16 hex digits: the store's machines.fingerprint). "
             "Default: this machine's.",
+            parser=_fingerprint,
             show_default=False,
         ),
     ] = None,

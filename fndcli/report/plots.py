@@ -286,7 +286,7 @@ def history_figure(title, rows):
     change point marked as on --html's page (`history_page.MARKS`), a dashed line where it starts.
     rows: the benchmark's (fndcli.kinds.HISTORY) in commit order. A Figure outside pyplot."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from fndcli.report.figures import human_seconds
     from fndcli.report.history_page import MARKS
@@ -312,8 +312,11 @@ def history_figure(title, rows):
     seconds = FuncFormatter(lambda v, _: f"{v:.3g}x" if anchor else human_seconds(v))
     ax.yaxis.set_major_formatter(seconds)
     values = [r["median_s"] for r in rows if r["median_s"] > 0] or [1]
-    narrow = max(values) < 10 * min(values)  # within a decade, the minor ticks are the labels there are
-    ax.yaxis.set_minor_formatter(seconds if narrow else NullFormatter())
+    decades = float(np.log10(max(values) / min(values)))
+    if 1 <= decades <= 4:  # the decades alone are too few labels: 2 and 5 of each too, as the page has
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    # within a decade the minor ticks are the labels there are; over 4 decades, the decades are enough
+    ax.yaxis.set_minor_formatter(seconds if decades <= 4 else NullFormatter())
     ax.set_xlabel("commit, in commit order")
     ax.set_ylabel(f"median time over {anchor}'s (log scale)" if anchor else "median seconds (log scale)")
     ax.set_title(title, fontsize=10)
