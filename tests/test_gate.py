@@ -367,3 +367,19 @@ def test_a_pair_whose_processes_fall_in_two_regimes_is_unstable_not_a_verdict(fn
     few = fake_matmul_run(tmp_path / "few", {"a": a[:2], "b": b[:2]})
     result = fnd("compare", few, "--pair", "a", "b", "--out", tmp_path / "out2")
     assert run_files(tmp_path / "out2", "compare")[0].iloc[0]["verdict"] == "insufficient"
+
+
+def test_an_anchored_row_too_few_processes_can_judge_shows_ratios_not_seconds(fnd, tmp_path):
+    """Two --quick-like runs (2 processes each): insufficient, not judged. Anchored, the row is 'x torch': its
+    base and new are the kernel's times over torch's (8x here), not its seconds (8e-5 read as a ratio)."""
+    for side, stamp in (("base", "20261130-120000"), ("new", "20261130-130000")):
+        fake_matmul_run(
+            tmp_path / side,
+            {"torch": [[1e-5] * 3, [1.1e-5] * 3], "kern.py:mm": [[8e-5] * 3, [8.8e-5] * 3]},
+            stamp=stamp,
+        )
+    result = fnd("compare", tmp_path / "base", tmp_path / "new", "--anchor", "torch", "--out", tmp_path / "o")
+    assert result.exit_code == 3, result.output
+    row = run_files(tmp_path / "o", "compare")[0].set_index("key").loc["kern.py:mm 4x4x4 float32 cpu 2t"]
+    assert row["verdict"] == "insufficient" and row["what"] == "x torch"
+    assert row["base"] == pytest.approx(8.0) and row["new"] == pytest.approx(8.0)
