@@ -250,3 +250,30 @@ def test_runs_at_an_unknown_commit_are_counted_in_the_no_runs_line(fnd, tmp_path
         "the commands it holds for that machine: none",
         "1 run(s) there at an unknown commit, made outside a git repository",
     )
+
+
+def test_repo_keeps_the_runs_of_commits_one_repository_holds(fnd, tmp_path):
+    """Two projects' runs in one store (10 commits of one, 6 of another): --repo DIR keeps those of the
+    repository holding DIR, a clone of it included; a directory outside git is one line, exit 2."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    db, ours = make_history(tmp_path / "a", 10, slower_at=6)
+    _, theirs = make_history(tmp_path / "b", 6, seed=3, db=db, subject="other v{}".format)
+    assert not set(ours) & set(theirs)  # other subjects, other commits
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", tmp_path / "a" / "kernels", clone], check=True)
+    for where, hashes in (
+        (tmp_path / "a" / "kernels", ours),
+        (clone, ours),
+        (tmp_path / "b" / "kernels", theirs),
+    ):
+        result, doc = history_json(fnd, tmp_path, db, "--repo", where)
+        assert result.exit_code == 0, result.output
+        assert [r["commit"] for r in doc["rows"]] == [h[:10] for h in hashes]
+    _, both = history_json(fnd, tmp_path, db)
+    assert len(both["rows"]) == 16
+    (tmp_path / "plain").mkdir()
+    assert_one_line_error(
+        fnd("history", "--db", db, "--repo", tmp_path / "plain", "--out", tmp_path / "o"),
+        "not in a git repository",
+    )

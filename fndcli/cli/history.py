@@ -4,7 +4,6 @@ where it changed, and a gate (core: `fndcli.history.figures`, over `read` and `c
 import json
 import math
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +11,15 @@ import typer
 from typer import _click as click
 
 from fndcli.cli.app import command
-from fndcli.cli.options import Format, OutOption, QuietOption, choices, named_directory
+from fndcli.cli.options import (
+    Format,
+    OutOption,
+    QuietOption,
+    choices,
+    fingerprint,
+    named_directory,
+    utc_since,
+)
 from fndcli.kinds import FOLLOWED, HISTORY, HISTORY_FIGURES, MATMUL_BENCH
 
 HistoryOf = choices("HistoryOf", FOLLOWED)
@@ -21,15 +28,6 @@ WORDS = {
     HISTORY: ("change points", "worker processes", "REGRESSION at head", "benchmark(s)"),
     HISTORY_FIGURES: ("changes", "runs", "failing at head", "series"),
 }
-
-
-def _fingerprint(text):
-    """--machine: 16 hex digits, as the store's machines.fingerprint holds them (any case)."""
-    if not re.fullmatch(r"[0-9a-fA-F]{16}", text):
-        raise typer.BadParameter(
-            f"{text!r} is not a machine fingerprint: 16 hex digits, as `fnd history` prints"
-        )
-    return text.lower()
 
 
 @command("history", "Each benchmark (check, metric) over commits from the history store; --gate exits 1.")
@@ -71,7 +69,7 @@ def history_command(
             metavar="FINGERPRINT",
             help="The machine whose runs to read (16 hex digits: the store's machines.fingerprint). "
             "Default: this machine's.",
-            parser=_fingerprint,
+            parser=fingerprint,
             show_default=False,
         ),
     ] = None,
@@ -81,6 +79,18 @@ def history_command(
     ] = None,
     branch: Annotated[
         Optional[str], typer.Option("--branch", metavar="NAME", help="Only runs made on branch NAME.")
+    ] = None,
+    repo: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--repo",
+            metavar="DIR",
+            help="Only the runs of commits the git repository holding DIR has (any branch, any clone): "
+            "one project's runs in a store several share; --repo . in CI.",
+            exists=True,
+            file_okay=False,
+            show_default=False,
+        ),
     ] = None,
     threshold: Annotated[
         float,
@@ -163,7 +173,9 @@ def history_command(
     from fndcli.runs.compare import Settings
 
     s = Settings(threshold=threshold)
-    where, fingerprint, found = _read(db, machine, _since(since), branch, pattern, command.value, s, anchor)
+    where, fingerprint, found = _read(
+        db, machine, utc_since(since), branch, pattern, command.value, s, anchor, repo
+    )
     changes, unjudged = _changes(found.rows)
     code = (1 if found.gated else 3 if found.unjudged else 0) if gate else 0
     footer = _footer(kind, changes, unjudged, found.gated, gate, code)
@@ -194,25 +206,12 @@ def _timings_only(kind, command, **given):
             )
 
 
-def _since(text):
-    """--since as UTC ISO text, which the store's commit times sort against."""
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a date: give 2026-01-31 or 2026-01-31T12:00", param_hint="'--since'"
-        )
-    return (when.astimezone(timezone.utc) if when.tzinfo else when).replace(tzinfo=None).isoformat()
-
-
-def _read(db, machine, since, branch, pattern, command, s, anchor=None):
+def _read(db, machine, since, branch, pattern, command, s, anchor=None, repo=None):
     """(where the store is, the machine's fingerprint, the History of `command`'s runs there); exit 2 with one
     line when there is nothing to show."""
-    from fndcli.history.facts import this_machine
+    from fndcli.history.facts import held_by, this_machine
     from fndcli.history.figures import commands, history
-    from fndcli.history.read import machines, open_reading
+    from fndcli.history.read import commits_of, machines, open_reading
     from fndcli.history.store import StoreError
 
     try:
@@ -221,7 +220,10 @@ def _read(db, machine, since, branch, pattern, command, s, anchor=None):
         raise click.exceptions.UsageError(str(e))
     try:
         fingerprint = machine or this_machine().fingerprint
-        found = history(store, command, fingerprint, s, pattern, since, branch, anchor)
+        commits = held_by(repo, commits_of(store, fingerprint, command)) if repo else None
+        if repo and commits is None:
+            raise StoreError(f"--repo {repo} is not in a git repository")
+        found = history(store, command, fingerprint, s, pattern, since, branch, anchor, commits)
         known, (held, unknown) = machines(store), commands(store, fingerprint)
     except StoreError as e:
         raise click.exceptions.UsageError(str(e))
@@ -230,7 +232,12 @@ def _read(db, machine, since, branch, pattern, command, s, anchor=None):
     if not found.rows:
         asked = "".join(
             f" {what} {value!r}"
-            for what, value in (("matching", pattern), ("since", since), ("on", branch))
+            for what, value in (
+                ("matching", pattern),
+                ("since", since),
+                ("on", branch),
+                ("of the repository at", repo),
+            )
             if value
         )
         others = ", ".join(f"{f} ({cpu})" for f, cpu in known.items() if f != fingerprint) or "none"

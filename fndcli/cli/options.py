@@ -5,6 +5,8 @@ one-line summaries, without importing the code behind them.
 """
 
 import math
+import re
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -172,3 +174,25 @@ def load_user_class(reference, option, sizes, dtype):
             usermodel.check_model(cls, sizes, dtype)
     except (userref.RefError, userref.UserCodeError) as e:
         raise typer.BadParameter(str(e), param_hint=f"'{option}'")
+
+
+def fingerprint(text):
+    """--machine: 16 hex digits, as the store's machines.fingerprint holds them (any case)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{16}", text):
+        raise typer.BadParameter(
+            f"{text!r} is not a machine fingerprint: 16 hex digits, as `fnd history` prints"
+        )
+    return text.lower()
+
+
+def utc_since(text):
+    """--since as UTC ISO text, which the store's commit times sort against."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date: give 2026-01-31 or 2026-01-31T12:00", param_hint="'--since'"
+        )
+    return (when.astimezone(timezone.utc) if when.tzinfo else when).replace(tzinfo=None).isoformat()

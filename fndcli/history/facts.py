@@ -147,6 +147,21 @@ def commit_of(directory):
     )
 
 
+def held_by(directory, commits):
+    """The hashes of `commits` that the git repository holding `directory` has (in any of its branches: a
+    clone of it anywhere has them too); None when `directory` is in no git repository."""
+    if commit_of(directory).repo is None:
+        return None
+    lines = "".join(f"{c}^{{commit}}\n" for c in sorted(commits))
+    proc = subprocess.run(
+        ["git", "-C", str(directory), "cat-file", "--batch-check"],
+        input=lines,
+        capture_output=True,
+        text=True,
+    )
+    return {line.split()[0] for line in proc.stdout.splitlines() if not line.endswith(" missing")}
+
+
 def code_directory(params):
     """Where the code a run measures lives: the directory of the first user file it loads (`--impl`,
     `--model`, `--layer` FILE.py:NAME), else the current directory. A package.module:NAME reference counts as

@@ -62,14 +62,14 @@ class Run:
     rows: dict = field(default_factory=dict)  # {row: {column: a number, a text, 'True'/'False' for a bool}}
 
 
-def history(store, command, fingerprint, s, pattern=None, since=None, branch=None, anchor=None):
+def history(store, command, fingerprint, s, pattern=None, since=None, branch=None, anchor=None, commits=None):
     """The History of `command`'s complete runs at a known commit on the machine `fingerprint`: matmul-bench's
     timings per benchmark (`read.matmul_series`, `changes.history_rows`), the others' figures per series."""
     if command == MATMUL_BENCH.command:
-        series = read.matmul_series(store, fingerprint, pattern, since, branch, anchor)
+        series = read.matmul_series(store, fingerprint, pattern, since, branch, anchor, commits)
         rows, gated = changes.history_rows(series, s, anchor)
         return History(rows, gated, [r for r in rows if r["change"] == "not judged"], len(series))
-    runs = _runs(store, command, fingerprint, since, branch)
+    runs = _runs(store, command, fingerprint, since, branch, commits)
     series = figure_series(runs, pattern)
     commits = list(dict.fromkeys(r.facts["git_commit"] for r in runs))
     rows, gated = [], []
@@ -105,7 +105,7 @@ def commands(store, fingerprint):
         return sorted(conn.execute(query).scalars()), conn.execute(unknown).scalar()
 
 
-def _runs(store, command, fingerprint, since, branch):
+def _runs(store, command, fingerprint, since, branch, commits=None):
     """Each complete run of `command` at a known commit on the machine, in commit order, with the cells of
     the columns its kind follows."""
     kinds = [k for k in KINDS if k.command == command and k.history]
@@ -123,6 +123,7 @@ def _runs(store, command, fingerprint, since, branch):
         command,
         since,
         branch,
+        commits,
     )
     with store._faults(), store.engine.connect() as conn:
         cells = conn.execute(query).mappings().all()

@@ -68,19 +68,29 @@ def at_rev(benchmark):
     return bool(AT_REV.fullmatch(benchmark.rsplit(" ", 3)[0]))
 
 
-def runs_kept(query, fingerprint, command=None, since=None, branch=None):
+def runs_kept(query, fingerprint, command=None, since=None, branch=None, commits=None):
     """The query (of RUNS) kept to the complete runs at a known commit on the machine `fingerprint`: those of
-    `command`, of commits made since `since` (UTC ISO text), made on `branch`, where given."""
+    `command`, of commits made since `since` (UTC ISO text), made on `branch`, of `commits` (a set of hashes:
+    --repo's), where given."""
     query = query.join(MACHINES, RUNS.c.machine_id == MACHINES.c.id).where(
         MACHINES.c.fingerprint == fingerprint, RUNS.c.status == "complete", RUNS.c.git_commit.is_not(None)
     )
     for column, value in ((RUNS.c.command, command), (RUNS.c.branch, branch)):
         if value:
             query = query.where(column == value)
+    if commits is not None:
+        query = query.where(RUNS.c.git_commit.in_(sorted(commits)))
     return query.where(RUNS.c.commit_utc >= since) if since else query
 
 
-def matmul_series(store, fingerprint, pattern=None, since=None, branch=None, anchor=None):
+def commits_of(store, fingerprint, command):
+    """The commits at which the store holds complete runs of `command` on the machine."""
+    query = runs_kept(sa.select(RUNS.c.git_commit).distinct(), fingerprint, command)
+    with store._faults(), store.engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+def matmul_series(store, fingerprint, pattern=None, since=None, branch=None, anchor=None, commits=None):
     """{(benchmark, threads): [Commit, ...] in commit order (commit time, then the first run's id)} of the
     complete matmul-bench runs made on the machine `fingerprint` at a known commit. A kernel loaded at
     another revision (`@REV`: the paired gate's base) is left out: its code is not that commit's, and the
@@ -111,7 +121,7 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None, anc
         .group_by(RUNS.c.id, TIMINGS.c.benchmark, TIMINGS.c.process, threads.c.number)
         .order_by(RUNS.c.commit_utc, RUNS.c.id, TIMINGS.c.benchmark, TIMINGS.c.process)
     )
-    query = runs_kept(query, fingerprint, "matmul-bench", since, branch)
+    query = runs_kept(query, fingerprint, "matmul-bench", since, branch, commits)
     with store._faults(), store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     fastest = {(r["id"], r["benchmark"], r["process"], r["threads"]): r["fastest"] for r in rows}
