@@ -11,8 +11,11 @@ Only for the quick preset, whose one process times every benchmark in turn alrea
 figure to judge: `fnd compare` calls its one process insufficient), and never for an implementation that
 runs in processes of its own (numba-tiled: `fndcli.kernels.jitenv`). The user's code ran in this process
 for its check already; a kernel that raises while it is timed stops the timing as a failing worker does.
-torch's threads and the BLAS pools are set for the timing and given back after it.
+torch's threads, the BLAS pools and numba's threads (a user's prange kernel) are set for the timing and
+given back after it.
 """
+
+import sys
 
 import pyperf
 
@@ -26,7 +29,7 @@ def time_here(specs, cfg, runs, suite_path):
     suite_path when it finishes (a Ctrl-C keeps those); the pyperf arguments the step stands for."""
     import torch
 
-    before = torch.get_num_threads()
+    before, numba = torch.get_num_threads(), _numba_threads(cfg.threads)
     try:
         with blas.limit(cfg.threads):
             for spec in specs:
@@ -34,7 +37,20 @@ def time_here(specs, cfg, runs, suite_path):
     finally:
         worker._prepared.clear()  # the inputs go; the tensors of a large shape are not kept
         torch.set_num_threads(before)
+        if numba:
+            sys.modules["numba"].set_num_threads(numba)
     return [*runs.pyperf_args, "--loops", "1"]  # as the worker would have been started
+
+
+def _numba_threads(threads):
+    """numba's threads held to --threads here, as NUMBA_NUM_THREADS holds a worker's; the count before, to
+    give back (None: numba not loaded, or no --threads)."""
+    numba = sys.modules.get("numba")
+    if numba is None or not threads:
+        return None
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return before
 
 
 def _run(spec, cfg, runs):
