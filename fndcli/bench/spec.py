@@ -80,6 +80,13 @@ def benchmark_name(impl, shape, dtype, device):
     return f"{impl} {shape} {dtype} {device}"
 
 
+def split_name(name):
+    """(implementation, the rest) of a benchmark's name: 'torch 5x784x10 float32 cpu' -> ('torch',
+    '5x784x10 float32 cpu'); the implementation may hold spaces of its own (a path), the rest never does."""
+    impl, *rest = name.rsplit(" ", 3)
+    return impl, " ".join(rest)
+
+
 @dataclass(frozen=True)
 class BenchSpec:
     """One benchmark: an implementation on a device at a shape, called `inner_loops` times per value when

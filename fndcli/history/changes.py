@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from fndcli.history.read import commit_date
 from fndcli.runs.compare import NOT_JUDGED
 from fndcli.runs.judging import judge, timing_row
 
@@ -146,7 +147,7 @@ def history_rows(series, s, anchor=None):
                     "threads": threads,
                     "anchor": anchor or "",
                     "commit": c.commit[:10],
-                    "date": (c.commit_utc or "")[:16].replace("T", " "),
+                    "date": commit_date(c.commit_utc),
                     "subject": c.subject or "",
                     "median_s": figure(c),
                     "low_s": low,

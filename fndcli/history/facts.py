@@ -150,8 +150,6 @@ def commit_of(directory):
 def held_by(directory, commits):
     """The hashes of `commits` that the git repository holding `directory` has (in any of its branches: a
     clone of it anywhere has them too); None when `directory` is in no git repository."""
-    if commit_of(directory).repo is None:
-        return None
     lines = "".join(f"{c}^{{commit}}\n" for c in sorted(commits))
     proc = subprocess.run(
         ["git", "-C", str(directory), "cat-file", "--batch-check"],
@@ -159,6 +157,8 @@ def held_by(directory, commits):
         capture_output=True,
         text=True,
     )
+    if proc.returncode != 0:  # not in a git repository (128)
+        return None
     return {line.split()[0] for line in proc.stdout.splitlines() if not line.endswith(" missing")}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from fndcli.history import changes, read
-from fndcli.history.schema import CELLS, MACHINES, RUNS
+from fndcli.history.schema import CELLS, RUNS
 from fndcli.kinds import BOOL, KINDS, MATMUL_BENCH, NUMBER
 
 # float32 sums taken in another order (another thread count, another torch) move a figure by ~1e-7 relative;
@@ -94,13 +94,8 @@ def commands(store, fingerprint):
     """The commands whose complete runs at a known commit the store holds for the machine, sorted; then
     how many complete runs it holds there at an unknown commit (made outside a git repository)."""
     query = read.runs_kept(sa.select(RUNS.c.command).distinct(), fingerprint)
-    unknown = (
-        sa.select(sa.func.count())
-        .select_from(RUNS.join(MACHINES, RUNS.c.machine_id == MACHINES.c.id))
-        .where(
-            MACHINES.c.fingerprint == fingerprint, RUNS.c.status == "complete", RUNS.c.git_commit.is_(None)
-        )
-    )
+    unknown = read.complete_on(sa.select(sa.func.count()).select_from(RUNS), fingerprint)
+    unknown = unknown.where(RUNS.c.git_commit.is_(None))
     with store._faults(), store.engine.connect() as conn:
         return sorted(conn.execute(query).scalars()), conn.execute(unknown).scalar()
 
@@ -269,7 +264,7 @@ def _row(series, figure, point, change, size, p):
         "series": series,
         "figure": figure,
         "commit": point.commit[:10],
-        "date": (point.commit_utc or "")[:16].replace("T", " "),
+        "date": read.commit_date(point.commit_utc),
         "subject": point.subject or "",
         "value": point.value,
         "verdict": point.verdict,

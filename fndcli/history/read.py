@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from fndcli.bench.spec import split_name
 from fndcli.history.schema import CELLS, MACHINES, RUNS, SCHEMA, STORE, TIMINGS
 from fndcli.history.store import Store, StoreError, parse_url
 
@@ -65,16 +66,26 @@ AT_REV = re.compile(r".+:[^\W\d]\w*@.+")  # FILE.py:NAME@REV, as fndcli.userref 
 def at_rev(benchmark):
     """Whether a benchmark times the user's code at another revision (`kern.py:mm@origin/main 64x64x64
     float32 cpu`): not the code of the commit its run is filed under."""
-    return bool(AT_REV.fullmatch(benchmark.rsplit(" ", 3)[0]))
+    return bool(AT_REV.fullmatch(split_name(benchmark)[0]))
+
+
+def complete_on(query, fingerprint):
+    """The query (of RUNS) kept to the complete runs on the machine `fingerprint`."""
+    return query.join(MACHINES, RUNS.c.machine_id == MACHINES.c.id).where(
+        MACHINES.c.fingerprint == fingerprint, RUNS.c.status == "complete"
+    )
+
+
+def commit_date(utc):
+    """A commit's time as history rows show it: '2026-01-04 12:00' (UTC), '' when unknown."""
+    return (utc or "")[:16].replace("T", " ")
 
 
 def runs_kept(query, fingerprint, command=None, since=None, branch=None, commits=None):
     """The query (of RUNS) kept to the complete runs at a known commit on the machine `fingerprint`: those of
     `command`, of commits made since `since` (UTC ISO text), made on `branch`, of `commits` (a set of hashes:
     --repo's), where given."""
-    query = query.join(MACHINES, RUNS.c.machine_id == MACHINES.c.id).where(
-        MACHINES.c.fingerprint == fingerprint, RUNS.c.status == "complete", RUNS.c.git_commit.is_not(None)
-    )
+    query = complete_on(query, fingerprint).where(RUNS.c.git_commit.is_not(None))
     for column, value in ((RUNS.c.command, command), (RUNS.c.branch, branch)):
         if value:
             query = query.where(column == value)
@@ -124,15 +135,17 @@ def matmul_series(store, fingerprint, pattern=None, since=None, branch=None, anc
     query = runs_kept(query, fingerprint, "matmul-bench", since, branch, commits)
     with store._faults(), store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    fastest = {(r["id"], r["benchmark"], r["process"], r["threads"]): r["fastest"] for r in rows}
+    fastest = (
+        {(r["id"], r["benchmark"], r["process"], r["threads"]): r["fastest"] for r in rows} if anchor else {}
+    )
     out = {}
     for r in rows:
-        impl, rest = r["benchmark"].rsplit(" ", 3)[0], r["benchmark"].rsplit(" ", 3)[1:]
+        impl, rest = split_name(r["benchmark"])
         if not matching(r["benchmark"], pattern) or at_rev(r["benchmark"]) or (anchor and impl == anchor):
             continue
         value = r["fastest"]
         if anchor:
-            ref = fastest.get((r["id"], " ".join([anchor, *rest]), r["process"], r["threads"]))
+            ref = fastest.get((r["id"], f"{anchor} {rest}", r["process"], r["threads"]))
             if not ref:
                 continue
             value /= ref

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from fndcli.bench.spec import Shape, benchmark_name
+from fndcli.bench.spec import Shape, benchmark_name, split_name
 from fndcli.bench.stats import instability
 from fndcli.runs import verdicts as stats
 from fndcli.runs.judging import CompareError, is_true, one_sided, paired, row, timing_row
@@ -29,8 +29,8 @@ def samples(run, s):
         return found
     out = {}
     for name, x in found.items():
-        impl, rest = name.rsplit(" ", 3)[0], name.rsplit(" ", 3)[1:]
-        ref = found.get(" ".join([s.anchor, *rest]))
+        impl, rest = split_name(name)
+        ref = found.get(f"{s.anchor} {rest}")
         if impl != s.anchor and ref is not None and len(ref) == len(x):
             out[name] = list(np.divide(x, ref))
     return out
