@@ -1,5 +1,6 @@
 # make demo: create .venv, install fnd, run the chapter's matmul ladder.
-# make test: create or reuse .venv, run the test suite.
+# make test: create or reuse .venv, run the test suite (the developer's loop, about a minute).
+# make slow: the checks that take longer (docs/design.md, "The two tiers of tests"); CI runs both.
 # The CPU wheel of torch is the default; override with e.g. make TORCH='torch==2.14.1'.
 PYTHON ?= python3.11
 TORCH ?= torch==2.13.0
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.fnd-installed
 GPU_WHEELS := pyperf==2.11.0 typer==0.29.2 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
 	typing-inspection==0.4.5 annotated-doc==0.0.7 shellingham==1.5.4 sqlalchemy==2.1.9
 
-.PHONY: demo test lint docs regen clean gpu-wheels
+.PHONY: demo test slow lint docs regen clean gpu-wheels
 
 $(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; run make PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -32,8 +33,15 @@ demo: $(STAMP)
 # without it every worker process compiles fnd and pytest rewrites every test module again, each run.
 test: export PYTHONDONTWRITEBYTECODE :=
 test: lint
-	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial"
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial and not slow"
 	$(BIN)/python -m pytest -m serial $$(grep -l "mark.serial" tests/test_*.py)
+
+# make slow: the `slow` tests (many seeds, simulated error rates, whole-command runs that a cheaper test in
+# make test covers), on 2 workers; .ci/run runs them after make test.
+slow: export PYTHONDONTWRITEBYTECODE :=
+slow: $(STAMP)
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m slow \
+		$$(grep -l "mark.slow" tests/test_*.py)
 
 # make lint: ruff's lint and format checks (configured in pyproject.toml); make test runs it first.
 lint: $(STAMP)

@@ -99,6 +99,7 @@ def test_threads_reach_numpys_blas_in_the_worker(kernels_that_pass_run):
     assert f"numpy's BLAS: {blas}" in caption
 
 
+@pytest.mark.slow  # numba-tiled's own processes: ~7 s (make test covers --impl all in float16, without numba)
 @pytest.mark.xdist_group("numba-tiled-float32")  # on the worker that compiles numba-tiled in float32
 def test_impl_all_is_everything_that_runs_here(fnd, tmp_path, monkeypatch):
     """--impl all on the CPU; numba-loops here is a fresh, uncached dispatcher, so its first call compiles."""

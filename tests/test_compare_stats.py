@@ -9,12 +9,25 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import assert_one_line_error, run_files
-from scipy import stats
 from test_compare import fake_matmul_run
 
 from fndcli.runs import verdicts
 from fndcli.runs.compare import Settings, train_rows
 from fndcli.runs.judging import judge, timing_row
+
+
+class _Stats:
+    """scipy.stats, imported when a test first uses it (at collection: 1.1 s in every xdist worker)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # pytest's collection asks each module-level object for its dunders
+            raise AttributeError(name)
+        from scipy import stats as module
+
+        return getattr(module, name)
+
+
+stats = _Stats()
 
 KEY = "torch 4x4x4 float32 cpu 2t"
 
@@ -153,6 +166,7 @@ def _simulated_pair(rng, shift, rows=4, processes=16, within=0.04, between=0.03)
     return judge(records, s)
 
 
+@pytest.mark.slow
 def test_error_rates_on_simulated_runs():
     """Runs of identical code whose levels move by the floor's 3 %: the gate fires on at most 1 % of 300 pairs
     (Holm over 4 rows) and calls a third or more of the rows same; a 1.3x slowdown is caught on at least 95 %

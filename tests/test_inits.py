@@ -32,8 +32,20 @@ def _ratios(scheme, act, depth, seeds, direction):
     return np.array(out)
 
 
-@pytest.mark.parametrize("scheme", CLOSED_FORM, ids=lambda s: s.name)
-@pytest.mark.parametrize("act", ["linear", "relu", "leaky-relu"])
+# make test: each scheme with a linear stack, each activation under Kaiming; make slow: the rest of the grid
+@pytest.mark.parametrize(
+    "scheme,act",
+    [
+        pytest.param(
+            scheme,
+            act,
+            id=f"{act}-{scheme.name}",
+            marks=[] if act == "linear" or scheme.name == "kaiming-normal" else [pytest.mark.slow],
+        )
+        for act in ("linear", "relu", "leaky-relu")
+        for scheme in CLOSED_FORM
+    ],
+)
 def test_forward_second_moment_matches_he_et_al(scheme, act):
     """E[m2_L] = (a * E[act(z)^2] / Var[z])^L is exact in expectation for symmetric iid weights, so the
     mean ratio over seeds must sit within 4 standard errors (of the seed-to-seed spread) of 1."""
@@ -125,6 +137,7 @@ def _verdicts_per_seed(cfg):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("kaiming-24")  # the first case is KAIMING_24: one sweep for it and the band test
 @pytest.mark.parametrize(
     "schemes,acts,backward,expected",
@@ -185,6 +198,7 @@ def test_band_for_one_kaiming_relu_network_is_the_references():
     assert hi - lo == pytest.approx((0.83 + 1.92) / 4, abs=0.01)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("kaiming-24")
 def test_band_covers_single_networks_as_it_claims():
     """The 95 % band of one network's log10 m2 at the last layer holds most of 24 seeds, for ReLU and
@@ -241,6 +255,7 @@ def test_judge_cannot_tell_under_20_values_a_layer_and_judges_from_20():
     assert judge(0.2, 1, None, 3, flat, 50, 10, batch=2)[0] == "vanishing"  # 20 values, a layer all zeros
 
 
+@pytest.mark.slow
 def test_log_m2_variance_matches_a_simulation():
     """Var of ln m2 at the last layer over 40 networks, against the theory, for ReLU and linear stacks."""
     for act, width in (("relu", 100), ("linear", 100), ("linear", 10)):
