@@ -188,8 +188,15 @@ def test_a_timing_names_the_commit_that_made_the_kernel_slower(fnd, tmp_path, ga
     ends = steps.iloc[0]
     assert ends["role"] == "GOOD vs BAD" and ends["verdict"] == "REGRESSION"
     assert ends["ci_low"] < 2.0 < ends["ci_high"]
+    # commit 4 good, then commit 5 timed beside it (its parent, judged good): the last step times the pair
+    assert [a.rpartition("@")[2] for a in gate_runs[2] if "@" in a] == [
+        commits[0],
+        *commits[3:5],
+        commits[-1],
+    ]
     parent = steps[steps["role"] == "vs parent"].iloc[0]
     assert parent["verdict"] == "REGRESSION" and parent["ci_low"] < 2.0 < parent["ci_high"]
+    assert parent["runs"] == 0 and parent["run"].startswith("in matmul-bench-") and len(gate_runs) == 3
     assert f"against its parent {commits[3][:12]}: REGRESSION +" in result.stdout
     assert set(steps.loc[steps["role"] == "step", "verdict"]) <= {"good", "bad"}
 

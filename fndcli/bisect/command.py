@@ -13,7 +13,7 @@ TIMING = "matmul-bench"  # a step times the candidate beside GOOD and BAD in one
 CHECKS = ("gradcheck", "init-sweep", "train")  # a step is the command's own verdict: exit 0 or 1
 REFERENCE_OPTIONS = ("--impl", "--model", "--layer")
 NOT_PAIRED = ("--quick", "--fast", "--rigorous")  # presets whose processes cannot be paired step by step
-FND_OWNS = ("--out", "--quiet", "--db", "--no-history", "--config")  # bisect's own, given to each step
+FND_OWNS = ("--out", "--quiet", "--db", "--no-history")  # bisect's own, given to each step
 
 
 @dataclass(frozen=True)

@@ -92,9 +92,3 @@ def describe(repo, commit):
     )
     date, _, subject = proc.stdout.rstrip("\n").partition("\0")
     return Described(commit, subject, date)
-
-
-def first_parent(repo, commit):
-    """The commit's first parent (None for a root commit)."""
-    code, out = _git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^1")
-    return out.strip() if code == 0 else None

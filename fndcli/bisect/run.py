@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from fndcli.bisect import judge
-from fndcli.bisect.commits import BisectError, describe, first_parent
+from fndcli.bisect.commits import BisectError, describe
 from fndcli.bisect.search import Search
 from fndcli.kinds import BISECT
 from fndcli.runs.saved import load
@@ -70,15 +70,15 @@ class Bisect:
             search = Search(list(span.order), dict(span.parents))
             while (commit := search.next()) is not None:
                 self.log(f"bisect: step {sum(r['role'] == 'step' for r in self.rows) + 1} at {commit[:12]}")
-                judged = self._step(commit)
+                judged = self._step(commit, search)
                 if judged.verdict == "interrupted":
                     return self._result("interrupted", 130)
                 search.mark(commit, judged.verdict)
             live = search.first_bad()
             if len(live) > 1:
                 return self._result("among", 3, among=live)
-            parent = first_parent(span.repo, live[0])
-            if self.command.timing and parent:
+            parent = (span.parents.get(live[0]) or [span.good])[0]  # the code before it
+            if self.command.timing:
                 self._against_parent(parent, live[0])
             return self._result("found", 0, first_bad=describe(span.repo, live[0]), parent=parent)
         except KeyboardInterrupt:
@@ -121,7 +121,7 @@ class Bisect:
 
     # -- a step ------------------------------------------------------------------------------------
 
-    def _step(self, commit):
+    def _step(self, commit, search):
         span = self.span
         if not self.command.timing:
             outcome, seconds = self._fnd(self.command.at(commit))
@@ -141,7 +141,11 @@ class Bisect:
                 self._pairs(run, span.good, commit), self._pairs(run, span.bad, commit), self.directions
             )
 
-        return self._timed("step", commit, (span.good, commit, span.bad), judged)
+        # its parent judged good, its child judged bad: timed too, so a last step also times the first bad
+        # commit beside its parent, and no run more is needed for that
+        before = [p for p in span.parents.get(commit, ())[:1] if p in search.good]
+        after = [k for k in search.bad - {span.bad} if span.parents.get(k, [None])[0] == commit]
+        return self._timed("step", commit, (span.good, *before, commit, *after, span.bad), judged)
 
     def _against_parent(self, parent, commit):
         """The first bad commit against its parent, paired: from a run that timed both, else one run more."""
@@ -161,7 +165,7 @@ class Bisect:
 
     def _timed(self, role, commit, commits, judged_of):
         """One --gate run of the command at `commits` (and one more, pooled, when it cannot tell and more
-        processes may), judged by judged_of(pooled run); its row."""
+        processes may: judged pooled, else the second alone), judged by judged_of(pooled run); its row."""
         outcomes, seconds, judged = [], 0.0, None
         for _ in range(2):
             outcome, spent = self._fnd(self.command.at(*commits))
@@ -177,6 +181,10 @@ class Bisect:
             runs = [load(o.sidecar) for o in outcomes if o.sidecar is not None]
             self.pooled[commits] = Pooled(runs)
             judged = judged_of(self.pooled[commits])
+            if judged.more_would_help and len(runs) > 1:  # the first run's processes may be what spoils it
+                alone = judged_of(Pooled(runs[-1:]))
+                if not alone.more_would_help:
+                    self.pooled[commits], judged = Pooled(runs[-1:]), alone
             if not judged.more_would_help:
                 break
             self.log(f"bisect: {commit[:12]} cannot tell yet: more worker processes")
