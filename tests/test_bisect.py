@@ -281,3 +281,40 @@ def test_history_offers_the_bisect_of_a_change_point_whose_commits_were_not_all_
         f"fnd bisect {three} {six} -- matmul-bench --impl kern.py:mm --shape 4x4x4 --dtype float32 "
         "--device cpu --threads 2"
     )
+
+
+def test_the_candidates_are_the_commits_that_change_the_files_directory(tmp_path):
+    """git walks GOOD..BAD limited to kern/: a commit that changes only a file elsewhere loads its parent's
+    code and is no step; a BAD that leaves kern/ alone stands for the newest commit that changed it."""
+    from fndcli.bisect.commits import commit_range
+
+    (tmp_path / "repo").mkdir()
+    files = [{"kern/k.py": "v1"}, {"README": "a"}, {"kern/k.py": "v2"}, {"README": "b"}, {"kern/k.py": "v3"}]
+    (tmp_path / "repo" / "kern").mkdir()
+    repo = tmp_path / "repo"
+    git(repo, "init", "-q")
+    for i, changed in enumerate([*files, {"README": "c"}], 1):
+        for name, text in changed.items():
+            (repo / name).write_text(text)
+        git(repo, "add", ".")
+        git(repo, "commit", "-q", "-m", f"commit {i}")
+    commits = commits_of(repo)
+    span = commit_range(repo / "kern" / "k.py", commits[0], commits[4])
+    assert span.order == [commits[2], commits[4]] and span.parents[commits[4]] == [commits[2]]
+    assert span.directory == "kern" and span.good == commits[0]
+    span = commit_range(repo / "kern" / "k.py", commits[0], commits[5])  # BAD changes README only
+    assert span.order == [commits[2], commits[4], commits[5]] and span.parents[commits[5]] == [commits[4]]
+
+
+def test_a_steps_command_names_the_file_at_each_commit_however_the_option_was_spelled():
+    from fndcli.bisect.command import parse
+
+    command = parse(["matmul-bench", "--impl=k.py:mm", "--impl", "torch", "--shape", "8x8x8"])
+    assert command.at("a", "b") == [
+        "matmul-bench", "--impl", "k.py:mm@a", "--impl", "k.py:mm@b", "--impl", "torch", "--shape", "8x8x8",
+        "--gate",
+    ]  # fmt: skip
+    assert parse(["gradcheck", "--model", "m.py:Net"]).at("c") == ["gradcheck", "--model", "m.py:Net@c"]
+    assert parse(["matmul-bench", "--impl", "pkg.mod:mm", "--impl", "k.py:mm"]).references == (
+        (3, "k.py:mm"),
+    )
