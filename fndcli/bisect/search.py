@@ -22,31 +22,39 @@ class Search:
     skipped: set = field(default_factory=set)
 
     def __post_init__(self):
-        self.ancestors = {}  # commit -> itself and its ancestors among `order`
-        for c in self.order:
-            self.ancestors[c] = {c}.union(*(self.ancestors[p] for p in self.parents.get(c, ())))
+        # each commit's ancestors (itself included) among `order`, as a bit set: bit i is order[i]
+        self.ancestors = {}
+        for i, c in enumerate(self.order):
+            self.ancestors[c] = 1 << i
+            for p in self.parents.get(c, ()):
+                self.ancestors[c] |= self.ancestors[p]
         self.bad.add(self.order[-1])
+
+    def _alive(self):
+        """The bit set of the commits that may still be the first bad one."""
+        alive = (1 << len(self.order)) - 1
+        for b in self.bad:
+            alive &= self.ancestors[b]
+        for g in self.good:
+            alive &= ~self.ancestors[g]
+        return alive
 
     def live(self):
         """The commits that may still be the first bad one, in order."""
-        return [
-            c
-            for c in self.order
-            if all(c in self.ancestors[b] for b in self.bad)
-            and not any(c in self.ancestors[g] for g in self.good)
-        ]
+        alive = self._alive()
+        return [c for i, c in enumerate(self.order) if alive >> i & 1]
 
     def next(self):
         """The commit to try next, or None when the steps have said all they can."""
-        live = self.live()
-        alive = set(live)
+        alive = self._alive()
+        count = alive.bit_count()
         best, score = None, -1
-        for c in live:
+        for c in self.live():
             if c in self.bad or c in self.skipped:
                 continue
-            below = len(self.ancestors[c] & alive)
-            if min(below, len(live) - below) > score:
-                best, score = c, min(below, len(live) - below)
+            below = (self.ancestors[c] & alive).bit_count()
+            if min(below, count - below) > score:
+                best, score = c, min(below, count - below)
         return best
 
     def mark(self, commit, verdict):
