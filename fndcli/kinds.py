@@ -344,9 +344,35 @@ HISTORY_FIGURES = Kind(
     read=False,
 )
 
+# `fnd bisect`: one row per run it made (GOOD vs BAD, each step, the first bad commit against its parent)
+BISECT = Kind(
+    "bisect",
+    "bisect",
+    columns=(
+        *col("step", key=True, read=True),
+        *col("role", TEXT, md=True, read=True),  # GOOD vs BAD, GOOD, BAD, step, vs parent
+        *col(
+            "commit", TEXT, key=True, md=True, read=True
+        ),  # the full hash (TEXT: pandas reads 1e5... as a number)
+        *col("subject", TEXT, md=True, read=True),
+        *col("date", TEXT, read=True),  # the author date
+        *col("verdict", TEXT, md=True, read=True),  # good, bad, skip; a paired verdict; exit 0 or 1
+        *col("change ci_low ci_high", md=True, read=True),  # the commit against GOOD (vs parent: its parent)
+        *col("runs seconds", md=True, read=True),
+        *col("run", TEXT, read=True),  # the stems of the step's runs, in the same directory
+        *col("note", TEXT, md=True, read=True),
+    ),
+    fields=(
+        *fields("outcome mode repo good bad", str),
+        *fields("bisected among", list),  # the command after --; the commits the first bad one is among
+        *fields("first_bad first_bad_subject first_bad_date parent", str),
+        *fields("candidates runs", int),
+    ),
+)
+
 KINDS = (
     *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE),
-    *(HISTORY, HISTORY_FIGURES),
+    *(HISTORY, HISTORY_FIGURES, BISECT),
 )
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
 # the commands `fnd history --command` follows: matmul-bench's timings, and each kind's Follow

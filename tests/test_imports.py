@@ -27,6 +27,7 @@ FLOORS = {
     "fndcli.report": 3,  # runs read back and compared; rendering
     "fndcli.history": 3,  # runs remembered across commits
     "fndcli.reproduce": 4,  # every room's core, for the chapter's claims
+    "fndcli.bisect": 4,  # fnd's runs across commits, judged as compare judges them
     "fndcli.cli": 5,
     "fndcli.__main__": 5,  # the command line
 }

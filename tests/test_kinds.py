@@ -28,7 +28,8 @@ def test_compare_has_rows_for_every_kind_it_reads_and_refuses_the_rest_by_name()
     assert {k.name for k in READ if k not in ROWS} == {
         "reproduce",
         "peak",
-    }  # a report, ceilings: fnd show them
+        "bisect",
+    }  # a report, ceilings, a bisect's steps: fnd show them
 
 
 def test_each_kind_names_its_columns_once_and_keys_what_it_reads():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "fndcli"
-ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report", "reproduce", "history"}
+ROOMS = {"cli", "kernels", "bench", "init", "backprop", "runs", "report", "reproduce", "history", "bisect"}
 
 
 def _commands():
@@ -55,7 +55,7 @@ def test_each_command_body_reads_its_options_calls_its_core_and_ends_in_30_state
     for name, node in _commands():
         body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # the docstring aside
         bodies[node.name] = sum(isinstance(n, ast.stmt) for statement in body for n in ast.walk(statement))
-    assert len(bodies) == 9 and max(bodies.values()) <= 30, bodies
+    assert len(bodies) == 10 and max(bodies.values()) <= 30, bodies
 
 
 def test_the_design_page_maps_every_module():

@@ -7,7 +7,18 @@ command imports its core only once its options are checked. So `--help`, `--vers
 usage error answer in a fraction of a second.
 """
 
-from fndcli.cli import compare, gradcheck, history, init_sweep, matmul_bench, peak, reproduce, show, train  # noqa: F401  (each registers)
+from fndcli.cli import (  # noqa: F401  (each registers)
+    bisect,
+    compare,
+    gradcheck,
+    history,
+    init_sweep,
+    matmul_bench,
+    peak,
+    reproduce,
+    show,
+    train,
+)
 from fndcli.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -20,6 +20,7 @@ from fndcli.cli.options import (
     named_directory,
     utc_since,
 )
+from fndcli.history.bisect_offer import bisect_offers
 from fndcli.kinds import FOLLOWED, HISTORY, HISTORY_FIGURES, MATMUL_BENCH
 
 HistoryOf = choices("HistoryOf", FOLLOWED)
@@ -179,6 +180,7 @@ def history_command(
     changes, unjudged = _changes(found.rows)
     code = (1 if found.gated else 3 if found.unjudged else 0) if gate else 0
     footer = _footer(kind, changes, unjudged, found.gated, gate, code)
+    footer += bisect_offers(found.rows, repo) if kind is HISTORY else []
     page = html and out_dir(html, "--html") / "index.html"
     run = Run(ctx, out, quiet)
     if page:

@@ -297,6 +297,31 @@ def compare_table(rows, title, caption):
     return table
 
 
+BISECT_STYLE = {"good": "green", "bad": "bold red", "skip": "yellow", "exit 0": "green", "exit 1": "bold red"}
+
+
+def bisect_table(rows, title):
+    """fnd bisect's runs, in order: the commit, its verdict, its change against GOOD (vs parent: against its
+    parent) with the 95 % interval, the seconds it took, and why a step was skipped."""
+    table = Table(title=title, caption_justify="left")
+    for name in ("#", "run", "commit", "subject", "verdict", "change [95 % CI]", "seconds", "note"):
+        table.add_column(name, justify="right" if name in ("#", "seconds") else "left")
+    for r in rows.itertuples():
+        interval = "" if missing(r.ci_low) else f" [{_percent(r.ci_low)}, {_percent(r.ci_high)}]"
+        style = BISECT_STYLE.get(r.verdict, "")
+        table.add_row(
+            str(r.step),
+            escape(r.role),
+            r.commit[:12],
+            escape(r.subject),
+            f"[{style}]{escape(r.verdict)}[/]" if style else escape(r.verdict),
+            f"{_percent(r.change)}{interval}",
+            num(r.seconds, ".1f"),
+            escape(r.note),
+        )
+    return table
+
+
 CLAIM_STYLE = {"holds": "green", "differs": "yellow", "fails": "bold red"}
 
 

@@ -206,6 +206,48 @@ def peak(run):
     )
 
 
+def bisect(run):
+    m, rows = run.meta, run.rows
+    runs = int(rows["runs"].sum()) if len(rows) else 0
+    yield tables.bisect_table(
+        rows,
+        f"bisect {m.get('good', '')[:12]}..{m.get('bad', '')[:12]}: {m.get('candidates')} commit(s) that "
+        f"change the code, {runs} run(s), {float(rows['seconds'].sum()) if len(rows) else 0:.0f} s",
+    )
+    yield from _bisect_outcome(m, rows)
+
+
+def _bisect_outcome(m, rows):
+    outcome, ends = m.get("outcome"), rows[rows["role"].isin(["GOOD vs BAD", "BAD"])]
+    if outcome == "found":
+        yield (
+            f"[bold]first bad commit:[/] {m['first_bad']} {escape(m.get('first_bad_subject') or '')} "
+            f"(author date {m.get('first_bad_date')})"
+        )
+        parent = rows[rows["role"] == "vs parent"]
+        for r in parent.itertuples():
+            interval = "" if math.isnan(r.ci_low) else f" [{r.ci_low:+.1%}, {r.ci_high:+.1%}]"
+            yield (
+                f"against its parent {str(m.get('parent'))[:12]}: {r.verdict} {r.change:+.1%}{interval} "
+                f"at {escape(r.note)}"
+            )
+        if not len(parent) and m.get("parent"):
+            yield f"its parent {m['parent'][:12]} runs like GOOD (by the steps)"
+    elif outcome == "no difference":
+        yield "[bold]no difference[/] between GOOD and BAD: nothing to bisect, no commit named"
+    elif outcome == "cannot tell":
+        why = ends["note"].iloc[0] if len(ends) else ""
+        yield f"[yellow]cannot tell whether GOOD and BAD differ[/]: {escape(why)}"
+    elif outcome == "among":
+        yield (
+            "[yellow]the first bad commit is one of[/] "
+            + ", ".join(c[:12] for c in m.get("among") or [])
+            + ": the others could not be judged"
+        )
+    elif outcome == "interrupted":
+        yield INTERRUPTED.format(what="the steps that finished are kept")
+
+
 # Each kind of run show reads (fndcli.kinds), and its view; tests/test_kinds.py ties the two.
 VIEWS = {
     kinds.MATMUL_BENCH: matmul_bench,
@@ -215,6 +257,7 @@ VIEWS = {
     kinds.TRAIN: train,
     kinds.REPRODUCE: reproduce,
     kinds.PEAK: peak,
+    kinds.BISECT: bisect,
 }
 
 
