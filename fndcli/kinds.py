@@ -230,8 +230,9 @@ TRAIN = Kind(
         *fields("max_rel_param_diff_at", str),
         *fields("baseline_metric", float),
         *fields("diverged_epoch", int),
+        *fields("seeds_trained", int),  # --stats: the seeds observed
     ),
-    files=("-loss.png",),
+    files=("-loss.png", "-stats.csv", "-findings.csv", "-stats.png"),
     history=Follow(
         figures=(("train_loss", None), ("valid_loss", None), ("valid_metric", None)), last="epoch"
     ),

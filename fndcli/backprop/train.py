@@ -142,9 +142,9 @@ def step_rel_diff(loss, ref, out):
     return relative(abs(loss - ref), abs(ref) + out.abs().mean().item())
 
 
-def train(cfg, on_epoch=lambda row: None):
+def train(cfg, on_epoch=lambda row: None, observer=None):
     """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the
-    comparisons."""
+    comparisons. `observer` (`dynamics.Observer`, --stats) sees every step, outside its timing."""
     x_tr, y_tr, x_va, y_va = (t.to(cfg.device) for t in make_data(cfg))  # made on the CPU, from the seed
     baseline = baseline_metric(y_tr, y_va, cfg.task, cfg.outputs)
     try:
@@ -222,7 +222,11 @@ def train(cfg, on_epoch=lambda row: None):
                     idx = order[start : start + cfg.batch_size]
                     xb, yb = x_tr[idx], y_tr[idx]
                     in_step = True  # until the twin's step is done, the two models may be a step apart
+                    if observer:
+                        observer.before(steps, model)
                     seconds, loss = timed(manual_step, xb, yb)
+                    if observer:
+                        observer.after(steps, epoch, model, xb, yb, loss)
                     manual_s += seconds
                     steps += 1
                     if twin:

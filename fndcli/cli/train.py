@@ -104,8 +104,33 @@ def train_command(
         ),
     ] = None,
     plot: Annotated[
-        bool, typer.Option("--plot", help="Write a PNG of the loss curves, hand-written and autograd.")
+        bool,
+        typer.Option(
+            "--plot",
+            help="Write a PNG of the loss curves, hand-written and autograd; with --stats, one of the "
+            "layers' dynamics too.",
+        ),
     ] = False,
+    stats: Annotated[
+        Optional[int],
+        typer.Option(
+            "--stats",
+            min=1,
+            metavar="N",
+            help="Every N steps, each layer's activation and gradient statistics and each parameter's "
+            "grad:data and update:data, into -stats.csv, and the findings they show (docs/train.md).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            metavar="N",
+            help="With --stats: train N seeds (consecutive from --seed; the twin runs with the first); a "
+            "finding is said only when every seed shows it, else 'cannot tell'.",
+        ),
+    ] = 1,
     device: Annotated[
         DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")
     ] = DeviceName.cpu,
@@ -139,6 +164,7 @@ def train_command(
         fnd train --task classification --classes 5 --hidden 64 --hidden 32 --epochs 30
         fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
         fnd train --model examples/chapter_model.py:Model
+        fnd train --hidden 64 --hidden 64 --hidden 64 --lr 0.1 --stats 1 --seeds 3 --plot
     """
     check_devices([device.value])
     _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size)
@@ -146,6 +172,7 @@ def train_command(
     refuse_given(
         ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}"
     )
+    refuse_given(ctx, () if stats else ("seeds",), "is for --stats")
     cfg = TrainConfig(
         task=task.value,
         samples=samples,
@@ -178,22 +205,13 @@ def train_command(
     run = Run(ctx, out, quiet)
 
     from fndcli import userref
-    from fndcli.backprop.train import train
-    from fndcli.report.plots import loss_curves
 
     with progress(run.con, quiet, epochs + 1, "training") as advance:
-        result = train(cfg, on_epoch=advance)
-    history = result.history
-
-    def write_files(files):
-        files.write_csv(".csv", history)
-        if plot:
-            files.write("-loss.png", lambda p: loss_curves(history, p))
-
+        result, dynamics = _train(cfg, stats, seeds, advance)
     failures = _failures(cfg, result, check_autograd)
     loss, param = result.loss_diff, result.param_diff  # None without a twin
     run.finish(
-        write_files,
+        lambda files: _write(files, result.history, dynamics, plot),
         130 if result.interrupted else (1 if failures or result.error else 0),
         {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
         result.error,
@@ -215,7 +233,36 @@ def train_command(
         max_rel_param_diff_at=param and param.where,
         user_code_changed=userref.changes(),
         user_code_revisions=userref.revisions([cfg.model]),
+        seeds_trained=dynamics and int(dynamics.stats["seed"].nunique()),
     )
+
+
+def _train(cfg, stats, seeds, advance):
+    """(the run's TrainResult, and with --stats its Dynamics: every seed's statistics and the findings)."""
+    if not stats:
+        from fndcli.backprop.train import train
+
+        return train(cfg, on_epoch=advance), None
+    from fndcli.backprop.dynamics import train_observed
+
+    dynamics = train_observed(cfg, stats, seeds, on_epoch=advance)
+    return dynamics.result, dynamics
+
+
+def _write(files, history, dynamics, plot):
+    """The epochs' CSV, with --stats the statistics and the findings, with --plot their pictures."""
+    from fndcli.report.plots import loss_curves
+
+    files.write_csv(".csv", history)
+    if dynamics:
+        files.write_csv("-stats.csv", dynamics.stats)
+        files.write_csv("-findings.csv", dynamics.findings)
+    if plot:
+        files.write("-loss.png", lambda p: loss_curves(history, p))
+    if plot and dynamics:
+        from fndcli.report.train_plots import dynamics as dynamics_plot
+
+        files.write("-stats.png", lambda p: dynamics_plot(dynamics.stats, p))
 
 
 def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):

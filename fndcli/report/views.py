@@ -178,8 +178,31 @@ def train(run):
     ]
     if diffs:
         yield f"largest relative difference from the twin: {', '.join(diffs)}; tolerance {cfg.get('rtol'):g}"
+    stats, findings = run.extras.get("-stats.csv"), run.extras.get("-findings.csv")
+    if stats is not None and len(stats):
+        yield tables.dynamics_table(stats, f"inside, every {cfg.get('stats')} step(s): the first seed")
+    if findings is not None:
+        yield from _findings(findings, m.get("seeds_trained") or 1)
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the epochs that finished")
+
+
+def _findings(findings, seeds):
+    """train --stats' findings, one line each: those every seed shows, then those some seeds show."""
+    if not len(findings):
+        yield f"[green]no finding[/] in the layers' statistics ({seeds} seed(s))"
+    for row in findings.itertuples():
+        where = "the loss" if row.layer == "loss" else row.layer
+        if row.verdict == "holds":
+            yield (
+                f"[bold]{escape(row.finding)}[/] at {escape(where)}, step {row.step}: "
+                f"{escape(str(row.detail))} ({row.seeds_with} of {row.seeds} seeds)"
+            )
+    for row in findings[findings["verdict"] != "holds"].itertuples():
+        yield (
+            f"[yellow]cannot tell[/] whether {escape(row.finding)} at {escape(row.layer)}: "
+            f"on {row.seeds_with} of {row.seeds} seeds"
+        )
 
 
 def reproduce(run):

@@ -205,6 +205,7 @@ def train_rows(base, new, s):
         out.append(
             row("training", what, float(b_last[column]), float(n_last[column]), verdict, change=change)
         )
+    out += _finding_rows(base.extras.get("-findings.csv"), new.extras.get("-findings.csv"))
     for column, what in (("step_s", "hand-written step s/step"), ("ref_step_s", "twin step s/step")):
         b_steps = base.rows[column].dropna() if column in base.rows else []
         n_steps = new.rows[column].dropna() if column in new.rows else []
@@ -223,6 +224,28 @@ def train_rows(base, new, s):
                 )
             )
     return out
+
+
+def _finding_rows(base, new):
+    """train --stats' findings on both sides (each run must have looked): a finding that holds on every
+    seed is a failing check, one that cannot be told or is absent is not; one starting to hold is BROKEN."""
+    if base is None or new is None:
+        return []
+
+    def verdicts(findings):
+        return {f"{r.finding} at {r.layer}": r.verdict for r in findings.itertuples()}
+
+    b, n = verdicts(base), verdicts(new)
+    return [
+        row(
+            "findings",
+            what,
+            b.get(what, "none"),
+            n.get(what, "none"),
+            pass_fail(b.get(what) != "holds", n.get(what) != "holds", both_failing="same"),
+        )
+        for what in dict.fromkeys([*b, *n])
+    ]
 
 
 # Each kind of run compare reads (fndcli.kinds), and its rows; tests/test_kinds.py ties the two.

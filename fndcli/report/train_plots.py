@@ -1,0 +1,57 @@
+"""`fnd train`'s pictures of what happened inside: --stats' dynamics (matplotlib, Agg; rendering only)."""
+
+import numpy as np
+
+from fndcli.report.plots import pyplot, save
+
+UPDATE_LINE = -3  # makemore part 3: log10 update:data about -3 is healthy
+
+
+def _first_seed(stats):
+    return stats[stats["seed"] == stats["seed"].min()]
+
+
+def _pivot(stats, stat):
+    rows = stats[stats["stat"] == stat]
+    return rows.pivot_table(index="step", columns="layer", values="value", aggfunc="first", sort=False)
+
+
+def dynamics(stats, path):
+    """The first seed's run: the loss every step; log10 update:data per weight against -3; the dead share per
+    activation; and per layer the colorful dimension (log1p of the |x| histogram: steps across, bins up)."""
+    plt = pyplot()
+    stats = _first_seed(stats)
+    hist_stats = sorted(s for s in stats["stat"].unique() if s.startswith("hist"))
+    layers = list(dict.fromkeys(stats.loc[stats["stat"] == "mean", "layer"]))
+    cols = max(2, min(4, len(layers)))
+    rows = 2 + -(-len(layers) // cols)
+    fig = plt.figure(figsize=(4 * cols, 3 * rows))
+    grid = fig.add_gridspec(rows, cols)
+    ax = fig.add_subplot(grid[0, : cols // 2])
+    loss = stats[stats["stat"] == "loss"]
+    ax.plot(loss["step"], loss["value"], lw=0.8)
+    ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel="batch loss", title="loss")
+    ax = fig.add_subplot(grid[0, cols // 2 :])
+    ratios = _pivot(stats, "update_data")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for layer in [c for c in ratios.columns if c.endswith(".w")]:
+            ax.plot(ratios.index, np.log10(ratios[layer].to_numpy(dtype=float)), label=layer)
+    ax.axhline(UPDATE_LINE, color="k", ls="--", lw=1)
+    ax.set(xlabel="step", ylabel="log10 update:data", title="update:data per weight (-3: makemore)")
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[1, :])
+    dead = _pivot(stats, "dead")
+    for layer in [c for c in dead.columns if not (c.startswith("lin") or c == "out")]:
+        ax.plot(dead.index, dead[layer], label=layer)
+    ax.set(xlabel="step", ylabel="share exactly 0", ylim=(-0.02, 1.02), title="dead share per activation")
+    ax.legend(fontsize=7)
+    for i, layer in enumerate(layers):
+        ax = fig.add_subplot(grid[2 + i // cols, i % cols])
+        counts = _pivot(stats[stats["layer"] == layer], "mean")  # the steps observed, in order
+        h = stats[(stats["layer"] == layer) & stats["stat"].isin(hist_stats)]
+        table = h.pivot_table(index="stat", columns="step", values="value", aggfunc="first")
+        table = table.reindex(index=hist_stats, columns=counts.index)
+        ax.imshow(np.log1p(table.to_numpy(dtype=float)), origin="lower", aspect="auto", cmap="viridis")
+        ax.set(title=f"{layer}: color_dim", xlabel="observation", ylabel="|x| bin (0..10)")
+    save(plt, fig, path)
