@@ -238,6 +238,23 @@ TRAIN = Kind(
     ),
 )
 
+TRAIN_LR_FIND = Kind(  # `fnd train --lr-find`: fastai's learning-rate sweep, one row a step
+    "train --lr-find",
+    "train",
+    columns=(
+        *col("step", key=True, md=True, read=True),
+        *col("lr loss smoothed", md=True, read=True),
+    ),
+    fields=(
+        *MEASURED,
+        *USER_CODE,
+        # valley's rate; where the sweep stopped (smoothed); the lowest smoothed loss; the batch loss diverged
+        *fields("suggestion stop_lr min_lr diverged_lr", float),
+        *fields("stop_step", int),
+    ),
+    files=("-lr-find.png",),
+)
+
 REPRODUCE = Kind(
     "reproduce",
     "reproduce",
@@ -346,7 +363,7 @@ HISTORY_FIGURES = Kind(
 )
 
 KINDS = (
-    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE),
+    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, TRAIN_LR_FIND, REPRODUCE, PEAK, COMPARE),
     *(HISTORY, HISTORY_FIGURES),
 )
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
@@ -359,10 +376,13 @@ READ = tuple(
 
 def kind_of(meta):
     """The Kind of a run from its sidecar: its command's, INIT_SWEEP_MODEL for an init-sweep of a --model,
+    TRAIN_LR_FIND for a train --lr-find,
     HISTORY_FIGURES for a history of another command than matmul-bench."""
     config = meta.get("config") or {}
     if meta["command"] == "init-sweep" and config.get("model"):
         return INIT_SWEEP_MODEL
+    if meta["command"] == "train" and config.get("lr-find"):
+        return TRAIN_LR_FIND
     if meta["command"] == "history" and config.get("command", MATMUL_BENCH.command) != MATMUL_BENCH.command:
         return HISTORY_FIGURES
     return next(k for k in KINDS if k.command == meta["command"])

@@ -145,7 +145,7 @@ def test_a_dead_layer_is_named_at_step_0_and_after_on_every_seed(fnd, tmp_path):
     assert "dead at relu1, step 0" in shown.stdout and "log10 update:data" in shown.stdout
     again = fnd("train", *TINY, "--stats", "2", "--out", tmp_path / "alive")  # no dead layer
     assert again.exit_code == 0
-    compared = fnd("compare", tmp_path, tmp_path / "alive", "--format", "csv")
+    compared = fnd("compare", tmp_path, tmp_path / "alive", "--format", "csv", "--out", tmp_path / "c")
     assert "dead at relu1" in compared.stdout and "improved" in compared.stdout
 
 

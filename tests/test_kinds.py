@@ -100,10 +100,12 @@ def test_compares_file_holds_its_kinds_columns(fnd, tmp_path):
         ({"command": "init-sweep"}, "init-sweep"),
         ({"command": "history", "config": {"command": "gradcheck"}}, "history --command"),
         ({"command": "history", "config": {"command": "matmul-bench"}}, "history"),
+        ({"command": "train", "config": {"lr-find": True}}, "train --lr-find"),
+        ({"command": "train", "config": {"lr-find": False}}, "train"),
         *(
             ({"command": k.command, "config": {}}, k.name)
             for k in KINDS
-            if k not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES)
+            if k not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES, kinds.TRAIN_LR_FIND)
         ),
     ],
 )

@@ -279,7 +279,7 @@ def test_a_nan_parameter_is_the_one_named_furthest_from_the_twin():
     distance at all, so it is the parameter named, at inf (a NaN must fail the check, never hide behind a
     finite one)."""
     cfg = TrainConfig(samples=40, n_in=4, hidden=(4,), epochs=1)
-    model, twin = fnd_train._models(cfg, make_data(cfg)[0])
+    model, twin = fnd_train.build_models(cfg, make_data(cfg)[0])
     params = dict(model.named_params())
     params["lin1.w"].value.add_(0.01)
     params["lin2.w"].value.fill_(math.nan)

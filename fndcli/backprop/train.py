@@ -148,7 +148,7 @@ def train(cfg, on_epoch=lambda row: None, observer=None):
     x_tr, y_tr, x_va, y_va = (t.to(cfg.device) for t in make_data(cfg))  # made on the CPU, from the seed
     baseline = baseline_metric(y_tr, y_va, cfg.task, cfg.outputs)
     try:
-        model, twin = _models(cfg, x_tr)
+        model, twin = build_models(cfg, x_tr)
     except UserCodeError as e:
         return TrainResult(
             pd.DataFrame(columns=COLUMNS),
@@ -287,7 +287,7 @@ def _param_diff(model, twin):
     return Mismatch(0.0, "every parameter") if found.rel_diff == 0 else found
 
 
-def _models(cfg, x_tr):
+def build_models(cfg, x_tr):
     """The hand-written model (fnd's, or the user's class built from the same tensors) and its autograd twin
     (torch's layers, or the user's own forward under autograd); None without --check-autograd."""
     model = init_mlp(

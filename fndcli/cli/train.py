@@ -53,9 +53,10 @@ def train_command(
         Optional[list[int]],
         typer.Option(
             "--hidden",
-            min=1,
+            min=0,
             metavar="N",
-            help="Hidden layer width; repeat for depth. Default: the chapter's 50.",
+            help="Hidden layer width; repeat for depth; 0 alone: none (a linear model). Default: the "
+            "chapter's 50.",
         ),
     ] = None,
     n_out: Annotated[
@@ -131,6 +132,15 @@ def train_command(
             "finding is said only when every seed shows it, else 'cannot tell'.",
         ),
     ] = 1,
+    lr_find: Annotated[
+        bool,
+        typer.Option(
+            "--lr-find",
+            help="Instead of training: fastai's learning-rate finder, 1e-7 to 10 over 100 steps, stopped "
+            "when the smoothed loss passes 4x its best; the suggested rate (valley). --hidden 0: a linear "
+            "model.",
+        ),
+    ] = False,
     device: Annotated[
         DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")
     ] = DeviceName.cpu,
@@ -173,12 +183,13 @@ def train_command(
         ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}"
     )
     refuse_given(ctx, () if stats else ("seeds",), "is for --stats")
+    refuse_given(ctx, ("lr", "epochs", "stats", "check_autograd") if lr_find else (), "is not for --lr-find")
     cfg = TrainConfig(
         task=task.value,
         samples=samples,
         valid_frac=valid_frac,
         n_in=n_in,
-        hidden=tuple(hidden) if hidden else DEFAULTS.hidden,
+        hidden=_hidden(hidden),
         n_out=n_out,
         classes=classes,
         labels=labels.value,
@@ -203,6 +214,10 @@ def train_command(
         "--samples, --n-in or --hidden",
     )
     run = Run(ctx, out, quiet)
+    if lr_find:
+        from fndcli.cli.train_modes import lr_find_run
+
+        lr_find_run(run, cfg, plot, quiet)
 
     from fndcli import userref
 
@@ -263,6 +278,15 @@ def _write(files, history, dynamics, plot):
         from fndcli.report.train_plots import dynamics as dynamics_plot
 
         files.write("-stats.png", lambda p: dynamics_plot(dynamics.stats, p))
+
+
+def _hidden(hidden):
+    """--hidden's widths; `--hidden 0` alone: no hidden layer, a linear model."""
+    if not hidden:
+        return DEFAULTS.hidden
+    if 0 in hidden and hidden != [0]:
+        raise typer.BadParameter("0 (a linear model) must be the only --hidden", param_hint="'--hidden'")
+    return () if hidden == [0] else tuple(hidden)
 
 
 def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):

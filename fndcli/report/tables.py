@@ -351,3 +351,14 @@ def dynamics_table(stats, title):
             num(_log10(row["update_data"]), "+.2f") if param else "",
         )
     return table
+
+
+def lr_find_table(rows, title, every=10):
+    """train --lr-find: every `every`th step of the sweep, and its last."""
+    table = Table(title=title)
+    for name in ("step", "lr", "loss", "smoothed"):
+        table.add_column(name, justify="right")
+    shown = rows[(rows["step"] % every == 0) | (rows.index == len(rows) - 1)]
+    for row in shown.itertuples():
+        table.add_row(str(row.step), num(row.lr, ".3g"), num(row.loss, ".5g"), num(row.smoothed, ".5g"))
+    return table

@@ -55,3 +55,28 @@ def dynamics(stats, path):
         ax.imshow(np.log1p(table.to_numpy(dtype=float)), origin="lower", aspect="auto", cmap="viridis")
         ax.set(title=f"{layer}: color_dim", xlabel="observation", ylabel="|x| bin (0..10)")
     save(plt, fig, path)
+
+
+def lr_find(found, path):
+    """fastai's lr_find picture: the loss, raw and smoothed, against the rate on a log axis, the suggestion
+    and where the sweep stopped marked."""
+    plt = pyplot()
+    rows, suggestion, stop_lr = found.rows, found.suggestion, found.stop_lr
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot(rows["lr"], rows["loss"], color="C7", lw=0.8, label="batch loss")
+    ax.plot(rows["lr"], rows["smoothed"], color="C0", label="smoothed (beta 0.98)")
+    if suggestion:
+        ax.axvline(suggestion, color="C2", ls="--", label=f"suggestion (valley) {suggestion:.3g}")
+    if stop_lr:
+        ax.axvline(stop_lr, color="C3", ls=":", label=f"stopped: smoothed > 4x best, lr {stop_lr:.3g}")
+    if found.diverged_lr:
+        label = f"batch loss > 4x its lowest: {found.diverged_lr:.3g}"
+        ax.axvline(found.diverged_lr, color="C1", ls="-.", label=label)
+    values = rows[["loss", "smoothed"]].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if len(finite):  # from the lowest to 5x it: the blow-up leaves the picture, the valley stays readable
+        ax.set_ylim(0.9 * finite.min(), 5.5 * finite.min())
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate", ylabel="loss", title="fnd train --lr-find")
+    ax.legend()
+    save(plt, fig, path)

@@ -205,6 +205,26 @@ def _findings(findings, seeds):
         )
 
 
+def train_lr_find(run):
+    m, cfg = run.meta, run.meta.get("config", {})
+    yield tables.lr_find_table(
+        run.rows,
+        f"train --lr-find: {cfg.get('task')}, {_sizes(cfg)}, batch {cfg.get('batch-size')}, {m.get('dtype')}",
+    )
+    if m.get("suggestion") is not None:
+        yield f"[bold]suggested rate (valley): {m['suggestion']:.3g}[/]"
+    if m.get("stop_lr") is not None:
+        yield f"the smoothed loss passed 4x its best at lr {m['stop_lr']:.3g} (step {m.get('stop_step')})"
+    else:
+        yield "the smoothed loss never passed 4x its best: the sweep ran its 100 steps"
+    if m.get("diverged_lr") is not None:
+        yield f"the batch loss passed 4x its lowest at lr {m['diverged_lr']:.3g}"
+    if m.get("min_lr") is not None:
+        yield f"lowest smoothed loss at lr {m['min_lr']:.3g}"
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the steps that finished")
+
+
 def reproduce(run):
     yield tables.claims_table(run.rows, tables.claims_title(len(run.rows)))
     for row in run.rows[run.rows["verdict"] == "fails"].itertuples():
@@ -236,6 +256,7 @@ VIEWS = {
     kinds.INIT_SWEEP_MODEL: init_sweep_model,
     kinds.GRADCHECK: gradcheck,
     kinds.TRAIN: train,
+    kinds.TRAIN_LR_FIND: train_lr_find,
     kinds.REPRODUCE: reproduce,
     kinds.PEAK: peak,
 }

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fndcli.kinds import GRADCHECK, INIT_SWEEP, INIT_SWEEP_MODEL, MATMUL_BENCH, TRAIN
+from fndcli.kinds import GRADCHECK, INIT_SWEEP, INIT_SWEEP_MODEL, MATMUL_BENCH, TRAIN, TRAIN_LR_FIND
 from fndcli.names import FINDINGS, first_column
 from fndcli.runs.compare_matmul import matmul_rows, pair_rows
 from fndcli.runs.judging import (
@@ -248,6 +248,20 @@ def _finding_rows(base, new):
     ]
 
 
+def lr_find_rows(base, new, s):
+    """train --lr-find: the suggested rate and where the sweep stopped, shown; a sweep is one sample of a
+    noisy curve, so a rate that moves is 'changed', not judged."""
+    out = []
+    for key, what in (("suggestion", "suggested lr (valley)"), ("stop_lr", "lr where it stopped")):
+        b, n = base.meta.get(key), new.meta.get(key)
+        verdict = "same" if b == n else "changed"
+        change = n / b - 1 if b and n else math.nan
+        out.append(
+            row("lr-find", what, "" if b is None else b, "" if n is None else n, verdict, change=change)
+        )
+    return out
+
+
 # Each kind of run compare reads (fndcli.kinds), and its rows; tests/test_kinds.py ties the two.
 ROWS = {
     MATMUL_BENCH: matmul_rows,
@@ -255,6 +269,7 @@ ROWS = {
     INIT_SWEEP: sweep_rows,
     INIT_SWEEP_MODEL: model_rows,
     TRAIN: train_rows,
+    TRAIN_LR_FIND: lr_find_rows,
 }
 
 
