@@ -241,18 +241,25 @@ TRAIN = Kind(
 TRAIN_LR_FIND = Kind(  # `fnd train --lr-find`: fastai's learning-rate sweep, one row a step
     "train --lr-find",
     "train",
-    columns=(
-        *col("step", key=True, md=True, read=True),
-        *col("lr loss smoothed", md=True, read=True),
-    ),
-    fields=(
-        *MEASURED,
-        *USER_CODE,
-        # valley's rate; where the sweep stopped (smoothed); the lowest smoothed loss; the batch loss diverged
-        *fields("suggestion stop_lr min_lr diverged_lr", float),
-        *fields("stop_step", int),
-    ),
+    columns=(*col("step", key=True, md=True, read=True), *col("lr loss smoothed", md=True, read=True)),
+    # valley's rate; fastai's stop (smoothed), its step; the lowest smoothed loss; where batch loss diverged
+    fields=(*MEASURED, *USER_CODE, *fields("suggestion stop_lr stop_step min_lr diverged_lr", float)),
     files=("-lr-find.png",),
+)
+
+TRAIN_WIDTHS = Kind(  # `fnd train --widths`: mup's coordinate check, one row a layer and size
+    "train --widths",
+    "train",
+    columns=(
+        *col("param", LABEL, md=True, read=True),  # a setting (--param): runs of both compare row by row
+        *col("layer what", LABEL, key=True, md=True, read=True),
+        *col("step", key=True, md=True, read=True),  # the step whose sizes are judged
+        *col("per_doubling", md=True, read=True),  # x2^slope: the size's growth per doubling of the width
+        *col("slope slope_se", read=True),  # log2 size against log2 width, the mean over seeds, its error
+        *col("verdict", LABEL, md=True, read=True),
+    ),
+    fields=(*MEASURED, *fields("widths", list), *fields("steps", int)),
+    files=("-coords.csv", "-widths.png"),
 )
 
 REPRODUCE = Kind(
@@ -363,8 +370,8 @@ HISTORY_FIGURES = Kind(
 )
 
 KINDS = (
-    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, TRAIN_LR_FIND, REPRODUCE, PEAK, COMPARE),
-    *(HISTORY, HISTORY_FIGURES),
+    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, TRAIN_LR_FIND, TRAIN_WIDTHS),
+    *(REPRODUCE, PEAK, COMPARE, HISTORY, HISTORY_FIGURES),
 )
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
 # the commands `fnd history --command` follows: matmul-bench's timings, and each kind's Follow
@@ -376,13 +383,13 @@ READ = tuple(
 
 def kind_of(meta):
     """The Kind of a run from its sidecar: its command's, INIT_SWEEP_MODEL for an init-sweep of a --model,
-    TRAIN_LR_FIND for a train --lr-find,
+    TRAIN_LR_FIND for a train --lr-find, TRAIN_WIDTHS for a train --widths,
     HISTORY_FIGURES for a history of another command than matmul-bench."""
     config = meta.get("config") or {}
     if meta["command"] == "init-sweep" and config.get("model"):
         return INIT_SWEEP_MODEL
-    if meta["command"] == "train" and config.get("lr-find"):
-        return TRAIN_LR_FIND
+    if meta["command"] == "train" and (config.get("lr-find") or config.get("widths")):
+        return TRAIN_LR_FIND if config.get("lr-find") else TRAIN_WIDTHS
     if meta["command"] == "history" and config.get("command", MATMUL_BENCH.command) != MATMUL_BENCH.command:
         return HISTORY_FIGURES
     return next(k for k in KINDS if k.command == meta["command"])

@@ -102,10 +102,12 @@ def test_compares_file_holds_its_kinds_columns(fnd, tmp_path):
         ({"command": "history", "config": {"command": "matmul-bench"}}, "history"),
         ({"command": "train", "config": {"lr-find": True}}, "train --lr-find"),
         ({"command": "train", "config": {"lr-find": False}}, "train"),
+        ({"command": "train", "config": {"widths": "64,128"}}, "train --widths"),
         *(
             ({"command": k.command, "config": {}}, k.name)
             for k in KINDS
-            if k not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES, kinds.TRAIN_LR_FIND)
+            if k
+            not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES, kinds.TRAIN_LR_FIND, kinds.TRAIN_WIDTHS)
         ),
     ],
 )

@@ -22,6 +22,7 @@ from fndcli.cli.options import (
     TaskName,
     check_devices,
     check_memory,
+    choices,
     config_option,
     load_user_class,
     positive_finite,
@@ -34,6 +35,7 @@ from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
 from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
 
 DEFAULTS = TrainConfig()
+ParamName = choices("ParamName", ["sp", "mup"])  # --widths' parametrisations (fndcli.backprop.widths)
 
 
 @command("train", "Train the hand-written model beside an autograd twin.")
@@ -141,6 +143,21 @@ def train_command(
             "model.",
         ),
     ] = False,
+    widths: Annotated[
+        Optional[str],
+        typer.Option(
+            "--widths",
+            metavar="N,N,...",
+            help="Instead of training: mup's coordinate check, a model per width (each --hidden layer that "
+            "wide), a few steps each; whether activations and updates grow with the width, per doubling.",
+        ),
+    ] = None,
+    param: Annotated[
+        ParamName,
+        typer.Option(
+            "--param", help="With --widths: sp (one rate) or mup (the rates and output init muP scales)."
+        ),
+    ] = ParamName.sp,
     device: Annotated[
         DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")
     ] = DeviceName.cpu,
@@ -182,8 +199,9 @@ def train_command(
     refuse_given(
         ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}"
     )
-    refuse_given(ctx, () if stats else ("seeds",), "is for --stats")
+    refuse_given(ctx, () if stats or widths else ("seeds",), "is for --stats or --widths")
     refuse_given(ctx, ("lr", "epochs", "stats", "check_autograd") if lr_find else (), "is not for --lr-find")
+    width_list = _widths(ctx, widths)
     cfg = TrainConfig(
         task=task.value,
         samples=samples,
@@ -214,6 +232,10 @@ def train_command(
         "--samples, --n-in or --hidden",
     )
     run = Run(ctx, out, quiet)
+    if width_list:
+        from fndcli.cli.train_modes import widths_run
+
+        widths_run(run, cfg, width_list, param.value, seeds, plot, quiet)
     if lr_find:
         from fndcli.cli.train_modes import lr_find_run
 
@@ -278,6 +300,27 @@ def _write(files, history, dynamics, plot):
         from fndcli.report.train_plots import dynamics as dynamics_plot
 
         files.write("-stats.png", lambda p: dynamics_plot(dynamics.stats, p))
+
+
+def _widths(ctx, widths):
+    """--widths as a list of two or more distinct positive widths, increasing; None without it. Refuses the
+    options a coordinate check has no use for."""
+    if widths is None:
+        refuse_given(ctx, ("param",), "is for --widths")
+        return None
+    refuse_given(
+        ctx, ("lr_find", "stats", "epochs", "momentum", "check_autograd", "model"), "is not for --widths"
+    )
+    try:
+        values = [int(w) for w in widths.split(",")]
+    except ValueError:
+        values = []
+    if len(values) < 2 or min(values) < 1 or values != sorted(set(values)):
+        raise typer.BadParameter(
+            f"{widths!r} is not two or more increasing positive widths, as 64,128,256",
+            param_hint="'--widths'",
+        )
+    return values
 
 
 def _hidden(hidden):

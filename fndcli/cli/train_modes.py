@@ -1,4 +1,5 @@
-"""`fnd train`'s other modes, each a run of its own kind: --lr-find (core: `fndcli.backprop.lrfind`)."""
+"""`fnd train`'s other modes, each a run of its own kind: --lr-find (core: `fndcli.backprop.lrfind`) and
+--widths (`fndcli.backprop.widths`)."""
 
 from fndcli.cli.runs import progress
 
@@ -35,4 +36,34 @@ def lr_find_run(run, cfg, plot, quiet):
         stop_step=found.stop_step,
         user_code_changed=userref.changes(),
         user_code_revisions=userref.revisions([cfg.model]),
+    )
+
+
+def widths_run(run, cfg, widths, param, seeds, plot, quiet):
+    """mup's coordinate check: one model per width and seed, a few steps each; write the verdicts, the
+    coordinates (and their plot), and end the run."""
+    from fndcli.backprop.widths import STEPS, sweep
+
+    with progress(run.con, quiet, len(widths) * seeds, "one model per width") as advance:
+        found = sweep(cfg, widths, param, seeds, on_model=lambda: advance(None))
+
+    def write_files(files):
+        files.write_csv(".csv", found.verdicts)
+        files.write_csv("-coords.csv", found.coords)
+        if plot:
+            from fndcli.report.train_plots import coord_check
+
+            files.write("-widths.png", lambda p: coord_check(found.coords, param, p))
+
+    run.finish(
+        write_files,
+        130 if found.interrupted else (1 if found.error else 0),
+        {"hidden": list(cfg.hidden), "init": cfg.init, "widths": list(widths)},
+        found.error,
+        interrupted=found.interrupted,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        seed=cfg.seed,
+        widths=list(widths),
+        steps=STEPS,
     )

@@ -362,3 +362,18 @@ def lr_find_table(rows, title, every=10):
     for row in shown.itertuples():
         table.add_row(str(row.step), num(row.lr, ".3g"), num(row.loss, ".5g"), num(row.smoothed, ".5g"))
     return table
+
+
+def widths_table(rows, title):
+    """train --widths: per layer, its activation's and first update's growth per doubling of the width."""
+    table = Table(title=title)
+    for name in ("layer", "size", "step", "x per doubling", "± (1 se)", "verdict"):
+        table.add_column(name, justify="left" if name in ("layer", "size", "verdict") else "right")
+    for row in rows.itertuples():
+        se = 2**row.slope * (2**row.slope_se - 1) if row.slope_se == row.slope_se else math.nan
+        style = {"flat": "green", "grows": "bold red", "shrinks": "yellow"}.get(row.verdict, "")
+        verdict = f"[{style}]{row.verdict}[/]" if style else row.verdict
+        table.add_row(
+            row.layer, row.what, str(row.step), num(row.per_doubling, ".3f"), num(se, ".3f"), verdict
+        )
+    return table

@@ -80,3 +80,30 @@ def lr_find(found, path):
     ax.set(xlabel="learning rate", ylabel="loss", title="fnd train --lr-find")
     ax.legend()
     save(plt, fig, path)
+
+
+def coord_check(coords, param, path):
+    """mup's coordinate check picture: per step, each layer's mean |x| (top) and the update's size, mean
+    |x_t - x_0| (bottom), against the width, log-log, averaged over the seeds."""
+    plt = pyplot()
+    steps = sorted(coords["step"].unique())
+    fig, axes = plt.subplots(2, len(steps), figsize=(3.2 * len(steps), 6.4), sharex=True, squeeze=False)
+    mean = (
+        coords.groupby(["step", "layer", "width"], sort=False)[["act_l1", "update_l1"]].mean().reset_index()
+    )
+    layers = list(dict.fromkeys(coords["layer"]))
+    for j, step in enumerate(steps):
+        for i, (column, what) in enumerate((("act_l1", "mean |x|"), ("update_l1", "mean |x_t - x_0|"))):
+            ax = axes[i, j]
+            for k, layer in enumerate(layers):
+                rows = mean[(mean["step"] == step) & (mean["layer"] == layer)]
+                if (rows[column] > 0).any():
+                    ax.plot(rows["width"], rows[column], marker="o", color=f"C{k}", label=layer)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_title(f"{param}: {what}, step {step}", fontsize=9)
+            ax.set_xlabel("width")
+    axes[0, 0].legend(fontsize=7)
+    if steps[0] == 0:  # nothing has moved before the first step
+        axes[1, 0].axis("off")
+    save(plt, fig, path)

@@ -225,6 +225,26 @@ def train_lr_find(run):
         yield INTERRUPTED.format(what="kept the steps that finished")
 
 
+def train_widths(run):
+    m, cfg = run.meta, run.meta.get("config", {})
+    rows = run.rows
+    param = rows["param"].iloc[0] if len(rows) else cfg.get("param")
+    depth = len(cfg.get("hidden") or [])
+    widths = ",".join(map(str, m.get("widths") or []))
+    lr = cfg.get("lr")
+    title = f"train --widths {widths}: mup's coordinate check, {param}, {depth} hidden layer(s), lr {lr:g}"
+    yield tables.widths_table(rows, title)
+    for row in rows[rows["verdict"].isin(["grows", "shrinks"])].itertuples():
+        yield (
+            f"[bold]{row.layer}[/]: the {row.what} {row.verdict} with the width, x{row.per_doubling:.2f} a "
+            "doubling"
+        )
+    if len(rows) and (rows["verdict"] == "flat").all():
+        yield f"[green]every layer's activation and update is flat in the width[/] ({param})"
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the widths that finished")
+
+
 def reproduce(run):
     yield tables.claims_table(run.rows, tables.claims_title(len(run.rows)))
     for row in run.rows[run.rows["verdict"] == "fails"].itertuples():
@@ -257,6 +277,7 @@ VIEWS = {
     kinds.GRADCHECK: gradcheck,
     kinds.TRAIN: train,
     kinds.TRAIN_LR_FIND: train_lr_find,
+    kinds.TRAIN_WIDTHS: train_widths,
     kinds.REPRODUCE: reproduce,
     kinds.PEAK: peak,
 }

@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fndcli.kinds import GRADCHECK, INIT_SWEEP, INIT_SWEEP_MODEL, MATMUL_BENCH, TRAIN, TRAIN_LR_FIND
+from fndcli.kinds import (
+    GRADCHECK,
+    INIT_SWEEP,
+    INIT_SWEEP_MODEL,
+    MATMUL_BENCH,
+    TRAIN,
+    TRAIN_LR_FIND,
+    TRAIN_WIDTHS,
+)
 from fndcli.names import FINDINGS, first_column
 from fndcli.runs.compare_matmul import matmul_rows, pair_rows
 from fndcli.runs.judging import (
@@ -262,6 +270,22 @@ def lr_find_rows(base, new, s):
     return out
 
 
+def widths_rows(base, new, s):
+    """train --widths: each layer's verdict (its noise is judged within each run, over its seeds)."""
+    return [
+        one_sided(f"{k[0]} {k[1]}", "verdict", b, n)
+        if b is None or n is None
+        else row(
+            f"{k[0]} {k[1]}",
+            "x per doubling",
+            f"{b['per_doubling']:.3g} {b['verdict']} ({b['param']})",
+            f"{n['per_doubling']:.3g} {n['verdict']} ({n['param']})",
+            "same" if b["verdict"] == n["verdict"] else "changed",
+        )
+        for k, b, n in paired(base.rows, new.rows, ["layer", "what"])
+    ]
+
+
 # Each kind of run compare reads (fndcli.kinds), and its rows; tests/test_kinds.py ties the two.
 ROWS = {
     MATMUL_BENCH: matmul_rows,
@@ -270,6 +294,7 @@ ROWS = {
     INIT_SWEEP_MODEL: model_rows,
     TRAIN: train_rows,
     TRAIN_LR_FIND: lr_find_rows,
+    TRAIN_WIDTHS: widths_rows,
 }
 
 
