@@ -82,6 +82,8 @@ def test_widths_runs_are_shown_and_compared(both, fnd, tmp_path):
         (["--widths", "64,128", "--stats", "2"], "is not for --widths"),
         (["--widths", "64,128", "--model", "examples/chapter_model.py:Model"], "is not for --widths"),
         (["--param", "mup"], "is for --widths"),
+        (["--widths", "64,128", "--hidden", "0"], "no width to vary"),
+        (["--widths", "64,4000000000"], "--widths"),  # a model that would not fit: refused before any work
     ],
 )
 def test_bad_widths_input_is_one_line(fnd, tmp_path, args, fragment):

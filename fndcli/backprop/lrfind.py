@@ -15,7 +15,7 @@ batch losses themselves: the first rate whose batch loss passes DIVERGE_FACTOR t
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -68,7 +68,7 @@ def lr_find(cfg, on_step=lambda i: None):
     rows, error, trace = [], None, ""
     with stops(lambda: f"at step {len(rows)}") as stopped:
         try:
-            model, _ = build_models(cfg, x_tr)
+            model, _ = build_models(replace(cfg, check_autograd=False), x_tr)  # no twin: the sweep is fnd's
             opt = ManualSGD([p for _, p in model.named_params()], START_LR, cfg.momentum)
             shuffle, order, at = torch.Generator().manual_seed(cfg.seed + 2), [], 0
             best, losses = math.inf, []

@@ -2,6 +2,7 @@
 `fndcli.backprop.train`)."""
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -201,7 +202,7 @@ def train_command(
     )
     refuse_given(ctx, () if stats or widths else ("seeds",), "is for --stats or --widths")
     refuse_given(ctx, ("lr", "epochs", "stats", "check_autograd") if lr_find else (), "is not for --lr-find")
-    width_list = _widths(ctx, widths)
+    width_list = _widths(ctx, widths, hidden)
     cfg = TrainConfig(
         task=task.value,
         samples=samples,
@@ -225,11 +226,14 @@ def train_command(
         model=model,
     )
     load_user_class(model, "--model", cfg.sizes, cfg.dtype)
+    widest = (
+        replace(cfg, hidden=(width_list[-1],) * len(cfg.hidden)) if width_list else cfg
+    )  # --widths' largest
     check_memory(
-        train_bytes(cfg),
+        train_bytes(widest),
         cfg.device,
-        f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
-        "--samples, --n-in or --hidden",
+        f"train on {samples} x {' -> '.join(map(str, widest.sizes))}",
+        "--samples, --n-in, --hidden or --widths",
     )
     run = Run(ctx, out, quiet)
     if width_list:
@@ -302,7 +306,7 @@ def _write(files, history, dynamics, plot):
         files.write("-stats.png", lambda p: dynamics_plot(dynamics.stats, p))
 
 
-def _widths(ctx, widths):
+def _widths(ctx, widths, hidden):
     """--widths as a list of two or more distinct positive widths, increasing; None without it. Refuses the
     options a coordinate check has no use for."""
     if widths is None:
@@ -315,6 +319,8 @@ def _widths(ctx, widths):
         values = [int(w) for w in widths.split(",")]
     except ValueError:
         values = []
+    if hidden == [0]:
+        raise typer.BadParameter("a linear model (--hidden 0) has no width to vary", param_hint="'--widths'")
     if len(values) < 2 or min(values) < 1 or values != sorted(set(values)):
         raise typer.BadParameter(
             f"{widths!r} is not two or more increasing positive widths, as 64,128,256",
