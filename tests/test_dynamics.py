@@ -22,14 +22,15 @@ def _stats(tmp_path):
     return pd.read_csv(next(tmp_path.glob("train-*-stats.csv")))
 
 
-def _replayed(cfg):
+def _replayed(cfg, act):
     """Each step's figures, computed apart from fnd: the twin (nn.Linear, nn.ReLU) trained by plain SGD on the
     batches train draws, read by forward and full backward hooks, and parameter copies around each step."""
     x, y, _, _ = make_data(cfg)
-    mlp = init_mlp(cfg.sizes, cfg.init, cfg.loss, torch.Generator().manual_seed(cfg.seed + 1), torch.float64)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    mlp = init_mlp(cfg.sizes, cfg.init, cfg.loss, gen, torch.float64, act=act)
     params = [p.value for _, p in mlp.named_params()]
-    net = twin_of(params[0::2], params[1::2])
-    names = ["lin1", "relu1", "lin2", "relu2", "out"]
+    net = twin_of(params[0::2], params[1::2], act)
+    names = ["lin1", f"{act}1", "lin2", f"{act}2", "out"]
     seen = {}
     x.requires_grad_()  # so that the full backward hooks see each module's input and output gradients
     for name, module in zip(names, net):
@@ -59,6 +60,8 @@ def _replayed(cfg):
                 (step, name, "near_zero", (out.abs() <= 0.05).double().mean().item()),
                 (step, name, "grad_std", grad.std().item()),
             ]
+            if name.startswith("tanh"):  # makemore part 3's saturation
+                rows.append((step, name, "saturated", (out.abs() > 0.97).double().mean().item()))
         after = [p.detach() for m in linears for p in (m.weight, m.bias)]
         for i, ((old, g), new) in enumerate(zip(before, after)):
             name = f"lin{i // 2 + 1}.{'wb'[i % 2]}"
@@ -72,24 +75,48 @@ def _replayed(cfg):
     return pd.DataFrame(rows, columns=["step", "layer", "stat", "expected"])
 
 
-def test_layer_and_parameter_statistics_match_hooks_on_the_twin_and_snapshots(fnd, tmp_path):
-    result = fnd("train", *TINY, "--stats", "1", "--out", tmp_path)
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_layer_and_parameter_statistics_match_hooks_on_the_twin_and_snapshots(fnd, tmp_path, act):
+    result = fnd(
+        "train",
+        *TINY,
+        "--act",
+        act,
+        "--init",
+        "kaiming" if act == "relu" else "xavier",
+        "--stats",
+        "1",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     got = _stats(tmp_path)
-    cfg = TrainConfig(samples=120, n_in=6, hidden=(8, 8), batch_size=32, epochs=1, dtype="float64", lr=0.1)
-    expected = _replayed(cfg)
+    cfg = TrainConfig(
+        samples=120,
+        n_in=6,
+        hidden=(8, 8),
+        batch_size=32,
+        epochs=1,
+        dtype="float64",
+        lr=0.1,
+        init="kaiming" if act == "relu" else "xavier",
+    )
+    expected = _replayed(cfg, act)
     both = expected.merge(got, on=["step", "layer", "stat"], how="left")
-    assert len(expected) == 3 * (5 * 5 + 6 * 2)
+    saturation = 2 * 3 if act == "tanh" else 0
+    assert len(expected) == 3 * (5 * 5 + 6 * 2) + saturation
     assert (both["value"].isna() == both["expected"].isna()).all()  # the one-element bias has no std
     both = both.dropna()
-    assert len(both) == 3 * (5 * 5 + 5 * 2)
+    assert len(both) == 3 * (5 * 5 + 5 * 2) + saturation
     bad = both[~np.isclose(both["value"], both["expected"], rtol=1e-9, atol=1e-12)]  # inf == inf (a 0 bias)
     assert not len(bad), bad.to_string()
-    # the relu's dead share is about half at Kaiming init: the check compares something that is not zero
-    assert 0.2 < both.query("layer == 'relu1' and stat == 'dead'")["value"].iloc[0] < 0.8
+    if act == "relu":  # about half dead at Kaiming init: the check compares something that is not zero
+        assert 0.2 < both.query("layer == 'relu1' and stat == 'dead'")["value"].iloc[0] < 0.8
+    else:
+        assert "saturated" not in set(got.query("layer == 'lin1'")["stat"])
     loss = got[got["stat"] == "loss"]
     assert list(loss["step"]) == [0, 1, 2] and (loss["value"] > 0).all()
-    hist = got[(got["layer"] == "relu1") & got["stat"].str.startswith("hist") & (got["step"] == 0)]
+    hist = got[(got["layer"] == f"{act}1") & got["stat"].str.startswith("hist") & (got["step"] == 0)]
     assert len(hist) == 40 and hist["value"].sum() == 32 * 8  # every value of the batch in one bin
 
 
@@ -159,3 +186,10 @@ def test_saturation_is_measured_for_tanh_only():
     t = torch.tensor([[0.99, -0.98, 0.5, 0.0]], dtype=torch.float64)
     assert output_stats(t, "tanh")["saturated"] == 0.5
     assert "saturated" not in output_stats(t, "relu") and math.isclose(output_stats(t, "relu")["dead"], 0.25)
+
+
+def test_a_tanh_layer_fed_n01_weights_is_named_saturated(fnd, tmp_path):
+    """The chapter's first try, N(0, 1) weights, before a tanh: pre-activations of std about sqrt(n_in)."""
+    args = ["--act", "tanh", "--init", "normal", "--n-in", "50", "--hidden", "16", "--samples", "200"]
+    result = fnd("train", *args, "--epochs", "1", "--stats", "2", "--seeds", "2", "--out", tmp_path)
+    assert "saturated at tanh1, step 0" in result.stdout and "(2 of 2 seeds)" in result.stdout

@@ -25,6 +25,7 @@ SMALL = dict(samples=256, n_in=12, hidden=(16, 8), epochs=3, batch_size=32)
         dict(task="classification", classes=3),
         dict(task="classification", labels="clusters", n_out=1, batch_size=1, epochs=1),
         dict(n_out=3, init="lsuv"),
+        dict(act="tanh", init="xavier"),  # the hand-written Tanh's backward against nn.Tanh's autograd
     ],
 )
 def test_lockstep_parity_with_autograd_twin(dtype, tol, extra):

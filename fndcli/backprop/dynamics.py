@@ -2,8 +2,8 @@
 
 Per layer (each Linear's and each activation's output, on the step's own batch): the mean, the std, the share
 exactly zero (`dead`), the share near zero (|x| <= NEAR_ZERO, fastai's ActivationStats), the share of units
-zero for every example of the batch (`dead_units`), the mean square, and for a tanh or sigmoid the share
-saturated (|x| > SATURATED, Karpathy's makemore part 3; the MLP's activations are ReLUs, so it has none);
+zero for every example of the batch (`dead_units`), the mean square, and for a tanh (`--act tanh`) the share
+saturated (|x| > SATURATED, Karpathy's makemore part 3);
 the std of the loss's gradient at that output; a histogram of |x| (miniai's `color_dim`: HIST_BINS bins over
 [0, HIST_MAX], the last holding what is above). Per parameter: the std of its values and of its gradient,
 grad:data (std grad / std value)

@@ -10,6 +10,8 @@ of a jump that holds on some seeds only. The thresholds, and where each comes fr
   Weights only, as makemore plots them (a bias starts at 0: its ratio has no scale).
 - dead: an activation's output DEAD_SHARE exact zeros (init-sweep's --model rule, 0.9) on an observed
   step; named with the first such step and whether it stays dead at every later one.
+- saturated: a tanh's or sigmoid's output more than SATURATED_FRAC of it past |0.97| (makemore part 3's
+  saturation) on an observed step: init-sweep's rule for its last layer (0.5).
 - dead units grow: the share of an activation's units zero on a whole batch rises by DEAD_UNITS_GROW
   (a tenth of the layer; fnd's choice: fastai's dead_chart plots the lowest bin's share without a rule).
 - collapses / explodes: a layer's mean square moves more than VERDICT_DECADES (init-sweep's: one decade
@@ -25,7 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from fndcli.init.sweep import VERDICT_DECADES
+from fndcli.init.sweep import SATURATED_FRAC, VERDICT_DECADES
 
 RATE_HIGH, RATE_LOW = -1.5, -4.5  # log10 update:data: 1.5 decades either side of makemore's -3
 DEAD_SHARE = 0.9  # as init-sweep --model's (fndcli.init.diagnose.DEAD_SHARE)
@@ -37,6 +39,7 @@ ORDER = [
     "rate too high",
     "barely moves",
     "dead",
+    "saturated",
     "dead units grow",
     "explodes",
     "collapses",
@@ -102,6 +105,12 @@ def seed_findings(stats):
         i = int(np.argmax(dead >= DEAD_SHARE))
         stays = "and after" if (dead[i:] >= DEAD_SHARE).all() else "not at every later step"
         found.append(("dead", layer, int(steps[i]), f"{dead[i]:.0%} zeros from step {steps[i]} {stays}"))
+    for layer, (steps, share) in _series(stats, "saturated").items():
+        if (share > SATURATED_FRAC).any():
+            i = int(np.argmax(share > SATURATED_FRAC))
+            found.append(
+                ("saturated", layer, int(steps[i]), f"{share[i]:.0%} past |0.97| at step {steps[i]}")
+            )
     for layer, (steps, units) in _series(stats, "dead_units").items():
         if len(units) > 1 and units[-1] - units[0] >= DEAD_UNITS_GROW:
             i = int(np.argmax(units - units[0] >= DEAD_UNITS_GROW))

@@ -298,11 +298,12 @@ def build_models(cfg, x_tr):
         getattr(torch, cfg.dtype),
         x=x_tr,
         device=cfg.device,
+        act=cfg.act,
     )
     params = [p.value for _, p in model.named_params()]
     weights, biases = params[0::2], params[1::2]
     if not cfg.model:
-        return model, reference.Twin(weights, biases, cfg.loss) if cfg.check_autograd else None
+        return model, reference.Twin(weights, biases, cfg.loss, cfg.act) if cfg.check_autograd else None
     cls = usermodel.load_class(cfg.model)
     twin = usermodel.UserTwin(cls, weights, biases) if cfg.check_autograd else None
     return usermodel.UserModel(cls, weights, biases), twin

@@ -71,7 +71,7 @@ def build(cfg, width, base, param, seed):
     """The MLP of cfg's depth at this width, from init-sweep's registry; muP's output weights rescaled."""
     sizes = [cfg.n_in, *([width] * len(cfg.hidden)), cfg.outputs]
     gen = torch.Generator().manual_seed(seed + 1)
-    model = init_mlp(sizes, cfg.init, cfg.loss, gen, getattr(torch, cfg.dtype))
+    model = init_mlp(sizes, cfg.init, cfg.loss, gen, getattr(torch, cfg.dtype), act=cfg.act)
     if param == "mup":
         with torch.no_grad():
             model.linears[-1].w.value.mul_(math.sqrt(1 / width))  # Var 1/fan_in -> 1 / fan_in^2

@@ -37,6 +37,7 @@ from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
 
 DEFAULTS = TrainConfig()
 ParamName = choices("ParamName", ["sp", "mup"])  # --widths' parametrisations (fndcli.backprop.widths)
+HiddenAct = choices("HiddenAct", ["relu", "tanh"])  # fndcli.backprop.model.ACTIVATIONS
 
 
 @command("train", "Train the hand-written model beside an autograd twin.")
@@ -75,6 +76,10 @@ def train_command(
     noise: Annotated[
         float, typer.Option("--noise", metavar="X", help="Std of the noise added to the regression teacher.")
     ] = DEFAULTS.noise,
+    act: Annotated[
+        HiddenAct,
+        typer.Option("--act", help="The hidden layers' activation (tanh: --stats measures its saturation)."),
+    ] = HiddenAct(DEFAULTS.act),
     init: Annotated[InitName, typer.Option("--init", metavar="NAME", help=INIT_HELP)] = InitName(
         DEFAULTS.init
     ),
@@ -201,6 +206,7 @@ def train_command(
         ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}"
     )
     refuse_given(ctx, () if stats or widths else ("seeds",), "is for --stats or --widths")
+    refuse_given(ctx, ("act",) if model else (), "is for fnd's model: --model's class has its own")
     refuse_given(ctx, ("lr", "epochs", "stats", "check_autograd") if lr_find else (), "is not for --lr-find")
     width_list = _widths(ctx, widths, hidden)
     cfg = TrainConfig(
@@ -224,6 +230,7 @@ def train_command(
         rtol=rtol,
         device=device.value,
         model=model,
+        act=act.value,
     )
     load_user_class(model, "--model", cfg.sizes, cfg.dtype)
     widest = (

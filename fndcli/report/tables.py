@@ -327,15 +327,25 @@ def _log10(x):
 
 def dynamics_table(stats, title):
     """train --stats, the first seed at the last step observed whose layers' means are finite (a diverged
-    run's last is nan): each layer (mean, std, dead, near zero, gradient std) and each parameter (gradient
-    std, grad:data, log10 update:data)."""
+    run's last is nan): each layer (mean, std, dead, near zero, saturated (a tanh's), gradient std) and each
+    parameter (gradient std, grad:data, log10 update:data)."""
     stats = stats[(stats["seed"] == stats["seed"].min()) & (stats["stat"] != "loss")]
     means = stats[stats["stat"] == "mean"]
     finite = means.groupby("step")["value"].apply(lambda v: bool(np.isfinite(v.to_numpy(dtype=float)).all()))
     step = max(finite.index[finite], default=means["step"].max())
     last = stats[stats["step"] == step]
     table = Table(title=f"{title}, step {step}")
-    for name in ("layer", "mean", "std", "dead", "near 0", "grad std", "grad:data", "log10 update:data"):
+    for name in (
+        "layer",
+        "mean",
+        "std",
+        "dead",
+        "near 0",
+        "saturated",
+        "grad std",
+        "grad:data",
+        "log10 update:data",
+    ):
         table.add_column(name, justify="left" if name == "layer" else "right")
     values = last.pivot_table(
         index="layer", columns="stat", values="value", aggfunc="first", sort=False, dropna=False
@@ -345,7 +355,7 @@ def dynamics_table(stats, title):
         table.add_row(
             layer,
             *("" if param else num(row.get(s, math.nan), ".3g") for s in ("mean", "std")),
-            *("" if param else num(row.get(s, math.nan), ".1%") for s in ("dead", "near_zero")),
+            *("" if param else num(row.get(s, math.nan), ".1%") for s in ("dead", "near_zero", "saturated")),
             num(row.get("grad_std", math.nan), ".3g"),
             num(row.get("grad_data", math.nan), ".3g") if param else "",
             num(_log10(row["update_data"]), "+.2f") if param else "",
