@@ -1,6 +1,7 @@
 """Networks to try `fnd init-sweep --model` on, written as a user would write them.
 
 fnd init-sweep --model examples/resnet.py:ResNet --input-shape 64x3x32x32 --backward --plot
+fnd init-sweep --model examples/resnet.py:resnet6 --input-shape 64x3x32x32 --backward
 fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100
 fnd init-sweep --model examples/resnet.py:deep_mlp --input-shape 64x100 --scheme kaiming
 fnd init-sweep --model examples/resnet.py:he_mlp_x01 --input-shape 64x100 --seeds 3
@@ -45,17 +46,32 @@ class Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A small ResNet for 32x32 images: a stem, three stages of one block each, global pooling, 10 classes."""
+    """A small ResNet for 32x32 images: a stem, three stages of `per_stage` blocks each, global pooling, 10
+    classes."""
 
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, per_stage=1):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        stages = [(16, 16, 1), (16, 32, 2), (32, 64, 2)]
+        self.blocks = nn.Sequential(
+            *(
+                Block(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1)
+                for c_in, c_out, stride in stages
+                for i in range(per_stage)
+            )
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, classes)
 
     def forward(self, x):
         return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))  # (B, classes)
+
+
+def resnet6():
+    """The CIFAR-style ResNet with two blocks a stage: 13 BatchNorm layers on the main path (the stem's and
+    two a block), 2 more on the shortcuts; at init its gradient grows about 10x back to the input, as
+    BatchNorm predicts (x~1.2 a BatchNorm + ReLU layer)."""
+    return ResNet(per_stage=2)
 
 
 def he_mlp_x01(depth=10, width=100, scaled=4):

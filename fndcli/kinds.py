@@ -11,78 +11,8 @@ kind, tied to KINDS by tests/test_kinds.py, which also ties each kind's columns 
 command writes). Adding a command: docs/design.md. Torch-free: `fnd --help` may read it.
 """
 
-from dataclasses import dataclass
-
+from fndcli.kind import BOOL, LABEL, TEXT, Column, Follow, Kind, col, fields
 from fndcli.names import FINDINGS, first_column
-
-NUMBER, BOOL, TEXT, LABEL = "number", "bool", "text", "label"  # a column's type (Column.type)
-NONE = type(None)
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    # NUMBER; BOOL (True/False, or empty); TEXT (an empty cell reads "", not NaN); LABEL (a name, read as
-    # pandas reads it; empty is missing)
-    type: str = NUMBER
-    key: bool = False  # part of what names a row: never empty
-    md: bool = False  # one of `fnd show --format md`'s columns
-    read: bool = False  # show and compare read it: a run without it is refused, its values are checked
-    sometimes: bool = False  # written by some runs only (an option adds it)
-
-
-def col(spec, type=NUMBER, **flags):
-    """Column(s) from a spec: 'name', or several 'a b c' of one type and the same flags."""
-    return tuple(Column(name, type, **flags) for name in spec.split())
-
-
-@dataclass(frozen=True)
-class Follow:
-    """What `fnd history --command` follows of a kind's runs (fndcli.history.figures): each row of the
-    main CSV gives a series per figure, named by its key columns (verdicts, figures and `last` aside)."""
-
-    figures: tuple  # (figure column, its verdict column or None): a series each
-    failing: tuple = ()  # the verdicts that fail (--gate), as the CSV writes them (a bool: 'False')
-    # a key column counting rows (train's epoch): not in the series' name, so its last row gives the figure
-    last: str | None = None
-    once: str | None = None  # names the measurement a row reports: each is counted once (peak's cached rows)
-    measured: bool = False  # a measured rate, not a deterministic figure: each run's value is one sample
-    settings: bool = True  # runs of other settings (the sidecar's config, --out aside) are series apart
-
-
-@dataclass(frozen=True, eq=False)  # each kind is one object: compared and hashed by identity
-class Kind:
-    name: str  # how show, compare and errors name it
-    command: str  # the command whose runs these are
-    columns: tuple  # the main CSV's Columns, in the order written
-    fields: tuple  # (name, (JSON types)) of the sidecar fields it writes, in that order
-    main: str = ".csv"  # the main CSV: a suffix after the run's stem, or a name in own_directory
-    files: tuple = ()  # its other files: suffixes after the stem (names in own_directory)
-    own_directory: str | None = None  # a run in a directory of its own: its sidecar's name there
-    read: bool = True  # show and compare read its runs back (compare's runs: their CSV is the verdict)
-    history: Follow | None = None  # what `fnd history --command` follows of its runs
-
-    def names(self, **flag):
-        """The column names whose flags hold the values given (key=True, read=True, type=NUMBER), in order."""
-        return tuple(c.name for c in self.columns if all(getattr(c, f) == v for f, v in flag.items()))
-
-    def written(self, sometimes=False):
-        """The main CSV's columns in order: those every run writes, and with `sometimes` the optional ones."""
-        return [c.name for c in self.columns if sometimes or not c.sometimes]
-
-    def of_type(self, type):
-        return tuple(c.name for c in self.columns if c.type == type)
-
-    @property
-    def field_types(self):
-        return dict(self.fields)
-
-
-def fields(spec, *types):
-    """Sidecar field(s) of the given JSON types, None allowed (a float may be written as an int)."""
-    kinds = (*types, *((int,) if float in types and int not in types else ()), NONE)
-    return tuple((name, kinds) for name in spec.split())
-
 
 MEASURED = fields("device dtype", str) + fields("seed", int)  # what a run measured under
 USER_CODE = (
@@ -230,11 +160,36 @@ TRAIN = Kind(
         *fields("max_rel_param_diff_at", str),
         *fields("baseline_metric", float),
         *fields("diverged_epoch", int),
+        *fields("seeds_trained", int),  # --stats: the seeds observed
     ),
-    files=("-loss.png",),
+    files=("-loss.png", "-stats.csv", "-findings.csv", "-stats.png"),
     history=Follow(
         figures=(("train_loss", None), ("valid_loss", None), ("valid_metric", None)), last="epoch"
     ),
+)
+
+TRAIN_LR_FIND = Kind(  # `fnd train --lr-find`: fastai's learning-rate sweep, one row a step
+    "train --lr-find",
+    "train",
+    columns=(*col("step", key=True, md=True, read=True), *col("lr loss smoothed", md=True, read=True)),
+    # valley's rate; fastai's stop (smoothed), its step; the lowest smoothed loss; where batch loss diverged
+    fields=(*MEASURED, *USER_CODE, *fields("suggestion stop_lr stop_step min_lr diverged_lr", float)),
+    files=("-lr-find.png",),
+)
+
+TRAIN_WIDTHS = Kind(  # `fnd train --widths`: mup's coordinate check, one row a layer and size
+    "train --widths",
+    "train",
+    columns=(
+        *col("param", LABEL, md=True, read=True),  # a setting (--param): runs of both compare row by row
+        *col("layer what", LABEL, key=True, md=True, read=True),
+        *col("step", key=True, md=True, read=True),  # the step whose sizes are judged
+        *col("per_doubling", md=True, read=True),  # x2^slope: the size's growth per doubling of the width
+        *col("slope slope_se", read=True),  # log2 size against log2 width, the mean over seeds, its error
+        *col("verdict", LABEL, md=True, read=True),
+    ),
+    fields=(*MEASURED, *fields("widths", list), *fields("steps", int)),
+    files=("-coords.csv", "-widths.png"),
 )
 
 REPRODUCE = Kind(
@@ -371,8 +326,8 @@ BISECT = Kind(
 )
 
 KINDS = (
-    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, REPRODUCE, PEAK, COMPARE),
-    *(HISTORY, HISTORY_FIGURES, BISECT),
+    *(MATMUL_BENCH, INIT_SWEEP, INIT_SWEEP_MODEL, GRADCHECK, TRAIN, TRAIN_LR_FIND, TRAIN_WIDTHS),
+    *(REPRODUCE, PEAK, COMPARE, HISTORY, HISTORY_FIGURES, BISECT),
 )
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS))
 # the commands `fnd history --command` follows: matmul-bench's timings, and each kind's Follow
@@ -384,10 +339,13 @@ READ = tuple(
 
 def kind_of(meta):
     """The Kind of a run from its sidecar: its command's, INIT_SWEEP_MODEL for an init-sweep of a --model,
+    TRAIN_LR_FIND for a train --lr-find, TRAIN_WIDTHS for a train --widths,
     HISTORY_FIGURES for a history of another command than matmul-bench."""
     config = meta.get("config") or {}
     if meta["command"] == "init-sweep" and config.get("model"):
         return INIT_SWEEP_MODEL
+    if meta["command"] == "train" and (config.get("lr-find") or config.get("widths")):
+        return TRAIN_LR_FIND if config.get("lr-find") else TRAIN_WIDTHS
     if meta["command"] == "history" and config.get("command", MATMUL_BENCH.command) != MATMUL_BENCH.command:
         return HISTORY_FIGURES
     return next(k for k in KINDS if k.command == meta["command"])

@@ -131,6 +131,7 @@ class TrainConfig:
     rtol: float | None = None  # None: TRAIN_TOLERANCES[dtype]
     device: str = "cpu"
     model: str | None = None  # FILE.py:NAME of the user's model class, trained in place of fnd's
+    act: str = "relu"  # the hidden layers' activation: relu or tanh
 
     @property
     def loss(self):

@@ -323,7 +323,7 @@ def test_train_compare_reads_a_lower_loss_and_a_higher_metric_as_better(column, 
     change = (NEW - BASE) / |BASE|, judged against the default +-10 %."""
     other = "valid_metric" if column == "valid_loss" else "valid_loss"
     base, new = (
-        SimpleNamespace(meta={}, rows=pd.DataFrame({column: [9.0, value], other: [1.0, 1.0]}))
+        SimpleNamespace(meta={}, extras={}, rows=pd.DataFrame({column: [9.0, value], other: [1.0, 1.0]}))
         for value in (before, after)
     )
     found = {r["what"]: r for r in train_rows(base, new, Settings())}

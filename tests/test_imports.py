@@ -17,6 +17,7 @@ FLOORS = {
     "fndcli.gitrev": 0,
     "fndcli.userref": 0,
     "fndcli.memory": 0,
+    "fndcli.kind": 0,
     "fndcli.kinds": 0,  # facts, registries' names, what every floor shares
     "fndcli.kernels": 1,  # the code that runs: matmuls, FMA chains
     "fndcli.settings": 2,

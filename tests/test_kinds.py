@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest import assert_one_line_error
 
+from fndcli import kind as kind_types
 from fndcli import kinds
 from fndcli.kinds import KINDS
 from fndcli.runs.sidecar import Sidecar
@@ -36,7 +37,10 @@ def test_each_kind_names_its_columns_once_and_keys_what_it_reads():
     for kind in KINDS:
         names = [c.name for c in kind.columns]
         assert len(names) == len(set(names)), kind.name
-        assert all(c.type in (kinds.NUMBER, kinds.BOOL, kinds.TEXT, kinds.LABEL) for c in kind.columns)
+        assert all(
+            c.type in (kind_types.NUMBER, kind_types.BOOL, kind_types.TEXT, kind_types.LABEL)
+            for c in kind.columns
+        )
         if kind.read:
             assert set(kind.names(key=True)) <= set(kind.names(read=True)), kind.name
             assert kind.names(md=True) and kind.names(key=True), kind.name
@@ -101,10 +105,14 @@ def test_compares_file_holds_its_kinds_columns(fnd, tmp_path):
         ({"command": "init-sweep"}, "init-sweep"),
         ({"command": "history", "config": {"command": "gradcheck"}}, "history --command"),
         ({"command": "history", "config": {"command": "matmul-bench"}}, "history"),
+        ({"command": "train", "config": {"lr-find": True}}, "train --lr-find"),
+        ({"command": "train", "config": {"lr-find": False}}, "train"),
+        ({"command": "train", "config": {"widths": "64,128"}}, "train --widths"),
         *(
             ({"command": k.command, "config": {}}, k.name)
             for k in KINDS
-            if k not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES)
+            if k
+            not in (kinds.INIT_SWEEP_MODEL, kinds.HISTORY_FIGURES, kinds.TRAIN_LR_FIND, kinds.TRAIN_WIDTHS)
         ),
     ],
 )

@@ -44,7 +44,7 @@ OOM = RuntimeError(
         (
             "train",
             ["--n-in", "50000", "--hidden", "50000"],
-            ["train on 4000 x 50000 -> 50000 -> 1", "use a smaller --samples, --n-in or --hidden"],
+            ["train on 4000 x 50000 -> 50000 -> 1", "use a smaller --samples, --n-in, --hidden or --widths"],
         ),
         (
             "gradcheck",

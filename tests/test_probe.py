@@ -357,8 +357,11 @@ def test_a_small_resnet_with_batchnorm_is_stable_forward_and_backward_and_shows_
     )
     assert result.exit_code == 0, result.output
     summary = summary_of(tmp_path)
+    # its gradient's growth sits inside what BatchNorm at init explains (fndcli.init.bntheory)
     assert (
-        summary["verdict"] == "stable" and summary["grad_verdict"] == "stable" and not summary["first_dead"]
+        summary["verdict"] == "stable"
+        and summary["grad_verdict"] == "as BatchNorm predicts"
+        and not summary["first_dead"]
     )
     layers, meta = run_files(tmp_path, "init-sweep")
     # a reused module: a row per call

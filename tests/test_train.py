@@ -25,6 +25,7 @@ SMALL = dict(samples=256, n_in=12, hidden=(16, 8), epochs=3, batch_size=32)
         dict(task="classification", classes=3),
         dict(task="classification", labels="clusters", n_out=1, batch_size=1, epochs=1),
         dict(n_out=3, init="lsuv"),
+        dict(act="tanh", init="xavier"),  # the hand-written Tanh's backward against nn.Tanh's autograd
     ],
 )
 def test_lockstep_parity_with_autograd_twin(dtype, tol, extra):
@@ -279,7 +280,7 @@ def test_a_nan_parameter_is_the_one_named_furthest_from_the_twin():
     distance at all, so it is the parameter named, at inf (a NaN must fail the check, never hide behind a
     finite one)."""
     cfg = TrainConfig(samples=40, n_in=4, hidden=(4,), epochs=1)
-    model, twin = fnd_train._models(cfg, make_data(cfg)[0])
+    model, twin = fnd_train.build_models(cfg, make_data(cfg)[0])
     params = dict(model.named_params())
     params["lin1.w"].value.add_(0.01)
     params["lin2.w"].value.fill_(math.nan)

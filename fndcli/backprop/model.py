@@ -89,6 +89,28 @@ class ReLU:
         return grad_out * self._masks.pop()
 
 
+class Tanh:
+    """tanh(x); its gradient 1 - tanh(x)^2, from the output it cached."""
+
+    params = []
+
+    def __init__(self):
+        self._masks = []  # the outputs, kept as ReLU keeps its masks (MLP.cached counts them)
+
+    def forward(self, x, keep=True):
+        out = torch.tanh(x)
+        if keep:
+            self._masks.append(out)
+        return out
+
+    def backward(self, grad_out):
+        out = self._masks.pop()
+        return grad_out * (1 - out * out)
+
+
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}  # the hidden layers' activation (train --act)
+
+
 def _check_same_shape(kind, pred, target):
     if pred.shape != target.shape:
         raise ShapeError(f"{kind}: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
@@ -141,19 +163,19 @@ LOSSES = {"mse": MSE, "cross-entropy": CrossEntropy}
 
 
 class MLP:
-    """Linear -> ReLU -> ... -> Linear, with a loss; sizes = [n_in, *hidden, n_out].
+    """Linear -> ReLU (or tanh) -> ... -> Linear, with a loss; sizes = [n_in, *hidden, n_out].
 
     `forward` keeps every layer's output and `backward` every gradient, by name, so
     gradcheck can compare each intermediate: 'x', 'lin1', 'relu1', ..., 'out' (the last
     Linear's output), and parameters 'lin1.w', 'lin1.b', ...
     """
 
-    def __init__(self, weights, biases, loss="mse"):
+    def __init__(self, weights, biases, loss="mse", act="relu"):
         self.layers, self.names = [], []
         for i, (w, b) in enumerate(zip(weights, biases), start=1):
             if i > 1:
-                self.layers.append(ReLU())
-                self.names.append(f"relu{i - 1}")
+                self.layers.append(ACTIVATIONS[act]())
+                self.names.append(f"{act}{i - 1}")
             self.layers.append(Linear(w, b))
             self.names.append(f"lin{i}")
         self.names[-1] = "out"
@@ -207,7 +229,15 @@ class MLP:
 
 
 def init_mlp(
-    sizes, scheme="kaiming", loss="mse", gen=None, dtype=torch.float32, x=None, leak=0.01, device="cpu"
+    sizes,
+    scheme="kaiming",
+    loss="mse",
+    gen=None,
+    dtype=torch.float32,
+    x=None,
+    leak=0.01,
+    device="cpu",
+    act="relu",
 ):
     """An MLP with weights from init-sweep's registry and zero biases, on `device`.
 
@@ -218,7 +248,7 @@ def init_mlp(
     """
     scheme = resolve_scheme(scheme)
     gen = gen if gen is not None else torch.Generator().manual_seed(0)
-    acts = [make_act("relu", leak)] * (len(sizes) - 2) + [make_act("linear")]
+    acts = [make_act(act, leak)] * (len(sizes) - 2) + [make_act("linear")]
     weights = [
         scheme.init(fi, fo, InitParams(act), gen, dtype) for fi, fo, act in zip(sizes, sizes[1:], acts)
     ]
@@ -227,4 +257,4 @@ def init_mlp(
             raise ValueError(f"init scheme {scheme.name!r} needs a batch to rescale on")
         lsuv(weights, x.cpu(), acts)
     biases = [torch.zeros(fo, dtype=dtype) for fo in sizes[1:]]
-    return MLP([w.to(device) for w in weights], [b.to(device) for b in biases], loss)
+    return MLP([w.to(device) for w in weights], [b.to(device) for b in biases], loss, act)

@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def twin_of(weights, biases):
-    """nn.Sequential Linear -> ReLU -> ... -> Linear holding copies of the chapter-layout weights (in,
-    out)."""
+def twin_of(weights, biases, act="relu"):
+    """nn.Sequential Linear -> ReLU (or Tanh) -> ... -> Linear holding copies of the chapter-layout weights
+    (in, out)."""
     layers = []
     for i, (w, b) in enumerate(zip(weights, biases)):
         if i:
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU() if act == "relu" else nn.Tanh())
         layer = nn.Linear(*w.shape, dtype=w.dtype, device=w.device)
         with torch.no_grad():
             layer.weight.copy_(w.t())
@@ -49,7 +49,7 @@ def forward(twin, x, keep=False):
             linear += 1
             name = "out" if linear == n else f"lin{linear}"
         else:
-            name = f"relu{linear}"
+            name = f"{type(layer).__name__.lower()}{linear}"
         if keep:
             h.retain_grad()
             acts[name] = h
@@ -66,8 +66,8 @@ def loss(out, target, kind):
 class Twin:
     """fnd's autograd twin of a hand-written MLP: twin_of's nn.Sequential with torch's loss (train)."""
 
-    def __init__(self, weights, biases, kind):
-        self.net, self.kind = twin_of(weights, biases), kind
+    def __init__(self, weights, biases, kind, act="relu"):
+        self.net, self.kind = twin_of(weights, biases, act), kind
 
     def parameters(self):
         return self.net.parameters()

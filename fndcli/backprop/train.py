@@ -142,13 +142,13 @@ def step_rel_diff(loss, ref, out):
     return relative(abs(loss - ref), abs(ref) + out.abs().mean().item())
 
 
-def train(cfg, on_epoch=lambda row: None):
+def train(cfg, on_epoch=lambda row: None, observer=None):
     """Train for cfg.epochs; returns the per-epoch history (epoch 0 is before training) and the
-    comparisons."""
+    comparisons. `observer` (`dynamics.Observer`, --stats) sees every step, outside its timing."""
     x_tr, y_tr, x_va, y_va = (t.to(cfg.device) for t in make_data(cfg))  # made on the CPU, from the seed
     baseline = baseline_metric(y_tr, y_va, cfg.task, cfg.outputs)
     try:
-        model, twin = _models(cfg, x_tr)
+        model, twin = build_models(cfg, x_tr)
     except UserCodeError as e:
         return TrainResult(
             pd.DataFrame(columns=COLUMNS),
@@ -222,7 +222,11 @@ def train(cfg, on_epoch=lambda row: None):
                     idx = order[start : start + cfg.batch_size]
                     xb, yb = x_tr[idx], y_tr[idx]
                     in_step = True  # until the twin's step is done, the two models may be a step apart
+                    if observer:
+                        observer.before(steps, model)
                     seconds, loss = timed(manual_step, xb, yb)
+                    if observer:
+                        observer.after(steps, epoch, model, xb, yb, loss)
                     manual_s += seconds
                     steps += 1
                     if twin:
@@ -283,7 +287,7 @@ def _param_diff(model, twin):
     return Mismatch(0.0, "every parameter") if found.rel_diff == 0 else found
 
 
-def _models(cfg, x_tr):
+def build_models(cfg, x_tr):
     """The hand-written model (fnd's, or the user's class built from the same tensors) and its autograd twin
     (torch's layers, or the user's own forward under autograd); None without --check-autograd."""
     model = init_mlp(
@@ -294,11 +298,12 @@ def _models(cfg, x_tr):
         getattr(torch, cfg.dtype),
         x=x_tr,
         device=cfg.device,
+        act=cfg.act,
     )
     params = [p.value for _, p in model.named_params()]
     weights, biases = params[0::2], params[1::2]
     if not cfg.model:
-        return model, reference.Twin(weights, biases, cfg.loss) if cfg.check_autograd else None
+        return model, reference.Twin(weights, biases, cfg.loss, cfg.act) if cfg.check_autograd else None
     cls = usermodel.load_class(cfg.model)
     twin = usermodel.UserTwin(cls, weights, biases) if cfg.check_autograd else None
     return usermodel.UserModel(cls, weights, biases), twin

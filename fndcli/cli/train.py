@@ -2,6 +2,7 @@
 `fndcli.backprop.train`)."""
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,6 +23,7 @@ from fndcli.cli.options import (
     TaskName,
     check_devices,
     check_memory,
+    choices,
     config_option,
     load_user_class,
     positive_finite,
@@ -34,6 +36,8 @@ from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
 from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
 
 DEFAULTS = TrainConfig()
+ParamName = choices("ParamName", ["sp", "mup"])  # --widths' parametrisations (fndcli.backprop.widths)
+HiddenAct = choices("HiddenAct", ["relu", "tanh"])  # fndcli.backprop.model.ACTIVATIONS
 
 
 @command("train", "Train the hand-written model beside an autograd twin.")
@@ -53,9 +57,10 @@ def train_command(
         Optional[list[int]],
         typer.Option(
             "--hidden",
-            min=1,
+            min=0,
             metavar="N",
-            help="Hidden layer width; repeat for depth. Default: the chapter's 50.",
+            help="Hidden layer width; repeat for depth; 0 alone: none (a linear model). Default: the "
+            "chapter's 50.",
         ),
     ] = None,
     n_out: Annotated[
@@ -71,6 +76,10 @@ def train_command(
     noise: Annotated[
         float, typer.Option("--noise", metavar="X", help="Std of the noise added to the regression teacher.")
     ] = DEFAULTS.noise,
+    act: Annotated[
+        HiddenAct,
+        typer.Option("--act", help="The hidden layers' activation (tanh: --stats measures its saturation)."),
+    ] = HiddenAct(DEFAULTS.act),
     init: Annotated[InitName, typer.Option("--init", metavar="NAME", help=INIT_HELP)] = InitName(
         DEFAULTS.init
     ),
@@ -104,8 +113,57 @@ def train_command(
         ),
     ] = None,
     plot: Annotated[
-        bool, typer.Option("--plot", help="Write a PNG of the loss curves, hand-written and autograd.")
+        bool,
+        typer.Option(
+            "--plot",
+            help="Write a PNG of the loss curves, hand-written and autograd; with --stats, one of the "
+            "layers' dynamics too.",
+        ),
     ] = False,
+    stats: Annotated[
+        Optional[int],
+        typer.Option(
+            "--stats",
+            min=1,
+            metavar="N",
+            help="Every N steps, each layer's activation and gradient statistics and each parameter's "
+            "grad:data and update:data, into -stats.csv, and the findings they show (docs/train.md).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            metavar="N",
+            help="With --stats: train N seeds (consecutive from --seed; the twin runs with the first); a "
+            "finding is said only when every seed shows it, else 'cannot tell'.",
+        ),
+    ] = 1,
+    lr_find: Annotated[
+        bool,
+        typer.Option(
+            "--lr-find",
+            help="Instead of training: fastai's learning-rate finder, 1e-7 to 10 over 100 steps, stopped "
+            "when the smoothed loss passes 4x its best; the suggested rate (valley). --hidden 0: a linear "
+            "model.",
+        ),
+    ] = False,
+    widths: Annotated[
+        Optional[str],
+        typer.Option(
+            "--widths",
+            metavar="N,N,...",
+            help="Instead of training: mup's coordinate check, a model per width (each --hidden layer that "
+            "wide), a few steps each; whether activations and updates grow with the width, per doubling.",
+        ),
+    ] = None,
+    param: Annotated[
+        ParamName,
+        typer.Option(
+            "--param", help="With --widths: sp (one rate) or mup (the rates and output init muP scales)."
+        ),
+    ] = ParamName.sp,
     device: Annotated[
         DeviceName, typer.Option("--device", help="cpu or cuda, for both models.")
     ] = DeviceName.cpu,
@@ -139,6 +197,7 @@ def train_command(
         fnd train --task classification --classes 5 --hidden 64 --hidden 32 --epochs 30
         fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
         fnd train --model examples/chapter_model.py:Model
+        fnd train --hidden 64 --hidden 64 --hidden 64 --lr 0.1 --stats 1 --seeds 3 --plot
     """
     check_devices([device.value])
     _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size)
@@ -146,12 +205,16 @@ def train_command(
     refuse_given(
         ctx, ("classes", "labels") if other == "classification" else ("n_out",), f"is for --task {other}"
     )
+    refuse_given(ctx, () if stats or widths else ("seeds",), "is for --stats or --widths")
+    refuse_given(ctx, ("act",) if model else (), "is for fnd's model: --model's class has its own")
+    refuse_given(ctx, ("lr", "epochs", "stats", "check_autograd") if lr_find else (), "is not for --lr-find")
+    width_list = _widths(ctx, widths, hidden)
     cfg = TrainConfig(
         task=task.value,
         samples=samples,
         valid_frac=valid_frac,
         n_in=n_in,
-        hidden=tuple(hidden) if hidden else DEFAULTS.hidden,
+        hidden=_hidden(hidden),
         n_out=n_out,
         classes=classes,
         labels=labels.value,
@@ -167,33 +230,36 @@ def train_command(
         rtol=rtol,
         device=device.value,
         model=model,
+        act=act.value,
     )
     load_user_class(model, "--model", cfg.sizes, cfg.dtype)
+    widest = (
+        replace(cfg, hidden=(width_list[-1],) * len(cfg.hidden)) if width_list else cfg
+    )  # --widths' largest
     check_memory(
-        train_bytes(cfg),
+        train_bytes(widest),
         cfg.device,
-        f"train on {samples} x {' -> '.join(map(str, cfg.sizes))}",
-        "--samples, --n-in or --hidden",
+        f"train on {samples} x {' -> '.join(map(str, widest.sizes))}",
+        "--samples, --n-in, --hidden or --widths",
     )
     run = Run(ctx, out, quiet)
+    if width_list:
+        from fndcli.cli.train_modes import widths_run
+
+        widths_run(run, cfg, width_list, param.value, seeds, plot, quiet)
+    if lr_find:
+        from fndcli.cli.train_modes import lr_find_run
+
+        lr_find_run(run, cfg, plot, quiet)
 
     from fndcli import userref
-    from fndcli.backprop.train import train
-    from fndcli.report.plots import loss_curves
 
     with progress(run.con, quiet, epochs + 1, "training") as advance:
-        result = train(cfg, on_epoch=advance)
-    history = result.history
-
-    def write_files(files):
-        files.write_csv(".csv", history)
-        if plot:
-            files.write("-loss.png", lambda p: loss_curves(history, p))
-
+        result, dynamics = _train(cfg, stats, seeds, advance)
     failures = _failures(cfg, result, check_autograd)
     loss, param = result.loss_diff, result.param_diff  # None without a twin
     run.finish(
-        write_files,
+        lambda files: _write(files, result.history, dynamics, plot),
         130 if result.interrupted else (1 if failures or result.error else 0),
         {"hidden": list(cfg.hidden), "rtol": cfg.tolerance, "init": cfg.init},
         result.error,
@@ -215,7 +281,68 @@ def train_command(
         max_rel_param_diff_at=param and param.where,
         user_code_changed=userref.changes(),
         user_code_revisions=userref.revisions([cfg.model]),
+        seeds_trained=dynamics and int(dynamics.stats["seed"].nunique()),
     )
+
+
+def _train(cfg, stats, seeds, advance):
+    """(the run's TrainResult, and with --stats its Dynamics: every seed's statistics and the findings)."""
+    if not stats:
+        from fndcli.backprop.train import train
+
+        return train(cfg, on_epoch=advance), None
+    from fndcli.backprop.dynamics import train_observed
+
+    dynamics = train_observed(cfg, stats, seeds, on_epoch=advance)
+    return dynamics.result, dynamics
+
+
+def _write(files, history, dynamics, plot):
+    """The epochs' CSV, with --stats the statistics and the findings, with --plot their pictures."""
+    from fndcli.report.plots import loss_curves
+
+    files.write_csv(".csv", history)
+    if dynamics:
+        files.write_csv("-stats.csv", dynamics.stats)
+        files.write_csv("-findings.csv", dynamics.findings)
+    if plot:
+        files.write("-loss.png", lambda p: loss_curves(history, p))
+    if plot and dynamics:
+        from fndcli.report.train_plots import dynamics as dynamics_plot
+
+        files.write("-stats.png", lambda p: dynamics_plot(dynamics.stats, p))
+
+
+def _widths(ctx, widths, hidden):
+    """--widths as a list of two or more distinct positive widths, increasing; None without it. Refuses the
+    options a coordinate check has no use for."""
+    if widths is None:
+        refuse_given(ctx, ("param",), "is for --widths")
+        return None
+    refuse_given(
+        ctx, ("lr_find", "stats", "epochs", "momentum", "check_autograd", "model"), "is not for --widths"
+    )
+    try:
+        values = [int(w) for w in widths.split(",")]
+    except ValueError:
+        values = []
+    if hidden == [0]:
+        raise typer.BadParameter("a linear model (--hidden 0) has no width to vary", param_hint="'--widths'")
+    if len(values) < 2 or min(values) < 1 or values != sorted(set(values)):
+        raise typer.BadParameter(
+            f"{widths!r} is not two or more increasing positive widths, as 64,128,256",
+            param_hint="'--widths'",
+        )
+    return values
+
+
+def _hidden(hidden):
+    """--hidden's widths; `--hidden 0` alone: no hidden layer, a linear model."""
+    if not hidden:
+        return DEFAULTS.hidden
+    if 0 in hidden and hidden != [0]:
+        raise typer.BadParameter("0 (a linear model) must be the only --hidden", param_hint="'--hidden'")
+    return () if hidden == [0] else tuple(hidden)
 
 
 def _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size):

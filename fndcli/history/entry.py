@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fndcli.bench.spec import benchmark_name
 from fndcli.history.facts import Commit, Machine, versions
-from fndcli.kinds import BOOL, LABEL, MATMUL_BENCH, NUMBER, kind_of
+from fndcli.kind import BOOL, LABEL, NUMBER
+from fndcli.kinds import MATMUL_BENCH, kind_of
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What `fnd history --command NAME` reads back: the figures each kind follows (`fndcli.kinds.Follow`), one
+"""What `fnd history --command NAME` reads back: the figures each kind follows (`fndcli.kind.Follow`), one
 series per row key and figure on one machine, one row per commit in commit order; where each changed; which
 fail at head. `history` is the one call the command makes, for matmul-bench's timings too.
 
@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from fndcli.history import changes, read
 from fndcli.history.schema import CELLS, RUNS
-from fndcli.kinds import BOOL, KINDS, MATMUL_BENCH, NUMBER
+from fndcli.kind import BOOL, NUMBER
+from fndcli.kinds import KINDS, MATMUL_BENCH
 
 # float32 sums taken in another order (another thread count, another torch) move a figure by ~1e-7 relative;
 # carried through an epoch of training, by ~1e-6. 1e-4 is far above that and far below any change that
@@ -56,7 +57,7 @@ class Run:
     """One run read back: its kind, its commit's facts, its settings, the cells its kind follows."""
 
     id: int
-    kind: object  # fndcli.kinds.Kind
+    kind: object  # fndcli.kind.Kind
     facts: dict  # git_commit, commit_utc, subject, branch
     config: dict
     rows: dict = field(default_factory=dict)  # {row: {column: a number, a text, 'True'/'False' for a bool}}

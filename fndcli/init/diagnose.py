@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fndcli.init.bntheory import AS_PREDICTED, batchnorm_calls, gradient_verdict
 from fndcli.init.probe import load_builder, run_seed
 from fndcli.init.sweep import NOISE_SDS, SATURATED_FRAC, VERDICT_DECADES, judge
 from fndcli.kinds import INIT_SWEEP_MODEL
@@ -274,11 +275,13 @@ def summarize(layers, cfg):
             )
         else:
             g_decades, g_sd = trend(layers, "grad_m2", towards_input=True)
-            g_verdict, g_reason = judge(g_decades, seeds, None, None, Spread(g_sd), None, None)
+            plain = judge(g_decades, seeds, None, None, Spread(g_sd), None, None)
+            n_bn = batchnorm_calls(layers)
+            g_verdict, g_reason = gradient_verdict(g_decades, g_sd, n_bn, plain, allowance(g_sd))
         row.update(grad_decades=g_decades, grad_decades_sd=g_sd, grad_verdict=g_verdict)
         if g_verdict != "stable":
             reasons.append(f"gradient: {g_reason}")
-            if verdict == "stable":
+            if verdict == "stable" and g_verdict != AS_PREDICTED:  # the theory's growth is no fault
                 verdict = f"{g_verdict} (gradient)"
     reasons += said
     row.update(verdict=verdict, reason="; ".join(r for r in reasons if r))

@@ -3,7 +3,7 @@
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +19,7 @@ def _write(fig, path):
     return fig
 
 
-def _save(plt, fig, path):
+def save(plt, fig, path):
     """`_write` for a pyplot figure, then closed (pyplot keeps open figures)."""
     _write(fig, path)
     plt.close(fig)
@@ -153,7 +153,7 @@ def _call_names(layers):
 
 def std_per_call(layers, path):
     """init-sweep --model: the std of each leaf module's output (and its gradient's), per seed, named."""
-    plt = _pyplot()
+    plt = pyplot()
     first, names = _call_names(layers)
     fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) + 2), 5.5))
     for i, (seed, run) in enumerate(layers.groupby("seed", sort=False)):
@@ -179,14 +179,14 @@ def std_per_call(layers, path):
     ax.set_ylabel("std of the output")
     ax.set_title("Std per layer, in forward order (faint: further seeds)")
     ax.legend(fontsize=8)
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def colorful_dimension(layers, counts, log_range, path):
     """The course's colorful dimension for init-sweep --model: a histogram of log10|x| per leaf call, named,
     cut to the decades that hold values. counts: (calls, bins) over log_range, as fndcli.init.probe bins
     them."""
-    plt = _pyplot()
+    plt = pyplot()
     _, names = _call_names(layers)
     used = np.flatnonzero(counts.sum(0))
     lo, hi = (used[0], used[-1] + 1) if len(used) else (0, counts.shape[1])
@@ -202,12 +202,12 @@ def colorful_dimension(layers, counts, log_range, path):
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_ylabel("log10 |activation| (zeros at bottom, inf/nan at top)")
     ax.set_title("Colorful dimension: histogram of log10|x| per layer, first seed")
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def loss_curves(history, path):
     """Train and validation loss per epoch, hand-written (solid) and autograd twin (dashed)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for column, color in (("train_loss", "C0"), ("valid_loss", "C1")):
         ax.plot(history["epoch"], history[column], color=color, marker="o", label=f"{column} (hand-written)")
@@ -219,12 +219,12 @@ def loss_curves(history, path):
     ax.set_ylabel("loss")
     ax.set_title("fnd train: loss curves")
     ax.legend()
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def ladder_times(ours, book, path):
     """The matmul ladder's seconds per call, here and in the book, on a log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(book)
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -235,7 +235,7 @@ def ladder_times(ours, book, path):
     ax.set_ylabel("seconds per call, 5x784 @ 784x10")
     ax.set_title("The matmul ladder")
     ax.legend()
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def roofline_title(ceilings):
@@ -252,7 +252,7 @@ def roofline_title(ceilings):
 def roofline(rows, ceilings, path):
     """The roofline (Williams, Waterman, Patterson 2009): each ceiling's FMA roof and bandwidth slope,
     log-log, and every timed row as a point at its arithmetic intensity; one colour per implementation."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     timed = rows[rows["gflops"].notna()]
     lo = min([0.1, *timed["intensity"].dropna()]) / 2
@@ -278,7 +278,7 @@ def roofline(rows, ceilings, path):
     ax.set_ylabel("GFLOP/s")
     ax.set_title(roofline_title(ceilings))
     ax.legend(fontsize=7)
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def history_figure(title, rows):

@@ -177,40 +177,6 @@ def gradcheck_table(frame, title):
     return table
 
 
-def train_labels(task, baseline, baseline_metric):
-    """The metric's column name, and the caption naming the trivial model's figure it is read against."""
-    metric = "valid R²" if task == "regression" else "valid accuracy"
-    return metric, f"{metric} of a model that predicts {baseline}: {baseline_metric:.4f}"
-
-
-def train_table(history, title, metric_name, caption=""):
-    """One row per epoch; epoch 0 is before training."""
-    table = Table(title=title, caption=caption or None, caption_justify="left")
-    for name in (
-        "epoch",
-        "train loss",
-        "valid loss",
-        metric_name,
-        "seconds",
-        "twin train loss",
-        "twin valid loss",
-        "max rel loss diff",
-    ):
-        table.add_column(name, justify="right")
-    for row in history.itertuples():
-        table.add_row(
-            str(row.epoch),
-            num(row.train_loss, ".5g"),
-            num(row.valid_loss, ".5g"),
-            num(row.valid_metric, ".4f"),
-            num(row.seconds, ".3f"),
-            num(row.ref_train_loss, ".5g"),
-            num(row.ref_valid_loss, ".5g"),
-            num(row.loss_rel_diff, ".2e"),
-        )
-    return table
-
-
 def _value(x, timing):
     if isinstance(x, str):
         return x

@@ -11,7 +11,7 @@ import math
 from rich.markup import escape
 
 from fndcli import kinds
-from fndcli.report import bench_tables, tables
+from fndcli.report import bench_tables, tables, train_tables
 from fndcli.report.figures import human_seconds
 from fndcli.settings import task_loss
 
@@ -148,13 +148,13 @@ def gradcheck(run):
 
 def train(run):
     m, cfg = run.meta, run.meta.get("config", {})
-    metric, caption = tables.train_labels(
+    metric, caption = train_tables.train_labels(
         cfg.get("task"), m.get("baseline"), m.get("baseline_metric", math.nan)
     )
     # the user's: its own loss
     model = f", {cfg['model']}" if cfg.get("model") else f", {task_loss(cfg.get('task'))}"
     momentum = f" momentum {cfg['momentum']:g}" if cfg.get("momentum") else ""
-    yield tables.train_table(
+    yield train_tables.train_table(
         run.rows,
         f"train: {cfg.get('task')}, {_sizes(cfg)}{model}, SGD lr "
         f"{cfg.get('lr'):g}{momentum}, {m.get('dtype')}",
@@ -178,8 +178,71 @@ def train(run):
     ]
     if diffs:
         yield f"largest relative difference from the twin: {', '.join(diffs)}; tolerance {cfg.get('rtol'):g}"
+    stats, findings = run.extras.get("-stats.csv"), run.extras.get("-findings.csv")
+    if stats is not None and len(stats):
+        yield train_tables.dynamics_table(stats, f"inside, every {cfg.get('stats')} step(s): the first seed")
+    if findings is not None:
+        yield from _findings(findings, m.get("seeds_trained") or 1)
     if m.get("status") == "interrupted":
         yield INTERRUPTED.format(what="kept the epochs that finished")
+
+
+def _findings(findings, seeds):
+    """train --stats' findings, one line each: those every seed shows, then those some seeds show."""
+    if not len(findings):
+        yield f"[green]no finding[/] in the layers' statistics ({seeds} seed(s))"
+    for row in findings.itertuples():
+        where = "the loss" if row.layer == "loss" else row.layer
+        if row.verdict == "holds":
+            yield (
+                f"[bold]{escape(row.finding)}[/] at {escape(where)}, step {row.step}: "
+                f"{escape(str(row.detail))} ({row.seeds_with} of {row.seeds} seeds)"
+            )
+    for row in findings[findings["verdict"] != "holds"].itertuples():
+        yield (
+            f"[yellow]cannot tell[/] whether {escape(row.finding)} at {escape(row.layer)}: "
+            f"on {row.seeds_with} of {row.seeds} seeds"
+        )
+
+
+def train_lr_find(run):
+    m, cfg = run.meta, run.meta.get("config", {})
+    yield train_tables.lr_find_table(
+        run.rows,
+        f"train --lr-find: {cfg.get('task')}, {_sizes(cfg)}, batch {cfg.get('batch-size')}, {m.get('dtype')}",
+    )
+    if m.get("suggestion") is not None:
+        yield f"[bold]suggested rate (valley): {m['suggestion']:.3g}[/]"
+    if m.get("stop_lr") is not None:
+        yield f"the smoothed loss passed 4x its best at lr {m['stop_lr']:.3g} (step {m.get('stop_step')})"
+    else:
+        yield "the smoothed loss never passed 4x its best: the sweep ran its 100 steps"
+    if m.get("diverged_lr") is not None:
+        yield f"the batch loss passed 4x its lowest at lr {m['diverged_lr']:.3g}"
+    if m.get("min_lr") is not None:
+        yield f"lowest smoothed loss at lr {m['min_lr']:.3g}"
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the steps that finished")
+
+
+def train_widths(run):
+    m, cfg = run.meta, run.meta.get("config", {})
+    rows = run.rows
+    param = rows["param"].iloc[0] if len(rows) else cfg.get("param")
+    depth = len(cfg.get("hidden") or [])
+    widths = ",".join(map(str, m.get("widths") or []))
+    lr = cfg.get("lr")
+    title = f"train --widths {widths}: mup's coordinate check, {param}, {depth} hidden layer(s), lr {lr:g}"
+    yield train_tables.widths_table(rows, title)
+    for row in rows[rows["verdict"].isin(["grows", "shrinks"])].itertuples():
+        yield (
+            f"[bold]{row.layer}[/]: the {row.what} {row.verdict} with the width, x{row.per_doubling:.2f} a "
+            "doubling"
+        )
+    if len(rows) and (rows["verdict"] == "flat").all():
+        yield f"[green]every layer's activation and update is flat in the width[/] ({param})"
+    if m.get("status") == "interrupted":
+        yield INTERRUPTED.format(what="kept the widths that finished")
 
 
 def reproduce(run):
@@ -255,6 +318,8 @@ VIEWS = {
     kinds.INIT_SWEEP_MODEL: init_sweep_model,
     kinds.GRADCHECK: gradcheck,
     kinds.TRAIN: train,
+    kinds.TRAIN_LR_FIND: train_lr_find,
+    kinds.TRAIN_WIDTHS: train_widths,
     kinds.REPRODUCE: reproduce,
     kinds.PEAK: peak,
     kinds.BISECT: bisect,

@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fndcli.kinds import GRADCHECK, INIT_SWEEP, INIT_SWEEP_MODEL, MATMUL_BENCH, TRAIN
+from fndcli.kinds import (
+    GRADCHECK,
+    INIT_SWEEP,
+    INIT_SWEEP_MODEL,
+    MATMUL_BENCH,
+    TRAIN,
+    TRAIN_LR_FIND,
+    TRAIN_WIDTHS,
+)
 from fndcli.names import FINDINGS, first_column
 from fndcli.runs.compare_matmul import matmul_rows, pair_rows
 from fndcli.runs.judging import (
@@ -205,6 +213,7 @@ def train_rows(base, new, s):
         out.append(
             row("training", what, float(b_last[column]), float(n_last[column]), verdict, change=change)
         )
+    out += _finding_rows(base.extras.get("-findings.csv"), new.extras.get("-findings.csv"))
     for column, what in (("step_s", "hand-written step s/step"), ("ref_step_s", "twin step s/step")):
         b_steps = base.rows[column].dropna() if column in base.rows else []
         n_steps = new.rows[column].dropna() if column in new.rows else []
@@ -225,6 +234,58 @@ def train_rows(base, new, s):
     return out
 
 
+def _finding_rows(base, new):
+    """train --stats' findings on both sides (each run must have looked): a finding that holds on every
+    seed is a failing check, one that cannot be told or is absent is not; one starting to hold is BROKEN."""
+    if base is None or new is None:
+        return []
+
+    def verdicts(findings):
+        return {f"{r.finding} at {r.layer}": r.verdict for r in findings.itertuples()}
+
+    b, n = verdicts(base), verdicts(new)
+    return [
+        row(
+            "findings",
+            what,
+            b.get(what, "none"),
+            n.get(what, "none"),
+            pass_fail(b.get(what) != "holds", n.get(what) != "holds", both_failing="same"),
+        )
+        for what in dict.fromkeys([*b, *n])
+    ]
+
+
+def lr_find_rows(base, new, s):
+    """train --lr-find: the suggested rate and where the sweep stopped, shown; a sweep is one sample of a
+    noisy curve, so a rate that moves is 'changed', not judged."""
+    out = []
+    for key, what in (("suggestion", "suggested lr (valley)"), ("stop_lr", "lr where it stopped")):
+        b, n = base.meta.get(key), new.meta.get(key)
+        verdict = "same" if b == n else "changed"
+        change = n / b - 1 if b and n else math.nan
+        out.append(
+            row("lr-find", what, "" if b is None else b, "" if n is None else n, verdict, change=change)
+        )
+    return out
+
+
+def widths_rows(base, new, s):
+    """train --widths: each layer's verdict (its noise is judged within each run, over its seeds)."""
+    return [
+        one_sided(f"{k[0]} {k[1]}", "verdict", b, n)
+        if b is None or n is None
+        else row(
+            f"{k[0]} {k[1]}",
+            "x per doubling",
+            f"{b['per_doubling']:.3g} {b['verdict']} ({b['param']})",
+            f"{n['per_doubling']:.3g} {n['verdict']} ({n['param']})",
+            "same" if b["verdict"] == n["verdict"] else "changed",
+        )
+        for k, b, n in paired(base.rows, new.rows, ["layer", "what"])
+    ]
+
+
 # Each kind of run compare reads (fndcli.kinds), and its rows; tests/test_kinds.py ties the two.
 ROWS = {
     MATMUL_BENCH: matmul_rows,
@@ -232,6 +293,8 @@ ROWS = {
     INIT_SWEEP: sweep_rows,
     INIT_SWEEP_MODEL: model_rows,
     TRAIN: train_rows,
+    TRAIN_LR_FIND: lr_find_rows,
+    TRAIN_WIDTHS: widths_rows,
 }
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fndcli.kinds import BOOL, KINDS, NUMBER, READ, TEXT, kind_of
+from fndcli.kind import BOOL, NUMBER, TEXT
+from fndcli.kinds import KINDS, READ, kind_of
 from fndcli.machine import METADATA_TYPES
 from fndcli.numerics import first_line
 from fndcli.runs.sidecar import SCHEMA, Sidecar, holds

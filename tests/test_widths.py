@@ -1,0 +1,138 @@
+"""`fnd train --widths`: mup's coordinate check, against what the parametrisations predict for one SGD step
+(standard: the output's update x2 a doubling of the width, the input layer's x1/sqrt(2); muP: flat), and
+against the activations measured apart from fnd; bad input, show and compare."""
+
+import pandas as pd
+import pytest
+import torch
+from conftest import assert_rejected, run_files
+
+from fndcli.backprop.widths import build
+from fndcli.settings import TrainConfig
+
+ARGS = ["--widths", "64,128,256,512", "--hidden", "32", "--hidden", "32", "--n-in", "20", "--n-out", "10"]
+ARGS += ["--samples", "400", "--lr", "0.005", "--seeds", "3"]
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """(sp verdicts, mup verdicts, mup coordinates), each a run of the real command."""
+    from typer.testing import CliRunner
+
+    from fndcli.cli import app
+
+    out, runner = tmp_path_factory.mktemp("widths"), CliRunner()
+    found = {}
+    for param in ("sp", "mup"):
+        ran = runner.invoke(
+            app, ["train", *ARGS, "--param", param, "--out", str(out / param), "--no-history"]
+        )
+        assert ran.exit_code == 0, ran.output
+        rows, meta = run_files(out / param, "train")
+        found[param] = (rows.set_index(["layer", "what"]), meta, ran.stdout, out / param)
+    return found
+
+
+def test_standard_parametrisation_grows_the_output_update_and_mup_keeps_it_flat(both):
+    sp, mup = both["sp"][0], both["mup"][0]
+    assert sp.loc[("out", "update"), "verdict"] == "grows"
+    assert 1.6 < sp.loc[("out", "update"), "per_doubling"] < 2.4  # the theory's x2 (a sum over n coordinates)
+    assert (
+        0.6 < sp.loc[("lin1", "update"), "per_doubling"] < 0.8
+    )  # x1/sqrt(2): its gradient falls like 1/sqrt(n)
+    assert (mup.xs("update", level="what")["verdict"] == "flat").all()
+    assert "out: the update grows with the width" in both["sp"][2]
+    assert both["mup"][1]["widths"] == [64, 128, 256, 512]
+
+
+def test_the_coordinates_are_the_models_own_activations(both):
+    """Step 0's mean |x| per layer, recomputed from the model `build` makes, with torch's own layers."""
+    coords = pd.read_csv(next(both["mup"][3].glob("train-*-coords.csv")))
+    cfg = TrainConfig(hidden=(32, 32), n_in=20, n_out=10, samples=400, lr=0.005)
+    from fndcli.backprop.train import make_data
+
+    probe = make_data(cfg)[0][: cfg.batch_size]
+    model = build(cfg, 128, 64, "mup", 0)
+    h, expected = probe, {}
+    for i, lin in enumerate(model.linears, start=1):
+        h = torch.nn.functional.linear(h, lin.w.value.t(), lin.b.value)
+        expected["out" if i == 3 else f"lin{i}"] = h.abs().mean().item()
+        if i < 3:
+            h = torch.relu(h)
+            expected[f"relu{i}"] = h.abs().mean().item()
+    got = coords.query("seed == 0 and width == 128 and step == 0").set_index("layer")["act_l1"]
+    assert got.to_dict() == pytest.approx(expected, rel=1e-5)
+    # muP's output layer starts at Var 1/fan_in^2: its weights' std is 1/128
+    assert model.linears[-1].w.value.std().item() == pytest.approx(1 / 128, rel=0.1)
+
+
+def test_widths_runs_are_shown_and_compared(both, fnd, tmp_path):
+    shown = fnd("show", both["sp"][3])
+    assert shown.exit_code == 0 and "mup's coordinate check, sp" in shown.stdout
+    compared = fnd("compare", both["sp"][3], both["mup"][3], "--format", "csv", "--out", tmp_path)
+    assert "out update" in compared.stdout and "changed" in compared.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--widths", "128,64"], "increasing positive widths"),
+        (["--widths", "64"], "increasing positive widths"),
+        (["--widths", "64,x"], "increasing positive widths"),
+        (["--widths", "64,128", "--stats", "2"], "is not for --widths"),
+        (["--widths", "64,128", "--model", "examples/chapter_model.py:Model"], "is not for --widths"),
+        (["--param", "mup"], "is for --widths"),
+        (["--widths", "64,128", "--hidden", "0"], "no width to vary"),
+        (["--widths", "64,4000000000"], "--widths"),  # a model that would not fit: refused before any work
+    ],
+)
+def test_bad_widths_input_is_one_line(fnd, tmp_path, args, fragment):
+    assert_rejected(fnd, tmp_path, "train", args, fragment)
+
+
+def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
+    """Step 1's mean |x_t - x_0| at width 128 (r = 2), from the twin of the same model stepped by autograd's
+    gradients at the rates muP prescribes, written out here: input weights and hidden biases lr x r, hidden
+    weights lr, output weights lr / r, the output bias lr."""
+    from fndcli.backprop.reference import twin_of
+    from fndcli.backprop.train import make_data
+
+    cfg = TrainConfig(hidden=(32, 32), n_in=20, n_out=10, samples=400, lr=0.005)
+    x, y, _, _ = make_data(cfg)
+    model = build(cfg, 128, 64, "mup", 0)
+    params = [p.value for _, p in model.named_params()]
+    net = twin_of(params[0::2], params[1::2])
+    probe = x[: cfg.batch_size]
+    before = [t.detach() for t in _outputs(net, probe)]
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))[: cfg.batch_size]
+    torch.nn.functional.mse_loss(net(x[idx]), y[idx]).backward()
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    scale = {
+        (0, "weight"): 2,
+        (0, "bias"): 2,
+        (1, "weight"): 1,
+        (1, "bias"): 2,
+        (2, "weight"): 0.5,
+        (2, "bias"): 1,
+    }
+    with torch.no_grad():
+        for (i, which), s in scale.items():
+            p = getattr(linears[i], which)
+            p -= cfg.lr * s * p.grad
+    after = _outputs(net, probe)
+    expected = {
+        n: (a - b).abs().mean().item()
+        for n, a, b in zip(("lin1", "relu1", "lin2", "relu2", "out"), after, before)
+    }
+    coords = pd.read_csv(next(both["mup"][3].glob("train-*-coords.csv")))
+    got = coords.query("seed == 0 and width == 128 and step == 1").set_index("layer")["update_l1"]
+    assert got.to_dict() == pytest.approx(expected, rel=1e-4)
+
+
+def _outputs(net, x):
+    outs = []
+    with torch.no_grad():
+        for module in net:
+            x = module(x)
+            outs.append(x)
+    return outs
