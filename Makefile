@@ -25,16 +25,15 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/fnd matmul-bench --config configs/book.toml
 
-# The suite runs in two phases: everything but the timing-sensitive tests on 2 workers, one
-# torch thread each (2 cores, not oversubscribed), numba-tiled's float32 and float64 tests each on
-# one worker (xdist_group: each dtype compiles once), then the `serial` ones alone (collecting only the
-# files that hold them: collecting all of tests/ imports torch, scipy and hypothesis, ~10 s).
+# The suite on 2 workers, one torch and numba thread each (2 cores, not oversubscribed); numba-tiled's
+# float32 and float64 tests each on one worker (xdist_group: each dtype compiles once), and the timed tests
+# (xdist_group "timed") one after the other: each holds on a busy host, as it must in CI, so the other
+# worker beside them is no harm (a phase of their own cost 13 s, most of it collecting again).
 # Python's own bytecode cache on, whatever the environment says (a sandbox may set PYTHONDONTWRITEBYTECODE):
 # without it every worker process compiles fnd and pytest rewrites every test module again, each run.
 test: export PYTHONDONTWRITEBYTECODE :=
 test: lint
-	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial and not slow"
-	$(BIN)/python -m pytest -m serial $$(grep -l "mark.serial" tests/test_*.py)
+	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
 
 # make slow: the `slow` tests (many seeds, simulated error rates, whole-command runs that a cheaper test in
 # make test covers), on 2 workers; .ci/run runs them after make test.

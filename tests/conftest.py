@@ -182,13 +182,24 @@ def ladder_run(tmp_path_factory):
     return shared_run(tmp_path_factory.mktemp("ladder-run"), *LADDER)
 
 
+def timed_threads():
+    """A thread count other than torch's in this process (1 in make test): a worker that ignores --threads
+    is seen."""
+    import torch
+
+    return 1 if torch.get_num_threads() != 1 else 2
+
+
 @pytest.fixture(scope="session")
 def interleaved_run(tmp_path_factory):
-    """The default preset, real worker processes: einsum and torch at 4x4x4, and at 60000^3, where the cost
-    guard skips both (no worker runs for them). Read by test_matmul_cli.py and test_memory.py."""
-    shapes = ("--shape", "4x4x4", "--shape", "60000x60000x60000")
+    """The path users run: the default preset, real worker processes, options forwarded to them. broadcast
+    and torch at 8x64x32, float64, seed 5, on timed_threads(), and at 60000^3, where the cost guard
+    skips both (no worker runs for them). Read by test_matmul_cli.py (its timings against a clock of its
+    own: xdist_group "timed", one timed test at a time) and test_memory.py."""
+    shapes = ("--shape", "8x64x32", "--shape", "60000x60000x60000")
+    args = ("--dtype", "float64", "--seed", "5", "--threads", timed_threads())
     return shared_run(
-        tmp_path_factory.mktemp("interleaved"), "matmul-bench", *shapes, impls=["einsum", "torch"]
+        tmp_path_factory.mktemp("interleaved"), "matmul-bench", *shapes, *args, impls=["broadcast", "torch"]
     )
 
 

@@ -22,6 +22,9 @@ from fndcli.cli import app
 from fndcli.kernels import jitenv
 from fndcli.kinds import HISTORY_FIGURES, kind_of
 
+pytestmark = pytest.mark.xdist_group("history-figures")  # the module's runs, made once: on one worker
+
+
 COMMITS = 5
 BUG = ("self.w.g = self.inp.t() @ self.out.g", "self.w.g = 0.5 * self.inp.t() @ self.out.g")  # from commit 3
 REWORDED = ("(inp.squeeze() - targ).pow(2).mean()", "((inp.squeeze() - targ) / 3).pow(2).mean() * 9")  # 4

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.xdist_group("import-graph")  # one worker parses the modules: graph(), once
+
 PACKAGE = Path(__file__).parent.parent / "fndcli"
 # Each floor may import its own and those below it, never those above (the longest prefix names a module's
 # floor).

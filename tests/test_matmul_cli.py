@@ -19,6 +19,7 @@ from conftest import (
     assert_unless_flagged,
     flagged,
     run_files,
+    timed_threads,
 )
 
 from fndcli.bench.run import COLUMNS
@@ -322,35 +323,21 @@ def test_python_m_fndcli_one_line_error():
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
 
 
-@pytest.mark.serial
-def test_default_preset_times_what_it_reports(fnd, tmp_path):
+@pytest.mark.xdist_group("timed")  # one timed test at a time
+def test_default_preset_times_what_it_reports(interleaved_run):
     """The path users run: the default preset, real worker processes, options forwarded to them.
 
-    One benchmark, tiny, on a thread count other than torch's default: the per-call median
-    must agree with this test's own clock, the workers must have used the dtype, threads and
-    seed asked for (their own record, in pyperf's metadata), and the preset must deliver the
-    values it promises.
+    broadcast, tiny, on a thread count other than torch's in this suite: the per-call median must agree
+    with this test's own clock, the workers must have used the dtype, threads and seed asked for (their
+    own record, in pyperf's metadata), and the preset must deliver the values it promises.
     """
-    asked = 1 if torch.get_num_threads() != 1 else 2  # not the default, so a worker that ignores it is seen
-    result = fnd(
-        "matmul-bench",
-        "--impl",
-        "broadcast",
-        "--shape",
-        "8x64x32",
-        "--dtype",
-        "float64",
-        "--seed",
-        "5",
-        "--threads",
-        asked,
-        "--out",
-        tmp_path,
-    )
+    result, out = interleaved_run.result, interleaved_run.out
     assert result.exit_code == 0, result.output
-    frame, meta = run_files(tmp_path, "matmul-bench")
-    row = frame.iloc[0]
-    bench = pyperf.BenchmarkSuite.load(str(tmp_path / meta["files"][1])).get_benchmarks()[0]
+    asked = timed_threads()
+    frame, meta = run_files(out, "matmul-bench")
+    row = frame[(frame["impl"] == "broadcast") & (frame["m"] == 8)].iloc[0]
+    suite = pyperf.BenchmarkSuite.load(str(out / meta["files"][1]))
+    bench = next(b for b in suite.get_benchmarks() if b.get_name().startswith("broadcast 8x64x32"))
     # the default preset: 2 worker processes, each 1 warmup and 3 values
     runs = [run for run in bench.get_runs() if run.values]
     assert len(runs) == 2 and all(len(run.values) == 3 and len(run.warmups) == 1 for run in runs)
@@ -384,7 +371,7 @@ def test_default_preset_times_what_it_reports(fnd, tmp_path):
     assert 1 / 3 < row["median_s"] / ours < 3, (row["median_s"], ours)
 
 
-@pytest.mark.xdist_group("interleaved-run")
+@pytest.mark.xdist_group("timed")  # the run the timed test above reads
 def test_worker_processes_interleave(interleaved_run):
     """The default preset's two processes a benchmark go round-robin (A B A B), the sidecar says so, and
     pyperf's file still holds one benchmark per implementation with all its runs, in that order by pyperf's
@@ -393,16 +380,16 @@ def test_worker_processes_interleave(interleaved_run):
     assert result.exit_code == 0, result.output
     _, meta = run_files(out, "matmul-bench")
     assert meta["order"] == "interleaved" and meta["worker_order"] == [
-        "einsum 4x4x4 cpu #1",
-        "torch 4x4x4 cpu #1",
-        "einsum 4x4x4 cpu #2",
-        "torch 4x4x4 cpu #2",
+        "broadcast 8x64x32 cpu #1",
+        "torch 8x64x32 cpu #1",
+        "broadcast 8x64x32 cpu #2",
+        "torch 8x64x32 cpu #2",
     ]
     suite = pyperf.BenchmarkSuite.load(str(out / meta["files"][1]))
-    assert suite.get_benchmark_names() == ["einsum 4x4x4 float32 cpu", "torch 4x4x4 float32 cpu"]
+    assert suite.get_benchmark_names() == ["broadcast 8x64x32 float64 cpu", "torch 8x64x32 float64 cpu"]
     assert [len(b.get_runs()) for b in suite.get_benchmarks()] == [2, 2]
     starts = [run.get_metadata()["date"] for b in suite.get_benchmarks() for run in b.get_runs()]
-    assert sorted(starts) == [starts[0], starts[2], starts[1], starts[3]]  # e1 t1 e2 t2
+    assert sorted(starts) == [starts[0], starts[2], starts[1], starts[3]]  # b1 t1 b2 t2
 
 
 @pytest.mark.xdist_group("kernels-that-fail-run")

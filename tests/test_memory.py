@@ -58,11 +58,11 @@ def test_a_run_that_would_not_fit_is_refused_before_it_starts(fnd, tmp_path, com
     assert_rejected(fnd, tmp_path, command, args, *fragments)
 
 
-@pytest.mark.xdist_group("interleaved-run")
+@pytest.mark.xdist_group("timed")  # the run tests/test_matmul_cli.py times, in the same worker
 def test_the_cost_guard_skips_are_not_counted(interleaved_run):
     """At 60000^3 every implementation is skipped by the cost guard first, so nothing needs memory there
-    (4x4x4 runs: a run the cost guard skips whole is refused, tests/test_bad_input.py). The run: einsum and
-    torch, the default preset (conftest.py)."""
+    (8x64x32 runs: a run the cost guard skips whole is refused, tests/test_bad_input.py). The run: broadcast
+    and torch, the default preset (conftest.py)."""
     result = interleaved_run.result
     assert result.exit_code == 0, result.output
     frame, _ = run_files(interleaved_run.out, "matmul-bench")
@@ -70,7 +70,7 @@ def test_the_cost_guard_skips_are_not_counted(interleaved_run):
     assert torch_rows["skipped"].fillna("").tolist()[0] == "" and torch_rows["skipped"].iloc[1].startswith(
         "estimated"
     )
-    assert frame.loc[frame["m"] == 60000, "skipped"].str.startswith("estimated").all()  # einsum's too
+    assert frame.loc[frame["m"] == 60000, "skipped"].str.startswith("estimated").all()  # broadcast's too
 
 
 def test_estimates_grow_with_size_and_count_the_essentials():

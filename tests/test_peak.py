@@ -3,6 +3,8 @@ them."""
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def test_the_committed_peak_kernels_are_the_generators():
     )
 
 
-@pytest.mark.serial  # timed: alone on the host
+@pytest.mark.xdist_group("timed")  # timed: on one worker, after or before the other timed test
 def test_fnd_peak_figures_against_an_independent_count_and_clock(fnd, tmp_path, own_cache):
     result = fnd("peak", "--dtype", "float32", "--threads", "1", "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -125,18 +127,21 @@ def test_stream_arrays_are_4x_the_last_level_cache_between_64_and_256_mib(monkey
     assert core.stream_elements() * 8 == mib << 20 and core.stream_bytes() == 3 * (mib << 20)
 
 
-@pytest.mark.serial  # numba's threads: 2 (the parallel phase caps them at 1)
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
-def test_an_fma_row_counts_the_work_of_every_thread(monkeypatch):
+def test_an_fma_row_counts_the_work_of_every_thread():
     """Each thread runs its own row of chains: at 2 threads a timing holds twice the FLOPs of 1 thread's at
-    the same iterations (the serial test above counts 1 thread's against the chains' source)."""
-    from fndcli.bench import peak_worker
-
-    # 3 iterations, "1 s"
-    monkeypatch.setattr(peak_worker, "time_best", lambda call, repeats: (call(3), (1.0, 3))[1])
-    rows = {
-        (r["kernel"], r["threads"]): r for r in peak_worker.cpu_rows([("float32", 1), ("float32", 2)], [], 1)
-    }
+    the same iterations (the timed test above counts 1 thread's against the chains' source). In a process of
+    its own: numba's threads are 2 there (make test caps this process's at 1)."""
+    script = (
+        "import json\n"
+        "from fndcli.bench import peak_worker\n"
+        "peak_worker.time_best = lambda call, repeats: (call(3), (1.0, 3))[1]  # 3 iterations, '1 s'\n"
+        "print(json.dumps(list(peak_worker.cpu_rows([('float32', 1), ('float32', 2)], [], 1))))\n"
+    )
+    env = {**os.environ, **jitenv.settings(), "NUMBA_NUM_THREADS": "2"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["kernel"], r["threads"]): r for r in json.loads(proc.stdout)}
     from fndcli.kernels import peak
 
     for n in peak.CHAINS:
@@ -182,14 +187,12 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
     assert meta["measured_rows"] == 3 and len(core.load_cache()) == 3
     assert meta["cache_note"] == f"{own_cache} could not be read (cut off, or edited?): measured again"
     assert "the cache: " in again.stdout and core.cache_note() is None
-    refreshed = fnd(*args, "--refresh", "--out", tmp_path / "d")  # a good cache, measured again on demand
-    assert refreshed.exit_code == 0, refreshed.output
-    assert run_files(tmp_path / "d", "peak")[1]["measured_rows"] == 3
+    # --refresh, a good cache measured again on demand: tests/test_peak_figures.py
 
 
 def test_matmul_bench_measures_the_ceiling_it_lacks_and_says_so(fnd, tmp_path, own_cache):
     """The cache holds this machine's bandwidth, not its FMA peak: matmul-bench measures the FMA rows it lacks
-    (the bandwidth's measuring is the serial test's: 3 arrays of up to 256 MiB) and uses both."""
+    (the bandwidth's measuring is the timed test's: 3 arrays of up to 256 MiB) and uses both."""
     core.store_cache(
         [
             {

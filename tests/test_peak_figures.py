@@ -47,10 +47,10 @@ def _row(what, dtype, figure):
     }
 
 
-def test_refresh_replaces_the_rows_it_measures_and_keeps_the_rest_of_the_cache(tmp_path, monkeypatch):
-    """A cache of float32 100 GFLOP/s, float64 50 GFLOP/s and 20 GB/s; `--refresh --dtype float32
-    --no-bandwidth` measures float32 alone (here 120, from a stand-in for the measuring process): the cache
-    then holds float32 120, and float64 50 and 20 GB/s as they were."""
+def test_refresh_replaces_the_rows_it_measures_and_keeps_the_rest_of_the_cache(fnd, tmp_path, monkeypatch):
+    """A cache of float32 100 GFLOP/s, float64 50 GFLOP/s and 20 GB/s; `fnd peak --refresh --dtype float32
+    --no-bandwidth` measures float32 alone (here 120, from a stand-in for the measuring process), though the
+    cache holds it: the cache then holds float32 120, and float64 50 and 20 GB/s as they were."""
     monkeypatch.setenv("FND_CACHE_DIR", str(tmp_path))
     core.store_cache(
         [_row("fma", "float32", 100.0), _row("fma", "float64", 50.0), _row("bandwidth", "float64", 20.0)]
@@ -62,9 +62,13 @@ def test_refresh_replaces_the_rows_it_measures_and_keeps_the_rest_of_the_cache(t
         return [_row("fma", "float32", 120.0)]
 
     monkeypatch.setattr(core, "_measure", measure)
-    rows, measured, _ = core.run_peak(["float32"], [1], refresh=True, bandwidth=False)
-    assert asked == [("cpu", [("float32", 1)], [])] and measured == 1
-    assert [(r["dtype"], r["gflops"], r["source"]) for r in rows] == [("float32", 120.0, "measured")]
+    args = ("peak", "--dtype", "float32", "--threads", "1", "--no-bandwidth", "--no-history")
+    result = fnd(*args, "--refresh", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert asked == [("cpu", [("float32", 1)], [])]
+    rows, meta = run_files(tmp_path / "out", "peak")
+    assert meta["measured_rows"] == 1 and meta["config"]["refresh"] is True
+    assert rows[["dtype", "gflops", "source"]].values.tolist() == [["float32", 120.0, "measured"]]
     cached = {(r["what"], r["dtype"]): r["gflops"] or r["gb_s"] for r in core.load_cache()}
     assert cached == {("fma", "float32"): 120.0, ("fma", "float64"): 50.0, ("bandwidth", "float64"): 20.0}
 

@@ -10,6 +10,9 @@ from conftest import assert_rejected, run_files
 from fndcli.backprop.widths import build
 from fndcli.settings import TrainConfig
 
+pytestmark = pytest.mark.xdist_group("widths-runs")  # the module's runs, made once: on one worker
+
+
 ARGS = ["--widths", "64,128,256,512", "--hidden", "32", "--hidden", "32", "--n-in", "20", "--n-out", "10"]
 ARGS += ["--samples", "400", "--lr", "0.005", "--seeds", "3"]
 
