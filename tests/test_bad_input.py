@@ -366,3 +366,11 @@ def test_a_file_that_calls_os_exit_on_import_is_refused_not_a_silent_pass(tmp_pa
         assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
         assert str(quits) in stderr and "calls os._exit(0) on import" in stderr, stderr
     assert not out.exists()
+
+
+def test_bisect_without_the_double_dash_says_where_the_command_goes(fnd, tmp_path):
+    """`fnd bisect GOOD BAD gradcheck --model ...`: click meets --model as an option of bisect's own; the line
+    says the command goes after --, and lists none of bisect's options as what was meant."""
+    result = fnd("bisect", "HEAD~1", "HEAD", "gradcheck", "--model", "m.py:Model", "--out", tmp_path / "o")
+    assert_one_line_error(result, "No such option: --model", "goes after --: fnd bisect GOOD BAD -- COMMAND")
+    assert "Possible options" not in result.stderr and not (tmp_path / "o").exists()

@@ -198,9 +198,11 @@ def test_compare_refuses_a_stack_run_against_a_model_run_by_kind(fnd, tmp_path):
     model = ["--model", "examples/resnet.py:deep_mlp", "--input-shape", "4x100"]
     for name, args in (("stacks", stacks), ("model", model)):
         assert fnd("init-sweep", *args, "--out", tmp_path / name).exit_code == 0
+    kinds = {"stacks": "init-sweep", "model": "init-sweep --model"}
     for base, new in (("stacks", "model"), ("model", "stacks")):
         result = fnd("compare", tmp_path / base, tmp_path / new, "--out", tmp_path / "o")
-        assert_one_line_error(result, "one run is of fnd's stacks and the other of a --model")
+        said = f"BASE is a {kinds[base]} run and NEW a {kinds[new]} run: compare runs of one kind"
+        assert_one_line_error(result, said)
     assert not (tmp_path / "o").exists()
 
 

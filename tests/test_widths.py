@@ -2,19 +2,21 @@
 (standard: the output's update x2 a doubling of the width, the input layer's x1/sqrt(2); muP: flat), and
 against the activations measured apart from fnd; bad input, show and compare."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
 from conftest import assert_rejected, run_files
 
-from fndcli.backprop.widths import build
+from fndcli.backprop.widths import build, judge
 from fndcli.settings import TrainConfig
 
 pytestmark = pytest.mark.xdist_group("widths-runs")  # the module's runs, made once: on one worker
 
 
 ARGS = ["--widths", "64,128,256,512", "--hidden", "32", "--hidden", "32", "--n-in", "20", "--n-out", "10"]
-ARGS += ["--samples", "400", "--lr", "0.005", "--seeds", "3"]
+ARGS += ["--samples", "400", "--lr", "0.005"]  # --widths' default: 3 seeds
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +50,17 @@ def test_standard_parametrisation_grows_the_output_update_and_mup_keeps_it_flat(
     assert both["mup"][1]["widths"] == [64, 128, 256, 512]
 
 
+def test_one_seed_cannot_tell_a_growth_from_noise():
+    """A slope of one seed has no spread to judge it by, however far from flat; two give one."""
+    assert judge([math.log2(1.85)])[0] == "cannot tell" and math.isnan(judge([math.log2(1.85)])[2])
+    verdict, mean, se = judge([0.9, 1.1])
+    assert (verdict, mean) == ("grows", pytest.approx(1.0)) and se == pytest.approx(0.1)
+
+
 def test_the_coordinates_are_the_models_own_activations(both):
     """Step 0's mean |x| per layer, recomputed from the model `build` makes, with torch's own layers."""
     coords = pd.read_csv(next(both["mup"][3].glob("train-*-coords.csv")))
+    assert sorted(coords["seed"].unique()) == [0, 1, 2]  # --widths without --seeds: 3 seeds
     cfg = TrainConfig(hidden=(32, 32), n_in=20, n_out=10, samples=400, lr=0.005)
     from fndcli.backprop.train import make_data
 

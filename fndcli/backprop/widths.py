@@ -138,7 +138,9 @@ def judge(slopes):
     if not len(s):
         return "cannot tell", math.nan, math.nan
     mean = float(s.mean())
-    se = float(s.std(ddof=1) / math.sqrt(len(s))) if len(s) > 1 else 0.0
+    if len(s) < 2:  # one seed's slope: its spread unknown, so no growth can be told from noise
+        return "cannot tell", mean, math.nan
+    se = float(s.std(ddof=1) / math.sqrt(len(s)))
     if mean - NOISE_SDS * se > FLAT:
         return "grows", mean, se
     if mean + NOISE_SDS * se < -FLAT:

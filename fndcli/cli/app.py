@@ -50,6 +50,9 @@ class OneLineErrorGroup(_PlainPlaceholders, TyperGroup):
 
                 e.message = value_message(e)
                 e = blame_config(e)
+            elif isinstance(e, click.exceptions.NoSuchOption) and e.ctx and e.ctx.info_name == "bisect":
+                e.message += "; the command to bisect goes after --: fnd bisect GOOD BAD -- COMMAND ..."
+                e.possibilities = None  # bisect's own: --help and its few, not what was meant
             click.echo(f"Error: {clean(e.format_message())}", err=True)
             sys.exit(e.exit_code)
         except typer.Abort:

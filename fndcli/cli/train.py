@@ -36,6 +36,7 @@ from fndcli.names import LABELS, TASKS, listing, resolve_scheme_name
 from fndcli.settings import TRAIN_TOLERANCES, TrainConfig, n_valid
 
 DEFAULTS = TrainConfig()
+WIDTHS_SEEDS = 3  # --widths without --seeds: a growth per doubling is judged against its seeds' spread
 ParamName = choices("ParamName", ["sp", "mup"])  # --widths' parametrisations (fndcli.backprop.widths)
 HiddenAct = choices("HiddenAct", ["relu", "tanh"])  # fndcli.backprop.model.ACTIVATIONS
 
@@ -131,15 +132,16 @@ def train_command(
         ),
     ] = None,
     seeds: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--seeds",
             min=1,
             metavar="N",
-            help="With --stats: train N seeds (consecutive from --seed; the twin runs with the first); a "
-            "finding is said only when every seed shows it, else 'cannot tell'.",
+            help="With --stats (default 1) or --widths (default 3): N seeds, consecutive from --seed (the "
+            "twin runs with the first). A finding is said only when every seed shows it, and a growth with "
+            "the width only beyond its seeds' spread; else 'cannot tell'.",
         ),
-    ] = 1,
+    ] = None,
     lr_find: Annotated[
         bool,
         typer.Option(
@@ -198,6 +200,8 @@ def train_command(
         fnd train --lr 0.01 --momentum 0.9 --no-check-autograd --plot
         fnd train --model examples/chapter_model.py:Model
         fnd train --hidden 64 --hidden 64 --hidden 64 --lr 0.1 --stats 1 --seeds 3 --plot
+        fnd train --hidden 0 --lr-find --plot
+        fnd train --widths 64,128,256 --param mup --plot
     """
     check_devices([device.value])
     _check(lr, rtol, noise, momentum, valid_frac, samples, batch_size)
@@ -246,7 +250,7 @@ def train_command(
     if width_list:
         from fndcli.cli.train_modes import widths_run
 
-        widths_run(run, cfg, width_list, param.value, seeds, plot, quiet)
+        widths_run(run, cfg, width_list, param.value, seeds or WIDTHS_SEEDS, plot, quiet)
     if lr_find:
         from fndcli.cli.train_modes import lr_find_run
 
@@ -255,7 +259,7 @@ def train_command(
     from fndcli import userref
 
     with progress(run.con, quiet, epochs + 1, "training") as advance:
-        result, dynamics = _train(cfg, stats, seeds, advance)
+        result, dynamics = _train(cfg, stats, seeds or 1, advance)
     failures = _failures(cfg, result, check_autograd)
     loss, param = result.loss_diff, result.param_diff  # None without a twin
     run.finish(

@@ -298,6 +298,8 @@ def _bisect_outcome(m, rows):
             yield f"its parent {m['parent'][:12]} runs like GOOD (by the steps)"
     elif outcome == "no difference":
         yield "[bold]no difference[/] between GOOD and BAD: nothing to bisect, no commit named"
+        if m.get("mode") == "check" and "exit 1" in set(rows.loc[rows["role"] == "GOOD", "verdict"]):
+            yield "GOOD fails the check too (exit 1): name a GOOD where it passes"
     elif outcome == "cannot tell":
         why = ends["note"].iloc[0] if len(ends) else ""
         yield f"[yellow]cannot tell whether GOOD and BAD differ[/]: {escape(why)}"

@@ -324,7 +324,9 @@ def compare(base, new, settings=Settings()):
             f"BASE is a {base.command} run and NEW a {new.command} run; compare runs of one command"
         )
     if base.kind != new.kind:
-        raise CompareError("one run is of fnd's stacks and the other of a --model: compare runs of one kind")
+        raise CompareError(
+            f"BASE is a {base.kind.name} run and NEW a {new.kind.name} run: compare runs of one kind"
+        )
     if base.kind not in ROWS:
         commands = dict.fromkeys(kind.command for kind in ROWS)
         raise CompareError(
