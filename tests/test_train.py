@@ -94,6 +94,8 @@ def test_divergence_exits_1_names_the_epoch_and_keeps_the_csv(fnd, tmp_path):
     assert "diverged in epoch 1" in result.stderr and "smaller --lr" in result.stderr
     history, meta = run_files(tmp_path, "train")
     assert list(history["epoch"]) == [0] and meta["diverged_epoch"] == 1  # no epoch finished
+    shown = fnd("show", tmp_path)  # the saved run says it too, though the Error line was the run's stderr
+    assert shown.exit_code == 0 and "training diverged in epoch 1 (non-finite loss)" in shown.stdout
 
 
 def test_no_check_autograd(fnd, tmp_path):

@@ -178,6 +178,8 @@ def train(run):
     ]
     if diffs:
         yield f"largest relative difference from the twin: {', '.join(diffs)}; tolerance {cfg.get('rtol'):g}"
+    if m.get("diverged_epoch"):  # the run's own Error line went to stderr: its saved run says it here too
+        yield f"[bold red]training diverged in epoch {m['diverged_epoch']}[/] (non-finite loss)"
     stats, findings = run.extras.get("-stats.csv"), run.extras.get("-findings.csv")
     if stats is not None and len(stats):
         yield train_tables.dynamics_table(stats, f"inside, every {cfg.get('stats')} step(s): the first seed")
