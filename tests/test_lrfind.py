@@ -62,6 +62,8 @@ def test_lr_find_runs_are_shown_and_compared(fnd, tmp_path):
     [
         (["--lr-find", "--lr", "0.1"], "is not for --lr-find"),
         (["--lr-find", "--stats", "3"], "is not for --lr-find"),
+        (["--lr-find", "--no-check-autograd"], "'--no-check-autograd': is not for --lr-find"),  # as typed
+        (["--lr-find", "--check-autograd"], "'--check-autograd': is not for --lr-find"),
         (["--hidden", "0", "--hidden", "8"], "must be the only --hidden"),
     ],
 )

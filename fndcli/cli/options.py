@@ -86,7 +86,11 @@ def refuse_given(ctx, names, why):
 
     for name in names:
         if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
-            raise typer.BadParameter(why, param_hint=f"'--{name.replace('_', '-')}'")
+            param = next(p for p in ctx.command.params if p.name == name)
+            # a flag's off switch as typed: --no-check-autograd, not the option's name
+            off = param.secondary_opts and ctx.params[name] is False
+            typed = param.secondary_opts[0] if off else param.opts[0]
+            raise typer.BadParameter(why, param_hint=f"'{typed}'")
 
 
 # --format of the commands that print a document (compare, history): a table for people, or md, csv, json
