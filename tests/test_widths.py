@@ -2,6 +2,8 @@
 (standard: the output's update x2 a doubling of the width, the input layer's x1/sqrt(2); muP: flat), and
 against the activations measured apart from fnd; bad input, show and compare."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -130,6 +132,47 @@ def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
     coords = pd.read_csv(next(both["mup"][3].glob("train-*-coords.csv")))
     got = coords.query("seed == 0 and width == 128 and step == 1").set_index("layer")["update_l1"]
     assert got.to_dict() == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_slope_is_per_doubling_of_the_width_whatever_the_widths_step():
+    """Sizes in proportion to the width, widths x4 apart: x2 a doubling, slope 1; a size of 0 has none."""
+    from fndcli.backprop.widths import slope
+
+    assert slope([64, 256, 1024], [1.0, 4.0, 16.0]) == pytest.approx(1.0)
+    assert slope([64, 128, 512], [3.0, 3.0 / 2**0.5, 3.0 / 8**0.5]) == pytest.approx(-0.5)
+    assert math.isnan(slope([64, 128], [1.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "slopes, expected",
+    [
+        ([0.3, 0.3, 0.3], ("grows", 0.3, 0.0)),  # no spread: 0.3 > 0.25
+        ([-0.3, math.nan], ("shrinks", -0.3, 0.0)),  # a seed without a slope is left out
+        ([0.0, 0.14], ("cannot tell", 0.07, 0.07)),  # se = 0.14 / 2 (sd with n - 1): 0.07 + 3 x 0.07 > 0.25
+        ([0.0, 0.1], ("flat", 0.05, 0.05)),  # 0.05 + 3 x 0.05 <= 0.25
+        ([0.1, 0.2, 0.3], ("cannot tell", 0.2, 0.1 / 3**0.5)),  # 0.2 + 3 se = 0.37: not surely flat
+        ([0.2, 0.4, 0.6], ("cannot tell", 0.4, 0.2 / 3**0.5)),  # 0.4 - 3 se = 0.05: not surely growing
+    ],
+)
+def test_a_layers_verdict_from_its_seeds_slopes_worked_by_hand(slopes, expected):
+    from fndcli.backprop.widths import judge
+
+    assert judge(slopes) == pytest.approx(expected)
+
+
+def test_the_update_is_judged_after_the_first_step_and_the_activation_at_the_last():
+    """An update x2 a doubling at step 1 and flat at step 4, an activation x2 at step 4 only."""
+    from fndcli.backprop.widths import COORD_COLUMNS, STEPS, verdicts
+
+    rows = [
+        (seed, w, step, "out", w / 64 if step == STEPS else 1.0, w / 64 if step == 1 else 1.0)
+        for seed in (0, 1)
+        for w in (64, 128, 256)
+        for step in range(STEPS + 1)
+    ]
+    got = verdicts(pd.DataFrame(rows, columns=COORD_COLUMNS), "sp").set_index("what")
+    assert list(got["step"]) == [STEPS, 1] and list(got["verdict"]) == ["grows", "grows"]
+    assert list(got["per_doubling"]) == pytest.approx([2.0, 2.0])
 
 
 def _outputs(net, x):
