@@ -45,6 +45,7 @@ BOUND_15 = 15 * math.log10(GROWTH_M2)  # the bound over 15 BatchNorm calls: 2.50
         (1.55, 0.20, AS_PREDICTED),  # where the plain band's edge (1 + 3 sd = 1.6) made seeds flip
         (BOUND_15 + 1 + 3 * 0.2 + 0.1, 0.2, CANNOT_TELL),  # within one sd of the upper edge
         (BOUND_15 + 1 + 3 * 0.2 + 0.5, 0.2, "exploding"),
+        (-(1 + 3 * 0.2) - 0.1, 0.2, CANNOT_TELL),  # within one sd of the lower edge
         (-(1 + 3 * 0.2) - 0.5, 0.2, "vanishing"),
     ],
 )

@@ -95,10 +95,11 @@ def test_bad_widths_input_is_one_line(fnd, tmp_path, args, fragment):
     assert_rejected(fnd, tmp_path, "train", args, fragment)
 
 
-def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
-    """Step 1's mean |x_t - x_0| at width 128 (r = 2), from the twin of the same model stepped by autograd's
-    gradients at the rates muP prescribes, written out here: input weights and hidden biases lr x r, hidden
-    weights lr, output weights lr / r, the output bias lr."""
+def test_the_first_updates_are_autograd_sgd_steps_at_mups_rates(both):
+    """Steps 1 and 2's mean |x_t - x_0| at width 128 (r = 2), from the twin of the same model stepped by
+    autograd's gradients at the rates muP prescribes, written out here: input weights and hidden biases
+    lr x r, hidden weights lr, output weights lr / r, the output bias lr; each step on the next batch, each
+    update from the outputs before the first step."""
     from fndcli.backprop.reference import twin_of
     from fndcli.backprop.train import make_data
 
@@ -109,8 +110,7 @@ def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
     net = twin_of(params[0::2], params[1::2])
     probe = x[: cfg.batch_size]
     before = [t.detach() for t in _outputs(net, probe)]
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))[: cfg.batch_size]
-    torch.nn.functional.mse_loss(net(x[idx]), y[idx]).backward()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     scale = {
         (0, "weight"): 2,
@@ -120,18 +120,22 @@ def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
         (2, "weight"): 0.5,
         (2, "bias"): 1,
     }
-    with torch.no_grad():
-        for (i, which), s in scale.items():
-            p = getattr(linears[i], which)
-            p -= cfg.lr * s * p.grad
-    after = _outputs(net, probe)
-    expected = {
-        n: (a - b).abs().mean().item()
-        for n, a, b in zip(("lin1", "relu1", "lin2", "relu2", "out"), after, before)
-    }
     coords = pd.read_csv(next(both["mup"][3].glob("train-*-coords.csv")))
-    got = coords.query("seed == 0 and width == 128 and step == 1").set_index("layer")["update_l1"]
-    assert got.to_dict() == pytest.approx(expected, rel=1e-4)
+    for step in (1, 2):
+        idx = order[(step - 1) * cfg.batch_size :][: cfg.batch_size]
+        net.zero_grad()
+        torch.nn.functional.mse_loss(net(x[idx]), y[idx]).backward()
+        with torch.no_grad():
+            for (i, which), s in scale.items():
+                p = getattr(linears[i], which)
+                p -= cfg.lr * s * p.grad
+        after = _outputs(net, probe)
+        expected = {
+            n: (a - b).abs().mean().item()
+            for n, a, b in zip(("lin1", "relu1", "lin2", "relu2", "out"), after, before)
+        }
+        got = coords.query(f"seed == 0 and width == 128 and step == {step}").set_index("layer")["update_l1"]
+        assert got.to_dict() == pytest.approx(expected, rel=1e-4), step
 
 
 def test_the_slope_is_per_doubling_of_the_width_whatever_the_widths_step():
