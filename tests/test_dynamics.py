@@ -189,10 +189,15 @@ def test_saturation_is_measured_for_tanh_only():
 
 
 def test_a_tanh_layer_fed_n01_weights_is_named_saturated(fnd, tmp_path):
-    """The chapter's first try, N(0, 1) weights, before a tanh: pre-activations of std about sqrt(n_in)."""
+    """The chapter's first try, N(0, 1) weights, before a tanh: pre-activations of std about sqrt(n_in). The
+    run's own table is its seed's, as the same run without --stats gives it; the second seed only observed."""
     args = ["--act", "tanh", "--init", "normal", "--n-in", "50", "--hidden", "16", "--samples", "200"]
-    result = fnd("train", *args, "--epochs", "1", "--stats", "2", "--seeds", "2", "--out", tmp_path)
+    args += ["--epochs", "1"]
+    result = fnd("train", *args, "--stats", "2", "--seeds", "2", "--out", tmp_path / "stats")
     assert "saturated at tanh1, step 0" in result.stdout and "(2 of 2 seeds)" in result.stdout
+    assert fnd("train", *args, "--out", tmp_path / "plain").exit_code == 0
+    observed, plain = (run_files(tmp_path / side, "train")[0] for side in ("stats", "plain"))
+    assert list(observed["train_loss"]) == list(plain["train_loss"])
 
 
 def test_one_layers_figures_worked_by_hand():
@@ -287,3 +292,16 @@ def test_a_diverged_loss_is_told_from_a_spike(losses, expected):
     from fndcli.backprop.findings import diverged_at
 
     assert diverged_at(np.arange(len(losses)), np.array(losses)) == expected
+
+
+def test_a_finding_holds_when_every_seed_shows_it_and_is_told_at_the_first_seeds_step():
+    from fndcli.backprop.findings import findings
+
+    first = _seed_stats({("relu1", "dead"): [0.5, 1.0, 1.0], ("lin1", "m2"): [1.0, 1.0, 1.0]})
+    second = _seed_stats({("relu1", "dead"): [0.5, 0.5, 1.0], ("lin1", "m2"): [1.0, 1.0, 20.0]})
+    got = findings(pd.concat([first, second.assign(seed=1)]), 2).set_index("finding")
+    assert list(got.index) == ["dead", "explodes"]  # findings.ORDER
+    dead, explodes = got.loc["dead"], got.loc["explodes"]
+    assert (dead["step"], dead["seeds_with"], dead["verdict"]) == (1, 2, "holds")
+    assert dead["detail"] == "100% zeros from step 1 and after; steps 1-2 across seeds"
+    assert (explodes["step"], explodes["seeds_with"], explodes["verdict"]) == (2, 1, "cannot tell")
