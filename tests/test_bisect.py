@@ -326,6 +326,8 @@ def test_the_row_that_moved_most_is_the_largest_ratio_either_way():
         (["same", "inconclusive"], "inconclusive", True),  # one row cannot say: more processes may
         (["inconclusive", "inconclusive"], "inconclusive", True),
         (["BROKEN", "BROKEN"], "BROKEN", False),  # a wrong result is wrong however many processes run it
+        (["untimed", "same"], "inconclusive", False),  # no row that more processes could judge
+        (["BROKEN", "inconclusive"], "inconclusive", True),
     ],
 )
 def test_good_against_bad_with_no_row_moved(verdicts, expected, more):
