@@ -142,11 +142,15 @@ def timing_repo(path, slows):
 def gate_runs(monkeypatch):
     """matmul-bench steps as --gate runs on disk: each kernel FILE.py:NAME@COMMIT timed SLOW (its file's, at
     that commit) times 10 us in each of 16 worker processes, the processes' host speed shared (drift up to
-    30 %), 1 % noise each. Records the argv of each run."""
+    30 %), 1 % noise each (x e^N(0, 1) in the runs whose number, from 1, is in `.spoiled`). Records the argv
+    of each run."""
     from fndcli.bisect.run import Outcome
     from fndcli.cli import bisect as cli_bisect
 
-    calls = []
+    class Calls(list):
+        spoiled = ()
+
+    calls = Calls()
 
     def factory(out, db, no_history):
         def run_fnd(argv):
@@ -159,8 +163,9 @@ def gate_runs(monkeypatch):
                 path, _, commit = impl.rpartition("@")
                 text = git(path.rpartition(":")[0].rpartition("/")[0], "show", f"{commit}:kern.py")
                 speed[impl] = float(text.split("SLOW = ")[1].split()[0])
+            noise = (lambda: math.exp(rng.standard_normal())) if len(calls) in calls.spoiled else None
             processes = {
-                impl: [[d * s * (1 + 0.01 * rng.standard_normal())] * 3 for d in drift]
+                impl: [[d * s * (noise() if noise else 1 + 0.01 * rng.standard_normal())] * 3 for d in drift]
                 for impl, s in speed.items()
             }
             csv = fake_matmul_run(out, processes, stamp=f"20261130-12{len(calls):04d}")
@@ -214,6 +219,25 @@ def test_a_timing_that_cannot_tell_adds_processes_then_skips(fnd, tmp_path, gate
     assert meta["among"] == [commits[2], commits[3]] and "the first bad commit is one of" in result.stdout
 
 
+def test_a_noisy_first_run_is_set_aside_and_the_last_step_times_the_bad_child_beside_it(
+    fnd, tmp_path, gate_runs
+):
+    """5 commits, 3x slower from commit 3: commit 3 is stepped on first (bad), then commit 2, timed beside its
+    child judged bad. Commit 2's first run is spoiled (noise x e^N(0, 1)): it cannot tell, pooled or not; the
+    second run alone judges it good, and the first bad commit is set against its parent from that run."""
+    repo, commits = timing_repo(tmp_path / "repo", [1, 1, 3, 3, 3])
+    gate_runs.spoiled = {3}
+    result = bisect(fnd, tmp_path, commits[0], commits[-1], "matmul-bench", "--impl", f"{repo}/kern.py:mm")
+    assert result.exit_code == 0, result.output
+    steps, meta = run_files(tmp_path / "out", "bisect")
+    assert meta["first_bad"] == commits[2] and meta["parent"] == commits[1] and len(gate_runs) == 4
+    assert [a.rpartition("@")[2] for a in gate_runs[2] if "@" in a] == [*commits[:3], commits[-1]]
+    step = steps[steps["commit"] == commits[1]].iloc[0]
+    assert step["verdict"] == "good" and step["runs"] == 2
+    parent = steps[steps["role"] == "vs parent"].iloc[0]
+    assert parent["verdict"] == "REGRESSION" and parent["run"] == "in matmul-bench-20261130-120004"
+
+
 def test_a_timing_of_identical_speed_is_no_difference(fnd, tmp_path, gate_runs):
     repo, commits = timing_repo(tmp_path / "repo", [1, 1, 1])
     result = bisect(fnd, tmp_path, commits[0], commits[-1], "matmul-bench", "--impl", f"{repo}/kern.py:mm")
@@ -252,6 +276,135 @@ def test_skipped_commits_leave_the_first_bad_among_them():
     while (c := search.next()) is not None:
         search.mark(c, "skip" if c in ("b", "c") else "good" if c == "a" else "bad")
     assert search.first_bad() == ["b", "c", "d"]
+
+
+# --- the judging, on its own ------------------------------------------------------------------------------
+
+
+def _pair(verdict, change=0.0):
+    from fndcli.bisect.judge import Pair
+
+    return Pair(verdict, change, change - 0.05, change + 0.05, "")
+
+
+def test_a_step_is_bad_when_any_moved_row_is_like_bad_good_only_when_every_one_is_like_good():
+    """Two rows moved between GOOD and BAD, k1 the more. Like BAD: moved against GOOD as BAD did, not
+    against BAD; like GOOD: moved against BAD the other way, not against GOOD; neither: cannot tell."""
+    from fndcli.bisect.judge import step_verdict
+
+    directions = {"k1": "REGRESSION", "k2": "REGRESSION"}
+    like_bad = (_pair("REGRESSION", 1.0), _pair("same"))  # (against GOOD, against BAD)
+    like_good = (_pair("same", 0.01), _pair("improved", -0.5))
+    neither = (_pair("same"), _pair("same"))
+
+    def step(k1, k2):
+        return step_verdict({"k1": k1[0], "k2": k2[0]}, {"k1": k1[1], "k2": k2[1]}, directions)
+
+    bad = step(like_bad, neither)
+    assert bad.verdict == "bad" and (bad.change, bad.low, bad.high) == (1.0, 0.95, 1.05)  # k1 against GOOD
+    assert step(neither, like_bad).verdict == "bad"
+    assert step(like_good, like_good).verdict == "good"
+    skipped = step(like_good, neither)
+    assert (
+        skipped.verdict == "skip" and skipped.note == "cannot tell: k2: against GOOD same, against BAD same"
+    )
+    assert skipped.more_would_help and not step(like_good, (_pair("BROKEN"), _pair("same"))).more_would_help
+
+
+def test_the_row_that_moved_most_is_the_largest_ratio_either_way():
+    """+50 % (x1.5) moved less than -40 % (x0.6: 1 / 0.6 = 1.67 the other way); `same` did not move."""
+    from fndcli.bisect.judge import moved
+
+    ends = {"a": _pair("REGRESSION", 0.5), "b": _pair("improved", -0.4), "c": _pair("same", 3.0)}
+    assert list(moved(ends).items()) == [("b", "improved"), ("a", "REGRESSION")]
+
+
+@pytest.mark.parametrize(
+    "verdicts, expected, more",
+    [
+        (["same", "same"], "same", False),
+        (["same", "inconclusive"], "inconclusive", True),  # one row cannot say: more processes may
+        (["inconclusive", "inconclusive"], "inconclusive", True),
+        (["BROKEN", "BROKEN"], "BROKEN", False),  # a wrong result is wrong however many processes run it
+        (["untimed", "same"], "inconclusive", False),  # no row that more processes could judge
+        (["BROKEN", "inconclusive"], "inconclusive", True),
+    ],
+)
+def test_good_against_bad_with_no_row_moved(verdicts, expected, more):
+    from fndcli.bisect.judge import ends_verdict
+
+    judged = ends_verdict({f"k{i}": _pair(v) for i, v in enumerate(verdicts)})
+    assert (judged.verdict, judged.more_would_help) == (expected, more)
+
+
+# --- merges -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def merge_repo(tmp_path_factory):
+    """kern/ over two merges: s branches off x before GOOD (adds kern/s.py), c off GOOD (adds kern/c.py); on
+    trunk y (k.py v2), m1 merges c into y, m2 merges s into m1, then BAD (k.py v3). {name: hash}."""
+    repo = tmp_path_factory.mktemp("merges") / "repo"
+    (repo / "kern").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "trunk")
+    at = {}
+
+    def commit(name, path, text):
+        (repo / path).write_text(text)
+        git(repo, "add", ".")
+        git(repo, "commit", "-q", "-m", name)
+        at[name] = git(repo, "rev-parse", "HEAD")
+
+    def merge(name, branch):
+        git(repo, "merge", "-q", "--no-ff", "-m", name, branch)
+        at[name] = git(repo, "rev-parse", "HEAD")
+
+    commit("x", "kern/k.py", "v0")
+    git(repo, "checkout", "-q", "-b", "s")
+    commit("s", "kern/s.py", "s")
+    git(repo, "checkout", "-q", "trunk")
+    commit("good", "kern/k.py", "v1")
+    git(repo, "checkout", "-q", "-b", "c")
+    commit("c", "kern/c.py", "c")
+    git(repo, "checkout", "-q", "trunk")
+    commit("y", "kern/k.py", "v2")
+    merge("m1", "c")
+    merge("m2", "s")
+    commit("bad", "kern/k.py", "v3")
+    return repo, at
+
+
+def test_the_candidates_follow_both_sides_of_a_merge_and_only_commits_after_good(merge_repo):
+    """c, on a side branch off GOOD, is a candidate and m1's second parent; s, which branched off before
+    GOOD, is not between GOOD and BAD (`--ancestry-path`): its change enters at m2, m1 its only parent."""
+    from fndcli.bisect.commits import commit_range
+
+    repo, at = merge_repo
+    span = commit_range(repo / "kern" / "k.py", at["good"], at["bad"])
+    assert sorted(span.order[:2]) == sorted([at["y"], at["c"]])
+    assert span.order[2:] == [at["m1"], at["m2"], at["bad"]]
+    assert span.parents[at["m1"]] == [at["y"], at["c"]] and span.parents[at["m2"]] == [at["m1"]]
+
+
+def test_a_merge_found_bad_is_set_against_its_first_parent(merge_repo):
+    """y and c good, m1 (their merge) bad: the first bad commit is m1, and the code before it is trunk's,
+    its first parent y. Each step's exit stands in for a check's (0 good, 1 bad)."""
+    from fndcli.bisect.command import parse
+    from fndcli.bisect.commits import commit_range
+    from fndcli.bisect.run import Bisect, Outcome
+
+    repo, at = merge_repo
+    span = commit_range(repo / "kern" / "k.py", at["good"], at["bad"])
+    bad = {at["m1"], at["m2"], at["bad"]}
+    ran = []
+
+    def run_fnd(argv):
+        ran.append(argv[2].rpartition("@")[2])
+        return Outcome(1 if ran[-1] in bad else 0, None)
+
+    result = Bisect(parse(["gradcheck", "--model", f"{repo}/kern/k.py:M"]), span, run_fnd).run()
+    assert result.outcome == "found" and result.first_bad.commit == at["m1"] and result.parent == at["y"]
+    assert {at["y"], at["c"]} <= set(ran[2:])  # both sides of the merge stepped on
 
 
 # --- fnd history offers the bisect ------------------------------------------------------------------------

@@ -45,6 +45,7 @@ BOUND_15 = 15 * math.log10(GROWTH_M2)  # the bound over 15 BatchNorm calls: 2.50
         (1.55, 0.20, AS_PREDICTED),  # where the plain band's edge (1 + 3 sd = 1.6) made seeds flip
         (BOUND_15 + 1 + 3 * 0.2 + 0.1, 0.2, CANNOT_TELL),  # within one sd of the upper edge
         (BOUND_15 + 1 + 3 * 0.2 + 0.5, 0.2, "exploding"),
+        (-(1 + 3 * 0.2) - 0.1, 0.2, CANNOT_TELL),  # within one sd of the lower edge
         (-(1 + 3 * 0.2) - 0.5, 0.2, "vanishing"),
     ],
 )
@@ -59,3 +60,22 @@ def test_without_batchnorm_a_growth_at_the_bands_edge_cannot_be_told():
     assert gradient_verdict(allowed + 0.1, sd, 0, ("exploding", "grew"), allowed)[0] == CANNOT_TELL
     assert gradient_verdict(allowed - 0.1, sd, 0, ("stable", "moved"), allowed)[0] == CANNOT_TELL
     assert gradient_verdict(allowed + 0.5, sd, 0, ("exploding", "grew"), allowed) == ("exploding", "grew")
+    assert gradient_verdict(-allowed - 0.1, sd, 0, ("vanishing", "shrank"), allowed)[0] == CANNOT_TELL
+
+
+def test_the_theorys_figures_in_the_reason_worked_by_hand():
+    """pi / (pi - 1) = 1.4669 a layer in mean square, sqrt of it = 1.2112 in RMS; over 8 layers
+    8 log10(1.4669) = +1.33 decades. Measured exactly that: x1.21 a layer in RMS."""
+    d = 8 * math.log10(math.pi / (math.pi - 1))
+    verdict, reason = gradient_verdict(d, 0.1, 8, ("stable", "plain"), 1.3)
+    assert verdict == AS_PREDICTED
+    assert "up to x1.21 a BatchNorm + ReLU layer, +1.33 decades over its 8 BatchNorm layers" in reason
+    assert "+1.33 decades back to the input (±0.1), x1.21 a BatchNorm layer in RMS" in reason
+
+
+def test_batchnorm_calls_are_counted_on_one_seed():
+    from fndcli.init.bntheory import batchnorm_calls
+
+    types = ["Linear", "BatchNorm1d", "ReLU", "BatchNorm2d"]
+    layers = pd.DataFrame({"seed": [3] * 4 + [4] * 4, "type": types * 2})
+    assert batchnorm_calls(layers) == 2

@@ -189,7 +189,119 @@ def test_saturation_is_measured_for_tanh_only():
 
 
 def test_a_tanh_layer_fed_n01_weights_is_named_saturated(fnd, tmp_path):
-    """The chapter's first try, N(0, 1) weights, before a tanh: pre-activations of std about sqrt(n_in)."""
+    """The chapter's first try, N(0, 1) weights, before a tanh: pre-activations of std about sqrt(n_in). The
+    run's own table is its seed's, as the same run without --stats gives it; the second seed only observed."""
     args = ["--act", "tanh", "--init", "normal", "--n-in", "50", "--hidden", "16", "--samples", "200"]
-    result = fnd("train", *args, "--epochs", "1", "--stats", "2", "--seeds", "2", "--out", tmp_path)
+    args += ["--epochs", "1"]
+    result = fnd("train", *args, "--stats", "2", "--seeds", "2", "--out", tmp_path / "stats")
     assert "saturated at tanh1, step 0" in result.stdout and "(2 of 2 seeds)" in result.stdout
+    assert fnd("train", *args, "--out", tmp_path / "plain").exit_code == 0
+    observed, plain = (run_files(tmp_path / side, "train")[0] for side in ("stats", "plain"))
+    assert list(observed["train_loss"]) == list(plain["train_loss"])
+
+
+def test_one_layers_figures_worked_by_hand():
+    """x = [[0, 1, -2], [0, 0, 3]]: mean 1/3, std sqrt(8/3) (n - 1), mean square 14/6, 3 of 6 exact zeros,
+    1 unit of 3 zero for both examples; |x| in bins of 0.25: 0 (x3), 1 -> 4, 2 -> 8, 3 -> 12. Past 10, inf
+    and nan land in the last bin."""
+    from fndcli.backprop.dynamics import output_stats
+
+    got = output_stats(torch.tensor([[0.0, 1.0, -2.0], [0.0, 0.0, 3.0]]), "relu")
+    expected = {"mean": 1 / 3, "std": math.sqrt(8 / 3), "m2": 14 / 6, "dead": 0.5, "near_zero": 0.5}
+    assert {k: got[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+    assert got["dead_units"] == pytest.approx(1 / 3)
+    assert {k: v for k, v in got.items() if k.startswith("hist") and v} == {
+        "hist00": 3,
+        "hist04": 1,
+        "hist08": 1,
+        "hist12": 1,
+    }
+    edges = output_stats(torch.tensor([[0.1, 0.3, 9.9, 12.0, math.inf, math.nan]]), "tanh")
+    assert {k: v for k, v in edges.items() if k.startswith("hist") and v} == {
+        "hist00": 1,
+        "hist01": 1,
+        "hist39": 4,
+    }
+
+
+def test_the_smoothed_loss_is_a_weighted_mean_of_the_losses_so_far():
+    """Bias-corrected, the moving average of [2, 4] is (0.98 x 2 + 4) / (0.98 + 1), and of a constant the
+    constant itself from the first step."""
+    from fndcli.backprop.findings import smoothed
+
+    assert smoothed([2.0, 4.0]) == pytest.approx([2.0, (0.98 * 2 + 4) / 1.98], rel=1e-12)
+    assert smoothed([3.0] * 5) == pytest.approx([3.0] * 5, rel=1e-12)
+
+
+def _seed_stats(series):
+    """One seed's stats from {(layer, stat): [value at step 0, 1, ...]}."""
+    rows = [
+        (0, step, 0, layer, stat, v)
+        for (layer, stat), values in series.items()
+        for step, v in enumerate(values)
+    ]
+    return pd.DataFrame(rows, columns=["seed", "step", "epoch", "layer", "stat", "value"])
+
+
+def test_each_finding_on_stats_worked_by_hand():
+    """log10 update:data [-5, -1, -1] (median -1, above -1.5, first there at step 1), [-5, -5, -5] (below
+    -4.5), a bias's ignored; dead from its first step at 0.9 (its most, exactly), not at every later one;
+    dead units 0 -> 25 %, and falling (not named); mean square x20 (1.3 decades up) and x0.05 (1.3 down),
+    the output's ignored."""
+    from fndcli.backprop.findings import seed_findings
+
+    found = seed_findings(
+        _seed_stats(
+            {
+                ("lin1.w", "update_data"): [1e-5, 0.1, 0.1],
+                ("lin1.b", "update_data"): [10.0, 10.0, 10.0],
+                ("lin2.w", "update_data"): [1e-5, 1e-5, 1e-5],
+                ("relu1", "dead"): [0.5, 0.9, 0.8, 0.9],
+                ("relu1", "dead_units"): [0.0, 0.05, 0.25],
+                ("relu2", "dead_units"): [0.5, 0.3, 0.1],
+                ("lin1", "m2"): [1.0, 2.0, 20.0],
+                ("lin2", "m2"): [1.0, 0.05],
+                ("out", "m2"): [1.0, 1e4],
+            }
+        )
+    )
+    assert sorted(found) == sorted(
+        [
+            ("rate too high", "lin1.w", 1, "log10 update:data -1.00 (median)"),
+            ("barely moves", "lin2.w", 0, "log10 update:data -5.00 (median)"),
+            ("dead", "relu1", 1, "90% zeros from step 1 not at every later step"),
+            ("dead units grow", "relu1", 2, "dead units 0% -> 25%"),
+            ("explodes", "lin1", 2, "mean square x20 from step 0"),
+            ("collapses", "lin2", 1, "mean square x0.05 from step 0"),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "losses, expected",
+    [
+        # step 10's 100 takes the smoothed loss to (8.97 + 100) / 9.97 = 10.9, past 4 x 1; 200 steps of 1
+        # later it is back to 1.04: spiked
+        ([1.0] * 10 + [100.0] + [1.0] * 200, (10, False)),
+        ([1.0] * 10 + [100.0] * 5, (10, True)),  # still 99 / 1 above at the end: diverged
+        ([1.0] * 10 + [5.0] + [1.0] * 5, (None, False)),  # the batch passed 4x, the smoothed (1.40) did not
+        ([1.0, 1.0, math.nan], (2, True)),
+    ],
+)
+def test_a_diverged_loss_is_told_from_a_spike(losses, expected):
+    from fndcli.backprop.findings import diverged_at
+
+    assert diverged_at(np.arange(len(losses)), np.array(losses)) == expected
+
+
+def test_a_finding_holds_when_every_seed_shows_it_and_is_told_at_the_first_seeds_step():
+    from fndcli.backprop.findings import findings
+
+    first = _seed_stats({("relu1", "dead"): [0.5, 1.0, 1.0], ("lin1", "m2"): [1.0, 1.0, 1.0]})
+    second = _seed_stats({("relu1", "dead"): [0.5, 0.5, 1.0], ("lin1", "m2"): [1.0, 1.0, 20.0]})
+    got = findings(pd.concat([first, second.assign(seed=1)]), 2).set_index("finding")
+    assert list(got.index) == ["dead", "explodes"]  # findings.ORDER
+    dead, explodes = got.loc["dead"], got.loc["explodes"]
+    assert (dead["step"], dead["seeds_with"], dead["verdict"]) == (1, 2, "holds")
+    assert dead["detail"] == "100% zeros from step 1 and after; steps 1-2 across seeds"
+    assert (explodes["step"], explodes["seeds_with"], explodes["verdict"]) == (2, 1, "cannot tell")

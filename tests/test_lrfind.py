@@ -1,6 +1,7 @@
 """`fnd train --lr-find`: fastai's sweep, checked against the theory of gradient descent on a linear model
 (torch.linalg.eigvalsh), its valley rule, bad input, show and compare."""
 
+import pandas as pd
 import pytest
 import torch
 from conftest import assert_rejected, run_files
@@ -42,6 +43,40 @@ def test_valley_takes_two_thirds_of_the_longest_decreasing_stretch():
     start, end = 0, 11  # fastai's valley measures from one before the stretch's first point
     sections = (end - start) / 3
     assert valley(losses) == start + int(sections) + int(sections / 2) == 4
+
+
+def test_valley_on_a_stretch_of_twelve():
+    """Decreasing from index 1 (6) to 12 (0.5), 12 points: from one before it (0), 12 / 3 + 12 / 6 = 6."""
+    assert valley([5, 6, 5.5, 5, 4.5, 4, 3.5, 3, 2.5, 2, 1.5, 1, 0.5, 9]) == 6
+
+
+def test_valley_counts_only_strictly_decreasing_losses():
+    """fastai's `<`: 3, 2, 1 is the stretch (2, 2, 2 is flat): one before it, index 1, + int(3 / 3)."""
+    assert valley([3, 2, 2, 2, 1, 5]) == 2
+
+
+def test_valley_of_a_two_point_stretch_at_the_start_is_its_first_point():
+    """2, 1 then rising: one before the stretch (-1) + int(2 / 3) + int(2 / 6) is -1, which as an index would
+    be the last, highest rate (fastai's valley returns lrs[-1]); the suggestion is the stretch's start."""
+    assert valley([2, 1, 3, 4]) == 0
+
+
+def test_the_sweeps_figures_read_from_its_rows_worked_by_hand():
+    """20 steps at fastai's rates (10^(-7 + 8 i / 100)): the batch loss passes 4x the lowest before it at
+    step 1 (5 > 4 x 1); the raw loss is lowest at step 3, the smoothed at 19; valley reads steps 10-14 only
+    (the first 10 and last 5 left out): all decreasing, from one before it (-1) + int(5 / 3): step 10."""
+    from fndcli.backprop.lrfind import COLUMNS, _read
+
+    smooth = [9.0] * 10 + [5, 4, 3, 2, 1, 0.5, 0.4, 0.3, 0.2, 0.1]
+    loss = [1.0, 5.0, 0.5, 0.01] + [0.9] * 16
+    lr = [10 ** (-7 + 8 * i / 100) for i in range(20)]
+    frame = pd.DataFrame({"step": range(20), "lr": lr, "loss": loss, "smoothed": smooth})[COLUMNS]
+    suggestion, stop_lr, stop_step, min_lr, diverged_lr = _read(frame)
+    assert (stop_lr, stop_step) == (None, None)
+    assert suggestion == pytest.approx(10**-6.2) and min_lr == pytest.approx(10 ** (-7 + 8 * 19 / 100))
+    assert diverged_lr == pytest.approx(10**-6.92)
+    stopped = frame.iloc[:4].assign(smoothed=[3.0, 2.0, 1.0, 5.0])  # 5 > 4 x 1 at the last step
+    assert _read(stopped)[:3] == (None, pytest.approx(10**-6.76), 3)
 
 
 def test_lr_find_runs_are_shown_and_compared(fnd, tmp_path):

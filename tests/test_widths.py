@@ -103,10 +103,11 @@ def test_bad_widths_input_is_one_line(fnd, tmp_path, args, fragment):
     assert_rejected(fnd, tmp_path, "train", args, fragment)
 
 
-def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
-    """Step 1's mean |x_t - x_0| at width 128 (r = 2), from the twin of the same model stepped by autograd's
-    gradients at the rates muP prescribes, written out here: input weights and hidden biases lr x r, hidden
-    weights lr, output weights lr / r, the output bias lr."""
+def test_the_first_updates_are_autograd_sgd_steps_at_mups_rates(both):
+    """Steps 1 and 2's mean |x_t - x_0| at width 128 (r = 2), from the twin of the same model stepped by
+    autograd's gradients at the rates muP prescribes, written out here: input weights and hidden biases
+    lr x r, hidden weights lr, output weights lr / r, the output bias lr; each step on the next batch, each
+    update from the outputs before the first step."""
     from fndcli.backprop.reference import twin_of
     from fndcli.backprop.train import make_data
 
@@ -117,8 +118,7 @@ def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
     net = twin_of(params[0::2], params[1::2])
     probe = x[: cfg.batch_size]
     before = [t.detach() for t in _outputs(net, probe)]
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))[: cfg.batch_size]
-    torch.nn.functional.mse_loss(net(x[idx]), y[idx]).backward()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     scale = {
         (0, "weight"): 2,
@@ -128,18 +128,63 @@ def test_the_first_update_is_one_autograd_sgd_step_at_mups_rates(both):
         (2, "weight"): 0.5,
         (2, "bias"): 1,
     }
-    with torch.no_grad():
-        for (i, which), s in scale.items():
-            p = getattr(linears[i], which)
-            p -= cfg.lr * s * p.grad
-    after = _outputs(net, probe)
-    expected = {
-        n: (a - b).abs().mean().item()
-        for n, a, b in zip(("lin1", "relu1", "lin2", "relu2", "out"), after, before)
-    }
     coords = pd.read_csv(next(both["mup"][3].glob("train-*-coords.csv")))
-    got = coords.query("seed == 0 and width == 128 and step == 1").set_index("layer")["update_l1"]
-    assert got.to_dict() == pytest.approx(expected, rel=1e-4)
+    for step in (1, 2):
+        idx = order[(step - 1) * cfg.batch_size :][: cfg.batch_size]
+        net.zero_grad()
+        torch.nn.functional.mse_loss(net(x[idx]), y[idx]).backward()
+        with torch.no_grad():
+            for (i, which), s in scale.items():
+                p = getattr(linears[i], which)
+                p -= cfg.lr * s * p.grad
+        after = _outputs(net, probe)
+        expected = {
+            n: (a - b).abs().mean().item()
+            for n, a, b in zip(("lin1", "relu1", "lin2", "relu2", "out"), after, before)
+        }
+        got = coords.query(f"seed == 0 and width == 128 and step == {step}").set_index("layer")["update_l1"]
+        assert got.to_dict() == pytest.approx(expected, rel=1e-4), step
+
+
+def test_the_slope_is_per_doubling_of_the_width_whatever_the_widths_step():
+    """Sizes in proportion to the width, widths x4 apart: x2 a doubling, slope 1; a size of 0 has none."""
+    from fndcli.backprop.widths import slope
+
+    assert slope([64, 256, 1024], [1.0, 4.0, 16.0]) == pytest.approx(1.0)
+    assert slope([64, 128, 512], [3.0, 3.0 / 2**0.5, 3.0 / 8**0.5]) == pytest.approx(-0.5)
+    assert math.isnan(slope([64, 128], [1.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "slopes, expected",
+    [
+        ([0.3, 0.3, 0.3], ("grows", 0.3, 0.0)),  # no spread: 0.3 > 0.25
+        ([-0.3, math.nan], ("shrinks", -0.3, 0.0)),  # a seed without a slope is left out
+        ([0.0, 0.14], ("cannot tell", 0.07, 0.07)),  # se = 0.14 / 2 (sd with n - 1): 0.07 + 3 x 0.07 > 0.25
+        ([0.0, 0.1], ("flat", 0.05, 0.05)),  # 0.05 + 3 x 0.05 <= 0.25
+        ([0.1, 0.2, 0.3], ("cannot tell", 0.2, 0.1 / 3**0.5)),  # 0.2 + 3 se = 0.37: not surely flat
+        ([0.2, 0.4, 0.6], ("cannot tell", 0.4, 0.2 / 3**0.5)),  # 0.4 - 3 se = 0.05: not surely growing
+    ],
+)
+def test_a_layers_verdict_from_its_seeds_slopes_worked_by_hand(slopes, expected):
+    from fndcli.backprop.widths import judge
+
+    assert judge(slopes) == pytest.approx(expected)
+
+
+def test_the_update_is_judged_after_the_first_step_and_the_activation_at_the_last():
+    """An update x2 a doubling at step 1 and flat at step 4, an activation x2 at step 4 only."""
+    from fndcli.backprop.widths import COORD_COLUMNS, STEPS, verdicts
+
+    rows = [
+        (seed, w, step, "out", w / 64 if step == STEPS else 1.0, w / 64 if step == 1 else 1.0)
+        for seed in (0, 1)
+        for w in (64, 128, 256)
+        for step in range(STEPS + 1)
+    ]
+    got = verdicts(pd.DataFrame(rows, columns=COORD_COLUMNS), "sp").set_index("what")
+    assert list(got["step"]) == [STEPS, 1] and list(got["verdict"]) == ["grows", "grows"]
+    assert list(got["per_doubling"]) == pytest.approx([2.0, 2.0])
 
 
 def _outputs(net, x):

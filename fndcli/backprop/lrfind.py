@@ -45,7 +45,9 @@ class LRFind:
 
 
 def valley(losses):
-    """fastai's valley: the index two thirds of the way along the longest decreasing stretch of `losses`."""
+    """fastai's valley: the index two thirds of the way along the longest decreasing stretch of `losses`,
+    measured from one before the stretch: -1 for a stretch from the first loss, where fastai's index of a
+    stretch of two, -1, would read the last rate; here it is the first."""
     n = len(losses)
     lds, max_start, max_end = [1] * n, 0, 0
     for i in range(1, n):
@@ -55,7 +57,7 @@ def valley(losses):
             if lds[max_end] < lds[i]:
                 max_end, max_start = i, i - lds[i]
     sections = (max_end - max_start) / 3
-    return max_start + int(sections) + int(sections / 2)
+    return max(0, max_start + int(sections) + int(sections / 2))
 
 
 def rate(i):

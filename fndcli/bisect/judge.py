@@ -82,7 +82,8 @@ def ends_verdict(ends):
         p.low,
         p.high,
         "; ".join(f"{r}: {q.verdict}{f' ({q.note})' if q.note else ''}" for r, q in ends.items()),
-        more_would_help=verdict not in ("same", *NO_WORSE_FOR_MORE),
+        # more processes may judge a row that was too noisy; a row judged `same`, BROKEN, untimed ... stays so
+        more_would_help=any(q.verdict not in ("same", *NO_WORSE_FOR_MORE) for q in ends.values()),
     )
 
 
