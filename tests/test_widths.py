@@ -159,7 +159,7 @@ def test_the_slope_is_per_doubling_of_the_width_whatever_the_widths_step():
     "slopes, expected",
     [
         ([0.3, 0.3, 0.3], ("grows", 0.3, 0.0)),  # no spread: 0.3 > 0.25
-        ([-0.3, math.nan], ("shrinks", -0.3, 0.0)),  # a seed without a slope is left out
+        ([-0.3, math.nan, -0.3], ("shrinks", -0.3, 0.0)),  # a seed without a slope is left out
         ([0.0, 0.14], ("cannot tell", 0.07, 0.07)),  # se = 0.14 / 2 (sd with n - 1): 0.07 + 3 x 0.07 > 0.25
         ([0.0, 0.1], ("flat", 0.05, 0.05)),  # 0.05 + 3 x 0.05 <= 0.25
         ([0.1, 0.2, 0.3], ("cannot tell", 0.2, 0.1 / 3**0.5)),  # 0.2 + 3 se = 0.37: not surely flat
