@@ -153,7 +153,7 @@ def test_an_fma_row_counts_the_work_of_every_thread():
         )
 
 
-def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_path, own_cache):
+def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_path, own_cache, monkeypatch):
     args = ("peak", "--dtype", "float64", "--threads", "1", "--no-bandwidth")
     first = fnd(*args, "--out", tmp_path / "a")
     assert first.exit_code == 0, first.output
@@ -181,9 +181,13 @@ def test_the_cache_is_reused_keyed_by_machine_and_refreshed_on_demand(fnd, tmp_p
     assert core.load_cache() == [] and "held another machine's ceilings" in core.cache_note()
     own_cache.write_text("{not json")
     assert core.load_cache() == []
-    again = fnd(*args, "--out", tmp_path / "c")  # measured again, and the caption says why
+    # measured again, and the caption says why; the measuring process stood in (it ran for real above)
+    asked = []
+    monkeypatch.setattr(core, "_measure", lambda *how: asked.append(how) or measured.to_dict("records"))
+    again = fnd(*args, "--out", tmp_path / "c")
     assert again.exit_code == 0, again.output
     meta = run_files(tmp_path / "c", "peak")[1]
+    assert asked == [("cpu", [("float64", 1)], [])]
     assert meta["measured_rows"] == 3 and len(core.load_cache()) == 3
     assert meta["cache_note"] == f"{own_cache} could not be read (cut off, or edited?): measured again"
     assert "the cache: " in again.stdout and core.cache_note() is None
