@@ -346,7 +346,8 @@ def merge_repo(tmp_path_factory):
     trunk y (k.py v2), m1 merges c into y, m2 merges s into m1, then BAD (k.py v3). {name: hash}."""
     repo = tmp_path_factory.mktemp("merges") / "repo"
     (repo / "kern").mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "trunk")
+    git(repo, "init", "-q")
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/trunk")  # whatever the default branch is called
     at = {}
 
     def commit(name, path, text):
