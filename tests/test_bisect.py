@@ -93,6 +93,17 @@ def test_a_check_whose_good_and_bad_agree_is_no_difference(fnd, model_repo, tmp_
     assert "no difference" in result.stdout and "first bad commit" not in result.stdout
     csv = next((tmp_path / "out").glob("bisect-*.csv"))
     assert list(pd.read_csv(csv).columns) == kinds.BISECT.written()
+    assert "GOOD fails the check too" not in result.stdout  # both pass here
+
+
+def test_a_good_that_fails_the_check_too_is_said(fnd, model_repo, tmp_path):
+    """Commits 5 and 7 both halve the weight gradient: no difference, and the line says GOOD fails too."""
+    repo, commits = model_repo
+    result = bisect(
+        fnd, tmp_path, commits[4], commits[6], "gradcheck", "--model", f"{repo}/model.py:Model", *SMALL
+    )
+    assert result.exit_code == 1, result.output
+    assert "no difference" in result.stdout and "GOOD fails the check too (exit 1)" in result.stdout
 
 
 @pytest.mark.parametrize(
