@@ -50,9 +50,6 @@ class OneLineErrorGroup(_PlainPlaceholders, TyperGroup):
 
                 e.message = value_message(e)
                 e = blame_config(e)
-            elif isinstance(e, click.exceptions.NoSuchOption) and e.ctx and e.ctx.info_name == "bisect":
-                e.message += "; the command to bisect goes after --: fnd bisect GOOD BAD -- COMMAND ..."
-                e.possibilities = None  # bisect's own: --help and its few, not what was meant
             click.echo(f"Error: {clean(e.format_message())}", err=True)
             sys.exit(e.exit_code)
         except typer.Abort:
@@ -100,9 +97,10 @@ app = typer.Typer(
 )
 
 
-def command(name, short_help):
-    """Register a command on the app, with fnd's help conventions; short_help is its line in `fnd --help`."""
-    return app.command(name, cls=FndCommand, short_help=short_help)
+def command(name, short_help, cls=None):
+    """Register a command on the app, with fnd's help conventions; short_help is its line in `fnd --help`;
+    cls a FndCommand of the command's own."""
+    return app.command(name, cls=cls or FndCommand, short_help=short_help)
 
 
 def _version(value: bool):

@@ -10,12 +10,26 @@ from typing import Annotated
 import typer
 from typer import _click as click
 
-from fndcli.cli.app import command
+from fndcli.cli.app import FndCommand, command
 from fndcli.cli.options import DbOption, NoHistoryOption, OutOption, QuietOption
 from fndcli.cli.runs import Run, error_line
 
 
-@command("bisect", "The first commit at which a command's result turns from GOOD's to BAD's.")
+class BisectCommand(FndCommand):
+    """An option bisect does not know was most likely meant for the command it runs: say where that goes."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoSuchOption as e:
+            e.message += "; the command to bisect goes after --: fnd bisect GOOD BAD -- COMMAND ..."
+            e.possibilities = None  # bisect's own options (--help and a few): not what was meant
+            raise
+
+
+@command(
+    "bisect", "The first commit at which a command's result turns from GOOD's to BAD's.", cls=BisectCommand
+)
 def bisect_command(
     ctx: typer.Context,
     good: Annotated[str, typer.Argument(metavar="GOOD", help="A commit whose result is the good one.")],
