@@ -54,8 +54,11 @@ def _one(m, k, n):
     return 1
 
 
-def _packed(m, k, n):  # numba-tiled: a KC (<= 1024) block of b packed (n rounded up to NR <= 32), a's blocks
-    return (n + 32) * 1024 + (m + 128) * 1024 + m * n  # (at most every row's, on many threads), the output
+def _packed(m, k, n):
+    """numba-tiled's buffers, in elements: all of b packed (k in blocks of at least 128, n rounded up to
+    NR <= 32), a packed block of a a thread (at most all of a's rows, and a panel a thread, by k), and the
+    output."""
+    return (k + k // 128 + 1) * (n + 32) + (m + 1024) * k + m * n
 
 
 IMPL_SPECS = {

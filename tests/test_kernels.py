@@ -140,6 +140,74 @@ def test_numba_tiled_packs_into_cache_line_aligned_buffers():
         assert [b.min() == b.max() == i for i, b in enumerate(buffers)] == [True] * len(buffers)
 
 
+@pytest.mark.xdist_group("numba-tiled-float64")
+def test_numba_tiled_keeps_its_buffers_for_one_shape_and_never_reads_stale_ones():
+    """The packing buffers live on between calls of one shape (no page faults a call) and are made anew for
+    another; each call is still a @ b after a larger shape, a smaller one and the same shape with other
+    values; and the buffers with the output fit the memory fnd reserves for numba-tiled before a run."""
+    import numpy as np
+
+    from fndcli.kernels import tiled
+    from fndcli.names import IMPL_SPECS
+
+    rng = np.random.default_rng(0)
+    kept = []
+    for m, k, n in [(70, 300, 90), (9, 17, 33), (70, 300, 90), (70, 300, 90)]:
+        a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+        c = tiled.matmul(a, b)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)
+        kept.append(tiled._buffers.bp)
+        used = tiled._buffers.bp.nbytes + tiled._buffers.ap.nbytes + c.nbytes
+        assert used <= IMPL_SPECS["numba-tiled"].scratch(m, k, n) * 8
+    assert kept[3] is kept[2] and kept[1] is not kept[0] and kept[2] is not kept[0]
+
+
+@pytest.mark.xdist_group("numba-tiled-float64")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_tiled_kernel_over_many_k_blocks_and_stale_buffers(dtype):
+    """This host's tile through k in several blocks (the later ones add into c, the last one short) and rows
+    over 3 parts: the blocking the host picks keeps k whole below 4096, so the suite drives the kernel
+    directly. The buffers start as NaN: anything the kernel read without writing would show."""
+    import numpy as np
+
+    from fndcli.kernels import gemm
+    from fndcli.kernels.tiled import blocking
+
+    mr, nr, _, _ = blocking(dtype, 1, 1, 1)
+    (m, k, n), kc, mc, parts = (61, 300, 2 * nr + 3), 64, 2 * mr, 3
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    c = np.full((m, n), np.nan, dtype)
+    bp = np.full((-(-k // kc), -(-n // nr), kc, nr), np.nan, dtype)
+    ap = np.full((parts, mc // mr, kc, mr), np.nan, dtype)
+    getattr(gemm, f"gemm_{mr}x{nr}")(a, b, c, kc, mc, parts, bp, ap)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.abs(c - ref).max() <= (1e-5 if dtype == "float32" else 1e-12) * np.abs(ref).max()
+
+
+def test_prefetch_intrinsics_emit_prefetch_instructions():
+    """read_l2 and write_l1 become x86's prefetcht1 and prefetchw (where the CPU has it) and change nothing
+    they touch."""
+    import numpy as np
+    from numba import njit
+
+    from fndcli.kernels.prefetch import read_l2, write_l1
+
+    @njit
+    def touch(flat, matrix):
+        for i in range(flat.size):
+            read_l2(flat, i)
+        write_l1(matrix, 1, 2)
+        return flat.sum() + matrix.sum()
+
+    flat, matrix = np.arange(40.0), np.arange(12.0).reshape(3, 4)
+    assert touch(flat, matrix) == 780 + 66 and flat[3] == 3 and matrix[1, 2] == 6
+    asm = touch.inspect_asm(touch.signatures[0])
+    from fndcli.kernels import jitenv
+
+    assert "prefetcht1" in asm and ("prefetchw" in asm or "+prfchw" not in jitenv.host_features())
+
+
 @pytest.mark.parametrize(
     "impl,dtype,shape",
     [
@@ -158,50 +226,54 @@ def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
 @settings(max_examples=200, deadline=None)
 @given(
     m=st.integers(1, 5000),
+    k=st.integers(1, 20000),
     threads=st.integers(1, 64),
     vector=st.sampled_from([16, 32, 64]),
     dtype=st.sampled_from(["float32", "float64"]),
-    l1=st.sampled_from([16, 32, 48, 64]),
     l2=st.sampled_from([256, 512, 1024, 2048]),
 )
-def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(
-    m, threads, vector, dtype, l1, l2
-):
-    """KC x NR of B in L1, MC x KC of A in half of L2, MC a multiple of MR (blocks must not share rows),
-    and no thread gets more than one block of MR rows beyond its fair share."""
+def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(m, k, threads, vector, dtype, l2):
+    """MC x KC of A in a quarter of L2 with room for 4 MR-row panels; k in the fewest blocks that allows, of
+    equal length; MC a multiple of MR (blocks must not share rows); no thread more than one block of MR rows
+    beyond its fair share."""
     from fndcli.kernels import gemm_source
     from fndcli.kernels.tiled import blocking
 
     item = 4 if dtype == "float32" else 8
-    mr, nr, kc, mc = blocking(dtype, m, threads, vector, {1: l1 << 10, 2: l2 << 10})
+    mr, nr, kc, mc = blocking(dtype, m, k, threads, vector, {1: 32 << 10, 2: l2 << 10})
     assert (mr, nr) == gemm_source.TILES[vector][dtype] and nr * item == 2 * vector  # B is two vectors wide
-    assert 64 <= kc <= 1024 and (kc == 64 or kc * nr * item <= l1 << 10)
-    assert mc % mr == 0 and mc * kc * item <= (l2 << 10) // 2 or mc == mr
-    blocks = -(-m // mc)
-    busiest = -(-blocks // threads) * mc  # rows of the thread with the most blocks
-    assert busiest <= -(-m // threads) + mc, (blocks, busiest)
-    assert busiest <= -(-m // threads) + mr * (-(-blocks // threads)) or blocks <= threads
+    longest = (l2 << 10) // 4 // (4 * mr * item)
+    blocks = -(-k // kc)
+    assert kc <= longest and blocks == -(-k // longest) and kc * (blocks - 1) < k <= kc * blocks
+    assert mc % mr == 0 and mr <= mc and mc * kc * item <= (l2 << 10) // 4
+    row_blocks = -(-m // mc)
+    busiest = -(-row_blocks // threads) * mc  # rows of the thread with the most blocks
+    assert busiest <= -(-m // threads) + mc, (row_blocks, busiest)
+    assert busiest <= -(-m // threads) + mr * (-(-row_blocks // threads)) or row_blocks <= threads
 
 
 @pytest.mark.parametrize(
-    "vector,dtype,m,threads,l1,l2,expected",
+    "vector,dtype,m,k,threads,l2,expected",
     [
-        # SSE, float32 (5 x 8): KC = 64 KiB / (8 x 4 B) = 2048, capped at 1024; MC = half of L2's 512 KiB /
-        # (1024 x 4 B) = 64 rows, 60 in whole 5-row panels; 600 rows on 1 thread: 10 blocks of 60
-        (16, "float32", 600, 1, 64, 512, (5, 8, 1024, 60)),
-        # AVX2, float32 (5 x 16): KC = 32 KiB / (16 x 4 B) = 512; MC = 256 KiB / (512 x 4 B) = 128 rows, 125;
-        # 1010 rows on 2 threads: 5 blocks each, of 101 rows, rounded up to whole panels: 105
-        (32, "float32", 1010, 2, 32, 512, (5, 16, 512, 105)),
-        # AVX-512, float64 (8 x 16): KC = 4 KiB / (16 x 8 B) = 32, raised to 64; MC = 128 KiB / 512 B = 256
-        (64, "float64", 256, 1, 4, 256, (8, 16, 64, 256)),
+        # AVX-512, float32 (8 x 32), 2 MiB L2: A's block in 512 KiB, KC up to 512 KiB / (4 x 8 x 4 B) = 4096,
+        # so all of k = 2048 in one block; MC = 512 KiB / (2048 x 4 B) = 64 rows
+        (64, "float32", 2048, 2048, 1, 2048, (8, 32, 2048, 64)),
+        # AVX-512, float64 (8 x 16): KC up to 512 KiB / (4 x 8 x 8 B) = 2048, so k = 5000 in 3 blocks of 1667;
+        # MC = 512 KiB / (1667 x 8 B) = 39 rows, 32 in whole 8-row panels
+        (64, "float64", 256, 5000, 1, 2048, (8, 16, 1667, 32)),
+        # AVX2, float32 (5 x 16), 512 KiB L2: KC up to 128 KiB / (4 x 5 x 4 B) = 1638, so k = 1000 whole;
+        # MC = 128 KiB / 4000 B = 32 rows, 30; 130 rows on 2 threads: 3 blocks each of 22 rows, 25 in panels
+        (32, "float32", 130, 1000, 2, 512, (5, 16, 1000, 25)),
+        # SSE, float32 (5 x 8), k = 7: one block of 7; 3 rows: one panel of 5
+        (16, "float32", 3, 7, 1, 256, (5, 8, 7, 5)),
     ],
 )
-def test_numba_tiled_blocking_worked_out_by_hand(vector, dtype, m, threads, l1, l2, expected):
-    """KC: the KC x NR panel of B in L1, between 64 and 1024; MC: the MC x KC block of A in half of L2, whole
-    MR-row panels, the blocks spread evenly over the threads."""
+def test_numba_tiled_blocking_worked_out_by_hand(vector, dtype, m, k, threads, l2, expected):
+    """KC: k in the fewest equal blocks that leave 4 MR-row panels of A in a quarter of L2; MC: the MC x KC
+    block of A in a quarter of L2, whole MR-row panels, the blocks spread evenly over the threads."""
     from fndcli.kernels.tiled import blocking
 
-    assert blocking(dtype, m, threads, vector, {1: l1 << 10, 2: l2 << 10}) == expected
+    assert blocking(dtype, m, k, threads, vector, {1: 32 << 10, 2: l2 << 10}) == expected
 
 
 def test_cache_sizes_reads_the_data_and_unified_caches_and_skips_the_instruction_cache(tmp_path, monkeypatch):

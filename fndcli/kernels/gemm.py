@@ -6,6 +6,8 @@ numba was imported with fndcli.kernels.jitenv.settings(): without them they are 
 import numpy as np
 from numba import njit, prange
 
+from fndcli.kernels.prefetch import read_l2, write_l1
+
 
 @njit(cache=True)
 def aligned(d0, d1, d2, like):
@@ -19,10 +21,12 @@ def aligned(d0, d1, d2, like):
 
 
 @njit(fastmath=True, cache=True)
-def set_5x4(ap, bp, kc, c, i0, j0):
+def set_5x4(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+4] = the tile (the first K block): ap (kc, 5) and bp (kc, 4) are packed panels; the tile stays in 20
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -33,6 +37,21 @@ def set_5x4(ap, bp, kc, c, i0, j0):
     q1 = j0 + np.uint64(1)
     q2 = j0 + np.uint64(2)
     q3 = j0 + np.uint64(3)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q2)
+    write_l1(c, r0, q3)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q2)
+    write_l1(c, r1, q3)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q2)
+    write_l1(c, r2, q3)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q2)
+    write_l1(c, r3, q3)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q2)
+    write_l1(c, r4, q3)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -54,6 +73,7 @@ def set_5x4(ap, bp, kc, c, i0, j0):
     c4_2 = z
     c4_3 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -106,10 +126,12 @@ def set_5x4(ap, bp, kc, c, i0, j0):
 
 
 @njit(fastmath=True, cache=True)
-def add_5x4(ap, bp, kc, c, i0, j0):
+def add_5x4(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+4] += the tile (the later K blocks): ap (kc, 5) and bp (kc, 4) are packed panels; the tile stays in 20
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -120,6 +142,21 @@ def add_5x4(ap, bp, kc, c, i0, j0):
     q1 = j0 + np.uint64(1)
     q2 = j0 + np.uint64(2)
     q3 = j0 + np.uint64(3)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q2)
+    write_l1(c, r0, q3)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q2)
+    write_l1(c, r1, q3)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q2)
+    write_l1(c, r2, q3)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q2)
+    write_l1(c, r3, q3)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q2)
+    write_l1(c, r4, q3)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -141,6 +178,7 @@ def add_5x4(ap, bp, kc, c, i0, j0):
     c4_2 = z
     c4_3 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -193,63 +231,66 @@ def add_5x4(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_5x4(a, b, c, kc, mc, parts):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x4 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
-    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
-    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
+def gemm_5x4(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x4 tiles, through two buffers the
+    caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
+    panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
+    The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
+    allow; each part, in blocks of mc rows, goes over k in blocks of kc: packs its block of a,
+    then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
+    MR-row panel of the block while the next is prefetched. The first K block stores into c, the
+    later ones add."""
     MR, NR = 5, 4
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
-    bp = aligned(npan, kc, NR, a)
+    nk = (k + kc - 1) // kc
+    for task in prange(nk * npan):
+        kb, jp = task // npan, task % npan
+        pack_b_4(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+    flat = bp.reshape(-1)
+    step = 64 // bp.itemsize  # elements in a cache line
+    chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
     panels = (m + MR - 1) // MR
-    for kb in range(0, k, kc):
-        kcb = min(kc, k - kb)
-        first = kb == 0
-        for jp in prange(npan):  # bp[jp, p, j] = b[kb + p, jp * NR + j], zero-padded
-            j0 = jp * NR
-            if j0 + NR <= n:  # a whole panel: straight-line rows, no test per element
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j]
-            else:
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for part in prange(parts):
-            r0 = part * panels // parts * MR
-            r1 = min(m, (part + 1) * panels // parts * MR)
-            ap = aligned((mc + MR - 1) // MR, kc, MR, a)  # this part's block of a, packed k-major
-            t = np.empty((MR, NR), dtype=c.dtype)
-            for i_start in range(r0, r1, mc):
-                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+    for part in prange(parts):
+        r0 = part * panels // parts * MR
+        r1 = min(m, (part + 1) * panels // parts * MR)
+        apart = ap[part]
+        t = np.empty((MR, NR), dtype=c.dtype)
+        for i_start in range(r0, r1, mc):
+            mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+            for kb in range(nk):
+                k0 = kb * kc
+                kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    for p in range(kcb):
-                        for i in range(MR):
-                            row = i_start + ip * MR + i
-                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                    pack_a_5(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
+                    # the panel computed after this one (the first of the next block at the end)
+                    nxt = (kb * npan + jp + 1) % (nk * npan) * kc * NR
                     for ip in range(mpan):
                         i0 = i_start + ip * MR
+                        pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                            if first:
-                                set_5x4(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            if kb == 0:
+                                set_5x4(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_5x4(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                                add_5x4(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        set_5x4(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        # an edge tile's valid part, through t
+                        set_5x4(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
-                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                                c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
-def set_5x8(ap, bp, kc, c, i0, j0):
+def set_5x8(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+8] = the tile (the first K block): ap (kc, 5) and bp (kc, 8) are packed panels; the tile stays in 40
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -264,6 +305,21 @@ def set_5x8(ap, bp, kc, c, i0, j0):
     q5 = j0 + np.uint64(5)
     q6 = j0 + np.uint64(6)
     q7 = j0 + np.uint64(7)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q4)
+    write_l1(c, r0, q7)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q4)
+    write_l1(c, r1, q7)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q4)
+    write_l1(c, r2, q7)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q4)
+    write_l1(c, r3, q7)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q4)
+    write_l1(c, r4, q7)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -305,6 +361,7 @@ def set_5x8(ap, bp, kc, c, i0, j0):
     c4_6 = z
     c4_7 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -401,10 +458,12 @@ def set_5x8(ap, bp, kc, c, i0, j0):
 
 
 @njit(fastmath=True, cache=True)
-def add_5x8(ap, bp, kc, c, i0, j0):
+def add_5x8(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+8] += the tile (the later K blocks): ap (kc, 5) and bp (kc, 8) are packed panels; the tile stays in 40
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -419,6 +478,21 @@ def add_5x8(ap, bp, kc, c, i0, j0):
     q5 = j0 + np.uint64(5)
     q6 = j0 + np.uint64(6)
     q7 = j0 + np.uint64(7)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q4)
+    write_l1(c, r0, q7)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q4)
+    write_l1(c, r1, q7)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q4)
+    write_l1(c, r2, q7)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q4)
+    write_l1(c, r3, q7)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q4)
+    write_l1(c, r4, q7)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -460,6 +534,7 @@ def add_5x8(ap, bp, kc, c, i0, j0):
     c4_6 = z
     c4_7 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -556,63 +631,66 @@ def add_5x8(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_5x8(a, b, c, kc, mc, parts):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x8 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
-    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
-    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
+def gemm_5x8(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x8 tiles, through two buffers the
+    caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
+    panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
+    The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
+    allow; each part, in blocks of mc rows, goes over k in blocks of kc: packs its block of a,
+    then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
+    MR-row panel of the block while the next is prefetched. The first K block stores into c, the
+    later ones add."""
     MR, NR = 5, 8
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
-    bp = aligned(npan, kc, NR, a)
+    nk = (k + kc - 1) // kc
+    for task in prange(nk * npan):
+        kb, jp = task // npan, task % npan
+        pack_b_8(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+    flat = bp.reshape(-1)
+    step = 64 // bp.itemsize  # elements in a cache line
+    chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
     panels = (m + MR - 1) // MR
-    for kb in range(0, k, kc):
-        kcb = min(kc, k - kb)
-        first = kb == 0
-        for jp in prange(npan):  # bp[jp, p, j] = b[kb + p, jp * NR + j], zero-padded
-            j0 = jp * NR
-            if j0 + NR <= n:  # a whole panel: straight-line rows, no test per element
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j]
-            else:
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for part in prange(parts):
-            r0 = part * panels // parts * MR
-            r1 = min(m, (part + 1) * panels // parts * MR)
-            ap = aligned((mc + MR - 1) // MR, kc, MR, a)  # this part's block of a, packed k-major
-            t = np.empty((MR, NR), dtype=c.dtype)
-            for i_start in range(r0, r1, mc):
-                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+    for part in prange(parts):
+        r0 = part * panels // parts * MR
+        r1 = min(m, (part + 1) * panels // parts * MR)
+        apart = ap[part]
+        t = np.empty((MR, NR), dtype=c.dtype)
+        for i_start in range(r0, r1, mc):
+            mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+            for kb in range(nk):
+                k0 = kb * kc
+                kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    for p in range(kcb):
-                        for i in range(MR):
-                            row = i_start + ip * MR + i
-                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                    pack_a_5(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
+                    # the panel computed after this one (the first of the next block at the end)
+                    nxt = (kb * npan + jp + 1) % (nk * npan) * kc * NR
                     for ip in range(mpan):
                         i0 = i_start + ip * MR
+                        pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                            if first:
-                                set_5x8(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            if kb == 0:
+                                set_5x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_5x8(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                                add_5x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        set_5x8(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        # an edge tile's valid part, through t
+                        set_5x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
-                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                                c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
-def set_5x16(ap, bp, kc, c, i0, j0):
+def set_5x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+16] = the tile (the first K block): ap (kc, 5) and bp (kc, 16) are packed panels; the tile stays in 80
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -635,6 +713,21 @@ def set_5x16(ap, bp, kc, c, i0, j0):
     q13 = j0 + np.uint64(13)
     q14 = j0 + np.uint64(14)
     q15 = j0 + np.uint64(15)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q8)
+    write_l1(c, r0, q15)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q8)
+    write_l1(c, r1, q15)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q8)
+    write_l1(c, r2, q15)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q8)
+    write_l1(c, r3, q15)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q8)
+    write_l1(c, r4, q15)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -716,6 +809,7 @@ def set_5x16(ap, bp, kc, c, i0, j0):
     c4_14 = z
     c4_15 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -900,10 +994,12 @@ def set_5x16(ap, bp, kc, c, i0, j0):
 
 
 @njit(fastmath=True, cache=True)
-def add_5x16(ap, bp, kc, c, i0, j0):
+def add_5x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+16] += the tile (the later K blocks): ap (kc, 5) and bp (kc, 16) are packed panels; the tile stays in 80
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -926,6 +1022,21 @@ def add_5x16(ap, bp, kc, c, i0, j0):
     q13 = j0 + np.uint64(13)
     q14 = j0 + np.uint64(14)
     q15 = j0 + np.uint64(15)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q8)
+    write_l1(c, r0, q15)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q8)
+    write_l1(c, r1, q15)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q8)
+    write_l1(c, r2, q15)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q8)
+    write_l1(c, r3, q15)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q8)
+    write_l1(c, r4, q15)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -1007,6 +1118,7 @@ def add_5x16(ap, bp, kc, c, i0, j0):
     c4_14 = z
     c4_15 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -1191,63 +1303,66 @@ def add_5x16(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_5x16(a, b, c, kc, mc, parts):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x16 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
-    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
-    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
+def gemm_5x16(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 5x16 tiles, through two buffers the
+    caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
+    panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
+    The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
+    allow; each part, in blocks of mc rows, goes over k in blocks of kc: packs its block of a,
+    then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
+    MR-row panel of the block while the next is prefetched. The first K block stores into c, the
+    later ones add."""
     MR, NR = 5, 16
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
-    bp = aligned(npan, kc, NR, a)
+    nk = (k + kc - 1) // kc
+    for task in prange(nk * npan):
+        kb, jp = task // npan, task % npan
+        pack_b_16(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+    flat = bp.reshape(-1)
+    step = 64 // bp.itemsize  # elements in a cache line
+    chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
     panels = (m + MR - 1) // MR
-    for kb in range(0, k, kc):
-        kcb = min(kc, k - kb)
-        first = kb == 0
-        for jp in prange(npan):  # bp[jp, p, j] = b[kb + p, jp * NR + j], zero-padded
-            j0 = jp * NR
-            if j0 + NR <= n:  # a whole panel: straight-line rows, no test per element
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j]
-            else:
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for part in prange(parts):
-            r0 = part * panels // parts * MR
-            r1 = min(m, (part + 1) * panels // parts * MR)
-            ap = aligned((mc + MR - 1) // MR, kc, MR, a)  # this part's block of a, packed k-major
-            t = np.empty((MR, NR), dtype=c.dtype)
-            for i_start in range(r0, r1, mc):
-                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+    for part in prange(parts):
+        r0 = part * panels // parts * MR
+        r1 = min(m, (part + 1) * panels // parts * MR)
+        apart = ap[part]
+        t = np.empty((MR, NR), dtype=c.dtype)
+        for i_start in range(r0, r1, mc):
+            mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+            for kb in range(nk):
+                k0 = kb * kc
+                kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    for p in range(kcb):
-                        for i in range(MR):
-                            row = i_start + ip * MR + i
-                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                    pack_a_5(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
+                    # the panel computed after this one (the first of the next block at the end)
+                    nxt = (kb * npan + jp + 1) % (nk * npan) * kc * NR
                     for ip in range(mpan):
                         i0 = i_start + ip * MR
+                        pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                            if first:
-                                set_5x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            if kb == 0:
+                                set_5x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_5x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                                add_5x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        set_5x16(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        # an edge tile's valid part, through t
+                        set_5x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
-                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                                c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
-def set_8x16(ap, bp, kc, c, i0, j0):
+def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+8, j0:j0+16] = the tile (the first K block): ap (kc, 8) and bp (kc, 16) are packed panels; the tile stays in 128
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -1273,6 +1388,30 @@ def set_8x16(ap, bp, kc, c, i0, j0):
     q13 = j0 + np.uint64(13)
     q14 = j0 + np.uint64(14)
     q15 = j0 + np.uint64(15)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q8)
+    write_l1(c, r0, q15)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q8)
+    write_l1(c, r1, q15)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q8)
+    write_l1(c, r2, q15)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q8)
+    write_l1(c, r3, q15)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q8)
+    write_l1(c, r4, q15)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q8)
+    write_l1(c, r5, q15)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q8)
+    write_l1(c, r6, q15)
+    write_l1(c, r7, q0)
+    write_l1(c, r7, q8)
+    write_l1(c, r7, q15)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -1402,6 +1541,7 @@ def set_8x16(ap, bp, kc, c, i0, j0):
     c7_14 = z
     c7_15 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -1685,10 +1825,12 @@ def set_8x16(ap, bp, kc, c, i0, j0):
 
 
 @njit(fastmath=True, cache=True)
-def add_8x16(ap, bp, kc, c, i0, j0):
+def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+8, j0:j0+16] += the tile (the later K blocks): ap (kc, 8) and bp (kc, 16) are packed panels; the tile stays in 128
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -1714,6 +1856,30 @@ def add_8x16(ap, bp, kc, c, i0, j0):
     q13 = j0 + np.uint64(13)
     q14 = j0 + np.uint64(14)
     q15 = j0 + np.uint64(15)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q8)
+    write_l1(c, r0, q15)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q8)
+    write_l1(c, r1, q15)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q8)
+    write_l1(c, r2, q15)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q8)
+    write_l1(c, r3, q15)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q8)
+    write_l1(c, r4, q15)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q8)
+    write_l1(c, r5, q15)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q8)
+    write_l1(c, r6, q15)
+    write_l1(c, r7, q0)
+    write_l1(c, r7, q8)
+    write_l1(c, r7, q15)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -1843,6 +2009,7 @@ def add_8x16(ap, bp, kc, c, i0, j0):
     c7_14 = z
     c7_15 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -2126,63 +2293,66 @@ def add_8x16(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_8x16(a, b, c, kc, mc, parts):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x16 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
-    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
-    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
+def gemm_8x16(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x16 tiles, through two buffers the
+    caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
+    panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
+    The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
+    allow; each part, in blocks of mc rows, goes over k in blocks of kc: packs its block of a,
+    then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
+    MR-row panel of the block while the next is prefetched. The first K block stores into c, the
+    later ones add."""
     MR, NR = 8, 16
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
-    bp = aligned(npan, kc, NR, a)
+    nk = (k + kc - 1) // kc
+    for task in prange(nk * npan):
+        kb, jp = task // npan, task % npan
+        pack_b_16(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+    flat = bp.reshape(-1)
+    step = 64 // bp.itemsize  # elements in a cache line
+    chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
     panels = (m + MR - 1) // MR
-    for kb in range(0, k, kc):
-        kcb = min(kc, k - kb)
-        first = kb == 0
-        for jp in prange(npan):  # bp[jp, p, j] = b[kb + p, jp * NR + j], zero-padded
-            j0 = jp * NR
-            if j0 + NR <= n:  # a whole panel: straight-line rows, no test per element
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j]
-            else:
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for part in prange(parts):
-            r0 = part * panels // parts * MR
-            r1 = min(m, (part + 1) * panels // parts * MR)
-            ap = aligned((mc + MR - 1) // MR, kc, MR, a)  # this part's block of a, packed k-major
-            t = np.empty((MR, NR), dtype=c.dtype)
-            for i_start in range(r0, r1, mc):
-                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+    for part in prange(parts):
+        r0 = part * panels // parts * MR
+        r1 = min(m, (part + 1) * panels // parts * MR)
+        apart = ap[part]
+        t = np.empty((MR, NR), dtype=c.dtype)
+        for i_start in range(r0, r1, mc):
+            mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+            for kb in range(nk):
+                k0 = kb * kc
+                kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    for p in range(kcb):
-                        for i in range(MR):
-                            row = i_start + ip * MR + i
-                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                    pack_a_8(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
+                    # the panel computed after this one (the first of the next block at the end)
+                    nxt = (kb * npan + jp + 1) % (nk * npan) * kc * NR
                     for ip in range(mpan):
                         i0 = i_start + ip * MR
+                        pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                            if first:
-                                set_8x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            if kb == 0:
+                                set_8x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_8x16(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                                add_8x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        set_8x16(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        # an edge tile's valid part, through t
+                        set_8x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
-                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                                c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
-def set_8x32(ap, bp, kc, c, i0, j0):
+def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+8, j0:j0+32] = the tile (the first K block): ap (kc, 8) and bp (kc, 32) are packed panels; the tile stays in 256
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -2224,6 +2394,30 @@ def set_8x32(ap, bp, kc, c, i0, j0):
     q29 = j0 + np.uint64(29)
     q30 = j0 + np.uint64(30)
     q31 = j0 + np.uint64(31)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q16)
+    write_l1(c, r0, q31)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q16)
+    write_l1(c, r1, q31)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q16)
+    write_l1(c, r2, q31)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q16)
+    write_l1(c, r3, q31)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q16)
+    write_l1(c, r4, q31)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q16)
+    write_l1(c, r5, q31)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q16)
+    write_l1(c, r6, q31)
+    write_l1(c, r7, q0)
+    write_l1(c, r7, q16)
+    write_l1(c, r7, q31)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -2481,6 +2675,7 @@ def set_8x32(ap, bp, kc, c, i0, j0):
     c7_30 = z
     c7_31 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -3036,10 +3231,12 @@ def set_8x32(ap, bp, kc, c, i0, j0):
 
 
 @njit(fastmath=True, cache=True)
-def add_8x32(ap, bp, kc, c, i0, j0):
+def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+8, j0:j0+32] += the tile (the later K blocks): ap (kc, 8) and bp (kc, 32) are packed panels; the tile stays in 256
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
-    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off)."""
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
     z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
     r0 = i0 + np.uint64(0)
     r1 = i0 + np.uint64(1)
@@ -3081,6 +3278,30 @@ def add_8x32(ap, bp, kc, c, i0, j0):
     q29 = j0 + np.uint64(29)
     q30 = j0 + np.uint64(30)
     q31 = j0 + np.uint64(31)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q16)
+    write_l1(c, r0, q31)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q16)
+    write_l1(c, r1, q31)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q16)
+    write_l1(c, r2, q31)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q16)
+    write_l1(c, r3, q31)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q16)
+    write_l1(c, r4, q31)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q16)
+    write_l1(c, r5, q31)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q16)
+    write_l1(c, r6, q31)
+    write_l1(c, r7, q0)
+    write_l1(c, r7, q16)
+    write_l1(c, r7, q31)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -3338,6 +3559,7 @@ def add_8x32(ap, bp, kc, c, i0, j0):
     c7_30 = z
     c7_31 = z
     for p in range(kc):
+        read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
         b1 = bp[p, 1]
         b2 = bp[p, 2]
@@ -3893,53 +4115,307 @@ def add_8x32(ap, bp, kc, c, i0, j0):
 
 
 @njit(parallel=True, cache=True)
-def gemm_8x32(a, b, c, kc, mc, parts):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x32 tiles. K in blocks of kc: b's block packed
-    once (in parallel), then the rows of a split into `parts` (one a thread) of whole MR-row panels, as
-    even as panels allow; each part, in blocks of mc rows (a multiple of MR), packs its block of a and runs
-    the micro-kernel over every tile. The first K block stores into c, the later ones add."""
+def gemm_8x32(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x32 tiles, through two buffers the
+    caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
+    panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
+    The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
+    allow; each part, in blocks of mc rows, goes over k in blocks of kc: packs its block of a,
+    then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
+    MR-row panel of the block while the next is prefetched. The first K block stores into c, the
+    later ones add."""
     MR, NR = 8, 32
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
-    bp = aligned(npan, kc, NR, a)
+    nk = (k + kc - 1) // kc
+    for task in prange(nk * npan):
+        kb, jp = task // npan, task % npan
+        pack_b_32(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+    flat = bp.reshape(-1)
+    step = 64 // bp.itemsize  # elements in a cache line
+    chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
     panels = (m + MR - 1) // MR
-    for kb in range(0, k, kc):
-        kcb = min(kc, k - kb)
-        first = kb == 0
-        for jp in prange(npan):  # bp[jp, p, j] = b[kb + p, jp * NR + j], zero-padded
-            j0 = jp * NR
-            if j0 + NR <= n:  # a whole panel: straight-line rows, no test per element
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j]
-            else:
-                for p in range(kcb):
-                    for j in range(NR):
-                        bp[jp, p, j] = b[kb + p, j0 + j] if j0 + j < n else 0
-        for part in prange(parts):
-            r0 = part * panels // parts * MR
-            r1 = min(m, (part + 1) * panels // parts * MR)
-            ap = aligned((mc + MR - 1) // MR, kc, MR, a)  # this part's block of a, packed k-major
-            t = np.empty((MR, NR), dtype=c.dtype)
-            for i_start in range(r0, r1, mc):
-                mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+    for part in prange(parts):
+        r0 = part * panels // parts * MR
+        r1 = min(m, (part + 1) * panels // parts * MR)
+        apart = ap[part]
+        t = np.empty((MR, NR), dtype=c.dtype)
+        for i_start in range(r0, r1, mc):
+            mpan = (min(mc, r1 - i_start) + MR - 1) // MR
+            for kb in range(nk):
+                k0 = kb * kc
+                kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    for p in range(kcb):
-                        for i in range(MR):
-                            row = i_start + ip * MR + i
-                            ap[ip, p, i] = a[row, kb + p] if row < m else 0
+                    pack_a_8(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
+                    # the panel computed after this one (the first of the next block at the end)
+                    nxt = (kb * npan + jp + 1) % (nk * npan) * kc * NR
                     for ip in range(mpan):
                         i0 = i_start + ip * MR
+                        pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
-                            if first:
-                                set_8x32(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                            if kb == 0:
+                                set_8x32(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_8x32(ap[ip], bp[jp], kcb, c, np.uint64(i0), np.uint64(j0))
+                                add_8x32(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        set_8x32(ap[ip], bp[jp], kcb, t, np.uint64(0), np.uint64(0))  # an edge tile's valid part:
+                        # an edge tile's valid part, through t
+                        set_8x32(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
-                                c[i0 + i, j0 + j] = t[i, j] if first else c[i0 + i, j0 + j] + t[i, j]
+                                c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
+
+
+@njit(fastmath=True, cache=True)
+def pack_b_4(b, k0, kc, j0, dst):
+    """dst (kc, 4) = b[k0:k0+kc, j0:j0+4], zero past b's last column; a whole panel in
+    straight lines with unsigned indices, which vectorise."""
+    n = b.shape[1]
+    if j0 + 4 <= n:
+        q = np.uint64(j0)
+        for p in range(kc):
+            r = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = b[r, q + np.uint64(0)]
+            v1 = b[r, q + np.uint64(1)]
+            v2 = b[r, q + np.uint64(2)]
+            v3 = b[r, q + np.uint64(3)]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+        return
+    for p in range(kc):
+        for j in range(4):
+            dst[p, j] = b[k0 + p, j0 + j] if j0 + j < n else 0
+
+
+@njit(fastmath=True, cache=True)
+def pack_b_8(b, k0, kc, j0, dst):
+    """dst (kc, 8) = b[k0:k0+kc, j0:j0+8], zero past b's last column; a whole panel in
+    straight lines with unsigned indices, which vectorise."""
+    n = b.shape[1]
+    if j0 + 8 <= n:
+        q = np.uint64(j0)
+        for p in range(kc):
+            r = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = b[r, q + np.uint64(0)]
+            v1 = b[r, q + np.uint64(1)]
+            v2 = b[r, q + np.uint64(2)]
+            v3 = b[r, q + np.uint64(3)]
+            v4 = b[r, q + np.uint64(4)]
+            v5 = b[r, q + np.uint64(5)]
+            v6 = b[r, q + np.uint64(6)]
+            v7 = b[r, q + np.uint64(7)]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+            dst[s, np.uint64(4)] = v4
+            dst[s, np.uint64(5)] = v5
+            dst[s, np.uint64(6)] = v6
+            dst[s, np.uint64(7)] = v7
+        return
+    for p in range(kc):
+        for j in range(8):
+            dst[p, j] = b[k0 + p, j0 + j] if j0 + j < n else 0
+
+
+@njit(fastmath=True, cache=True)
+def pack_b_16(b, k0, kc, j0, dst):
+    """dst (kc, 16) = b[k0:k0+kc, j0:j0+16], zero past b's last column; a whole panel in
+    straight lines with unsigned indices, which vectorise."""
+    n = b.shape[1]
+    if j0 + 16 <= n:
+        q = np.uint64(j0)
+        for p in range(kc):
+            r = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = b[r, q + np.uint64(0)]
+            v1 = b[r, q + np.uint64(1)]
+            v2 = b[r, q + np.uint64(2)]
+            v3 = b[r, q + np.uint64(3)]
+            v4 = b[r, q + np.uint64(4)]
+            v5 = b[r, q + np.uint64(5)]
+            v6 = b[r, q + np.uint64(6)]
+            v7 = b[r, q + np.uint64(7)]
+            v8 = b[r, q + np.uint64(8)]
+            v9 = b[r, q + np.uint64(9)]
+            v10 = b[r, q + np.uint64(10)]
+            v11 = b[r, q + np.uint64(11)]
+            v12 = b[r, q + np.uint64(12)]
+            v13 = b[r, q + np.uint64(13)]
+            v14 = b[r, q + np.uint64(14)]
+            v15 = b[r, q + np.uint64(15)]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+            dst[s, np.uint64(4)] = v4
+            dst[s, np.uint64(5)] = v5
+            dst[s, np.uint64(6)] = v6
+            dst[s, np.uint64(7)] = v7
+            dst[s, np.uint64(8)] = v8
+            dst[s, np.uint64(9)] = v9
+            dst[s, np.uint64(10)] = v10
+            dst[s, np.uint64(11)] = v11
+            dst[s, np.uint64(12)] = v12
+            dst[s, np.uint64(13)] = v13
+            dst[s, np.uint64(14)] = v14
+            dst[s, np.uint64(15)] = v15
+        return
+    for p in range(kc):
+        for j in range(16):
+            dst[p, j] = b[k0 + p, j0 + j] if j0 + j < n else 0
+
+
+@njit(fastmath=True, cache=True)
+def pack_b_32(b, k0, kc, j0, dst):
+    """dst (kc, 32) = b[k0:k0+kc, j0:j0+32], zero past b's last column; a whole panel in
+    straight lines with unsigned indices, which vectorise."""
+    n = b.shape[1]
+    if j0 + 32 <= n:
+        q = np.uint64(j0)
+        for p in range(kc):
+            r = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = b[r, q + np.uint64(0)]
+            v1 = b[r, q + np.uint64(1)]
+            v2 = b[r, q + np.uint64(2)]
+            v3 = b[r, q + np.uint64(3)]
+            v4 = b[r, q + np.uint64(4)]
+            v5 = b[r, q + np.uint64(5)]
+            v6 = b[r, q + np.uint64(6)]
+            v7 = b[r, q + np.uint64(7)]
+            v8 = b[r, q + np.uint64(8)]
+            v9 = b[r, q + np.uint64(9)]
+            v10 = b[r, q + np.uint64(10)]
+            v11 = b[r, q + np.uint64(11)]
+            v12 = b[r, q + np.uint64(12)]
+            v13 = b[r, q + np.uint64(13)]
+            v14 = b[r, q + np.uint64(14)]
+            v15 = b[r, q + np.uint64(15)]
+            v16 = b[r, q + np.uint64(16)]
+            v17 = b[r, q + np.uint64(17)]
+            v18 = b[r, q + np.uint64(18)]
+            v19 = b[r, q + np.uint64(19)]
+            v20 = b[r, q + np.uint64(20)]
+            v21 = b[r, q + np.uint64(21)]
+            v22 = b[r, q + np.uint64(22)]
+            v23 = b[r, q + np.uint64(23)]
+            v24 = b[r, q + np.uint64(24)]
+            v25 = b[r, q + np.uint64(25)]
+            v26 = b[r, q + np.uint64(26)]
+            v27 = b[r, q + np.uint64(27)]
+            v28 = b[r, q + np.uint64(28)]
+            v29 = b[r, q + np.uint64(29)]
+            v30 = b[r, q + np.uint64(30)]
+            v31 = b[r, q + np.uint64(31)]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+            dst[s, np.uint64(4)] = v4
+            dst[s, np.uint64(5)] = v5
+            dst[s, np.uint64(6)] = v6
+            dst[s, np.uint64(7)] = v7
+            dst[s, np.uint64(8)] = v8
+            dst[s, np.uint64(9)] = v9
+            dst[s, np.uint64(10)] = v10
+            dst[s, np.uint64(11)] = v11
+            dst[s, np.uint64(12)] = v12
+            dst[s, np.uint64(13)] = v13
+            dst[s, np.uint64(14)] = v14
+            dst[s, np.uint64(15)] = v15
+            dst[s, np.uint64(16)] = v16
+            dst[s, np.uint64(17)] = v17
+            dst[s, np.uint64(18)] = v18
+            dst[s, np.uint64(19)] = v19
+            dst[s, np.uint64(20)] = v20
+            dst[s, np.uint64(21)] = v21
+            dst[s, np.uint64(22)] = v22
+            dst[s, np.uint64(23)] = v23
+            dst[s, np.uint64(24)] = v24
+            dst[s, np.uint64(25)] = v25
+            dst[s, np.uint64(26)] = v26
+            dst[s, np.uint64(27)] = v27
+            dst[s, np.uint64(28)] = v28
+            dst[s, np.uint64(29)] = v29
+            dst[s, np.uint64(30)] = v30
+            dst[s, np.uint64(31)] = v31
+        return
+    for p in range(kc):
+        for j in range(32):
+            dst[p, j] = b[k0 + p, j0 + j] if j0 + j < n else 0
+
+
+@njit(fastmath=True, cache=True)
+def pack_a_5(a, i0, k0, kc, dst):
+    """dst (kc, 5) = a[i0:i0+5, k0:k0+kc] transposed (k-major), zero past a's last row;
+    a whole panel in straight lines with unsigned indices."""
+    m = a.shape[0]
+    if i0 + 5 <= m:
+        r0 = np.uint64(i0 + 0)
+        r1 = np.uint64(i0 + 1)
+        r2 = np.uint64(i0 + 2)
+        r3 = np.uint64(i0 + 3)
+        r4 = np.uint64(i0 + 4)
+        for p in range(kc):
+            q = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = a[r0, q]
+            v1 = a[r1, q]
+            v2 = a[r2, q]
+            v3 = a[r3, q]
+            v4 = a[r4, q]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+            dst[s, np.uint64(4)] = v4
+        return
+    for p in range(kc):
+        for i in range(5):
+            dst[p, i] = a[i0 + i, k0 + p] if i0 + i < m else 0
+
+
+@njit(fastmath=True, cache=True)
+def pack_a_8(a, i0, k0, kc, dst):
+    """dst (kc, 8) = a[i0:i0+8, k0:k0+kc] transposed (k-major), zero past a's last row;
+    a whole panel in straight lines with unsigned indices."""
+    m = a.shape[0]
+    if i0 + 8 <= m:
+        r0 = np.uint64(i0 + 0)
+        r1 = np.uint64(i0 + 1)
+        r2 = np.uint64(i0 + 2)
+        r3 = np.uint64(i0 + 3)
+        r4 = np.uint64(i0 + 4)
+        r5 = np.uint64(i0 + 5)
+        r6 = np.uint64(i0 + 6)
+        r7 = np.uint64(i0 + 7)
+        for p in range(kc):
+            q = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = a[r0, q]
+            v1 = a[r1, q]
+            v2 = a[r2, q]
+            v3 = a[r3, q]
+            v4 = a[r4, q]
+            v5 = a[r5, q]
+            v6 = a[r6, q]
+            v7 = a[r7, q]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+            dst[s, np.uint64(4)] = v4
+            dst[s, np.uint64(5)] = v5
+            dst[s, np.uint64(6)] = v6
+            dst[s, np.uint64(7)] = v7
+        return
+    for p in range(kc):
+        for i in range(8):
+            dst[p, i] = a[i0 + i, k0 + p] if i0 + i < m else 0
