@@ -178,6 +178,30 @@ def test_the_roofline_names_where_its_ceilings_came_from():
     assert roofline_title(given_ceilings(frame, 50.0, lambda device, threads: 20.0)).endswith(
         "(ceilings from --peak-gflops and fnd peak's bandwidth)"
     )
+    named = roofline_title([_ceiling(112.0)], "Intel(R) Xeon(R) Processor, 2 cores, AVX-512")
+    assert named == (
+        "matmul-bench on the roofline: Intel(R) Xeon(R) Processor, 2 cores, AVX-512 (ceilings from fnd peak)"
+    )
+    assert "Xeon" not in roofline_title([_ceiling(112.0, device="cuda")], "Intel(R) Xeon(R) Processor")
+
+
+def test_the_roofline_names_each_implementation_with_its_pct_of_the_ceiling_at_its_largest_shape(tmp_path):
+    """Each implementation's legend entry gives its % peak at its point of highest intensity (none where that
+    row has no % peak), and the title names the CPU."""
+    from fndcli.report.plots import roofline
+
+    frame = _frame([(i, "cpu", s, 1.0, 1, 1) for i in ("numba-tiled", "numpy", "torch") for s in (64, 1024)])
+    frame["intensity"] = frame["m"] / 6  # 2 m^3 FLOPs / (3 m^2 x 4 bytes), float32
+    frame["pct_peak"] = [10.0, 86.6, 12.0, 91.4, 11.0, float("nan")]
+    fig = roofline(frame, [_ceiling(200.0, 40.0)], tmp_path / "r.png", "Intel(R) Xeon(R) Processor, 2 cores")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][1:] == [
+        "numba-tiled: 87 % of the ceiling at 1024x1024x1024",
+        "numpy: 91 % of the ceiling at 1024x1024x1024",
+        "torch",
+    ]
+    assert "Intel(R) Xeon(R) Processor, 2 cores" in ax.get_title()
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_dtype_fnd_peak_does_not_measure_has_no_pct_peak_and_the_caption_says_what_to_do():

@@ -220,9 +220,9 @@ def matmul_bench(
         if sweep is not None:
             files.write_csv("-crossovers.csv", result.crossovers)
         if plot and frame["gflops"].notna().any():
-            from fndcli.report.plots import roofline
+            from fndcli.report.plots import host_cpu, roofline
 
-            files.write("-roofline.png", lambda p: roofline(frame, result.ceilings, p))
+            files.write("-roofline.png", lambda p: roofline(frame, result.ceilings, p, host_cpu()))
 
     wrong = frame["correct"].eq(False).any()
     base = frame["baseline"].iloc[0] if len(frame) and frame["baseline"].iloc[0] else None

@@ -238,20 +238,32 @@ def ladder_times(ours, book, path):
     save(plt, fig, path)
 
 
-def roofline_title(ceilings):
-    """The roofline's title: where its ceilings came from (fnd peak, or --peak-gflops beside fnd peak's
-    bandwidth)."""
+def roofline_title(ceilings, cpu=None):
+    """The roofline's title: the CPU its CPU ceilings are of (`cpu`: a name, or None to leave it out), and
+    where its ceilings came from (fnd peak, or --peak-gflops beside fnd peak's bandwidth)."""
     source = "fnd peak"
     if any(c.get("given") for c in ceilings):
         source = "--peak-gflops" + (
             " and fnd peak's bandwidth" if any(c.get("gb_s") for c in ceilings) else ""
         )
-    return f"matmul-bench on the roofline (ceilings from {source})"
+    where = f": {cpu}" if cpu and any(c["device"] == "cpu" for c in ceilings) else ""
+    return f"matmul-bench on the roofline{where} (ceilings from {source})"
 
 
-def roofline(rows, ceilings, path):
+def host_cpu():
+    """This machine's CPU as a roofline names it: model, cores and vector unit."""
+    import os
+
+    from fndcli.kernels import jitenv
+    from fndcli.machine import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, {jitenv.isa()[0]}"
+
+
+def roofline(rows, ceilings, path, cpu=None):
     """The roofline (Williams, Waterman, Patterson 2009): each ceiling's FMA roof and bandwidth slope,
-    log-log, and every timed row as a point at its arithmetic intensity; one colour per implementation."""
+    log-log, and every timed row as a point at its arithmetic intensity; one colour per implementation,
+    named in the legend with its % of the ceiling at its largest shape."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     timed = rows[rows["gflops"].notna()]
@@ -271,14 +283,20 @@ def roofline(rows, ceilings, path):
             + (f", {c['gb_s']:.3g} GB/s)" if c.get("gb_s") else ")"),
         )
     for i, (impl, run) in enumerate(timed.groupby("impl", sort=False)):
-        ax.scatter(run["intensity"], run["gflops"], color=plt.cm.tab10(i % 10), label=impl, zorder=3)
+        label = impl
+        top = run.loc[run["intensity"].idxmax()] if run["intensity"].notna().any() else None
+        if top is not None and np.isfinite(top.get("pct_peak", np.nan)):
+            shape = f"{top['m']}x{top['k']}x{top['n']}"
+            label = f"{impl}: {top['pct_peak']:.2g} % of the ceiling at {shape}"
+        ax.scatter(run["intensity"], run["gflops"], color=plt.cm.tab10(i % 10), label=label, zorder=3)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity: 2mkn FLOPs / bytes of a, b and c (FLOP/byte)")
     ax.set_ylabel("GFLOP/s")
-    ax.set_title(roofline_title(ceilings))
+    ax.set_title(roofline_title(ceilings, cpu), fontsize=9)
     ax.legend(fontsize=7)
     save(plt, fig, path)
+    return fig
 
 
 def history_figure(title, rows):
