@@ -217,8 +217,8 @@ def test_prefetch_intrinsics_emit_prefetch_instructions():
     ],
 )
 def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
-    """Tiles of 5x16 or 8x32 (float32), 5x8 or 8x16 (float64), blocks of about 100-250 rows and 128-256 of k:
-    every shape that is not a multiple of them, and 1000 rows in blocks spread over the threads."""
+    """Tiles of 5x16 or 8x32 (float32), 5x8 or 8x16 (float64), blocks of 30-250 rows: every shape that is not
+    a multiple of them, and 1000 rows in blocks spread over the threads (k in several blocks: below)."""
     check = check_impl("numba-tiled", Shape.parse(shape), dtype, seed=3)
     assert check.correct, (check.rel_err, check.error)
 
