@@ -56,9 +56,9 @@ def _one(m, k, n):
 
 def _packed(m, k, n):
     """numba-tiled's buffers, in elements: all of b packed (k in blocks of at least 128, n rounded up to
-    NR <= 32), a packed block of a a thread (at most all of a's rows, and a panel a thread, by k), and the
+    NR <= 48), a packed block of a a thread (at most all of a's rows, and a panel a thread, by k), and the
     output."""
-    return (k + k // 128 + 1) * (n + 32) + (m + 1024) * k + m * n
+    return (k + k // 128 + 1) * (n + 48) + (m + 1024) * k + m * n
 
 
 IMPL_SPECS = {

@@ -164,9 +164,11 @@ def test_numba_tiled_keeps_its_buffers_for_one_shape_and_never_reads_stale_ones(
 
 @pytest.mark.xdist_group("numba-tiled-float64")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numba_tiled_kernel_over_many_k_blocks_and_stale_buffers(dtype):
-    """This host's tile through k in several blocks (the later ones add into c, the last one short) and rows
-    over 3 parts: the blocking the host picks keeps k whole below 4096, so the suite drives the kernel
+@pytest.mark.parametrize("edge", ["3 columns", "half a panel and 1"])
+def test_numba_tiled_kernel_over_many_k_blocks_and_stale_buffers(dtype, edge):
+    """This host's tile through k in several blocks (the later ones add into c, the last one short), rows
+    over 3 parts, and a last panel of B of 3 columns or of half a panel and one (the narrowest edge kernel, or
+    a wider one): the blocking the host picks keeps k whole below 4096, so the suite drives the kernel
     directly. The buffers start as NaN: anything the kernel read without writing would show."""
     import numpy as np
 
@@ -174,7 +176,8 @@ def test_numba_tiled_kernel_over_many_k_blocks_and_stale_buffers(dtype):
     from fndcli.kernels.tiled import blocking
 
     mr, nr, _, _ = blocking(dtype, 1, 1, 1)
-    (m, k, n), kc, mc, parts = (61, 300, 2 * nr + 3), 64, 2 * mr, 3
+    n = nr + (3 if edge == "3 columns" else nr // 2 + 1)
+    (m, k), kc, mc, parts = (61, 300), 64, 2 * mr, 3
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     c = np.full((m, n), np.nan, dtype)
@@ -217,7 +220,7 @@ def test_prefetch_intrinsics_emit_prefetch_instructions():
     ],
 )
 def test_numba_tiled_edge_tiles_and_odd_shapes(impl, dtype, shape):
-    """Tiles of 5x16 or 8x32 (float32), 5x8 or 8x16 (float64), blocks of 30-250 rows: every shape that is not
+    """Tiles of 5x16 or 7x48 (float32), 5x8 or 7x24 (float64), blocks of 30-250 rows: every shape that is not
     a multiple of them, and 1000 rows in blocks spread over the threads (k in several blocks: below)."""
     check = check_impl("numba-tiled", Shape.parse(shape), dtype, seed=3)
     assert check.correct, (check.rel_err, check.error)
@@ -241,7 +244,8 @@ def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(m, k
 
     item = 4 if dtype == "float32" else 8
     mr, nr, kc, mc = blocking(dtype, m, k, threads, vector, {1: 32 << 10, 2: l2 << 10})
-    assert (mr, nr) == gemm_source.TILES[vector][dtype] and nr * item == 2 * vector  # B is two vectors wide
+    vectors = 3 if vector == 64 else 2  # B is three vectors wide on AVX-512, two on AVX2 and SSE
+    assert (mr, nr) == gemm_source.TILES[vector][dtype] and nr * item == vectors * vector
     longest = (l2 << 10) // 4 // (4 * mr * item)
     blocks = -(-k // kc)
     assert kc <= longest and blocks == -(-k // longest) and kc * (blocks - 1) < k <= kc * blocks
@@ -255,12 +259,12 @@ def test_numba_tiled_blocking_fits_the_caches_and_spreads_rows_over_threads(m, k
 @pytest.mark.parametrize(
     "vector,dtype,m,k,threads,l2,expected",
     [
-        # AVX-512, float32 (8 x 32), 2 MiB L2: A's block in 512 KiB, KC up to 512 KiB / (4 x 8 x 4 B) = 4096,
-        # so all of k = 2048 in one block; MC = 512 KiB / (2048 x 4 B) = 64 rows
-        (64, "float32", 2048, 2048, 1, 2048, (8, 32, 2048, 64)),
-        # AVX-512, float64 (8 x 16): KC up to 512 KiB / (4 x 8 x 8 B) = 2048, so k = 5000 in 3 blocks of 1667;
-        # MC = 512 KiB / (1667 x 8 B) = 39 rows, 32 in whole 8-row panels
-        (64, "float64", 256, 5000, 1, 2048, (8, 16, 1667, 32)),
+        # AVX-512, float32 (7 x 48), 2 MiB L2: A's block in 512 KiB, KC up to 512 KiB / (4 x 7 x 4 B) = 4681,
+        # so all of k = 2048 in one block; MC = 512 KiB / (2048 x 4 B) = 64 rows, 63 in whole 7-row panels
+        (64, "float32", 2048, 2048, 1, 2048, (7, 48, 2048, 63)),
+        # AVX-512, float64 (7 x 24): KC up to 512 KiB / (4 x 7 x 8 B) = 2340, so k = 5000 in 3 blocks of 1667;
+        # MC = 512 KiB / (1667 x 8 B) = 39 rows, 35; 256 rows: 8 blocks of 32, rounded up to panels: 35
+        (64, "float64", 256, 5000, 1, 2048, (7, 24, 1667, 35)),
         # AVX2, float32 (5 x 16), 512 KiB L2: KC up to 128 KiB / (4 x 5 x 4 B) = 1638, so k = 1000 whole;
         # MC = 128 KiB / 4000 B = 32 rows, 30; 130 rows on 2 threads: 3 blocks each of 22 rows, 25 in panels
         (32, "float32", 130, 1000, 2, 512, (5, 16, 1000, 25)),

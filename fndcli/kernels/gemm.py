@@ -21,6 +21,1501 @@ def aligned(d0, d1, d2, like):
 
 
 @njit(fastmath=True, cache=True)
+def set_5x2(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+5, j0:j0+2] = an edge tile (bp's first 2 columns): ap (kc, 5) and bp (kc, 2) are packed panels; the tile stays in 10
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q1)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q1)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q1)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q1)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q1)
+    c0_0 = z
+    c0_1 = z
+    c1_0 = z
+    c1_1 = z
+    c2_0 = z
+    c2_1 = z
+    c3_0 = z
+    c3_1 = z
+    c4_0 = z
+    c4_1 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+    c[r0, q0] = c0_0
+    c[r0, q1] = c0_1
+    c[r1, q0] = c1_0
+    c[r1, q1] = c1_1
+    c[r2, q0] = c2_0
+    c[r2, q1] = c2_1
+    c[r3, q0] = c3_0
+    c[r3, q1] = c3_1
+    c[r4, q0] = c4_0
+    c[r4, q1] = c4_1
+
+
+@njit(fastmath=True, cache=True)
+def set_7x8(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+8] = an edge tile (bp's first 8 columns): ap (kc, 7) and bp (kc, 8) are packed panels; the tile stays in 56
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    r5 = i0 + np.uint64(5)
+    r6 = i0 + np.uint64(6)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    q2 = j0 + np.uint64(2)
+    q3 = j0 + np.uint64(3)
+    q4 = j0 + np.uint64(4)
+    q5 = j0 + np.uint64(5)
+    q6 = j0 + np.uint64(6)
+    q7 = j0 + np.uint64(7)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q4)
+    write_l1(c, r0, q7)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q4)
+    write_l1(c, r1, q7)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q4)
+    write_l1(c, r2, q7)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q4)
+    write_l1(c, r3, q7)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q4)
+    write_l1(c, r4, q7)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q4)
+    write_l1(c, r5, q7)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q4)
+    write_l1(c, r6, q7)
+    c0_0 = z
+    c0_1 = z
+    c0_2 = z
+    c0_3 = z
+    c0_4 = z
+    c0_5 = z
+    c0_6 = z
+    c0_7 = z
+    c1_0 = z
+    c1_1 = z
+    c1_2 = z
+    c1_3 = z
+    c1_4 = z
+    c1_5 = z
+    c1_6 = z
+    c1_7 = z
+    c2_0 = z
+    c2_1 = z
+    c2_2 = z
+    c2_3 = z
+    c2_4 = z
+    c2_5 = z
+    c2_6 = z
+    c2_7 = z
+    c3_0 = z
+    c3_1 = z
+    c3_2 = z
+    c3_3 = z
+    c3_4 = z
+    c3_5 = z
+    c3_6 = z
+    c3_7 = z
+    c4_0 = z
+    c4_1 = z
+    c4_2 = z
+    c4_3 = z
+    c4_4 = z
+    c4_5 = z
+    c4_6 = z
+    c4_7 = z
+    c5_0 = z
+    c5_1 = z
+    c5_2 = z
+    c5_3 = z
+    c5_4 = z
+    c5_5 = z
+    c5_6 = z
+    c5_7 = z
+    c6_0 = z
+    c6_1 = z
+    c6_2 = z
+    c6_3 = z
+    c6_4 = z
+    c6_5 = z
+    c6_6 = z
+    c6_7 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        b2 = bp[p, 2]
+        b3 = bp[p, 3]
+        b4 = bp[p, 4]
+        b5 = bp[p, 5]
+        b6 = bp[p, 6]
+        b7 = bp[p, 7]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        c0_2 += a0 * b2
+        c0_3 += a0 * b3
+        c0_4 += a0 * b4
+        c0_5 += a0 * b5
+        c0_6 += a0 * b6
+        c0_7 += a0 * b7
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        c1_2 += a1 * b2
+        c1_3 += a1 * b3
+        c1_4 += a1 * b4
+        c1_5 += a1 * b5
+        c1_6 += a1 * b6
+        c1_7 += a1 * b7
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        c2_2 += a2 * b2
+        c2_3 += a2 * b3
+        c2_4 += a2 * b4
+        c2_5 += a2 * b5
+        c2_6 += a2 * b6
+        c2_7 += a2 * b7
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        c3_2 += a3 * b2
+        c3_3 += a3 * b3
+        c3_4 += a3 * b4
+        c3_5 += a3 * b5
+        c3_6 += a3 * b6
+        c3_7 += a3 * b7
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+        c4_2 += a4 * b2
+        c4_3 += a4 * b3
+        c4_4 += a4 * b4
+        c4_5 += a4 * b5
+        c4_6 += a4 * b6
+        c4_7 += a4 * b7
+        a5 = ap[p, 5]
+        c5_0 += a5 * b0
+        c5_1 += a5 * b1
+        c5_2 += a5 * b2
+        c5_3 += a5 * b3
+        c5_4 += a5 * b4
+        c5_5 += a5 * b5
+        c5_6 += a5 * b6
+        c5_7 += a5 * b7
+        a6 = ap[p, 6]
+        c6_0 += a6 * b0
+        c6_1 += a6 * b1
+        c6_2 += a6 * b2
+        c6_3 += a6 * b3
+        c6_4 += a6 * b4
+        c6_5 += a6 * b5
+        c6_6 += a6 * b6
+        c6_7 += a6 * b7
+    c[r0, q0] = c0_0
+    c[r0, q1] = c0_1
+    c[r0, q2] = c0_2
+    c[r0, q3] = c0_3
+    c[r0, q4] = c0_4
+    c[r0, q5] = c0_5
+    c[r0, q6] = c0_6
+    c[r0, q7] = c0_7
+    c[r1, q0] = c1_0
+    c[r1, q1] = c1_1
+    c[r1, q2] = c1_2
+    c[r1, q3] = c1_3
+    c[r1, q4] = c1_4
+    c[r1, q5] = c1_5
+    c[r1, q6] = c1_6
+    c[r1, q7] = c1_7
+    c[r2, q0] = c2_0
+    c[r2, q1] = c2_1
+    c[r2, q2] = c2_2
+    c[r2, q3] = c2_3
+    c[r2, q4] = c2_4
+    c[r2, q5] = c2_5
+    c[r2, q6] = c2_6
+    c[r2, q7] = c2_7
+    c[r3, q0] = c3_0
+    c[r3, q1] = c3_1
+    c[r3, q2] = c3_2
+    c[r3, q3] = c3_3
+    c[r3, q4] = c3_4
+    c[r3, q5] = c3_5
+    c[r3, q6] = c3_6
+    c[r3, q7] = c3_7
+    c[r4, q0] = c4_0
+    c[r4, q1] = c4_1
+    c[r4, q2] = c4_2
+    c[r4, q3] = c4_3
+    c[r4, q4] = c4_4
+    c[r4, q5] = c4_5
+    c[r4, q6] = c4_6
+    c[r4, q7] = c4_7
+    c[r5, q0] = c5_0
+    c[r5, q1] = c5_1
+    c[r5, q2] = c5_2
+    c[r5, q3] = c5_3
+    c[r5, q4] = c5_4
+    c[r5, q5] = c5_5
+    c[r5, q6] = c5_6
+    c[r5, q7] = c5_7
+    c[r6, q0] = c6_0
+    c[r6, q1] = c6_1
+    c[r6, q2] = c6_2
+    c[r6, q3] = c6_3
+    c[r6, q4] = c6_4
+    c[r6, q5] = c6_5
+    c[r6, q6] = c6_6
+    c[r6, q7] = c6_7
+
+
+@njit(fastmath=True, cache=True)
+def set_7x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+16] = an edge tile (bp's first 16 columns): ap (kc, 7) and bp (kc, 16) are packed panels; the tile stays in 112
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    r5 = i0 + np.uint64(5)
+    r6 = i0 + np.uint64(6)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    q2 = j0 + np.uint64(2)
+    q3 = j0 + np.uint64(3)
+    q4 = j0 + np.uint64(4)
+    q5 = j0 + np.uint64(5)
+    q6 = j0 + np.uint64(6)
+    q7 = j0 + np.uint64(7)
+    q8 = j0 + np.uint64(8)
+    q9 = j0 + np.uint64(9)
+    q10 = j0 + np.uint64(10)
+    q11 = j0 + np.uint64(11)
+    q12 = j0 + np.uint64(12)
+    q13 = j0 + np.uint64(13)
+    q14 = j0 + np.uint64(14)
+    q15 = j0 + np.uint64(15)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q8)
+    write_l1(c, r0, q15)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q8)
+    write_l1(c, r1, q15)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q8)
+    write_l1(c, r2, q15)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q8)
+    write_l1(c, r3, q15)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q8)
+    write_l1(c, r4, q15)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q8)
+    write_l1(c, r5, q15)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q8)
+    write_l1(c, r6, q15)
+    c0_0 = z
+    c0_1 = z
+    c0_2 = z
+    c0_3 = z
+    c0_4 = z
+    c0_5 = z
+    c0_6 = z
+    c0_7 = z
+    c0_8 = z
+    c0_9 = z
+    c0_10 = z
+    c0_11 = z
+    c0_12 = z
+    c0_13 = z
+    c0_14 = z
+    c0_15 = z
+    c1_0 = z
+    c1_1 = z
+    c1_2 = z
+    c1_3 = z
+    c1_4 = z
+    c1_5 = z
+    c1_6 = z
+    c1_7 = z
+    c1_8 = z
+    c1_9 = z
+    c1_10 = z
+    c1_11 = z
+    c1_12 = z
+    c1_13 = z
+    c1_14 = z
+    c1_15 = z
+    c2_0 = z
+    c2_1 = z
+    c2_2 = z
+    c2_3 = z
+    c2_4 = z
+    c2_5 = z
+    c2_6 = z
+    c2_7 = z
+    c2_8 = z
+    c2_9 = z
+    c2_10 = z
+    c2_11 = z
+    c2_12 = z
+    c2_13 = z
+    c2_14 = z
+    c2_15 = z
+    c3_0 = z
+    c3_1 = z
+    c3_2 = z
+    c3_3 = z
+    c3_4 = z
+    c3_5 = z
+    c3_6 = z
+    c3_7 = z
+    c3_8 = z
+    c3_9 = z
+    c3_10 = z
+    c3_11 = z
+    c3_12 = z
+    c3_13 = z
+    c3_14 = z
+    c3_15 = z
+    c4_0 = z
+    c4_1 = z
+    c4_2 = z
+    c4_3 = z
+    c4_4 = z
+    c4_5 = z
+    c4_6 = z
+    c4_7 = z
+    c4_8 = z
+    c4_9 = z
+    c4_10 = z
+    c4_11 = z
+    c4_12 = z
+    c4_13 = z
+    c4_14 = z
+    c4_15 = z
+    c5_0 = z
+    c5_1 = z
+    c5_2 = z
+    c5_3 = z
+    c5_4 = z
+    c5_5 = z
+    c5_6 = z
+    c5_7 = z
+    c5_8 = z
+    c5_9 = z
+    c5_10 = z
+    c5_11 = z
+    c5_12 = z
+    c5_13 = z
+    c5_14 = z
+    c5_15 = z
+    c6_0 = z
+    c6_1 = z
+    c6_2 = z
+    c6_3 = z
+    c6_4 = z
+    c6_5 = z
+    c6_6 = z
+    c6_7 = z
+    c6_8 = z
+    c6_9 = z
+    c6_10 = z
+    c6_11 = z
+    c6_12 = z
+    c6_13 = z
+    c6_14 = z
+    c6_15 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        b2 = bp[p, 2]
+        b3 = bp[p, 3]
+        b4 = bp[p, 4]
+        b5 = bp[p, 5]
+        b6 = bp[p, 6]
+        b7 = bp[p, 7]
+        b8 = bp[p, 8]
+        b9 = bp[p, 9]
+        b10 = bp[p, 10]
+        b11 = bp[p, 11]
+        b12 = bp[p, 12]
+        b13 = bp[p, 13]
+        b14 = bp[p, 14]
+        b15 = bp[p, 15]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        c0_2 += a0 * b2
+        c0_3 += a0 * b3
+        c0_4 += a0 * b4
+        c0_5 += a0 * b5
+        c0_6 += a0 * b6
+        c0_7 += a0 * b7
+        c0_8 += a0 * b8
+        c0_9 += a0 * b9
+        c0_10 += a0 * b10
+        c0_11 += a0 * b11
+        c0_12 += a0 * b12
+        c0_13 += a0 * b13
+        c0_14 += a0 * b14
+        c0_15 += a0 * b15
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        c1_2 += a1 * b2
+        c1_3 += a1 * b3
+        c1_4 += a1 * b4
+        c1_5 += a1 * b5
+        c1_6 += a1 * b6
+        c1_7 += a1 * b7
+        c1_8 += a1 * b8
+        c1_9 += a1 * b9
+        c1_10 += a1 * b10
+        c1_11 += a1 * b11
+        c1_12 += a1 * b12
+        c1_13 += a1 * b13
+        c1_14 += a1 * b14
+        c1_15 += a1 * b15
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        c2_2 += a2 * b2
+        c2_3 += a2 * b3
+        c2_4 += a2 * b4
+        c2_5 += a2 * b5
+        c2_6 += a2 * b6
+        c2_7 += a2 * b7
+        c2_8 += a2 * b8
+        c2_9 += a2 * b9
+        c2_10 += a2 * b10
+        c2_11 += a2 * b11
+        c2_12 += a2 * b12
+        c2_13 += a2 * b13
+        c2_14 += a2 * b14
+        c2_15 += a2 * b15
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        c3_2 += a3 * b2
+        c3_3 += a3 * b3
+        c3_4 += a3 * b4
+        c3_5 += a3 * b5
+        c3_6 += a3 * b6
+        c3_7 += a3 * b7
+        c3_8 += a3 * b8
+        c3_9 += a3 * b9
+        c3_10 += a3 * b10
+        c3_11 += a3 * b11
+        c3_12 += a3 * b12
+        c3_13 += a3 * b13
+        c3_14 += a3 * b14
+        c3_15 += a3 * b15
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+        c4_2 += a4 * b2
+        c4_3 += a4 * b3
+        c4_4 += a4 * b4
+        c4_5 += a4 * b5
+        c4_6 += a4 * b6
+        c4_7 += a4 * b7
+        c4_8 += a4 * b8
+        c4_9 += a4 * b9
+        c4_10 += a4 * b10
+        c4_11 += a4 * b11
+        c4_12 += a4 * b12
+        c4_13 += a4 * b13
+        c4_14 += a4 * b14
+        c4_15 += a4 * b15
+        a5 = ap[p, 5]
+        c5_0 += a5 * b0
+        c5_1 += a5 * b1
+        c5_2 += a5 * b2
+        c5_3 += a5 * b3
+        c5_4 += a5 * b4
+        c5_5 += a5 * b5
+        c5_6 += a5 * b6
+        c5_7 += a5 * b7
+        c5_8 += a5 * b8
+        c5_9 += a5 * b9
+        c5_10 += a5 * b10
+        c5_11 += a5 * b11
+        c5_12 += a5 * b12
+        c5_13 += a5 * b13
+        c5_14 += a5 * b14
+        c5_15 += a5 * b15
+        a6 = ap[p, 6]
+        c6_0 += a6 * b0
+        c6_1 += a6 * b1
+        c6_2 += a6 * b2
+        c6_3 += a6 * b3
+        c6_4 += a6 * b4
+        c6_5 += a6 * b5
+        c6_6 += a6 * b6
+        c6_7 += a6 * b7
+        c6_8 += a6 * b8
+        c6_9 += a6 * b9
+        c6_10 += a6 * b10
+        c6_11 += a6 * b11
+        c6_12 += a6 * b12
+        c6_13 += a6 * b13
+        c6_14 += a6 * b14
+        c6_15 += a6 * b15
+    c[r0, q0] = c0_0
+    c[r0, q1] = c0_1
+    c[r0, q2] = c0_2
+    c[r0, q3] = c0_3
+    c[r0, q4] = c0_4
+    c[r0, q5] = c0_5
+    c[r0, q6] = c0_6
+    c[r0, q7] = c0_7
+    c[r0, q8] = c0_8
+    c[r0, q9] = c0_9
+    c[r0, q10] = c0_10
+    c[r0, q11] = c0_11
+    c[r0, q12] = c0_12
+    c[r0, q13] = c0_13
+    c[r0, q14] = c0_14
+    c[r0, q15] = c0_15
+    c[r1, q0] = c1_0
+    c[r1, q1] = c1_1
+    c[r1, q2] = c1_2
+    c[r1, q3] = c1_3
+    c[r1, q4] = c1_4
+    c[r1, q5] = c1_5
+    c[r1, q6] = c1_6
+    c[r1, q7] = c1_7
+    c[r1, q8] = c1_8
+    c[r1, q9] = c1_9
+    c[r1, q10] = c1_10
+    c[r1, q11] = c1_11
+    c[r1, q12] = c1_12
+    c[r1, q13] = c1_13
+    c[r1, q14] = c1_14
+    c[r1, q15] = c1_15
+    c[r2, q0] = c2_0
+    c[r2, q1] = c2_1
+    c[r2, q2] = c2_2
+    c[r2, q3] = c2_3
+    c[r2, q4] = c2_4
+    c[r2, q5] = c2_5
+    c[r2, q6] = c2_6
+    c[r2, q7] = c2_7
+    c[r2, q8] = c2_8
+    c[r2, q9] = c2_9
+    c[r2, q10] = c2_10
+    c[r2, q11] = c2_11
+    c[r2, q12] = c2_12
+    c[r2, q13] = c2_13
+    c[r2, q14] = c2_14
+    c[r2, q15] = c2_15
+    c[r3, q0] = c3_0
+    c[r3, q1] = c3_1
+    c[r3, q2] = c3_2
+    c[r3, q3] = c3_3
+    c[r3, q4] = c3_4
+    c[r3, q5] = c3_5
+    c[r3, q6] = c3_6
+    c[r3, q7] = c3_7
+    c[r3, q8] = c3_8
+    c[r3, q9] = c3_9
+    c[r3, q10] = c3_10
+    c[r3, q11] = c3_11
+    c[r3, q12] = c3_12
+    c[r3, q13] = c3_13
+    c[r3, q14] = c3_14
+    c[r3, q15] = c3_15
+    c[r4, q0] = c4_0
+    c[r4, q1] = c4_1
+    c[r4, q2] = c4_2
+    c[r4, q3] = c4_3
+    c[r4, q4] = c4_4
+    c[r4, q5] = c4_5
+    c[r4, q6] = c4_6
+    c[r4, q7] = c4_7
+    c[r4, q8] = c4_8
+    c[r4, q9] = c4_9
+    c[r4, q10] = c4_10
+    c[r4, q11] = c4_11
+    c[r4, q12] = c4_12
+    c[r4, q13] = c4_13
+    c[r4, q14] = c4_14
+    c[r4, q15] = c4_15
+    c[r5, q0] = c5_0
+    c[r5, q1] = c5_1
+    c[r5, q2] = c5_2
+    c[r5, q3] = c5_3
+    c[r5, q4] = c5_4
+    c[r5, q5] = c5_5
+    c[r5, q6] = c5_6
+    c[r5, q7] = c5_7
+    c[r5, q8] = c5_8
+    c[r5, q9] = c5_9
+    c[r5, q10] = c5_10
+    c[r5, q11] = c5_11
+    c[r5, q12] = c5_12
+    c[r5, q13] = c5_13
+    c[r5, q14] = c5_14
+    c[r5, q15] = c5_15
+    c[r6, q0] = c6_0
+    c[r6, q1] = c6_1
+    c[r6, q2] = c6_2
+    c[r6, q3] = c6_3
+    c[r6, q4] = c6_4
+    c[r6, q5] = c6_5
+    c[r6, q6] = c6_6
+    c[r6, q7] = c6_7
+    c[r6, q8] = c6_8
+    c[r6, q9] = c6_9
+    c[r6, q10] = c6_10
+    c[r6, q11] = c6_11
+    c[r6, q12] = c6_12
+    c[r6, q13] = c6_13
+    c[r6, q14] = c6_14
+    c[r6, q15] = c6_15
+
+
+@njit(fastmath=True, cache=True)
+def set_7x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+32] = an edge tile (bp's first 32 columns): ap (kc, 7) and bp (kc, 32) are packed panels; the tile stays in 224
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    r5 = i0 + np.uint64(5)
+    r6 = i0 + np.uint64(6)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    q2 = j0 + np.uint64(2)
+    q3 = j0 + np.uint64(3)
+    q4 = j0 + np.uint64(4)
+    q5 = j0 + np.uint64(5)
+    q6 = j0 + np.uint64(6)
+    q7 = j0 + np.uint64(7)
+    q8 = j0 + np.uint64(8)
+    q9 = j0 + np.uint64(9)
+    q10 = j0 + np.uint64(10)
+    q11 = j0 + np.uint64(11)
+    q12 = j0 + np.uint64(12)
+    q13 = j0 + np.uint64(13)
+    q14 = j0 + np.uint64(14)
+    q15 = j0 + np.uint64(15)
+    q16 = j0 + np.uint64(16)
+    q17 = j0 + np.uint64(17)
+    q18 = j0 + np.uint64(18)
+    q19 = j0 + np.uint64(19)
+    q20 = j0 + np.uint64(20)
+    q21 = j0 + np.uint64(21)
+    q22 = j0 + np.uint64(22)
+    q23 = j0 + np.uint64(23)
+    q24 = j0 + np.uint64(24)
+    q25 = j0 + np.uint64(25)
+    q26 = j0 + np.uint64(26)
+    q27 = j0 + np.uint64(27)
+    q28 = j0 + np.uint64(28)
+    q29 = j0 + np.uint64(29)
+    q30 = j0 + np.uint64(30)
+    q31 = j0 + np.uint64(31)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q16)
+    write_l1(c, r0, q31)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q16)
+    write_l1(c, r1, q31)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q16)
+    write_l1(c, r2, q31)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q16)
+    write_l1(c, r3, q31)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q16)
+    write_l1(c, r4, q31)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q16)
+    write_l1(c, r5, q31)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q16)
+    write_l1(c, r6, q31)
+    c0_0 = z
+    c0_1 = z
+    c0_2 = z
+    c0_3 = z
+    c0_4 = z
+    c0_5 = z
+    c0_6 = z
+    c0_7 = z
+    c0_8 = z
+    c0_9 = z
+    c0_10 = z
+    c0_11 = z
+    c0_12 = z
+    c0_13 = z
+    c0_14 = z
+    c0_15 = z
+    c0_16 = z
+    c0_17 = z
+    c0_18 = z
+    c0_19 = z
+    c0_20 = z
+    c0_21 = z
+    c0_22 = z
+    c0_23 = z
+    c0_24 = z
+    c0_25 = z
+    c0_26 = z
+    c0_27 = z
+    c0_28 = z
+    c0_29 = z
+    c0_30 = z
+    c0_31 = z
+    c1_0 = z
+    c1_1 = z
+    c1_2 = z
+    c1_3 = z
+    c1_4 = z
+    c1_5 = z
+    c1_6 = z
+    c1_7 = z
+    c1_8 = z
+    c1_9 = z
+    c1_10 = z
+    c1_11 = z
+    c1_12 = z
+    c1_13 = z
+    c1_14 = z
+    c1_15 = z
+    c1_16 = z
+    c1_17 = z
+    c1_18 = z
+    c1_19 = z
+    c1_20 = z
+    c1_21 = z
+    c1_22 = z
+    c1_23 = z
+    c1_24 = z
+    c1_25 = z
+    c1_26 = z
+    c1_27 = z
+    c1_28 = z
+    c1_29 = z
+    c1_30 = z
+    c1_31 = z
+    c2_0 = z
+    c2_1 = z
+    c2_2 = z
+    c2_3 = z
+    c2_4 = z
+    c2_5 = z
+    c2_6 = z
+    c2_7 = z
+    c2_8 = z
+    c2_9 = z
+    c2_10 = z
+    c2_11 = z
+    c2_12 = z
+    c2_13 = z
+    c2_14 = z
+    c2_15 = z
+    c2_16 = z
+    c2_17 = z
+    c2_18 = z
+    c2_19 = z
+    c2_20 = z
+    c2_21 = z
+    c2_22 = z
+    c2_23 = z
+    c2_24 = z
+    c2_25 = z
+    c2_26 = z
+    c2_27 = z
+    c2_28 = z
+    c2_29 = z
+    c2_30 = z
+    c2_31 = z
+    c3_0 = z
+    c3_1 = z
+    c3_2 = z
+    c3_3 = z
+    c3_4 = z
+    c3_5 = z
+    c3_6 = z
+    c3_7 = z
+    c3_8 = z
+    c3_9 = z
+    c3_10 = z
+    c3_11 = z
+    c3_12 = z
+    c3_13 = z
+    c3_14 = z
+    c3_15 = z
+    c3_16 = z
+    c3_17 = z
+    c3_18 = z
+    c3_19 = z
+    c3_20 = z
+    c3_21 = z
+    c3_22 = z
+    c3_23 = z
+    c3_24 = z
+    c3_25 = z
+    c3_26 = z
+    c3_27 = z
+    c3_28 = z
+    c3_29 = z
+    c3_30 = z
+    c3_31 = z
+    c4_0 = z
+    c4_1 = z
+    c4_2 = z
+    c4_3 = z
+    c4_4 = z
+    c4_5 = z
+    c4_6 = z
+    c4_7 = z
+    c4_8 = z
+    c4_9 = z
+    c4_10 = z
+    c4_11 = z
+    c4_12 = z
+    c4_13 = z
+    c4_14 = z
+    c4_15 = z
+    c4_16 = z
+    c4_17 = z
+    c4_18 = z
+    c4_19 = z
+    c4_20 = z
+    c4_21 = z
+    c4_22 = z
+    c4_23 = z
+    c4_24 = z
+    c4_25 = z
+    c4_26 = z
+    c4_27 = z
+    c4_28 = z
+    c4_29 = z
+    c4_30 = z
+    c4_31 = z
+    c5_0 = z
+    c5_1 = z
+    c5_2 = z
+    c5_3 = z
+    c5_4 = z
+    c5_5 = z
+    c5_6 = z
+    c5_7 = z
+    c5_8 = z
+    c5_9 = z
+    c5_10 = z
+    c5_11 = z
+    c5_12 = z
+    c5_13 = z
+    c5_14 = z
+    c5_15 = z
+    c5_16 = z
+    c5_17 = z
+    c5_18 = z
+    c5_19 = z
+    c5_20 = z
+    c5_21 = z
+    c5_22 = z
+    c5_23 = z
+    c5_24 = z
+    c5_25 = z
+    c5_26 = z
+    c5_27 = z
+    c5_28 = z
+    c5_29 = z
+    c5_30 = z
+    c5_31 = z
+    c6_0 = z
+    c6_1 = z
+    c6_2 = z
+    c6_3 = z
+    c6_4 = z
+    c6_5 = z
+    c6_6 = z
+    c6_7 = z
+    c6_8 = z
+    c6_9 = z
+    c6_10 = z
+    c6_11 = z
+    c6_12 = z
+    c6_13 = z
+    c6_14 = z
+    c6_15 = z
+    c6_16 = z
+    c6_17 = z
+    c6_18 = z
+    c6_19 = z
+    c6_20 = z
+    c6_21 = z
+    c6_22 = z
+    c6_23 = z
+    c6_24 = z
+    c6_25 = z
+    c6_26 = z
+    c6_27 = z
+    c6_28 = z
+    c6_29 = z
+    c6_30 = z
+    c6_31 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        b2 = bp[p, 2]
+        b3 = bp[p, 3]
+        b4 = bp[p, 4]
+        b5 = bp[p, 5]
+        b6 = bp[p, 6]
+        b7 = bp[p, 7]
+        b8 = bp[p, 8]
+        b9 = bp[p, 9]
+        b10 = bp[p, 10]
+        b11 = bp[p, 11]
+        b12 = bp[p, 12]
+        b13 = bp[p, 13]
+        b14 = bp[p, 14]
+        b15 = bp[p, 15]
+        b16 = bp[p, 16]
+        b17 = bp[p, 17]
+        b18 = bp[p, 18]
+        b19 = bp[p, 19]
+        b20 = bp[p, 20]
+        b21 = bp[p, 21]
+        b22 = bp[p, 22]
+        b23 = bp[p, 23]
+        b24 = bp[p, 24]
+        b25 = bp[p, 25]
+        b26 = bp[p, 26]
+        b27 = bp[p, 27]
+        b28 = bp[p, 28]
+        b29 = bp[p, 29]
+        b30 = bp[p, 30]
+        b31 = bp[p, 31]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        c0_2 += a0 * b2
+        c0_3 += a0 * b3
+        c0_4 += a0 * b4
+        c0_5 += a0 * b5
+        c0_6 += a0 * b6
+        c0_7 += a0 * b7
+        c0_8 += a0 * b8
+        c0_9 += a0 * b9
+        c0_10 += a0 * b10
+        c0_11 += a0 * b11
+        c0_12 += a0 * b12
+        c0_13 += a0 * b13
+        c0_14 += a0 * b14
+        c0_15 += a0 * b15
+        c0_16 += a0 * b16
+        c0_17 += a0 * b17
+        c0_18 += a0 * b18
+        c0_19 += a0 * b19
+        c0_20 += a0 * b20
+        c0_21 += a0 * b21
+        c0_22 += a0 * b22
+        c0_23 += a0 * b23
+        c0_24 += a0 * b24
+        c0_25 += a0 * b25
+        c0_26 += a0 * b26
+        c0_27 += a0 * b27
+        c0_28 += a0 * b28
+        c0_29 += a0 * b29
+        c0_30 += a0 * b30
+        c0_31 += a0 * b31
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        c1_2 += a1 * b2
+        c1_3 += a1 * b3
+        c1_4 += a1 * b4
+        c1_5 += a1 * b5
+        c1_6 += a1 * b6
+        c1_7 += a1 * b7
+        c1_8 += a1 * b8
+        c1_9 += a1 * b9
+        c1_10 += a1 * b10
+        c1_11 += a1 * b11
+        c1_12 += a1 * b12
+        c1_13 += a1 * b13
+        c1_14 += a1 * b14
+        c1_15 += a1 * b15
+        c1_16 += a1 * b16
+        c1_17 += a1 * b17
+        c1_18 += a1 * b18
+        c1_19 += a1 * b19
+        c1_20 += a1 * b20
+        c1_21 += a1 * b21
+        c1_22 += a1 * b22
+        c1_23 += a1 * b23
+        c1_24 += a1 * b24
+        c1_25 += a1 * b25
+        c1_26 += a1 * b26
+        c1_27 += a1 * b27
+        c1_28 += a1 * b28
+        c1_29 += a1 * b29
+        c1_30 += a1 * b30
+        c1_31 += a1 * b31
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        c2_2 += a2 * b2
+        c2_3 += a2 * b3
+        c2_4 += a2 * b4
+        c2_5 += a2 * b5
+        c2_6 += a2 * b6
+        c2_7 += a2 * b7
+        c2_8 += a2 * b8
+        c2_9 += a2 * b9
+        c2_10 += a2 * b10
+        c2_11 += a2 * b11
+        c2_12 += a2 * b12
+        c2_13 += a2 * b13
+        c2_14 += a2 * b14
+        c2_15 += a2 * b15
+        c2_16 += a2 * b16
+        c2_17 += a2 * b17
+        c2_18 += a2 * b18
+        c2_19 += a2 * b19
+        c2_20 += a2 * b20
+        c2_21 += a2 * b21
+        c2_22 += a2 * b22
+        c2_23 += a2 * b23
+        c2_24 += a2 * b24
+        c2_25 += a2 * b25
+        c2_26 += a2 * b26
+        c2_27 += a2 * b27
+        c2_28 += a2 * b28
+        c2_29 += a2 * b29
+        c2_30 += a2 * b30
+        c2_31 += a2 * b31
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        c3_2 += a3 * b2
+        c3_3 += a3 * b3
+        c3_4 += a3 * b4
+        c3_5 += a3 * b5
+        c3_6 += a3 * b6
+        c3_7 += a3 * b7
+        c3_8 += a3 * b8
+        c3_9 += a3 * b9
+        c3_10 += a3 * b10
+        c3_11 += a3 * b11
+        c3_12 += a3 * b12
+        c3_13 += a3 * b13
+        c3_14 += a3 * b14
+        c3_15 += a3 * b15
+        c3_16 += a3 * b16
+        c3_17 += a3 * b17
+        c3_18 += a3 * b18
+        c3_19 += a3 * b19
+        c3_20 += a3 * b20
+        c3_21 += a3 * b21
+        c3_22 += a3 * b22
+        c3_23 += a3 * b23
+        c3_24 += a3 * b24
+        c3_25 += a3 * b25
+        c3_26 += a3 * b26
+        c3_27 += a3 * b27
+        c3_28 += a3 * b28
+        c3_29 += a3 * b29
+        c3_30 += a3 * b30
+        c3_31 += a3 * b31
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+        c4_2 += a4 * b2
+        c4_3 += a4 * b3
+        c4_4 += a4 * b4
+        c4_5 += a4 * b5
+        c4_6 += a4 * b6
+        c4_7 += a4 * b7
+        c4_8 += a4 * b8
+        c4_9 += a4 * b9
+        c4_10 += a4 * b10
+        c4_11 += a4 * b11
+        c4_12 += a4 * b12
+        c4_13 += a4 * b13
+        c4_14 += a4 * b14
+        c4_15 += a4 * b15
+        c4_16 += a4 * b16
+        c4_17 += a4 * b17
+        c4_18 += a4 * b18
+        c4_19 += a4 * b19
+        c4_20 += a4 * b20
+        c4_21 += a4 * b21
+        c4_22 += a4 * b22
+        c4_23 += a4 * b23
+        c4_24 += a4 * b24
+        c4_25 += a4 * b25
+        c4_26 += a4 * b26
+        c4_27 += a4 * b27
+        c4_28 += a4 * b28
+        c4_29 += a4 * b29
+        c4_30 += a4 * b30
+        c4_31 += a4 * b31
+        a5 = ap[p, 5]
+        c5_0 += a5 * b0
+        c5_1 += a5 * b1
+        c5_2 += a5 * b2
+        c5_3 += a5 * b3
+        c5_4 += a5 * b4
+        c5_5 += a5 * b5
+        c5_6 += a5 * b6
+        c5_7 += a5 * b7
+        c5_8 += a5 * b8
+        c5_9 += a5 * b9
+        c5_10 += a5 * b10
+        c5_11 += a5 * b11
+        c5_12 += a5 * b12
+        c5_13 += a5 * b13
+        c5_14 += a5 * b14
+        c5_15 += a5 * b15
+        c5_16 += a5 * b16
+        c5_17 += a5 * b17
+        c5_18 += a5 * b18
+        c5_19 += a5 * b19
+        c5_20 += a5 * b20
+        c5_21 += a5 * b21
+        c5_22 += a5 * b22
+        c5_23 += a5 * b23
+        c5_24 += a5 * b24
+        c5_25 += a5 * b25
+        c5_26 += a5 * b26
+        c5_27 += a5 * b27
+        c5_28 += a5 * b28
+        c5_29 += a5 * b29
+        c5_30 += a5 * b30
+        c5_31 += a5 * b31
+        a6 = ap[p, 6]
+        c6_0 += a6 * b0
+        c6_1 += a6 * b1
+        c6_2 += a6 * b2
+        c6_3 += a6 * b3
+        c6_4 += a6 * b4
+        c6_5 += a6 * b5
+        c6_6 += a6 * b6
+        c6_7 += a6 * b7
+        c6_8 += a6 * b8
+        c6_9 += a6 * b9
+        c6_10 += a6 * b10
+        c6_11 += a6 * b11
+        c6_12 += a6 * b12
+        c6_13 += a6 * b13
+        c6_14 += a6 * b14
+        c6_15 += a6 * b15
+        c6_16 += a6 * b16
+        c6_17 += a6 * b17
+        c6_18 += a6 * b18
+        c6_19 += a6 * b19
+        c6_20 += a6 * b20
+        c6_21 += a6 * b21
+        c6_22 += a6 * b22
+        c6_23 += a6 * b23
+        c6_24 += a6 * b24
+        c6_25 += a6 * b25
+        c6_26 += a6 * b26
+        c6_27 += a6 * b27
+        c6_28 += a6 * b28
+        c6_29 += a6 * b29
+        c6_30 += a6 * b30
+        c6_31 += a6 * b31
+    c[r0, q0] = c0_0
+    c[r0, q1] = c0_1
+    c[r0, q2] = c0_2
+    c[r0, q3] = c0_3
+    c[r0, q4] = c0_4
+    c[r0, q5] = c0_5
+    c[r0, q6] = c0_6
+    c[r0, q7] = c0_7
+    c[r0, q8] = c0_8
+    c[r0, q9] = c0_9
+    c[r0, q10] = c0_10
+    c[r0, q11] = c0_11
+    c[r0, q12] = c0_12
+    c[r0, q13] = c0_13
+    c[r0, q14] = c0_14
+    c[r0, q15] = c0_15
+    c[r0, q16] = c0_16
+    c[r0, q17] = c0_17
+    c[r0, q18] = c0_18
+    c[r0, q19] = c0_19
+    c[r0, q20] = c0_20
+    c[r0, q21] = c0_21
+    c[r0, q22] = c0_22
+    c[r0, q23] = c0_23
+    c[r0, q24] = c0_24
+    c[r0, q25] = c0_25
+    c[r0, q26] = c0_26
+    c[r0, q27] = c0_27
+    c[r0, q28] = c0_28
+    c[r0, q29] = c0_29
+    c[r0, q30] = c0_30
+    c[r0, q31] = c0_31
+    c[r1, q0] = c1_0
+    c[r1, q1] = c1_1
+    c[r1, q2] = c1_2
+    c[r1, q3] = c1_3
+    c[r1, q4] = c1_4
+    c[r1, q5] = c1_5
+    c[r1, q6] = c1_6
+    c[r1, q7] = c1_7
+    c[r1, q8] = c1_8
+    c[r1, q9] = c1_9
+    c[r1, q10] = c1_10
+    c[r1, q11] = c1_11
+    c[r1, q12] = c1_12
+    c[r1, q13] = c1_13
+    c[r1, q14] = c1_14
+    c[r1, q15] = c1_15
+    c[r1, q16] = c1_16
+    c[r1, q17] = c1_17
+    c[r1, q18] = c1_18
+    c[r1, q19] = c1_19
+    c[r1, q20] = c1_20
+    c[r1, q21] = c1_21
+    c[r1, q22] = c1_22
+    c[r1, q23] = c1_23
+    c[r1, q24] = c1_24
+    c[r1, q25] = c1_25
+    c[r1, q26] = c1_26
+    c[r1, q27] = c1_27
+    c[r1, q28] = c1_28
+    c[r1, q29] = c1_29
+    c[r1, q30] = c1_30
+    c[r1, q31] = c1_31
+    c[r2, q0] = c2_0
+    c[r2, q1] = c2_1
+    c[r2, q2] = c2_2
+    c[r2, q3] = c2_3
+    c[r2, q4] = c2_4
+    c[r2, q5] = c2_5
+    c[r2, q6] = c2_6
+    c[r2, q7] = c2_7
+    c[r2, q8] = c2_8
+    c[r2, q9] = c2_9
+    c[r2, q10] = c2_10
+    c[r2, q11] = c2_11
+    c[r2, q12] = c2_12
+    c[r2, q13] = c2_13
+    c[r2, q14] = c2_14
+    c[r2, q15] = c2_15
+    c[r2, q16] = c2_16
+    c[r2, q17] = c2_17
+    c[r2, q18] = c2_18
+    c[r2, q19] = c2_19
+    c[r2, q20] = c2_20
+    c[r2, q21] = c2_21
+    c[r2, q22] = c2_22
+    c[r2, q23] = c2_23
+    c[r2, q24] = c2_24
+    c[r2, q25] = c2_25
+    c[r2, q26] = c2_26
+    c[r2, q27] = c2_27
+    c[r2, q28] = c2_28
+    c[r2, q29] = c2_29
+    c[r2, q30] = c2_30
+    c[r2, q31] = c2_31
+    c[r3, q0] = c3_0
+    c[r3, q1] = c3_1
+    c[r3, q2] = c3_2
+    c[r3, q3] = c3_3
+    c[r3, q4] = c3_4
+    c[r3, q5] = c3_5
+    c[r3, q6] = c3_6
+    c[r3, q7] = c3_7
+    c[r3, q8] = c3_8
+    c[r3, q9] = c3_9
+    c[r3, q10] = c3_10
+    c[r3, q11] = c3_11
+    c[r3, q12] = c3_12
+    c[r3, q13] = c3_13
+    c[r3, q14] = c3_14
+    c[r3, q15] = c3_15
+    c[r3, q16] = c3_16
+    c[r3, q17] = c3_17
+    c[r3, q18] = c3_18
+    c[r3, q19] = c3_19
+    c[r3, q20] = c3_20
+    c[r3, q21] = c3_21
+    c[r3, q22] = c3_22
+    c[r3, q23] = c3_23
+    c[r3, q24] = c3_24
+    c[r3, q25] = c3_25
+    c[r3, q26] = c3_26
+    c[r3, q27] = c3_27
+    c[r3, q28] = c3_28
+    c[r3, q29] = c3_29
+    c[r3, q30] = c3_30
+    c[r3, q31] = c3_31
+    c[r4, q0] = c4_0
+    c[r4, q1] = c4_1
+    c[r4, q2] = c4_2
+    c[r4, q3] = c4_3
+    c[r4, q4] = c4_4
+    c[r4, q5] = c4_5
+    c[r4, q6] = c4_6
+    c[r4, q7] = c4_7
+    c[r4, q8] = c4_8
+    c[r4, q9] = c4_9
+    c[r4, q10] = c4_10
+    c[r4, q11] = c4_11
+    c[r4, q12] = c4_12
+    c[r4, q13] = c4_13
+    c[r4, q14] = c4_14
+    c[r4, q15] = c4_15
+    c[r4, q16] = c4_16
+    c[r4, q17] = c4_17
+    c[r4, q18] = c4_18
+    c[r4, q19] = c4_19
+    c[r4, q20] = c4_20
+    c[r4, q21] = c4_21
+    c[r4, q22] = c4_22
+    c[r4, q23] = c4_23
+    c[r4, q24] = c4_24
+    c[r4, q25] = c4_25
+    c[r4, q26] = c4_26
+    c[r4, q27] = c4_27
+    c[r4, q28] = c4_28
+    c[r4, q29] = c4_29
+    c[r4, q30] = c4_30
+    c[r4, q31] = c4_31
+    c[r5, q0] = c5_0
+    c[r5, q1] = c5_1
+    c[r5, q2] = c5_2
+    c[r5, q3] = c5_3
+    c[r5, q4] = c5_4
+    c[r5, q5] = c5_5
+    c[r5, q6] = c5_6
+    c[r5, q7] = c5_7
+    c[r5, q8] = c5_8
+    c[r5, q9] = c5_9
+    c[r5, q10] = c5_10
+    c[r5, q11] = c5_11
+    c[r5, q12] = c5_12
+    c[r5, q13] = c5_13
+    c[r5, q14] = c5_14
+    c[r5, q15] = c5_15
+    c[r5, q16] = c5_16
+    c[r5, q17] = c5_17
+    c[r5, q18] = c5_18
+    c[r5, q19] = c5_19
+    c[r5, q20] = c5_20
+    c[r5, q21] = c5_21
+    c[r5, q22] = c5_22
+    c[r5, q23] = c5_23
+    c[r5, q24] = c5_24
+    c[r5, q25] = c5_25
+    c[r5, q26] = c5_26
+    c[r5, q27] = c5_27
+    c[r5, q28] = c5_28
+    c[r5, q29] = c5_29
+    c[r5, q30] = c5_30
+    c[r5, q31] = c5_31
+    c[r6, q0] = c6_0
+    c[r6, q1] = c6_1
+    c[r6, q2] = c6_2
+    c[r6, q3] = c6_3
+    c[r6, q4] = c6_4
+    c[r6, q5] = c6_5
+    c[r6, q6] = c6_6
+    c[r6, q7] = c6_7
+    c[r6, q8] = c6_8
+    c[r6, q9] = c6_9
+    c[r6, q10] = c6_10
+    c[r6, q11] = c6_11
+    c[r6, q12] = c6_12
+    c[r6, q13] = c6_13
+    c[r6, q14] = c6_14
+    c[r6, q15] = c6_15
+    c[r6, q16] = c6_16
+    c[r6, q17] = c6_17
+    c[r6, q18] = c6_18
+    c[r6, q19] = c6_19
+    c[r6, q20] = c6_20
+    c[r6, q21] = c6_21
+    c[r6, q22] = c6_22
+    c[r6, q23] = c6_23
+    c[r6, q24] = c6_24
+    c[r6, q25] = c6_25
+    c[r6, q26] = c6_26
+    c[r6, q27] = c6_27
+    c[r6, q28] = c6_28
+    c[r6, q29] = c6_29
+    c[r6, q30] = c6_30
+    c[r6, q31] = c6_31
+
+
+@njit(fastmath=True, cache=True)
 def set_5x4(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+4] = the tile (the first K block): ap (kc, 5) and bp (kc, 4) are packed panels; the tile stays in 20
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
@@ -277,8 +1772,12 @@ def gemm_5x4(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_5x4(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t
-                        set_5x4(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
+                        w = n - j0
+                        if w <= 2:
+                            set_5x2(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        else:
+                            set_5x4(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
                                 c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
@@ -677,8 +2176,12 @@ def gemm_5x8(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_5x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t
-                        set_5x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
+                        w = n - j0
+                        if w <= 4:
+                            set_5x4(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        else:
+                            set_5x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
                                 c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
@@ -1349,16 +2852,20 @@ def gemm_5x16(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_5x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t
-                        set_5x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
+                        w = n - j0
+                        if w <= 8:
+                            set_5x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        else:
+                            set_5x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
                                 c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
-def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
-    """c[i0:i0+8, j0:j0+16] = the tile (the first K block): ap (kc, 8) and bp (kc, 16) are packed panels; the tile stays in 128
+def set_7x24(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+24] = the tile (the first K block): ap (kc, 7) and bp (kc, 24) are packed panels; the tile stays in 168
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
     stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
     C's rows are asked for first and the next panel of B a line a step, so neither stalls the
@@ -1371,7 +2878,6 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     r4 = i0 + np.uint64(4)
     r5 = i0 + np.uint64(5)
     r6 = i0 + np.uint64(6)
-    r7 = i0 + np.uint64(7)
     q0 = j0 + np.uint64(0)
     q1 = j0 + np.uint64(1)
     q2 = j0 + np.uint64(2)
@@ -1388,30 +2894,35 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     q13 = j0 + np.uint64(13)
     q14 = j0 + np.uint64(14)
     q15 = j0 + np.uint64(15)
+    q16 = j0 + np.uint64(16)
+    q17 = j0 + np.uint64(17)
+    q18 = j0 + np.uint64(18)
+    q19 = j0 + np.uint64(19)
+    q20 = j0 + np.uint64(20)
+    q21 = j0 + np.uint64(21)
+    q22 = j0 + np.uint64(22)
+    q23 = j0 + np.uint64(23)
     write_l1(c, r0, q0)
-    write_l1(c, r0, q8)
-    write_l1(c, r0, q15)
+    write_l1(c, r0, q12)
+    write_l1(c, r0, q23)
     write_l1(c, r1, q0)
-    write_l1(c, r1, q8)
-    write_l1(c, r1, q15)
+    write_l1(c, r1, q12)
+    write_l1(c, r1, q23)
     write_l1(c, r2, q0)
-    write_l1(c, r2, q8)
-    write_l1(c, r2, q15)
+    write_l1(c, r2, q12)
+    write_l1(c, r2, q23)
     write_l1(c, r3, q0)
-    write_l1(c, r3, q8)
-    write_l1(c, r3, q15)
+    write_l1(c, r3, q12)
+    write_l1(c, r3, q23)
     write_l1(c, r4, q0)
-    write_l1(c, r4, q8)
-    write_l1(c, r4, q15)
+    write_l1(c, r4, q12)
+    write_l1(c, r4, q23)
     write_l1(c, r5, q0)
-    write_l1(c, r5, q8)
-    write_l1(c, r5, q15)
+    write_l1(c, r5, q12)
+    write_l1(c, r5, q23)
     write_l1(c, r6, q0)
-    write_l1(c, r6, q8)
-    write_l1(c, r6, q15)
-    write_l1(c, r7, q0)
-    write_l1(c, r7, q8)
-    write_l1(c, r7, q15)
+    write_l1(c, r6, q12)
+    write_l1(c, r6, q23)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -1428,6 +2939,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c0_13 = z
     c0_14 = z
     c0_15 = z
+    c0_16 = z
+    c0_17 = z
+    c0_18 = z
+    c0_19 = z
+    c0_20 = z
+    c0_21 = z
+    c0_22 = z
+    c0_23 = z
     c1_0 = z
     c1_1 = z
     c1_2 = z
@@ -1444,6 +2963,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c1_13 = z
     c1_14 = z
     c1_15 = z
+    c1_16 = z
+    c1_17 = z
+    c1_18 = z
+    c1_19 = z
+    c1_20 = z
+    c1_21 = z
+    c1_22 = z
+    c1_23 = z
     c2_0 = z
     c2_1 = z
     c2_2 = z
@@ -1460,6 +2987,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c2_13 = z
     c2_14 = z
     c2_15 = z
+    c2_16 = z
+    c2_17 = z
+    c2_18 = z
+    c2_19 = z
+    c2_20 = z
+    c2_21 = z
+    c2_22 = z
+    c2_23 = z
     c3_0 = z
     c3_1 = z
     c3_2 = z
@@ -1476,6 +3011,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c3_13 = z
     c3_14 = z
     c3_15 = z
+    c3_16 = z
+    c3_17 = z
+    c3_18 = z
+    c3_19 = z
+    c3_20 = z
+    c3_21 = z
+    c3_22 = z
+    c3_23 = z
     c4_0 = z
     c4_1 = z
     c4_2 = z
@@ -1492,6 +3035,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c4_13 = z
     c4_14 = z
     c4_15 = z
+    c4_16 = z
+    c4_17 = z
+    c4_18 = z
+    c4_19 = z
+    c4_20 = z
+    c4_21 = z
+    c4_22 = z
+    c4_23 = z
     c5_0 = z
     c5_1 = z
     c5_2 = z
@@ -1508,6 +3059,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c5_13 = z
     c5_14 = z
     c5_15 = z
+    c5_16 = z
+    c5_17 = z
+    c5_18 = z
+    c5_19 = z
+    c5_20 = z
+    c5_21 = z
+    c5_22 = z
+    c5_23 = z
     c6_0 = z
     c6_1 = z
     c6_2 = z
@@ -1524,22 +3083,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c6_13 = z
     c6_14 = z
     c6_15 = z
-    c7_0 = z
-    c7_1 = z
-    c7_2 = z
-    c7_3 = z
-    c7_4 = z
-    c7_5 = z
-    c7_6 = z
-    c7_7 = z
-    c7_8 = z
-    c7_9 = z
-    c7_10 = z
-    c7_11 = z
-    c7_12 = z
-    c7_13 = z
-    c7_14 = z
-    c7_15 = z
+    c6_16 = z
+    c6_17 = z
+    c6_18 = z
+    c6_19 = z
+    c6_20 = z
+    c6_21 = z
+    c6_22 = z
+    c6_23 = z
     for p in range(kc):
         read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
@@ -1558,6 +3109,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         b13 = bp[p, 13]
         b14 = bp[p, 14]
         b15 = bp[p, 15]
+        b16 = bp[p, 16]
+        b17 = bp[p, 17]
+        b18 = bp[p, 18]
+        b19 = bp[p, 19]
+        b20 = bp[p, 20]
+        b21 = bp[p, 21]
+        b22 = bp[p, 22]
+        b23 = bp[p, 23]
         a0 = ap[p, 0]
         c0_0 += a0 * b0
         c0_1 += a0 * b1
@@ -1575,6 +3134,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c0_13 += a0 * b13
         c0_14 += a0 * b14
         c0_15 += a0 * b15
+        c0_16 += a0 * b16
+        c0_17 += a0 * b17
+        c0_18 += a0 * b18
+        c0_19 += a0 * b19
+        c0_20 += a0 * b20
+        c0_21 += a0 * b21
+        c0_22 += a0 * b22
+        c0_23 += a0 * b23
         a1 = ap[p, 1]
         c1_0 += a1 * b0
         c1_1 += a1 * b1
@@ -1592,6 +3159,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c1_13 += a1 * b13
         c1_14 += a1 * b14
         c1_15 += a1 * b15
+        c1_16 += a1 * b16
+        c1_17 += a1 * b17
+        c1_18 += a1 * b18
+        c1_19 += a1 * b19
+        c1_20 += a1 * b20
+        c1_21 += a1 * b21
+        c1_22 += a1 * b22
+        c1_23 += a1 * b23
         a2 = ap[p, 2]
         c2_0 += a2 * b0
         c2_1 += a2 * b1
@@ -1609,6 +3184,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c2_13 += a2 * b13
         c2_14 += a2 * b14
         c2_15 += a2 * b15
+        c2_16 += a2 * b16
+        c2_17 += a2 * b17
+        c2_18 += a2 * b18
+        c2_19 += a2 * b19
+        c2_20 += a2 * b20
+        c2_21 += a2 * b21
+        c2_22 += a2 * b22
+        c2_23 += a2 * b23
         a3 = ap[p, 3]
         c3_0 += a3 * b0
         c3_1 += a3 * b1
@@ -1626,6 +3209,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c3_13 += a3 * b13
         c3_14 += a3 * b14
         c3_15 += a3 * b15
+        c3_16 += a3 * b16
+        c3_17 += a3 * b17
+        c3_18 += a3 * b18
+        c3_19 += a3 * b19
+        c3_20 += a3 * b20
+        c3_21 += a3 * b21
+        c3_22 += a3 * b22
+        c3_23 += a3 * b23
         a4 = ap[p, 4]
         c4_0 += a4 * b0
         c4_1 += a4 * b1
@@ -1643,6 +3234,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c4_13 += a4 * b13
         c4_14 += a4 * b14
         c4_15 += a4 * b15
+        c4_16 += a4 * b16
+        c4_17 += a4 * b17
+        c4_18 += a4 * b18
+        c4_19 += a4 * b19
+        c4_20 += a4 * b20
+        c4_21 += a4 * b21
+        c4_22 += a4 * b22
+        c4_23 += a4 * b23
         a5 = ap[p, 5]
         c5_0 += a5 * b0
         c5_1 += a5 * b1
@@ -1660,6 +3259,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c5_13 += a5 * b13
         c5_14 += a5 * b14
         c5_15 += a5 * b15
+        c5_16 += a5 * b16
+        c5_17 += a5 * b17
+        c5_18 += a5 * b18
+        c5_19 += a5 * b19
+        c5_20 += a5 * b20
+        c5_21 += a5 * b21
+        c5_22 += a5 * b22
+        c5_23 += a5 * b23
         a6 = ap[p, 6]
         c6_0 += a6 * b0
         c6_1 += a6 * b1
@@ -1677,23 +3284,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c6_13 += a6 * b13
         c6_14 += a6 * b14
         c6_15 += a6 * b15
-        a7 = ap[p, 7]
-        c7_0 += a7 * b0
-        c7_1 += a7 * b1
-        c7_2 += a7 * b2
-        c7_3 += a7 * b3
-        c7_4 += a7 * b4
-        c7_5 += a7 * b5
-        c7_6 += a7 * b6
-        c7_7 += a7 * b7
-        c7_8 += a7 * b8
-        c7_9 += a7 * b9
-        c7_10 += a7 * b10
-        c7_11 += a7 * b11
-        c7_12 += a7 * b12
-        c7_13 += a7 * b13
-        c7_14 += a7 * b14
-        c7_15 += a7 * b15
+        c6_16 += a6 * b16
+        c6_17 += a6 * b17
+        c6_18 += a6 * b18
+        c6_19 += a6 * b19
+        c6_20 += a6 * b20
+        c6_21 += a6 * b21
+        c6_22 += a6 * b22
+        c6_23 += a6 * b23
     c[r0, q0] = c0_0
     c[r0, q1] = c0_1
     c[r0, q2] = c0_2
@@ -1710,6 +3308,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r0, q13] = c0_13
     c[r0, q14] = c0_14
     c[r0, q15] = c0_15
+    c[r0, q16] = c0_16
+    c[r0, q17] = c0_17
+    c[r0, q18] = c0_18
+    c[r0, q19] = c0_19
+    c[r0, q20] = c0_20
+    c[r0, q21] = c0_21
+    c[r0, q22] = c0_22
+    c[r0, q23] = c0_23
     c[r1, q0] = c1_0
     c[r1, q1] = c1_1
     c[r1, q2] = c1_2
@@ -1726,6 +3332,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r1, q13] = c1_13
     c[r1, q14] = c1_14
     c[r1, q15] = c1_15
+    c[r1, q16] = c1_16
+    c[r1, q17] = c1_17
+    c[r1, q18] = c1_18
+    c[r1, q19] = c1_19
+    c[r1, q20] = c1_20
+    c[r1, q21] = c1_21
+    c[r1, q22] = c1_22
+    c[r1, q23] = c1_23
     c[r2, q0] = c2_0
     c[r2, q1] = c2_1
     c[r2, q2] = c2_2
@@ -1742,6 +3356,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r2, q13] = c2_13
     c[r2, q14] = c2_14
     c[r2, q15] = c2_15
+    c[r2, q16] = c2_16
+    c[r2, q17] = c2_17
+    c[r2, q18] = c2_18
+    c[r2, q19] = c2_19
+    c[r2, q20] = c2_20
+    c[r2, q21] = c2_21
+    c[r2, q22] = c2_22
+    c[r2, q23] = c2_23
     c[r3, q0] = c3_0
     c[r3, q1] = c3_1
     c[r3, q2] = c3_2
@@ -1758,6 +3380,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r3, q13] = c3_13
     c[r3, q14] = c3_14
     c[r3, q15] = c3_15
+    c[r3, q16] = c3_16
+    c[r3, q17] = c3_17
+    c[r3, q18] = c3_18
+    c[r3, q19] = c3_19
+    c[r3, q20] = c3_20
+    c[r3, q21] = c3_21
+    c[r3, q22] = c3_22
+    c[r3, q23] = c3_23
     c[r4, q0] = c4_0
     c[r4, q1] = c4_1
     c[r4, q2] = c4_2
@@ -1774,6 +3404,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r4, q13] = c4_13
     c[r4, q14] = c4_14
     c[r4, q15] = c4_15
+    c[r4, q16] = c4_16
+    c[r4, q17] = c4_17
+    c[r4, q18] = c4_18
+    c[r4, q19] = c4_19
+    c[r4, q20] = c4_20
+    c[r4, q21] = c4_21
+    c[r4, q22] = c4_22
+    c[r4, q23] = c4_23
     c[r5, q0] = c5_0
     c[r5, q1] = c5_1
     c[r5, q2] = c5_2
@@ -1790,6 +3428,14 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r5, q13] = c5_13
     c[r5, q14] = c5_14
     c[r5, q15] = c5_15
+    c[r5, q16] = c5_16
+    c[r5, q17] = c5_17
+    c[r5, q18] = c5_18
+    c[r5, q19] = c5_19
+    c[r5, q20] = c5_20
+    c[r5, q21] = c5_21
+    c[r5, q22] = c5_22
+    c[r5, q23] = c5_23
     c[r6, q0] = c6_0
     c[r6, q1] = c6_1
     c[r6, q2] = c6_2
@@ -1806,27 +3452,19 @@ def set_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r6, q13] = c6_13
     c[r6, q14] = c6_14
     c[r6, q15] = c6_15
-    c[r7, q0] = c7_0
-    c[r7, q1] = c7_1
-    c[r7, q2] = c7_2
-    c[r7, q3] = c7_3
-    c[r7, q4] = c7_4
-    c[r7, q5] = c7_5
-    c[r7, q6] = c7_6
-    c[r7, q7] = c7_7
-    c[r7, q8] = c7_8
-    c[r7, q9] = c7_9
-    c[r7, q10] = c7_10
-    c[r7, q11] = c7_11
-    c[r7, q12] = c7_12
-    c[r7, q13] = c7_13
-    c[r7, q14] = c7_14
-    c[r7, q15] = c7_15
+    c[r6, q16] = c6_16
+    c[r6, q17] = c6_17
+    c[r6, q18] = c6_18
+    c[r6, q19] = c6_19
+    c[r6, q20] = c6_20
+    c[r6, q21] = c6_21
+    c[r6, q22] = c6_22
+    c[r6, q23] = c6_23
 
 
 @njit(fastmath=True, cache=True)
-def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
-    """c[i0:i0+8, j0:j0+16] += the tile (the later K blocks): ap (kc, 8) and bp (kc, 16) are packed panels; the tile stays in 128
+def add_7x24(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+24] += the tile (the later K blocks): ap (kc, 7) and bp (kc, 24) are packed panels; the tile stays in 168
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
     stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
     C's rows are asked for first and the next panel of B a line a step, so neither stalls the
@@ -1839,7 +3477,6 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     r4 = i0 + np.uint64(4)
     r5 = i0 + np.uint64(5)
     r6 = i0 + np.uint64(6)
-    r7 = i0 + np.uint64(7)
     q0 = j0 + np.uint64(0)
     q1 = j0 + np.uint64(1)
     q2 = j0 + np.uint64(2)
@@ -1856,30 +3493,35 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     q13 = j0 + np.uint64(13)
     q14 = j0 + np.uint64(14)
     q15 = j0 + np.uint64(15)
+    q16 = j0 + np.uint64(16)
+    q17 = j0 + np.uint64(17)
+    q18 = j0 + np.uint64(18)
+    q19 = j0 + np.uint64(19)
+    q20 = j0 + np.uint64(20)
+    q21 = j0 + np.uint64(21)
+    q22 = j0 + np.uint64(22)
+    q23 = j0 + np.uint64(23)
     write_l1(c, r0, q0)
-    write_l1(c, r0, q8)
-    write_l1(c, r0, q15)
+    write_l1(c, r0, q12)
+    write_l1(c, r0, q23)
     write_l1(c, r1, q0)
-    write_l1(c, r1, q8)
-    write_l1(c, r1, q15)
+    write_l1(c, r1, q12)
+    write_l1(c, r1, q23)
     write_l1(c, r2, q0)
-    write_l1(c, r2, q8)
-    write_l1(c, r2, q15)
+    write_l1(c, r2, q12)
+    write_l1(c, r2, q23)
     write_l1(c, r3, q0)
-    write_l1(c, r3, q8)
-    write_l1(c, r3, q15)
+    write_l1(c, r3, q12)
+    write_l1(c, r3, q23)
     write_l1(c, r4, q0)
-    write_l1(c, r4, q8)
-    write_l1(c, r4, q15)
+    write_l1(c, r4, q12)
+    write_l1(c, r4, q23)
     write_l1(c, r5, q0)
-    write_l1(c, r5, q8)
-    write_l1(c, r5, q15)
+    write_l1(c, r5, q12)
+    write_l1(c, r5, q23)
     write_l1(c, r6, q0)
-    write_l1(c, r6, q8)
-    write_l1(c, r6, q15)
-    write_l1(c, r7, q0)
-    write_l1(c, r7, q8)
-    write_l1(c, r7, q15)
+    write_l1(c, r6, q12)
+    write_l1(c, r6, q23)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -1896,6 +3538,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c0_13 = z
     c0_14 = z
     c0_15 = z
+    c0_16 = z
+    c0_17 = z
+    c0_18 = z
+    c0_19 = z
+    c0_20 = z
+    c0_21 = z
+    c0_22 = z
+    c0_23 = z
     c1_0 = z
     c1_1 = z
     c1_2 = z
@@ -1912,6 +3562,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c1_13 = z
     c1_14 = z
     c1_15 = z
+    c1_16 = z
+    c1_17 = z
+    c1_18 = z
+    c1_19 = z
+    c1_20 = z
+    c1_21 = z
+    c1_22 = z
+    c1_23 = z
     c2_0 = z
     c2_1 = z
     c2_2 = z
@@ -1928,6 +3586,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c2_13 = z
     c2_14 = z
     c2_15 = z
+    c2_16 = z
+    c2_17 = z
+    c2_18 = z
+    c2_19 = z
+    c2_20 = z
+    c2_21 = z
+    c2_22 = z
+    c2_23 = z
     c3_0 = z
     c3_1 = z
     c3_2 = z
@@ -1944,6 +3610,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c3_13 = z
     c3_14 = z
     c3_15 = z
+    c3_16 = z
+    c3_17 = z
+    c3_18 = z
+    c3_19 = z
+    c3_20 = z
+    c3_21 = z
+    c3_22 = z
+    c3_23 = z
     c4_0 = z
     c4_1 = z
     c4_2 = z
@@ -1960,6 +3634,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c4_13 = z
     c4_14 = z
     c4_15 = z
+    c4_16 = z
+    c4_17 = z
+    c4_18 = z
+    c4_19 = z
+    c4_20 = z
+    c4_21 = z
+    c4_22 = z
+    c4_23 = z
     c5_0 = z
     c5_1 = z
     c5_2 = z
@@ -1976,6 +3658,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c5_13 = z
     c5_14 = z
     c5_15 = z
+    c5_16 = z
+    c5_17 = z
+    c5_18 = z
+    c5_19 = z
+    c5_20 = z
+    c5_21 = z
+    c5_22 = z
+    c5_23 = z
     c6_0 = z
     c6_1 = z
     c6_2 = z
@@ -1992,22 +3682,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c6_13 = z
     c6_14 = z
     c6_15 = z
-    c7_0 = z
-    c7_1 = z
-    c7_2 = z
-    c7_3 = z
-    c7_4 = z
-    c7_5 = z
-    c7_6 = z
-    c7_7 = z
-    c7_8 = z
-    c7_9 = z
-    c7_10 = z
-    c7_11 = z
-    c7_12 = z
-    c7_13 = z
-    c7_14 = z
-    c7_15 = z
+    c6_16 = z
+    c6_17 = z
+    c6_18 = z
+    c6_19 = z
+    c6_20 = z
+    c6_21 = z
+    c6_22 = z
+    c6_23 = z
     for p in range(kc):
         read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
@@ -2026,6 +3708,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         b13 = bp[p, 13]
         b14 = bp[p, 14]
         b15 = bp[p, 15]
+        b16 = bp[p, 16]
+        b17 = bp[p, 17]
+        b18 = bp[p, 18]
+        b19 = bp[p, 19]
+        b20 = bp[p, 20]
+        b21 = bp[p, 21]
+        b22 = bp[p, 22]
+        b23 = bp[p, 23]
         a0 = ap[p, 0]
         c0_0 += a0 * b0
         c0_1 += a0 * b1
@@ -2043,6 +3733,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c0_13 += a0 * b13
         c0_14 += a0 * b14
         c0_15 += a0 * b15
+        c0_16 += a0 * b16
+        c0_17 += a0 * b17
+        c0_18 += a0 * b18
+        c0_19 += a0 * b19
+        c0_20 += a0 * b20
+        c0_21 += a0 * b21
+        c0_22 += a0 * b22
+        c0_23 += a0 * b23
         a1 = ap[p, 1]
         c1_0 += a1 * b0
         c1_1 += a1 * b1
@@ -2060,6 +3758,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c1_13 += a1 * b13
         c1_14 += a1 * b14
         c1_15 += a1 * b15
+        c1_16 += a1 * b16
+        c1_17 += a1 * b17
+        c1_18 += a1 * b18
+        c1_19 += a1 * b19
+        c1_20 += a1 * b20
+        c1_21 += a1 * b21
+        c1_22 += a1 * b22
+        c1_23 += a1 * b23
         a2 = ap[p, 2]
         c2_0 += a2 * b0
         c2_1 += a2 * b1
@@ -2077,6 +3783,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c2_13 += a2 * b13
         c2_14 += a2 * b14
         c2_15 += a2 * b15
+        c2_16 += a2 * b16
+        c2_17 += a2 * b17
+        c2_18 += a2 * b18
+        c2_19 += a2 * b19
+        c2_20 += a2 * b20
+        c2_21 += a2 * b21
+        c2_22 += a2 * b22
+        c2_23 += a2 * b23
         a3 = ap[p, 3]
         c3_0 += a3 * b0
         c3_1 += a3 * b1
@@ -2094,6 +3808,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c3_13 += a3 * b13
         c3_14 += a3 * b14
         c3_15 += a3 * b15
+        c3_16 += a3 * b16
+        c3_17 += a3 * b17
+        c3_18 += a3 * b18
+        c3_19 += a3 * b19
+        c3_20 += a3 * b20
+        c3_21 += a3 * b21
+        c3_22 += a3 * b22
+        c3_23 += a3 * b23
         a4 = ap[p, 4]
         c4_0 += a4 * b0
         c4_1 += a4 * b1
@@ -2111,6 +3833,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c4_13 += a4 * b13
         c4_14 += a4 * b14
         c4_15 += a4 * b15
+        c4_16 += a4 * b16
+        c4_17 += a4 * b17
+        c4_18 += a4 * b18
+        c4_19 += a4 * b19
+        c4_20 += a4 * b20
+        c4_21 += a4 * b21
+        c4_22 += a4 * b22
+        c4_23 += a4 * b23
         a5 = ap[p, 5]
         c5_0 += a5 * b0
         c5_1 += a5 * b1
@@ -2128,6 +3858,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c5_13 += a5 * b13
         c5_14 += a5 * b14
         c5_15 += a5 * b15
+        c5_16 += a5 * b16
+        c5_17 += a5 * b17
+        c5_18 += a5 * b18
+        c5_19 += a5 * b19
+        c5_20 += a5 * b20
+        c5_21 += a5 * b21
+        c5_22 += a5 * b22
+        c5_23 += a5 * b23
         a6 = ap[p, 6]
         c6_0 += a6 * b0
         c6_1 += a6 * b1
@@ -2145,23 +3883,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c6_13 += a6 * b13
         c6_14 += a6 * b14
         c6_15 += a6 * b15
-        a7 = ap[p, 7]
-        c7_0 += a7 * b0
-        c7_1 += a7 * b1
-        c7_2 += a7 * b2
-        c7_3 += a7 * b3
-        c7_4 += a7 * b4
-        c7_5 += a7 * b5
-        c7_6 += a7 * b6
-        c7_7 += a7 * b7
-        c7_8 += a7 * b8
-        c7_9 += a7 * b9
-        c7_10 += a7 * b10
-        c7_11 += a7 * b11
-        c7_12 += a7 * b12
-        c7_13 += a7 * b13
-        c7_14 += a7 * b14
-        c7_15 += a7 * b15
+        c6_16 += a6 * b16
+        c6_17 += a6 * b17
+        c6_18 += a6 * b18
+        c6_19 += a6 * b19
+        c6_20 += a6 * b20
+        c6_21 += a6 * b21
+        c6_22 += a6 * b22
+        c6_23 += a6 * b23
     c[r0, q0] += c0_0
     c[r0, q1] += c0_1
     c[r0, q2] += c0_2
@@ -2178,6 +3907,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r0, q13] += c0_13
     c[r0, q14] += c0_14
     c[r0, q15] += c0_15
+    c[r0, q16] += c0_16
+    c[r0, q17] += c0_17
+    c[r0, q18] += c0_18
+    c[r0, q19] += c0_19
+    c[r0, q20] += c0_20
+    c[r0, q21] += c0_21
+    c[r0, q22] += c0_22
+    c[r0, q23] += c0_23
     c[r1, q0] += c1_0
     c[r1, q1] += c1_1
     c[r1, q2] += c1_2
@@ -2194,6 +3931,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r1, q13] += c1_13
     c[r1, q14] += c1_14
     c[r1, q15] += c1_15
+    c[r1, q16] += c1_16
+    c[r1, q17] += c1_17
+    c[r1, q18] += c1_18
+    c[r1, q19] += c1_19
+    c[r1, q20] += c1_20
+    c[r1, q21] += c1_21
+    c[r1, q22] += c1_22
+    c[r1, q23] += c1_23
     c[r2, q0] += c2_0
     c[r2, q1] += c2_1
     c[r2, q2] += c2_2
@@ -2210,6 +3955,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r2, q13] += c2_13
     c[r2, q14] += c2_14
     c[r2, q15] += c2_15
+    c[r2, q16] += c2_16
+    c[r2, q17] += c2_17
+    c[r2, q18] += c2_18
+    c[r2, q19] += c2_19
+    c[r2, q20] += c2_20
+    c[r2, q21] += c2_21
+    c[r2, q22] += c2_22
+    c[r2, q23] += c2_23
     c[r3, q0] += c3_0
     c[r3, q1] += c3_1
     c[r3, q2] += c3_2
@@ -2226,6 +3979,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r3, q13] += c3_13
     c[r3, q14] += c3_14
     c[r3, q15] += c3_15
+    c[r3, q16] += c3_16
+    c[r3, q17] += c3_17
+    c[r3, q18] += c3_18
+    c[r3, q19] += c3_19
+    c[r3, q20] += c3_20
+    c[r3, q21] += c3_21
+    c[r3, q22] += c3_22
+    c[r3, q23] += c3_23
     c[r4, q0] += c4_0
     c[r4, q1] += c4_1
     c[r4, q2] += c4_2
@@ -2242,6 +4003,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r4, q13] += c4_13
     c[r4, q14] += c4_14
     c[r4, q15] += c4_15
+    c[r4, q16] += c4_16
+    c[r4, q17] += c4_17
+    c[r4, q18] += c4_18
+    c[r4, q19] += c4_19
+    c[r4, q20] += c4_20
+    c[r4, q21] += c4_21
+    c[r4, q22] += c4_22
+    c[r4, q23] += c4_23
     c[r5, q0] += c5_0
     c[r5, q1] += c5_1
     c[r5, q2] += c5_2
@@ -2258,6 +4027,14 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r5, q13] += c5_13
     c[r5, q14] += c5_14
     c[r5, q15] += c5_15
+    c[r5, q16] += c5_16
+    c[r5, q17] += c5_17
+    c[r5, q18] += c5_18
+    c[r5, q19] += c5_19
+    c[r5, q20] += c5_20
+    c[r5, q21] += c5_21
+    c[r5, q22] += c5_22
+    c[r5, q23] += c5_23
     c[r6, q0] += c6_0
     c[r6, q1] += c6_1
     c[r6, q2] += c6_2
@@ -2274,27 +4051,19 @@ def add_8x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r6, q13] += c6_13
     c[r6, q14] += c6_14
     c[r6, q15] += c6_15
-    c[r7, q0] += c7_0
-    c[r7, q1] += c7_1
-    c[r7, q2] += c7_2
-    c[r7, q3] += c7_3
-    c[r7, q4] += c7_4
-    c[r7, q5] += c7_5
-    c[r7, q6] += c7_6
-    c[r7, q7] += c7_7
-    c[r7, q8] += c7_8
-    c[r7, q9] += c7_9
-    c[r7, q10] += c7_10
-    c[r7, q11] += c7_11
-    c[r7, q12] += c7_12
-    c[r7, q13] += c7_13
-    c[r7, q14] += c7_14
-    c[r7, q15] += c7_15
+    c[r6, q16] += c6_16
+    c[r6, q17] += c6_17
+    c[r6, q18] += c6_18
+    c[r6, q19] += c6_19
+    c[r6, q20] += c6_20
+    c[r6, q21] += c6_21
+    c[r6, q22] += c6_22
+    c[r6, q23] += c6_23
 
 
 @njit(parallel=True, cache=True)
-def gemm_8x16(a, b, c, kc, mc, parts, bp, ap):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x16 tiles, through two buffers the
+def gemm_7x24(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 7x24 tiles, through two buffers the
     caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
     panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
     The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
@@ -2302,14 +4071,14 @@ def gemm_8x16(a, b, c, kc, mc, parts, bp, ap):
     then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
     MR-row panel of the block while the next is prefetched. The first K block stores into c, the
     later ones add."""
-    MR, NR = 8, 16
+    MR, NR = 7, 24
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     nk = (k + kc - 1) // kc
     for task in prange(nk * npan):
         kb, jp = task // npan, task % npan
-        pack_b_16(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+        pack_b_24(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
     flat = bp.reshape(-1)
     step = 64 // bp.itemsize  # elements in a cache line
     chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
@@ -2325,7 +4094,7 @@ def gemm_8x16(a, b, c, kc, mc, parts, bp, ap):
                 k0 = kb * kc
                 kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    pack_a_8(a, i_start + ip * MR, k0, kcb, apart[ip])
+                    pack_a_7(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
                     # the panel computed after this one (the first of the next block at the end)
@@ -2335,20 +4104,26 @@ def gemm_8x16(a, b, c, kc, mc, parts, bp, ap):
                         pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
                             if kb == 0:
-                                set_8x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                                set_7x24(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_8x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                                add_7x24(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t
-                        set_8x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
+                        w = n - j0
+                        if w <= 8:
+                            set_7x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        elif w <= 16:
+                            set_7x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        else:
+                            set_7x24(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
                                 c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
 
 
 @njit(fastmath=True, cache=True)
-def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
-    """c[i0:i0+8, j0:j0+32] = the tile (the first K block): ap (kc, 8) and bp (kc, 32) are packed panels; the tile stays in 256
+def set_7x48(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+48] = the tile (the first K block): ap (kc, 7) and bp (kc, 48) are packed panels; the tile stays in 336
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
     stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
     C's rows are asked for first and the next panel of B a line a step, so neither stalls the
@@ -2361,7 +4136,6 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     r4 = i0 + np.uint64(4)
     r5 = i0 + np.uint64(5)
     r6 = i0 + np.uint64(6)
-    r7 = i0 + np.uint64(7)
     q0 = j0 + np.uint64(0)
     q1 = j0 + np.uint64(1)
     q2 = j0 + np.uint64(2)
@@ -2394,30 +4168,43 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     q29 = j0 + np.uint64(29)
     q30 = j0 + np.uint64(30)
     q31 = j0 + np.uint64(31)
+    q32 = j0 + np.uint64(32)
+    q33 = j0 + np.uint64(33)
+    q34 = j0 + np.uint64(34)
+    q35 = j0 + np.uint64(35)
+    q36 = j0 + np.uint64(36)
+    q37 = j0 + np.uint64(37)
+    q38 = j0 + np.uint64(38)
+    q39 = j0 + np.uint64(39)
+    q40 = j0 + np.uint64(40)
+    q41 = j0 + np.uint64(41)
+    q42 = j0 + np.uint64(42)
+    q43 = j0 + np.uint64(43)
+    q44 = j0 + np.uint64(44)
+    q45 = j0 + np.uint64(45)
+    q46 = j0 + np.uint64(46)
+    q47 = j0 + np.uint64(47)
     write_l1(c, r0, q0)
-    write_l1(c, r0, q16)
-    write_l1(c, r0, q31)
+    write_l1(c, r0, q24)
+    write_l1(c, r0, q47)
     write_l1(c, r1, q0)
-    write_l1(c, r1, q16)
-    write_l1(c, r1, q31)
+    write_l1(c, r1, q24)
+    write_l1(c, r1, q47)
     write_l1(c, r2, q0)
-    write_l1(c, r2, q16)
-    write_l1(c, r2, q31)
+    write_l1(c, r2, q24)
+    write_l1(c, r2, q47)
     write_l1(c, r3, q0)
-    write_l1(c, r3, q16)
-    write_l1(c, r3, q31)
+    write_l1(c, r3, q24)
+    write_l1(c, r3, q47)
     write_l1(c, r4, q0)
-    write_l1(c, r4, q16)
-    write_l1(c, r4, q31)
+    write_l1(c, r4, q24)
+    write_l1(c, r4, q47)
     write_l1(c, r5, q0)
-    write_l1(c, r5, q16)
-    write_l1(c, r5, q31)
+    write_l1(c, r5, q24)
+    write_l1(c, r5, q47)
     write_l1(c, r6, q0)
-    write_l1(c, r6, q16)
-    write_l1(c, r6, q31)
-    write_l1(c, r7, q0)
-    write_l1(c, r7, q16)
-    write_l1(c, r7, q31)
+    write_l1(c, r6, q24)
+    write_l1(c, r6, q47)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -2450,6 +4237,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c0_29 = z
     c0_30 = z
     c0_31 = z
+    c0_32 = z
+    c0_33 = z
+    c0_34 = z
+    c0_35 = z
+    c0_36 = z
+    c0_37 = z
+    c0_38 = z
+    c0_39 = z
+    c0_40 = z
+    c0_41 = z
+    c0_42 = z
+    c0_43 = z
+    c0_44 = z
+    c0_45 = z
+    c0_46 = z
+    c0_47 = z
     c1_0 = z
     c1_1 = z
     c1_2 = z
@@ -2482,6 +4285,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c1_29 = z
     c1_30 = z
     c1_31 = z
+    c1_32 = z
+    c1_33 = z
+    c1_34 = z
+    c1_35 = z
+    c1_36 = z
+    c1_37 = z
+    c1_38 = z
+    c1_39 = z
+    c1_40 = z
+    c1_41 = z
+    c1_42 = z
+    c1_43 = z
+    c1_44 = z
+    c1_45 = z
+    c1_46 = z
+    c1_47 = z
     c2_0 = z
     c2_1 = z
     c2_2 = z
@@ -2514,6 +4333,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c2_29 = z
     c2_30 = z
     c2_31 = z
+    c2_32 = z
+    c2_33 = z
+    c2_34 = z
+    c2_35 = z
+    c2_36 = z
+    c2_37 = z
+    c2_38 = z
+    c2_39 = z
+    c2_40 = z
+    c2_41 = z
+    c2_42 = z
+    c2_43 = z
+    c2_44 = z
+    c2_45 = z
+    c2_46 = z
+    c2_47 = z
     c3_0 = z
     c3_1 = z
     c3_2 = z
@@ -2546,6 +4381,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c3_29 = z
     c3_30 = z
     c3_31 = z
+    c3_32 = z
+    c3_33 = z
+    c3_34 = z
+    c3_35 = z
+    c3_36 = z
+    c3_37 = z
+    c3_38 = z
+    c3_39 = z
+    c3_40 = z
+    c3_41 = z
+    c3_42 = z
+    c3_43 = z
+    c3_44 = z
+    c3_45 = z
+    c3_46 = z
+    c3_47 = z
     c4_0 = z
     c4_1 = z
     c4_2 = z
@@ -2578,6 +4429,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c4_29 = z
     c4_30 = z
     c4_31 = z
+    c4_32 = z
+    c4_33 = z
+    c4_34 = z
+    c4_35 = z
+    c4_36 = z
+    c4_37 = z
+    c4_38 = z
+    c4_39 = z
+    c4_40 = z
+    c4_41 = z
+    c4_42 = z
+    c4_43 = z
+    c4_44 = z
+    c4_45 = z
+    c4_46 = z
+    c4_47 = z
     c5_0 = z
     c5_1 = z
     c5_2 = z
@@ -2610,6 +4477,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c5_29 = z
     c5_30 = z
     c5_31 = z
+    c5_32 = z
+    c5_33 = z
+    c5_34 = z
+    c5_35 = z
+    c5_36 = z
+    c5_37 = z
+    c5_38 = z
+    c5_39 = z
+    c5_40 = z
+    c5_41 = z
+    c5_42 = z
+    c5_43 = z
+    c5_44 = z
+    c5_45 = z
+    c5_46 = z
+    c5_47 = z
     c6_0 = z
     c6_1 = z
     c6_2 = z
@@ -2642,38 +4525,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c6_29 = z
     c6_30 = z
     c6_31 = z
-    c7_0 = z
-    c7_1 = z
-    c7_2 = z
-    c7_3 = z
-    c7_4 = z
-    c7_5 = z
-    c7_6 = z
-    c7_7 = z
-    c7_8 = z
-    c7_9 = z
-    c7_10 = z
-    c7_11 = z
-    c7_12 = z
-    c7_13 = z
-    c7_14 = z
-    c7_15 = z
-    c7_16 = z
-    c7_17 = z
-    c7_18 = z
-    c7_19 = z
-    c7_20 = z
-    c7_21 = z
-    c7_22 = z
-    c7_23 = z
-    c7_24 = z
-    c7_25 = z
-    c7_26 = z
-    c7_27 = z
-    c7_28 = z
-    c7_29 = z
-    c7_30 = z
-    c7_31 = z
+    c6_32 = z
+    c6_33 = z
+    c6_34 = z
+    c6_35 = z
+    c6_36 = z
+    c6_37 = z
+    c6_38 = z
+    c6_39 = z
+    c6_40 = z
+    c6_41 = z
+    c6_42 = z
+    c6_43 = z
+    c6_44 = z
+    c6_45 = z
+    c6_46 = z
+    c6_47 = z
     for p in range(kc):
         read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
@@ -2708,6 +4575,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         b29 = bp[p, 29]
         b30 = bp[p, 30]
         b31 = bp[p, 31]
+        b32 = bp[p, 32]
+        b33 = bp[p, 33]
+        b34 = bp[p, 34]
+        b35 = bp[p, 35]
+        b36 = bp[p, 36]
+        b37 = bp[p, 37]
+        b38 = bp[p, 38]
+        b39 = bp[p, 39]
+        b40 = bp[p, 40]
+        b41 = bp[p, 41]
+        b42 = bp[p, 42]
+        b43 = bp[p, 43]
+        b44 = bp[p, 44]
+        b45 = bp[p, 45]
+        b46 = bp[p, 46]
+        b47 = bp[p, 47]
         a0 = ap[p, 0]
         c0_0 += a0 * b0
         c0_1 += a0 * b1
@@ -2741,6 +4624,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c0_29 += a0 * b29
         c0_30 += a0 * b30
         c0_31 += a0 * b31
+        c0_32 += a0 * b32
+        c0_33 += a0 * b33
+        c0_34 += a0 * b34
+        c0_35 += a0 * b35
+        c0_36 += a0 * b36
+        c0_37 += a0 * b37
+        c0_38 += a0 * b38
+        c0_39 += a0 * b39
+        c0_40 += a0 * b40
+        c0_41 += a0 * b41
+        c0_42 += a0 * b42
+        c0_43 += a0 * b43
+        c0_44 += a0 * b44
+        c0_45 += a0 * b45
+        c0_46 += a0 * b46
+        c0_47 += a0 * b47
         a1 = ap[p, 1]
         c1_0 += a1 * b0
         c1_1 += a1 * b1
@@ -2774,6 +4673,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c1_29 += a1 * b29
         c1_30 += a1 * b30
         c1_31 += a1 * b31
+        c1_32 += a1 * b32
+        c1_33 += a1 * b33
+        c1_34 += a1 * b34
+        c1_35 += a1 * b35
+        c1_36 += a1 * b36
+        c1_37 += a1 * b37
+        c1_38 += a1 * b38
+        c1_39 += a1 * b39
+        c1_40 += a1 * b40
+        c1_41 += a1 * b41
+        c1_42 += a1 * b42
+        c1_43 += a1 * b43
+        c1_44 += a1 * b44
+        c1_45 += a1 * b45
+        c1_46 += a1 * b46
+        c1_47 += a1 * b47
         a2 = ap[p, 2]
         c2_0 += a2 * b0
         c2_1 += a2 * b1
@@ -2807,6 +4722,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c2_29 += a2 * b29
         c2_30 += a2 * b30
         c2_31 += a2 * b31
+        c2_32 += a2 * b32
+        c2_33 += a2 * b33
+        c2_34 += a2 * b34
+        c2_35 += a2 * b35
+        c2_36 += a2 * b36
+        c2_37 += a2 * b37
+        c2_38 += a2 * b38
+        c2_39 += a2 * b39
+        c2_40 += a2 * b40
+        c2_41 += a2 * b41
+        c2_42 += a2 * b42
+        c2_43 += a2 * b43
+        c2_44 += a2 * b44
+        c2_45 += a2 * b45
+        c2_46 += a2 * b46
+        c2_47 += a2 * b47
         a3 = ap[p, 3]
         c3_0 += a3 * b0
         c3_1 += a3 * b1
@@ -2840,6 +4771,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c3_29 += a3 * b29
         c3_30 += a3 * b30
         c3_31 += a3 * b31
+        c3_32 += a3 * b32
+        c3_33 += a3 * b33
+        c3_34 += a3 * b34
+        c3_35 += a3 * b35
+        c3_36 += a3 * b36
+        c3_37 += a3 * b37
+        c3_38 += a3 * b38
+        c3_39 += a3 * b39
+        c3_40 += a3 * b40
+        c3_41 += a3 * b41
+        c3_42 += a3 * b42
+        c3_43 += a3 * b43
+        c3_44 += a3 * b44
+        c3_45 += a3 * b45
+        c3_46 += a3 * b46
+        c3_47 += a3 * b47
         a4 = ap[p, 4]
         c4_0 += a4 * b0
         c4_1 += a4 * b1
@@ -2873,6 +4820,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c4_29 += a4 * b29
         c4_30 += a4 * b30
         c4_31 += a4 * b31
+        c4_32 += a4 * b32
+        c4_33 += a4 * b33
+        c4_34 += a4 * b34
+        c4_35 += a4 * b35
+        c4_36 += a4 * b36
+        c4_37 += a4 * b37
+        c4_38 += a4 * b38
+        c4_39 += a4 * b39
+        c4_40 += a4 * b40
+        c4_41 += a4 * b41
+        c4_42 += a4 * b42
+        c4_43 += a4 * b43
+        c4_44 += a4 * b44
+        c4_45 += a4 * b45
+        c4_46 += a4 * b46
+        c4_47 += a4 * b47
         a5 = ap[p, 5]
         c5_0 += a5 * b0
         c5_1 += a5 * b1
@@ -2906,6 +4869,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c5_29 += a5 * b29
         c5_30 += a5 * b30
         c5_31 += a5 * b31
+        c5_32 += a5 * b32
+        c5_33 += a5 * b33
+        c5_34 += a5 * b34
+        c5_35 += a5 * b35
+        c5_36 += a5 * b36
+        c5_37 += a5 * b37
+        c5_38 += a5 * b38
+        c5_39 += a5 * b39
+        c5_40 += a5 * b40
+        c5_41 += a5 * b41
+        c5_42 += a5 * b42
+        c5_43 += a5 * b43
+        c5_44 += a5 * b44
+        c5_45 += a5 * b45
+        c5_46 += a5 * b46
+        c5_47 += a5 * b47
         a6 = ap[p, 6]
         c6_0 += a6 * b0
         c6_1 += a6 * b1
@@ -2939,39 +4918,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c6_29 += a6 * b29
         c6_30 += a6 * b30
         c6_31 += a6 * b31
-        a7 = ap[p, 7]
-        c7_0 += a7 * b0
-        c7_1 += a7 * b1
-        c7_2 += a7 * b2
-        c7_3 += a7 * b3
-        c7_4 += a7 * b4
-        c7_5 += a7 * b5
-        c7_6 += a7 * b6
-        c7_7 += a7 * b7
-        c7_8 += a7 * b8
-        c7_9 += a7 * b9
-        c7_10 += a7 * b10
-        c7_11 += a7 * b11
-        c7_12 += a7 * b12
-        c7_13 += a7 * b13
-        c7_14 += a7 * b14
-        c7_15 += a7 * b15
-        c7_16 += a7 * b16
-        c7_17 += a7 * b17
-        c7_18 += a7 * b18
-        c7_19 += a7 * b19
-        c7_20 += a7 * b20
-        c7_21 += a7 * b21
-        c7_22 += a7 * b22
-        c7_23 += a7 * b23
-        c7_24 += a7 * b24
-        c7_25 += a7 * b25
-        c7_26 += a7 * b26
-        c7_27 += a7 * b27
-        c7_28 += a7 * b28
-        c7_29 += a7 * b29
-        c7_30 += a7 * b30
-        c7_31 += a7 * b31
+        c6_32 += a6 * b32
+        c6_33 += a6 * b33
+        c6_34 += a6 * b34
+        c6_35 += a6 * b35
+        c6_36 += a6 * b36
+        c6_37 += a6 * b37
+        c6_38 += a6 * b38
+        c6_39 += a6 * b39
+        c6_40 += a6 * b40
+        c6_41 += a6 * b41
+        c6_42 += a6 * b42
+        c6_43 += a6 * b43
+        c6_44 += a6 * b44
+        c6_45 += a6 * b45
+        c6_46 += a6 * b46
+        c6_47 += a6 * b47
     c[r0, q0] = c0_0
     c[r0, q1] = c0_1
     c[r0, q2] = c0_2
@@ -3004,6 +4966,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r0, q29] = c0_29
     c[r0, q30] = c0_30
     c[r0, q31] = c0_31
+    c[r0, q32] = c0_32
+    c[r0, q33] = c0_33
+    c[r0, q34] = c0_34
+    c[r0, q35] = c0_35
+    c[r0, q36] = c0_36
+    c[r0, q37] = c0_37
+    c[r0, q38] = c0_38
+    c[r0, q39] = c0_39
+    c[r0, q40] = c0_40
+    c[r0, q41] = c0_41
+    c[r0, q42] = c0_42
+    c[r0, q43] = c0_43
+    c[r0, q44] = c0_44
+    c[r0, q45] = c0_45
+    c[r0, q46] = c0_46
+    c[r0, q47] = c0_47
     c[r1, q0] = c1_0
     c[r1, q1] = c1_1
     c[r1, q2] = c1_2
@@ -3036,6 +5014,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r1, q29] = c1_29
     c[r1, q30] = c1_30
     c[r1, q31] = c1_31
+    c[r1, q32] = c1_32
+    c[r1, q33] = c1_33
+    c[r1, q34] = c1_34
+    c[r1, q35] = c1_35
+    c[r1, q36] = c1_36
+    c[r1, q37] = c1_37
+    c[r1, q38] = c1_38
+    c[r1, q39] = c1_39
+    c[r1, q40] = c1_40
+    c[r1, q41] = c1_41
+    c[r1, q42] = c1_42
+    c[r1, q43] = c1_43
+    c[r1, q44] = c1_44
+    c[r1, q45] = c1_45
+    c[r1, q46] = c1_46
+    c[r1, q47] = c1_47
     c[r2, q0] = c2_0
     c[r2, q1] = c2_1
     c[r2, q2] = c2_2
@@ -3068,6 +5062,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r2, q29] = c2_29
     c[r2, q30] = c2_30
     c[r2, q31] = c2_31
+    c[r2, q32] = c2_32
+    c[r2, q33] = c2_33
+    c[r2, q34] = c2_34
+    c[r2, q35] = c2_35
+    c[r2, q36] = c2_36
+    c[r2, q37] = c2_37
+    c[r2, q38] = c2_38
+    c[r2, q39] = c2_39
+    c[r2, q40] = c2_40
+    c[r2, q41] = c2_41
+    c[r2, q42] = c2_42
+    c[r2, q43] = c2_43
+    c[r2, q44] = c2_44
+    c[r2, q45] = c2_45
+    c[r2, q46] = c2_46
+    c[r2, q47] = c2_47
     c[r3, q0] = c3_0
     c[r3, q1] = c3_1
     c[r3, q2] = c3_2
@@ -3100,6 +5110,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r3, q29] = c3_29
     c[r3, q30] = c3_30
     c[r3, q31] = c3_31
+    c[r3, q32] = c3_32
+    c[r3, q33] = c3_33
+    c[r3, q34] = c3_34
+    c[r3, q35] = c3_35
+    c[r3, q36] = c3_36
+    c[r3, q37] = c3_37
+    c[r3, q38] = c3_38
+    c[r3, q39] = c3_39
+    c[r3, q40] = c3_40
+    c[r3, q41] = c3_41
+    c[r3, q42] = c3_42
+    c[r3, q43] = c3_43
+    c[r3, q44] = c3_44
+    c[r3, q45] = c3_45
+    c[r3, q46] = c3_46
+    c[r3, q47] = c3_47
     c[r4, q0] = c4_0
     c[r4, q1] = c4_1
     c[r4, q2] = c4_2
@@ -3132,6 +5158,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r4, q29] = c4_29
     c[r4, q30] = c4_30
     c[r4, q31] = c4_31
+    c[r4, q32] = c4_32
+    c[r4, q33] = c4_33
+    c[r4, q34] = c4_34
+    c[r4, q35] = c4_35
+    c[r4, q36] = c4_36
+    c[r4, q37] = c4_37
+    c[r4, q38] = c4_38
+    c[r4, q39] = c4_39
+    c[r4, q40] = c4_40
+    c[r4, q41] = c4_41
+    c[r4, q42] = c4_42
+    c[r4, q43] = c4_43
+    c[r4, q44] = c4_44
+    c[r4, q45] = c4_45
+    c[r4, q46] = c4_46
+    c[r4, q47] = c4_47
     c[r5, q0] = c5_0
     c[r5, q1] = c5_1
     c[r5, q2] = c5_2
@@ -3164,6 +5206,22 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r5, q29] = c5_29
     c[r5, q30] = c5_30
     c[r5, q31] = c5_31
+    c[r5, q32] = c5_32
+    c[r5, q33] = c5_33
+    c[r5, q34] = c5_34
+    c[r5, q35] = c5_35
+    c[r5, q36] = c5_36
+    c[r5, q37] = c5_37
+    c[r5, q38] = c5_38
+    c[r5, q39] = c5_39
+    c[r5, q40] = c5_40
+    c[r5, q41] = c5_41
+    c[r5, q42] = c5_42
+    c[r5, q43] = c5_43
+    c[r5, q44] = c5_44
+    c[r5, q45] = c5_45
+    c[r5, q46] = c5_46
+    c[r5, q47] = c5_47
     c[r6, q0] = c6_0
     c[r6, q1] = c6_1
     c[r6, q2] = c6_2
@@ -3196,43 +5254,27 @@ def set_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r6, q29] = c6_29
     c[r6, q30] = c6_30
     c[r6, q31] = c6_31
-    c[r7, q0] = c7_0
-    c[r7, q1] = c7_1
-    c[r7, q2] = c7_2
-    c[r7, q3] = c7_3
-    c[r7, q4] = c7_4
-    c[r7, q5] = c7_5
-    c[r7, q6] = c7_6
-    c[r7, q7] = c7_7
-    c[r7, q8] = c7_8
-    c[r7, q9] = c7_9
-    c[r7, q10] = c7_10
-    c[r7, q11] = c7_11
-    c[r7, q12] = c7_12
-    c[r7, q13] = c7_13
-    c[r7, q14] = c7_14
-    c[r7, q15] = c7_15
-    c[r7, q16] = c7_16
-    c[r7, q17] = c7_17
-    c[r7, q18] = c7_18
-    c[r7, q19] = c7_19
-    c[r7, q20] = c7_20
-    c[r7, q21] = c7_21
-    c[r7, q22] = c7_22
-    c[r7, q23] = c7_23
-    c[r7, q24] = c7_24
-    c[r7, q25] = c7_25
-    c[r7, q26] = c7_26
-    c[r7, q27] = c7_27
-    c[r7, q28] = c7_28
-    c[r7, q29] = c7_29
-    c[r7, q30] = c7_30
-    c[r7, q31] = c7_31
+    c[r6, q32] = c6_32
+    c[r6, q33] = c6_33
+    c[r6, q34] = c6_34
+    c[r6, q35] = c6_35
+    c[r6, q36] = c6_36
+    c[r6, q37] = c6_37
+    c[r6, q38] = c6_38
+    c[r6, q39] = c6_39
+    c[r6, q40] = c6_40
+    c[r6, q41] = c6_41
+    c[r6, q42] = c6_42
+    c[r6, q43] = c6_43
+    c[r6, q44] = c6_44
+    c[r6, q45] = c6_45
+    c[r6, q46] = c6_46
+    c[r6, q47] = c6_47
 
 
 @njit(fastmath=True, cache=True)
-def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
-    """c[i0:i0+8, j0:j0+32] += the tile (the later K blocks): ap (kc, 8) and bp (kc, 32) are packed panels; the tile stays in 256
+def add_7x48(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+48] += the tile (the later K blocks): ap (kc, 7) and bp (kc, 48) are packed panels; the tile stays in 336
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
     stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
     C's rows are asked for first and the next panel of B a line a step, so neither stalls the
@@ -3245,7 +5287,6 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     r4 = i0 + np.uint64(4)
     r5 = i0 + np.uint64(5)
     r6 = i0 + np.uint64(6)
-    r7 = i0 + np.uint64(7)
     q0 = j0 + np.uint64(0)
     q1 = j0 + np.uint64(1)
     q2 = j0 + np.uint64(2)
@@ -3278,30 +5319,43 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     q29 = j0 + np.uint64(29)
     q30 = j0 + np.uint64(30)
     q31 = j0 + np.uint64(31)
+    q32 = j0 + np.uint64(32)
+    q33 = j0 + np.uint64(33)
+    q34 = j0 + np.uint64(34)
+    q35 = j0 + np.uint64(35)
+    q36 = j0 + np.uint64(36)
+    q37 = j0 + np.uint64(37)
+    q38 = j0 + np.uint64(38)
+    q39 = j0 + np.uint64(39)
+    q40 = j0 + np.uint64(40)
+    q41 = j0 + np.uint64(41)
+    q42 = j0 + np.uint64(42)
+    q43 = j0 + np.uint64(43)
+    q44 = j0 + np.uint64(44)
+    q45 = j0 + np.uint64(45)
+    q46 = j0 + np.uint64(46)
+    q47 = j0 + np.uint64(47)
     write_l1(c, r0, q0)
-    write_l1(c, r0, q16)
-    write_l1(c, r0, q31)
+    write_l1(c, r0, q24)
+    write_l1(c, r0, q47)
     write_l1(c, r1, q0)
-    write_l1(c, r1, q16)
-    write_l1(c, r1, q31)
+    write_l1(c, r1, q24)
+    write_l1(c, r1, q47)
     write_l1(c, r2, q0)
-    write_l1(c, r2, q16)
-    write_l1(c, r2, q31)
+    write_l1(c, r2, q24)
+    write_l1(c, r2, q47)
     write_l1(c, r3, q0)
-    write_l1(c, r3, q16)
-    write_l1(c, r3, q31)
+    write_l1(c, r3, q24)
+    write_l1(c, r3, q47)
     write_l1(c, r4, q0)
-    write_l1(c, r4, q16)
-    write_l1(c, r4, q31)
+    write_l1(c, r4, q24)
+    write_l1(c, r4, q47)
     write_l1(c, r5, q0)
-    write_l1(c, r5, q16)
-    write_l1(c, r5, q31)
+    write_l1(c, r5, q24)
+    write_l1(c, r5, q47)
     write_l1(c, r6, q0)
-    write_l1(c, r6, q16)
-    write_l1(c, r6, q31)
-    write_l1(c, r7, q0)
-    write_l1(c, r7, q16)
-    write_l1(c, r7, q31)
+    write_l1(c, r6, q24)
+    write_l1(c, r6, q47)
     c0_0 = z
     c0_1 = z
     c0_2 = z
@@ -3334,6 +5388,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c0_29 = z
     c0_30 = z
     c0_31 = z
+    c0_32 = z
+    c0_33 = z
+    c0_34 = z
+    c0_35 = z
+    c0_36 = z
+    c0_37 = z
+    c0_38 = z
+    c0_39 = z
+    c0_40 = z
+    c0_41 = z
+    c0_42 = z
+    c0_43 = z
+    c0_44 = z
+    c0_45 = z
+    c0_46 = z
+    c0_47 = z
     c1_0 = z
     c1_1 = z
     c1_2 = z
@@ -3366,6 +5436,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c1_29 = z
     c1_30 = z
     c1_31 = z
+    c1_32 = z
+    c1_33 = z
+    c1_34 = z
+    c1_35 = z
+    c1_36 = z
+    c1_37 = z
+    c1_38 = z
+    c1_39 = z
+    c1_40 = z
+    c1_41 = z
+    c1_42 = z
+    c1_43 = z
+    c1_44 = z
+    c1_45 = z
+    c1_46 = z
+    c1_47 = z
     c2_0 = z
     c2_1 = z
     c2_2 = z
@@ -3398,6 +5484,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c2_29 = z
     c2_30 = z
     c2_31 = z
+    c2_32 = z
+    c2_33 = z
+    c2_34 = z
+    c2_35 = z
+    c2_36 = z
+    c2_37 = z
+    c2_38 = z
+    c2_39 = z
+    c2_40 = z
+    c2_41 = z
+    c2_42 = z
+    c2_43 = z
+    c2_44 = z
+    c2_45 = z
+    c2_46 = z
+    c2_47 = z
     c3_0 = z
     c3_1 = z
     c3_2 = z
@@ -3430,6 +5532,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c3_29 = z
     c3_30 = z
     c3_31 = z
+    c3_32 = z
+    c3_33 = z
+    c3_34 = z
+    c3_35 = z
+    c3_36 = z
+    c3_37 = z
+    c3_38 = z
+    c3_39 = z
+    c3_40 = z
+    c3_41 = z
+    c3_42 = z
+    c3_43 = z
+    c3_44 = z
+    c3_45 = z
+    c3_46 = z
+    c3_47 = z
     c4_0 = z
     c4_1 = z
     c4_2 = z
@@ -3462,6 +5580,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c4_29 = z
     c4_30 = z
     c4_31 = z
+    c4_32 = z
+    c4_33 = z
+    c4_34 = z
+    c4_35 = z
+    c4_36 = z
+    c4_37 = z
+    c4_38 = z
+    c4_39 = z
+    c4_40 = z
+    c4_41 = z
+    c4_42 = z
+    c4_43 = z
+    c4_44 = z
+    c4_45 = z
+    c4_46 = z
+    c4_47 = z
     c5_0 = z
     c5_1 = z
     c5_2 = z
@@ -3494,6 +5628,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c5_29 = z
     c5_30 = z
     c5_31 = z
+    c5_32 = z
+    c5_33 = z
+    c5_34 = z
+    c5_35 = z
+    c5_36 = z
+    c5_37 = z
+    c5_38 = z
+    c5_39 = z
+    c5_40 = z
+    c5_41 = z
+    c5_42 = z
+    c5_43 = z
+    c5_44 = z
+    c5_45 = z
+    c5_46 = z
+    c5_47 = z
     c6_0 = z
     c6_1 = z
     c6_2 = z
@@ -3526,38 +5676,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c6_29 = z
     c6_30 = z
     c6_31 = z
-    c7_0 = z
-    c7_1 = z
-    c7_2 = z
-    c7_3 = z
-    c7_4 = z
-    c7_5 = z
-    c7_6 = z
-    c7_7 = z
-    c7_8 = z
-    c7_9 = z
-    c7_10 = z
-    c7_11 = z
-    c7_12 = z
-    c7_13 = z
-    c7_14 = z
-    c7_15 = z
-    c7_16 = z
-    c7_17 = z
-    c7_18 = z
-    c7_19 = z
-    c7_20 = z
-    c7_21 = z
-    c7_22 = z
-    c7_23 = z
-    c7_24 = z
-    c7_25 = z
-    c7_26 = z
-    c7_27 = z
-    c7_28 = z
-    c7_29 = z
-    c7_30 = z
-    c7_31 = z
+    c6_32 = z
+    c6_33 = z
+    c6_34 = z
+    c6_35 = z
+    c6_36 = z
+    c6_37 = z
+    c6_38 = z
+    c6_39 = z
+    c6_40 = z
+    c6_41 = z
+    c6_42 = z
+    c6_43 = z
+    c6_44 = z
+    c6_45 = z
+    c6_46 = z
+    c6_47 = z
     for p in range(kc):
         read_l2(pf, pfi + p * step)
         b0 = bp[p, 0]
@@ -3592,6 +5726,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         b29 = bp[p, 29]
         b30 = bp[p, 30]
         b31 = bp[p, 31]
+        b32 = bp[p, 32]
+        b33 = bp[p, 33]
+        b34 = bp[p, 34]
+        b35 = bp[p, 35]
+        b36 = bp[p, 36]
+        b37 = bp[p, 37]
+        b38 = bp[p, 38]
+        b39 = bp[p, 39]
+        b40 = bp[p, 40]
+        b41 = bp[p, 41]
+        b42 = bp[p, 42]
+        b43 = bp[p, 43]
+        b44 = bp[p, 44]
+        b45 = bp[p, 45]
+        b46 = bp[p, 46]
+        b47 = bp[p, 47]
         a0 = ap[p, 0]
         c0_0 += a0 * b0
         c0_1 += a0 * b1
@@ -3625,6 +5775,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c0_29 += a0 * b29
         c0_30 += a0 * b30
         c0_31 += a0 * b31
+        c0_32 += a0 * b32
+        c0_33 += a0 * b33
+        c0_34 += a0 * b34
+        c0_35 += a0 * b35
+        c0_36 += a0 * b36
+        c0_37 += a0 * b37
+        c0_38 += a0 * b38
+        c0_39 += a0 * b39
+        c0_40 += a0 * b40
+        c0_41 += a0 * b41
+        c0_42 += a0 * b42
+        c0_43 += a0 * b43
+        c0_44 += a0 * b44
+        c0_45 += a0 * b45
+        c0_46 += a0 * b46
+        c0_47 += a0 * b47
         a1 = ap[p, 1]
         c1_0 += a1 * b0
         c1_1 += a1 * b1
@@ -3658,6 +5824,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c1_29 += a1 * b29
         c1_30 += a1 * b30
         c1_31 += a1 * b31
+        c1_32 += a1 * b32
+        c1_33 += a1 * b33
+        c1_34 += a1 * b34
+        c1_35 += a1 * b35
+        c1_36 += a1 * b36
+        c1_37 += a1 * b37
+        c1_38 += a1 * b38
+        c1_39 += a1 * b39
+        c1_40 += a1 * b40
+        c1_41 += a1 * b41
+        c1_42 += a1 * b42
+        c1_43 += a1 * b43
+        c1_44 += a1 * b44
+        c1_45 += a1 * b45
+        c1_46 += a1 * b46
+        c1_47 += a1 * b47
         a2 = ap[p, 2]
         c2_0 += a2 * b0
         c2_1 += a2 * b1
@@ -3691,6 +5873,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c2_29 += a2 * b29
         c2_30 += a2 * b30
         c2_31 += a2 * b31
+        c2_32 += a2 * b32
+        c2_33 += a2 * b33
+        c2_34 += a2 * b34
+        c2_35 += a2 * b35
+        c2_36 += a2 * b36
+        c2_37 += a2 * b37
+        c2_38 += a2 * b38
+        c2_39 += a2 * b39
+        c2_40 += a2 * b40
+        c2_41 += a2 * b41
+        c2_42 += a2 * b42
+        c2_43 += a2 * b43
+        c2_44 += a2 * b44
+        c2_45 += a2 * b45
+        c2_46 += a2 * b46
+        c2_47 += a2 * b47
         a3 = ap[p, 3]
         c3_0 += a3 * b0
         c3_1 += a3 * b1
@@ -3724,6 +5922,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c3_29 += a3 * b29
         c3_30 += a3 * b30
         c3_31 += a3 * b31
+        c3_32 += a3 * b32
+        c3_33 += a3 * b33
+        c3_34 += a3 * b34
+        c3_35 += a3 * b35
+        c3_36 += a3 * b36
+        c3_37 += a3 * b37
+        c3_38 += a3 * b38
+        c3_39 += a3 * b39
+        c3_40 += a3 * b40
+        c3_41 += a3 * b41
+        c3_42 += a3 * b42
+        c3_43 += a3 * b43
+        c3_44 += a3 * b44
+        c3_45 += a3 * b45
+        c3_46 += a3 * b46
+        c3_47 += a3 * b47
         a4 = ap[p, 4]
         c4_0 += a4 * b0
         c4_1 += a4 * b1
@@ -3757,6 +5971,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c4_29 += a4 * b29
         c4_30 += a4 * b30
         c4_31 += a4 * b31
+        c4_32 += a4 * b32
+        c4_33 += a4 * b33
+        c4_34 += a4 * b34
+        c4_35 += a4 * b35
+        c4_36 += a4 * b36
+        c4_37 += a4 * b37
+        c4_38 += a4 * b38
+        c4_39 += a4 * b39
+        c4_40 += a4 * b40
+        c4_41 += a4 * b41
+        c4_42 += a4 * b42
+        c4_43 += a4 * b43
+        c4_44 += a4 * b44
+        c4_45 += a4 * b45
+        c4_46 += a4 * b46
+        c4_47 += a4 * b47
         a5 = ap[p, 5]
         c5_0 += a5 * b0
         c5_1 += a5 * b1
@@ -3790,6 +6020,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c5_29 += a5 * b29
         c5_30 += a5 * b30
         c5_31 += a5 * b31
+        c5_32 += a5 * b32
+        c5_33 += a5 * b33
+        c5_34 += a5 * b34
+        c5_35 += a5 * b35
+        c5_36 += a5 * b36
+        c5_37 += a5 * b37
+        c5_38 += a5 * b38
+        c5_39 += a5 * b39
+        c5_40 += a5 * b40
+        c5_41 += a5 * b41
+        c5_42 += a5 * b42
+        c5_43 += a5 * b43
+        c5_44 += a5 * b44
+        c5_45 += a5 * b45
+        c5_46 += a5 * b46
+        c5_47 += a5 * b47
         a6 = ap[p, 6]
         c6_0 += a6 * b0
         c6_1 += a6 * b1
@@ -3823,39 +6069,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
         c6_29 += a6 * b29
         c6_30 += a6 * b30
         c6_31 += a6 * b31
-        a7 = ap[p, 7]
-        c7_0 += a7 * b0
-        c7_1 += a7 * b1
-        c7_2 += a7 * b2
-        c7_3 += a7 * b3
-        c7_4 += a7 * b4
-        c7_5 += a7 * b5
-        c7_6 += a7 * b6
-        c7_7 += a7 * b7
-        c7_8 += a7 * b8
-        c7_9 += a7 * b9
-        c7_10 += a7 * b10
-        c7_11 += a7 * b11
-        c7_12 += a7 * b12
-        c7_13 += a7 * b13
-        c7_14 += a7 * b14
-        c7_15 += a7 * b15
-        c7_16 += a7 * b16
-        c7_17 += a7 * b17
-        c7_18 += a7 * b18
-        c7_19 += a7 * b19
-        c7_20 += a7 * b20
-        c7_21 += a7 * b21
-        c7_22 += a7 * b22
-        c7_23 += a7 * b23
-        c7_24 += a7 * b24
-        c7_25 += a7 * b25
-        c7_26 += a7 * b26
-        c7_27 += a7 * b27
-        c7_28 += a7 * b28
-        c7_29 += a7 * b29
-        c7_30 += a7 * b30
-        c7_31 += a7 * b31
+        c6_32 += a6 * b32
+        c6_33 += a6 * b33
+        c6_34 += a6 * b34
+        c6_35 += a6 * b35
+        c6_36 += a6 * b36
+        c6_37 += a6 * b37
+        c6_38 += a6 * b38
+        c6_39 += a6 * b39
+        c6_40 += a6 * b40
+        c6_41 += a6 * b41
+        c6_42 += a6 * b42
+        c6_43 += a6 * b43
+        c6_44 += a6 * b44
+        c6_45 += a6 * b45
+        c6_46 += a6 * b46
+        c6_47 += a6 * b47
     c[r0, q0] += c0_0
     c[r0, q1] += c0_1
     c[r0, q2] += c0_2
@@ -3888,6 +6117,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r0, q29] += c0_29
     c[r0, q30] += c0_30
     c[r0, q31] += c0_31
+    c[r0, q32] += c0_32
+    c[r0, q33] += c0_33
+    c[r0, q34] += c0_34
+    c[r0, q35] += c0_35
+    c[r0, q36] += c0_36
+    c[r0, q37] += c0_37
+    c[r0, q38] += c0_38
+    c[r0, q39] += c0_39
+    c[r0, q40] += c0_40
+    c[r0, q41] += c0_41
+    c[r0, q42] += c0_42
+    c[r0, q43] += c0_43
+    c[r0, q44] += c0_44
+    c[r0, q45] += c0_45
+    c[r0, q46] += c0_46
+    c[r0, q47] += c0_47
     c[r1, q0] += c1_0
     c[r1, q1] += c1_1
     c[r1, q2] += c1_2
@@ -3920,6 +6165,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r1, q29] += c1_29
     c[r1, q30] += c1_30
     c[r1, q31] += c1_31
+    c[r1, q32] += c1_32
+    c[r1, q33] += c1_33
+    c[r1, q34] += c1_34
+    c[r1, q35] += c1_35
+    c[r1, q36] += c1_36
+    c[r1, q37] += c1_37
+    c[r1, q38] += c1_38
+    c[r1, q39] += c1_39
+    c[r1, q40] += c1_40
+    c[r1, q41] += c1_41
+    c[r1, q42] += c1_42
+    c[r1, q43] += c1_43
+    c[r1, q44] += c1_44
+    c[r1, q45] += c1_45
+    c[r1, q46] += c1_46
+    c[r1, q47] += c1_47
     c[r2, q0] += c2_0
     c[r2, q1] += c2_1
     c[r2, q2] += c2_2
@@ -3952,6 +6213,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r2, q29] += c2_29
     c[r2, q30] += c2_30
     c[r2, q31] += c2_31
+    c[r2, q32] += c2_32
+    c[r2, q33] += c2_33
+    c[r2, q34] += c2_34
+    c[r2, q35] += c2_35
+    c[r2, q36] += c2_36
+    c[r2, q37] += c2_37
+    c[r2, q38] += c2_38
+    c[r2, q39] += c2_39
+    c[r2, q40] += c2_40
+    c[r2, q41] += c2_41
+    c[r2, q42] += c2_42
+    c[r2, q43] += c2_43
+    c[r2, q44] += c2_44
+    c[r2, q45] += c2_45
+    c[r2, q46] += c2_46
+    c[r2, q47] += c2_47
     c[r3, q0] += c3_0
     c[r3, q1] += c3_1
     c[r3, q2] += c3_2
@@ -3984,6 +6261,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r3, q29] += c3_29
     c[r3, q30] += c3_30
     c[r3, q31] += c3_31
+    c[r3, q32] += c3_32
+    c[r3, q33] += c3_33
+    c[r3, q34] += c3_34
+    c[r3, q35] += c3_35
+    c[r3, q36] += c3_36
+    c[r3, q37] += c3_37
+    c[r3, q38] += c3_38
+    c[r3, q39] += c3_39
+    c[r3, q40] += c3_40
+    c[r3, q41] += c3_41
+    c[r3, q42] += c3_42
+    c[r3, q43] += c3_43
+    c[r3, q44] += c3_44
+    c[r3, q45] += c3_45
+    c[r3, q46] += c3_46
+    c[r3, q47] += c3_47
     c[r4, q0] += c4_0
     c[r4, q1] += c4_1
     c[r4, q2] += c4_2
@@ -4016,6 +6309,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r4, q29] += c4_29
     c[r4, q30] += c4_30
     c[r4, q31] += c4_31
+    c[r4, q32] += c4_32
+    c[r4, q33] += c4_33
+    c[r4, q34] += c4_34
+    c[r4, q35] += c4_35
+    c[r4, q36] += c4_36
+    c[r4, q37] += c4_37
+    c[r4, q38] += c4_38
+    c[r4, q39] += c4_39
+    c[r4, q40] += c4_40
+    c[r4, q41] += c4_41
+    c[r4, q42] += c4_42
+    c[r4, q43] += c4_43
+    c[r4, q44] += c4_44
+    c[r4, q45] += c4_45
+    c[r4, q46] += c4_46
+    c[r4, q47] += c4_47
     c[r5, q0] += c5_0
     c[r5, q1] += c5_1
     c[r5, q2] += c5_2
@@ -4048,6 +6357,22 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r5, q29] += c5_29
     c[r5, q30] += c5_30
     c[r5, q31] += c5_31
+    c[r5, q32] += c5_32
+    c[r5, q33] += c5_33
+    c[r5, q34] += c5_34
+    c[r5, q35] += c5_35
+    c[r5, q36] += c5_36
+    c[r5, q37] += c5_37
+    c[r5, q38] += c5_38
+    c[r5, q39] += c5_39
+    c[r5, q40] += c5_40
+    c[r5, q41] += c5_41
+    c[r5, q42] += c5_42
+    c[r5, q43] += c5_43
+    c[r5, q44] += c5_44
+    c[r5, q45] += c5_45
+    c[r5, q46] += c5_46
+    c[r5, q47] += c5_47
     c[r6, q0] += c6_0
     c[r6, q1] += c6_1
     c[r6, q2] += c6_2
@@ -4080,43 +6405,27 @@ def add_8x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r6, q29] += c6_29
     c[r6, q30] += c6_30
     c[r6, q31] += c6_31
-    c[r7, q0] += c7_0
-    c[r7, q1] += c7_1
-    c[r7, q2] += c7_2
-    c[r7, q3] += c7_3
-    c[r7, q4] += c7_4
-    c[r7, q5] += c7_5
-    c[r7, q6] += c7_6
-    c[r7, q7] += c7_7
-    c[r7, q8] += c7_8
-    c[r7, q9] += c7_9
-    c[r7, q10] += c7_10
-    c[r7, q11] += c7_11
-    c[r7, q12] += c7_12
-    c[r7, q13] += c7_13
-    c[r7, q14] += c7_14
-    c[r7, q15] += c7_15
-    c[r7, q16] += c7_16
-    c[r7, q17] += c7_17
-    c[r7, q18] += c7_18
-    c[r7, q19] += c7_19
-    c[r7, q20] += c7_20
-    c[r7, q21] += c7_21
-    c[r7, q22] += c7_22
-    c[r7, q23] += c7_23
-    c[r7, q24] += c7_24
-    c[r7, q25] += c7_25
-    c[r7, q26] += c7_26
-    c[r7, q27] += c7_27
-    c[r7, q28] += c7_28
-    c[r7, q29] += c7_29
-    c[r7, q30] += c7_30
-    c[r7, q31] += c7_31
+    c[r6, q32] += c6_32
+    c[r6, q33] += c6_33
+    c[r6, q34] += c6_34
+    c[r6, q35] += c6_35
+    c[r6, q36] += c6_36
+    c[r6, q37] += c6_37
+    c[r6, q38] += c6_38
+    c[r6, q39] += c6_39
+    c[r6, q40] += c6_40
+    c[r6, q41] += c6_41
+    c[r6, q42] += c6_42
+    c[r6, q43] += c6_43
+    c[r6, q44] += c6_44
+    c[r6, q45] += c6_45
+    c[r6, q46] += c6_46
+    c[r6, q47] += c6_47
 
 
 @njit(parallel=True, cache=True)
-def gemm_8x32(a, b, c, kc, mc, parts, bp, ap):
-    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 8x32 tiles, through two buffers the
+def gemm_7x48(a, b, c, kc, mc, parts, bp, ap):
+    """c (m, n) = a (m, k) @ b (k, n), all C-contiguous, in 7x48 tiles, through two buffers the
     caller keeps: bp (ceil(k / kc), ceil(n / NR), kc, NR), all of b packed at once into KC x NR
     panels (in parallel), and ap (parts, mc / MR, kc, MR), a packed MC x KC block of a a part.
     The rows of a are split into `parts` (one a thread) of whole MR-row panels, as even as panels
@@ -4124,14 +6433,14 @@ def gemm_8x32(a, b, c, kc, mc, parts, bp, ap):
     then runs the micro-kernel over every tile, B's panels in the outer loop, each used by every
     MR-row panel of the block while the next is prefetched. The first K block stores into c, the
     later ones add."""
-    MR, NR = 8, 32
+    MR, NR = 7, 48
     m, k = a.shape
     n = b.shape[1]
     npan = (n + NR - 1) // NR
     nk = (k + kc - 1) // kc
     for task in prange(nk * npan):
         kb, jp = task // npan, task % npan
-        pack_b_32(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
+        pack_b_48(b, kb * kc, min(kc, k - kb * kc), jp * NR, bp[kb, jp])
     flat = bp.reshape(-1)
     step = 64 // bp.itemsize  # elements in a cache line
     chunks = (NR + step - 1) // step  # micro-kernel calls to prefetch a whole panel, a line a step
@@ -4147,7 +6456,7 @@ def gemm_8x32(a, b, c, kc, mc, parts, bp, ap):
                 k0 = kb * kc
                 kcb = min(kc, k - k0)
                 for ip in range(mpan):
-                    pack_a_8(a, i_start + ip * MR, k0, kcb, apart[ip])
+                    pack_a_7(a, i_start + ip * MR, k0, kcb, apart[ip])
                 for jp in range(npan):
                     j0 = jp * NR
                     # the panel computed after this one (the first of the next block at the end)
@@ -4157,12 +6466,18 @@ def gemm_8x32(a, b, c, kc, mc, parts, bp, ap):
                         pfi = nxt + min(ip, chunks - 1) * kcb * step
                         if i0 + MR <= m and j0 + NR <= n:  # a whole tile, in place
                             if kb == 0:
-                                set_8x32(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                                set_7x48(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             else:
-                                add_8x32(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                                add_7x48(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t
-                        set_8x32(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
+                        w = n - j0
+                        if w <= 16:
+                            set_7x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        elif w <= 32:
+                            set_7x32(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
+                        else:
+                            set_7x48(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         for i in range(min(MR, m - i0)):
                             for j in range(min(NR, n - j0)):
                                 c[i0 + i, j0 + j] = t[i, j] if kb == 0 else c[i0 + i, j0 + j] + t[i, j]
@@ -4273,11 +6588,75 @@ def pack_b_16(b, k0, kc, j0, dst):
 
 
 @njit(fastmath=True, cache=True)
-def pack_b_32(b, k0, kc, j0, dst):
-    """dst (kc, 32) = b[k0:k0+kc, j0:j0+32], zero past b's last column; a whole panel in
+def pack_b_24(b, k0, kc, j0, dst):
+    """dst (kc, 24) = b[k0:k0+kc, j0:j0+24], zero past b's last column; a whole panel in
     straight lines with unsigned indices, which vectorise."""
     n = b.shape[1]
-    if j0 + 32 <= n:
+    if j0 + 24 <= n:
+        q = np.uint64(j0)
+        for p in range(kc):
+            r = np.uint64(k0 + p)
+            s = np.uint64(p)
+            v0 = b[r, q + np.uint64(0)]
+            v1 = b[r, q + np.uint64(1)]
+            v2 = b[r, q + np.uint64(2)]
+            v3 = b[r, q + np.uint64(3)]
+            v4 = b[r, q + np.uint64(4)]
+            v5 = b[r, q + np.uint64(5)]
+            v6 = b[r, q + np.uint64(6)]
+            v7 = b[r, q + np.uint64(7)]
+            v8 = b[r, q + np.uint64(8)]
+            v9 = b[r, q + np.uint64(9)]
+            v10 = b[r, q + np.uint64(10)]
+            v11 = b[r, q + np.uint64(11)]
+            v12 = b[r, q + np.uint64(12)]
+            v13 = b[r, q + np.uint64(13)]
+            v14 = b[r, q + np.uint64(14)]
+            v15 = b[r, q + np.uint64(15)]
+            v16 = b[r, q + np.uint64(16)]
+            v17 = b[r, q + np.uint64(17)]
+            v18 = b[r, q + np.uint64(18)]
+            v19 = b[r, q + np.uint64(19)]
+            v20 = b[r, q + np.uint64(20)]
+            v21 = b[r, q + np.uint64(21)]
+            v22 = b[r, q + np.uint64(22)]
+            v23 = b[r, q + np.uint64(23)]
+            dst[s, np.uint64(0)] = v0
+            dst[s, np.uint64(1)] = v1
+            dst[s, np.uint64(2)] = v2
+            dst[s, np.uint64(3)] = v3
+            dst[s, np.uint64(4)] = v4
+            dst[s, np.uint64(5)] = v5
+            dst[s, np.uint64(6)] = v6
+            dst[s, np.uint64(7)] = v7
+            dst[s, np.uint64(8)] = v8
+            dst[s, np.uint64(9)] = v9
+            dst[s, np.uint64(10)] = v10
+            dst[s, np.uint64(11)] = v11
+            dst[s, np.uint64(12)] = v12
+            dst[s, np.uint64(13)] = v13
+            dst[s, np.uint64(14)] = v14
+            dst[s, np.uint64(15)] = v15
+            dst[s, np.uint64(16)] = v16
+            dst[s, np.uint64(17)] = v17
+            dst[s, np.uint64(18)] = v18
+            dst[s, np.uint64(19)] = v19
+            dst[s, np.uint64(20)] = v20
+            dst[s, np.uint64(21)] = v21
+            dst[s, np.uint64(22)] = v22
+            dst[s, np.uint64(23)] = v23
+        return
+    for p in range(kc):
+        for j in range(24):
+            dst[p, j] = b[k0 + p, j0 + j] if j0 + j < n else 0
+
+
+@njit(fastmath=True, cache=True)
+def pack_b_48(b, k0, kc, j0, dst):
+    """dst (kc, 48) = b[k0:k0+kc, j0:j0+48], zero past b's last column; a whole panel in
+    straight lines with unsigned indices, which vectorise."""
+    n = b.shape[1]
+    if j0 + 48 <= n:
         q = np.uint64(j0)
         for p in range(kc):
             r = np.uint64(k0 + p)
@@ -4314,6 +6693,22 @@ def pack_b_32(b, k0, kc, j0, dst):
             v29 = b[r, q + np.uint64(29)]
             v30 = b[r, q + np.uint64(30)]
             v31 = b[r, q + np.uint64(31)]
+            v32 = b[r, q + np.uint64(32)]
+            v33 = b[r, q + np.uint64(33)]
+            v34 = b[r, q + np.uint64(34)]
+            v35 = b[r, q + np.uint64(35)]
+            v36 = b[r, q + np.uint64(36)]
+            v37 = b[r, q + np.uint64(37)]
+            v38 = b[r, q + np.uint64(38)]
+            v39 = b[r, q + np.uint64(39)]
+            v40 = b[r, q + np.uint64(40)]
+            v41 = b[r, q + np.uint64(41)]
+            v42 = b[r, q + np.uint64(42)]
+            v43 = b[r, q + np.uint64(43)]
+            v44 = b[r, q + np.uint64(44)]
+            v45 = b[r, q + np.uint64(45)]
+            v46 = b[r, q + np.uint64(46)]
+            v47 = b[r, q + np.uint64(47)]
             dst[s, np.uint64(0)] = v0
             dst[s, np.uint64(1)] = v1
             dst[s, np.uint64(2)] = v2
@@ -4346,9 +6741,25 @@ def pack_b_32(b, k0, kc, j0, dst):
             dst[s, np.uint64(29)] = v29
             dst[s, np.uint64(30)] = v30
             dst[s, np.uint64(31)] = v31
+            dst[s, np.uint64(32)] = v32
+            dst[s, np.uint64(33)] = v33
+            dst[s, np.uint64(34)] = v34
+            dst[s, np.uint64(35)] = v35
+            dst[s, np.uint64(36)] = v36
+            dst[s, np.uint64(37)] = v37
+            dst[s, np.uint64(38)] = v38
+            dst[s, np.uint64(39)] = v39
+            dst[s, np.uint64(40)] = v40
+            dst[s, np.uint64(41)] = v41
+            dst[s, np.uint64(42)] = v42
+            dst[s, np.uint64(43)] = v43
+            dst[s, np.uint64(44)] = v44
+            dst[s, np.uint64(45)] = v45
+            dst[s, np.uint64(46)] = v46
+            dst[s, np.uint64(47)] = v47
         return
     for p in range(kc):
-        for j in range(32):
+        for j in range(48):
             dst[p, j] = b[k0 + p, j0 + j] if j0 + j < n else 0
 
 
@@ -4383,11 +6794,11 @@ def pack_a_5(a, i0, k0, kc, dst):
 
 
 @njit(fastmath=True, cache=True)
-def pack_a_8(a, i0, k0, kc, dst):
-    """dst (kc, 8) = a[i0:i0+8, k0:k0+kc] transposed (k-major), zero past a's last row;
+def pack_a_7(a, i0, k0, kc, dst):
+    """dst (kc, 7) = a[i0:i0+7, k0:k0+kc] transposed (k-major), zero past a's last row;
     a whole panel in straight lines with unsigned indices."""
     m = a.shape[0]
-    if i0 + 8 <= m:
+    if i0 + 7 <= m:
         r0 = np.uint64(i0 + 0)
         r1 = np.uint64(i0 + 1)
         r2 = np.uint64(i0 + 2)
@@ -4395,7 +6806,6 @@ def pack_a_8(a, i0, k0, kc, dst):
         r4 = np.uint64(i0 + 4)
         r5 = np.uint64(i0 + 5)
         r6 = np.uint64(i0 + 6)
-        r7 = np.uint64(i0 + 7)
         for p in range(kc):
             q = np.uint64(k0 + p)
             s = np.uint64(p)
@@ -4406,7 +6816,6 @@ def pack_a_8(a, i0, k0, kc, dst):
             v4 = a[r4, q]
             v5 = a[r5, q]
             v6 = a[r6, q]
-            v7 = a[r7, q]
             dst[s, np.uint64(0)] = v0
             dst[s, np.uint64(1)] = v1
             dst[s, np.uint64(2)] = v2
@@ -4414,8 +6823,7 @@ def pack_a_8(a, i0, k0, kc, dst):
             dst[s, np.uint64(4)] = v4
             dst[s, np.uint64(5)] = v5
             dst[s, np.uint64(6)] = v6
-            dst[s, np.uint64(7)] = v7
         return
     for p in range(kc):
-        for i in range(8):
+        for i in range(7):
             dst[p, i] = a[i0 + i, k0 + p] if i0 + i < m else 0

@@ -4,8 +4,8 @@ tile.
 numba cannot keep an array of accumulators in registers, but it can keep scalar locals there:
 a micro-kernel holds C's MR x NR tile in MR * NR scalar variables, written out here rather
 than by hand. With the settings of `fndcli.kernels.jitenv` LLVM's SLP vectorizer packs them
-into vector registers: NR is two vectors wide, so each step of k is two vector loads of B
-and, per row of the tile, one broadcast of A and two fused multiply-adds (the BLIS design:
+into vector registers: NR is two or three vectors wide, so each step of k is that many vector
+loads of B and, per row of the tile, one broadcast of A and a fused multiply-add per vector (the BLIS design:
 Low, Smith, Van Zee et al.; Goto and van de Geijn 2008). The tile must fit the register
 file with room for B and a broadcast, so there is one per vector width and dtype (TILES);
 `fndcli.kernels.tiled` picks the host's, and KC and MC, at run time. Each row's broadcast
@@ -26,13 +26,30 @@ a test checks that the committed file is what this module writes:
     python -m fndcli.kernels.gemm_source > fndcli/kernels/gemm.py
 """
 
-# (MR, NR) per vector width in bytes and dtype. 64 (AVX-512, 32 registers): 16 accumulator
-# vectors; 32 (AVX2, 16 registers) and 16 (SSE): 10, leaving 6 for B, a broadcast and spare.
+# (MR, NR) per vector width in bytes and dtype. 64 (AVX-512, 32 registers): 7 rows of 3 vectors,
+# 21 accumulators, 3 for B and 7 broadcasts (LLVM loads all of a step's broadcasts first: 8 rows
+# would spill); 32 (AVX2, 16 registers) and 16 (SSE): 5 rows of 2, 10 accumulators, leaving 6
+# for B, a broadcast and spare. Three vectors wide, each step of k is 7 broadcasts and 3 loads for
+# 21 FMAs (31 instructions; 8 x 32 took 26 for 16): as fast alone, and 6-17 % faster while the
+# host's other tenants slow the core (Intel Xeon, 2 threads, hot panels; docs/matmul-bench.md).
 TILES = {
-    64: {"float32": (8, 32), "float64": (8, 16)},
+    64: {"float32": (7, 48), "float64": (7, 24)},
     32: {"float32": (5, 16), "float64": (5, 8)},
     16: {"float32": (5, 8), "float64": (5, 4)},
 }
+
+
+def edges(mr, nr):
+    """The narrower widths, whole vectors, of the tile's edge kernels: the last panel of B is packed and
+    multiplied only as wide as it needs (n = 1024 in 48-wide panels leaves 16 columns: a whole 48 would
+    waste 3 % of the product)."""
+    vector = min(
+        v // (4 if dtype == "float32" else 8)
+        for v, by in TILES.items()
+        for dtype, t in by.items()
+        if t == (mr, nr)
+    )
+    return list(range(vector, nr, vector))
 
 
 def _micro(name, doc, op, mr, nr):
@@ -121,6 +138,23 @@ def _pack_a(mr):
     ]
 
 
+def _edge_calls(mr, nr):
+    """The driver's lines that multiply an edge tile into t, by the narrowest kernel as wide as its
+    columns."""
+    lines, keyword = [], "if"
+    for e in edges(mr, nr):
+        lines += [
+            f"                        {keyword} w <= {e}:",
+            f"                            set_{mr}x{e}(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), "
+            "np.uint64(0), flat, pfi, step)",
+        ]
+        keyword = "elif"
+    call = f"set_{mr}x{nr}(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)"
+    if not lines:
+        return [f"                        {call}"]
+    return [*lines, "                        else:", f"                            {call}"]
+
+
 def _driver(mr, nr):
     """gemm_MRxNR(a, b, c, kc, mc, parts, bp, ap): the blocked loops around the micro-kernels of one tile."""
     t = f"{mr}x{nr}"
@@ -176,9 +210,9 @@ def _driver(mr, nr):
         f"                                add_{t}(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), "
         "np.uint64(j0), flat, pfi, step)",
         "                            continue",
-        "                        # an edge tile's valid part, through t",
-        f"                        set_{t}(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), "
-        "flat, pfi, step)",
+        "                        # an edge tile's valid part, through t; B's last panel as wide as needed",
+        "                        w = n - j0",
+        *_edge_calls(mr, nr),
         "                        for i in range(min(MR, m - i0)):",
         "                            for j in range(min(NR, n - j0)):",
         "                                c[i0 + i, j0 + j] = t[i, j] if kb == 0 else "
@@ -216,6 +250,11 @@ def generate():
         "    return flat[skip:skip + size].reshape((d0, d1, d2))",
     ]
     tiles = sorted({tile for by_dtype in TILES.values() for tile in by_dtype.values()})
+    narrow = sorted({(mr, e) for mr, nr in tiles for e in edges(mr, nr)} - set(tiles))
+    for mr, e in narrow:  # the edge kernels no tile already is
+        lines += _micro(
+            f"set_{mr}x{e}", f"c[i0:i0+{mr}, j0:j0+{e}] = an edge tile (bp's first {e} columns)", "=", mr, e
+        )
     for mr, nr in tiles:
         t = f"{mr}x{nr}"
         lines += _micro(f"set_{t}", f"c[i0:i0+{mr}, j0:j0+{nr}] = the tile (the first K block)", "=", mr, nr)
