@@ -204,6 +204,47 @@ def test_the_roofline_names_each_implementation_with_its_pct_of_the_ceiling_at_i
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_roofline_title_on_a_cpu_and_cuda_run_with_bandwidth_for_one_device_only():
+    """A run on both devices still names the CPU; --peak-gflops with fnd peak's bandwidth for the CPU
+    alone (none cached for CUDA) still says that bandwidth came from fnd peak."""
+    from fndcli.report.plots import roofline_title
+
+    frame = _frame([("torch", "cpu", 64, 1, 1, 1, 10.0), ("torch", "cuda", 64, 1, 1, 1, 90.0)])
+    both = [_ceiling(112.0), _ceiling(900.0, device="cuda")]
+    assert roofline_title(both, "Intel(R) Xeon(R) Processor").startswith(
+        "matmul-bench on the roofline: Intel(R) Xeon(R) Processor ("
+    )
+    cpu_bandwidth = given_ceilings(frame, 50.0, lambda device, threads: 20.0 if device == "cpu" else None)
+    assert roofline_title(cpu_bandwidth).endswith("(ceilings from --peak-gflops and fnd peak's bandwidth)")
+
+
+def test_the_roofline_legend_takes_the_highest_intensity_row_in_any_order_and_leaves_out_untimed_ones(
+    tmp_path,
+):
+    """The largest shape listed first, and not square: the legend gives its % peak and its m x k x n in that
+    order; an implementation with no timed row has no entry (nothing of it is drawn)."""
+    from fndcli.report.plots import roofline
+
+    frame = _frame([("numpy", "cpu", 1, 1.0, 1, 1), ("numpy", "cpu", 1, 1.0, 1, 1)])
+    frame[["m", "k", "n"]] = [[512, 1024, 256], [8, 8, 8]]
+    frame["intensity"], frame["pct_peak"] = [40.0, 1.0], [77.0, 5.0]
+    untimed = _frame([("loops", "cpu", 512, 1.0, 1, 1, float("nan"))])
+    untimed["intensity"], untimed["pct_peak"] = 40.0, float("nan")
+    fig = roofline(pd.concat([frame, untimed]), [_ceiling(200.0)], tmp_path / "r.png")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][1:] == [
+        "numpy: 77 % of the ceiling at 512x1024x256"
+    ]
+
+
+def test_host_cpu_names_the_cores_and_the_vector_unit():
+    import os
+
+    from fndcli.kernels import jitenv
+    from fndcli.report.plots import host_cpu
+
+    assert host_cpu().endswith(f", {os.cpu_count()} cores, {jitenv.isa()[0]}")
+
+
 def test_a_dtype_fnd_peak_does_not_measure_has_no_pct_peak_and_the_caption_says_what_to_do():
     from fndcli.bench.peak import for_bench
     from fndcli.report.bench_tables import bench_caption

@@ -188,6 +188,63 @@ def test_numba_tiled_kernel_over_many_k_blocks_and_stale_buffers(dtype, edge):
     assert np.abs(c - ref).max() <= (1e-5 if dtype == "float32" else 1e-12) * np.abs(ref).max()
 
 
+@pytest.mark.xdist_group("numba-tiled-float64")
+def test_numba_tiled_buffers_are_made_anew_when_either_shape_changes():
+    """The same arrays for the same shapes; for more rows on the same b (a larger block of A only), a new
+    block of A of the shape asked for, not the smaller one kept."""
+    from fndcli.kernels import tiled
+
+    b_shape, a_shape = (1, 4, 300, 24), (2, 5, 300, 7)
+    bp, ap = tiled.buffers("float64", b_shape, a_shape)
+    again = tiled.buffers("float64", b_shape, a_shape)
+    assert again[0] is bp and again[1] is ap
+    bp, ap = tiled.buffers("float64", b_shape, (2, 25, 300, 7))
+    assert bp.shape == b_shape and ap.shape == (2, 25, 300, 7)
+
+
+@pytest.mark.parametrize(
+    "impl,dtype,shape",
+    [
+        on_numba_worker("numba-tiled", "float32", "1x64x1"),
+        on_numba_worker("numba-tiled", "float64", "300x1x300"),
+        on_numba_worker("numba-tiled", "float64", "2xKx3"),
+    ],
+)
+def test_numba_tiled_buffers_hold_all_of_b_and_fit_the_reserve(impl, dtype, shape):
+    """bp holds every K block and every NR-wide panel of b, ap an MC-row block of A, and the two with c fit
+    the scratch fnd reserves (elements of the dtype) where each of its terms counts: one row of A packed as
+    MR rows, a c far larger than a and b, and (K) the first k this host's L2 cuts into K blocks that do
+    not divide it, so matmul runs k in several blocks too."""
+    import numba
+    import numpy as np
+
+    from fndcli.kernels import tiled
+    from fndcli.names import IMPL_SPECS
+
+    (m, k, n), threads = [int(d) if d != "K" else None for d in shape.split("x")], numba.get_num_threads()
+    k = k or next(k for k in range(2, 1 << 16) if k % tiled.blocking(dtype, m, k, threads)[2])
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    c = tiled.matmul(a, b)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.abs(c - ref).max() <= (1e-5 if dtype == "float32" else 1e-12) * np.abs(ref).max()
+    bp, ap = tiled._buffers.bp, tiled._buffers.ap
+    _, nr, kc, mc = tiled.blocking(dtype, m, k, threads)
+    assert bp.shape[0] * kc >= k and bp.shape[1:] == (-(-n // nr), kc, nr) and ap.shape[1] * ap.shape[3] >= mc
+    assert bp.nbytes + ap.nbytes + c.nbytes <= IMPL_SPECS["numba-tiled"].scratch(m, k, n) * c.itemsize
+
+
+@pytest.mark.parametrize("impl,dtype", [on_numba_worker(i, "float64") for i in CPU_IMPLS])
+def test_an_empty_product_is_zeros(impl, dtype):
+    """k = 0: each entry is a sum of nothing, 0, not what was in the memory the output was made in (a
+    NaN-filled array of its size freed just before, for the allocator to hand back)."""
+    import numpy as np
+
+    np.full((3, 4), np.nan)
+    out = IMPLS[impl].fn(torch.ones(3, 0, dtype=torch.float64), torch.ones(0, 4, dtype=torch.float64))
+    assert out.shape == (3, 4) and out.eq(0).all()
+
+
 def test_prefetch_intrinsics_emit_prefetch_instructions():
     """read_l2 and write_l1 become x86's prefetcht1 and prefetchw (where the CPU has it) and change nothing
     they touch."""
