@@ -55,9 +55,9 @@ def _one(m, k, n):
 
 
 def _packed(m, k, n):
-    """numba-tiled's buffers, in elements: all of b packed (k in blocks of at least 128, n rounded up to
-    NR <= 48), a packed block of a a thread (at most all of a's rows, and a panel a thread, by k), and the
-    output."""
+    """numba-tiled's buffers, in elements, a bound: all of b packed (k in blocks of at least 128, n rounded
+    up to NR <= 48), a packed block of a a thread (at most all of a's rows and a panel a thread, by k: the
+    1024 is what covers one row's product, 7 rows packed), and the output."""
     return (k + k // 128 + 1) * (n + 48) + (m + 1024) * k + m * n
 
 

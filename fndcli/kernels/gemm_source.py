@@ -40,9 +40,9 @@ TILES = {
 
 
 def edges(mr, nr):
-    """The narrower widths, whole vectors, of the tile's edge kernels: the last panel of B is packed and
-    multiplied only as wide as it needs (n = 1024 in 48-wide panels leaves 16 columns: a whole 48 would
-    waste 3 % of the product)."""
+    """The narrower widths, whole vectors, of the tile's edge kernels (every tile has one at least): the last
+    panel of B is packed and multiplied only as wide as it needs (n = 1024 in 48-wide panels leaves 16
+    columns: a whole 48 would waste 3 % of the product)."""
     vector = min(
         v // (4 if dtype == "float32" else 8)
         for v, by in TILES.items()
@@ -150,8 +150,6 @@ def _edge_calls(mr, nr):
         ]
         keyword = "elif"
     call = f"set_{mr}x{nr}(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)"
-    if not lines:
-        return [f"                        {call}"]
     return [*lines, "                        else:", f"                            {call}"]
 
 

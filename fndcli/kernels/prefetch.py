@@ -6,6 +6,10 @@ each new panel of B arrived from L3 or memory at the speed of a demand miss, and
 waited (1024-2048^3 float32 on the Intel Xeon, 1 thread: 79 % of the FMA ceiling without, 87-89 %
 with; docs/matmul-bench.md). A prefetch is a hint: it never faults and changes no value, so an
 address past the end of its array is harmless, though the callers stay inside theirs.
+
+numba's on-disk cache of the kernels that call these is keyed on gemm.py alone: after editing this
+module, regenerate gemm.py (`make regen`) or delete fndcli/kernels/__pycache__, or the cached
+kernels keep the old code.
 """
 
 from llvmlite import ir

@@ -75,7 +75,7 @@ def buffers(dtype, shape_b, shape_a):
 
     key = (dtype, shape_b, shape_a)
     if getattr(_buffers, "key", None) != key:
-        _buffers.key = None  # the old pair freed before the new is made
+        _buffers.key = _buffers.bp = _buffers.ap = None  # the old pair freed before the new is made
         like = np.empty(0, dtype)
         bp = gemm.aligned(int(np.prod(shape_b[:2])), shape_b[2], shape_b[3], like).reshape(shape_b)
         ap = gemm.aligned(int(np.prod(shape_a[:2])), shape_a[2], shape_a[3], like).reshape(shape_a)
