@@ -164,19 +164,23 @@ def test_numba_tiled_keeps_its_buffers_for_one_shape_and_never_reads_stale_ones(
 
 @pytest.mark.xdist_group("numba-tiled-float64")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("edge", ["3 columns", "half a panel and 1"])
+@pytest.mark.parametrize("edge", ["3 columns", "half a panel and 1", "an edge kernel's width"])
 def test_numba_tiled_kernel_over_many_k_blocks_and_stale_buffers(dtype, edge):
     """This host's tile through k in several blocks (the later ones add into c, the last one short), rows
-    over 3 parts, and a last panel of B of 3 columns or of half a panel and one (the narrowest edge kernel, or
-    a wider one): the blocking the host picks keeps k whole below 4096, so the suite drives the kernel
-    directly. The buffers start as NaN: anything the kernel read without writing would show."""
+    over 3 parts, and a last panel of B of 3 columns, of half a panel and one (the narrowest edge kernel, or a
+    wider one, through a buffer), or exactly an edge kernel's width (straight into c): the blocking the host
+    picks keeps k whole below 4096, so the suite drives the kernel directly. The buffers start as NaN:
+    anything the kernel read without writing would show."""
     import numpy as np
 
     from fndcli.kernels import gemm
     from fndcli.kernels.tiled import blocking
 
     mr, nr, _, _ = blocking(dtype, 1, 1, 1)
-    n = nr + (3 if edge == "3 columns" else nr // 2 + 1)
+    from fndcli.kernels.gemm_source import edges
+
+    widths = {"3 columns": 3, "half a panel and 1": nr // 2 + 1, "an edge kernel's width": edges(mr, nr)[0]}
+    n = nr + widths[edge]
     (m, k), kc, mc, parts = (61, 300), 64, 2 * mr, 3
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)

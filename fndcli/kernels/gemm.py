@@ -87,6 +87,72 @@ def set_5x2(ap, bp, kc, c, i0, j0, pf, pfi, step):
 
 
 @njit(fastmath=True, cache=True)
+def add_5x2(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+5, j0:j0+2] += an edge tile (bp's first 2 columns): ap (kc, 5) and bp (kc, 2) are packed panels; the tile stays in 10
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q1)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q1)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q1)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q1)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q1)
+    c0_0 = z
+    c0_1 = z
+    c1_0 = z
+    c1_1 = z
+    c2_0 = z
+    c2_1 = z
+    c3_0 = z
+    c3_1 = z
+    c4_0 = z
+    c4_1 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+    c[r0, q0] += c0_0
+    c[r0, q1] += c0_1
+    c[r1, q0] += c1_0
+    c[r1, q1] += c1_1
+    c[r2, q0] += c2_0
+    c[r2, q1] += c2_1
+    c[r3, q0] += c3_0
+    c[r3, q1] += c3_1
+    c[r4, q0] += c4_0
+    c[r4, q1] += c4_1
+
+
+@njit(fastmath=True, cache=True)
 def set_7x8(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+7, j0:j0+8] = an edge tile (bp's first 8 columns): ap (kc, 7) and bp (kc, 8) are packed panels; the tile stays in 56
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
@@ -315,6 +381,237 @@ def set_7x8(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r6, q5] = c6_5
     c[r6, q6] = c6_6
     c[r6, q7] = c6_7
+
+
+@njit(fastmath=True, cache=True)
+def add_7x8(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+8] += an edge tile (bp's first 8 columns): ap (kc, 7) and bp (kc, 8) are packed panels; the tile stays in 56
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    r5 = i0 + np.uint64(5)
+    r6 = i0 + np.uint64(6)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    q2 = j0 + np.uint64(2)
+    q3 = j0 + np.uint64(3)
+    q4 = j0 + np.uint64(4)
+    q5 = j0 + np.uint64(5)
+    q6 = j0 + np.uint64(6)
+    q7 = j0 + np.uint64(7)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q4)
+    write_l1(c, r0, q7)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q4)
+    write_l1(c, r1, q7)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q4)
+    write_l1(c, r2, q7)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q4)
+    write_l1(c, r3, q7)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q4)
+    write_l1(c, r4, q7)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q4)
+    write_l1(c, r5, q7)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q4)
+    write_l1(c, r6, q7)
+    c0_0 = z
+    c0_1 = z
+    c0_2 = z
+    c0_3 = z
+    c0_4 = z
+    c0_5 = z
+    c0_6 = z
+    c0_7 = z
+    c1_0 = z
+    c1_1 = z
+    c1_2 = z
+    c1_3 = z
+    c1_4 = z
+    c1_5 = z
+    c1_6 = z
+    c1_7 = z
+    c2_0 = z
+    c2_1 = z
+    c2_2 = z
+    c2_3 = z
+    c2_4 = z
+    c2_5 = z
+    c2_6 = z
+    c2_7 = z
+    c3_0 = z
+    c3_1 = z
+    c3_2 = z
+    c3_3 = z
+    c3_4 = z
+    c3_5 = z
+    c3_6 = z
+    c3_7 = z
+    c4_0 = z
+    c4_1 = z
+    c4_2 = z
+    c4_3 = z
+    c4_4 = z
+    c4_5 = z
+    c4_6 = z
+    c4_7 = z
+    c5_0 = z
+    c5_1 = z
+    c5_2 = z
+    c5_3 = z
+    c5_4 = z
+    c5_5 = z
+    c5_6 = z
+    c5_7 = z
+    c6_0 = z
+    c6_1 = z
+    c6_2 = z
+    c6_3 = z
+    c6_4 = z
+    c6_5 = z
+    c6_6 = z
+    c6_7 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        b2 = bp[p, 2]
+        b3 = bp[p, 3]
+        b4 = bp[p, 4]
+        b5 = bp[p, 5]
+        b6 = bp[p, 6]
+        b7 = bp[p, 7]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        c0_2 += a0 * b2
+        c0_3 += a0 * b3
+        c0_4 += a0 * b4
+        c0_5 += a0 * b5
+        c0_6 += a0 * b6
+        c0_7 += a0 * b7
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        c1_2 += a1 * b2
+        c1_3 += a1 * b3
+        c1_4 += a1 * b4
+        c1_5 += a1 * b5
+        c1_6 += a1 * b6
+        c1_7 += a1 * b7
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        c2_2 += a2 * b2
+        c2_3 += a2 * b3
+        c2_4 += a2 * b4
+        c2_5 += a2 * b5
+        c2_6 += a2 * b6
+        c2_7 += a2 * b7
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        c3_2 += a3 * b2
+        c3_3 += a3 * b3
+        c3_4 += a3 * b4
+        c3_5 += a3 * b5
+        c3_6 += a3 * b6
+        c3_7 += a3 * b7
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+        c4_2 += a4 * b2
+        c4_3 += a4 * b3
+        c4_4 += a4 * b4
+        c4_5 += a4 * b5
+        c4_6 += a4 * b6
+        c4_7 += a4 * b7
+        a5 = ap[p, 5]
+        c5_0 += a5 * b0
+        c5_1 += a5 * b1
+        c5_2 += a5 * b2
+        c5_3 += a5 * b3
+        c5_4 += a5 * b4
+        c5_5 += a5 * b5
+        c5_6 += a5 * b6
+        c5_7 += a5 * b7
+        a6 = ap[p, 6]
+        c6_0 += a6 * b0
+        c6_1 += a6 * b1
+        c6_2 += a6 * b2
+        c6_3 += a6 * b3
+        c6_4 += a6 * b4
+        c6_5 += a6 * b5
+        c6_6 += a6 * b6
+        c6_7 += a6 * b7
+    c[r0, q0] += c0_0
+    c[r0, q1] += c0_1
+    c[r0, q2] += c0_2
+    c[r0, q3] += c0_3
+    c[r0, q4] += c0_4
+    c[r0, q5] += c0_5
+    c[r0, q6] += c0_6
+    c[r0, q7] += c0_7
+    c[r1, q0] += c1_0
+    c[r1, q1] += c1_1
+    c[r1, q2] += c1_2
+    c[r1, q3] += c1_3
+    c[r1, q4] += c1_4
+    c[r1, q5] += c1_5
+    c[r1, q6] += c1_6
+    c[r1, q7] += c1_7
+    c[r2, q0] += c2_0
+    c[r2, q1] += c2_1
+    c[r2, q2] += c2_2
+    c[r2, q3] += c2_3
+    c[r2, q4] += c2_4
+    c[r2, q5] += c2_5
+    c[r2, q6] += c2_6
+    c[r2, q7] += c2_7
+    c[r3, q0] += c3_0
+    c[r3, q1] += c3_1
+    c[r3, q2] += c3_2
+    c[r3, q3] += c3_3
+    c[r3, q4] += c3_4
+    c[r3, q5] += c3_5
+    c[r3, q6] += c3_6
+    c[r3, q7] += c3_7
+    c[r4, q0] += c4_0
+    c[r4, q1] += c4_1
+    c[r4, q2] += c4_2
+    c[r4, q3] += c4_3
+    c[r4, q4] += c4_4
+    c[r4, q5] += c4_5
+    c[r4, q6] += c4_6
+    c[r4, q7] += c4_7
+    c[r5, q0] += c5_0
+    c[r5, q1] += c5_1
+    c[r5, q2] += c5_2
+    c[r5, q3] += c5_3
+    c[r5, q4] += c5_4
+    c[r5, q5] += c5_5
+    c[r5, q6] += c5_6
+    c[r5, q7] += c5_7
+    c[r6, q0] += c6_0
+    c[r6, q1] += c6_1
+    c[r6, q2] += c6_2
+    c[r6, q3] += c6_3
+    c[r6, q4] += c6_4
+    c[r6, q5] += c6_5
+    c[r6, q6] += c6_6
+    c[r6, q7] += c6_7
 
 
 @njit(fastmath=True, cache=True)
@@ -730,6 +1027,421 @@ def set_7x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
     c[r6, q13] = c6_13
     c[r6, q14] = c6_14
     c[r6, q15] = c6_15
+
+
+@njit(fastmath=True, cache=True)
+def add_7x16(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+16] += an edge tile (bp's first 16 columns): ap (kc, 7) and bp (kc, 16) are packed panels; the tile stays in 112
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    r5 = i0 + np.uint64(5)
+    r6 = i0 + np.uint64(6)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    q2 = j0 + np.uint64(2)
+    q3 = j0 + np.uint64(3)
+    q4 = j0 + np.uint64(4)
+    q5 = j0 + np.uint64(5)
+    q6 = j0 + np.uint64(6)
+    q7 = j0 + np.uint64(7)
+    q8 = j0 + np.uint64(8)
+    q9 = j0 + np.uint64(9)
+    q10 = j0 + np.uint64(10)
+    q11 = j0 + np.uint64(11)
+    q12 = j0 + np.uint64(12)
+    q13 = j0 + np.uint64(13)
+    q14 = j0 + np.uint64(14)
+    q15 = j0 + np.uint64(15)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q8)
+    write_l1(c, r0, q15)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q8)
+    write_l1(c, r1, q15)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q8)
+    write_l1(c, r2, q15)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q8)
+    write_l1(c, r3, q15)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q8)
+    write_l1(c, r4, q15)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q8)
+    write_l1(c, r5, q15)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q8)
+    write_l1(c, r6, q15)
+    c0_0 = z
+    c0_1 = z
+    c0_2 = z
+    c0_3 = z
+    c0_4 = z
+    c0_5 = z
+    c0_6 = z
+    c0_7 = z
+    c0_8 = z
+    c0_9 = z
+    c0_10 = z
+    c0_11 = z
+    c0_12 = z
+    c0_13 = z
+    c0_14 = z
+    c0_15 = z
+    c1_0 = z
+    c1_1 = z
+    c1_2 = z
+    c1_3 = z
+    c1_4 = z
+    c1_5 = z
+    c1_6 = z
+    c1_7 = z
+    c1_8 = z
+    c1_9 = z
+    c1_10 = z
+    c1_11 = z
+    c1_12 = z
+    c1_13 = z
+    c1_14 = z
+    c1_15 = z
+    c2_0 = z
+    c2_1 = z
+    c2_2 = z
+    c2_3 = z
+    c2_4 = z
+    c2_5 = z
+    c2_6 = z
+    c2_7 = z
+    c2_8 = z
+    c2_9 = z
+    c2_10 = z
+    c2_11 = z
+    c2_12 = z
+    c2_13 = z
+    c2_14 = z
+    c2_15 = z
+    c3_0 = z
+    c3_1 = z
+    c3_2 = z
+    c3_3 = z
+    c3_4 = z
+    c3_5 = z
+    c3_6 = z
+    c3_7 = z
+    c3_8 = z
+    c3_9 = z
+    c3_10 = z
+    c3_11 = z
+    c3_12 = z
+    c3_13 = z
+    c3_14 = z
+    c3_15 = z
+    c4_0 = z
+    c4_1 = z
+    c4_2 = z
+    c4_3 = z
+    c4_4 = z
+    c4_5 = z
+    c4_6 = z
+    c4_7 = z
+    c4_8 = z
+    c4_9 = z
+    c4_10 = z
+    c4_11 = z
+    c4_12 = z
+    c4_13 = z
+    c4_14 = z
+    c4_15 = z
+    c5_0 = z
+    c5_1 = z
+    c5_2 = z
+    c5_3 = z
+    c5_4 = z
+    c5_5 = z
+    c5_6 = z
+    c5_7 = z
+    c5_8 = z
+    c5_9 = z
+    c5_10 = z
+    c5_11 = z
+    c5_12 = z
+    c5_13 = z
+    c5_14 = z
+    c5_15 = z
+    c6_0 = z
+    c6_1 = z
+    c6_2 = z
+    c6_3 = z
+    c6_4 = z
+    c6_5 = z
+    c6_6 = z
+    c6_7 = z
+    c6_8 = z
+    c6_9 = z
+    c6_10 = z
+    c6_11 = z
+    c6_12 = z
+    c6_13 = z
+    c6_14 = z
+    c6_15 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        b2 = bp[p, 2]
+        b3 = bp[p, 3]
+        b4 = bp[p, 4]
+        b5 = bp[p, 5]
+        b6 = bp[p, 6]
+        b7 = bp[p, 7]
+        b8 = bp[p, 8]
+        b9 = bp[p, 9]
+        b10 = bp[p, 10]
+        b11 = bp[p, 11]
+        b12 = bp[p, 12]
+        b13 = bp[p, 13]
+        b14 = bp[p, 14]
+        b15 = bp[p, 15]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        c0_2 += a0 * b2
+        c0_3 += a0 * b3
+        c0_4 += a0 * b4
+        c0_5 += a0 * b5
+        c0_6 += a0 * b6
+        c0_7 += a0 * b7
+        c0_8 += a0 * b8
+        c0_9 += a0 * b9
+        c0_10 += a0 * b10
+        c0_11 += a0 * b11
+        c0_12 += a0 * b12
+        c0_13 += a0 * b13
+        c0_14 += a0 * b14
+        c0_15 += a0 * b15
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        c1_2 += a1 * b2
+        c1_3 += a1 * b3
+        c1_4 += a1 * b4
+        c1_5 += a1 * b5
+        c1_6 += a1 * b6
+        c1_7 += a1 * b7
+        c1_8 += a1 * b8
+        c1_9 += a1 * b9
+        c1_10 += a1 * b10
+        c1_11 += a1 * b11
+        c1_12 += a1 * b12
+        c1_13 += a1 * b13
+        c1_14 += a1 * b14
+        c1_15 += a1 * b15
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        c2_2 += a2 * b2
+        c2_3 += a2 * b3
+        c2_4 += a2 * b4
+        c2_5 += a2 * b5
+        c2_6 += a2 * b6
+        c2_7 += a2 * b7
+        c2_8 += a2 * b8
+        c2_9 += a2 * b9
+        c2_10 += a2 * b10
+        c2_11 += a2 * b11
+        c2_12 += a2 * b12
+        c2_13 += a2 * b13
+        c2_14 += a2 * b14
+        c2_15 += a2 * b15
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        c3_2 += a3 * b2
+        c3_3 += a3 * b3
+        c3_4 += a3 * b4
+        c3_5 += a3 * b5
+        c3_6 += a3 * b6
+        c3_7 += a3 * b7
+        c3_8 += a3 * b8
+        c3_9 += a3 * b9
+        c3_10 += a3 * b10
+        c3_11 += a3 * b11
+        c3_12 += a3 * b12
+        c3_13 += a3 * b13
+        c3_14 += a3 * b14
+        c3_15 += a3 * b15
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+        c4_2 += a4 * b2
+        c4_3 += a4 * b3
+        c4_4 += a4 * b4
+        c4_5 += a4 * b5
+        c4_6 += a4 * b6
+        c4_7 += a4 * b7
+        c4_8 += a4 * b8
+        c4_9 += a4 * b9
+        c4_10 += a4 * b10
+        c4_11 += a4 * b11
+        c4_12 += a4 * b12
+        c4_13 += a4 * b13
+        c4_14 += a4 * b14
+        c4_15 += a4 * b15
+        a5 = ap[p, 5]
+        c5_0 += a5 * b0
+        c5_1 += a5 * b1
+        c5_2 += a5 * b2
+        c5_3 += a5 * b3
+        c5_4 += a5 * b4
+        c5_5 += a5 * b5
+        c5_6 += a5 * b6
+        c5_7 += a5 * b7
+        c5_8 += a5 * b8
+        c5_9 += a5 * b9
+        c5_10 += a5 * b10
+        c5_11 += a5 * b11
+        c5_12 += a5 * b12
+        c5_13 += a5 * b13
+        c5_14 += a5 * b14
+        c5_15 += a5 * b15
+        a6 = ap[p, 6]
+        c6_0 += a6 * b0
+        c6_1 += a6 * b1
+        c6_2 += a6 * b2
+        c6_3 += a6 * b3
+        c6_4 += a6 * b4
+        c6_5 += a6 * b5
+        c6_6 += a6 * b6
+        c6_7 += a6 * b7
+        c6_8 += a6 * b8
+        c6_9 += a6 * b9
+        c6_10 += a6 * b10
+        c6_11 += a6 * b11
+        c6_12 += a6 * b12
+        c6_13 += a6 * b13
+        c6_14 += a6 * b14
+        c6_15 += a6 * b15
+    c[r0, q0] += c0_0
+    c[r0, q1] += c0_1
+    c[r0, q2] += c0_2
+    c[r0, q3] += c0_3
+    c[r0, q4] += c0_4
+    c[r0, q5] += c0_5
+    c[r0, q6] += c0_6
+    c[r0, q7] += c0_7
+    c[r0, q8] += c0_8
+    c[r0, q9] += c0_9
+    c[r0, q10] += c0_10
+    c[r0, q11] += c0_11
+    c[r0, q12] += c0_12
+    c[r0, q13] += c0_13
+    c[r0, q14] += c0_14
+    c[r0, q15] += c0_15
+    c[r1, q0] += c1_0
+    c[r1, q1] += c1_1
+    c[r1, q2] += c1_2
+    c[r1, q3] += c1_3
+    c[r1, q4] += c1_4
+    c[r1, q5] += c1_5
+    c[r1, q6] += c1_6
+    c[r1, q7] += c1_7
+    c[r1, q8] += c1_8
+    c[r1, q9] += c1_9
+    c[r1, q10] += c1_10
+    c[r1, q11] += c1_11
+    c[r1, q12] += c1_12
+    c[r1, q13] += c1_13
+    c[r1, q14] += c1_14
+    c[r1, q15] += c1_15
+    c[r2, q0] += c2_0
+    c[r2, q1] += c2_1
+    c[r2, q2] += c2_2
+    c[r2, q3] += c2_3
+    c[r2, q4] += c2_4
+    c[r2, q5] += c2_5
+    c[r2, q6] += c2_6
+    c[r2, q7] += c2_7
+    c[r2, q8] += c2_8
+    c[r2, q9] += c2_9
+    c[r2, q10] += c2_10
+    c[r2, q11] += c2_11
+    c[r2, q12] += c2_12
+    c[r2, q13] += c2_13
+    c[r2, q14] += c2_14
+    c[r2, q15] += c2_15
+    c[r3, q0] += c3_0
+    c[r3, q1] += c3_1
+    c[r3, q2] += c3_2
+    c[r3, q3] += c3_3
+    c[r3, q4] += c3_4
+    c[r3, q5] += c3_5
+    c[r3, q6] += c3_6
+    c[r3, q7] += c3_7
+    c[r3, q8] += c3_8
+    c[r3, q9] += c3_9
+    c[r3, q10] += c3_10
+    c[r3, q11] += c3_11
+    c[r3, q12] += c3_12
+    c[r3, q13] += c3_13
+    c[r3, q14] += c3_14
+    c[r3, q15] += c3_15
+    c[r4, q0] += c4_0
+    c[r4, q1] += c4_1
+    c[r4, q2] += c4_2
+    c[r4, q3] += c4_3
+    c[r4, q4] += c4_4
+    c[r4, q5] += c4_5
+    c[r4, q6] += c4_6
+    c[r4, q7] += c4_7
+    c[r4, q8] += c4_8
+    c[r4, q9] += c4_9
+    c[r4, q10] += c4_10
+    c[r4, q11] += c4_11
+    c[r4, q12] += c4_12
+    c[r4, q13] += c4_13
+    c[r4, q14] += c4_14
+    c[r4, q15] += c4_15
+    c[r5, q0] += c5_0
+    c[r5, q1] += c5_1
+    c[r5, q2] += c5_2
+    c[r5, q3] += c5_3
+    c[r5, q4] += c5_4
+    c[r5, q5] += c5_5
+    c[r5, q6] += c5_6
+    c[r5, q7] += c5_7
+    c[r5, q8] += c5_8
+    c[r5, q9] += c5_9
+    c[r5, q10] += c5_10
+    c[r5, q11] += c5_11
+    c[r5, q12] += c5_12
+    c[r5, q13] += c5_13
+    c[r5, q14] += c5_14
+    c[r5, q15] += c5_15
+    c[r6, q0] += c6_0
+    c[r6, q1] += c6_1
+    c[r6, q2] += c6_2
+    c[r6, q3] += c6_3
+    c[r6, q4] += c6_4
+    c[r6, q5] += c6_5
+    c[r6, q6] += c6_6
+    c[r6, q7] += c6_7
+    c[r6, q8] += c6_8
+    c[r6, q9] += c6_9
+    c[r6, q10] += c6_10
+    c[r6, q11] += c6_11
+    c[r6, q12] += c6_12
+    c[r6, q13] += c6_13
+    c[r6, q14] += c6_14
+    c[r6, q15] += c6_15
 
 
 @njit(fastmath=True, cache=True)
@@ -1516,6 +2228,789 @@ def set_7x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
 
 
 @njit(fastmath=True, cache=True)
+def add_7x32(ap, bp, kc, c, i0, j0, pf, pfi, step):
+    """c[i0:i0+7, j0:j0+32] += an edge tile (bp's first 32 columns): ap (kc, 7) and bp (kc, 32) are packed panels; the tile stays in 224
+    scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
+    stores of whole rows vectorise too (a loop would stay scalar: loop vectorisation is off).
+    C's rows are asked for first and the next panel of B a line a step, so neither stalls the
+    multiply-adds (fndcli/kernels/prefetch.py)."""
+    z = np.float32(0)  # unified with the inputs: float32 stays float32, float64 in float64
+    r0 = i0 + np.uint64(0)
+    r1 = i0 + np.uint64(1)
+    r2 = i0 + np.uint64(2)
+    r3 = i0 + np.uint64(3)
+    r4 = i0 + np.uint64(4)
+    r5 = i0 + np.uint64(5)
+    r6 = i0 + np.uint64(6)
+    q0 = j0 + np.uint64(0)
+    q1 = j0 + np.uint64(1)
+    q2 = j0 + np.uint64(2)
+    q3 = j0 + np.uint64(3)
+    q4 = j0 + np.uint64(4)
+    q5 = j0 + np.uint64(5)
+    q6 = j0 + np.uint64(6)
+    q7 = j0 + np.uint64(7)
+    q8 = j0 + np.uint64(8)
+    q9 = j0 + np.uint64(9)
+    q10 = j0 + np.uint64(10)
+    q11 = j0 + np.uint64(11)
+    q12 = j0 + np.uint64(12)
+    q13 = j0 + np.uint64(13)
+    q14 = j0 + np.uint64(14)
+    q15 = j0 + np.uint64(15)
+    q16 = j0 + np.uint64(16)
+    q17 = j0 + np.uint64(17)
+    q18 = j0 + np.uint64(18)
+    q19 = j0 + np.uint64(19)
+    q20 = j0 + np.uint64(20)
+    q21 = j0 + np.uint64(21)
+    q22 = j0 + np.uint64(22)
+    q23 = j0 + np.uint64(23)
+    q24 = j0 + np.uint64(24)
+    q25 = j0 + np.uint64(25)
+    q26 = j0 + np.uint64(26)
+    q27 = j0 + np.uint64(27)
+    q28 = j0 + np.uint64(28)
+    q29 = j0 + np.uint64(29)
+    q30 = j0 + np.uint64(30)
+    q31 = j0 + np.uint64(31)
+    write_l1(c, r0, q0)
+    write_l1(c, r0, q16)
+    write_l1(c, r0, q31)
+    write_l1(c, r1, q0)
+    write_l1(c, r1, q16)
+    write_l1(c, r1, q31)
+    write_l1(c, r2, q0)
+    write_l1(c, r2, q16)
+    write_l1(c, r2, q31)
+    write_l1(c, r3, q0)
+    write_l1(c, r3, q16)
+    write_l1(c, r3, q31)
+    write_l1(c, r4, q0)
+    write_l1(c, r4, q16)
+    write_l1(c, r4, q31)
+    write_l1(c, r5, q0)
+    write_l1(c, r5, q16)
+    write_l1(c, r5, q31)
+    write_l1(c, r6, q0)
+    write_l1(c, r6, q16)
+    write_l1(c, r6, q31)
+    c0_0 = z
+    c0_1 = z
+    c0_2 = z
+    c0_3 = z
+    c0_4 = z
+    c0_5 = z
+    c0_6 = z
+    c0_7 = z
+    c0_8 = z
+    c0_9 = z
+    c0_10 = z
+    c0_11 = z
+    c0_12 = z
+    c0_13 = z
+    c0_14 = z
+    c0_15 = z
+    c0_16 = z
+    c0_17 = z
+    c0_18 = z
+    c0_19 = z
+    c0_20 = z
+    c0_21 = z
+    c0_22 = z
+    c0_23 = z
+    c0_24 = z
+    c0_25 = z
+    c0_26 = z
+    c0_27 = z
+    c0_28 = z
+    c0_29 = z
+    c0_30 = z
+    c0_31 = z
+    c1_0 = z
+    c1_1 = z
+    c1_2 = z
+    c1_3 = z
+    c1_4 = z
+    c1_5 = z
+    c1_6 = z
+    c1_7 = z
+    c1_8 = z
+    c1_9 = z
+    c1_10 = z
+    c1_11 = z
+    c1_12 = z
+    c1_13 = z
+    c1_14 = z
+    c1_15 = z
+    c1_16 = z
+    c1_17 = z
+    c1_18 = z
+    c1_19 = z
+    c1_20 = z
+    c1_21 = z
+    c1_22 = z
+    c1_23 = z
+    c1_24 = z
+    c1_25 = z
+    c1_26 = z
+    c1_27 = z
+    c1_28 = z
+    c1_29 = z
+    c1_30 = z
+    c1_31 = z
+    c2_0 = z
+    c2_1 = z
+    c2_2 = z
+    c2_3 = z
+    c2_4 = z
+    c2_5 = z
+    c2_6 = z
+    c2_7 = z
+    c2_8 = z
+    c2_9 = z
+    c2_10 = z
+    c2_11 = z
+    c2_12 = z
+    c2_13 = z
+    c2_14 = z
+    c2_15 = z
+    c2_16 = z
+    c2_17 = z
+    c2_18 = z
+    c2_19 = z
+    c2_20 = z
+    c2_21 = z
+    c2_22 = z
+    c2_23 = z
+    c2_24 = z
+    c2_25 = z
+    c2_26 = z
+    c2_27 = z
+    c2_28 = z
+    c2_29 = z
+    c2_30 = z
+    c2_31 = z
+    c3_0 = z
+    c3_1 = z
+    c3_2 = z
+    c3_3 = z
+    c3_4 = z
+    c3_5 = z
+    c3_6 = z
+    c3_7 = z
+    c3_8 = z
+    c3_9 = z
+    c3_10 = z
+    c3_11 = z
+    c3_12 = z
+    c3_13 = z
+    c3_14 = z
+    c3_15 = z
+    c3_16 = z
+    c3_17 = z
+    c3_18 = z
+    c3_19 = z
+    c3_20 = z
+    c3_21 = z
+    c3_22 = z
+    c3_23 = z
+    c3_24 = z
+    c3_25 = z
+    c3_26 = z
+    c3_27 = z
+    c3_28 = z
+    c3_29 = z
+    c3_30 = z
+    c3_31 = z
+    c4_0 = z
+    c4_1 = z
+    c4_2 = z
+    c4_3 = z
+    c4_4 = z
+    c4_5 = z
+    c4_6 = z
+    c4_7 = z
+    c4_8 = z
+    c4_9 = z
+    c4_10 = z
+    c4_11 = z
+    c4_12 = z
+    c4_13 = z
+    c4_14 = z
+    c4_15 = z
+    c4_16 = z
+    c4_17 = z
+    c4_18 = z
+    c4_19 = z
+    c4_20 = z
+    c4_21 = z
+    c4_22 = z
+    c4_23 = z
+    c4_24 = z
+    c4_25 = z
+    c4_26 = z
+    c4_27 = z
+    c4_28 = z
+    c4_29 = z
+    c4_30 = z
+    c4_31 = z
+    c5_0 = z
+    c5_1 = z
+    c5_2 = z
+    c5_3 = z
+    c5_4 = z
+    c5_5 = z
+    c5_6 = z
+    c5_7 = z
+    c5_8 = z
+    c5_9 = z
+    c5_10 = z
+    c5_11 = z
+    c5_12 = z
+    c5_13 = z
+    c5_14 = z
+    c5_15 = z
+    c5_16 = z
+    c5_17 = z
+    c5_18 = z
+    c5_19 = z
+    c5_20 = z
+    c5_21 = z
+    c5_22 = z
+    c5_23 = z
+    c5_24 = z
+    c5_25 = z
+    c5_26 = z
+    c5_27 = z
+    c5_28 = z
+    c5_29 = z
+    c5_30 = z
+    c5_31 = z
+    c6_0 = z
+    c6_1 = z
+    c6_2 = z
+    c6_3 = z
+    c6_4 = z
+    c6_5 = z
+    c6_6 = z
+    c6_7 = z
+    c6_8 = z
+    c6_9 = z
+    c6_10 = z
+    c6_11 = z
+    c6_12 = z
+    c6_13 = z
+    c6_14 = z
+    c6_15 = z
+    c6_16 = z
+    c6_17 = z
+    c6_18 = z
+    c6_19 = z
+    c6_20 = z
+    c6_21 = z
+    c6_22 = z
+    c6_23 = z
+    c6_24 = z
+    c6_25 = z
+    c6_26 = z
+    c6_27 = z
+    c6_28 = z
+    c6_29 = z
+    c6_30 = z
+    c6_31 = z
+    for p in range(kc):
+        read_l2(pf, pfi + p * step)
+        b0 = bp[p, 0]
+        b1 = bp[p, 1]
+        b2 = bp[p, 2]
+        b3 = bp[p, 3]
+        b4 = bp[p, 4]
+        b5 = bp[p, 5]
+        b6 = bp[p, 6]
+        b7 = bp[p, 7]
+        b8 = bp[p, 8]
+        b9 = bp[p, 9]
+        b10 = bp[p, 10]
+        b11 = bp[p, 11]
+        b12 = bp[p, 12]
+        b13 = bp[p, 13]
+        b14 = bp[p, 14]
+        b15 = bp[p, 15]
+        b16 = bp[p, 16]
+        b17 = bp[p, 17]
+        b18 = bp[p, 18]
+        b19 = bp[p, 19]
+        b20 = bp[p, 20]
+        b21 = bp[p, 21]
+        b22 = bp[p, 22]
+        b23 = bp[p, 23]
+        b24 = bp[p, 24]
+        b25 = bp[p, 25]
+        b26 = bp[p, 26]
+        b27 = bp[p, 27]
+        b28 = bp[p, 28]
+        b29 = bp[p, 29]
+        b30 = bp[p, 30]
+        b31 = bp[p, 31]
+        a0 = ap[p, 0]
+        c0_0 += a0 * b0
+        c0_1 += a0 * b1
+        c0_2 += a0 * b2
+        c0_3 += a0 * b3
+        c0_4 += a0 * b4
+        c0_5 += a0 * b5
+        c0_6 += a0 * b6
+        c0_7 += a0 * b7
+        c0_8 += a0 * b8
+        c0_9 += a0 * b9
+        c0_10 += a0 * b10
+        c0_11 += a0 * b11
+        c0_12 += a0 * b12
+        c0_13 += a0 * b13
+        c0_14 += a0 * b14
+        c0_15 += a0 * b15
+        c0_16 += a0 * b16
+        c0_17 += a0 * b17
+        c0_18 += a0 * b18
+        c0_19 += a0 * b19
+        c0_20 += a0 * b20
+        c0_21 += a0 * b21
+        c0_22 += a0 * b22
+        c0_23 += a0 * b23
+        c0_24 += a0 * b24
+        c0_25 += a0 * b25
+        c0_26 += a0 * b26
+        c0_27 += a0 * b27
+        c0_28 += a0 * b28
+        c0_29 += a0 * b29
+        c0_30 += a0 * b30
+        c0_31 += a0 * b31
+        a1 = ap[p, 1]
+        c1_0 += a1 * b0
+        c1_1 += a1 * b1
+        c1_2 += a1 * b2
+        c1_3 += a1 * b3
+        c1_4 += a1 * b4
+        c1_5 += a1 * b5
+        c1_6 += a1 * b6
+        c1_7 += a1 * b7
+        c1_8 += a1 * b8
+        c1_9 += a1 * b9
+        c1_10 += a1 * b10
+        c1_11 += a1 * b11
+        c1_12 += a1 * b12
+        c1_13 += a1 * b13
+        c1_14 += a1 * b14
+        c1_15 += a1 * b15
+        c1_16 += a1 * b16
+        c1_17 += a1 * b17
+        c1_18 += a1 * b18
+        c1_19 += a1 * b19
+        c1_20 += a1 * b20
+        c1_21 += a1 * b21
+        c1_22 += a1 * b22
+        c1_23 += a1 * b23
+        c1_24 += a1 * b24
+        c1_25 += a1 * b25
+        c1_26 += a1 * b26
+        c1_27 += a1 * b27
+        c1_28 += a1 * b28
+        c1_29 += a1 * b29
+        c1_30 += a1 * b30
+        c1_31 += a1 * b31
+        a2 = ap[p, 2]
+        c2_0 += a2 * b0
+        c2_1 += a2 * b1
+        c2_2 += a2 * b2
+        c2_3 += a2 * b3
+        c2_4 += a2 * b4
+        c2_5 += a2 * b5
+        c2_6 += a2 * b6
+        c2_7 += a2 * b7
+        c2_8 += a2 * b8
+        c2_9 += a2 * b9
+        c2_10 += a2 * b10
+        c2_11 += a2 * b11
+        c2_12 += a2 * b12
+        c2_13 += a2 * b13
+        c2_14 += a2 * b14
+        c2_15 += a2 * b15
+        c2_16 += a2 * b16
+        c2_17 += a2 * b17
+        c2_18 += a2 * b18
+        c2_19 += a2 * b19
+        c2_20 += a2 * b20
+        c2_21 += a2 * b21
+        c2_22 += a2 * b22
+        c2_23 += a2 * b23
+        c2_24 += a2 * b24
+        c2_25 += a2 * b25
+        c2_26 += a2 * b26
+        c2_27 += a2 * b27
+        c2_28 += a2 * b28
+        c2_29 += a2 * b29
+        c2_30 += a2 * b30
+        c2_31 += a2 * b31
+        a3 = ap[p, 3]
+        c3_0 += a3 * b0
+        c3_1 += a3 * b1
+        c3_2 += a3 * b2
+        c3_3 += a3 * b3
+        c3_4 += a3 * b4
+        c3_5 += a3 * b5
+        c3_6 += a3 * b6
+        c3_7 += a3 * b7
+        c3_8 += a3 * b8
+        c3_9 += a3 * b9
+        c3_10 += a3 * b10
+        c3_11 += a3 * b11
+        c3_12 += a3 * b12
+        c3_13 += a3 * b13
+        c3_14 += a3 * b14
+        c3_15 += a3 * b15
+        c3_16 += a3 * b16
+        c3_17 += a3 * b17
+        c3_18 += a3 * b18
+        c3_19 += a3 * b19
+        c3_20 += a3 * b20
+        c3_21 += a3 * b21
+        c3_22 += a3 * b22
+        c3_23 += a3 * b23
+        c3_24 += a3 * b24
+        c3_25 += a3 * b25
+        c3_26 += a3 * b26
+        c3_27 += a3 * b27
+        c3_28 += a3 * b28
+        c3_29 += a3 * b29
+        c3_30 += a3 * b30
+        c3_31 += a3 * b31
+        a4 = ap[p, 4]
+        c4_0 += a4 * b0
+        c4_1 += a4 * b1
+        c4_2 += a4 * b2
+        c4_3 += a4 * b3
+        c4_4 += a4 * b4
+        c4_5 += a4 * b5
+        c4_6 += a4 * b6
+        c4_7 += a4 * b7
+        c4_8 += a4 * b8
+        c4_9 += a4 * b9
+        c4_10 += a4 * b10
+        c4_11 += a4 * b11
+        c4_12 += a4 * b12
+        c4_13 += a4 * b13
+        c4_14 += a4 * b14
+        c4_15 += a4 * b15
+        c4_16 += a4 * b16
+        c4_17 += a4 * b17
+        c4_18 += a4 * b18
+        c4_19 += a4 * b19
+        c4_20 += a4 * b20
+        c4_21 += a4 * b21
+        c4_22 += a4 * b22
+        c4_23 += a4 * b23
+        c4_24 += a4 * b24
+        c4_25 += a4 * b25
+        c4_26 += a4 * b26
+        c4_27 += a4 * b27
+        c4_28 += a4 * b28
+        c4_29 += a4 * b29
+        c4_30 += a4 * b30
+        c4_31 += a4 * b31
+        a5 = ap[p, 5]
+        c5_0 += a5 * b0
+        c5_1 += a5 * b1
+        c5_2 += a5 * b2
+        c5_3 += a5 * b3
+        c5_4 += a5 * b4
+        c5_5 += a5 * b5
+        c5_6 += a5 * b6
+        c5_7 += a5 * b7
+        c5_8 += a5 * b8
+        c5_9 += a5 * b9
+        c5_10 += a5 * b10
+        c5_11 += a5 * b11
+        c5_12 += a5 * b12
+        c5_13 += a5 * b13
+        c5_14 += a5 * b14
+        c5_15 += a5 * b15
+        c5_16 += a5 * b16
+        c5_17 += a5 * b17
+        c5_18 += a5 * b18
+        c5_19 += a5 * b19
+        c5_20 += a5 * b20
+        c5_21 += a5 * b21
+        c5_22 += a5 * b22
+        c5_23 += a5 * b23
+        c5_24 += a5 * b24
+        c5_25 += a5 * b25
+        c5_26 += a5 * b26
+        c5_27 += a5 * b27
+        c5_28 += a5 * b28
+        c5_29 += a5 * b29
+        c5_30 += a5 * b30
+        c5_31 += a5 * b31
+        a6 = ap[p, 6]
+        c6_0 += a6 * b0
+        c6_1 += a6 * b1
+        c6_2 += a6 * b2
+        c6_3 += a6 * b3
+        c6_4 += a6 * b4
+        c6_5 += a6 * b5
+        c6_6 += a6 * b6
+        c6_7 += a6 * b7
+        c6_8 += a6 * b8
+        c6_9 += a6 * b9
+        c6_10 += a6 * b10
+        c6_11 += a6 * b11
+        c6_12 += a6 * b12
+        c6_13 += a6 * b13
+        c6_14 += a6 * b14
+        c6_15 += a6 * b15
+        c6_16 += a6 * b16
+        c6_17 += a6 * b17
+        c6_18 += a6 * b18
+        c6_19 += a6 * b19
+        c6_20 += a6 * b20
+        c6_21 += a6 * b21
+        c6_22 += a6 * b22
+        c6_23 += a6 * b23
+        c6_24 += a6 * b24
+        c6_25 += a6 * b25
+        c6_26 += a6 * b26
+        c6_27 += a6 * b27
+        c6_28 += a6 * b28
+        c6_29 += a6 * b29
+        c6_30 += a6 * b30
+        c6_31 += a6 * b31
+    c[r0, q0] += c0_0
+    c[r0, q1] += c0_1
+    c[r0, q2] += c0_2
+    c[r0, q3] += c0_3
+    c[r0, q4] += c0_4
+    c[r0, q5] += c0_5
+    c[r0, q6] += c0_6
+    c[r0, q7] += c0_7
+    c[r0, q8] += c0_8
+    c[r0, q9] += c0_9
+    c[r0, q10] += c0_10
+    c[r0, q11] += c0_11
+    c[r0, q12] += c0_12
+    c[r0, q13] += c0_13
+    c[r0, q14] += c0_14
+    c[r0, q15] += c0_15
+    c[r0, q16] += c0_16
+    c[r0, q17] += c0_17
+    c[r0, q18] += c0_18
+    c[r0, q19] += c0_19
+    c[r0, q20] += c0_20
+    c[r0, q21] += c0_21
+    c[r0, q22] += c0_22
+    c[r0, q23] += c0_23
+    c[r0, q24] += c0_24
+    c[r0, q25] += c0_25
+    c[r0, q26] += c0_26
+    c[r0, q27] += c0_27
+    c[r0, q28] += c0_28
+    c[r0, q29] += c0_29
+    c[r0, q30] += c0_30
+    c[r0, q31] += c0_31
+    c[r1, q0] += c1_0
+    c[r1, q1] += c1_1
+    c[r1, q2] += c1_2
+    c[r1, q3] += c1_3
+    c[r1, q4] += c1_4
+    c[r1, q5] += c1_5
+    c[r1, q6] += c1_6
+    c[r1, q7] += c1_7
+    c[r1, q8] += c1_8
+    c[r1, q9] += c1_9
+    c[r1, q10] += c1_10
+    c[r1, q11] += c1_11
+    c[r1, q12] += c1_12
+    c[r1, q13] += c1_13
+    c[r1, q14] += c1_14
+    c[r1, q15] += c1_15
+    c[r1, q16] += c1_16
+    c[r1, q17] += c1_17
+    c[r1, q18] += c1_18
+    c[r1, q19] += c1_19
+    c[r1, q20] += c1_20
+    c[r1, q21] += c1_21
+    c[r1, q22] += c1_22
+    c[r1, q23] += c1_23
+    c[r1, q24] += c1_24
+    c[r1, q25] += c1_25
+    c[r1, q26] += c1_26
+    c[r1, q27] += c1_27
+    c[r1, q28] += c1_28
+    c[r1, q29] += c1_29
+    c[r1, q30] += c1_30
+    c[r1, q31] += c1_31
+    c[r2, q0] += c2_0
+    c[r2, q1] += c2_1
+    c[r2, q2] += c2_2
+    c[r2, q3] += c2_3
+    c[r2, q4] += c2_4
+    c[r2, q5] += c2_5
+    c[r2, q6] += c2_6
+    c[r2, q7] += c2_7
+    c[r2, q8] += c2_8
+    c[r2, q9] += c2_9
+    c[r2, q10] += c2_10
+    c[r2, q11] += c2_11
+    c[r2, q12] += c2_12
+    c[r2, q13] += c2_13
+    c[r2, q14] += c2_14
+    c[r2, q15] += c2_15
+    c[r2, q16] += c2_16
+    c[r2, q17] += c2_17
+    c[r2, q18] += c2_18
+    c[r2, q19] += c2_19
+    c[r2, q20] += c2_20
+    c[r2, q21] += c2_21
+    c[r2, q22] += c2_22
+    c[r2, q23] += c2_23
+    c[r2, q24] += c2_24
+    c[r2, q25] += c2_25
+    c[r2, q26] += c2_26
+    c[r2, q27] += c2_27
+    c[r2, q28] += c2_28
+    c[r2, q29] += c2_29
+    c[r2, q30] += c2_30
+    c[r2, q31] += c2_31
+    c[r3, q0] += c3_0
+    c[r3, q1] += c3_1
+    c[r3, q2] += c3_2
+    c[r3, q3] += c3_3
+    c[r3, q4] += c3_4
+    c[r3, q5] += c3_5
+    c[r3, q6] += c3_6
+    c[r3, q7] += c3_7
+    c[r3, q8] += c3_8
+    c[r3, q9] += c3_9
+    c[r3, q10] += c3_10
+    c[r3, q11] += c3_11
+    c[r3, q12] += c3_12
+    c[r3, q13] += c3_13
+    c[r3, q14] += c3_14
+    c[r3, q15] += c3_15
+    c[r3, q16] += c3_16
+    c[r3, q17] += c3_17
+    c[r3, q18] += c3_18
+    c[r3, q19] += c3_19
+    c[r3, q20] += c3_20
+    c[r3, q21] += c3_21
+    c[r3, q22] += c3_22
+    c[r3, q23] += c3_23
+    c[r3, q24] += c3_24
+    c[r3, q25] += c3_25
+    c[r3, q26] += c3_26
+    c[r3, q27] += c3_27
+    c[r3, q28] += c3_28
+    c[r3, q29] += c3_29
+    c[r3, q30] += c3_30
+    c[r3, q31] += c3_31
+    c[r4, q0] += c4_0
+    c[r4, q1] += c4_1
+    c[r4, q2] += c4_2
+    c[r4, q3] += c4_3
+    c[r4, q4] += c4_4
+    c[r4, q5] += c4_5
+    c[r4, q6] += c4_6
+    c[r4, q7] += c4_7
+    c[r4, q8] += c4_8
+    c[r4, q9] += c4_9
+    c[r4, q10] += c4_10
+    c[r4, q11] += c4_11
+    c[r4, q12] += c4_12
+    c[r4, q13] += c4_13
+    c[r4, q14] += c4_14
+    c[r4, q15] += c4_15
+    c[r4, q16] += c4_16
+    c[r4, q17] += c4_17
+    c[r4, q18] += c4_18
+    c[r4, q19] += c4_19
+    c[r4, q20] += c4_20
+    c[r4, q21] += c4_21
+    c[r4, q22] += c4_22
+    c[r4, q23] += c4_23
+    c[r4, q24] += c4_24
+    c[r4, q25] += c4_25
+    c[r4, q26] += c4_26
+    c[r4, q27] += c4_27
+    c[r4, q28] += c4_28
+    c[r4, q29] += c4_29
+    c[r4, q30] += c4_30
+    c[r4, q31] += c4_31
+    c[r5, q0] += c5_0
+    c[r5, q1] += c5_1
+    c[r5, q2] += c5_2
+    c[r5, q3] += c5_3
+    c[r5, q4] += c5_4
+    c[r5, q5] += c5_5
+    c[r5, q6] += c5_6
+    c[r5, q7] += c5_7
+    c[r5, q8] += c5_8
+    c[r5, q9] += c5_9
+    c[r5, q10] += c5_10
+    c[r5, q11] += c5_11
+    c[r5, q12] += c5_12
+    c[r5, q13] += c5_13
+    c[r5, q14] += c5_14
+    c[r5, q15] += c5_15
+    c[r5, q16] += c5_16
+    c[r5, q17] += c5_17
+    c[r5, q18] += c5_18
+    c[r5, q19] += c5_19
+    c[r5, q20] += c5_20
+    c[r5, q21] += c5_21
+    c[r5, q22] += c5_22
+    c[r5, q23] += c5_23
+    c[r5, q24] += c5_24
+    c[r5, q25] += c5_25
+    c[r5, q26] += c5_26
+    c[r5, q27] += c5_27
+    c[r5, q28] += c5_28
+    c[r5, q29] += c5_29
+    c[r5, q30] += c5_30
+    c[r5, q31] += c5_31
+    c[r6, q0] += c6_0
+    c[r6, q1] += c6_1
+    c[r6, q2] += c6_2
+    c[r6, q3] += c6_3
+    c[r6, q4] += c6_4
+    c[r6, q5] += c6_5
+    c[r6, q6] += c6_6
+    c[r6, q7] += c6_7
+    c[r6, q8] += c6_8
+    c[r6, q9] += c6_9
+    c[r6, q10] += c6_10
+    c[r6, q11] += c6_11
+    c[r6, q12] += c6_12
+    c[r6, q13] += c6_13
+    c[r6, q14] += c6_14
+    c[r6, q15] += c6_15
+    c[r6, q16] += c6_16
+    c[r6, q17] += c6_17
+    c[r6, q18] += c6_18
+    c[r6, q19] += c6_19
+    c[r6, q20] += c6_20
+    c[r6, q21] += c6_21
+    c[r6, q22] += c6_22
+    c[r6, q23] += c6_23
+    c[r6, q24] += c6_24
+    c[r6, q25] += c6_25
+    c[r6, q26] += c6_26
+    c[r6, q27] += c6_27
+    c[r6, q28] += c6_28
+    c[r6, q29] += c6_29
+    c[r6, q30] += c6_30
+    c[r6, q31] += c6_31
+
+
+@njit(fastmath=True, cache=True)
 def set_5x4(ap, bp, kc, c, i0, j0, pf, pfi, step):
     """c[i0:i0+5, j0:j0+4] = the tile (the first K block): ap (kc, 5) and bp (kc, 4) are packed panels; the tile stays in 20
     scalar accumulators, which the SLP vectorizer keeps in registers; straight-line loads and
@@ -1772,8 +3267,14 @@ def gemm_5x4(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_5x4(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         w = n - j0
+                        if i0 + MR <= m and w == 2:
+                            if kb == 0:
+                                set_5x2(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_5x2(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         if w <= 2:
                             set_5x2(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         else:
@@ -2176,8 +3677,14 @@ def gemm_5x8(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_5x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         w = n - j0
+                        if i0 + MR <= m and w == 4:
+                            if kb == 0:
+                                set_5x4(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_5x4(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         if w <= 4:
                             set_5x4(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         else:
@@ -2852,8 +4359,14 @@ def gemm_5x16(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_5x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         w = n - j0
+                        if i0 + MR <= m and w == 8:
+                            if kb == 0:
+                                set_5x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_5x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         if w <= 8:
                             set_5x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         else:
@@ -4108,8 +5621,20 @@ def gemm_7x24(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_7x24(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         w = n - j0
+                        if i0 + MR <= m and w == 8:
+                            if kb == 0:
+                                set_7x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_7x8(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        if i0 + MR <= m and w == 16:
+                            if kb == 0:
+                                set_7x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_7x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         if w <= 8:
                             set_7x8(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         elif w <= 16:
@@ -6470,8 +7995,20 @@ def gemm_7x48(a, b, c, kc, mc, parts, bp, ap):
                             else:
                                 add_7x48(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
                             continue
-                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         w = n - j0
+                        if i0 + MR <= m and w == 16:
+                            if kb == 0:
+                                set_7x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_7x16(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        if i0 + MR <= m and w == 32:
+                            if kb == 0:
+                                set_7x32(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            else:
+                                add_7x32(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)
+                            continue
+                        # an edge tile's valid part, through t; B's last panel as wide as needed
                         if w <= 16:
                             set_7x16(apart[ip], bp[kb, jp], kcb, t, np.uint64(0), np.uint64(0), flat, pfi, step)
                         elif w <= 32:

@@ -138,6 +138,23 @@ def _pack_a(mr):
     ]
 
 
+def _edge_in_place(mr, nr):
+    """The driver's lines for a last panel of B exactly as wide as an edge kernel (n = 1024 in 48-wide
+    panels leaves 16, 2048 leaves 32): its whole-row tiles straight into c, as a whole tile's."""
+    lines = []
+    call = "(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)"
+    for e in edges(mr, nr):
+        lines += [
+            f"                        if i0 + MR <= m and w == {e}:",
+            "                            if kb == 0:",
+            f"                                set_{mr}x{e}{call}",
+            "                            else:",
+            f"                                add_{mr}x{e}{call}",
+            "                            continue",
+        ]
+    return lines
+
+
 def _edge_calls(mr, nr):
     """The driver's lines that multiply an edge tile into t, by the narrowest kernel as wide as its
     columns."""
@@ -208,8 +225,9 @@ def _driver(mr, nr):
         f"                                add_{t}(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), "
         "np.uint64(j0), flat, pfi, step)",
         "                            continue",
-        "                        # an edge tile's valid part, through t; B's last panel as wide as needed",
         "                        w = n - j0",
+        *_edge_in_place(mr, nr),
+        "                        # an edge tile's valid part, through t; B's last panel as wide as needed",
         *_edge_calls(mr, nr),
         "                        for i in range(min(MR, m - i0)):",
         "                            for j in range(min(NR, n - j0)):",
@@ -252,6 +270,9 @@ def generate():
     for mr, e in narrow:  # the edge kernels no tile already is
         lines += _micro(
             f"set_{mr}x{e}", f"c[i0:i0+{mr}, j0:j0+{e}] = an edge tile (bp's first {e} columns)", "=", mr, e
+        )
+        lines += _micro(
+            f"add_{mr}x{e}", f"c[i0:i0+{mr}, j0:j0+{e}] += an edge tile (bp's first {e} columns)", "+=", mr, e
         )
     for mr, nr in tiles:
         t = f"{mr}x{nr}"
