@@ -140,16 +140,15 @@ def _pack_a(mr):
 
 def _edge_in_place(mr, nr):
     """The driver's lines for a last panel of B exactly as wide as an edge kernel (n = 1024 in 48-wide
-    panels leaves 16, 2048 leaves 32): its whole-row tiles straight into c, as a whole tile's."""
+    panels leaves 16, 2048 leaves 32): its whole-row tiles of the first K block (the only one, for k up to
+    thousands) straight into c. The later K blocks go through t: add_ kernels for the edge widths would
+    double what the edge costs to compile (numba-tiled's float32 on AVX-512: 31 s, 50 s with them)."""
     lines = []
     call = "(apart[ip], bp[kb, jp], kcb, c, np.uint64(i0), np.uint64(j0), flat, pfi, step)"
     for e in edges(mr, nr):
         lines += [
-            f"                        if i0 + MR <= m and w == {e}:",
-            "                            if kb == 0:",
-            f"                                set_{mr}x{e}{call}",
-            "                            else:",
-            f"                                add_{mr}x{e}{call}",
+            f"                        if kb == 0 and i0 + MR <= m and w == {e}:",
+            f"                            set_{mr}x{e}{call}",
             "                            continue",
         ]
     return lines
@@ -271,9 +270,7 @@ def generate():
         lines += _micro(
             f"set_{mr}x{e}", f"c[i0:i0+{mr}, j0:j0+{e}] = an edge tile (bp's first {e} columns)", "=", mr, e
         )
-        lines += _micro(
-            f"add_{mr}x{e}", f"c[i0:i0+{mr}, j0:j0+{e}] += an edge tile (bp's first {e} columns)", "+=", mr, e
-        )
+
     for mr, nr in tiles:
         t = f"{mr}x{nr}"
         lines += _micro(f"set_{t}", f"c[i0:i0+{mr}, j0:j0+{nr}] = the tile (the first K block)", "=", mr, nr)
