@@ -31,6 +31,11 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def cpu_words(model, cores, isa):
+    """A CPU as fnd names it beside its ceilings: 'Intel(R) Xeon(R) Processor, 2 cores, AVX-512'."""
+    return f"{model}, {cores} cores, {isa}"
+
+
 def physical_cores():
     """Cores without their SMT siblings: the distinct thread_siblings_list of the CPUs (os.cpu_count() if the
     kernel does not say)."""

@@ -251,13 +251,13 @@ def roofline_title(ceilings, cpu=None):
 
 
 def host_cpu():
-    """This machine's CPU as a roofline names it: model, cores and vector unit."""
-    import os
+    """This machine's CPU as a roofline names it, as fnd peak names the machine its ceilings are of: model,
+    cores and vector unit."""
+    from fndcli.bench.peak import machine_key
+    from fndcli.machine import cpu_words
 
-    from fndcli.kernels import jitenv
-    from fndcli.machine import cpu_model
-
-    return f"{cpu_model()}, {os.cpu_count()} cores, {jitenv.isa()[0]}"
+    key = machine_key()
+    return cpu_words(key["cpu_model"], key["cpu_count"], key["isa"])
 
 
 def roofline(rows, ceilings, path, cpu=None):

@@ -11,6 +11,7 @@ import math
 from rich.markup import escape
 
 from fndcli import kinds
+from fndcli.machine import cpu_words
 from fndcli.report import bench_tables, tables, train_tables
 from fndcli.report.figures import human_seconds
 from fndcli.settings import task_loss
@@ -259,8 +260,8 @@ def peak(run):
     m, rows = run.meta, run.rows
     yield bench_tables.peak_table(
         rows,
-        f"this machine's ceilings: {m.get('cpu_model')}, {m.get('cpu_count')} cores, "
-        f"{rows['isa'].iloc[0] if len(rows) else ''}",
+        "this machine's ceilings: "
+        + cpu_words(m.get("cpu_model"), m.get("cpu_count"), rows["isa"].iloc[0] if len(rows) else ""),
         bench_tables.peak_caption(
             rows,
             m.get("measured_rows") or 0,
